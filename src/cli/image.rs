@@ -1,0 +1,67 @@
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image, or reuse it when nothing changed. Prints the tag as the last line.
+    Build(ImageBuildArgs),
+    /// Make the base image offline with debootstrap (for machines without a registry).
+    BootstrapBase(BootstrapBaseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// The task image: uv and the real Claude Code CLI.
+    Agent,
+    /// A small image with a scripted `claude` stand-in, for testing the runner.
+    Probe,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Which image to build.
+    #[arg(long, value_enum, default_value = "agent")]
+    pub target: TargetArg,
+
+    /// Base image to build from.
+    #[arg(long, value_name = "IMAGE", default_value = crate::image::DEFAULT_BASE)]
+    pub base: String,
+
+    /// Add a CA certificate (PEM) to the image, e.g. for a TLS-inspecting proxy. Repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+
+    /// Build even if an image with the same content tag exists.
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// If the base image is absent and cannot be pulled, make it with debootstrap.
+    #[arg(long)]
+    pub bootstrap_base: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapBaseArgs {
+    /// Tag to import the base under.
+    #[arg(long, value_name = "IMAGE", default_value = crate::image::DEFAULT_BASE)]
+    pub base: String,
+
+    /// Debian suite to install.
+    #[arg(long, default_value = "bookworm")]
+    pub suite: String,
+
+    /// Debian mirror to install from.
+    #[arg(long, default_value = "http://deb.debian.org/debian")]
+    pub mirror: String,
+
+    /// Replace the image if the tag already exists.
+    #[arg(long)]
+    pub force: bool,
+}

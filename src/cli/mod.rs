@@ -1,0 +1,47 @@
+//! Command-line argument structs only (clap derive). No logic lives here: `commands/` turns
+//! these into calls on the library.
+
+mod demo;
+mod doctor;
+mod gc;
+mod image;
+mod run;
+
+pub use demo::DemoArgs;
+pub use doctor::DoctorArgs;
+pub use gc::GcArgs;
+pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+pub use run::RunArgs;
+
+use clap::{Parser, Subcommand};
+
+/// Run many AI coding tasks in parallel, each sealed in its own Docker container.
+#[derive(Debug, Parser)]
+#[command(name = "sandpen", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Docker engine address (unix://, tcp://, http://, https://, ssh://).
+    /// Overrides DOCKER_HOST.
+    #[arg(long, global = true, value_name = "URL")]
+    pub host: Option<String>,
+
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run tasks in parallel, one container each, through the WorkflowManager agent.
+    Run(RunArgs),
+    /// Build, reuse or bootstrap sandpen's images.
+    Image(ImageArgs),
+    /// Remove containers left behind by sandpen runs whose process is gone.
+    Gc(GcArgs),
+    /// Run sample tasks end to end against a scripted model (no account needed).
+    Demo(DemoArgs),
+    /// Describe the Docker engine and sandpen's images.
+    Doctor(DoctorArgs),
+}

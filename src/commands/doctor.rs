@@ -1,0 +1,107 @@
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::engine::EngineInfo;
+use crate::exit;
+use crate::image::{self, ImageStatus, Target};
+
+/// Credentials the task containers receive from the host; doctor says which are set, never
+/// their values.
+const CREDENTIAL_VARS: [&str; 3] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+];
+
+#[derive(Serialize)]
+struct Report {
+    engine: EngineInfo,
+    base_image: String,
+    base_image_present: bool,
+    images: Vec<ImageStatus>,
+    credentials: Vec<(String, bool)>,
+}
+
+pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
+    let engine = super::connect(host).await?;
+    let info = engine.info().await?;
+    let base = image::DEFAULT_BASE;
+    let base_image_present = engine.image_id(base).await?.is_some();
+    let mut images = Vec::new();
+    for target in Target::ALL {
+        images.push(image::status(&engine, target, base).await?);
+    }
+    let credentials = CREDENTIAL_VARS
+        .iter()
+        .map(|v| {
+            (
+                v.to_string(),
+                std::env::var_os(v).is_some_and(|x| !x.is_empty()),
+            )
+        })
+        .collect();
+    let report = Report {
+        engine: info,
+        base_image: base.into(),
+        base_image_present,
+        images,
+        credentials,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn print_text(r: &Report) {
+    let e = &r.engine;
+    println!(
+        "engine      {} (Docker Engine {}, API {})",
+        e.address, e.version, e.api_version
+    );
+    println!(
+        "host        {} {}/{}, kernel {}",
+        e.operating_system, e.os, e.arch, e.kernel
+    );
+    println!(
+        "cgroups     v{} ({} driver)",
+        e.cgroup_version, e.cgroup_driver
+    );
+    println!(
+        "resources   {} CPUs, {:.1} GiB memory",
+        e.ncpu,
+        e.mem_total as f64 / (1u64 << 30) as f64
+    );
+    println!(
+        "base image  {}: {}",
+        r.base_image,
+        if r.base_image_present {
+            "present".to_string()
+        } else {
+            format!(
+                "absent (`sandpen image build` pulls it; without a registry: \
+                 `sudo sandpen image bootstrap-base`)"
+            )
+        }
+    );
+    for s in &r.images {
+        let state = match (&s.current_tag, s.built) {
+            (Some(tag), true) => format!("built and current ({tag})"),
+            (Some(tag), false) => format!("not built for the current sources (would be {tag})"),
+            (None, _) => "cannot tell: the base image is absent".to_string(),
+        };
+        println!("{:<11} {state}", format!("{} image", s.target.name()));
+        if !s.stale_tags.is_empty() {
+            println!("            other builds: {}", s.stale_tags.join(", "));
+        }
+    }
+    for (var, set) in &r.credentials {
+        println!(
+            "{:<11} {var} {}",
+            "credentials",
+            if *set { "is set" } else { "is not set" }
+        );
+    }
+}

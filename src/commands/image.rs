@@ -1,0 +1,62 @@
+use crate::cli::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+use crate::exit;
+use crate::image::{self, BootstrapOptions, ImageError, ImageRequest, Target};
+use crate::report::build::BuildDisplay;
+
+pub async fn run(host: Option<&str>, args: ImageArgs) -> anyhow::Result<i32> {
+    match args.command {
+        ImageCommand::Build(b) => build(host, b).await,
+        ImageCommand::BootstrapBase(b) => bootstrap(host, b).await,
+    }
+}
+
+async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> {
+    let target = match args.target {
+        TargetArg::Agent => Target::Agent,
+        TargetArg::Probe => Target::Probe,
+    };
+    // Bad certificate files are input errors: find them before connecting or building.
+    image::context_for(target, &args.ca_certs)?;
+    let engine = super::connect(host).await?;
+    let req = ImageRequest {
+        target,
+        base: args.base,
+        ca_certs: args.ca_certs,
+        rebuild: args.rebuild,
+        bootstrap_base: args.bootstrap_base,
+    };
+    let mut display = BuildDisplay::stderr();
+    let result = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
+    display.finish();
+    match result {
+        Ok(tag) => {
+            // Scripts rely on the tag being the last line on stdout.
+            println!("{tag}");
+            Ok(exit::SUCCESS)
+        }
+        Err(e @ ImageError::BuildFailed { .. }) => {
+            if let ImageError::BuildFailed { log, .. } = &e {
+                eprintln!("--- full build output ---\n{}", log.trim_end());
+            }
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn bootstrap(host: Option<&str>, args: BootstrapBaseArgs) -> anyhow::Result<i32> {
+    let engine = super::connect(host).await?;
+    let opts = BootstrapOptions {
+        base: args.base.clone(),
+        suite: args.suite,
+        mirror: args.mirror,
+        force: args.force,
+    };
+    let mut display = BuildDisplay::stderr();
+    let result = image::bootstrap_base(&engine, &opts, &mut |e| display.on_event(e)).await;
+    display.finish();
+    let id = result?;
+    eprintln!("{} is {}", args.base, id);
+    println!("{}", args.base);
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,76 @@
+use crate::exit::{self, HasExitCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the Docker engine at {address}: {reason}\n\
+         fix: start Docker (for example `sudo systemctl start docker`, or `dockerd &`), \
+         or point DOCKER_HOST or --host at a running engine"
+    )]
+    Unreachable { address: String, reason: String },
+
+    #[error("{context}: {reason}")]
+    Api { context: String, reason: String },
+}
+
+impl EngineError {
+    pub(crate) fn unreachable(address: &str, err: &bollard::errors::Error) -> Self {
+        Self::Unreachable {
+            address: address.to_string(),
+            reason: describe(err),
+        }
+    }
+
+    pub(crate) fn api(context: impl Into<String>, err: &bollard::errors::Error) -> Self {
+        Self::Api {
+            context: context.into(),
+            reason: describe(err),
+        }
+    }
+}
+
+impl HasExitCode for EngineError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Unreachable { .. } => exit::ENGINE_UNREACHABLE,
+            Self::Api { .. } => exit::FAILURE,
+        }
+    }
+}
+
+/// bollard's errors wrap hyper's, whose Display hides the cause ("client error (Connect)").
+/// Joining the source chain gives the user the part that matters ("No such file or directory").
+pub(crate) fn describe(err: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as B;
+    match err {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            format!("the engine answered {status_code}: {}", message.trim())
+        }
+        _ => {
+            let mut parts = vec![err.to_string()];
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
+                source = s.source();
+            }
+            parts.join(": ")
+        }
+    }
+}
+
+/// True when the engine said the object does not exist.
+pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}

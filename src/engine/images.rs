@@ -1,0 +1,229 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::error::{describe, is_not_found};
+use super::{Engine, EngineError};
+
+/// Uploads (a build context, a root filesystem) count against bollard's request timeout until
+/// the response headers arrive, so large ones need more than the 2-minute default.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// One line of build progress as the engine reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildLine {
+    /// The start of a Dockerfile step ("Step 3/7 : RUN ...").
+    Step(String),
+    /// Anything else the build printed.
+    Output(String),
+}
+
+/// An image as listed by the engine.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub created: i64,
+    pub size: i64,
+}
+
+/// Why a build failed: the engine's message and the output of the failing step.
+#[derive(Debug, Clone)]
+pub struct BuildFailure {
+    pub message: String,
+    pub step: Option<String>,
+    pub step_output: String,
+    pub log: String,
+}
+
+impl Engine {
+    /// The image id for `reference`, or None when the engine has no such image.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker().inspect_image(reference).await {
+            Ok(img) => Ok(img.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(
+                format!("inspecting image {reference}"),
+                &e,
+            )),
+        }
+    }
+
+    /// Images carrying the label `key=value`.
+    pub async fn images_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        let filters = HashMap::from([("label", vec![format!("{key}={value}")])]);
+        let opts = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker()
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| EngineError::api("listing images", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                tags: i.repo_tags,
+                labels: i.labels,
+                created: i.created,
+                size: i.size,
+            })
+            .collect())
+    }
+
+    /// Builds `context` (a tar archive) with the classic builder and tags it. Progress goes
+    /// to `on_line`; the result is the new image id, or the failing step and its output.
+    pub async fn build_image(
+        &self,
+        context: Vec<u8>,
+        tag: &str,
+        build_args: &HashMap<String, String>,
+        labels: &HashMap<String, String>,
+        mut on_line: impl FnMut(BuildLine),
+    ) -> Result<Result<String, BuildFailure>, EngineError> {
+        let opts = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(build_args)
+            .labels(labels)
+            .build();
+        let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
+        let mut stream =
+            docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(context))));
+        let mut log = String::new();
+        let mut step: Option<String> = None;
+        let mut step_output = String::new();
+        let mut image_id: Option<String> = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(id) = info.aux.and_then(|a| a.id) {
+                        image_id = Some(id);
+                    }
+                    let Some(text) = info.stream.or(info.status) else {
+                        continue;
+                    };
+                    log.push_str(&text);
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        if line.starts_with("Step ") {
+                            step = Some(line.to_string());
+                            step_output.clear();
+                            on_line(BuildLine::Step(line.to_string()));
+                        } else {
+                            step_output.push_str(line);
+                            step_output.push('\n');
+                            on_line(BuildLine::Output(line.to_string()));
+                        }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    log.push_str(&error);
+                    log.push('\n');
+                    return Ok(Err(BuildFailure {
+                        message: error,
+                        step,
+                        step_output,
+                        log,
+                    }));
+                }
+                // A trailing decode error after the image id arrived is bollard#560, not a
+                // failed build.
+                Err(e) if image_id.is_some() => {
+                    tracing::debug!("ignoring trailing build stream error: {}", describe(&e));
+                    break;
+                }
+                Err(e) => return Err(EngineError::api(format!("building {tag}"), &e)),
+            }
+        }
+        match image_id {
+            Some(id) => Ok(Ok(id)),
+            // Engines that do not send aux: ask for the tag instead.
+            None => match self.image_id(tag).await? {
+                Some(id) => Ok(Ok(id)),
+                None => Ok(Err(BuildFailure {
+                    message: "the engine ended the build without producing an image".into(),
+                    step,
+                    step_output,
+                    log,
+                })),
+            },
+        }
+    }
+
+    /// Pulls `reference` from its registry. Progress lines go to `on_status`.
+    pub async fn pull_image(
+        &self,
+        reference: &str,
+        mut on_status: impl FnMut(&str),
+    ) -> Result<(), EngineError> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker().create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        on_status(&status);
+                    }
+                }
+                Err(e) => return Err(EngineError::api(format!("pulling {reference}"), &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Imports a root filesystem tar stream as image `repo:tag` (`docker import`).
+    pub async fn import_rootfs(
+        &self,
+        rootfs: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+        repo: &str,
+        tag: &str,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .message(message)
+            .build();
+        let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
+        let mut stream =
+            docker.create_image(Some(opts), Some(bollard::body_try_stream(rootfs)), None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(EngineError::api(format!("importing {repo}:{tag}"), &e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes an image by reference (used by tests and `--rebuild` clean-up).
+    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self
+            .docker()
+            .remove_image(reference, Some(opts), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("removing image {reference}"), &e)),
+        }
+    }
+}

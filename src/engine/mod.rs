@@ -1,0 +1,64 @@
+//! The Docker Engine API, through bollard. This is the only module that talks to the engine;
+//! the rest of sandpen asks it for what it needs in sandpen's own terms.
+
+mod error;
+mod images;
+mod system;
+
+pub use error::EngineError;
+pub use images::{BuildFailure, BuildLine, ImageSummary};
+pub use system::EngineInfo;
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+/// Where bollard connects when neither --host nor DOCKER_HOST says otherwise.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long the first ping may take before we call the engine unreachable.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected engine. Cheap to clone (bollard's client is an `Arc` inside).
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    address: String,
+}
+
+impl Engine {
+    /// Connects to `host`, else `DOCKER_HOST`, else the default socket, and checks that the
+    /// engine answers. Every scheme bollard supports works: unix, tcp/http, https, ssh.
+    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
+        let address = match host {
+            Some(h) => h.to_string(),
+            None => std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| DEFAULT_HOST.to_string()),
+        };
+        let docker = Docker::connect_with_host(&address)
+            .map_err(|e| EngineError::unreachable(&address, &e))?;
+        match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(EngineError::unreachable(&address, &e)),
+            Err(_) => {
+                return Err(EngineError::Unreachable {
+                    address,
+                    reason: format!("no answer within {}s", PING_TIMEOUT.as_secs()),
+                });
+            }
+        }
+        Ok(Self { docker, address })
+    }
+
+    /// The address this engine was reached at, for messages.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The raw client, for the engine module's own submodules.
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}

@@ -1,0 +1,58 @@
+use serde::Serialize;
+
+use super::{Engine, EngineError};
+
+/// What `sandpen doctor` and the run's checks need to know about the engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    pub address: String,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    pub kernel: String,
+    pub operating_system: String,
+    pub cgroup_version: String,
+    pub cgroup_driver: String,
+    pub storage_driver: String,
+    pub ncpu: i64,
+    pub mem_total: i64,
+    pub init_binary: String,
+}
+
+impl Engine {
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
+        let version = self
+            .docker()
+            .version()
+            .await
+            .map_err(|e| EngineError::api("reading the engine's version", &e))?;
+        let info = self
+            .docker()
+            .info()
+            .await
+            .map_err(|e| EngineError::api("reading the engine's info", &e))?;
+        let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+        Ok(EngineInfo {
+            address: self.address.clone(),
+            version: text(version.version),
+            api_version: text(version.api_version),
+            os: text(version.os),
+            arch: text(version.arch),
+            kernel: text(version.kernel_version),
+            operating_system: text(info.operating_system),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            storage_driver: text(info.driver),
+            ncpu: info.ncpu.unwrap_or(0),
+            mem_total: info.mem_total.unwrap_or(0),
+            init_binary: text(info.init_binary),
+        })
+    }
+}

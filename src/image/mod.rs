@@ -1,0 +1,237 @@
+//! sandpen's images: build contexts compiled into the binary, content-addressed tags, builds
+//! through the Engine API, and the base image (pulled, or made offline with debootstrap).
+//!
+//! Nothing here prints: progress goes to the caller as [`ImageEvent`]s.
+
+pub mod assets;
+mod base;
+mod context;
+mod error;
+
+pub use base::{BootstrapOptions, bootstrap_base};
+pub use context::BuildContext;
+pub use error::ImageError;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::{BuildLine, Engine};
+
+/// The base every sandpen image starts from unless told otherwise.
+pub const DEFAULT_BASE: &str = "debian:bookworm-slim";
+/// Label naming which sandpen image an image is (`agent`, `probe`).
+pub const LABEL_TARGET: &str = "sandpen.image";
+/// Label carrying the full content hash the tag was derived from.
+pub const LABEL_HASH: &str = "sandpen.context-hash";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Agent,
+    Probe,
+}
+
+impl Target {
+    pub const ALL: [Target; 2] = [Target::Agent, Target::Probe];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Agent => "agent",
+            Target::Probe => "probe",
+        }
+    }
+
+    /// The image repository: tags are `<repository>:<hash>`.
+    pub fn repository(self) -> String {
+        format!("sandpen-{}", self.name())
+    }
+
+    fn assets(self) -> &'static [assets::Asset] {
+        match self {
+            Target::Agent => assets::AGENT,
+            Target::Probe => assets::PROBE,
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub target: Target,
+    pub base: String,
+    pub ca_certs: Vec<PathBuf>,
+    pub rebuild: bool,
+    pub bootstrap_base: bool,
+}
+
+impl ImageRequest {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            base: DEFAULT_BASE.to_string(),
+            ca_certs: Vec::new(),
+            rebuild: false,
+            bootstrap_base: false,
+        }
+    }
+}
+
+/// Progress of `ensure`, for displays.
+#[derive(Debug, Clone)]
+pub enum ImageEvent {
+    PullingBase { base: String, status: String },
+    Bootstrap { line: String },
+    Reused { tag: String },
+    Building { tag: String },
+    Build(BuildLine),
+    Built { tag: String, seconds: f64 },
+}
+
+/// The build context of `target` with the given CA certificates added. Reads and checks every
+/// certificate file, so a bad one fails here, before anything touches the engine.
+pub fn context_for(target: Target, ca_certs: &[PathBuf]) -> Result<BuildContext, ImageError> {
+    let mut ctx = BuildContext::new();
+    for a in target.assets() {
+        ctx.add(a.path, a.mode, a.bytes);
+    }
+    for (i, path) in ca_certs.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(|e| ImageError::CaCert {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ImageError::CaCert {
+                path: path.clone(),
+                reason: "not a PEM certificate".into(),
+            });
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| {
+                s.to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            })
+            .unwrap_or_default();
+        // update-ca-certificates only reads files ending in .crt.
+        ctx.add(format!("ca/{i:02}-{stem}.crt"), 0o644, bytes);
+    }
+    Ok(ctx)
+}
+
+/// The content-addressed tag for a context built on a given base image.
+pub fn tag_for(target: Target, ctx: &BuildContext, base: &str, base_id: &str) -> (String, String) {
+    let hash = ctx.hash([
+        ("target", target.name()),
+        ("BASE_IMAGE", base),
+        ("base_id", base_id),
+    ]);
+    (format!("{}:{}", target.repository(), &hash[..16]), hash)
+}
+
+/// Returns the tag of an image built from the current context, building it only when no image
+/// with that tag exists (or `rebuild` is set).
+pub async fn ensure(
+    engine: &Engine,
+    req: &ImageRequest,
+    on_event: &mut dyn FnMut(ImageEvent),
+) -> Result<String, ImageError> {
+    let ctx = context_for(req.target, &req.ca_certs)?;
+    let base_id = base::ensure_base(engine, &req.base, req.bootstrap_base, on_event).await?;
+    let (tag, hash) = tag_for(req.target, &ctx, &req.base, &base_id);
+    if !req.rebuild && engine.image_id(&tag).await?.is_some() {
+        on_event(ImageEvent::Reused { tag: tag.clone() });
+        return Ok(tag);
+    }
+    let args = HashMap::from([("BASE_IMAGE".to_string(), req.base.clone())]);
+    let labels = HashMap::from([
+        (LABEL_TARGET.to_string(), req.target.name().to_string()),
+        (LABEL_HASH.to_string(), hash),
+    ]);
+    build(engine, &ctx, &tag, &args, &labels, on_event).await?;
+    Ok(tag)
+}
+
+/// Builds any context under `tag`; the image id on success. Used by `ensure` and by tests that
+/// build contexts of their own.
+pub async fn build(
+    engine: &Engine,
+    ctx: &BuildContext,
+    tag: &str,
+    build_args: &HashMap<String, String>,
+    labels: &HashMap<String, String>,
+    on_event: &mut dyn FnMut(ImageEvent),
+) -> Result<String, ImageError> {
+    let started = Instant::now();
+    on_event(ImageEvent::Building {
+        tag: tag.to_string(),
+    });
+    let tar = ctx.to_tar().map_err(|e| ImageError::Bootstrap {
+        base: tag.to_string(),
+        reason: format!("making the build context: {e}"),
+    })?;
+    let outcome = engine
+        .build_image(tar, tag, build_args, labels, |line| {
+            on_event(ImageEvent::Build(line))
+        })
+        .await?;
+    match outcome {
+        Ok(id) => {
+            on_event(ImageEvent::Built {
+                tag: tag.to_string(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            Ok(id)
+        }
+        Err(f) => Err(ImageError::BuildFailed {
+            tag: tag.to_string(),
+            step: f.step,
+            message: f.message,
+            step_output: f.step_output,
+            log: f.log,
+        }),
+    }
+}
+
+/// Where an image stands on this engine, for `sandpen doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageStatus {
+    pub target: Target,
+    /// The tag the current sources would have; None when the base image is absent.
+    pub current_tag: Option<String>,
+    pub built: bool,
+    /// Tags of older builds of this image still on the engine.
+    pub stale_tags: Vec<String>,
+}
+
+pub async fn status(
+    engine: &Engine,
+    target: Target,
+    base: &str,
+) -> Result<ImageStatus, ImageError> {
+    let ctx = context_for(target, &[])?;
+    let current_tag = match engine.image_id(base).await? {
+        Some(base_id) => Some(tag_for(target, &ctx, base, &base_id).0),
+        None => None,
+    };
+    let built = match &current_tag {
+        Some(t) => engine.image_id(t).await?.is_some(),
+        None => false,
+    };
+    let mut stale_tags: Vec<String> = engine
+        .images_with_label(LABEL_TARGET, target.name())
+        .await?
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .filter(|t| Some(t) != current_tag.as_ref())
+        .collect();
+    stale_tags.sort();
+    Ok(ImageStatus {
+        target,
+        current_tag,
+        built,
+        stale_tags,
+    })
+}

@@ -1,0 +1,11 @@
+//! sandpen: run many AI coding tasks in parallel, each sealed in its own Docker container.
+//!
+//! The binary (`main.rs`) parses arguments and maps errors to exit codes; everything else
+//! lives in this library so that integration tests can drive the same code.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod exit;
+pub mod image;
+pub mod report;

@@ -1,0 +1,43 @@
+use clap::Parser;
+use sandpen::cli::Cli;
+use sandpen::exit;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    let code = match runtime.block_on(sandpen::commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::code_for(&err)
+        }
+    };
+    // Do not wait for stray blocking tasks (a stuck engine call) once the outcome is known.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    std::process::exit(code);
+}
+
+/// Logs go to stderr; `-v` shows sandpen's debug lines, SANDPEN_LOG overrides everything.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "sandpen=debug",
+        _ => "sandpen=trace,bollard=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SANDPEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,3 @@
+//! Displays: consumers of the events that the library emits. Nothing else prints.
+
+pub mod build;
