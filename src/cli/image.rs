@@ -38,7 +38,7 @@ pub struct ImageBuildArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
 
-    /// Build even if an image with the same content tag exists.
+    /// Build from nothing (no layer cache) even if an image with the same content tag exists.
     #[arg(long)]
     pub rebuild: bool,
 

@@ -90,11 +90,13 @@ impl Engine {
         tag: &str,
         build_args: &HashMap<String, String>,
         labels: &HashMap<String, String>,
+        no_cache: bool,
         mut on_line: impl FnMut(BuildLine),
     ) -> Result<Result<String, BuildFailure>, EngineError> {
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(tag)
+            .nocache(no_cache)
             .rm(true)
             .forcerm(true)
             .buildargs(build_args)

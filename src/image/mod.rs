@@ -150,7 +150,8 @@ pub async fn ensure(
         (LABEL_TARGET.to_string(), req.target.name().to_string()),
         (LABEL_HASH.to_string(), hash),
     ]);
-    build(engine, &ctx, &tag, &args, &labels, on_event).await?;
+    // A rebuild starts from nothing: no layer cache, so new packages are fetched.
+    build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
     Ok(tag)
 }
 
@@ -162,6 +163,7 @@ pub async fn build(
     tag: &str,
     build_args: &HashMap<String, String>,
     labels: &HashMap<String, String>,
+    no_cache: bool,
     on_event: &mut dyn FnMut(ImageEvent),
 ) -> Result<String, ImageError> {
     let started = Instant::now();
@@ -173,7 +175,7 @@ pub async fn build(
         reason: format!("making the build context: {e}"),
     })?;
     let outcome = engine
-        .build_image(tar, tag, build_args, labels, |line| {
+        .build_image(tar, tag, build_args, labels, no_cache, |line| {
             on_event(ImageEvent::Build(line))
         })
         .await?;
