@@ -25,6 +25,26 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::image::ImageError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<UsageError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::plan::PlanError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::workspace::WorkspaceError>() {
+            return e.exit_code();
+        }
     }
     FAILURE
+}
+
+/// A bad argument found at the edge (not in a task file): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl HasExitCode for UsageError {
+    fn exit_code(&self) -> i32 {
+        INVALID_INPUT
+    }
 }

@@ -3,9 +3,15 @@
 //! The binary (`main.rs`) parses arguments and maps errors to exit codes; everything else
 //! lives in this library so that integration tests can drive the same code.
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod image;
+pub mod monitor;
+pub mod owner;
+pub mod plan;
 pub mod report;
+pub mod runner;
+pub mod workspace;

@@ -63,4 +63,13 @@ pub struct RunArgs {
     /// Keep containers after they exit (for debugging).
     #[arg(long)]
     pub keep_containers: bool,
+
+    /// CA certificate (PEM) to add when the agent image has to be built. Repeatable.
+    #[arg(
+        long = "ca-cert",
+        value_name = "FILE",
+        env = "SANDPEN_CA_CERT",
+        value_delimiter = ':'
+    )]
+    pub ca_certs: Vec<PathBuf>,
 }

@@ -1,5 +1,216 @@
-use crate::cli::RunArgs;
+use std::path::{Path, PathBuf};
 
-pub async fn run(_host: Option<&str>, _args: RunArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`sandpen run` is not built yet in this version (see README.md, \"Limits\")")
+use crate::cli::RunArgs;
+use crate::engine::spec::LABEL_RUN;
+use crate::engine::{ContainerEngine, Engine};
+use crate::exit::{self, UsageError};
+use crate::image::{self, ImageRequest, Target};
+use crate::plan::{self, Defaults, Flags, Plan};
+use crate::report::build::BuildDisplay;
+use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
+use crate::runner::{self, Event, EventSender, RunConfig, Stop};
+use crate::workspace::Repo;
+use crate::{agent, owner};
+
+/// Host variables passed into every task container when set (never printed).
+pub const PASSTHROUGH_ENV: [&str; 3] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+];
+
+pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
+    let prepared = prepare(host, &args).await?;
+    execute(prepared, &args).await
+}
+
+/// Everything checked and made before the first container: errors here leave nothing behind.
+pub struct Prepared {
+    engine: Engine,
+    plan: Plan,
+    repo: Repo,
+    base: String,
+    image: String,
+}
+
+pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
+    // Input first: no git, no engine, until the tasks are known to be valid.
+    if args.jobs == 0 {
+        return Err(UsageError(
+            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more"
+                .into(),
+        )
+        .into());
+    }
+    let flags = Flags {
+        cpus: args.cpus.clone(),
+        memory: args.memory.clone(),
+        pids: args.pids_limit.clone(),
+        timeout: args.timeout.clone(),
+    };
+    let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
+    let repo = Repo::discover(args.repo.as_deref()).await?;
+    let base = repo.resolve(&args.base).await?;
+
+    let engine = super::connect(host).await?;
+    let info = engine.info().await?;
+    plan.check_cpus(info.ncpu)?;
+    check_network(&engine, &args.network).await?;
+    let image = match &args.image {
+        Some(tag) => {
+            if engine.image_id(tag).await?.is_none() {
+                return Err(UsageError(format!(
+                    "--image {tag}: no such image on the engine\nfix: build one with `sandpen image build` (it prints the tag) or omit --image"
+                ))
+                .into());
+            }
+            tag.clone()
+        }
+        None => {
+            let mut req = ImageRequest::new(Target::Agent);
+            req.ca_certs = args.ca_certs.clone();
+            let mut display = BuildDisplay::stderr();
+            let tag = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
+            display.finish();
+            tag?
+        }
+    };
+    Ok(Prepared {
+        engine,
+        plan,
+        repo,
+        base,
+        image,
+    })
+}
+
+async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
+    if matches!(network, "none" | "bridge" | "host") || engine.network_exists(network).await? {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "--network {network}: no such network on the engine\nfix: use none, bridge, or create it with `docker network create {network}`"
+    ))
+    .into())
+}
+
+pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
+    let run_id = runner::new_run_id();
+    let run_dir = p.repo.run_dir(&run_id).await?;
+    let agents_dir = write_agents(&run_dir)?;
+    let cfg = RunConfig {
+        run_id: run_id.clone(),
+        repo: p.repo,
+        run_dir: run_dir.clone(),
+        base: p.base,
+        image: p.image,
+        network: args.network.clone(),
+        max_turns: args.max_turns,
+        jobs: args.jobs,
+        fail_fast: args.fail_fast,
+        keep_containers: args.keep_containers,
+        grace: runner::STOP_GRACE,
+        passthrough_env: PASSTHROUGH_ENV
+            .iter()
+            .filter_map(|k| {
+                std::env::var(k)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect(),
+        owner: owner::this_owner(),
+        owner_start: owner::this_start_time(),
+        agents_dir,
+    };
+
+    let report_path = run_dir.join("report.json");
+    let mut report_paths = vec![report_path.clone()];
+    report_paths.extend(args.report.clone());
+    let writer = ReportWriter::new(report_paths);
+    let write_errors = writer.errors.clone();
+    let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
+    if args.json {
+        consumers.push(Box::new(Ndjson));
+    } else {
+        consumers.push(Box::new(LiveView::new(false)));
+    }
+
+    let (events, rx) = EventSender::channel();
+    let display = tokio::spawn(report::consume(rx, consumers));
+    let stop = Stop::default();
+    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone()));
+
+    let report = runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await;
+    signals.abort();
+    let _ = signals.await;
+    let _ = display.await;
+
+    // Belt and braces: nothing of this run stays on the engine, whatever happened above.
+    if !args.keep_containers {
+        sweep(&p.engine, &run_id).await;
+    }
+    for e in write_errors.lock().unwrap().iter() {
+        eprintln!("warning: {e}");
+    }
+    eprintln!("report: {}", report_path.display());
+    eprintln!("logs:   {}/<task>.log", run_dir.display());
+    Ok(if report.cancelled {
+        exit::INTERRUPTED
+    } else if report.all_succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::FAILURE
+    })
+}
+
+/// First Ctrl-C or SIGTERM: stop every container with the grace. Second: kill at once.
+async fn watch_signals(stop: Stop, events: EventSender) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    for kill in [false, true] {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        events.send(Event::RunCancelling { kill });
+        if kill {
+            stop.kill.cancel()
+        } else {
+            stop.graceful.cancel()
+        }
+    }
+}
+
+/// Removes any container still labelled with this run (each removal with its own limit).
+async fn sweep(engine: &Engine, run_id: &str) {
+    let Ok(Ok(left)) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        engine.list(LABEL_RUN, Some(run_id)),
+    )
+    .await
+    else {
+        return;
+    };
+    for c in left {
+        tracing::warn!("removing leftover container {}", c.name);
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(30), engine.remove(&c.id)).await;
+    }
+}
+
+/// sandpen's WorkflowManager definition, mounted read-only into every container.
+fn write_agents(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = run_dir.join("agents");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(format!("{}.md", agent::AGENT_NAME)),
+        agent::DEFINITION,
+    )?;
+    Ok(dir)
 }

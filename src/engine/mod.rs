@@ -1,10 +1,15 @@
 //! The Docker Engine API, through bollard. This is the only module that talks to the engine;
 //! the rest of sandpen asks it for what it needs in sandpen's own terms.
 
+mod containers;
 mod error;
 mod images;
+pub mod spec;
 mod system;
 
+pub use containers::{
+    ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short,
+};
 pub use error::EngineError;
 pub use images::{BuildFailure, BuildLine, ImageSummary};
 pub use system::EngineInfo;

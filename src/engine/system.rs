@@ -56,3 +56,21 @@ impl Engine {
         })
     }
 }
+
+impl Engine {
+    /// Whether a network of that name (or id) exists.
+    pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self
+            .docker()
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if super::error::is_not_found(&e) => Ok(false),
+            Err(e) => Err(EngineError::api(format!("inspecting network {name}"), &e)),
+        }
+    }
+}

@@ -26,6 +26,9 @@ pub const DEFAULT_BASE: &str = "debian:bookworm-slim";
 pub const LABEL_TARGET: &str = "sandpen.image";
 /// Label carrying the full content hash the tag was derived from.
 pub const LABEL_HASH: &str = "sandpen.context-hash";
+/// Label carrying the hash of the same inputs without extra CA certificates: a build that
+/// added certificates serves later requests that name none.
+pub const LABEL_SOURCES: &str = "sandpen.sources-hash";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,14 +144,35 @@ pub async fn ensure(
     let ctx = context_for(req.target, &req.ca_certs)?;
     let base_id = base::ensure_base(engine, &req.base, req.bootstrap_base, on_event).await?;
     let (tag, hash) = tag_for(req.target, &ctx, &req.base, &base_id);
-    if !req.rebuild && engine.image_id(&tag).await?.is_some() {
-        on_event(ImageEvent::Reused { tag: tag.clone() });
-        return Ok(tag);
+    let (_, sources) = tag_for(
+        req.target,
+        &context_for(req.target, &[])?,
+        &req.base,
+        &base_id,
+    );
+    if !req.rebuild {
+        if engine.image_id(&tag).await?.is_some() {
+            on_event(ImageEvent::Reused { tag: tag.clone() });
+            return Ok(tag);
+        }
+        if req.ca_certs.is_empty() {
+            let mut same = engine.images_with_label(LABEL_SOURCES, &sources).await?;
+            same.sort_by_key(|i| std::cmp::Reverse(i.created));
+            if let Some(t) = same
+                .into_iter()
+                .flat_map(|i| i.tags)
+                .find(|t| t.starts_with(&req.target.repository()))
+            {
+                on_event(ImageEvent::Reused { tag: t.clone() });
+                return Ok(t);
+            }
+        }
     }
     let args = HashMap::from([("BASE_IMAGE".to_string(), req.base.clone())]);
     let labels = HashMap::from([
         (LABEL_TARGET.to_string(), req.target.name().to_string()),
         (LABEL_HASH.to_string(), hash),
+        (LABEL_SOURCES.to_string(), sources),
     ]);
     // A rebuild starts from nothing: no layer cache, so new packages are fetched.
     build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
@@ -214,17 +238,27 @@ pub async fn status(
     base: &str,
 ) -> Result<ImageStatus, ImageError> {
     let ctx = context_for(target, &[])?;
-    let current_tag = match engine.image_id(base).await? {
-        Some(base_id) => Some(tag_for(target, &ctx, base, &base_id).0),
-        None => None,
+    let Some(base_id) = engine.image_id(base).await? else {
+        return Ok(ImageStatus {
+            target,
+            current_tag: None,
+            built: false,
+            stale_tags: Vec::new(),
+        });
     };
-    let built = match &current_tag {
-        Some(t) => engine.image_id(t).await?.is_some(),
-        None => false,
-    };
-    let mut stale_tags: Vec<String> = engine
+    let (tag, sources) = tag_for(target, &ctx, base, &base_id);
+    let mut all = engine
         .images_with_label(LABEL_TARGET, target.name())
-        .await?
+        .await?;
+    all.sort_by_key(|i| std::cmp::Reverse(i.created));
+    // Current: built from these sources, with or without extra CA certificates.
+    let current = all
+        .iter()
+        .find(|i| i.labels.get(LABEL_SOURCES) == Some(&sources) || i.tags.contains(&tag))
+        .and_then(|i| i.tags.first().cloned());
+    let built = current.is_some();
+    let current_tag = Some(current.unwrap_or(tag));
+    let mut stale_tags: Vec<String> = all
         .into_iter()
         .flat_map(|i| i.tags)
         .filter(|t| Some(t) != current_tag.as_ref())

@@ -1,3 +1,53 @@
-//! Displays: consumers of the events that the library emits. Nothing else prints.
+//! Displays and writers: consumers of the events the runner emits. Nothing else prints, and
+//! nothing here touches the engine.
 
 pub mod build;
+mod live;
+mod ndjson;
+mod summary;
+mod writer;
+
+pub use live::LiveView;
+pub use ndjson::Ndjson;
+pub use summary::summary_table;
+pub use writer::ReportWriter;
+
+use crate::runner::Event;
+
+/// Something that reacts to run events.
+pub trait Consumer: Send {
+    fn on_event(&mut self, event: &Event);
+    /// Called once the event stream has ended.
+    fn finish(&mut self) {}
+}
+
+/// Feeds every event to every consumer until the runner drops its sender.
+pub async fn consume(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    mut consumers: Vec<Box<dyn Consumer>>,
+) {
+    while let Some(event) = rx.recv().await {
+        for c in consumers.iter_mut() {
+            c.on_event(&event);
+        }
+    }
+    for c in consumers.iter_mut() {
+        c.finish();
+    }
+}
+
+/// 1536 MiB, 12.0 KiB: binary units, as `docker stats` shows them.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

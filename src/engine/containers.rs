@@ -1,0 +1,265 @@
+//! The narrow interface the runner needs from the engine, and its bollard implementation.
+//! Unit tests of the scheduler use a fake behind the same trait; integration tests use this.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::error::is_not_found;
+use super::spec::ContainerSpec;
+use super::{Engine, EngineError};
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a container ended, read from its state after it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitState {
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+}
+
+/// A container as listed by label.
+#[derive(Debug, Clone)]
+pub struct ListedContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub state: String,
+}
+
+pub type OutputStream = BoxStream<'static, Result<(Stream, Bytes), EngineError>>;
+pub type StatsStream = BoxStream<'static, Result<ContainerStatsResponse, EngineError>>;
+
+/// The container operations of one task's lifecycle.
+pub trait ContainerEngine: Clone + Send + Sync + 'static {
+    fn create(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Resolves when the container is no longer running, with its exit code.
+    fn wait(&self, id: &str) -> impl Future<Output = Result<i64, EngineError>> + Send;
+    /// All output since the container started, following until it stops.
+    fn output(&self, id: &str) -> OutputStream;
+    fn stats(&self, id: &str) -> StatsStream;
+    fn exit_state(&self, id: &str) -> impl Future<Output = Result<ExitState, EngineError>> + Send;
+    /// SIGTERM, then SIGKILL after `grace`.
+    fn stop(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn kill(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Force-removes; a container that is already gone is not an error.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Containers (running or not) carrying `key=value`, or just `key` when value is None.
+    fn list(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ListedContainer>, EngineError>> + Send;
+}
+
+impl ContainerEngine for Engine {
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker()
+            .create_container(Some(opts), spec.to_body())
+            .await
+            .map_err(|e| EngineError::api(format!("creating container {}", spec.name), &e))?;
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        self.docker()
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| EngineError::api(format!("starting container {}", short(id)), &e))
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64, EngineError> {
+        let opts = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = self.docker().wait_container(id, Some(opts));
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // bollard reports a non-zero exit as an error that carries the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(EngineError::api(
+                format!("waiting for container {}", short(id)),
+                &e,
+            )),
+            None => Err(EngineError::Api {
+                context: format!("waiting for container {}", short(id)),
+                reason: "the engine closed the wait without a status".into(),
+            }),
+        }
+    }
+
+    fn output(&self, id: &str) -> OutputStream {
+        let opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let context = format!("reading the output of container {}", short(id));
+        self.docker()
+            .logs(id, Some(opts))
+            .map_err(move |e| EngineError::api(context.clone(), &e))
+            .try_filter_map(|out| async move {
+                Ok(match out {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        Some((Stream::Stdout, message))
+                    }
+                    LogOutput::StdErr { message } => Some((Stream::Stderr, message)),
+                    LogOutput::StdIn { .. } => None,
+                })
+            })
+            .boxed()
+    }
+
+    fn stats(&self, id: &str) -> StatsStream {
+        let opts = StatsOptionsBuilder::default().stream(true).build();
+        let context = format!("reading the stats of container {}", short(id));
+        self.docker()
+            .stats(id, Some(opts))
+            .map_err(move |e| EngineError::api(context.clone(), &e))
+            .boxed()
+    }
+
+    async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {
+        let info = self
+            .docker()
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(|e| EngineError::api(format!("inspecting container {}", short(id)), &e))?;
+        let state = info.state.unwrap_or_default();
+        Ok(ExitState {
+            exit_code: state.exit_code.unwrap_or(-1),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            error: state.error.filter(|e| !e.is_empty()),
+        })
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let opts = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self.docker().stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_gone_or_stopped(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(
+                format!("stopping container {}", short(id)),
+                &e,
+            )),
+        }
+    }
+
+    async fn kill(&self, id: &str) -> Result<(), EngineError> {
+        let opts = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        match self.docker().kill_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_gone_or_stopped(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(
+                format!("killing container {}", short(id)),
+                &e,
+            )),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker().remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_gone_or_stopped(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(
+                format!("removing container {}", short(id)),
+                &e,
+            )),
+        }
+    }
+
+    async fn list(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<ListedContainer>, EngineError> {
+        let label = match value {
+            Some(v) => format!("{key}={v}"),
+            None => key.to_string(),
+        };
+        let filters = HashMap::from([("label", vec![label])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| EngineError::api("listing containers", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ListedContainer {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// 404 (gone), 304 (already stopped) and 409 (removal already in progress) all mean the
+/// container is on its way out: cleanup treats them as done.
+fn is_gone_or_stopped(e: &bollard::errors::Error) -> bool {
+    is_not_found(e)
+        || matches!(
+            e,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 409,
+                ..
+            }
+        )
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}

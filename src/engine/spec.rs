@@ -1,0 +1,180 @@
+//! What a task's container is: limits, hardening, labels, mounts. Built here, in one place, so
+//! that every container sandpen creates gets the same protections.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+
+/// Label keys on every container sandpen creates.
+pub const LABEL_RUN: &str = "sandpen.run";
+pub const LABEL_TASK: &str = "sandpen.task";
+pub const LABEL_OWNER: &str = "sandpen.owner";
+/// The owner process's start time (clock ticks since boot), so that `gc` can tell a live
+/// owner from a new process that reused its pid.
+pub const LABEL_OWNER_START: &str = "sandpen.owner-start";
+
+/// Where the task's checkout appears inside the container.
+pub const WORKDIR: &str = "/workspace";
+/// The task user's home inside the container (a tmpfs).
+pub const HOME: &str = "/home/sandpen";
+
+/// Hard limits, in the engine's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    pub pids: i64,
+}
+
+/// A read-only file or directory from the host, mounted into the container.
+#[derive(Debug, Clone)]
+pub struct ReadOnlyMount {
+    pub source: PathBuf,
+    pub target: String,
+}
+
+/// Everything needed to create one task's container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    /// `uid:gid`, never root.
+    pub user: (u32, u32),
+    pub labels: HashMap<String, String>,
+    /// The task's checkout on the host; the only read-write mount.
+    pub workspace: PathBuf,
+    pub read_only: Vec<ReadOnlyMount>,
+    pub limits: Limits,
+    pub network: String,
+}
+
+impl ContainerSpec {
+    /// The Engine API body. Hardening is not optional: no capabilities, no privilege gain, an
+    /// init that reaps and forwards signals, a read-only root, no swap, no TTY (so stdout and
+    /// stderr stay apart), and no Docker socket (only the checkout is mounted).
+    pub fn to_body(&self) -> ContainerCreateBody {
+        let (uid, gid) = self.user;
+        let tmpfs_opts =
+            |size: &str| format!("rw,nosuid,nodev,exec,size={size},uid={uid},gid={gid},mode=0755");
+        let mut mounts = vec![Mount {
+            target: Some(WORKDIR.into()),
+            source: Some(self.workspace.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        }];
+        mounts.extend(self.read_only.iter().map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }));
+        let host = HostConfig {
+            nano_cpus: Some(self.limits.nano_cpus),
+            memory: Some(self.limits.memory_bytes),
+            memory_swap: Some(self.limits.memory_bytes),
+            pids_limit: Some(self.limits.pids),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            init: Some(true),
+            readonly_rootfs: Some(true),
+            // $HOME/.claude is its own tmpfs so that it stays writable when a read-only agents
+            // directory is mounted inside it (the engine would create it root-owned otherwise).
+            tmpfs: Some(HashMap::from([
+                ("/tmp".to_string(), tmpfs_opts("1g")),
+                (HOME.to_string(), tmpfs_opts("512m")),
+                (format!("{HOME}/.claude"), tmpfs_opts("256m")),
+            ])),
+            mounts: Some(mounts),
+            network_mode: Some(self.network.clone()),
+            privileged: Some(false),
+            ..Default::default()
+        };
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(self.cmd.clone()),
+            env: Some(self.env.clone()),
+            user: Some(format!("{uid}:{gid}")),
+            working_dir: Some(WORKDIR.into()),
+            labels: Some(self.labels.clone()),
+            tty: Some(false),
+            open_stdin: Some(false),
+            attach_stdin: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(host),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "sandpen-r-t".into(),
+            image: "img".into(),
+            cmd: vec!["claude".into()],
+            env: vec!["A=1".into()],
+            user: (1000, 1000),
+            labels: HashMap::from([(LABEL_RUN.into(), "r".into())]),
+            workspace: "/repo/.sandpen/runs/r/t".into(),
+            read_only: vec![ReadOnlyMount {
+                source: "/x/agents".into(),
+                target: format!("{HOME}/.claude/agents"),
+            }],
+            limits: Limits {
+                nano_cpus: 1_500_000_000,
+                memory_bytes: 512 << 20,
+                pids: 256,
+            },
+            network: "none".into(),
+        }
+    }
+
+    #[test]
+    fn every_container_is_hardened_and_limited() {
+        let body = spec().to_body();
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges:true".to_string()][..])
+        );
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.memory, Some(512 << 20));
+        assert_eq!(host.memory_swap, host.memory, "no swap");
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.privileged, Some(false));
+        assert!(host.binds.is_none(), "no ad-hoc binds");
+        assert_eq!(body.tty, Some(false));
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let tmpfs = host.tmpfs.as_ref().unwrap();
+        assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME));
+    }
+
+    #[test]
+    fn only_the_checkout_is_writable_and_the_socket_is_never_mounted() {
+        let body = spec().to_body();
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let writable: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.read_only != Some(true))
+            .collect();
+        assert_eq!(writable.len(), 1);
+        assert_eq!(writable[0].target.as_deref(), Some(WORKDIR));
+        assert!(
+            mounts
+                .iter()
+                .all(|m| !m.source.as_deref().unwrap_or("").contains("docker.sock"))
+        );
+    }
+}

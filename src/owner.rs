@@ -1,0 +1,83 @@
+//! Who owns a container: this process's identity (`<host>:<pid>` plus its start time), and
+//! whether the owner of a container is still alive. Used to label containers and by `gc`.
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat): with the
+/// pid it identifies a process, even after the pid is reused.
+pub fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// The `sandpen.owner` label value for this process.
+pub fn this_owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+pub fn this_start_time() -> String {
+    start_time(std::process::id()).unwrap_or_default()
+}
+
+/// What `gc` concludes about a container's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerState {
+    Alive,
+    Gone,
+    /// Another host's process: sandpen cannot tell, so it leaves the container alone.
+    Elsewhere(String),
+    Unknown,
+}
+
+pub fn owner_state(owner: Option<&str>, start: Option<&str>) -> OwnerState {
+    let Some((host, pid)) = owner.and_then(|o| o.rsplit_once(':')) else {
+        return OwnerState::Unknown;
+    };
+    if host != hostname() {
+        return OwnerState::Elsewhere(host.to_string());
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return OwnerState::Unknown;
+    };
+    match (start_time(pid), start) {
+        (None, _) => OwnerState::Gone,
+        // The pid is alive but is another process than the one that made the container.
+        (Some(now), Some(then)) if !then.is_empty() && now != then => OwnerState::Gone,
+        (Some(_), _) => OwnerState::Alive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_dead_pid_is_gone() {
+        let me = this_owner();
+        assert_eq!(
+            owner_state(Some(&me), Some(&this_start_time())),
+            OwnerState::Alive
+        );
+        assert_eq!(
+            owner_state(Some(&me), Some("1")),
+            OwnerState::Gone,
+            "same pid, other start time"
+        );
+        let dead = format!("{}:{}", hostname(), u32::MAX - 1);
+        assert_eq!(owner_state(Some(&dead), None), OwnerState::Gone);
+        assert_eq!(
+            owner_state(Some("other-host:1"), None),
+            OwnerState::Elsewhere("other-host".into())
+        );
+        assert_eq!(owner_state(None, None), OwnerState::Unknown);
+    }
+}

@@ -1,0 +1,273 @@
+//! Task files and prompt files -> a validated [`Plan`].
+//!
+//! Every input error is found here, before anything touches git or the Docker engine, and
+//! reported together with the others (exit code 2).
+
+mod error;
+mod file;
+mod graph;
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::PlanError;
+pub use units::{MIN_MEMORY_BYTES, parse_cpus, parse_memory, parse_pids, parse_timeout};
+
+/// The tasks of one run, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Topological order: every task after its dependencies; otherwise input order.
+    pub tasks: Vec<TaskSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSpec {
+    pub id: String,
+    /// The prompt text.
+    pub prompt: String,
+    /// The file the task was defined in (the prompt file, or the task file).
+    pub source: PathBuf,
+    pub limits: Limits,
+    pub timeout: Duration,
+    /// Ids of tasks that must succeed first, in the order written, without repeats.
+    pub depends_on: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A task's hard limits: the engine's own type, so the plan hands them over unchanged.
+pub use crate::engine::spec::Limits;
+
+/// The CLI's resource flags, as typed, so errors can quote them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub cpus: Option<String>,
+    pub memory: Option<String>,
+    /// `--pids-limit`
+    pub pids: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// The built-in values, used where neither a task file nor a flag says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    pub pids: i64,
+    pub timeout: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            nano_cpus: 2_000_000_000,
+            memory_bytes: 4 * 1024 * 1024 * 1024,
+            pids: 1024,
+            timeout: Duration::from_secs(45 * 60),
+        }
+    }
+}
+
+impl Plan {
+    /// Errors for every task that asks for more CPUs than the engine has (`NCPU` from
+    /// `docker info`): Docker would refuse to start it, after other tasks had already run.
+    /// A non-positive `engine_ncpu` means "unknown" and checks nothing.
+    pub fn check_cpus(&self, engine_ncpu: i64) -> Result<(), PlanError> {
+        if engine_ncpu <= 0 {
+            return Ok(());
+        }
+        let available = engine_ncpu.saturating_mul(1_000_000_000);
+        let errors = self
+            .tasks
+            .iter()
+            .filter(|t| t.limits.nano_cpus > available)
+            .map(|t| PlanError::TooManyCpus {
+                id: t.id.clone(),
+                source_file: t.source.clone(),
+                requested: (t.limits.nano_cpus as f64 / 1e9).to_string(),
+                available: engine_ncpu,
+            })
+            .collect();
+        PlanError::from_all(errors).map_or(Ok(()), Err)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TaskSpec> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]{0,62}`: safe as a branch name, container name and path component.
+pub fn is_valid_id(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    matches!(bytes.first(), Some(b) if allowed(b))
+        && bytes.len() <= 63
+        && bytes[1..]
+            .iter()
+            .all(|b| allowed(b) || *b == b'_' || *b == b'-')
+}
+
+/// Reads and validates every input. On failure, the error holds every problem found
+/// (dependency problems only once the tasks themselves are valid).
+pub fn load(inputs: &[PathBuf], flags: &Flags, defaults: &Defaults) -> Result<Plan, PlanError> {
+    if inputs.is_empty() {
+        return Err(PlanError::NoInputs);
+    }
+    let mut errors = Vec::new();
+    let ctx = Context {
+        flags: parse_flags(flags, &mut errors),
+        defaults,
+    };
+
+    let mut drafts: Vec<Draft> = Vec::new();
+    for input in inputs {
+        match kind(input) {
+            Err(e) => errors.push(e),
+            Ok(Kind::Prompt) => drafts.extend(file::load_prompt_file(input, &ctx, &mut errors)),
+            Ok(Kind::Tasks) => drafts.extend(file::load_task_file(input, &ctx, &mut errors)),
+        }
+    }
+
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for draft in &drafts {
+        if let Some(first) = seen.insert(&draft.spec.id, &draft.at) {
+            errors.push(PlanError::DuplicateId {
+                id: draft.spec.id.clone(),
+                first: first.to_string(),
+                second: draft.at.clone(),
+            });
+        }
+    }
+    if let Some(e) = PlanError::from_all(errors) {
+        return Err(e);
+    }
+
+    let nodes: Vec<graph::Node> = drafts
+        .iter()
+        .map(|d| graph::Node {
+            id: &d.spec.id,
+            deps: &d.deps,
+        })
+        .collect();
+    if let Some(e) = PlanError::from_all(graph::unknown_dependencies(&nodes)) {
+        return Err(e);
+    }
+    if let Some(e) = graph::find_cycle(&nodes) {
+        return Err(e);
+    }
+    let order = graph::topological_order(&nodes);
+
+    let mut slots: Vec<Option<TaskSpec>> = drafts.into_iter().map(|d| Some(d.spec)).collect();
+    let tasks = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    Ok(Plan { tasks })
+}
+
+/// What `load` hands to the file readers.
+struct Context<'a> {
+    /// Values from CLI flags (those that parsed).
+    flags: Overrides,
+    defaults: &'a Defaults,
+}
+
+/// A task before the graph checks: its spec plus where it was defined, for messages.
+struct Draft {
+    spec: TaskSpec,
+    /// `file:line` of the id (just the file for a prompt file).
+    at: String,
+    deps: Vec<graph::Dep>,
+}
+
+/// One layer of resource settings; `None` lets a lower layer decide.
+#[derive(Debug, Clone, Copy, Default)]
+struct Overrides {
+    nano_cpus: Option<i64>,
+    memory_bytes: Option<i64>,
+    pids: Option<i64>,
+    timeout: Option<Duration>,
+}
+
+impl Overrides {
+    /// `self` wins where it has a value.
+    fn over(self, lower: Overrides) -> Overrides {
+        Overrides {
+            nano_cpus: self.nano_cpus.or(lower.nano_cpus),
+            memory_bytes: self.memory_bytes.or(lower.memory_bytes),
+            pids: self.pids.or(lower.pids),
+            timeout: self.timeout.or(lower.timeout),
+        }
+    }
+
+    fn resolve(self, base: &Defaults) -> (Limits, Duration) {
+        let limits = Limits {
+            nano_cpus: self.nano_cpus.unwrap_or(base.nano_cpus),
+            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+            pids: self.pids.unwrap_or(base.pids),
+        };
+        (limits, self.timeout.unwrap_or(base.timeout))
+    }
+}
+
+fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
+    fn flag<T>(
+        name: &'static str,
+        raw: &Option<String>,
+        parse: fn(&str) -> Result<T, String>,
+        errors: &mut Vec<PlanError>,
+    ) -> Option<T> {
+        let raw = raw.as_ref()?;
+        parse(raw)
+            .map_err(|reason| {
+                errors.push(PlanError::Flag {
+                    flag: name,
+                    value: raw.clone(),
+                    reason,
+                })
+            })
+            .ok()
+    }
+    Overrides {
+        nano_cpus: flag("cpus", &flags.cpus, parse_cpus, errors),
+        memory_bytes: flag("memory", &flags.memory, parse_memory, errors),
+        pids: flag("pids-limit", &flags.pids, parse_pids, errors),
+        timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
+    }
+}
+
+enum Kind {
+    Prompt,
+    Tasks,
+}
+
+fn kind(path: &Path) -> Result<Kind, PlanError> {
+    if !path.exists() {
+        return Err(PlanError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let bad = |problem: String, fix: &str| PlanError::BadInput {
+        path: path.to_path_buf(),
+        problem,
+        fix: fix.into(),
+    };
+    const FIX: &str =
+        "pass prompt files ending in .md (one task each) or task files ending in .toml";
+    if path.is_dir() {
+        return Err(bad("is a directory".into(), FIX));
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("md") => Ok(Kind::Prompt),
+        Some("toml") => Ok(Kind::Tasks),
+        Some(other) => Err(bad(format!("unsupported file type `.{other}`"), FIX)),
+        None => Err(bad(
+            "the file has no extension, so its type is unknown".into(),
+            FIX,
+        )),
+    }
+}

@@ -1,0 +1,418 @@
+//! Resource values with Docker's meanings (`docker run --cpus/--memory/--pids-limit`) and
+//! timeouts. Every parser returns the reason as a `String` that already says how to fix it,
+//! so callers only add where the value came from (a file and line, or a flag).
+
+use std::time::Duration;
+
+use toml::Value;
+
+const NANO: f64 = 1e9;
+/// Docker refuses a memory limit below 6 MiB (`linuxMinMemory`).
+pub const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
+/// The kernel's CFS quota cannot go below 1 ms per 100 ms, so Docker refuses under 0.01 CPU.
+const MIN_NANO_CPUS: i64 = 10_000_000;
+
+const CPUS_HINT: &str = "use a positive number of CPUs such as 1.5 or 2";
+const MEMORY_HINT: &str =
+    "use a number with an optional unit b, k, m or g (k = 1024), such as \"512m\" or \"4g\"";
+const PIDS_HINT: &str = "use a positive whole number of processes such as 1024";
+const TIMEOUT_HINT: &str = "use a duration such as \"45m\", \"1h 30m\" or \"90s\"";
+
+/// `"1.5"` -> 1_500_000_000 nano CPUs (Docker's `NanoCpus`).
+pub fn parse_cpus(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("the value is empty; {CPUS_HINT}"));
+    }
+    if t.starts_with('-') {
+        return Err(format!("CPUs must be positive; {CPUS_HINT}"));
+    }
+    // Only plain decimals: f64's parser would also take "inf", "nan" and "1e3".
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    let dots = t.matches('.').count();
+    if digits == 0 || dots > 1 || digits + dots != t.len() {
+        return Err(format!("`{t}` is not a number; {CPUS_HINT}"));
+    }
+    let value: f64 = t
+        .parse()
+        .map_err(|_| format!("`{t}` is not a number; {CPUS_HINT}"))?;
+    nano_cpus_from_f64(value)
+}
+
+fn nano_cpus_from_f64(value: f64) -> Result<i64, String> {
+    if !value.is_finite() {
+        return Err(format!("CPUs must be a finite number; {CPUS_HINT}"));
+    }
+    if value <= 0.0 {
+        return Err(format!("CPUs must be greater than zero; {CPUS_HINT}"));
+    }
+    let nano = (value * NANO).round();
+    if nano >= i64::MAX as f64 {
+        return Err(format!(
+            "{value} CPUs is far more than any machine has; {CPUS_HINT}"
+        ));
+    }
+    let nano = nano as i64;
+    if nano < MIN_NANO_CPUS {
+        return Err(format!(
+            "{value} CPUs is below Docker's minimum of 0.01; use 0.01 or more"
+        ));
+    }
+    Ok(nano)
+}
+
+/// Docker's `RAMInBytes`: `512m` -> 536870912. Units are binary (k = 1024) and
+/// case-insensitive; `kb`, `ki` and `kib` mean the same as `k` (likewise m, g, t, p).
+/// A bare number is bytes.
+pub fn parse_memory(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("the value is empty; {MEMORY_HINT}"));
+    }
+    if t.starts_with('-') {
+        return Err(format!("memory must be positive; {MEMORY_HINT}"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let multiplier = unit_multiplier(unit.strip_prefix(' ').unwrap_or(unit))
+        .ok_or_else(|| format!("`{t}` is not a memory size; {MEMORY_HINT}"))?;
+    let bytes = match number.split_once('.') {
+        None if !number.is_empty() => number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(multiplier)),
+        Some((whole, frac))
+            if !whole.is_empty()
+                && !frac.is_empty()
+                && frac.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            // Docker truncates fractional sizes (`int64(size * unit)`): 1.5g is exact anyway.
+            let value: f64 = number
+                .parse()
+                .map_err(|_| format!("`{t}` is not a memory size; {MEMORY_HINT}"))?;
+            let bytes = value * multiplier as f64;
+            (bytes < i64::MAX as f64).then_some(bytes as i64)
+        }
+        _ => return Err(format!("`{t}` is not a memory size; {MEMORY_HINT}")),
+    };
+    let bytes = bytes.ok_or_else(|| format!("`{t}` is too large; {MEMORY_HINT}"))?;
+    check_memory(bytes)
+}
+
+fn unit_multiplier(unit: &str) -> Option<i64> {
+    let unit = unit.to_ascii_lowercase();
+    if unit.is_empty() || unit == "b" {
+        return Some(1);
+    }
+    let mut chars = unit.chars();
+    let power = match chars.next()? {
+        'k' => 1,
+        'm' => 2,
+        'g' => 3,
+        't' => 4,
+        'p' => 5,
+        _ => return None,
+    };
+    matches!(chars.as_str(), "" | "b" | "i" | "ib").then(|| 1024_i64.pow(power))
+}
+
+fn check_memory(bytes: i64) -> Result<i64, String> {
+    if bytes <= 0 {
+        return Err(format!("memory must be greater than zero; {MEMORY_HINT}"));
+    }
+    if bytes < MIN_MEMORY_BYTES {
+        return Err(format!(
+            "{bytes} bytes is below Docker's minimum memory limit of 6 MiB; \
+             use at least \"6m\" (k, m and g are units: a bare number is bytes)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A positive process limit (Docker's `--pids-limit`; sandpen never runs unlimited).
+pub fn parse_pids(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("the process limit must be positive; {PIDS_HINT}"));
+    }
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{t}` is not a whole number; {PIDS_HINT}"));
+    }
+    let n: i64 = t
+        .parse()
+        .map_err(|_| format!("`{t}` is too large; {PIDS_HINT}"))?;
+    check_pids(n)
+}
+
+fn check_pids(n: i64) -> Result<i64, String> {
+    if n <= 0 {
+        return Err(format!(
+            "the process limit must be greater than zero; {PIDS_HINT}"
+        ));
+    }
+    Ok(n)
+}
+
+/// humantime syntax: `45m`, `1h 30m`, `90s`. Zero would kill every task at once.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("`{t}` is not a duration ({e}); {TIMEOUT_HINT}"))?;
+    if d.is_zero() {
+        return Err(format!(
+            "the timeout must be greater than zero; {TIMEOUT_HINT}"
+        ));
+    }
+    Ok(d)
+}
+
+// TOML values: numbers may be written bare, everything also as a string.
+
+pub(super) fn cpus_value(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => parse_cpus(s),
+        Value::Integer(i) => nano_cpus_from_f64(*i as f64),
+        Value::Float(f) => nano_cpus_from_f64(*f),
+        other => Err(format!(
+            "expected a number, got a {}; {CPUS_HINT}",
+            other.type_str()
+        )),
+    }
+}
+
+pub(super) fn memory_value(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => parse_memory(s),
+        Value::Integer(i) => check_memory(*i),
+        Value::Float(_) => Err(format!(
+            "a bare number is a count of bytes and must be whole; {MEMORY_HINT}"
+        )),
+        other => Err(format!(
+            "expected a string, got a {}; {MEMORY_HINT}",
+            other.type_str()
+        )),
+    }
+}
+
+pub(super) fn pids_value(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => parse_pids(s),
+        Value::Integer(i) => check_pids(*i),
+        other => Err(format!(
+            "expected a whole number, got a {}; {PIDS_HINT}",
+            other.type_str()
+        )),
+    }
+}
+
+pub(super) fn timeout_value(v: &Value) -> Result<Duration, String> {
+    match v {
+        Value::String(s) => parse_timeout(s),
+        // A bare number has no unit, and guessing seconds vs minutes is how jobs die early.
+        Value::Integer(_) | Value::Float(_) => Err(format!(
+            "a bare number has no unit; write it as a string, e.g. \"{v}s\" or \"{v}m\""
+        )),
+        other => Err(format!(
+            "expected a string, got a {}; {TIMEOUT_HINT}",
+            other.type_str()
+        )),
+    }
+}
+
+/// Variables sandpen sets in every container; a task must not override them.
+const RESERVED_ENV: &[&str] = &[
+    "ORCHESTRATOR_TASK_ID",
+    "ORCHESTRATOR_WORKTREE",
+    "IS_SANDBOX",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+];
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, and not one of the names sandpen sets itself.
+pub(super) fn check_env_key(key: &str) -> Result<(), String> {
+    let mut chars = key.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{key}` is not a valid variable name; names must match [A-Za-z_][A-Za-z0-9_]* \
+             (letters, digits and '_', not starting with a digit)"
+        ));
+    }
+    if key.starts_with("SANDPEN_") || RESERVED_ENV.contains(&key) {
+        return Err(format!(
+            "`{key}` is set by sandpen itself in every task container and cannot be overridden; \
+             remove it from env (reserved: SANDPEN_*, {})",
+            RESERVED_ENV.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: i64 = 1024 * 1024;
+
+    #[test]
+    fn memory_table() {
+        let ok: &[(&str, i64)] = &[
+            ("512m", 536_870_912),
+            ("512M", 536_870_912),
+            ("512mb", 536_870_912),
+            ("512MiB", 536_870_912),
+            ("512 m", 536_870_912),
+            ("1g", 1024 * MIB),
+            ("4g", 4096 * MIB),
+            ("4GB", 4096 * MIB),
+            ("1.5g", 1_610_612_736),
+            ("6m", 6 * MIB),
+            ("6144k", 6 * MIB),
+            ("6291456", 6 * MIB),
+            ("6291456b", 6 * MIB),
+            ("1t", 1024 * 1024 * MIB),
+            (" 2g ", 2048 * MIB),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_memory(input), Ok(*want), "{input}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("5m", "minimum"),
+            ("100", "minimum"),
+            ("6291455", "minimum"),
+            ("0", "greater than zero"),
+            ("0g", "greater than zero"),
+            ("-1g", "positive"),
+            ("abc", "not a memory size"),
+            ("", "empty"),
+            ("1x", "not a memory size"),
+            ("g", "not a memory size"),
+            ("1.g", "not a memory size"),
+            (".5g", "not a memory size"),
+            ("1.2.3g", "not a memory size"),
+            ("1gg", "not a memory size"),
+            ("99999999999999999999", "too large"),
+            ("9999999999p", "too large"),
+        ];
+        for (input, want) in bad {
+            let err = parse_memory(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn cpus_table() {
+        let ok: &[(&str, i64)] = &[
+            ("1.5", 1_500_000_000),
+            ("2", 2_000_000_000),
+            ("0.5", 500_000_000),
+            (".5", 500_000_000),
+            ("0.01", 10_000_000),
+            ("0.3333333333", 333_333_333),
+            (" 4 ", 4_000_000_000),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_cpus(input), Ok(*want), "{input}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("0", "greater than zero"),
+            ("0.0", "greater than zero"),
+            ("-1", "positive"),
+            ("NaN", "not a number"),
+            ("inf", "not a number"),
+            ("1e3", "not a number"),
+            ("abc", "not a number"),
+            ("1.2.3", "not a number"),
+            (".", "not a number"),
+            ("", "empty"),
+            ("0.001", "minimum"),
+            ("99999999999999999999", "far more"),
+        ];
+        for (input, want) in bad {
+            let err = parse_cpus(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn pids_and_timeout_tables() {
+        assert_eq!(parse_pids("1024"), Ok(1024));
+        for (input, want) in [
+            ("0", "greater than zero"),
+            ("-1", "positive"),
+            ("1.5", "whole number"),
+            ("x", "whole number"),
+            ("", "whole number"),
+            ("99999999999999999999", "too large"),
+        ] {
+            let err = parse_pids(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+        assert_eq!(parse_timeout("45m"), Ok(Duration::from_secs(45 * 60)));
+        assert_eq!(parse_timeout("1h 30m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        for (input, want) in [
+            ("0s", "greater than zero"),
+            ("0", "greater than zero"),
+            ("soon", "not a duration"),
+            ("", "not a duration"),
+        ] {
+            let err = parse_timeout(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn toml_values() {
+        assert_eq!(cpus_value(&Value::Integer(2)), Ok(2_000_000_000));
+        assert_eq!(cpus_value(&Value::Float(1.5)), Ok(1_500_000_000));
+        assert!(cpus_value(&Value::Float(f64::NAN)).is_err());
+        assert!(cpus_value(&Value::Integer(-2)).is_err());
+        assert!(cpus_value(&Value::Boolean(true)).is_err());
+        assert_eq!(memory_value(&Value::Integer(6 * MIB)), Ok(6 * MIB));
+        assert!(
+            memory_value(&Value::Integer(100))
+                .unwrap_err()
+                .contains("6 MiB")
+        );
+        assert!(memory_value(&Value::Float(1.5)).is_err());
+        assert_eq!(pids_value(&Value::Integer(7)), Ok(7));
+        assert!(pids_value(&Value::Integer(0)).is_err());
+        assert!(pids_value(&Value::Float(1.0)).is_err());
+        assert!(
+            timeout_value(&Value::Integer(90))
+                .unwrap_err()
+                .contains("\"90s\"")
+        );
+    }
+
+    #[test]
+    fn env_keys() {
+        assert!(check_env_key("FEATURE_FLAG").is_ok());
+        assert!(check_env_key("_x1").is_ok());
+        for bad in ["", "1A", "A-B", "A B", "Ä"] {
+            assert!(
+                check_env_key(bad).unwrap_err().contains("[A-Za-z_]"),
+                "{bad}"
+            );
+        }
+        for reserved in [
+            "SANDPEN_X",
+            "ANTHROPIC_API_KEY",
+            "IS_SANDBOX",
+            "ORCHESTRATOR_TASK_ID",
+        ] {
+            assert!(
+                check_env_key(reserved)
+                    .unwrap_err()
+                    .contains("set by sandpen")
+            );
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The live view: one line per task (state, elapsed, CPU, memory, latest activity) on a
+//! terminal; plain lines at each change of state otherwise (CI logs). Ends with the summary.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Consumer, bytes, summary_table};
+use crate::monitor::StatsSample;
+use crate::runner::{Event, RunReport};
+
+#[derive(Default)]
+struct Row {
+    state: String,
+    started: Option<Instant>,
+    stats: Option<StatsSample>,
+    activity: String,
+}
+
+pub struct LiveView {
+    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    rows: HashMap<String, Row>,
+    width: usize,
+    /// Where the summary goes: stdout normally, stderr when stdout carries JSON.
+    summary_to_stderr: bool,
+    report: Option<RunReport>,
+}
+
+impl LiveView {
+    pub fn new(summary_to_stderr: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        Self {
+            bars: tty.then(|| {
+                (
+                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                    HashMap::new(),
+                )
+            }),
+            rows: HashMap::new(),
+            width: 8,
+            summary_to_stderr,
+            report: None,
+        }
+    }
+
+    fn line(&self, task: &str) -> String {
+        let Some(row) = self.rows.get(task) else {
+            return String::new();
+        };
+        let elapsed = row
+            .started
+            .map(|s| format!("{:>5.0}s", s.elapsed().as_secs_f64()))
+            .unwrap_or_else(|| "     -".into());
+        let (cpu, mem) = match &row.stats {
+            Some(s) => (
+                s.cpu_percent
+                    .map(|c| format!("{c:>5.0}%"))
+                    .unwrap_or_else(|| "     -".into()),
+                format!("{:>10}", bytes(s.memory_bytes)),
+            ),
+            None => ("     -".into(), format!("{:>10}", "-")),
+        };
+        format!(
+            "{task:<w$} {:<10} {elapsed} {cpu} {mem}  {}",
+            row.state,
+            row.activity,
+            w = self.width
+        )
+    }
+
+    fn update(&mut self, task: &str, plain: Option<String>) {
+        let text = self.line(task);
+        match &self.bars {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(task) {
+                    bar.set_message(text);
+                }
+            }
+            None => {
+                if let Some(p) = plain {
+                    eprintln!("{task:<w$} {p}", w = self.width);
+                }
+            }
+        }
+    }
+}
+
+impl Consumer for LiveView {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                tasks,
+                jobs,
+                image,
+                ..
+            } => {
+                self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
+                eprintln!(
+                    "run {run_id}: {} tasks, {jobs} at once, image {image}",
+                    tasks.len()
+                );
+                for t in tasks {
+                    self.rows.insert(
+                        t.clone(),
+                        Row {
+                            state: "queued".into(),
+                            ..Default::default()
+                        },
+                    );
+                    if let Some((multi, bars)) = &mut self.bars {
+                        let bar = multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {msg}")
+                                .expect("valid template"),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(250));
+                        bars.insert(t.clone(), bar);
+                    }
+                    self.update(t, None);
+                }
+            }
+            Event::TaskPreparing { task } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.state = "preparing".into();
+                }
+                self.update(task, None);
+            }
+            Event::TaskStarted {
+                task, container_id, ..
+            } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.state = "running".into();
+                    r.started = Some(Instant::now());
+                }
+                self.update(
+                    task,
+                    Some(format!(
+                        "started in container {}",
+                        crate::engine::short(container_id)
+                    )),
+                );
+            }
+            Event::Stats { task, sample } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.stats = Some(*sample);
+                }
+                self.update(task, None);
+            }
+            Event::Agent {
+                task,
+                activity,
+                api_retries,
+                ..
+            } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.activity.clone_from(activity);
+                }
+                // Retries matter in CI logs; every turn would be noise.
+                let plain = (*api_retries > 0
+                    || activity.starts_with("done")
+                    || activity.contains("turns)"))
+                .then(|| activity.clone());
+                self.update(task, plain);
+            }
+            Event::TaskStopping { task, reason } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.state = "stopping".into();
+                }
+                self.update(task, Some(format!("stopping ({reason:?})").to_lowercase()));
+            }
+            Event::TaskFinished { task, result } => {
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.state = result.status.as_str().into();
+                    if let Some(a) = &result.agent {
+                        r.activity = format!("{} turns", a.num_turns);
+                    }
+                    if let Some(m) = &result.message {
+                        r.activity = if r.activity.is_empty() {
+                            m.clone()
+                        } else {
+                            format!("{} · {m}", r.activity)
+                        };
+                    }
+                }
+                let text = self.line(task);
+                match &self.bars {
+                    Some((_, bars)) => {
+                        if let Some(bar) = bars.get(task) {
+                            bar.finish_with_message(text);
+                        }
+                    }
+                    None => eprintln!("{text}"),
+                }
+            }
+            Event::RunCancelling { kill } => {
+                let msg = if *kill {
+                    "second interrupt: killing every container now"
+                } else {
+                    "interrupted: stopping every container (10 s grace; Ctrl-C again to kill at once)"
+                };
+                match &self.bars {
+                    Some((multi, _)) => {
+                        let _ = multi.println(msg);
+                    }
+                    None => eprintln!("{msg}"),
+                }
+            }
+            Event::RunFinished { report } => self.report = Some((**report).clone()),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((multi, bars)) = self.bars.take() {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.finish();
+                }
+            }
+            let _ = multi.clear();
+            // Keep the final rows on screen: they were cleared with the bars.
+            let mut tasks: Vec<_> = self.rows.keys().cloned().collect();
+            tasks.sort();
+            for t in tasks {
+                eprintln!("{}", self.line(&t));
+            }
+        }
+        if let Some(report) = &self.report {
+            let table = summary_table(report);
+            if self.summary_to_stderr {
+                eprint!("{table}")
+            } else {
+                print!("{table}")
+            }
+        }
+    }
+}

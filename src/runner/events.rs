@@ -1,0 +1,171 @@
+//! What happens during a run, as data. The runner sends these; displays and file writers
+//! consume them (see `report/`). Serialised as-is for `--json`.
+
+use serde::Serialize;
+
+use crate::engine::spec::Limits;
+use crate::monitor::StatsSample;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Succeeded,
+    Failed,
+    OomKilled,
+    TimedOut,
+    Cancelled,
+    Skipped,
+    Error,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::OomKilled => "oom_killed",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What the CLI reported about its own run (its stream-json `result` line).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentSummary {
+    pub num_turns: u32,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub is_error: bool,
+    pub subtype: String,
+    pub api_retries: u32,
+}
+
+/// One task's entry in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskResult {
+    pub id: String,
+    pub status: TaskStatus,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_s: f64,
+    pub branch: Option<String>,
+    pub commits: u32,
+    pub salvaged: bool,
+    pub container_id: Option<String>,
+    pub image: String,
+    pub limits: Limits,
+    pub peak_memory_bytes: Option<u64>,
+    pub mean_cpu_percent: Option<f64>,
+    pub peak_cpu_percent: Option<f64>,
+    pub log: String,
+    pub stderr_log: String,
+    pub checkout: String,
+    pub agent: Option<AgentSummary>,
+    /// Why the task ended as it did, in words (the error, the dependency that failed, ...).
+    pub message: Option<String>,
+}
+
+/// Why a running task is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Timeout,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        repo: String,
+        image: String,
+        jobs: usize,
+        tasks: Vec<String>,
+        at: String,
+    },
+    /// The task's checkout is being made.
+    TaskPreparing {
+        task: String,
+    },
+    TaskStarted {
+        task: String,
+        container_id: String,
+        at: String,
+    },
+    Stats {
+        task: String,
+        #[serde(flatten)]
+        sample: StatsSample,
+    },
+    /// The CLI's activity changed (a turn, a tool, an API retry, its result).
+    Agent {
+        task: String,
+        activity: String,
+        turns: u32,
+        tool: Option<String>,
+        api_retries: u32,
+    },
+    TaskStopping {
+        task: String,
+        reason: StopReason,
+    },
+    TaskFinished {
+        task: String,
+        result: Box<TaskResult>,
+    },
+    /// Ctrl-C or SIGTERM: `kill` is false for the graceful stop, true for the immediate one.
+    RunCancelling {
+        kill: bool,
+    },
+    RunFinished {
+        report: Box<RunReport>,
+    },
+}
+
+/// The whole run, as written to report.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub repo: String,
+    pub image: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub wall_s: f64,
+    pub jobs: usize,
+    /// Sum of task durations divided by wall time.
+    pub speedup: f64,
+    pub cancelled: bool,
+    pub tasks: Vec<TaskResult>,
+}
+
+impl RunReport {
+    pub fn all_succeeded(&self) -> bool {
+        self.tasks.iter().all(|t| t.status == TaskStatus::Succeeded)
+    }
+}
+
+/// Where events go. Sending never blocks the runner; a display that went away is ignored.
+#[derive(Debug, Clone)]
+pub struct EventSender(tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl EventSender {
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// Now as RFC 3339 (UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

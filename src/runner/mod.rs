@@ -1,0 +1,55 @@
+//! The scheduler: runs a plan's tasks in containers under a jobs limit, honouring
+//! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
+
+pub mod events;
+mod scheduler;
+mod task;
+
+pub use events::{Event, EventSender, RunReport, TaskResult, TaskStatus};
+pub use scheduler::execute;
+pub use task::Stop;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::workspace::Repo;
+
+/// How long a container may take to stop after SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything about a run that is the same for every task.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub run_id: String,
+    pub repo: Repo,
+    /// `<repo>/.sandpen/runs/<run-id>`: checkouts, logs, report.
+    pub run_dir: PathBuf,
+    /// The commit every task starts from.
+    pub base: String,
+    pub image: String,
+    pub network: String,
+    pub max_turns: u32,
+    pub jobs: usize,
+    pub fail_fast: bool,
+    pub keep_containers: bool,
+    pub grace: Duration,
+    /// `KEY=value` pairs passed from the host (credentials); never logged.
+    pub passthrough_env: Vec<String>,
+    /// `<host>:<pid>` of this sandpen process, and its start time, for `gc`.
+    pub owner: String,
+    pub owner_start: String,
+    /// Host directory holding the agent definitions mounted read-only into every container.
+    pub agents_dir: PathBuf,
+}
+
+/// A run id that sorts by time and does not collide between runs started the same second.
+pub fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{}-{}-{salt:04x}", &stamp[..8], &stamp[8..14])
+}

@@ -1,0 +1,75 @@
+//! Running git on the host. Every call goes through here so that the options that keep a task
+//! from running code on the host (hooks, fsmonitor, signing prompts) are never forgotten.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::WorkspaceError;
+
+/// Config that neutralises what a task could have planted in its checkout's git metadata.
+const SAFE_CONFIG: [&str; 10] = [
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "safe.directory=*",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "advice.detachedHead=false",
+];
+
+/// Runs `git -C dir args...`; stdout on success, a `Git` error with stderr otherwise.
+pub async fn git<I, S>(dir: &Path, args: I) -> Result<String, WorkspaceError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    git_env(dir, args, &[]).await
+}
+
+pub async fn git_env<I, S>(
+    dir: &Path,
+    args: I,
+    env: &[(&str, &str)],
+) -> Result<String, WorkspaceError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(SAFE_CONFIG).args(&args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Never open an editor or ask for credentials: sandpen runs unattended.
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.map_err(|e| WorkspaceError::Git {
+        context: format!("running git in {}", dir.display()),
+        reason: format!("{e} (is git installed?)"),
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Err(WorkspaceError::Git {
+            context: format!("git {} (in {})", shown.join(" "), dir.display()),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}

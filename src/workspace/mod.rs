@@ -1,0 +1,181 @@
+//! git on the host: the user's repository, each task's self-contained checkout, and the result
+//! branch that comes back. Nothing here deletes work: checkouts stay on disk, uncommitted
+//! changes are committed (marked as salvaged), earlier result branches are kept.
+
+mod checkout;
+mod git;
+mod owner;
+
+pub use checkout::{Checkout, Collected};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::exit::{self, HasExitCode};
+
+/// Where sandpen keeps its runs, inside the user's repository (and out of git status).
+pub const SANDPEN_DIR: &str = ".sandpen";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("{} is not inside a git repository: {reason}\nfix: run sandpen inside a git repository or pass --repo DIR", path.display())]
+    NotARepo { path: PathBuf, reason: String },
+
+    #[error("--base {base} does not name a commit in {}: {reason}\nfix: pass an existing branch, tag or commit (default HEAD; a new repository needs a first commit)", repo.display())]
+    BaseNotFound {
+        base: String,
+        repo: PathBuf,
+        reason: String,
+    },
+
+    #[error("{context}: {reason}")]
+    Git { context: String, reason: String },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+
+    #[error("the task's checkout {} was tampered with ({reason}); it is left untouched for inspection", path.display())]
+    Tampered { path: PathBuf, reason: String },
+}
+
+impl WorkspaceError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl HasExitCode for WorkspaceError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotARepo { .. } | Self::BaseNotFound { .. } => exit::INVALID_INPUT,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// The user's repository.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub root: PathBuf,
+    /// uid and gid owning the repository's top directory.
+    pub owner: (u32, u32),
+    /// Serialises writes to the user's repository (refs, objects) from parallel tasks.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Repo {
+    /// The repository around `dir` (or the working directory).
+    pub async fn discover(dir: Option<&Path>) -> Result<Self, WorkspaceError> {
+        let start = match dir {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_dir()
+                .map_err(|e| WorkspaceError::io("reading the working directory", e))?,
+        };
+        if !start.is_dir() {
+            return Err(WorkspaceError::NotARepo {
+                path: start,
+                reason: "no such directory".into(),
+            });
+        }
+        let top = git::git(&start, ["rev-parse", "--show-toplevel"])
+            .await
+            .map_err(|e| WorkspaceError::NotARepo {
+                path: start.clone(),
+                reason: reason_of(e),
+            })?;
+        let root = PathBuf::from(top.trim());
+        let owner = owner::owner_of(&root)
+            .map_err(|e| WorkspaceError::io(format!("reading {}", root.display()), e))?;
+        Ok(Self {
+            root,
+            owner,
+            lock: Arc::default(),
+        })
+    }
+
+    /// The commit `rev` names.
+    pub async fn resolve(&self, rev: &str) -> Result<String, WorkspaceError> {
+        let spec = format!("{rev}^{{commit}}");
+        git::git(
+            &self.root,
+            [
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+        )
+        .await
+        .map(|s| s.trim().to_string())
+        .map_err(|e| WorkspaceError::BaseNotFound {
+            base: rev.into(),
+            repo: self.root.clone(),
+            reason: reason_of(e),
+        })
+    }
+
+    /// `<repo>/.sandpen/runs/<run-id>`, created, with `.sandpen/` kept out of git status.
+    pub async fn run_dir(&self, run_id: &str) -> Result<PathBuf, WorkspaceError> {
+        self.exclude_sandpen_dir().await?;
+        let dir = self.root.join(SANDPEN_DIR).join("runs").join(run_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.display()), e))?;
+        Ok(dir)
+    }
+
+    /// Adds `/.sandpen/` to the repository's info/exclude (not .gitignore: that would be a
+    /// change to the user's tracked files).
+    async fn exclude_sandpen_dir(&self) -> Result<(), WorkspaceError> {
+        let path = git::git(
+            &self.root,
+            [
+                "rev-parse",
+                "--path-format=absolute",
+                "--git-path",
+                "info/exclude",
+            ],
+        )
+        .await?;
+        let path = PathBuf::from(path.trim());
+        let line = format!("/{SANDPEN_DIR}/");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| WorkspaceError::io(format!("creating {}", parent.display()), e))?;
+        }
+        let sep = if current.is_empty() || current.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        let text = format!("{current}{sep}# sandpen's runs, checkouts and logs\n{line}\n");
+        std::fs::write(&path, text)
+            .map_err(|e| WorkspaceError::io(format!("writing {}", path.display()), e))
+    }
+
+    /// The uid:gid tasks run as: the repository's owner, or an unprivileged user when root
+    /// owns it (as on CI machines). Never root.
+    pub fn task_user(&self) -> (u32, u32) {
+        match self.owner {
+            (0, _) | (_, 0) => owner::UNPRIVILEGED,
+            ids => ids,
+        }
+    }
+}
+
+fn reason_of(e: WorkspaceError) -> String {
+    match e {
+        WorkspaceError::Git { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
