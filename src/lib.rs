@@ -9,6 +9,7 @@ pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod image;
+pub mod model_server;
 pub mod monitor;
 pub mod owner;
 pub mod plan;

@@ -29,11 +29,7 @@ fn probe_image_builds_and_a_second_build_is_a_cache_hit() {
 
     // The stand-in answers like the real CLI's --version.
     let run = docker(&["run", "--rm", &tag, "claude", "--version"]);
-    assert!(
-        stdout(&run).contains("Claude Code stand-in"),
-        "{}",
-        stdout(&run)
-    );
+    assert!(stdout(&run).contains("Claude Code stand-in"), "{}", stdout(&run));
 }
 
 #[test]
@@ -43,11 +39,7 @@ fn probe_image_builds_from_nothing_on_another_base() {
     let base = image("probe"); // makes sure the default base exists
     let _ = base;
     let test_base = format!("sandpen-test-base:{}", std::process::id());
-    assert!(
-        docker(&["tag", image::DEFAULT_BASE, &test_base])
-            .status
-            .success()
-    );
+    assert!(docker(&["tag", image::DEFAULT_BASE, &test_base]).status.success());
     let out = output(sandpen().args([
         "image",
         "build",
@@ -157,10 +149,7 @@ async fn a_broken_dockerfile_fails_with_the_failing_steps_text() {
 
 #[test]
 fn an_unreachable_engine_exits_3_and_says_what_to_do() {
-    for args in [
-        &["doctor"][..],
-        &["image", "build", "--target", "probe"][..],
-    ] {
+    for args in [&["doctor"][..], &["image", "build", "--target", "probe"][..]] {
         let out = output(
             sandpen()
                 .args(args)
@@ -203,17 +192,9 @@ fn a_missing_ca_cert_is_an_input_error_before_any_build() {
 
     let not_pem = dir.path().join("notes.txt");
     std::fs::write(&not_pem, "hello").unwrap();
-    let out = output(
-        sandpen()
-            .args(["image", "build", "--ca-cert"])
-            .arg(&not_pem),
-    );
+    let out = output(sandpen().args(["image", "build", "--ca-cert"]).arg(&not_pem));
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("not a PEM certificate"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("not a PEM certificate"), "{}", stderr(&out));
 }
 
 #[test]
@@ -241,18 +222,10 @@ fn doctor_describes_the_engine_and_the_images() {
     let out = output(sandpen().arg("doctor").env_remove("ANTHROPIC_API_KEY"));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for want in [
-        "API 1.",
-        "cgroups",
-        "linux/",
-        "ANTHROPIC_API_KEY is not set",
-    ] {
+    for want in ["API 1.", "cgroups", "linux/", "ANTHROPIC_API_KEY is not set"] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(
-        text.contains(&format!("built and current ({probe})")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("built and current ({probe})")), "{text}");
 
     let secret = "sk-ant-test-do-not-print";
     let out = output(

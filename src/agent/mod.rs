@@ -1,6 +1,10 @@
 //! The WorkflowManager: the only way a task runs. This module owns the command line every task
 //! container gets and the agent definition sandpen ships.
 
+pub mod phases;
+
+use std::path::Path;
+
 /// The agent every task runs through.
 pub const AGENT_NAME: &str = "workflow-manager";
 
@@ -31,9 +35,62 @@ pub fn command(prompt: &str, max_turns: u32) -> Vec<String> {
     .to_vec()
 }
 
+/// Where a repository's own definition lives; the CLI prefers it to sandpen's.
+pub const REPO_DEFINITION: &str = ".claude/agents/workflow-manager.md";
+
+/// Checks a checkout before its container starts. A repository may bring its own
+/// WorkflowManager, but it must be one: a file at that path that defines another agent, or
+/// none, would leave the task without the workflow. Err says what is wrong.
+pub fn check_definition(checkout: &Path) -> Result<(), String> {
+    let path = checkout.join(REPO_DEFINITION);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()), // sandpen's definition is mounted instead
+    };
+    if !meta.is_file() {
+        return Err(format!(
+            "{REPO_DEFINITION} in the repository is not a regular file"
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {REPO_DEFINITION}: {e}"))?;
+    match front_matter_name(&text) {
+        Some(name) if name == AGENT_NAME => Ok(()),
+        Some(name) => Err(format!(
+            "{REPO_DEFINITION} defines the agent {name:?}, not {AGENT_NAME:?}"
+        )),
+        None => Err(format!(
+            "{REPO_DEFINITION} has no front matter with `name: {AGENT_NAME}`"
+        )),
+    }
+}
+
+/// The `name:` of a definition's YAML front matter.
+fn front_matter_name(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("---")?;
+    let end = rest.find("\n---")?;
+    rest[..end].lines().find_map(|l| {
+        let v = l.trim().strip_prefix("name:")?;
+        Some(v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repository_definition_must_define_the_workflow_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_definition(dir.path()), Ok(()), "none: sandpen's is used");
+        let path = dir.path().join(REPO_DEFINITION);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, DEFINITION).unwrap();
+        assert_eq!(check_definition(dir.path()), Ok(()));
+        std::fs::write(&path, "---\nname: helper\n---\nx").unwrap();
+        assert!(check_definition(dir.path()).unwrap_err().contains("\"helper\""));
+        std::fs::write(&path, "no front matter").unwrap();
+        assert!(check_definition(dir.path()).is_err());
+    }
 
     #[test]
     fn every_task_runs_the_workflow_manager() {
@@ -48,10 +105,7 @@ mod tests {
             "the prompt is one argument, never shell-split"
         );
         assert!(cmd.windows(2).any(|w| w == ["--max-turns", "7"]));
-        assert!(
-            cmd.windows(2)
-                .any(|w| w == ["--output-format", "stream-json"])
-        );
+        assert!(cmd.windows(2).any(|w| w == ["--output-format", "stream-json"]));
     }
 
     #[test]

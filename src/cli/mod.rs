@@ -5,12 +5,14 @@ mod demo;
 mod doctor;
 mod gc;
 mod image;
+mod model_server;
 mod run;
 
 pub use demo::DemoArgs;
 pub use doctor::DoctorArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+pub use model_server::ModelServerArgs;
 pub use run::RunArgs;
 
 use clap::{Parser, Subcommand};
@@ -44,4 +46,6 @@ pub enum Command {
     Demo(DemoArgs),
     /// Describe the Docker engine and sandpen's images.
     Doctor(DoctorArgs),
+    /// Serve a scripted stand-in for the Anthropic API (for demos and tests).
+    ModelServer(ModelServerArgs),
 }

@@ -7,11 +7,7 @@ use crate::image::{self, ImageStatus, Target};
 
 /// Credentials the task containers receive from the host; doctor says which are set, never
 /// their values.
-const CREDENTIAL_VARS: [&str; 3] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-];
+const CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
 
 #[derive(Serialize)]
 struct Report {
@@ -33,12 +29,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     }
     let credentials = CREDENTIAL_VARS
         .iter()
-        .map(|v| {
-            (
-                v.to_string(),
-                std::env::var_os(v).is_some_and(|x| !x.is_empty()),
-            )
-        })
+        .map(|v| (v.to_string(), std::env::var_os(v).is_some_and(|x| !x.is_empty())))
         .collect();
     let report = Report {
         engine: info,
@@ -65,10 +56,7 @@ fn print_text(r: &Report) {
         "host        {} {}/{}, kernel {}",
         e.operating_system, e.os, e.arch, e.kernel
     );
-    println!(
-        "cgroups     v{} ({} driver)",
-        e.cgroup_version, e.cgroup_driver
-    );
+    println!("cgroups     v{} ({} driver)", e.cgroup_version, e.cgroup_driver);
     println!(
         "resources   {} CPUs, {:.1} GiB memory",
         e.ncpu,

@@ -4,6 +4,7 @@ mod demo;
 mod doctor;
 mod gc;
 mod image;
+mod model_server;
 mod run;
 
 use crate::cli::{Cli, Command};
@@ -18,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,
         Command::Doctor(args) => doctor::run(host, args).await,
+        Command::ModelServer(args) => model_server::run(host, args).await,
     }
 }
 

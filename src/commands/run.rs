@@ -13,11 +13,7 @@ use crate::workspace::Repo;
 use crate::{agent, owner};
 
 /// Host variables passed into every task container when set (never printed).
-pub const PASSTHROUGH_ENV: [&str; 3] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-];
+pub const PASSTHROUGH_ENV: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
@@ -31,14 +27,15 @@ pub struct Prepared {
     repo: Repo,
     base: String,
     image: String,
+    /// `KEY=value` credentials given to every container.
+    env: Vec<String>,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
     // Input first: no git, no engine, until the tasks are known to be valid.
     if args.jobs == 0 {
         return Err(UsageError(
-            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more"
-                .into(),
+            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
         )
         .into());
     }
@@ -49,6 +46,15 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         timeout: args.timeout.clone(),
     };
     let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
+    if passthrough_env().is_empty() {
+        return Err(UsageError(
+            "no credentials for the Claude CLI: none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or \
+             ANTHROPIC_BASE_URL is set\nfix: export ANTHROPIC_API_KEY=... (or point ANTHROPIC_BASE_URL \
+             at a proxy or a scripted model server); `sandpen demo` runs without any"
+                .into(),
+        )
+        .into());
+    }
     let repo = Repo::discover(args.repo.as_deref()).await?;
     let base = repo.resolve(&args.base).await?;
 
@@ -81,7 +87,21 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         repo,
         base,
         image,
+        env: passthrough_env(),
     })
+}
+
+/// The credentials set on the host, as `KEY=value`.
+fn passthrough_env() -> Vec<String> {
+    PASSTHROUGH_ENV
+        .iter()
+        .filter_map(|k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={v}"))
+        })
+        .collect()
 }
 
 async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
@@ -110,15 +130,7 @@ pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
         fail_fast: args.fail_fast,
         keep_containers: args.keep_containers,
         grace: runner::STOP_GRACE,
-        passthrough_env: PASSTHROUGH_ENV
-            .iter()
-            .filter_map(|k| {
-                std::env::var(k)
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .map(|v| format!("{k}={v}"))
-            })
-            .collect(),
+        passthrough_env: p.env,
         owner: owner::this_owner(),
         owner_start: owner::this_start_time(),
         agents_dir,
@@ -167,10 +179,8 @@ pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
 /// First Ctrl-C or SIGTERM: stop every container with the grace. Second: kill at once.
 async fn watch_signals(stop: Stop, events: EventSender) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         return;
     };
     for kill in [false, true] {
@@ -199,8 +209,7 @@ async fn sweep(engine: &Engine, run_id: &str) {
     };
     for c in left {
         tracing::warn!("removing leftover container {}", c.name);
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(30), engine.remove(&c.id)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), engine.remove(&c.id)).await;
     }
 }
 
@@ -208,9 +217,6 @@ async fn sweep(engine: &Engine, run_id: &str) {
 fn write_agents(run_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = run_dir.join("agents");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join(format!("{}.md", agent::AGENT_NAME)),
-        agent::DEFINITION,
-    )?;
+    std::fs::write(dir.join(format!("{}.md", agent::AGENT_NAME)), agent::DEFINITION)?;
     Ok(dir)
 }

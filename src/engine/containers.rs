@@ -9,8 +9,8 @@ use bollard::container::LogOutput;
 use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -50,10 +50,7 @@ pub type StatsStream = BoxStream<'static, Result<ContainerStatsResponse, EngineE
 
 /// The container operations of one task's lifecycle.
 pub trait ContainerEngine: Clone + Send + Sync + 'static {
-    fn create(
-        &self,
-        spec: &ContainerSpec,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn create(&self, spec: &ContainerSpec) -> impl Future<Output = Result<String, EngineError>> + Send;
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Resolves when the container is no longer running, with its exit code.
     fn wait(&self, id: &str) -> impl Future<Output = Result<i64, EngineError>> + Send;
@@ -62,11 +59,7 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     fn stats(&self, id: &str) -> StatsStream;
     fn exit_state(&self, id: &str) -> impl Future<Output = Result<ExitState, EngineError>> + Send;
     /// SIGTERM, then SIGKILL after `grace`.
-    fn stop(
-        &self,
-        id: &str,
-        grace: Duration,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn stop(&self, id: &str, grace: Duration) -> impl Future<Output = Result<(), EngineError>> + Send;
     fn kill(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Force-removes; a container that is already gone is not an error.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
@@ -80,9 +73,7 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
 
 impl ContainerEngine for Engine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let opts = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
+        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let created = self
             .docker()
             .create_container(Some(opts), spec.to_body())
@@ -152,10 +143,7 @@ impl ContainerEngine for Engine {
     async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {
         let info = self
             .docker()
-            .inspect_container(
-                id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
             .await
             .map_err(|e| EngineError::api(format!("inspecting container {}", short(id)), &e))?;
         let state = info.state.unwrap_or_default();
@@ -173,24 +161,16 @@ impl ContainerEngine for Engine {
         match self.docker().stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(
-                format!("stopping container {}", short(id)),
-                &e,
-            )),
+            Err(e) => Err(EngineError::api(format!("stopping container {}", short(id)), &e)),
         }
     }
 
     async fn kill(&self, id: &str) -> Result<(), EngineError> {
-        let opts = KillContainerOptionsBuilder::default()
-            .signal("SIGKILL")
-            .build();
+        let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
         match self.docker().kill_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(
-                format!("killing container {}", short(id)),
-                &e,
-            )),
+            Err(e) => Err(EngineError::api(format!("killing container {}", short(id)), &e)),
         }
     }
 
@@ -202,18 +182,11 @@ impl ContainerEngine for Engine {
         match self.docker().remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(
-                format!("removing container {}", short(id)),
-                &e,
-            )),
+            Err(e) => Err(EngineError::api(format!("removing container {}", short(id)), &e)),
         }
     }
 
-    async fn list(
-        &self,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<Vec<ListedContainer>, EngineError> {
+    async fn list(&self, key: &str, value: Option<&str>) -> Result<Vec<ListedContainer>, EngineError> {
         let label = match value {
             Some(v) => format!("{key}={v}"),
             None => key.to_string(),

@@ -43,10 +43,7 @@ impl HasExitCode for EngineError {
 pub(crate) fn describe(err: &bollard::errors::Error) -> String {
     use bollard::errors::Error as B;
     match err {
-        B::DockerResponseServerError {
-            status_code,
-            message,
-        } => {
+        B::DockerResponseServerError { status_code, message } => {
             format!("the engine answered {status_code}: {}", message.trim())
         }
         _ => {
@@ -68,9 +65,6 @@ pub(crate) fn describe(err: &bollard::errors::Error) -> String {
 pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
     matches!(
         err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
     )
 }

@@ -48,23 +48,14 @@ impl Engine {
         match self.docker().inspect_image(reference).await {
             Ok(img) => Ok(img.id),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(EngineError::api(
-                format!("inspecting image {reference}"),
-                &e,
-            )),
+            Err(e) => Err(EngineError::api(format!("inspecting image {reference}"), &e)),
         }
     }
 
     /// Images carrying the label `key=value`.
-    pub async fn images_with_label(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Result<Vec<ImageSummary>, EngineError> {
+    pub async fn images_with_label(&self, key: &str, value: &str) -> Result<Vec<ImageSummary>, EngineError> {
         let filters = HashMap::from([("label", vec![format!("{key}={value}")])]);
-        let opts = ListImagesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
+        let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
         let list = self
             .docker()
             .list_images(Some(opts))
@@ -103,8 +94,7 @@ impl Engine {
             .labels(labels)
             .build();
         let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
-        let mut stream =
-            docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(context))));
+        let mut stream = docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(context))));
         let mut log = String::new();
         let mut step: Option<String> = None;
         let mut step_output = String::new();
@@ -171,9 +161,7 @@ impl Engine {
         reference: &str,
         mut on_status: impl FnMut(&str),
     ) -> Result<(), EngineError> {
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(reference)
-            .build();
+        let opts = CreateImageOptionsBuilder::default().from_image(reference).build();
         let mut stream = self.docker().create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
             match item {
@@ -203,8 +191,7 @@ impl Engine {
             .message(message)
             .build();
         let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
-        let mut stream =
-            docker.create_image(Some(opts), Some(bollard::body_try_stream(rootfs)), None);
+        let mut stream = docker.create_image(Some(opts), Some(bollard::body_try_stream(rootfs)), None);
         while let Some(item) = stream.next().await {
             if let Err(e) = item {
                 return Err(EngineError::api(format!("importing {repo}:{tag}"), &e));
@@ -218,11 +205,7 @@ impl Engine {
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
             .force(true)
             .build();
-        match self
-            .docker()
-            .remove_image(reference, Some(opts), None)
-            .await
-        {
+        match self.docker().remove_image(reference, Some(opts), None).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(EngineError::api(format!("removing image {reference}"), &e)),

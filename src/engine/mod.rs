@@ -7,9 +7,7 @@ mod images;
 pub mod spec;
 mod system;
 
-pub use containers::{
-    ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short,
-};
+pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use error::EngineError;
 pub use images::{BuildFailure, BuildLine, ImageSummary};
 pub use system::EngineInfo;
@@ -42,8 +40,8 @@ impl Engine {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| DEFAULT_HOST.to_string()),
         };
-        let docker = Docker::connect_with_host(&address)
-            .map_err(|e| EngineError::unreachable(&address, &e))?;
+        let docker =
+            Docker::connect_with_host(&address).map_err(|e| EngineError::unreachable(&address, &e))?;
         match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(EngineError::unreachable(&address, &e)),

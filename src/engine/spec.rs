@@ -165,10 +165,7 @@ mod tests {
     fn only_the_checkout_is_writable_and_the_socket_is_never_mounted() {
         let body = spec().to_body();
         let mounts = body.host_config.unwrap().mounts.unwrap();
-        let writable: Vec<_> = mounts
-            .iter()
-            .filter(|m| m.read_only != Some(true))
-            .collect();
+        let writable: Vec<_> = mounts.iter().filter(|m| m.read_only != Some(true)).collect();
         assert_eq!(writable.len(), 1);
         assert_eq!(writable[0].target.as_deref(), Some(WORKDIR));
         assert!(

@@ -62,15 +62,40 @@ impl Engine {
     pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
         match self
             .docker()
-            .inspect_network(
-                name,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
+            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
             .await
         {
             Ok(_) => Ok(true),
             Err(e) if super::error::is_not_found(&e) => Ok(false),
             Err(e) => Err(EngineError::api(format!("inspecting network {name}"), &e)),
         }
+    }
+}
+
+impl Engine {
+    /// The gateway of the default bridge network: the host as containers on it see it.
+    pub async fn bridge_gateway(&self) -> Result<std::net::IpAddr, EngineError> {
+        let net = self
+            .docker()
+            .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .map_err(|e| EngineError::api("inspecting the bridge network", &e))?;
+        let configs = net.ipam.and_then(|i| i.config).unwrap_or_default();
+        let gateway = configs
+            .iter()
+            .filter_map(|c| c.gateway.as_deref())
+            .find_map(|g| g.parse().ok());
+        // Some engines leave Gateway empty: the bridge then takes the subnet's first address.
+        let first_host = || {
+            configs.iter().filter_map(|c| c.subnet.as_deref()).find_map(|s| {
+                let (addr, _) = s.split_once('/')?;
+                let v4: std::net::Ipv4Addr = addr.parse().ok()?;
+                Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) + 1)))
+            })
+        };
+        gateway.or_else(first_host).ok_or_else(|| EngineError::Api {
+            context: "finding the bridge network's gateway".into(),
+            reason: "the engine's bridge network has no IPv4 gateway".into(),
+        })
     }
 }

@@ -96,15 +96,11 @@ pub async fn bootstrap_base(
         }
     }
     let debootstrap = find_program("debootstrap").ok_or_else(|| {
-        fail(
-            "debootstrap is not installed\nfix: `apt-get install -y debootstrap` (Debian/Ubuntu)"
-                .into(),
-        )
+        fail("debootstrap is not installed\nfix: `apt-get install -y debootstrap` (Debian/Ubuntu)".into())
     })?;
     if !is_root() {
         return Err(fail(
-            "debootstrap needs root\nfix: run it as root, e.g. `sudo sandpen image bootstrap-base`"
-                .into(),
+            "debootstrap needs root\nfix: run it as root, e.g. `sudo sandpen image bootstrap-base`".into(),
         ));
     }
     let (repo, tag) = split_reference(&opts.base);
@@ -114,17 +110,10 @@ pub async fn bootstrap_base(
         .map_err(|e| fail(format!("making a temporary directory: {e}")))?;
 
     on_event(ImageEvent::Bootstrap {
-        line: format!(
-            "debootstrap {} from {} (about 30 s)",
-            opts.suite, opts.mirror
-        ),
+        line: format!("debootstrap {} from {} (about 30 s)", opts.suite, opts.mirror),
     });
     let mut child = Command::new(&debootstrap)
-        .args([
-            "--variant=minbase",
-            "--include=git,ca-certificates",
-            &opts.suite,
-        ])
+        .args(["--variant=minbase", "--include=git,ca-certificates", &opts.suite])
         .arg(rootfs.path())
         .arg(&opts.mirror)
         .stdin(Stdio::null())
@@ -215,9 +204,7 @@ fn is_root() -> bool {
 }
 
 /// Merges a child's stdout and stderr into one stream of lines.
-fn forward_lines(
-    child: &mut tokio::process::Child,
-) -> impl futures_util::Stream<Item = String> + use<> {
+fn forward_lines(child: &mut tokio::process::Child) -> impl futures_util::Stream<Item = String> + use<> {
     let out = child.stdout.take().map(|s| lines_of(BufReader::new(s)));
     let err = child.stderr.take().map(|s| lines_of(BufReader::new(s)));
     futures_util::stream::select(
@@ -244,10 +231,7 @@ mod tests {
             split_reference("debian:bookworm-slim"),
             ("debian".into(), "bookworm-slim".into())
         );
-        assert_eq!(
-            split_reference("debian"),
-            ("debian".into(), "latest".into())
-        );
+        assert_eq!(split_reference("debian"), ("debian".into(), "latest".into()));
         assert_eq!(
             split_reference("localhost:5000/debian"),
             ("localhost:5000/debian".into(), "latest".into())

@@ -144,12 +144,7 @@ pub async fn ensure(
     let ctx = context_for(req.target, &req.ca_certs)?;
     let base_id = base::ensure_base(engine, &req.base, req.bootstrap_base, on_event).await?;
     let (tag, hash) = tag_for(req.target, &ctx, &req.base, &base_id);
-    let (_, sources) = tag_for(
-        req.target,
-        &context_for(req.target, &[])?,
-        &req.base,
-        &base_id,
-    );
+    let (_, sources) = tag_for(req.target, &context_for(req.target, &[])?, &req.base, &base_id);
     if !req.rebuild {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });
@@ -191,9 +186,7 @@ pub async fn build(
     on_event: &mut dyn FnMut(ImageEvent),
 ) -> Result<String, ImageError> {
     let started = Instant::now();
-    on_event(ImageEvent::Building {
-        tag: tag.to_string(),
-    });
+    on_event(ImageEvent::Building { tag: tag.to_string() });
     let tar = ctx.to_tar().map_err(|e| ImageError::Bootstrap {
         base: tag.to_string(),
         reason: format!("making the build context: {e}"),
@@ -232,11 +225,7 @@ pub struct ImageStatus {
     pub stale_tags: Vec<String>,
 }
 
-pub async fn status(
-    engine: &Engine,
-    target: Target,
-    base: &str,
-) -> Result<ImageStatus, ImageError> {
+pub async fn status(engine: &Engine, target: Target, base: &str) -> Result<ImageStatus, ImageError> {
     let ctx = context_for(target, &[])?;
     let Some(base_id) = engine.image_id(base).await? else {
         return Ok(ImageStatus {
@@ -247,9 +236,7 @@ pub async fn status(
         });
     };
     let (tag, sources) = tag_for(target, &ctx, base, &base_id);
-    let mut all = engine
-        .images_with_label(LABEL_TARGET, target.name())
-        .await?;
+    let mut all = engine.images_with_label(LABEL_TARGET, target.name()).await?;
     all.sort_by_key(|i| std::cmp::Reverse(i.created));
     // Current: built from these sources, with or without extra CA certificates.
     let current = all

@@ -98,12 +98,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn push_all(
-        a: &mut LineAssembler,
-        input: &[u8],
-        sizes: &[usize],
-        limit: usize,
-    ) -> Vec<Vec<u8>> {
+    fn push_all(a: &mut LineAssembler, input: &[u8], sizes: &[usize], limit: usize) -> Vec<Vec<u8>> {
         let mut lines = Vec::new();
         let mut rest = input;
         let mut i = 0;

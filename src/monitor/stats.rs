@@ -34,11 +34,7 @@ pub fn sample(s: &ContainerStatsResponse) -> StatsSample {
 fn cpu_percent(cpu: Option<&ContainerCpuStats>, pre: Option<&ContainerCpuStats>) -> Option<f64> {
     let (cpu, pre) = (cpu?, pre?);
     let total = cpu.cpu_usage.as_ref()?.total_usage?;
-    let pre_total = pre
-        .cpu_usage
-        .as_ref()
-        .and_then(|u| u.total_usage)
-        .unwrap_or(0);
+    let pre_total = pre.cpu_usage.as_ref().and_then(|u| u.total_usage).unwrap_or(0);
     let system = cpu.system_cpu_usage?;
     let pre_system = pre.system_cpu_usage.filter(|&v| v > 0)?;
     let online = match cpu.online_cpus {
@@ -314,18 +310,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            memory_used(&mem(
-                100,
-                &[("total_inactive_file", 30), ("inactive_file", 10)]
-            )),
+            memory_used(&mem(100, &[("total_inactive_file", 30), ("inactive_file", 10)])),
             70
         );
         // v1 key not below usage: falls through to the v2 key, as docker does.
         assert_eq!(
-            memory_used(&mem(
-                100,
-                &[("total_inactive_file", 100), ("inactive_file", 10)]
-            )),
+            memory_used(&mem(100, &[("total_inactive_file", 100), ("inactive_file", 10)])),
             90
         );
         assert_eq!(memory_used(&mem(100, &[("total_inactive_file", 200)])), 100);

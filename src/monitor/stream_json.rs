@@ -180,12 +180,7 @@ fn assistant(message: Option<&Value>) -> AgentEvent {
     let tools = blocks
         .iter()
         .filter(|b| block_type(b) == Some("tool_use"))
-        .map(|b| {
-            b.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_owned()
-        })
+        .map(|b| b.get("name").and_then(Value::as_str).unwrap_or("?").to_owned())
         .collect();
     let message_id = message
         .and_then(|m| m.get("id"))
@@ -331,9 +326,7 @@ mod lenient {
             Scalar::F64(f) => float_to_u64(f),
             Scalar::Str(s) => {
                 let s = s.trim();
-                s.parse()
-                    .ok()
-                    .or_else(|| s.parse().ok().and_then(float_to_u64))
+                s.parse().ok().or_else(|| s.parse().ok().and_then(float_to_u64))
             }
             Scalar::Bool(_) | Scalar::Other => None,
         })
@@ -382,9 +375,7 @@ mod lenient {
     }
 
     /// A nested struct, or `None` when the value does not fit it.
-    pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-        d: D,
-    ) -> Result<Option<T>, D::Error> {
+    pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
         let value = Value::deserialize(d)?;
         Ok(T::deserialize(value).ok())
     }
@@ -540,7 +531,9 @@ mod tests {
     #[test]
     fn truncates_text_char_safely() {
         let long = "é".repeat(500);
-        let line = serde_json::json!({"type":"assistant","message":{"content":[{"type":"text","text":long}]}}).to_string();
+        let line =
+            serde_json::json!({"type":"assistant","message":{"content":[{"type":"text","text":long}]}})
+                .to_string();
         let Some(AgentEvent::Assistant { text: Some(t), .. }) = parse(&line) else {
             panic!("no text");
         };
@@ -560,15 +553,9 @@ mod tests {
             Some(AgentEvent::ToolResult { is_error: false })
         );
         let failed = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"a","content":"ok"},{"type":"tool_result","tool_use_id":"b","content":[{"type":"text","text":"boom"}],"is_error":true}]}}"#;
-        assert_eq!(
-            parse(failed),
-            Some(AgentEvent::ToolResult { is_error: true })
-        );
+        assert_eq!(parse(failed), Some(AgentEvent::ToolResult { is_error: true }));
         // A user message that is not a tool result (e.g. a prompt) is not an event.
-        assert_eq!(
-            parse(r#"{"type":"user","message":{"content":"hello"}}"#),
-            None
-        );
+        assert_eq!(parse(r#"{"type":"user","message":{"content":"hello"}}"#), None);
         assert_eq!(
             parse(r#"{"type":"user","message":{"content":[{"type":"text","text":"x"}]}}"#),
             None
@@ -654,10 +641,7 @@ mod tests {
         let Some(AgentEvent::Result(r)) = parse(r#"{"type":"result"}"#) else {
             panic!()
         };
-        assert_eq!(
-            (r.subtype.as_str(), r.is_error, r.cost_usd),
-            ("", false, None)
-        );
+        assert_eq!((r.subtype.as_str(), r.is_error, r.cost_usd), ("", false, None));
     }
 
     #[test]

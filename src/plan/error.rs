@@ -10,9 +10,7 @@ pub enum PlanError {
     #[error("no tasks given\nfix: pass at least one prompt file (*.md) or task file (*.toml)")]
     NoInputs,
 
-    #[error(
-        "{path}: no such file\nfix: check the path (relative paths start at the current directory)"
-    )]
+    #[error("{path}: no such file\nfix: check the path (relative paths start at the current directory)")]
     NotFound { path: PathBuf },
 
     #[error("{path}: {problem}\nfix: {fix}")]
@@ -37,11 +35,7 @@ pub enum PlanError {
          agent (claude --agent workflow-manager); a task cannot set `{key}`.\n\
          fix: Remove the key and put what the task should do in its prompt."
     )]
-    Governance {
-        path: PathBuf,
-        line: usize,
-        key: String,
-    },
+    Governance { path: PathBuf, line: usize, key: String },
 
     /// A value that parsed as TOML but is not acceptable. `at` is `file:line`.
     #[error("{at}: {problem}\nfix: {fix}")]

@@ -75,9 +75,7 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn line(&self, offset: usize) -> usize {
-        1 + self.text[..offset.min(self.text.len())]
-            .matches('\n')
-            .count()
+        1 + self.text[..offset.min(self.text.len())].matches('\n').count()
     }
 
     fn column(&self, offset: usize) -> usize {
@@ -92,11 +90,7 @@ impl Source<'_> {
 }
 
 /// A prompt file: one task, its id is the file stem and the defaults are built-in < flags.
-pub(super) fn load_prompt_file(
-    path: &Path,
-    ctx: &Context,
-    errors: &mut Vec<PlanError>,
-) -> Option<Draft> {
+pub(super) fn load_prompt_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Option<Draft> {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -120,11 +114,7 @@ pub(super) fn load_prompt_file(
     let prompt = match read_text(path) {
         Ok(text) => text,
         Err(problem) => {
-            errors.push(bad_input(
-                path,
-                problem,
-                "make it a readable UTF-8 text file",
-            ));
+            errors.push(bad_input(path, problem, "make it a readable UTF-8 text file"));
             return None;
         }
     };
@@ -156,19 +146,11 @@ pub(super) fn load_prompt_file(
 }
 
 /// A task file: any number of `[[task]]`s sharing an optional `[defaults]`.
-pub(super) fn load_task_file(
-    path: &Path,
-    ctx: &Context,
-    errors: &mut Vec<PlanError>,
-) -> Vec<Draft> {
+pub(super) fn load_task_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Vec<Draft> {
     let text = match read_text(path) {
         Ok(text) => text,
         Err(problem) => {
-            errors.push(bad_input(
-                path,
-                problem,
-                "make it a readable UTF-8 text file",
-            ));
+            errors.push(bad_input(path, problem, "make it a readable UTF-8 text file"));
             return Vec::new();
         }
     };
@@ -276,14 +258,7 @@ fn load_task(
         }
     }
 
-    let own = overrides(
-        src,
-        &task.cpus,
-        &task.memory,
-        &task.pids,
-        &task.timeout,
-        errors,
-    );
+    let own = overrides(src, &task.cpus, &task.memory, &task.pids, &task.timeout, errors);
     let mut env_vars = default_env.clone();
     env_vars.extend(env(src, task.env.as_ref(), errors));
 
@@ -348,10 +323,7 @@ fn prompt(
                 Err(problem) => {
                     errors.push(PlanError::Invalid {
                         at,
-                        problem: format!(
-                            "the prompt file of {name}, {}: {problem}",
-                            resolved.display()
-                        ),
+                        problem: format!("the prompt file of {name}, {}: {problem}", resolved.display()),
                         fix: "prompt paths are relative to the task file's directory; correct \
                               the path, or write the prompt inline with `prompt_text`"
                             .into(),
@@ -543,11 +515,7 @@ fn suggest_id(s: &str) -> String {
     }
     let id: String = id.trim_start_matches(['_', '-']).chars().take(63).collect();
     let id = id.trim_end_matches('-').to_string();
-    if is_valid_id(&id) {
-        id
-    } else {
-        "my-task".into()
-    }
+    if is_valid_id(&id) { id } else { "my-task".into() }
 }
 
 #[cfg(test)]

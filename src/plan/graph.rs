@@ -75,8 +75,7 @@ pub(super) fn find_cycle(nodes: &[Node]) -> Option<PlanError> {
                 }
                 Mark::OnPath => {
                     let start = path.iter().position(|&(n, _)| n == target)?;
-                    let mut ids: Vec<&str> =
-                        path[start..].iter().map(|&(n, _)| nodes[n].id).collect();
+                    let mut ids: Vec<&str> = path[start..].iter().map(|&(n, _)| nodes[n].id).collect();
                     ids.push(nodes[target].id);
                     return Some(PlanError::Cycle {
                         at: dep.at.clone(),
@@ -149,10 +148,7 @@ mod tests {
 
     #[test]
     fn order_is_input_order_unless_a_dependency_forces_otherwise() {
-        assert_eq!(
-            order(&[("a", &[]), ("b", &[]), ("c", &[])]),
-            ["a", "b", "c"]
-        );
+        assert_eq!(order(&[("a", &[]), ("b", &[]), ("c", &[])]), ["a", "b", "c"]);
         assert_eq!(
             order(&[("a", &["c"]), ("b", &[]), ("c", &[]), ("d", &["a"])]),
             ["b", "c", "a", "d"]
@@ -186,21 +182,14 @@ mod tests {
         let all: Vec<Vec<Dep>> = (0..ids.len())
             .map(|i| if i == 0 { vec![] } else { deps(&[&ids[i - 1]]) })
             .collect();
-        let nodes: Vec<Node> = ids
-            .iter()
-            .zip(&all)
-            .map(|(id, d)| Node { id, deps: d })
-            .collect();
+        let nodes: Vec<Node> = ids.iter().zip(&all).map(|(id, d)| Node { id, deps: d }).collect();
         assert!(find_cycle(&nodes).is_none());
         assert_eq!(topological_order(&nodes).len(), ids.len());
     }
 
     #[test]
     fn unknown_dependencies_list_known_ids() {
-        let errors = with_nodes(
-            &[("a", &["nope"]), ("b", &["a", "gone"])],
-            unknown_dependencies,
-        );
+        let errors = with_nodes(&[("a", &["nope"]), ("b", &["a", "gone"])], unknown_dependencies);
         assert_eq!(errors.len(), 2);
         let text = errors[0].to_string();
         assert!(text.contains("`a` depends on `nope`"), "{text}");

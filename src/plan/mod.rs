@@ -106,9 +106,7 @@ pub fn is_valid_id(s: &str) -> bool {
     let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     matches!(bytes.first(), Some(b) if allowed(b))
         && bytes.len() <= 63
-        && bytes[1..]
-            .iter()
-            .all(|b| allowed(b) || *b == b'_' || *b == b'-')
+        && bytes[1..].iter().all(|b| allowed(b) || *b == b'_' || *b == b'-')
 }
 
 /// Reads and validates every input. On failure, the error holds every problem found
@@ -253,14 +251,11 @@ fn kind(path: &Path) -> Result<Kind, PlanError> {
         problem,
         fix: fix.into(),
     };
-    const FIX: &str =
-        "pass prompt files ending in .md (one task each) or task files ending in .toml";
+    const FIX: &str = "pass prompt files ending in .md (one task each) or task files ending in .toml";
     if path.is_dir() {
         return Err(bad("is a directory".into(), FIX));
     }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
         Some("md") => Ok(Kind::Prompt),
         Some("toml") => Ok(Kind::Tasks),

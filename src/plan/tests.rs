@@ -144,17 +144,10 @@ timeout = "5m"
     let plan = load(&[tasks, direct], &flags, &builtin).unwrap();
 
     let plain = plan.get("plain").unwrap();
-    assert_eq!(
-        plain.limits.nano_cpus, 3_000_000_000,
-        "[defaults] beats built-in"
-    );
+    assert_eq!(plain.limits.nano_cpus, 3_000_000_000, "[defaults] beats built-in");
     assert_eq!(plain.limits.memory_bytes, 2 * GIB, "flag beats [defaults]");
     assert_eq!(plain.limits.pids, 99, "built-in when nobody says");
-    assert_eq!(
-        plain.timeout,
-        Duration::from_secs(600),
-        "flag beats [defaults]"
-    );
+    assert_eq!(plain.timeout, Duration::from_secs(600), "flag beats [defaults]");
 
     let own = plan.get("own").unwrap();
     assert_eq!(
@@ -293,10 +286,7 @@ fn malformed_toml_names_line_and_column() {
 #[test]
 fn unknown_keys_name_the_line() {
     let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\ncpu = 2\n");
-    assert_has(
-        &text,
-        &["tasks.toml:4:1", "unknown field `cpu`", "spelling"],
-    );
+    assert_has(&text, &["tasks.toml:4:1", "unknown field `cpu`", "spelling"]);
     let text = toml_err("[defaults]\nid = \"a\"\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n");
     assert_has(&text, &["tasks.toml:2:", "unknown field `id`"]);
     let text = toml_err("[task]\nid = \"a\"\nprompt_text = \"x\"\n");
@@ -338,36 +328,19 @@ fn command_like_keys_get_the_governance_message() {
 #[test]
 fn invalid_ids_say_the_rule() {
     let long = "a".repeat(64);
-    for bad in [
-        "Foo",
-        "a/b",
-        "..",
-        "",
-        "-a",
-        "_a",
-        "a.b",
-        "a b",
-        long.as_str(),
-    ] {
-        let text = toml_err(&format!(
-            "\n[[task]]\nid = \"{bad}\"\nprompt_text = \"x\"\n"
-        ));
+    for bad in ["Foo", "a/b", "..", "", "-a", "_a", "a.b", "a b", long.as_str()] {
+        let text = toml_err(&format!("\n[[task]]\nid = \"{bad}\"\nprompt_text = \"x\"\n"));
         assert_has(
             &text,
-            &[
-                "tasks.toml:3",
-                "not a valid task id",
-                "[a-z0-9][a-z0-9_-]{0,62}",
-            ],
+            &["tasks.toml:3", "not a valid task id", "[a-z0-9][a-z0-9_-]{0,62}"],
         );
     }
 }
 
 #[test]
 fn a_missing_id_names_the_task_header() {
-    let text = toml_err(
-        "[[task]]\nid = \"a\"\nprompt_text = \"x\"\n\n[[task]]\nprompt = \"p/Add Login.md\"\n",
-    );
+    let text =
+        toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\n\n[[task]]\nprompt = \"p/Add Login.md\"\n");
     assert_has(&text, &["tasks.toml:5", "no `id`", "id = \"add-login\""]);
 }
 
@@ -404,9 +377,8 @@ fn duplicate_ids_name_both_places() {
         &["duplicate task id `a`", "a.md and again at", "tasks.toml:6"],
     );
 
-    let text = toml_err(
-        "[[task]]\nid = \"x\"\nprompt_text = \"1\"\n[[task]]\nid = \"x\"\nprompt_text = \"2\"\n",
-    );
+    let text =
+        toml_err("[[task]]\nid = \"x\"\nprompt_text = \"1\"\n[[task]]\nid = \"x\"\nprompt_text = \"2\"\n");
     assert_has(&text, &["tasks.toml:2", "tasks.toml:5"]);
 }
 
@@ -474,11 +446,7 @@ fn unknown_dependencies_name_task_id_and_known_ids() {
     );
     assert_has(
         &text,
-        &[
-            "tasks.toml:8",
-            "task `b` depends on `setup`",
-            "known ids: a, b",
-        ],
+        &["tasks.toml:8", "task `b` depends on `setup`", "known ids: a, b"],
     );
 }
 
@@ -502,10 +470,7 @@ prompt_text = "x"
 depends_on = ["a"]
 "#,
     );
-    assert_has(
-        &text,
-        &["tasks.toml:12", "dependency cycle: a -> b -> c -> a"],
-    );
+    assert_has(&text, &["tasks.toml:12", "dependency cycle: a -> b -> c -> a"]);
 }
 
 // ---- values ----
@@ -531,9 +496,7 @@ fn bad_resource_values_name_line_and_key() {
     ];
     for (line, want) in cases {
         let key = line.split(' ').next().unwrap();
-        let text = toml_err(&format!(
-            "[[task]]\nid = \"a\"\nprompt_text = \"x\"\n{line}\n"
-        ));
+        let text = toml_err(&format!("[[task]]\nid = \"a\"\nprompt_text = \"x\"\n{line}\n"));
         assert_has(&text, &["tasks.toml:4", &format!("invalid `{key}`"), want]);
         let text = toml_err(&format!(
             "[defaults]\n{line}\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n"
@@ -586,11 +549,7 @@ fn env_names_and_values_are_checked() {
     let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\nenv = { \"1BAD\" = \"x\" }\n");
     assert_has(
         &text,
-        &[
-            "tasks.toml:4",
-            "`env` name `1BAD`",
-            "[A-Za-z_][A-Za-z0-9_]*",
-        ],
+        &["tasks.toml:4", "`env` name `1BAD`", "[A-Za-z_][A-Za-z0-9_]*"],
     );
     for reserved in [
         "SANDPEN_TASK",
@@ -626,13 +585,7 @@ fn all_problems_are_reported_together() {
     let text = err_with(&[t, missing], &flags);
     assert_has(
         &text,
-        &[
-            "4 problems",
-            "--cpus",
-            "tasks.toml:2",
-            "tasks.toml:7",
-            "gone.md",
-        ],
+        &["4 problems", "--cpus", "tasks.toml:2", "tasks.toml:7", "gone.md"],
     );
 }
 
@@ -648,10 +601,7 @@ fn check_cpus_against_the_engine() {
     );
     let plan = ok(&[t]);
     assert!(plan.check_cpus(9).is_ok());
-    assert!(
-        plan.check_cpus(0).is_ok(),
-        "unknown engine size checks nothing"
-    );
+    assert!(plan.check_cpus(0).is_ok(), "unknown engine size checks nothing");
     let e = plan.check_cpus(4).unwrap_err();
     assert_eq!(e.exit_code(), INVALID_INPUT);
     assert_has(
@@ -668,17 +618,7 @@ fn id_examples() {
     for good in ["a", "0", "add-login", "a_b-c", &"a".repeat(63)] {
         assert!(is_valid_id(good), "{good}");
     }
-    for bad in [
-        "",
-        "A",
-        "-a",
-        "_a",
-        "a/b",
-        "..",
-        "a.b",
-        "é",
-        &"a".repeat(64),
-    ] {
+    for bad in ["", "A", "-a", "_a", "a/b", "..", "a.b", "é", &"a".repeat(64)] {
         assert!(!is_valid_id(bad), "{bad}");
     }
 }

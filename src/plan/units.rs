@@ -79,14 +79,9 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
     let multiplier = unit_multiplier(unit.strip_prefix(' ').unwrap_or(unit))
         .ok_or_else(|| format!("`{t}` is not a memory size; {MEMORY_HINT}"))?;
     let bytes = match number.split_once('.') {
-        None if !number.is_empty() => number
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(multiplier)),
+        None if !number.is_empty() => number.parse::<i64>().ok().and_then(|n| n.checked_mul(multiplier)),
         Some((whole, frac))
-            if !whole.is_empty()
-                && !frac.is_empty()
-                && frac.chars().all(|c| c.is_ascii_digit()) =>
+            if !whole.is_empty() && !frac.is_empty() && frac.chars().all(|c| c.is_ascii_digit()) =>
         {
             // Docker truncates fractional sizes (`int64(size * unit)`): 1.5g is exact anyway.
             let value: f64 = number
@@ -158,12 +153,10 @@ fn check_pids(n: i64) -> Result<i64, String> {
 /// humantime syntax: `45m`, `1h 30m`, `90s`. Zero would kill every task at once.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let d = humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration ({e}); {TIMEOUT_HINT}"))?;
+    let d =
+        humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); {TIMEOUT_HINT}"))?;
     if d.is_zero() {
-        return Err(format!(
-            "the timeout must be greater than zero; {TIMEOUT_HINT}"
-        ));
+        return Err(format!("the timeout must be greater than zero; {TIMEOUT_HINT}"));
     }
     Ok(d)
 }
@@ -234,9 +227,7 @@ const RESERVED_ENV: &[&str] = &[
 /// `[A-Za-z_][A-Za-z0-9_]*`, and not one of the names sandpen sets itself.
 pub(super) fn check_env_key(key: &str) -> Result<(), String> {
     let mut chars = key.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         return Err(format!(
@@ -376,11 +367,7 @@ mod tests {
         assert!(cpus_value(&Value::Integer(-2)).is_err());
         assert!(cpus_value(&Value::Boolean(true)).is_err());
         assert_eq!(memory_value(&Value::Integer(6 * MIB)), Ok(6 * MIB));
-        assert!(
-            memory_value(&Value::Integer(100))
-                .unwrap_err()
-                .contains("6 MiB")
-        );
+        assert!(memory_value(&Value::Integer(100)).unwrap_err().contains("6 MiB"));
         assert!(memory_value(&Value::Float(1.5)).is_err());
         assert_eq!(pids_value(&Value::Integer(7)), Ok(7));
         assert!(pids_value(&Value::Integer(0)).is_err());
@@ -397,10 +384,7 @@ mod tests {
         assert!(check_env_key("FEATURE_FLAG").is_ok());
         assert!(check_env_key("_x1").is_ok());
         for bad in ["", "1A", "A-B", "A B", "Ä"] {
-            assert!(
-                check_env_key(bad).unwrap_err().contains("[A-Za-z_]"),
-                "{bad}"
-            );
+            assert!(check_env_key(bad).unwrap_err().contains("[A-Za-z_]"), "{bad}");
         }
         for reserved in [
             "SANDPEN_X",
@@ -408,11 +392,7 @@ mod tests {
             "IS_SANDBOX",
             "ORCHESTRATOR_TASK_ID",
         ] {
-            assert!(
-                check_env_key(reserved)
-                    .unwrap_err()
-                    .contains("set by sandpen")
-            );
+            assert!(check_env_key(reserved).unwrap_err().contains("set by sandpen"));
         }
     }
 }

@@ -20,8 +20,7 @@ impl BuildDisplay {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -48,9 +47,7 @@ impl BuildDisplay {
                 let msg = format!("{}  | {}", self.step, truncate(&line, 80));
                 self.show(&msg, false);
             }
-            ImageEvent::Built { tag, seconds } => {
-                self.show(&format!("built {tag} in {seconds:.1}s"), true)
-            }
+            ImageEvent::Built { tag, seconds } => self.show(&format!("built {tag} in {seconds:.1}s"), true),
         }
     }
 

@@ -16,6 +16,7 @@ struct Row {
     state: String,
     started: Option<Instant>,
     stats: Option<StatsSample>,
+    phase: String,
     activity: String,
 }
 
@@ -113,8 +114,7 @@ impl Consumer for LiveView {
                     if let Some((multi, bars)) = &mut self.bars {
                         let bar = multi.add(ProgressBar::new_spinner());
                         bar.set_style(
-                            ProgressStyle::with_template("{spinner} {msg}")
-                                .expect("valid template"),
+                            ProgressStyle::with_template("{spinner} {msg}").expect("valid template"),
                         );
                         bar.enable_steady_tick(Duration::from_millis(250));
                         bars.insert(t.clone(), bar);
@@ -159,11 +159,18 @@ impl Consumer for LiveView {
                     r.activity.clone_from(activity);
                 }
                 // Retries matter in CI logs; every turn would be noise.
-                let plain = (*api_retries > 0
-                    || activity.starts_with("done")
-                    || activity.contains("turns)"))
-                .then(|| activity.clone());
+                let plain = (*api_retries > 0 || activity.starts_with("done") || activity.contains("turns)"))
+                    .then(|| activity.clone());
                 self.update(task, plain);
+            }
+            Event::Phase {
+                task, phase, name, ..
+            } => {
+                let label = format!("phase {phase}/{}: {name}", crate::agent::phases::PHASES.len());
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.phase.clone_from(&label);
+                }
+                self.update(task, Some(label));
             }
             Event::TaskStopping { task, reason } => {
                 if let Some(r) = self.rows.get_mut(task) {

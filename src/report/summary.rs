@@ -28,9 +28,7 @@ pub fn summary_table(report: &RunReport) -> String {
         table.add_row([
             t.id.clone(),
             t.status.as_str().to_string(),
-            t.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
+            t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             format!("{:.1}s", t.duration_s),
             t.peak_memory_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             cpu,

@@ -66,6 +66,11 @@ pub struct TaskResult {
     pub stderr_log: String,
     pub checkout: String,
     pub agent: Option<AgentSummary>,
+    /// The WorkflowManager phase the task's state file last named (1 to 11), and its name.
+    pub last_phase: Option<u32>,
+    pub last_phase_name: Option<String>,
+    /// How many of the 11 phases the state file marks completed.
+    pub phases_completed: u32,
     /// Why the task ended as it did, in words (the error, the dependency that failed, ...).
     pub message: Option<String>,
 }
@@ -76,6 +81,8 @@ pub struct TaskResult {
 pub enum StopReason {
     Timeout,
     Cancelled,
+    /// The CLI did not load the WorkflowManager.
+    Governance,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +117,13 @@ pub enum Event {
         turns: u32,
         tool: Option<String>,
         api_retries: u32,
+    },
+    /// The task's workflow state file names a new phase.
+    Phase {
+        task: String,
+        phase: u32,
+        name: String,
+        completed: Vec<u32>,
     },
     TaskStopping {
         task: String,

@@ -48,30 +48,19 @@ pub async fn execute<E: ContainerEngine>(
             let failed_dep = t
                 .depends_on
                 .iter()
-                .find(|d| {
-                    done.get(*d)
-                        .is_some_and(|r| r.status != TaskStatus::Succeeded)
-                })
+                .find(|d| done.get(*d).is_some_and(|r| r.status != TaskStatus::Succeeded))
                 .cloned();
             if let Some(dep) = failed_dep {
                 let t = pending.remove(i);
                 let msg = format!("skipped: its dependency {dep} did not succeed");
-                finish(
-                    &mut done,
-                    &events,
-                    not_run(&cfg, &t, TaskStatus::Skipped, msg),
-                );
+                finish(&mut done, &events, not_run(&cfg, &t, TaskStatus::Skipped, msg));
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
             if run_stop.graceful.is_cancelled() {
                 let t = pending.remove(i);
                 let msg = "cancelled before it started".to_string();
-                finish(
-                    &mut done,
-                    &events,
-                    not_run(&cfg, &t, TaskStatus::Cancelled, msg),
-                );
+                finish(&mut done, &events, not_run(&cfg, &t, TaskStatus::Cancelled, msg));
                 continue;
             }
             let ready = t.depends_on.iter().all(|d| done.contains_key(d));
@@ -92,19 +81,14 @@ pub async fn execute<E: ContainerEngine>(
             break;
         };
         let result = joined.expect("a task panicked");
-        if cfg.fail_fast && !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Cancelled)
-        {
+        if cfg.fail_fast && !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Cancelled) {
             run_stop.graceful.cancel();
         }
         finish(&mut done, &events, result);
     }
 
     let wall_s = started.elapsed().as_secs_f64();
-    let tasks: Vec<TaskResult> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| done.remove(&t.id))
-        .collect();
+    let tasks: Vec<TaskResult> = plan.tasks.iter().filter_map(|t| done.remove(&t.id)).collect();
     let busy: f64 = tasks.iter().map(|t| t.duration_s).sum();
     let report = RunReport {
         run_id: cfg.run_id.clone(),
@@ -154,6 +138,9 @@ fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -
         stderr_log: String::new(),
         checkout: String::new(),
         agent: None,
+        last_phase: None,
+        last_phase_name: None,
+        phases_completed: 0,
         message: Some(message),
     }
 }

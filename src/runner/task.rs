@@ -10,15 +10,13 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::RunConfig;
-use super::events::{
-    AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, now_rfc3339,
-};
+use super::events::{AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, now_rfc3339};
+use crate::agent::{self, phases};
 use crate::engine::spec::{
-    ContainerSpec, HOME, LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_TASK, ReadOnlyMount,
-    WORKDIR,
+    ContainerSpec, HOME, LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_TASK, ReadOnlyMount, WORKDIR,
 };
 use crate::engine::{ContainerEngine, Stream, short};
-use crate::monitor::{AgentProgress, LineAssembler, StatsSummary, parse_line, sample};
+use crate::monitor::{AgentEvent, AgentProgress, LineAssembler, StatsSummary, parse_line, sample};
 use crate::plan::TaskSpec;
 use crate::workspace::Checkout;
 
@@ -65,6 +63,9 @@ pub(crate) async fn run<E: ContainerEngine>(
         stderr_log: stderr_log.display().to_string(),
         checkout: cfg.run_dir.join(&task.id).display().to_string(),
         agent: None,
+        last_phase: None,
+        last_phase_name: None,
+        phases_completed: 0,
         message: None,
     };
 
@@ -72,13 +73,23 @@ pub(crate) async fn run<E: ContainerEngine>(
         task: task.id.clone(),
     });
     let user = cfg.repo.task_user();
-    let checkout = match Checkout::create(&cfg.repo, &cfg.run_dir, &task.id, &cfg.base, user).await
-    {
+    let checkout = match Checkout::create(&cfg.repo, &cfg.run_dir, &task.id, &cfg.base, user).await {
         Ok(c) => c,
         Err(e) => return finish(result, TaskStatus::Error, Some(e.to_string()), started),
     };
 
-    let outcome = run_container(&engine, &cfg, &task, &events, &stop, &mut result, user).await;
+    let outcome = match agent::check_definition(&checkout.path) {
+        Ok(()) => run_container(&engine, &cfg, &task, &events, &stop, &mut result, user).await,
+        Err(why) => Ok((
+            TaskStatus::Failed,
+            Some(format!("governance violation: {why}; the task was not started")),
+        )),
+    };
+    if let Some(state) = phases::read_state(&checkout.path, &task.id) {
+        result.last_phase = Some(state.phase);
+        result.last_phase_name = Some(state.name);
+        result.phases_completed = state.completed.len() as u32;
+    }
     let (status, message) = match outcome {
         Ok(s) => s,
         Err(msg) => (TaskStatus::Error, Some(msg)),
@@ -102,12 +113,7 @@ pub(crate) async fn run<E: ContainerEngine>(
     finish(result, status, message, started)
 }
 
-fn finish(
-    mut r: TaskResult,
-    status: TaskStatus,
-    message: Option<String>,
-    started: Instant,
-) -> TaskResult {
+fn finish(mut r: TaskResult, status: TaskStatus, message: Option<String>, started: Instant) -> TaskResult {
     r.status = status;
     r.message = message;
     r.duration_s = started.elapsed().as_secs_f64();
@@ -133,10 +139,7 @@ async fn run_container<E: ContainerEngine>(
         match tokio::time::timeout(CLEANUP_TIMEOUT, engine.remove(&id)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("{e}"),
-            Err(_) => tracing::warn!(
-                "removing container {} took over {CLEANUP_TIMEOUT:?}",
-                short(&id)
-            ),
+            Err(_) => tracing::warn!("removing container {} took over {CLEANUP_TIMEOUT:?}", short(&id)),
         }
     }
     outcome
@@ -158,8 +161,8 @@ async fn watch<E: ContainerEngine>(
         ));
     }
     let log = File::create(&result.log).map_err(|e| format!("creating {}: {e}", result.log))?;
-    let stderr_log = File::create(&result.stderr_log)
-        .map_err(|e| format!("creating {}: {e}", result.stderr_log))?;
+    let stderr_log =
+        File::create(&result.stderr_log).map_err(|e| format!("creating {}: {e}", result.stderr_log))?;
     engine.start(id).await.map_err(|e| e.to_string())?;
     result.started_at = Some(now_rfc3339());
     events.send(Event::TaskStarted {
@@ -169,16 +172,24 @@ async fn watch<E: ContainerEngine>(
     });
 
     // Output is read from the start of the container's life, so nothing early is lost.
+    let violation = CancellationToken::new();
     let output = tokio::spawn(pump_output(
         engine.output(id),
         log,
         stderr_log,
         task.id.clone(),
         events.clone(),
+        violation.clone(),
     ));
     let stats_stop = CancellationToken::new();
     let stats = tokio::spawn(pump_stats(
         engine.stats(id),
+        task.id.clone(),
+        events.clone(),
+        stats_stop.clone(),
+    ));
+    let phase_watch = tokio::spawn(watch_phases(
+        cfg.run_dir.join(&task.id),
         task.id.clone(),
         events.clone(),
         stats_stop.clone(),
@@ -189,6 +200,7 @@ async fn watch<E: ContainerEngine>(
         r = engine.wait(id) => Some(r),
         _ = tokio::time::sleep(task.timeout) => { stopped_for = Some(StopReason::Timeout); None }
         _ = stop.graceful.cancelled() => { stopped_for = Some(StopReason::Cancelled); None }
+        _ = violation.cancelled() => { stopped_for = Some(StopReason::Governance); None }
     };
     let waited = match waited {
         Some(r) => r,
@@ -213,6 +225,7 @@ async fn watch<E: ContainerEngine>(
     };
     result.finished_at = Some(now_rfc3339());
     stats_stop.cancel();
+    let _ = phase_watch.await;
 
     let agent = match tokio::time::timeout(DRAIN_TIMEOUT, output).await {
         Ok(Ok(Ok(progress))) => progress,
@@ -269,6 +282,21 @@ fn classify(
                 )),
             );
         }
+        Some(StopReason::Governance) => {
+            let agents = agent
+                .init
+                .as_ref()
+                .map(|i| i.agents.join(", "))
+                .unwrap_or_default();
+            return (
+                TaskStatus::Failed,
+                Some(format!(
+                    "governance violation: the CLI did not load the {} agent (it listed: {agents}); \
+                     the task was stopped",
+                    crate::agent::AGENT_NAME
+                )),
+            );
+        }
         Some(StopReason::Cancelled) => {
             return (
                 TaskStatus::Cancelled,
@@ -310,7 +338,13 @@ fn container_spec(cfg: &RunConfig, task: &TaskSpec, user: (u32, u32)) -> Contain
         format!("HOME={HOME}"),
         "IS_SANDBOX=1".to_string(),
     ];
-    env.extend(cfg.passthrough_env.iter().cloned());
+    // `{task}` in a passed-through value becomes the task's id: one ANTHROPIC_BASE_URL can
+    // then give each task its own path (a scripted model server, a per-task proxy route).
+    env.extend(
+        cfg.passthrough_env
+            .iter()
+            .map(|kv| kv.replace("{task}", &task.id)),
+    );
     env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
     let labels = [
         (LABEL_RUN, cfg.run_id.clone()),
@@ -346,12 +380,20 @@ async fn pump_output(
     mut stderr_log: File,
     task: String,
     events: EventSender,
+    violation: CancellationToken,
 ) -> Result<AgentProgress, String> {
     let mut lines = LineAssembler::new();
     let mut progress = AgentProgress::default();
     let mut last_activity = String::new();
     let mut on_line = |line: &[u8], progress: &mut AgentProgress| {
         if let Some(ev) = parse_line(line) {
+            // The command line guarantees the agent is asked for; the init event proves the CLI
+            // found it. Without it the task is stopped: no work outside the WorkflowManager.
+            if let AgentEvent::Init(init) = &ev {
+                if !init.agents.iter().any(|a| a == agent::AGENT_NAME) {
+                    violation.cancel();
+                }
+            }
             progress.apply(&ev);
             let activity = progress.activity();
             if activity != last_activity {
@@ -412,6 +454,37 @@ async fn pump_stats(
         });
     }
     summary
+}
+
+/// Follows the task's workflow state file while it runs (about once a second).
+async fn watch_phases(
+    checkout: std::path::PathBuf,
+    task: String,
+    events: EventSender,
+    stop: CancellationToken,
+) {
+    let mut last: Option<phases::PhaseState> = None;
+    loop {
+        let (c, t) = (checkout.clone(), task.clone());
+        let now = tokio::task::spawn_blocking(move || phases::read_state(&c, &t))
+            .await
+            .ok()
+            .flatten();
+        if now.is_some() && now != last {
+            let s = now.clone().expect("checked");
+            events.send(Event::Phase {
+                task: task.clone(),
+                phase: s.phase,
+                name: s.name,
+                completed: s.completed,
+            });
+            last = now;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 fn agent_summary(p: &AgentProgress) -> Option<AgentSummary> {

@@ -70,14 +70,24 @@ impl Checkout {
             .map_err(|e| WorkspaceError::io("writing the checkout's info/exclude", e))?;
         let config = std::fs::read(git_dir.join("config"))
             .map_err(|e| WorkspaceError::io("reading the checkout's git config", e))?;
-        let current = owner::owner_of(&path)
-            .map_err(|e| WorkspaceError::io("reading the checkout's owner", e))?;
+        let current =
+            owner::owner_of(&path).map_err(|e| WorkspaceError::io("reading the checkout's owner", e))?;
         let handed_to = if current != user {
             let p = path.clone();
             tokio::task::spawn_blocking(move || owner::chown_tree(&p, user))
                 .await
                 .expect("chown task panicked")
-                .map_err(|e| WorkspaceError::io(format!("giving {} to uid {}:{} (sandpen must run as the repository's owner or as root)", path.display(), user.0, user.1), e))?;
+                .map_err(|e| {
+                    WorkspaceError::io(
+                        format!(
+                            "giving {} to uid {}:{} (sandpen must run as the repository's owner or as root)",
+                            path.display(),
+                            user.0,
+                            user.1
+                        ),
+                        e,
+                    )
+                })?;
             Some(user)
         } else {
             None
@@ -100,16 +110,10 @@ impl Checkout {
             tokio::task::spawn_blocking(move || owner::chown_tree(&p, to))
                 .await
                 .expect("chown task panicked")
-                .map_err(|e| {
-                    WorkspaceError::io("handing the checkout back to the repository's owner", e)
-                })?;
+                .map_err(|e| WorkspaceError::io("handing the checkout back to the repository's owner", e))?;
         }
         self.seal()?;
-        let status = git(
-            &self.path,
-            ["status", "--porcelain", "--untracked-files=all"],
-        )
-        .await?;
+        let status = git(&self.path, ["status", "--porcelain", "--untracked-files=all"]).await?;
         let salvaged = !status.trim().is_empty();
         if salvaged {
             git(&self.path, ["add", "--all"]).await?;

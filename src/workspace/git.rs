@@ -32,27 +32,19 @@ where
     git_env(dir, args, &[]).await
 }
 
-pub async fn git_env<I, S>(
-    dir: &Path,
-    args: I,
-    env: &[(&str, &str)],
-) -> Result<String, WorkspaceError>
+pub async fn git_env<I, S>(dir: &Path, args: I, env: &[(&str, &str)]) -> Result<String, WorkspaceError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(dir).args(SAFE_CONFIG).args(&args);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // Never open an editor or ask for credentials: sandpen runs unattended.
-    cmd.env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_EDITOR", "true");
+    cmd.env("GIT_TERMINAL_PROMPT", "0").env("GIT_EDITOR", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -63,10 +55,7 @@ where
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         Err(WorkspaceError::Git {
             context: format!("git {} (in {})", shown.join(" "), dir.display()),
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),

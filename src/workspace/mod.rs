@@ -32,10 +32,7 @@ pub enum WorkspaceError {
     Git { context: String, reason: String },
 
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
 
     #[error("the task's checkout {} was tampered with ({reason}); it is left untouched for inspection", path.display())]
     Tampered { path: PathBuf, reason: String },
@@ -74,8 +71,9 @@ impl Repo {
     pub async fn discover(dir: Option<&Path>) -> Result<Self, WorkspaceError> {
         let start = match dir {
             Some(d) => d.to_path_buf(),
-            None => std::env::current_dir()
-                .map_err(|e| WorkspaceError::io("reading the working directory", e))?,
+            None => {
+                std::env::current_dir().map_err(|e| WorkspaceError::io("reading the working directory", e))?
+            }
         };
         if !start.is_dir() {
             return Err(WorkspaceError::NotARepo {
@@ -104,13 +102,7 @@ impl Repo {
         let spec = format!("{rev}^{{commit}}");
         git::git(
             &self.root,
-            [
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
         )
         .await
         .map(|s| s.trim().to_string())
@@ -159,8 +151,7 @@ impl Repo {
             "\n"
         };
         let text = format!("{current}{sep}# sandpen's runs, checkouts and logs\n{line}\n");
-        std::fs::write(&path, text)
-            .map_err(|e| WorkspaceError::io(format!("writing {}", path.display()), e))
+        std::fs::write(&path, text).map_err(|e| WorkspaceError::io(format!("writing {}", path.display()), e))
     }
 
     /// The uid:gid tasks run as: the repository's owner, or an unprivileged user when root

@@ -12,13 +12,14 @@ use sandpen::engine::Engine;
 pub fn sandpen() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpen"));
     cmd.env_remove("SANDPEN_LOG");
+    // `sandpen run` refuses to start without credentials for the CLI; the probe ignores them.
+    cmd.env("ANTHROPIC_API_KEY", "sk-sandpen-test-not-a-real-key");
     cmd
 }
 
 /// Runs a command and returns its output; panics with the whole output if it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -59,12 +60,7 @@ pub fn image(target: &str) -> String {
             "building the {target} image failed:\n{}",
             stderr(&out)
         );
-        let tag = stdout(&out)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let tag = stdout(&out).lines().last().unwrap_or_default().trim().to_string();
         assert!(
             tag.starts_with(&format!("sandpen-{target}:")),
             "unexpected tag {tag:?}"
@@ -96,5 +92,247 @@ pub fn wait_for<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> 
             return None;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for `sandpen run` tests.
+
+use std::process::{Child, Stdio};
+
+use tempfile::TempDir;
+
+/// Runs git in `dir`; panics with its stderr when it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = output(Command::new("git").arg("-C").arg(dir).args(args));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs git in `dir` and returns its output whatever the exit status.
+pub fn git_output(dir: &Path, args: &[&str]) -> Output {
+    output(Command::new("git").arg("-C").arg(dir).args(args))
+}
+
+/// A fresh git repository with one commit (README), its identity configured locally.
+pub fn make_repo() -> TempDir {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let p = dir.path();
+    git(p, &["init", "--quiet", "--initial-branch=main"]);
+    git(p, &["config", "user.name", "sandpen-test"]);
+    git(p, &["config", "user.email", "test@sandpen.invalid"]);
+    git(p, &["config", "commit.gpgsign", "false"]);
+    std::fs::write(p.join("README"), "a repository for sandpen's tests\n").unwrap();
+    git(p, &["add", "README"]);
+    git(p, &["commit", "--quiet", "-m", "initial commit"]);
+    dir
+}
+
+/// A task file written into its own temporary directory (outside the repository, so that it
+/// never shows in the repository's `git status`), and where the run's report will go.
+pub struct TaskFile {
+    pub dir: TempDir,
+    pub path: PathBuf,
+    pub report: PathBuf,
+}
+
+pub fn task_file(toml: &str) -> TaskFile {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let path = dir.path().join("tasks.toml");
+    std::fs::write(&path, toml).unwrap();
+    let report = dir.path().join("report.json");
+    TaskFile { dir, path, report }
+}
+
+/// `sandpen run --image <probe> --repo <repo> --report <file> [extra...] <tasks.toml>`, ready
+/// to run in `repo`.
+pub fn run_command(repo: &Path, tasks: &TaskFile, extra: &[&str]) -> Command {
+    let mut cmd = sandpen();
+    cmd.current_dir(repo)
+        .args(["run", "--image", &image("probe"), "--repo"])
+        .arg(repo)
+        .arg("--report")
+        .arg(&tasks.report)
+        .args(extra)
+        .arg(&tasks.path);
+    cmd
+}
+
+/// One finished `sandpen run`.
+pub struct Run {
+    pub out: Output,
+    /// The process's exit code (-1 when killed by a signal).
+    pub code: i32,
+    pub elapsed: Duration,
+    pub tasks: TaskFile,
+}
+
+impl Run {
+    /// The JSON report (--report FILE); panics with the run's output when there is none.
+    pub fn report(&self) -> serde_json::Value {
+        read_report(&self.tasks.report).unwrap_or_else(|e| {
+            panic!(
+                "no report from the run ({e}); exit {}\nstdout:\n{}\nstderr:\n{}",
+                self.code,
+                stdout(&self.out),
+                stderr(&self.out)
+            )
+        })
+    }
+
+    /// stdout and stderr, for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.elapsed,
+            stdout(&self.out),
+            stderr(&self.out)
+        )
+    }
+}
+
+/// Writes `toml` to a task file and runs it in `repo` with the probe image.
+pub fn run_tasks(repo: &Path, toml: &str, extra: &[&str]) -> Run {
+    let tasks = task_file(toml);
+    let start = Instant::now();
+    let out = output(&mut run_command(repo, &tasks, extra));
+    let elapsed = start.elapsed();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out,
+        elapsed,
+        tasks,
+    }
+}
+
+pub fn read_report(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The report's entry for task `id`.
+pub fn task<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["tasks"]
+        .as_array()
+        .expect("the report has a tasks array")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in the report: {report:#}"))
+}
+
+/// The string field `key` of a report entry ("" when null).
+pub fn field<'a>(t: &'a serde_json::Value, key: &str) -> &'a str {
+    t[key].as_str().unwrap_or("")
+}
+
+/// A report timestamp (RFC 3339) as seconds since the epoch.
+pub fn epoch_s(rfc3339: &str) -> f64 {
+    humantime::parse_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339:?} is not RFC 3339: {e}"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Ids of the containers (running or not) matching a `docker ps --filter`.
+pub fn containers(filter: &str) -> Vec<String> {
+    let out = docker(&["ps", "-a", "-q", "--no-trunc", "--filter", filter]);
+    assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+/// Ids of the running containers matching a `docker ps --filter`.
+pub fn running_containers(filter: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        filter,
+        "--filter",
+        "status=running",
+    ]);
+    assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+/// This machine's host name as sandpen writes it into `sandpen.owner` labels.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The `sandpen.owner=<host>:<pid>` filter for the containers of the sandpen process `pid`.
+pub fn owner_filter(pid: u32) -> String {
+    format!("label=sandpen.owner={}:{pid}", hostname())
+}
+
+/// A `sandpen run` started in the background (stdout discarded, stderr to a file).
+pub struct Background {
+    pub child: Child,
+    pub tasks: TaskFile,
+    pub stderr_path: PathBuf,
+}
+
+impl Background {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(st.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits up to `deadline` for the process to exit; its exit status, None if still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(deadline, || self.child.try_wait().expect("waiting for sandpen"))
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave its sandpen (or its containers) behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let pid = self.child.id();
+        for id in containers(&owner_filter(pid)) {
+            let _ = docker(&["rm", "-f", &id]);
+        }
+    }
+}
+
+pub fn spawn_run(repo: &Path, toml: &str, extra: &[&str]) -> Background {
+    let tasks = task_file(toml);
+    let stderr_path = tasks.dir.path().join("sandpen.stderr");
+    let err = std::fs::File::create(&stderr_path).unwrap();
+    let child = run_command(repo, &tasks, extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("starting sandpen run");
+    Background {
+        child,
+        tasks,
+        stderr_path,
     }
 }

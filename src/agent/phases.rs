@@ -1,0 +1,141 @@
+//! The WorkflowManager's 11 phases and the state file through which a task reports progress:
+//! `.github/workflow-states/<task-id>/state.json` in its checkout.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const PHASES: [&str; 11] = [
+    "initial setup",
+    "issue creation",
+    "branch management",
+    "research and planning",
+    "implementation",
+    "testing",
+    "documentation",
+    "pull request",
+    "review",
+    "review response",
+    "settings update",
+];
+
+/// Where a task stands, as its state file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseState {
+    /// The current phase, 1 to 11.
+    pub phase: u32,
+    pub name: String,
+    /// Phases marked completed, sorted, each 1 to 11.
+    pub completed: Vec<u32>,
+}
+
+impl PhaseState {
+    /// "phase 3/11: branch management"
+    pub fn label(&self) -> String {
+        format!("phase {}/{}: {}", self.phase, PHASES.len(), self.name)
+    }
+}
+
+/// The state file of a task, relative to its checkout.
+pub fn state_path(task_id: &str) -> PathBuf {
+    Path::new(".github")
+        .join("workflow-states")
+        .join(task_id)
+        .join("state.json")
+}
+
+/// The file as tasks write it; every field optional, unknown fields ignored.
+#[derive(Deserialize)]
+struct RawState {
+    phase: Option<serde_json::Value>,
+    phase_name: Option<String>,
+    #[serde(default)]
+    completed: Vec<serde_json::Value>,
+}
+
+/// Reads a task's state file from its checkout on the host. The checkout belongs to the task,
+/// so nothing on the way may be a symlink (it could point at the host's files), the file is
+/// opened without following links, and only a bounded amount is read.
+pub fn read_state(checkout: &Path, task_id: &str) -> Option<PhaseState> {
+    let rel = state_path(task_id);
+    let mut path = checkout.to_path_buf();
+    for part in rel.components() {
+        path.push(part);
+        if std::fs::symlink_metadata(&path).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    const O_NOFOLLOW: i32 = 0o400000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW)
+        .open(&path)
+        .ok()?;
+    let mut text = String::new();
+    file.take(64 * 1024).read_to_string(&mut text).ok()?;
+    parse_state(&text)
+}
+
+pub fn parse_state(text: &str) -> Option<PhaseState> {
+    let raw: RawState = serde_json::from_str(text).ok()?;
+    let number = |v: &serde_json::Value| -> Option<u32> {
+        let n = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))?;
+        (1..=PHASES.len() as u64).contains(&n).then_some(n as u32)
+    };
+    let phase = raw.phase.as_ref().and_then(number)?;
+    let mut completed: Vec<u32> = raw.completed.iter().filter_map(number).collect();
+    completed.sort_unstable();
+    completed.dedup();
+    // The name comes from sandpen's list: the file only chooses the number.
+    let _ = raw.phase_name;
+    Some(PhaseState {
+        phase,
+        name: PHASES[phase as usize - 1].to_string(),
+        completed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_state_file_and_ignores_nonsense() {
+        let s = parse_state(r#"{"phase": 3, "phase_name": "x", "completed": [1, 2, 2, "1", 99]}"#).unwrap();
+        assert_eq!(
+            s,
+            PhaseState {
+                phase: 3,
+                name: "branch management".into(),
+                completed: vec![1, 2]
+            }
+        );
+        assert_eq!(s.label(), "phase 3/11: branch management");
+        assert_eq!(parse_state(r#"{"phase": 12}"#), None);
+        assert_eq!(parse_state("not json"), None);
+        assert_eq!(parse_state(r#"{"phase": "11"}"#).unwrap().name, "settings update");
+    }
+
+    #[test]
+    fn reads_from_a_checkout_but_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(state_path("t1"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{"phase": 5, "completed": [1,2,3,4]}"#).unwrap();
+        assert_eq!(read_state(dir.path(), "t1").unwrap().phase, 5);
+
+        let other = tempfile::tempdir().unwrap();
+        let link_dir = other.path().join(".github").join("workflow-states");
+        std::fs::create_dir_all(&link_dir).unwrap();
+        std::os::unix::fs::symlink(path.parent().unwrap(), link_dir.join("t2")).unwrap();
+        assert_eq!(
+            read_state(other.path(), "t2"),
+            None,
+            "a symlinked directory is not followed"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::script::{Block, Script, Turn};
+
+/// One request as the server saw it (no credentials), as written to the record file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recorded {
+    pub at: String,
+    pub task: String,
+    /// Which turn of the script answered (the number of assistant messages in the request).
+    pub step: usize,
+    /// A request without tools (the CLI's side requests): answered without using the script.
+    pub side_request: bool,
+    pub stream: bool,
+    pub model: String,
+    pub system: String,
+    pub messages: usize,
+    pub tools: Vec<String>,
+    pub api_key_present: bool,
+    pub answer: String,
+}
+
+struct Shared {
+    script: Script,
+    record: Option<Mutex<std::fs::File>>,
+    recorded: Mutex<Vec<Recorded>>,
+}
+
+/// A running server. Dropping it does not stop it; call `stop`.
+pub struct ModelServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ModelServer {
+    /// Serves `script` on `bind` (port 0 picks a free one). Requests are also appended to
+    /// `record` as JSON lines when given.
+    pub async fn start(script: Script, bind: SocketAddr, record: Option<PathBuf>) -> std::io::Result<Self> {
+        let record = match record {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new().create(true).append(true).open(p)?,
+            )),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            script,
+            record,
+            recorded: Mutex::default(),
+        });
+        let app = Router::new()
+            .route("/task/{task}/v1/messages", post(messages))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    /// The base URL a task's container should be given (`host` as seen from the container).
+    pub fn base_url_for(&self, host: &str, task: &str) -> String {
+        format!("http://{host}:{}{}{task}", self.addr.port(), super::TASK_PREFIX)
+    }
+
+    /// Every request so far.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.shared.recorded.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+async fn not_found() -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        "sandpen model server: no such endpoint (tasks use /task/<id>/v1/messages)",
+    )
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("body is not JSON: {e}"),
+            );
+        }
+    };
+    let stream = req["stream"].as_bool().unwrap_or(false);
+    let model = req["model"].as_str().unwrap_or("scripted").to_string();
+    let tools: Vec<String> = req["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let messages = req["messages"].as_array().map(Vec::len).unwrap_or(0);
+    let step = req["messages"]
+        .as_array()
+        .map(|m| m.iter().filter(|x| x["role"] == "assistant").count())
+        .unwrap_or(0);
+    let side_request = tools.is_empty();
+    let mut rec = Recorded {
+        at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        task: task.clone(),
+        step,
+        side_request,
+        stream,
+        model: model.clone(),
+        system: system_text(&req["system"]),
+        messages,
+        tools,
+        api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
+        answer: String::new(),
+    };
+
+    let outcome: Result<Turn, String> = if side_request {
+        // Not part of the agent's conversation (titles, summaries): a short answer.
+        Ok(Turn::text("ok"))
+    } else {
+        match shared.script.tasks.get(&task) {
+            None => Err(format!("sandpen model server: no script for task {task:?}")),
+            Some(s) => s.turns.get(step).cloned().ok_or_else(|| {
+                format!("sandpen model server: the script of task {task:?} has {} turns and is finished (asked for turn {})", s.turns.len(), step + 1)
+            }),
+        }
+    };
+    rec.answer = match &outcome {
+        Ok(t) if side_request => format!("side answer ({} blocks)", t.content.len()),
+        Ok(_) => format!("turn {}", step + 1),
+        Err(e) => format!("error: {e}"),
+    };
+    shared.note(rec);
+    let turn = match outcome {
+        Ok(t) => t,
+        // 400 is not retried by the CLI: it reports the error and ends.
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
+    };
+    if turn.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(turn.delay_ms)).await;
+    }
+    let id = format!("msg_{task}_{step}");
+    if stream {
+        sse_response(&id, &model, &task, step, &turn)
+    } else {
+        (
+            StatusCode::OK,
+            axum::Json(full_message(&id, &model, &task, step, &turn)),
+        )
+            .into_response()
+    }
+}
+
+impl Shared {
+    fn note(&self, rec: Recorded) {
+        if let Some(f) = &self.record {
+            if let Ok(line) = serde_json::to_string(&rec) {
+                let mut f = f.lock().unwrap();
+                let _ = writeln!(f, "{line}");
+            }
+        }
+        self.recorded.lock().unwrap().push(rec);
+    }
+}
+
+fn system_text(system: &Value) -> String {
+    match system {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Every tool call gets an id unique in the run: reusing one makes the CLI merge turns.
+fn tool_id(task: &str, step: usize, i: usize) -> String {
+    format!(
+        "toolu_{}_{step}_{i}",
+        task.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
+}
+
+fn stop_reason(turn: &Turn) -> &'static str {
+    if turn.has_tool_use() {
+        "tool_use"
+    } else {
+        "end_turn"
+    }
+}
+
+fn content_json(task: &str, step: usize, turn: &Turn) -> Vec<Value> {
+    turn.content
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match b {
+            Block::Text { text } => json!({ "type": "text", "text": text }),
+            Block::ToolUse { name, input } => {
+                json!({ "type": "tool_use", "id": tool_id(task, step, i), "name": name, "input": input })
+            }
+        })
+        .collect()
+}
+
+fn full_message(id: &str, model: &str, task: &str, step: usize, turn: &Turn) -> Value {
+    json!({
+        "id": id, "type": "message", "role": "assistant", "model": model,
+        "content": content_json(task, step, turn),
+        "stop_reason": stop_reason(turn), "stop_sequence": null,
+        "usage": { "input_tokens": turn.usage.input_tokens, "output_tokens": turn.usage.output_tokens },
+    })
+}
+
+/// The SSE sequence the CLI expects: message_start, per block start/delta/stop,
+/// message_delta (stop reason, usage), message_stop.
+fn sse_response(id: &str, model: &str, task: &str, step: usize, turn: &Turn) -> Response {
+    let mut events: Vec<(&str, Value)> = vec![(
+        "message_start",
+        json!({ "type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": turn.usage.input_tokens, "output_tokens": 1 } } }),
+    )];
+    for (i, block) in turn.content.iter().enumerate() {
+        let (start, delta) = match block {
+            Block::Text { text } => (
+                json!({ "type": "text", "text": "" }),
+                json!({ "type": "text_delta", "text": text }),
+            ),
+            Block::ToolUse { name, input } => (
+                json!({ "type": "tool_use", "id": tool_id(task, step, i), "name": name, "input": {} }),
+                json!({ "type": "input_json_delta", "partial_json": input.to_string() }),
+            ),
+        };
+        events.push((
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": i, "content_block": start }),
+        ));
+        events.push((
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": i, "delta": delta }),
+        ));
+        events.push((
+            "content_block_stop",
+            json!({ "type": "content_block_stop", "index": i }),
+        ));
+    }
+    events.push((
+        "message_delta",
+        json!({ "type": "message_delta", "delta": { "stop_reason": stop_reason(turn), "stop_sequence": null },
+                "usage": { "output_tokens": turn.usage.output_tokens } }),
+    ));
+    events.push(("message_stop", json!({ "type": "message_stop" })));
+    let body: String = events
+        .into_iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
+    let chunks = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(body)) });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(chunks))
+        .expect("valid response")
+}
+
+fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "type": "error", "error": { "type": kind, "message": message } })),
+    )
+        .into_response()
+}
