@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod engine;
 pub mod exit;
 pub mod image;

@@ -1,5 +1,152 @@
-use crate::cli::DemoArgs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-pub async fn run(_host: Option<&str>, _args: DemoArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`sandpen demo` is not built yet in this version (see README.md, \"Limits\")")
+use crate::cli::{DemoArgs, RunArgs};
+use crate::exit::UsageError;
+use crate::image::{self, ImageRequest, Target};
+use crate::model_server::ModelServer;
+use crate::plan::{self, Defaults, Flags};
+use crate::report::build::BuildDisplay;
+use crate::workspace::Repo;
+use crate::{demo, workspace};
+
+/// The demo: a sample repository, the agent image, the scripted model server, and the sample
+/// tasks run in parallel through the WorkflowManager, exactly as `sandpen run` runs tasks.
+pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
+    image::context_for(Target::Agent, &args.ca_certs)?;
+    let dir = sample_dir(args.repo.as_deref())?;
+    make_repo(&dir).await?;
+    eprintln!("sample repository: {}", dir.display());
+
+    let engine = super::connect(host).await?;
+    let mut req = ImageRequest::new(Target::Agent);
+    req.ca_certs = args.ca_certs.clone();
+    // The demo is the one command of a fresh machine: make the base offline if need be.
+    req.bootstrap_base = true;
+    let mut display = BuildDisplay::stderr();
+    let tag = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
+    display.finish();
+    let image = tag?;
+
+    let sandpen_dir = dir.join(workspace::SANDPEN_DIR);
+    std::fs::create_dir_all(&sandpen_dir)?;
+    let record = sandpen_dir.join("demo-model-requests.jsonl");
+    let gateway = engine.bridge_gateway().await?;
+    let server =
+        ModelServer::start(demo::script(), SocketAddr::new(gateway, 0), Some(record.clone())).await?;
+    eprintln!(
+        "model: sandpen's scripted model server at {} (no Anthropic account is used; the answers are scripted)",
+        server.addr
+    );
+
+    let prompts: Vec<PathBuf> = demo::TASKS
+        .iter()
+        .map(|t| dir.join("tasks").join(format!("{}.md", t.id)))
+        .collect();
+    let flags = Flags {
+        memory: Some("1g".into()),
+        cpus: Some("1".into()),
+        timeout: Some("10m".into()),
+        ..Default::default()
+    };
+    let plan = plan::load(&prompts, &flags, &Defaults::default())?;
+    let repo = Repo::discover(Some(&dir)).await?;
+    let base = repo.resolve("HEAD").await?;
+    let env = vec![
+        format!("ANTHROPIC_BASE_URL=http://{}/task/{{task}}", server.addr),
+        "ANTHROPIC_API_KEY=sandpen-demo-not-a-real-key".to_string(),
+    ];
+    let prepared = super::run::Prepared {
+        engine,
+        plan,
+        repo,
+        base,
+        image,
+        env,
+    };
+    let run_args = RunArgs {
+        tasks: prompts,
+        repo: Some(dir.clone()),
+        jobs: args.jobs,
+        cpus: None,
+        memory: None,
+        pids_limit: None,
+        timeout: None,
+        image: None,
+        network: "bridge".into(),
+        max_turns: 50,
+        base: "HEAD".into(),
+        report: args.report.clone(),
+        json: args.json,
+        fail_fast: false,
+        keep_containers: false,
+        ca_certs: Vec::new(),
+    };
+    let code = super::run::execute(prepared, &run_args).await;
+    server.stop().await;
+    let code = code?;
+    eprintln!(
+        "\nThe model was scripted: sandpen's model server played each task's turns; the tool calls were real."
+    );
+    eprintln!("branches: git -C {} branch --list 'sandpen/*'", dir.display());
+    eprintln!("requests the model server received: {}", record.display());
+    eprintln!(
+        "with a real key, the same tasks: cd {} && ANTHROPIC_API_KEY=... sandpen run tasks/*.md",
+        dir.display()
+    );
+    Ok(code)
+}
+
+/// The directory for the sample repository: new or empty.
+fn sample_dir(requested: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match requested {
+        None => Ok(tempfile::Builder::new().prefix("sandpen-demo-").tempdir()?.keep()),
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                return Err(UsageError(format!(
+                    "--repo {}: the directory is not empty\nfix: give a new or empty directory; the demo creates its own repository there",
+                    d.display()
+                ))
+                .into());
+            }
+            std::fs::create_dir_all(d)?;
+            Ok(std::fs::canonicalize(d)?)
+        }
+    }
+}
+
+async fn make_repo(dir: &Path) -> anyhow::Result<()> {
+    demo::write_repo(dir)?;
+    for t in &demo::TASKS {
+        let p = dir.join("tasks").join(format!("{}.md", t.id));
+        std::fs::create_dir_all(p.parent().expect("has a parent"))?;
+        std::fs::write(p, format!("{}\n", t.prompt))?;
+    }
+    let git = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=sandpen demo",
+                "-c",
+                "user.email=demo@sandpen.invalid",
+            ])
+            .args(args);
+        cmd
+    };
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["commit", "-qm", "textkit: the demo repository"],
+    ] {
+        let out = git(args).output().await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }

@@ -22,13 +22,13 @@ pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
 
 /// Everything checked and made before the first container: errors here leave nothing behind.
 pub struct Prepared {
-    engine: Engine,
-    plan: Plan,
-    repo: Repo,
-    base: String,
-    image: String,
+    pub engine: Engine,
+    pub plan: Plan,
+    pub repo: Repo,
+    pub base: String,
+    pub image: String,
     /// `KEY=value` credentials given to every container.
-    env: Vec<String>,
+    pub env: Vec<String>,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {

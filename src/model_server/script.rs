@@ -87,6 +87,11 @@ impl Turn {
         }
     }
 
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
     pub fn with_delay(mut self, ms: u64) -> Self {
         self.delay_ms = ms;
         self
