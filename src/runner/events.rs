@@ -41,7 +41,6 @@ pub struct AgentSummary {
     pub output_tokens: u64,
     pub is_error: bool,
     pub subtype: String,
-    pub api_retries: u32,
 }
 
 /// One task's entry in the report.
@@ -66,6 +65,8 @@ pub struct TaskResult {
     pub stderr_log: String,
     pub checkout: String,
     pub agent: Option<AgentSummary>,
+    /// How often the CLI retried the API (its `api_retry` events), whether or not it finished.
+    pub api_retries: u32,
     /// The WorkflowManager phase the task's state file last named (1 to 11), and its name.
     pub last_phase: Option<u32>,
     pub last_phase_name: Option<String>,

@@ -63,6 +63,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         stderr_log: stderr_log.display().to_string(),
         checkout: cfg.run_dir.join(&task.id).display().to_string(),
         agent: None,
+        api_retries: 0,
         last_phase: None,
         last_phase_name: None,
         phases_completed: 0,
@@ -243,6 +244,7 @@ async fn watch<E: ContainerEngine>(
         result.peak_cpu_percent = summary.peak_cpu_percent;
     }
     result.agent = agent_summary(&agent);
+    result.api_retries = agent.api_retries;
 
     let waited_code = waited.map_err(|e| e.to_string())?;
     let state = engine.exit_state(id).await.map_err(|e| e.to_string())?;
@@ -496,6 +498,5 @@ fn agent_summary(p: &AgentProgress) -> Option<AgentSummary> {
         output_tokens: r.output_tokens,
         is_error: r.is_error,
         subtype: r.subtype.clone(),
-        api_retries: p.api_retries,
     })
 }
