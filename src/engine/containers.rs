@@ -8,9 +8,9 @@ use std::time::Duration;
 use bollard::container::LogOutput;
 use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -54,8 +54,9 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Resolves when the container is no longer running, with its exit code.
     fn wait(&self, id: &str) -> impl Future<Output = Result<i64, EngineError>> + Send;
-    /// All output since the container started, following until it stops.
-    fn output(&self, id: &str) -> OutputStream;
+    /// The container's output, attached before it starts (call between `create` and `start`),
+    /// so nothing is lost and nothing depends on the engine's log driver or its rotation.
+    fn attach(&self, id: &str) -> impl Future<Output = Result<OutputStream, EngineError>> + Send;
     fn stats(&self, id: &str) -> StatsStream;
     fn exit_state(&self, id: &str) -> impl Future<Output = Result<ExitState, EngineError>> + Send;
     /// SIGTERM, then SIGKILL after `grace`.
@@ -109,15 +110,20 @@ impl ContainerEngine for Engine {
         }
     }
 
-    fn output(&self, id: &str) -> OutputStream {
-        let opts = LogsOptionsBuilder::default()
-            .follow(true)
+    async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
+        let opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
             .stdout(true)
             .stderr(true)
             .build();
         let context = format!("reading the output of container {}", short(id));
-        self.docker()
-            .logs(id, Some(opts))
+        let attached = self
+            .docker()
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(|e| EngineError::api(context.clone(), &e))?;
+        Ok(attached
+            .output
             .map_err(move |e| EngineError::api(context.clone(), &e))
             .try_filter_map(|out| async move {
                 Ok(match out {
@@ -128,7 +134,7 @@ impl ContainerEngine for Engine {
                     LogOutput::StdIn { .. } => None,
                 })
             })
-            .boxed()
+            .boxed())
     }
 
     fn stats(&self, id: &str) -> StatsStream {

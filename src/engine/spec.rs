@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 
 /// Label keys on every container sandpen creates.
 pub const LABEL_RUN: &str = "sandpen.run";
@@ -49,6 +49,10 @@ pub struct ContainerSpec {
     pub read_only: Vec<ReadOnlyMount>,
     pub limits: Limits,
     pub network: String,
+    /// Keep the engine's own log of the container (for `docker logs` when debugging). sandpen
+    /// reads output by attaching and writes its own logs, so by default the engine keeps none:
+    /// no second copy on disk, no rotation to lose data to.
+    pub engine_log: bool,
 }
 
 impl ContainerSpec {
@@ -92,6 +96,10 @@ impl ContainerSpec {
             mounts: Some(mounts),
             network_mode: Some(self.network.clone()),
             privileged: Some(false),
+            log_config: (!self.engine_log).then(|| HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
             ..Default::default()
         };
         ContainerCreateBody {
@@ -135,6 +143,7 @@ mod tests {
                 pids: 256,
             },
             network: "none".into(),
+            engine_log: false,
         }
     }
 

@@ -65,6 +65,7 @@ pub struct TaskResult {
     pub stderr_log: String,
     pub checkout: String,
     pub agent: Option<AgentSummary>,
+    pub timings: Timings,
     /// How often the CLI retried the API (its `api_retry` events), whether or not it finished.
     pub api_retries: u32,
     /// The WorkflowManager phase the task's state file last named (1 to 11), and its name.
@@ -74,6 +75,17 @@ pub struct TaskResult {
     pub phases_completed: u32,
     /// Why the task ended as it did, in words (the error, the dependency that failed, ...).
     pub message: Option<String>,
+}
+
+/// Where a task's time went, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Making the checkout.
+    pub checkout_s: f64,
+    /// The container's whole life: create, start, run, inspect, remove. Null if none was made.
+    pub container_s: Option<f64>,
+    /// Salvage and bringing the result branch back.
+    pub collect_s: f64,
 }
 
 /// Why a running task is being stopped.

@@ -138,6 +138,7 @@ fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -
         stderr_log: String::new(),
         checkout: String::new(),
         agent: None,
+        timings: Default::default(),
         api_retries: 0,
         last_phase: None,
         last_phase_name: None,

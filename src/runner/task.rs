@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::RunConfig;
-use super::events::{AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, now_rfc3339};
+use super::events::{
+    AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, Timings, now_rfc3339,
+};
 use crate::agent::{self, phases};
 use crate::engine::spec::{
     ContainerSpec, HOME, LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_TASK, ReadOnlyMount, WORKDIR,
@@ -63,6 +65,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         stderr_log: stderr_log.display().to_string(),
         checkout: cfg.run_dir.join(&task.id).display().to_string(),
         agent: None,
+        timings: Timings::default(),
         api_retries: 0,
         last_phase: None,
         last_phase_name: None,
@@ -75,12 +78,20 @@ pub(crate) async fn run<E: ContainerEngine>(
     });
     let user = cfg.repo.task_user();
     let checkout = match Checkout::create(&cfg.repo, &cfg.run_dir, &task.id, &cfg.base, user).await {
-        Ok(c) => c,
+        Ok(c) => {
+            result.timings.checkout_s = started.elapsed().as_secs_f64();
+            c
+        }
         Err(e) => return finish(result, TaskStatus::Error, Some(e.to_string()), started),
     };
 
     let outcome = match agent::check_definition(&checkout.path) {
-        Ok(()) => run_container(&engine, &cfg, &task, &events, &stop, &mut result, user).await,
+        Ok(()) => {
+            let t = Instant::now();
+            let r = run_container(&engine, &cfg, &task, &events, &stop, &mut result, user).await;
+            result.timings.container_s = Some(t.elapsed().as_secs_f64());
+            r
+        }
         Err(why) => Ok((
             TaskStatus::Failed,
             Some(format!("governance violation: {why}; the task was not started")),
@@ -97,7 +108,10 @@ pub(crate) async fn run<E: ContainerEngine>(
     };
 
     // The work comes back whatever happened to the container, cancelled runs included.
-    match checkout.collect(&cfg.repo, &cfg.run_id).await {
+    let collecting = Instant::now();
+    let collected = checkout.collect(&cfg.repo, &cfg.run_id).await;
+    result.timings.collect_s = collecting.elapsed().as_secs_f64();
+    match collected {
         Ok(c) => {
             result.branch = c.branch;
             result.commits = c.commits;
@@ -164,6 +178,8 @@ async fn watch<E: ContainerEngine>(
     let log = File::create(&result.log).map_err(|e| format!("creating {}: {e}", result.log))?;
     let stderr_log =
         File::create(&result.stderr_log).map_err(|e| format!("creating {}: {e}", result.stderr_log))?;
+    // Attached before start: output is read from the container's first byte.
+    let attached = engine.attach(id).await.map_err(|e| e.to_string())?;
     engine.start(id).await.map_err(|e| e.to_string())?;
     result.started_at = Some(now_rfc3339());
     events.send(Event::TaskStarted {
@@ -172,10 +188,9 @@ async fn watch<E: ContainerEngine>(
         at: now_rfc3339(),
     });
 
-    // Output is read from the start of the container's life, so nothing early is lost.
     let violation = CancellationToken::new();
     let output = tokio::spawn(pump_output(
-        engine.output(id),
+        attached,
         log,
         stderr_log,
         task.id.clone(),
@@ -371,6 +386,7 @@ fn container_spec(cfg: &RunConfig, task: &TaskSpec, user: (u32, u32)) -> Contain
         }],
         limits: task.limits,
         network: cfg.network.clone(),
+        engine_log: cfg.keep_containers,
     }
 }
 

@@ -65,8 +65,17 @@ impl Checkout {
         // The task has no business with the host path of the user's repository.
         git(&path, ["remote", "remove", "origin"]).await?;
         let git_dir = path.join(".git");
-        // `uv run` makes .venv/ in the checkout; it is not the task's work.
-        std::fs::write(git_dir.join("info").join("exclude"), ".venv/\n")
+        // The `uv run` that wraps every task makes .venv/, and uv.lock when the project has
+        // none: sandpen's byproducts, not the task's work. A repository that tracks uv.lock
+        // keeps seeing its changes.
+        let mut exclude = String::from(".venv/\n");
+        if git(&path, ["ls-files", "--error-unmatch", "--", "uv.lock"])
+            .await
+            .is_err()
+        {
+            exclude.push_str("/uv.lock\n");
+        }
+        std::fs::write(git_dir.join("info").join("exclude"), exclude)
             .map_err(|e| WorkspaceError::io("writing the checkout's info/exclude", e))?;
         let config = std::fs::read(git_dir.join("config"))
             .map_err(|e| WorkspaceError::io("reading the checkout's git config", e))?;

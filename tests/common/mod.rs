@@ -149,10 +149,21 @@ pub fn task_file(toml: &str) -> TaskFile {
     TaskFile { dir, path, report }
 }
 
+/// `sandpen run` refuses to start without credentials for the CLI. The probe image never uses
+/// them: a dummy key, and none of the host's real ones.
+pub const TEST_API_KEY: &str = "sandpen-test-not-a-real-key";
+
+pub fn with_test_credentials(cmd: &mut Command) -> &mut Command {
+    cmd.env("ANTHROPIC_API_KEY", TEST_API_KEY)
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("ANTHROPIC_BASE_URL")
+}
+
 /// `sandpen run --image <probe> --repo <repo> --report <file> [extra...] <tasks.toml>`, ready
-/// to run in `repo`.
+/// to run in `repo` (with test credentials).
 pub fn run_command(repo: &Path, tasks: &TaskFile, extra: &[&str]) -> Command {
     let mut cmd = sandpen();
+    with_test_credentials(&mut cmd);
     cmd.current_dir(repo)
         .args(["run", "--image", &image("probe"), "--repo"])
         .arg(repo)

@@ -1,0 +1,261 @@
+//! Bad input through the CLI: exit code 2, a message that says where the problem is, and
+//! nothing created (no `.sandpen` directory, no container). Real engine, probe image.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Runs `cmd` (a `sandpen run ...`) and checks that it refused: exit 2, every `expected`
+/// fragment in its stderr, no `.sandpen` in any of `dirs`, and no container event on the
+/// engine from that process.
+fn assert_refused(case: &str, mut cmd: Command, dirs: &[&Path], expected: &[&str]) {
+    let since = now_s();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{case}: cannot start sandpen: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let until = now_s() + 0.5;
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{case}: invalid input exits 2\nstdout:\n{}\nstderr:\n{err}",
+        stdout(&out)
+    );
+    for e in expected {
+        assert!(err.contains(e), "{case}: the message mentions {e:?}:\n{err}");
+    }
+    for d in dirs {
+        assert!(
+            !d.join(".sandpen").exists(),
+            "{case}: nothing created, but {} has .sandpen",
+            d.display()
+        );
+    }
+    let events = docker(&[
+        "events",
+        "--since",
+        &format!("{since:.3}"),
+        "--until",
+        &format!("{until:.3}"),
+        "--filter",
+        "type=container",
+        "--filter",
+        &owner_filter(pid),
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert!(events.status.success(), "docker events: {}", stderr(&events));
+    assert_eq!(
+        stdout(&events),
+        "",
+        "{case}: the engine saw container events from sandpen (pid {pid})"
+    );
+}
+
+const VALID: &str = "[[task]]\nid = \"ok\"\nprompt_text = \"echo ok\"\ntimeout = \"1m\"\n";
+
+#[test]
+fn bad_task_files_are_refused_with_their_file_and_line() {
+    // (case, task file, fragments of the message besides the file name)
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "malformed TOML",
+            "[[task]\nid = \"a\"\nprompt_text = \"echo\"\n",
+            &["tasks.toml:1:"],
+        ),
+        (
+            "unknown key",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ncolour = \"blue\"\n",
+            &["tasks.toml:4", "colour"],
+        ),
+        (
+            "a command key",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ncommand = \"rm -rf /\"\n",
+            &["tasks.toml:4", "`command`", "WorkflowManager"],
+        ),
+        (
+            "duplicate ids",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\n\n[[task]]\nid = \"a\"\nprompt_text = \"echo\"\n",
+            &["duplicate task id `a`", "tasks.toml:2", "tasks.toml:6"],
+        ),
+        (
+            "an id with a slash",
+            "[[task]]\nid = \"a/b\"\nprompt_text = \"echo\"\n",
+            &["tasks.toml:2", "a/b", "not a valid task id"],
+        ),
+        (
+            "an id of ..",
+            "[[task]]\nid = \"..\"\nprompt_text = \"echo\"\n",
+            &["tasks.toml:2", "`..`", "not a valid task id"],
+        ),
+        (
+            "a missing prompt file",
+            "[[task]]\nid = \"a\"\nprompt = \"prompts/missing.md\"\n",
+            &["tasks.toml:3", "missing.md", "does not exist"],
+        ),
+        (
+            "an empty prompt",
+            "[[task]]\nid = \"a\"\nprompt_text = \"  \\n  \"\n",
+            &["tasks.toml:3", "empty"],
+        ),
+        (
+            "an empty prompt file",
+            "[[task]]\nid = \"a\"\nprompt = \"empty.md\"\n",
+            &["tasks.toml:3", "empty"],
+        ),
+        (
+            "an unknown dependency",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ndepends_on = [\"ghost\"]\n",
+            &["tasks.toml:4", "ghost", "not a task in this run"],
+        ),
+        (
+            "a cycle",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ndepends_on = [\"b\"]\n\n\
+             [[task]]\nid = \"b\"\nprompt_text = \"echo\"\ndepends_on = [\"a\"]\n",
+            &["tasks.toml:", "cycle", "a -> b -> a"],
+        ),
+        (
+            "cpus 0",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ncpus = 0\n",
+            &["tasks.toml:4", "cpus", "greater than zero"],
+        ),
+        (
+            "memory 5m",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\nmemory = \"5m\"\n",
+            &["tasks.toml:4", "memory", "6 MiB"],
+        ),
+        (
+            "timeout soon",
+            "[[task]]\nid = \"a\"\nprompt_text = \"echo\"\ntimeout = \"soon\"\n",
+            &["tasks.toml:4", "timeout", "soon"],
+        ),
+        (
+            "a bad default",
+            "[defaults]\nmemory = \"lots\"\n\n[[task]]\nid = \"a\"\nprompt_text = \"echo\"\n",
+            &["tasks.toml:2", "memory", "lots"],
+        ),
+    ];
+    let probe = image("probe");
+    for (case, toml, expected) in cases {
+        let repo = make_repo();
+        let tasks = task_file(toml);
+        std::fs::write(tasks.dir.path().join("empty.md"), " \n\t\n").unwrap();
+        let path = tasks.path.display().to_string();
+        let mut all: Vec<&str> = vec![&path];
+        all.extend(expected.iter());
+        let mut cmd = sandpen();
+        with_test_credentials(&mut cmd)
+            .current_dir(repo.path())
+            .args(["run", "--image", &probe])
+            .arg(&tasks.path);
+        assert_refused(case, cmd, &[repo.path()], &all);
+    }
+}
+
+/// `sandpen run --image <probe> <args...> <valid tasks.toml>` in a fresh repository.
+fn refused_with_flags(case: &str, args: &[&str], expected: &[&str]) {
+    let repo = make_repo();
+    let tasks = task_file(VALID);
+    let mut cmd = sandpen();
+    with_test_credentials(&mut cmd)
+        .current_dir(repo.path())
+        .arg("run")
+        .args(args)
+        .arg(&tasks.path);
+    assert_refused(case, cmd, &[repo.path()], expected);
+}
+
+#[test]
+fn a_repo_that_is_not_a_git_repository_is_refused() {
+    let plain = tempfile::tempdir().unwrap();
+    let repo = make_repo();
+    let tasks = task_file(VALID);
+    let mut cmd = sandpen();
+    with_test_credentials(&mut cmd)
+        .current_dir(repo.path())
+        .args(["run", "--image", &image("probe"), "--repo"])
+        .arg(plain.path())
+        .arg(&tasks.path);
+    let shown = plain.path().display().to_string();
+    assert_refused(
+        "--repo not a git repository",
+        cmd,
+        &[plain.path(), repo.path()],
+        &[&shown, "not inside a git repository"],
+    );
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    let probe = image("probe");
+    refused_with_flags(
+        "--base nosuchref",
+        &["--image", &probe, "--base", "nosuchref"],
+        &["--base nosuchref", "does not name a commit"],
+    );
+    refused_with_flags(
+        "--cpus 64",
+        &["--image", &probe, "--cpus", "64"],
+        &["asks for 64 CPUs", "tasks.toml"],
+    );
+    refused_with_flags("--jobs 0", &["--image", &probe, "--jobs", "0"], &["--jobs 0"]);
+    refused_with_flags(
+        "--image that does not exist",
+        &["--image", "sandpen-no-such:image"],
+        &["--image sandpen-no-such:image", "no such image"],
+    );
+    refused_with_flags(
+        "--memory 5m",
+        &["--image", &probe, "--memory", "5m"],
+        &["--memory", "5m", "6 MiB"],
+    );
+    refused_with_flags(
+        "--timeout soon",
+        &["--image", &probe, "--timeout", "soon"],
+        &["--timeout", "soon"],
+    );
+}
+
+#[test]
+fn a_run_without_credentials_is_refused() {
+    let repo = make_repo();
+    let tasks = task_file(VALID);
+    let mut cmd = sandpen();
+    cmd.env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env("ANTHROPIC_BASE_URL", "")
+        .current_dir(repo.path())
+        .args(["run", "--image", &image("probe")])
+        .arg(&tasks.path);
+    assert_refused(
+        "no credentials",
+        cmd,
+        &[repo.path()],
+        &["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"],
+    );
+}
+
+#[test]
+fn a_valid_run_is_accepted_by_the_same_checks() {
+    // The control: the same setup with valid input runs, creates .sandpen and a container.
+    let repo = make_repo();
+    let run = run_tasks(repo.path(), VALID, &[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert!(repo.path().join(".sandpen").is_dir());
+    assert_eq!(field(task(&run.report(), "ok"), "status"), "succeeded");
+}
