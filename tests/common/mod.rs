@@ -45,8 +45,11 @@ pub fn host_ca_bundle() -> Option<PathBuf> {
 pub fn image(target: &str) -> String {
     static PROBE: OnceLock<String> = OnceLock::new();
     static AGENT: OnceLock<String> = OnceLock::new();
+    // One build at a time: on a bare engine both would otherwise bootstrap the base at once.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let cell = if target == "probe" { &PROBE } else { &AGENT };
     cell.get_or_init(|| {
+        let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = sandpen();
         cmd.args(["image", "build", "--target", target, "--bootstrap-base"]);
         if target == "agent" {
