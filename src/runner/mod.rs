@@ -5,6 +5,11 @@ pub mod events;
 mod scheduler;
 mod task;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
 pub use events::{Event, EventSender, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
 pub use task::Stop;

@@ -1,0 +1,162 @@
+//! A fake engine for unit tests of the scheduler's logic (jobs limit, dependencies, fail-fast,
+//! timeouts). It proves nothing about containers: the real-engine tests in tests/ do that.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::engine::spec::{ContainerSpec, LABEL_TASK};
+use crate::engine::{
+    ContainerEngine, EngineError, ExitState, ListedContainer, OutputStream, StatsStream, Stream,
+};
+
+/// How a fake container behaves, by task id: it runs for `secs`, then exits with `code`.
+#[derive(Clone, Copy)]
+pub struct Behaviour {
+    pub secs: f64,
+    pub code: i64,
+}
+
+#[derive(Default)]
+struct State {
+    /// container id -> (task id, behaviour, stopped early)
+    containers: HashMap<String, (String, Behaviour, bool)>,
+    running: usize,
+    pub max_running: usize,
+    pub stops: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeEngine {
+    behaviours: Arc<HashMap<String, Behaviour>>,
+    state: Arc<Mutex<State>>,
+    stopped: Arc<tokio::sync::Notify>,
+}
+
+impl FakeEngine {
+    pub fn new(behaviours: impl IntoIterator<Item = (&'static str, Behaviour)>) -> Self {
+        Self {
+            behaviours: Arc::new(behaviours.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn max_running(&self) -> usize {
+        self.state.lock().unwrap().max_running
+    }
+
+    pub fn stopped_tasks(&self) -> Vec<String> {
+        self.state.lock().unwrap().stops.clone()
+    }
+
+    fn task_of(&self, id: &str) -> (String, Behaviour, bool) {
+        self.state.lock().unwrap().containers[id].clone()
+    }
+}
+
+/// The stream-json a CLI would print for an exit code.
+fn cli_output(code: i64) -> Vec<u8> {
+    format!(
+        "{{\"type\":\"system\",\"subtype\":\"init\",\"agents\":[\"workflow-manager\"]}}\n\
+         {{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":{},\"num_turns\":1}}\n",
+        code != 0
+    )
+    .into_bytes()
+}
+
+impl ContainerEngine for FakeEngine {
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let task = spec.labels[LABEL_TASK].clone();
+        let b = self
+            .behaviours
+            .get(&task)
+            .copied()
+            .unwrap_or(Behaviour { secs: 0.0, code: 0 });
+        let id = format!("fake-{task}");
+        self.state
+            .lock()
+            .unwrap()
+            .containers
+            .insert(id.clone(), (task, b, false));
+        Ok(id)
+    }
+
+    async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
+        let (_, b, _) = self.task_of(id);
+        let (engine, id) = (self.clone(), id.to_string());
+        // Output ends when the container does, as the engine's attach stream does.
+        let end = async move { engine.wait(&id).await.ok() };
+        let out =
+            futures_util::stream::once(async move { Ok((Stream::Stdout, Bytes::from(cli_output(b.code)))) });
+        Ok(out
+            .chain(futures_util::stream::once(end).filter_map(|_| async { None }))
+            .boxed())
+    }
+
+    async fn start(&self, _id: &str) -> Result<(), EngineError> {
+        let mut s = self.state.lock().unwrap();
+        s.running += 1;
+        s.max_running = s.max_running.max(s.running);
+        Ok(())
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64, EngineError> {
+        let (_, b, _) = self.task_of(id);
+        let deadline = tokio::time::sleep(Duration::from_secs_f64(b.secs));
+        tokio::pin!(deadline);
+        loop {
+            // Registered before the check, so a stop in between is not missed.
+            let notified = self.stopped.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.task_of(id).2 {
+                return Ok(143);
+            }
+            tokio::select! {
+                _ = &mut deadline => return Ok(b.code),
+                _ = notified => {}
+            }
+        }
+    }
+
+    fn stats(&self, _id: &str) -> StatsStream {
+        futures_util::stream::empty().boxed()
+    }
+
+    async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {
+        let (_, b, stopped) = self.task_of(id);
+        Ok(ExitState {
+            exit_code: if stopped { 143 } else { b.code },
+            oom_killed: false,
+            error: None,
+        })
+    }
+
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<(), EngineError> {
+        {
+            let mut s = self.state.lock().unwrap();
+            let task = s.containers[id].0.clone();
+            s.stops.push(task);
+            s.containers.get_mut(id).unwrap().2 = true;
+        }
+        self.stopped.notify_waiters();
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str) -> Result<(), EngineError> {
+        self.stop(id, Duration::ZERO).await
+    }
+
+    async fn remove(&self, _id: &str) -> Result<(), EngineError> {
+        let mut s = self.state.lock().unwrap();
+        s.running = s.running.saturating_sub(1);
+        Ok(())
+    }
+
+    async fn list(&self, _key: &str, _value: Option<&str>) -> Result<Vec<ListedContainer>, EngineError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,133 @@
+//! The scheduler's logic against a fake engine (real git for the checkouts).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::fake::{Behaviour, FakeEngine};
+use super::{EventSender, RunConfig, Stop, TaskStatus, execute};
+use crate::engine::spec::Limits;
+use crate::plan::{Plan, TaskSpec};
+use crate::workspace::Repo;
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
+    TaskSpec {
+        id: id.into(),
+        prompt: "p".into(),
+        source: "t.toml".into(),
+        limits: Limits {
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 64 << 20,
+            pids: 64,
+        },
+        timeout: Duration::from_secs(timeout_s),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        env: Default::default(),
+    }
+}
+
+async fn run(engine: FakeEngine, tasks: Vec<TaskSpec>, jobs: usize, fail_fast: bool) -> super::RunReport {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "init"]);
+    let repo = Repo::discover(Some(dir.path())).await.unwrap();
+    let base = repo.resolve("HEAD").await.unwrap();
+    let run_dir = repo.run_dir("r1").await.unwrap();
+    let cfg = RunConfig {
+        run_id: "r1".into(),
+        repo,
+        run_dir: run_dir.clone(),
+        base,
+        image: "fake".into(),
+        network: "none".into(),
+        max_turns: 5,
+        jobs,
+        fail_fast,
+        keep_containers: false,
+        grace: Duration::from_secs(1),
+        passthrough_env: vec![],
+        owner: "h:1".into(),
+        owner_start: "1".into(),
+        agents_dir: run_dir.join("agents"),
+    };
+    let (tx, _rx) = EventSender::channel();
+    execute(engine, Plan { tasks }, cfg, tx, Stop::default()).await
+}
+
+fn status(r: &super::RunReport, id: &str) -> TaskStatus {
+    r.tasks.iter().find(|t| t.id == id).unwrap().status
+}
+
+#[tokio::test]
+async fn never_more_containers_than_jobs() {
+    let b = Behaviour { secs: 0.2, code: 0 };
+    let engine = FakeEngine::new([("a", b), ("b", b), ("c", b), ("d", b), ("e", b)]);
+    let tasks = ["a", "b", "c", "d", "e"].map(|id| task(id, &[], 60)).to_vec();
+    let r = run(engine.clone(), tasks, 2, false).await;
+    assert!(
+        r.all_succeeded(),
+        "{:?}",
+        r.tasks.iter().map(|t| (&t.id, t.status)).collect::<Vec<_>>()
+    );
+    assert_eq!(engine.max_running(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_dependency_skips_its_dependents_transitively() {
+    let engine = FakeEngine::new([("a", Behaviour { secs: 0.0, code: 1 })]);
+    let tasks = vec![
+        task("a", &[], 60),
+        task("b", &["a"], 60),
+        task("c", &["b"], 60),
+        task("d", &[], 60),
+    ];
+    let r = run(engine, tasks, 4, false).await;
+    assert_eq!(status(&r, "a"), TaskStatus::Failed);
+    assert_eq!(status(&r, "b"), TaskStatus::Skipped);
+    assert_eq!(status(&r, "c"), TaskStatus::Skipped);
+    assert_eq!(status(&r, "d"), TaskStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn fail_fast_cancels_running_and_queued_tasks() {
+    let engine = FakeEngine::new([
+        ("bad", Behaviour { secs: 0.0, code: 2 }),
+        ("slow", Behaviour { secs: 30.0, code: 0 }),
+        ("queued", Behaviour { secs: 30.0, code: 0 }),
+    ]);
+    let tasks = vec![
+        task("bad", &[], 60),
+        task("slow", &[], 60),
+        task("queued", &[], 60),
+    ];
+    let started = std::time::Instant::now();
+    let r = run(engine.clone(), tasks, 2, true).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(status(&r, "bad"), TaskStatus::Failed);
+    assert_eq!(status(&r, "slow"), TaskStatus::Cancelled);
+    assert_eq!(status(&r, "queued"), TaskStatus::Cancelled);
+    assert_eq!(
+        engine.stopped_tasks(),
+        ["slow"],
+        "only the running one needed stopping"
+    );
+}
+
+#[tokio::test]
+async fn a_task_past_its_timeout_is_stopped_and_timed_out() {
+    let engine = FakeEngine::new([("t", Behaviour { secs: 30.0, code: 0 })]);
+    let r = run(engine.clone(), vec![task("t", &[], 1)], 1, false).await;
+    assert_eq!(status(&r, "t"), TaskStatus::TimedOut);
+    assert_eq!(engine.stopped_tasks(), ["t"]);
+}
