@@ -15,9 +15,11 @@ test:
 demo:
     cargo run --release -- demo
 
-# Benchmarks, side by side with the docker CLI (writes docs/BENCHMARKS.md).
+# Benchmarks, side by side with the docker CLI, xargs and the Python SDK (writes docs/BENCHMARKS.md;
+# --quick for a short proof run).
 bench *ARGS:
-    cargo run --release --bin sandpen-bench -- {{ARGS}}
+    cargo build --release --bins
+    target/release/sandpen-bench {{ARGS}}
 
 # Formatting and lints.
 lint:

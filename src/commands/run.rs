@@ -177,22 +177,31 @@ pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 /// First Ctrl-C or SIGTERM: stop every container with the grace. Second: kill at once.
+/// Third: leave immediately, whatever is still running (`sandpen gc` cleans up after that).
 async fn watch_signals(stop: Stop, events: EventSender) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
         return;
     };
-    for kill in [false, true] {
+    for count in 1.. {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        events.send(Event::RunCancelling { kill });
-        if kill {
-            stop.kill.cancel()
-        } else {
-            stop.graceful.cancel()
+        match count {
+            1 => {
+                events.send(Event::RunCancelling { kill: false });
+                stop.graceful.cancel();
+            }
+            2 => {
+                events.send(Event::RunCancelling { kill: true });
+                stop.kill.cancel();
+            }
+            _ => {
+                eprintln!("third interrupt: exiting now; run `sandpen gc` to remove what is left");
+                std::process::exit(exit::INTERRUPTED);
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ struct Row {
 pub struct LiveView {
     bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
     rows: HashMap<String, Row>,
+    /// Task ids in plan order.
+    order: Vec<String>,
     width: usize,
     /// Where the summary goes: stdout normally, stderr when stdout carries JSON.
     summary_to_stderr: bool,
@@ -40,6 +42,7 @@ impl LiveView {
                 )
             }),
             rows: HashMap::new(),
+            order: Vec::new(),
             width: 8,
             summary_to_stderr,
             report: None,
@@ -99,6 +102,7 @@ impl Consumer for LiveView {
                 ..
             } => {
                 self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
+                self.order.clone_from(tasks);
                 eprintln!(
                     "run {run_id}: {} tasks, {jobs} at once, image {image}",
                     tasks.len()
@@ -182,7 +186,8 @@ impl Consumer for LiveView {
                 if let Some(r) = self.rows.get_mut(task) {
                     r.state = result.status.as_str().into();
                     if let Some(a) = &result.agent {
-                        r.activity = format!("{} turns", a.num_turns);
+                        r.activity =
+                            format!("{} turn{}", a.num_turns, if a.num_turns == 1 { "" } else { "s" });
                     }
                     if let Some(m) = &result.message {
                         r.activity = if r.activity.is_empty() {
@@ -228,10 +233,8 @@ impl Consumer for LiveView {
             }
             let _ = multi.clear();
             // Keep the final rows on screen: they were cleared with the bars.
-            let mut tasks: Vec<_> = self.rows.keys().cloned().collect();
-            tasks.sort();
-            for t in tasks {
-                eprintln!("{}", self.line(&t));
+            for t in &self.order {
+                eprintln!("{}", self.line(t));
             }
         }
         if let Some(report) = &self.report {

@@ -24,6 +24,8 @@ use crate::workspace::Checkout;
 
 /// Cleanup calls get their own limit and run even after cancellation.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// When stats start being read after the container starts.
+const STATS_DELAY: Duration = Duration::from_secs(1);
 /// How long output may keep arriving after the container stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -147,12 +149,14 @@ async fn run_container<E: ContainerEngine>(
     user: (u32, u32),
 ) -> Result<(TaskStatus, Option<String>), String> {
     let spec = container_spec(cfg, task, user);
+    let t0 = Instant::now();
     let id = engine.create(&spec).await.map_err(|e| e.to_string())?;
+    tracing::debug!(task = %task.id, "created at {:?}", t0.elapsed());
     result.container_id = Some(id.clone());
     let outcome = watch(engine, cfg, task, events, stop, result, &id).await;
     if !cfg.keep_containers {
         match tokio::time::timeout(CLEANUP_TIMEOUT, engine.remove(&id)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => tracing::debug!(task = %task.id, "removed at {:?}", t0.elapsed()),
             Ok(Err(e)) => tracing::warn!("{e}"),
             Err(_) => tracing::warn!("removing container {} took over {CLEANUP_TIMEOUT:?}", short(&id)),
         }
@@ -179,8 +183,11 @@ async fn watch<E: ContainerEngine>(
     let stderr_log =
         File::create(&result.stderr_log).map_err(|e| format!("creating {}: {e}", result.stderr_log))?;
     // Attached before start: output is read from the container's first byte.
+    let t0 = Instant::now();
     let attached = engine.attach(id).await.map_err(|e| e.to_string())?;
+    tracing::debug!(task = %task.id, "attached after {:?}", t0.elapsed());
     engine.start(id).await.map_err(|e| e.to_string())?;
+    tracing::debug!(task = %task.id, "started after {:?}", t0.elapsed());
     result.started_at = Some(now_rfc3339());
     events.send(Event::TaskStarted {
         task: task.id.clone(),
@@ -241,6 +248,7 @@ async fn watch<E: ContainerEngine>(
     };
     result.finished_at = Some(now_rfc3339());
     stats_stop.cancel();
+    tracing::debug!(task = %task.id, "exited after {:?}", t0.elapsed());
     let _ = phase_watch.await;
 
     let agent = match tokio::time::timeout(DRAIN_TIMEOUT, output).await {
@@ -262,7 +270,9 @@ async fn watch<E: ContainerEngine>(
     result.api_retries = agent.api_retries;
 
     let waited_code = waited.map_err(|e| e.to_string())?;
+    tracing::debug!(task = %task.id, "output drained after {:?}", t0.elapsed());
     let state = engine.exit_state(id).await.map_err(|e| e.to_string())?;
+    tracing::debug!(task = %task.id, "inspected after {:?}", t0.elapsed());
     let exit_code = if state.exit_code >= 0 {
         state.exit_code
     } else {
@@ -454,6 +464,12 @@ async fn pump_stats(
     stop: CancellationToken,
 ) -> StatsSummary {
     let mut summary = StatsSummary::default();
+    // The engine samples once a second and the first sample has no CPU figure: a task that
+    // ends within a second would cost the engine a stats subscription and show nothing.
+    tokio::select! {
+        _ = tokio::time::sleep(STATS_DELAY) => {}
+        _ = stop.cancelled() => return summary,
+    }
     loop {
         let next = tokio::select! {
             s = stats.next() => s,

@@ -67,7 +67,7 @@ fn main() {
     eprintln!("== throughput");
     rows.extend(throughput(&ctx));
     eprintln!("== speedup");
-    rows.push(speedup(&ctx));
+    rows.extend(speedup(&ctx));
     eprintln!("== log throughput");
     rows.push(log_throughput(&ctx, &mut notes));
     eprintln!("== footprint");
@@ -180,10 +180,10 @@ impl Ctx {
         c
     }
 
-    /// Writes a task file of `n` tasks with the same prompt.
-    fn task_file(&self, n: usize, prompt: &str, extra: &str) -> PathBuf {
+    /// Writes a task file of `n` tasks with the same prompt and limits.
+    fn task_file(&self, n: usize, prompt: &str, memory: &str, cpus: f64) -> PathBuf {
         let path = self.work.path().join(format!("tasks-{}.toml", self.next()));
-        let mut text = format!("[defaults]\nmemory = \"256m\"\ncpus = 0.5\n{extra}\n");
+        let mut text = format!("[defaults]\nmemory = {memory:?}\ncpus = {cpus:?}\n");
         for i in 0..n {
             text.push_str(&format!("[[task]]\nid = \"t{i:03}\"\nprompt_text = {prompt:?}\n"));
         }
@@ -198,6 +198,16 @@ impl Ctx {
         jobs: usize,
         wrapper: Option<&[&str]>,
     ) -> (f64, serde_json::Value, String) {
+        self.sandpen_run_with(tasks, jobs, wrapper, &[])
+    }
+
+    fn sandpen_run_with(
+        &self,
+        tasks: &Path,
+        jobs: usize,
+        wrapper: Option<&[&str]>,
+        extra: &[&str],
+    ) -> (f64, serde_json::Value, String) {
         let report = self.work.path().join(format!("report-{}.json", self.next()));
         let mut cmd = match wrapper {
             Some(w) => {
@@ -211,6 +221,7 @@ impl Ctx {
             .arg(&self.repo);
         cmd.args(["-j", &jobs.to_string(), "--report"])
             .arg(&report)
+            .args(extra)
             .arg(tasks);
         cmd.env("ANTHROPIC_API_KEY", "sk-bench-not-a-key")
             .stdout(Stdio::null())
@@ -234,7 +245,7 @@ impl Ctx {
 
 fn lifecycle(ctx: &Ctx, notes: &mut Vec<String>) -> Vec<Row> {
     let n = if ctx.quick { 3 } else { 20 };
-    let tasks = ctx.task_file(1, "true", "");
+    let tasks = ctx.task_file(1, "true", "256m", 0.5);
     let (mut docker, mut container, mut whole, mut clone) = (vec![], vec![], vec![], vec![]);
     let (mut checkout, mut collect) = (vec![], vec![]);
     for i in 0..n {
@@ -294,7 +305,7 @@ fn lifecycle(ctx: &Ctx, notes: &mut Vec<String>) -> Vec<Row> {
 
 fn throughput(ctx: &Ctx) -> Vec<Row> {
     let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (64, 16, 3) };
-    let tasks = ctx.task_file(n, "true", "");
+    let tasks = ctx.task_file(n, "true", "256m", 0.5);
     let (mut ours, mut xargs, mut python) = (vec![], vec![], vec![]);
     for _ in 0..rounds {
         let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, None);
@@ -335,27 +346,40 @@ fn throughput(ctx: &Ctx) -> Vec<Row> {
     rows
 }
 
-fn speedup(ctx: &Ctx) -> Row {
+fn speedup(ctx: &Ctx) -> Vec<Row> {
     let (n, secs) = if ctx.quick { (4, 2) } else { (16, 5) };
-    let tasks = ctx.task_file(n, &format!("sleep {secs}"), "");
-    let (parallel, report, _) = ctx.sandpen_run(&tasks, n, None);
-    let (serial, _, _) = ctx.sandpen_run(&tasks, 1, None);
-    let ratio = serial / parallel;
-    Row {
-        figure: "3. speedup, tasks of sleep (wall -j 1 / wall -j N)",
-        sandpen: format!(
-            "{ratio:.1}x: -j {n} {parallel:.1} s, -j 1 {serial:.1} s ({n} × sleep {secs}; report speedup {:.1})",
-            report["speedup"].as_f64().unwrap_or(0.0)
-        ),
-        other: format!("limit {n}x"),
-        ratio: Some(ratio),
-        target: if ctx.quick {
-            "(quick)".into()
-        } else {
-            "≥ 12x".into()
-        },
-        met: (!ctx.quick).then_some(ratio >= 12.0),
-    }
+    let tasks = ctx.task_file(n, &format!("sleep {secs}"), "256m", 0.5);
+    // The default network first; then without one, which shows what the bridge's set-up costs.
+    let networks: &[&'static str] = if ctx.quick {
+        &["bridge"]
+    } else {
+        &["bridge", "none"]
+    };
+    networks
+        .iter()
+        .map(|net| {
+            let extra = ["--network", net];
+            let (parallel, report, _) = ctx.sandpen_run_with(&tasks, n, None, &extra);
+            let (serial, _, _) = ctx.sandpen_run_with(&tasks, 1, None, &extra);
+            let ratio = serial / parallel;
+            Row {
+                figure: if *net == "bridge" {
+                    "3. speedup, tasks of sleep (wall -j 1 / wall -j N)"
+                } else {
+                    "3b. the same with --network none"
+                },
+                sandpen: format!(
+                    "{ratio:.1}x: -j {n} {parallel:.1} s, -j 1 {serial:.1} s ({n} × sleep {secs}, --network {net}; \
+                     report speedup {:.1})",
+                    report["speedup"].as_f64().unwrap_or(0.0)
+                ),
+                other: format!("limit {n}x"),
+                ratio: Some(ratio),
+                target: if ctx.quick { "(quick)".into() } else { "≥ 12x".into() },
+                met: (!ctx.quick).then_some(ratio >= 12.0),
+            }
+        })
+        .collect()
 }
 
 fn log_throughput(ctx: &Ctx, notes: &mut Vec<String>) -> Row {
@@ -373,7 +397,7 @@ fn log_throughput(ctx: &Ctx, notes: &mut Vec<String>) -> Row {
         }
         hex::encode(h.finalize())
     };
-    let tasks = ctx.task_file(1, &generator, "memory = \"512m\"\ncpus = 1.0");
+    let tasks = ctx.task_file(1, &generator, "512m", 1.0);
     let (mut ours, mut theirs) = (vec![], vec![]);
     let mut exact = true;
     for _ in 0..rounds {
@@ -445,15 +469,13 @@ fn payload_hash(log: &[u8]) -> Option<String> {
     let start = log.iter().position(|&b| b == b'\n')? + 1;
     let marker = b"\n{\"type\":\"result\"";
     let end = log.windows(marker.len()).rposition(|w| w == marker)?;
-    // The probe always prints a newline before its result line.
-    let payload = &log[start..end.checked_sub(0)?];
-    let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
-    Some(hex::encode(Sha256::digest(payload)))
+    // The probe always prints a newline of its own before its result line: the marker's.
+    Some(hex::encode(Sha256::digest(&log[start..end])))
 }
 
 fn footprint(ctx: &Ctx, notes: &mut Vec<String>) -> Vec<Row> {
     let (n, secs) = if ctx.quick { (8, 5) } else { (32, 30) };
-    let tasks = ctx.task_file(n, &format!("sleep {secs}"), "memory = \"64m\"\ncpus = 0.1");
+    let tasks = ctx.task_file(n, &format!("sleep {secs}"), "64m", 0.1);
     let (_, _, stderr) = ctx.sandpen_run(&tasks, n, Some(&["/usr/bin/time", "-f", "TIME %M %U %S %e"]));
     let (rss_kib, cpu) = parse_time(&stderr).expect("GNU time's line");
     let mut rows = vec![Row {
