@@ -198,7 +198,7 @@ fn assert_no_containers_left(run_id: &str) {
     );
 }
 
-fn agent<'a>(t: &'a Value) -> &'a Value {
+fn agent(t: &Value) -> &Value {
     assert!(t["agent"].is_object(), "no agent summary in {t:#}");
     &t["agent"]
 }

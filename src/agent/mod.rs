@@ -111,19 +111,7 @@ mod tests {
     #[test]
     fn the_bundled_definition_names_the_agent_and_all_eleven_phases() {
         assert!(DEFINITION.starts_with("---\nname: workflow-manager\n"));
-        for phase in [
-            "initial setup",
-            "issue creation",
-            "branch management",
-            "research and planning",
-            "implementation",
-            "testing",
-            "documentation",
-            "pull request",
-            "review",
-            "review response",
-            "settings update",
-        ] {
+        for phase in phases::PHASES {
             assert!(
                 DEFINITION.contains(&format!("**{phase}**")),
                 "missing phase {phase}"

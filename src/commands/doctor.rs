@@ -68,10 +68,9 @@ fn print_text(r: &Report) {
         if r.base_image_present {
             "present".to_string()
         } else {
-            format!(
-                "absent (`sandpen image build` pulls it; without a registry: \
+            "absent (`sandpen image build` pulls it; without a registry: \
                  `sudo sandpen image bootstrap-base`)"
-            )
+                .to_string()
         }
     );
     for s in &r.images {

@@ -87,13 +87,13 @@ pub async fn bootstrap_base(
         base: opts.base.clone(),
         reason,
     };
-    if !opts.force {
-        if let Some(id) = engine.image_id(&opts.base).await? {
-            on_event(ImageEvent::Bootstrap {
-                line: format!("{} is already present", opts.base),
-            });
-            return Ok(id);
-        }
+    if !opts.force
+        && let Some(id) = engine.image_id(&opts.base).await?
+    {
+        on_event(ImageEvent::Bootstrap {
+            line: format!("{} is already present", opts.base),
+        });
+        return Ok(id);
     }
     let debootstrap = find_program("debootstrap").ok_or_else(|| {
         fail("debootstrap is not installed\nfix: `apt-get install -y debootstrap` (Debian/Ubuntu)".into())

@@ -194,11 +194,11 @@ async fn messages(
 
 impl Shared {
     fn note(&self, rec: Recorded) {
-        if let Some(f) = &self.record {
-            if let Ok(line) = serde_json::to_string(&rec) {
-                let mut f = f.lock().unwrap();
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(f) = &self.record
+            && let Ok(line) = serde_json::to_string(&rec)
+        {
+            let mut f = f.lock().unwrap();
+            let _ = writeln!(f, "{line}");
         }
         self.recorded.lock().unwrap().push(rec);
     }

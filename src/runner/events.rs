@@ -88,6 +88,39 @@ pub struct Timings {
     pub collect_s: f64,
 }
 
+impl TaskResult {
+    /// An entry for a task that has not run yet: nothing measured, status `error` until set.
+    pub fn new(id: &str, image: &str, limits: Limits) -> Self {
+        Self {
+            id: id.to_string(),
+            status: TaskStatus::Error,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            duration_s: 0.0,
+            branch: None,
+            commits: 0,
+            salvaged: false,
+            container_id: None,
+            image: image.to_string(),
+            limits,
+            peak_memory_bytes: None,
+            mean_cpu_percent: None,
+            peak_cpu_percent: None,
+            log: String::new(),
+            stderr_log: String::new(),
+            checkout: String::new(),
+            agent: None,
+            timings: Timings::default(),
+            api_retries: 0,
+            last_phase: None,
+            last_phase_name: None,
+            phases_completed: 0,
+            message: None,
+        }
+    }
+}
+
 /// Why a running task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

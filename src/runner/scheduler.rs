@@ -119,30 +119,8 @@ fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: 
 /// The result of a task that never got a container.
 fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -> TaskResult {
     TaskResult {
-        id: t.id.clone(),
         status,
-        exit_code: None,
-        started_at: None,
-        finished_at: None,
-        duration_s: 0.0,
-        branch: None,
-        commits: 0,
-        salvaged: false,
-        container_id: None,
-        image: cfg.image.clone(),
-        limits: t.limits,
-        peak_memory_bytes: None,
-        mean_cpu_percent: None,
-        peak_cpu_percent: None,
-        log: String::new(),
-        stderr_log: String::new(),
-        checkout: String::new(),
-        agent: None,
-        timings: Default::default(),
-        api_retries: 0,
-        last_phase: None,
-        last_phase_name: None,
-        phases_completed: 0,
         message: Some(message),
+        ..TaskResult::new(&t.id, &cfg.image, t.limits)
     }
 }

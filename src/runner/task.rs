@@ -10,9 +10,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::RunConfig;
-use super::events::{
-    AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, Timings, now_rfc3339,
-};
+use super::events::{AgentSummary, Event, EventSender, StopReason, TaskResult, TaskStatus, now_rfc3339};
 use crate::agent::{self, phases};
 use crate::engine::spec::{
     ContainerSpec, HOME, LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_TASK, ReadOnlyMount, WORKDIR,
@@ -48,31 +46,10 @@ pub(crate) async fn run<E: ContainerEngine>(
     let log = cfg.run_dir.join(format!("{}.log", task.id));
     let stderr_log = cfg.run_dir.join(format!("{}.stderr.log", task.id));
     let mut result = TaskResult {
-        id: task.id.clone(),
-        status: TaskStatus::Error,
-        exit_code: None,
-        started_at: None,
-        finished_at: None,
-        duration_s: 0.0,
-        branch: None,
-        commits: 0,
-        salvaged: false,
-        container_id: None,
-        image: cfg.image.clone(),
-        limits: task.limits,
-        peak_memory_bytes: None,
-        mean_cpu_percent: None,
-        peak_cpu_percent: None,
         log: log.display().to_string(),
         stderr_log: stderr_log.display().to_string(),
         checkout: cfg.run_dir.join(&task.id).display().to_string(),
-        agent: None,
-        timings: Timings::default(),
-        api_retries: 0,
-        last_phase: None,
-        last_phase_name: None,
-        phases_completed: 0,
-        message: None,
+        ..TaskResult::new(&task.id, &cfg.image, task.limits)
     };
 
     events.send(Event::TaskPreparing {
@@ -417,10 +394,10 @@ async fn pump_output(
         if let Some(ev) = parse_line(line) {
             // The command line guarantees the agent is asked for; the init event proves the CLI
             // found it. Without it the task is stopped: no work outside the WorkflowManager.
-            if let AgentEvent::Init(init) = &ev {
-                if !init.agents.iter().any(|a| a == agent::AGENT_NAME) {
-                    violation.cancel();
-                }
+            if let AgentEvent::Init(init) = &ev
+                && !init.agents.iter().any(|a| a == agent::AGENT_NAME)
+            {
+                violation.cancel();
             }
             progress.apply(&ev);
             let activity = progress.activity();

@@ -52,10 +52,10 @@ pub fn image(target: &str) -> String {
         let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = sandpen();
         cmd.args(["image", "build", "--target", target, "--bootstrap-base"]);
-        if target == "agent" {
-            if let Some(ca) = host_ca_bundle() {
-                cmd.arg("--ca-cert").arg(ca);
-            }
+        if target == "agent"
+            && let Some(ca) = host_ca_bundle()
+        {
+            cmd.arg("--ca-cert").arg(ca);
         }
         let out = output(&mut cmd);
         assert!(
@@ -278,11 +278,7 @@ pub fn running_containers(filter: &str) -> Vec<String> {
 
 /// This machine's host name as sandpen writes it into `sandpen.owner` labels.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    sandpen::owner::hostname()
 }
 
 /// The `sandpen.owner=<host>:<pid>` filter for the containers of the sandpen process `pid`.
