@@ -357,3 +357,54 @@ prompt_text = "sleep 1; exit 1"
     let left = containers(&format!("label=sandpen.run={}", field(&report, "run_id")));
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
+
+#[test]
+fn a_task_cannot_reach_the_users_repository_through_its_git_metadata() {
+    let repo = make_repo();
+    let p = repo.path();
+    let head_before = git(p, &["rev-parse", "HEAD"]);
+    let refs_before = git(
+        p,
+        &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"],
+    );
+    // From <repo>/.sandpen/runs/<run>/<task>/.git, five levels up is the user's repository:
+    // `commondir` would make the checkout a worktree of it, so sandpen's salvage commit would
+    // move the user's branch; alternates would read the user's objects.
+    let run = run_tasks(
+        p,
+        r#"
+[[task]]
+id = "sneaky"
+timeout = "1m"
+prompt_text = "echo ../../../../../.git > .git/commondir; echo ../../../../../.git/objects > .git/objects/info/alternates; echo loot > loot.txt"
+"#,
+        &[],
+    );
+    let report = run.report();
+    let t = task(&report, "sneaky");
+    assert_eq!(field(t, "status"), "succeeded", "{t:#}\n{}", run.dump());
+    assert_eq!(
+        git(p, &["rev-parse", "HEAD"]),
+        head_before,
+        "the user's HEAD did not move"
+    );
+    let refs_after = git(
+        p,
+        &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"],
+    );
+    let branch = field(t, "branch");
+    let without_result: Vec<&str> = refs_after
+        .lines()
+        .filter(|l| !l.starts_with(&format!("refs/heads/{branch} ")))
+        .collect();
+    assert_eq!(
+        without_result,
+        refs_before.lines().collect::<Vec<_>>(),
+        "no other branch changed"
+    );
+    assert_eq!(
+        git(p, &["show", &format!("{branch}:loot.txt")]),
+        "loot\n",
+        "the work itself came back"
+    );
+}

@@ -195,10 +195,29 @@ impl Checkout {
             path: self.path.clone(),
             reason,
         };
+        // A `.git` file ("gitdir: ...") would send git to another repository on the host.
+        if !std::fs::symlink_metadata(&git_dir).is_ok_and(|m| m.is_dir()) {
+            return Err(tampered(".git is no longer a directory".into()));
+        }
         match owner::find_symlink(&git_dir) {
             Ok(None) => {}
             Ok(Some(link)) => return Err(tampered(format!("{} is a symlink", link.display()))),
             Err(e) => return Err(tampered(format!("cannot read its .git: {e}"))),
+        }
+        // Files that point git at other directories: `commondir` would make the checkout a
+        // worktree of, say, the user's repository (and a commit would move the user's branch);
+        // alternates would read objects from wherever they name.
+        for planted in [
+            "commondir",
+            "gitdir",
+            "objects/info/alternates",
+            "objects/info/http-alternates",
+        ] {
+            let p = git_dir.join(planted);
+            if std::fs::symlink_metadata(&p).is_ok() {
+                std::fs::remove_file(&p)
+                    .map_err(|e| WorkspaceError::io(format!("removing the checkout's {planted}"), e))?;
+            }
         }
         std::fs::write(git_dir.join("config"), &self.config)
             .map_err(|e| WorkspaceError::io("restoring the checkout's git config", e))?;
