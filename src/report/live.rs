@@ -15,6 +15,7 @@ use crate::runner::{Event, RunReport};
 struct Row {
     state: String,
     started: Option<Instant>,
+    ended: Option<Instant>,
     stats: Option<StatsSample>,
     phase: String,
     activity: String,
@@ -55,7 +56,15 @@ impl LiveView {
         };
         let elapsed = row
             .started
-            .map(|s| format!("{:>5.0}s", s.elapsed().as_secs_f64()))
+            .map(|s| {
+                format!(
+                    "{:>5.0}s",
+                    row.ended
+                        .unwrap_or_else(Instant::now)
+                        .duration_since(s)
+                        .as_secs_f64()
+                )
+            })
             .unwrap_or_else(|| "     -".into());
         let (cpu, mem) = match &row.stats {
             Some(s) => (
@@ -185,6 +194,7 @@ impl Consumer for LiveView {
             Event::TaskFinished { task, result } => {
                 if let Some(r) = self.rows.get_mut(task) {
                     r.state = result.status.as_str().into();
+                    r.ended = Some(Instant::now());
                     if let Some(a) = &result.agent {
                         r.activity =
                             format!("{} turn{}", a.num_turns, if a.num_turns == 1 { "" } else { "s" });

@@ -75,6 +75,10 @@ fn main() {
     eprintln!("== image cache");
     rows.push(image_cache(&ctx));
 
+    if quick {
+        // Small rounds prove the harness works; their figures are not held to the targets.
+        rows.iter_mut().for_each(|r| r.met = None);
+    }
     let table = table(&rows);
     println!("{table}");
     let doc = markdown(&ctx, &table, &notes);
