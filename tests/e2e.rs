@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use common::*;
 use sandpen::demo;
-use sandpen::model_server::{ModelServer, Recorded, Script, TaskScript, Turn, Usage};
+use sandpen::model_server::{ModelServer, Recorded, Script, Turn, Usage};
 
 /// sandpen's bundled WorkflowManager definition, as the test reads it from the source tree.
 const BUNDLED_DEFINITION: &str = include_str!("../src/agent/workflow-manager.md");
@@ -435,11 +435,7 @@ async fn an_unreachable_model_server_ends_in_the_timeout_with_retries_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_result_from_the_cli_fails_the_task() {
     let id = "cut-short";
-    let script = Script {
-        tasks: [(
-            id.to_string(),
-            TaskScript {
-                turns: vec![
+    let script = Script::one(id, vec![
                     Turn::bash(
                         "set -e; echo started > started.txt; git add started.txt; git commit -qm 'cut-short: started'",
                         "start the work",
@@ -448,11 +444,7 @@ async fn an_error_result_from_the_cli_fails_the_task() {
                         input_tokens: 500,
                         output_tokens: 30,
                     }),
-                ],
-            },
-        )]
-        .into(),
-    };
+                ]);
     let repo = repo_with(
         &[],
         &[(id, "Start something; the model will be gone after one call.")],
@@ -512,21 +504,16 @@ async fn an_error_result_from_the_cli_fails_the_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_the_agent_committed_needs_no_salvage() {
     let id = "tidy";
-    let script = Script {
-        tasks: [(
-            id.to_string(),
-            TaskScript {
-                turns: vec![
-                    Turn::bash(
-                        "set -e; echo tidy > tidy.txt; git add tidy.txt; git commit -qm 'tidy: one file'; git status --porcelain",
-                        "commit tidy.txt",
-                    ),
-                    Turn::text("Done: tidy.txt committed."),
-                ],
-            },
-        )]
-        .into(),
-    };
+    let script = Script::one(
+        id,
+        vec![
+            Turn::bash(
+                "set -e; echo tidy > tidy.txt; git add tidy.txt; git commit -qm 'tidy: one file'; git status --porcelain",
+                "commit tidy.txt",
+            ),
+            Turn::text("Done: tidy.txt committed."),
+        ],
+    );
     let repo = repo_with(&[], &[(id, "Add tidy.txt and commit it.")]);
     let base = head(repo.path());
     let server = start_server(script).await;
@@ -604,21 +591,16 @@ async fn the_repositorys_own_workflow_manager_is_the_one_used() {
         &[(".claude/agents/workflow-manager.md", &definition)],
         &[(id, "Write own.txt and commit it.")],
     );
-    let script = Script {
-        tasks: [(
-            id.to_string(),
-            TaskScript {
-                turns: vec![
-                    Turn::bash(
-                        "set -e; echo own > own.txt; git add own.txt; git commit -qm 'own manager: own.txt'",
-                        "write and commit own.txt",
-                    ),
-                    Turn::text("Done: own.txt committed."),
-                ],
-            },
-        )]
-        .into(),
-    };
+    let script = Script::one(
+        id,
+        vec![
+            Turn::bash(
+                "set -e; echo own > own.txt; git add own.txt; git commit -qm 'own manager: own.txt'",
+                "write and commit own.txt",
+            ),
+            Turn::text("Done: own.txt committed."),
+        ],
+    );
     let server = start_server(script).await;
     let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
     let recorded = server.recorded();
@@ -673,15 +655,7 @@ async fn a_definition_of_another_agent_is_a_governance_violation() {
         &[(".claude/agents/workflow-manager.md", definition)],
         &[(id, "Anything at all.")],
     );
-    let script = Script {
-        tasks: [(
-            id.to_string(),
-            TaskScript {
-                turns: vec![Turn::text("This must never be asked for.")],
-            },
-        )]
-        .into(),
-    };
+    let script = Script::one(id, vec![Turn::text("This must never be asked for.")]);
     let server = start_server(script).await;
     let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
     let recorded = server.recorded();

@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::CaCerts;
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Create the sample repository here (a new or empty directory) instead of a temporary one.
@@ -16,14 +18,8 @@ pub struct DemoArgs {
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
 
-    /// CA certificate (PEM) to add when the agent image has to be built. Repeatable.
-    #[arg(
-        long = "ca-cert",
-        value_name = "FILE",
-        env = "SANDPEN_CA_CERT",
-        value_delimiter = ':'
-    )]
-    pub ca_certs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub ca: CaCerts,
 
     /// NDJSON events on stdout instead of the live view.
     #[arg(long)]

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Debug, Args)]
@@ -34,9 +32,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "IMAGE", default_value = crate::image::DEFAULT_BASE)]
     pub base: String,
 
-    /// Add a CA certificate (PEM) to the image, e.g. for a TLS-inspecting proxy. Repeatable.
-    #[arg(long = "ca-cert", value_name = "FILE")]
-    pub ca_certs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub ca: super::CaCerts,
 
     /// Build from nothing (no layer cache) even if an image with the same content tag exists.
     #[arg(long)]

@@ -15,7 +15,24 @@ pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, Targ
 pub use model_server::ModelServerArgs;
 pub use run::RunArgs;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Extra CA certificates for image builds, shared by every command that may build the agent
+/// image (a TLS-inspecting proxy between the builder and PyPI or Debian needs its CA).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CaCerts {
+    /// CA certificate (PEM) to add to the image when it is built. Repeatable; the environment
+    /// variable takes a `:`-separated list.
+    #[arg(
+        long = "ca-cert",
+        value_name = "FILE",
+        env = "SANDPEN_CA_CERT",
+        value_delimiter = ':'
+    )]
+    pub ca_certs: Vec<PathBuf>,
+}
 
 /// Run many AI coding tasks in parallel, each sealed in its own Docker container.
 #[derive(Debug, Parser)]

@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::CaCerts;
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Prompt files (*.md, one task each) and/or task files (*.toml).
@@ -64,12 +66,6 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_containers: bool,
 
-    /// CA certificate (PEM) to add when the agent image has to be built. Repeatable.
-    #[arg(
-        long = "ca-cert",
-        value_name = "FILE",
-        env = "SANDPEN_CA_CERT",
-        value_delimiter = ':'
-    )]
-    pub ca_certs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub ca: CaCerts,
 }

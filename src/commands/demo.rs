@@ -13,14 +13,14 @@ use crate::{demo, workspace};
 /// The demo: a sample repository, the agent image, the scripted model server, and the sample
 /// tasks run in parallel through the WorkflowManager, exactly as `sandpen run` runs tasks.
 pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
-    image::context_for(Target::Agent, &args.ca_certs)?;
+    image::context_for(Target::Agent, &args.ca.ca_certs)?;
     let dir = sample_dir(args.repo.as_deref())?;
     make_repo(&dir).await?;
     eprintln!("sample repository: {}", dir.display());
 
     let engine = super::connect(host).await?;
     let mut req = ImageRequest::new(Target::Agent);
-    req.ca_certs = args.ca_certs.clone();
+    req.ca_certs = args.ca.ca_certs.clone();
     // The demo is the one command of a fresh machine: make the base offline if need be.
     req.bootstrap_base = true;
     let mut display = BuildDisplay::stderr();
@@ -80,7 +80,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         json: args.json,
         fail_fast: false,
         keep_containers: false,
-        ca_certs: Vec::new(),
+        ca: Default::default(),
     };
     let code = super::run::execute(prepared, &run_args).await;
     server.stop().await;

@@ -16,12 +16,12 @@ async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> 
         TargetArg::Probe => Target::Probe,
     };
     // Bad certificate files are input errors: find them before connecting or building.
-    image::context_for(target, &args.ca_certs)?;
+    image::context_for(target, &args.ca.ca_certs)?;
     let engine = super::connect(host).await?;
     let req = ImageRequest {
         target,
         base: args.base,
-        ca_certs: args.ca_certs,
+        ca_certs: args.ca.ca_certs,
         rebuild: args.rebuild,
         bootstrap_base: args.bootstrap_base,
     };

@@ -74,7 +74,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         }
         None => {
             let mut req = ImageRequest::new(Target::Agent);
-            req.ca_certs = args.ca_certs.clone();
+            req.ca_certs = args.ca.ca_certs.clone();
             let mut display = BuildDisplay::stderr();
             let tag = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
             display.finish();

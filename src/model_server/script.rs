@@ -115,6 +115,13 @@ impl TaskScript {
 }
 
 impl Script {
+    /// A script for one task.
+    pub fn one(task: &str, turns: Vec<Turn>) -> Self {
+        Self {
+            tasks: [(task.to_string(), TaskScript { turns })].into(),
+        }
+    }
+
     /// Reads a script from JSON (`.json`) or TOML (anything else).
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
