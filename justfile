@@ -15,8 +15,7 @@ test:
 demo:
     cargo run --release -- demo
 
-# Benchmarks, side by side with the docker CLI, xargs and the Python SDK (writes docs/BENCHMARKS.md;
-# --quick for a short proof run).
+# Benchmarks beside docker run, xargs and the Python SDK; writes docs/BENCHMARKS.md (--quick: short proof run).
 bench *ARGS:
     cargo build --release --bins
     target/release/sandpen-bench {{ARGS}}
