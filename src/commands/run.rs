@@ -46,7 +46,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         timeout: args.timeout.clone(),
     };
     let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
-    if passthrough_env().is_empty() {
+    let env = passthrough_env();
+    if env.is_empty() {
         return Err(UsageError(
             "no credentials for the Claude CLI: none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or \
              ANTHROPIC_BASE_URL is set\nfix: export ANTHROPIC_API_KEY=... (or point ANTHROPIC_BASE_URL \
@@ -87,7 +88,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         repo,
         base,
         image,
-        env: passthrough_env(),
+        env,
     })
 }
 
