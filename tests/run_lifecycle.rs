@@ -408,3 +408,31 @@ prompt_text = "echo ../../../../../.git > .git/commondir; echo ../../../../../.g
         "the work itself came back"
     );
 }
+
+#[test]
+fn phase_markers_in_the_stream_count_when_there_is_no_state_file() {
+    let repo = make_repo();
+    // What the real CLI prints for an assistant message, with a phase marker in its text.
+    let line = r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Phase 4: research and planning is next"}]}}"#;
+    let run = run_tasks(
+        repo.path(),
+        &format!("[[task]]\nid = \"marks\"\ntimeout = \"1m\"\nprompt_text = '''echo '{line}' '''\n"),
+        &["--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let events: Vec<serde_json::Value> = stdout(&run.out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase" && e["task"] == "marks" && e["phase"] == 4),
+        "a phase event from the marker:\n{}",
+        stdout(&run.out)
+    );
+    let report = run.report();
+    let t = task(&report, "marks");
+    assert_eq!(t["last_phase"], 4, "{t:#}");
+    assert_eq!(field(t, "last_phase_name"), "research and planning");
+}

@@ -38,6 +38,28 @@ impl PhaseState {
     }
 }
 
+/// A phase announced in the agent's own words ("Phase 5: implementation", "phase 5/11"):
+/// the stream's markers, for tasks whose state file is not (yet) there. Only a number from 1
+/// to 11 right after the word, followed by `:`, `/`, `)`, `.`, ` -` or ` of`, counts.
+pub fn marker(text: &str) -> Option<u32> {
+    let lower = text.to_ascii_lowercase();
+    let mut best = None;
+    for (i, _) in lower.match_indices("phase ") {
+        let rest = &lower[i + "phase ".len()..];
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).take(3).collect();
+        let Ok(n) = digits.parse::<u32>() else { continue };
+        let after = &rest[digits.len()..];
+        let follows = [":", "/", ")", ".", " -", " of"]
+            .iter()
+            .any(|p| after.starts_with(p))
+            || after.is_empty();
+        if follows && (1..=PHASES.len() as u32).contains(&n) {
+            best = best.max(Some(n));
+        }
+    }
+    best
+}
+
 /// The state file of a task, relative to its checkout.
 pub fn state_path(task_id: &str) -> PathBuf {
     Path::new(".github")
@@ -118,6 +140,20 @@ mod tests {
         assert_eq!(parse_state(r#"{"phase": 12}"#), None);
         assert_eq!(parse_state("not json"), None);
         assert_eq!(parse_state(r#"{"phase": "11"}"#).unwrap().name, "settings update");
+    }
+
+    #[test]
+    fn markers_in_the_agents_words() {
+        assert_eq!(marker("Starting Phase 5: implementation"), Some(5));
+        assert_eq!(marker("phase 3/11 done; on to phase 4/11"), Some(4));
+        assert_eq!(marker("Phase 11 of 11."), Some(11));
+        assert_eq!(marker("phase 12: nothing"), None);
+        assert_eq!(
+            marker("the phase 2 tests"),
+            None,
+            "a number in passing is not a marker"
+        );
+        assert_eq!(marker("no phases here"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -173,6 +174,7 @@ async fn watch<E: ContainerEngine>(
     });
 
     let violation = CancellationToken::new();
+    let state_file_seen = Arc::new(AtomicBool::new(false));
     let output = tokio::spawn(pump_output(
         attached,
         log,
@@ -180,6 +182,7 @@ async fn watch<E: ContainerEngine>(
         task.id.clone(),
         events.clone(),
         violation.clone(),
+        state_file_seen.clone(),
     ));
     let stats_stop = CancellationToken::new();
     let stats = tokio::spawn(pump_stats(
@@ -193,6 +196,7 @@ async fn watch<E: ContainerEngine>(
         task.id.clone(),
         events.clone(),
         stats_stop.clone(),
+        state_file_seen,
     ));
 
     let mut stopped_for = None;
@@ -229,7 +233,14 @@ async fn watch<E: ContainerEngine>(
     let _ = phase_watch.await;
 
     let agent = match tokio::time::timeout(DRAIN_TIMEOUT, output).await {
-        Ok(Ok(Ok(progress))) => progress,
+        Ok(Ok(Ok((progress, marker)))) => {
+            // The state file, read after the container, overrides this when there is one.
+            if marker > 0 {
+                result.last_phase = Some(marker);
+                result.last_phase_name = Some(phases::PHASES[marker as usize - 1].to_string());
+            }
+            progress
+        }
         Ok(Ok(Err(e))) => return Err(e),
         Ok(Err(join)) => return Err(format!("reading output failed: {join}")),
         Err(_) => {
@@ -386,10 +397,12 @@ async fn pump_output(
     task: String,
     events: EventSender,
     violation: CancellationToken,
-) -> Result<AgentProgress, String> {
+    state_file_seen: Arc<AtomicBool>,
+) -> Result<(AgentProgress, u32), String> {
     let mut lines = LineAssembler::new();
     let mut progress = AgentProgress::default();
     let mut last_activity = String::new();
+    let mut marker_phase = 0;
     let mut on_line = |line: &[u8], progress: &mut AgentProgress| {
         if let Some(ev) = parse_line(line) {
             // The command line guarantees the agent is asked for; the init event proves the CLI
@@ -398,6 +411,21 @@ async fn pump_output(
                 && !init.agents.iter().any(|a| a == agent::AGENT_NAME)
             {
                 violation.cancel();
+            }
+            // The stream's own phase markers, shown while the task has no state file.
+            if let AgentEvent::Assistant { text: Some(text), .. } = &ev
+                && let Some(n) = phases::marker(text)
+                && n > marker_phase
+            {
+                marker_phase = n;
+                if !state_file_seen.load(Ordering::Relaxed) {
+                    events.send(Event::Phase {
+                        task: task.clone(),
+                        phase: n,
+                        name: phases::PHASES[n as usize - 1].to_string(),
+                        completed: Vec::new(),
+                    });
+                }
             }
             progress.apply(&ev);
             let activity = progress.activity();
@@ -431,7 +459,7 @@ async fn pump_output(
     if let Some(rest) = lines.finish() {
         on_line(&rest, &mut progress);
     }
-    Ok(progress)
+    Ok((progress, marker_phase))
 }
 
 async fn pump_stats(
@@ -473,6 +501,7 @@ async fn watch_phases(
     task: String,
     events: EventSender,
     stop: CancellationToken,
+    seen: Arc<AtomicBool>,
 ) {
     let mut last: Option<phases::PhaseState> = None;
     loop {
@@ -482,6 +511,7 @@ async fn watch_phases(
             .ok()
             .flatten();
         if now.is_some() && now != last {
+            seen.store(true, Ordering::Relaxed);
             let s = now.clone().expect("checked");
             events.send(Event::Phase {
                 task: task.clone(),
