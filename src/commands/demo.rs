@@ -6,7 +6,6 @@ use crate::exit::UsageError;
 use crate::image::{self, ImageRequest, Target};
 use crate::model_server::ModelServer;
 use crate::plan::{self, Defaults, Flags};
-use crate::report::build::BuildDisplay;
 use crate::workspace::Repo;
 use crate::{demo, workspace};
 
@@ -23,10 +22,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     req.ca_certs = args.ca.ca_certs.clone();
     // The demo is the one command of a fresh machine: make the base offline if need be.
     req.bootstrap_base = true;
-    let mut display = BuildDisplay::stderr();
-    let tag = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
-    display.finish();
-    let image = tag?;
+    let image = super::ensure_image(&engine, &req).await?;
 
     let sandpen_dir = dir.join(workspace::SANDPEN_DIR);
     std::fs::create_dir_all(&sandpen_dir)?;

@@ -25,10 +25,7 @@ async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> 
         rebuild: args.rebuild,
         bootstrap_base: args.bootstrap_base,
     };
-    let mut display = BuildDisplay::stderr();
-    let result = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
-    display.finish();
-    match result {
+    match super::ensure_image(&engine, &req).await {
         Ok(tag) => {
             // Scripts rely on the tag being the last line on stdout.
             println!("{tag}");

@@ -9,6 +9,8 @@ mod run;
 
 use crate::cli::{Cli, Command};
 use crate::engine::Engine;
+use crate::image::{ImageError, ImageRequest};
+use crate::report::build::BuildDisplay;
 
 /// Runs the parsed command; returns the exit code for outcomes that are not errors.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -21,6 +23,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
     }
+}
+
+/// Builds or reuses an image, showing progress on stderr.
+async fn ensure_image(engine: &Engine, req: &ImageRequest) -> Result<String, ImageError> {
+    let mut display = BuildDisplay::stderr();
+    let tag = crate::image::ensure(engine, req, &mut |e| display.on_event(e)).await;
+    display.finish();
+    tag
 }
 
 /// Connects to the engine; every command that needs one starts here.

@@ -4,9 +4,8 @@ use crate::cli::RunArgs;
 use crate::engine::spec::LABEL_RUN;
 use crate::engine::{ContainerEngine, Engine};
 use crate::exit::{self, UsageError};
-use crate::image::{self, ImageRequest, Target};
+use crate::image::{ImageRequest, Target};
 use crate::plan::{self, Defaults, Flags, Plan};
-use crate::report::build::BuildDisplay;
 use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::Repo;
@@ -76,10 +75,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         None => {
             let mut req = ImageRequest::new(Target::Agent);
             req.ca_certs = args.ca.ca_certs.clone();
-            let mut display = BuildDisplay::stderr();
-            let tag = image::ensure(&engine, &req, &mut |e| display.on_event(e)).await;
-            display.finish();
-            tag?
+            super::ensure_image(&engine, &req).await?
         }
     };
     Ok(Prepared {
