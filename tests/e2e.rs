@@ -64,6 +64,16 @@ async fn start_server(script: Script) -> ModelServer {
 }
 
 /// The base URL to give sandpen: each container gets its own `/task/<id>` path.
+/// Serves `script`, runs the task `id` (its prompt in tasks/<id>.md) through the real CLI, and
+/// returns the run with every request the server saw.
+async fn run_scripted(repo: &Path, id: &str, script: Script) -> (Finished, Vec<Recorded>) {
+    let server = start_server(script).await;
+    let run = run_agent(repo, &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
+    let recorded = server.recorded();
+    server.stop().await;
+    (run, recorded)
+}
+
 fn base_url(server: &ModelServer) -> String {
     format!("http://{}/task/{{task}}", server.addr)
 }
@@ -108,13 +118,7 @@ struct Finished {
 
 impl Finished {
     fn dump(&self) -> String {
-        format!(
-            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code,
-            self.elapsed,
-            stdout(&self.out),
-            stderr(&self.out)
-        )
+        dump(self.code, self.elapsed, &self.out)
     }
 
     fn report(&self) -> Value {
@@ -450,10 +454,7 @@ async fn an_error_result_from_the_cli_fails_the_task() {
         &[(id, "Start something; the model will be gone after one call.")],
     );
     let base = head(repo.path());
-    let server = start_server(script).await;
-    let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
-    let recorded = server.recorded();
-    server.stop().await;
+    let (run, recorded) = run_scripted(repo.path(), id, script).await;
 
     assert_eq!(run.code, 1, "{}", run.dump());
     let report = run.report();
@@ -516,9 +517,7 @@ async fn work_the_agent_committed_needs_no_salvage() {
     );
     let repo = repo_with(&[], &[(id, "Add tidy.txt and commit it.")]);
     let base = head(repo.path());
-    let server = start_server(script).await;
-    let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
-    server.stop().await;
+    let (run, _) = run_scripted(repo.path(), id, script).await;
 
     assert_eq!(run.code, 0, "{}", run.dump());
     let report = run.report();
@@ -601,10 +600,7 @@ async fn the_repositorys_own_workflow_manager_is_the_one_used() {
             Turn::text("Done: own.txt committed."),
         ],
     );
-    let server = start_server(script).await;
-    let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
-    let recorded = server.recorded();
-    server.stop().await;
+    let (run, recorded) = run_scripted(repo.path(), id, script).await;
 
     let report = run.report();
     let t = task(&report, id);
@@ -656,10 +652,7 @@ async fn a_definition_of_another_agent_is_a_governance_violation() {
         &[(id, "Anything at all.")],
     );
     let script = Script::one(id, vec![Turn::text("This must never be asked for.")]);
-    let server = start_server(script).await;
-    let run = run_agent(repo.path(), &base_url(&server), &[], &[&format!("tasks/{id}.md")]).await;
-    let recorded = server.recorded();
-    server.stop().await;
+    let (run, recorded) = run_scripted(repo.path(), id, script).await;
 
     let report = run.report();
     let t = task(&report, id);

@@ -2,12 +2,9 @@ use serde::Serialize;
 
 use crate::cli::DoctorArgs;
 use crate::engine::EngineInfo;
+use crate::engine::spec::CREDENTIAL_ENV;
 use crate::exit;
 use crate::image::{self, ImageStatus, Target};
-
-/// Credentials the task containers receive from the host; doctor says which are set, never
-/// their values.
-const CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
 
 #[derive(Serialize)]
 struct Report {
@@ -27,7 +24,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     for target in Target::ALL {
         images.push(image::status(&engine, target, base).await?);
     }
-    let credentials = CREDENTIAL_VARS
+    let credentials = CREDENTIAL_ENV
         .iter()
         .map(|v| (v.to_string(), std::env::var_os(v).is_some_and(|x| !x.is_empty())))
         .collect();

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
-use crate::engine::spec::LABEL_RUN;
+use crate::engine::spec::{CREDENTIAL_ENV, LABEL_RUN};
 use crate::engine::{ContainerEngine, Engine};
 use crate::exit::{self, UsageError};
 use crate::image::{ImageRequest, Target};
@@ -10,9 +10,6 @@ use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::Repo;
 use crate::{agent, owner};
-
-/// Host variables passed into every task container when set (never printed).
-pub const PASSTHROUGH_ENV: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
@@ -90,7 +87,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
 
 /// The credentials set on the host, as `KEY=value`.
 fn passthrough_env() -> Vec<String> {
-    PASSTHROUGH_ENV
+    CREDENTIAL_ENV
         .iter()
         .filter_map(|k| {
             std::env::var(k)

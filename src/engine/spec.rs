@@ -19,6 +19,18 @@ pub const WORKDIR: &str = "/workspace";
 /// The task user's home inside the container (a tmpfs).
 pub const HOME: &str = "/home/sandpen";
 
+/// Credentials passed from the host into every task container when set (never printed).
+pub const CREDENTIAL_ENV: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
+
+/// Variables sandpen itself sets in every task container (besides `SANDPEN_*`); a task's own
+/// `env` may not override these nor the credentials.
+pub const SANDPEN_ENV: [&str; 4] = [
+    "ORCHESTRATOR_TASK_ID",
+    "ORCHESTRATOR_WORKTREE",
+    "HOME",
+    "IS_SANDBOX",
+];
+
 /// Hard limits, in the engine's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {

@@ -214,16 +214,6 @@ pub(super) fn timeout_value(v: &Value) -> Result<Duration, String> {
     }
 }
 
-/// Variables sandpen sets in every container; a task must not override them.
-const RESERVED_ENV: &[&str] = &[
-    "ORCHESTRATOR_TASK_ID",
-    "ORCHESTRATOR_WORKTREE",
-    "IS_SANDBOX",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-];
-
 /// `[A-Za-z_][A-Za-z0-9_]*`, and not one of the names sandpen sets itself.
 pub(super) fn check_env_key(key: &str) -> Result<(), String> {
     let mut chars = key.chars();
@@ -235,11 +225,13 @@ pub(super) fn check_env_key(key: &str) -> Result<(), String> {
              (letters, digits and '_', not starting with a digit)"
         ));
     }
-    if key.starts_with("SANDPEN_") || RESERVED_ENV.contains(&key) {
+    use crate::engine::spec::{CREDENTIAL_ENV, SANDPEN_ENV};
+    let reserved = || SANDPEN_ENV.iter().chain(CREDENTIAL_ENV.iter());
+    if key.starts_with("SANDPEN_") || reserved().any(|r| *r == key) {
         return Err(format!(
             "`{key}` is set by sandpen itself in every task container and cannot be overridden; \
              remove it from env (reserved: SANDPEN_*, {})",
-            RESERVED_ENV.join(", ")
+            reserved().copied().collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(())

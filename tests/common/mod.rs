@@ -201,14 +201,17 @@ impl Run {
 
     /// stdout and stderr, for assertion messages.
     pub fn dump(&self) -> String {
-        format!(
-            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code,
-            self.elapsed,
-            stdout(&self.out),
-            stderr(&self.out)
-        )
+        dump(self.code, self.elapsed, &self.out)
     }
+}
+
+/// A finished process's exit, time and output, for assertion messages.
+pub fn dump(code: i32, elapsed: Duration, out: &Output) -> String {
+    format!(
+        "exit {code} after {elapsed:?}\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(out),
+        stderr(out)
+    )
 }
 
 /// Writes `toml` to a task file and runs it in `repo` with the probe image.
