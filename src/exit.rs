@@ -1,4 +1,5 @@
-//! Exit codes, as data, and the one place that maps an error to its code.
+//! Exit codes, as data. This module sits below every error type: each module's error says
+//! its own code through `HasExitCode`, and the edge (`commands::exit_code`) walks the chain.
 
 /// Every task succeeded (or the command did what it was asked).
 pub const SUCCESS: i32 = 0;
@@ -14,28 +15,6 @@ pub const INTERRUPTED: i32 = 130;
 /// Library errors that decide the process exit code implement this.
 pub trait HasExitCode {
     fn exit_code(&self) -> i32;
-}
-
-/// Walks an error chain and returns the code of the first error that knows its code.
-pub fn code_for(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::image::ImageError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<UsageError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::plan::PlanError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::workspace::WorkspaceError>() {
-            return e.exit_code();
-        }
-    }
-    FAILURE
 }
 
 /// A bad argument found at the edge (not in a task file): exit 2.

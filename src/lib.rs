@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod demo;
 pub mod engine;

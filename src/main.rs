@@ -16,7 +16,7 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            exit::code_for(&err)
+            sandpen::commands::exit_code(&err)
         }
     };
     // Do not wait for stray blocking tasks (a stuck engine call) once the outcome is known.

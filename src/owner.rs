@@ -1,5 +1,12 @@
-//! Who owns a container: this process's identity (`<host>:<pid>` plus its start time), and
-//! whether the owner of a container is still alive. Used to label containers and by `gc`.
+//! Who owns a run: this process's identity (`<host>:<pid>` plus its start time), the run's
+//! lease, and whether the owner of a container is still alive. Used to label containers and
+//! by `gc`.
+//!
+//! The lease is an exclusive `flock` on `<run>/_sandpen/lease`, held by the live sandpen
+//! process for the whole run and released by the kernel when that process dies, however it
+//! dies. A lock is a property of the file, not of a host name or a pid: it holds when
+//! sandpen runs in a container (whose host name and pids mean nothing outside it), as long as
+//! `gc` sees the same run directory.
 
 /// This machine's host name.
 pub fn hostname() -> String {
@@ -26,6 +33,41 @@ pub fn this_owner() -> String {
 
 pub fn this_start_time() -> String {
     start_time(std::process::id()).unwrap_or_default()
+}
+
+/// The run's lease: held while this value lives.
+#[derive(Debug)]
+pub struct Lease {
+    _file: std::fs::File,
+}
+
+impl Lease {
+    /// Takes the lease of a new run.
+    pub fn take(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => {
+                std::io::Error::other("the run's lease is held by another process")
+            }
+            std::fs::TryLockError::Error(e) => e,
+        })?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Whether a live process holds the lease at `path`: Some(true) alive, Some(false) gone,
+/// None when there is no lease file to judge by.
+pub fn lease_held(path: &std::path::Path) -> Option<bool> {
+    let file = std::fs::OpenOptions::new().write(true).open(path).ok()?;
+    match file.try_lock() {
+        Ok(()) => Some(false), // released when `file` drops
+        Err(std::fs::TryLockError::WouldBlock) => Some(true),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 /// What `gc` concludes about a container's owner.
@@ -59,6 +101,19 @@ pub fn owner_state(owner: Option<&str>, start: Option<&str>) -> OwnerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_is_held_while_its_owner_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lease");
+        assert_eq!(lease_held(&path), None, "no lease file");
+        let lease = Lease::take(&path).unwrap();
+        assert_eq!(lease_held(&path), Some(true));
+        assert!(Lease::take(&path).is_err(), "one owner at a time");
+        drop(lease);
+        assert_eq!(lease_held(&path), Some(false));
+        assert_eq!(lease_held(&path), Some(false), "judging does not take it");
+    }
 
     #[test]
     fn this_process_is_alive_and_a_dead_pid_is_gone() {

@@ -1,9 +1,11 @@
 //! The WorkflowManager: the only way a task runs. This module owns the command line every task
 //! container gets and the agent definition sandpen ships.
 
+pub mod env;
 pub mod phases;
 
 use std::path::Path;
+use std::time::Duration;
 
 /// The agent every task runs through.
 pub const AGENT_NAME: &str = "workflow-manager";
@@ -12,10 +14,28 @@ pub const AGENT_NAME: &str = "workflow-manager";
 /// (`.claude/agents/workflow-manager.md` in the repository takes precedence in the CLI).
 pub const DEFINITION: &str = include_str!("workflow-manager.md");
 
+/// Where the task's prompt is mounted (read-only) in its container. It reaches the CLI on
+/// standard input, never through the argument list: a prompt of any allowed size arrives
+/// whole (one argument is limited to 128 KiB by the kernel).
+pub const PROMPT_PATH: &str = "/run/sandpen/prompt.md";
+
 /// The command of every task container: the WorkflowManager delegation, through `uv run` so
 /// the task lives in the checkout's uv environment. There is deliberately no other variant.
-pub fn command(prompt: &str, max_turns: u32) -> Vec<String> {
+///
+/// `timeout` is the container's own deadline: it stops the CLI at `deadline` (SIGTERM, then
+/// SIGKILL after `kill_after`) even when sandpen itself is gone, so an orphan ends itself.
+/// sandpen, while alive, stops the task earlier, at its timeout.
+pub fn command(max_turns: u32, deadline: Duration, kill_after: Duration) -> Vec<String> {
+    let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
     [
+        "sh",
+        "-c",
+        // `exec "$@"`: no shell stays between the init and the CLI; `<`: the prompt file on stdin.
+        &format!("exec \"$@\" < {PROMPT_PATH}"),
+        "sandpen-task",
+        "timeout",
+        &format!("--kill-after={}", secs(kill_after)),
+        &secs(deadline),
         "uv",
         "run",
         "--",
@@ -23,7 +43,6 @@ pub fn command(prompt: &str, max_turns: u32) -> Vec<String> {
         "--agent",
         AGENT_NAME,
         "-p",
-        prompt,
         "--dangerously-skip-permissions",
         "--max-turns",
         &max_turns.to_string(),
@@ -93,16 +112,18 @@ mod tests {
     }
 
     #[test]
-    fn every_task_runs_the_workflow_manager() {
-        let cmd = command("do it", 7);
-        assert_eq!(&cmd[..4], ["uv", "run", "--", "claude"]);
+    fn every_task_runs_the_workflow_manager_with_its_prompt_on_stdin() {
+        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10));
+        let claude = cmd.iter().position(|a| a == "claude").unwrap();
+        assert_eq!(&cmd[claude - 3..=claude], ["uv", "run", "--", "claude"]);
         let agent = cmd.iter().position(|a| a == "--agent").unwrap();
         assert_eq!(cmd[agent + 1], "workflow-manager");
         let p = cmd.iter().position(|a| a == "-p").unwrap();
-        assert_eq!(
-            cmd[p + 1],
-            "do it",
-            "the prompt is one argument, never shell-split"
+        assert!(cmd[p + 1].starts_with("--"), "no prompt in the argument list");
+        assert!(cmd[2].ends_with(&format!("< {PROMPT_PATH}")), "{}", cmd[2]);
+        assert!(
+            cmd.windows(3)
+                .any(|w| w == ["timeout", "--kill-after=10s", "70s"])
         );
         assert!(cmd.windows(2).any(|w| w == ["--max-turns", "7"]));
         assert!(cmd.windows(2).any(|w| w == ["--output-format", "stream-json"]));

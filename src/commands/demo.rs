@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{DemoArgs, RunArgs};
+use crate::cli::DemoArgs;
 use crate::exit::UsageError;
 use crate::image::{self, ImageRequest, Target};
 use crate::model_server::ModelServer;
@@ -48,9 +48,15 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     let plan = plan::load(&prompts, &flags, &Defaults::default())?;
     let repo = Repo::discover(Some(&dir)).await?;
     let base = repo.resolve("HEAD").await?;
-    let env = vec![
-        format!("ANTHROPIC_BASE_URL=http://{}/task/{{task}}", server.addr),
-        "ANTHROPIC_API_KEY=sandpen-demo-not-a-real-key".to_string(),
+    let credentials = vec![
+        (
+            "ANTHROPIC_BASE_URL".to_string(),
+            format!("http://{}/task/{{task}}", server.addr).into(),
+        ),
+        (
+            "ANTHROPIC_API_KEY".to_string(),
+            "sandpen-demo-not-a-real-key".to_string().into(),
+        ),
     ];
     let prepared = super::run::Prepared {
         engine,
@@ -58,27 +64,18 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         repo,
         base,
         image,
-        env,
+        credentials,
     };
-    let run_args = RunArgs {
-        tasks: prompts,
-        repo: Some(dir.clone()),
+    let opts = super::run::RunOptions {
         jobs: args.jobs,
-        cpus: None,
-        memory: None,
-        pids_limit: None,
-        timeout: None,
-        image: None,
         network: "bridge".into(),
         max_turns: 50,
-        base: "HEAD".into(),
-        report: args.report.clone(),
-        json: args.json,
         fail_fast: false,
         keep_containers: false,
-        ca: Default::default(),
+        json: args.json,
+        report: args.report.clone(),
     };
-    let code = super::run::execute(prepared, &run_args).await;
+    let code = super::run::execute(prepared, opts).await;
     server.stop().await;
     let code = code?;
     eprintln!(

@@ -9,6 +9,7 @@ mod run;
 
 use crate::cli::{Cli, Command};
 use crate::engine::Engine;
+use crate::exit::HasExitCode;
 use crate::image::{ImageError, ImageRequest};
 use crate::report::build::BuildDisplay;
 
@@ -23,6 +24,29 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
     }
+}
+
+/// The exit code of a failed command: the first error in the chain that knows its code.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    fn known(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+        if let Some(e) = e.downcast_ref::<crate::engine::EngineError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::image::ImageError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::exit::UsageError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::plan::PlanError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::workspace::WorkspaceError>() {
+            return Some(e.exit_code());
+        }
+        None
+    }
+    err.chain().find_map(known).unwrap_or(crate::exit::FAILURE)
 }
 
 /// Builds or reuses an image, showing progress on stderr.

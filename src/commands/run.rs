@@ -1,19 +1,57 @@
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use secrecy::SecretString;
+
+use crate::agent;
+use crate::agent::env::CREDENTIAL_ENV;
 use crate::cli::RunArgs;
-use crate::engine::spec::{CREDENTIAL_ENV, LABEL_RUN};
-use crate::engine::{ContainerEngine, Engine};
+use crate::engine::Engine;
+use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
 use crate::image::{ImageRequest, Target};
+use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan};
 use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
+use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
-use crate::workspace::Repo;
-use crate::{agent, owner};
+use crate::workspace::{Repo, RunDir};
+
+/// After a second interrupt, how long sandpen waits for the kill before it leaves.
+const SECOND_INTERRUPT_EXIT: Duration = Duration::from_millis(1500);
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
-    execute(prepared, &args).await
+    execute(prepared, RunOptions::from(&args)).await
+}
+
+/// How to run a prepared plan: the part of `run`'s arguments that `demo` shares.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub network: String,
+    pub max_turns: u32,
+    pub fail_fast: bool,
+    pub keep_containers: bool,
+    /// NDJSON on stdout instead of the live view.
+    pub json: bool,
+    /// Another place to write report.json.
+    pub report: Option<PathBuf>,
+}
+
+impl From<&RunArgs> for RunOptions {
+    fn from(a: &RunArgs) -> Self {
+        Self {
+            jobs: a.jobs,
+            network: a.network.clone(),
+            max_turns: a.max_turns,
+            fail_fast: a.fail_fast,
+            keep_containers: a.keep_containers,
+            json: a.json,
+            report: a.report.clone(),
+        }
+    }
 }
 
 /// Everything checked and made before the first container: errors here leave nothing behind.
@@ -23,8 +61,8 @@ pub struct Prepared {
     pub repo: Repo,
     pub base: String,
     pub image: String,
-    /// `KEY=value` credentials given to every container.
-    pub env: Vec<String>,
+    /// Credentials given to every container, by name.
+    pub credentials: Vec<(String, SecretString)>,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
@@ -42,8 +80,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         timeout: args.timeout.clone(),
     };
     let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
-    let env = passthrough_env();
-    if env.is_empty() {
+    let credentials = host_credentials();
+    if credentials.is_empty() {
         return Err(UsageError(
             "no credentials for the Claude CLI: none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or \
              ANTHROPIC_BASE_URL is set\nfix: export ANTHROPIC_API_KEY=... (or point ANTHROPIC_BASE_URL \
@@ -81,19 +119,17 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         repo,
         base,
         image,
-        env,
+        credentials,
     })
 }
 
-/// The credentials set on the host, as `KEY=value`.
-fn passthrough_env() -> Vec<String> {
+/// The credentials set on the host.
+fn host_credentials() -> Vec<(String, SecretString)> {
     CREDENTIAL_ENV
         .iter()
         .filter_map(|k| {
-            std::env::var(k)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{k}={v}"))
+            let v = std::env::var(k).ok().filter(|v| !v.is_empty())?;
+            Some((k.to_string(), SecretString::from(v)))
         })
         .collect()
 }
@@ -108,35 +144,62 @@ async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
     .into())
 }
 
-pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
+pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let run_id = runner::new_run_id();
-    let run_dir = p.repo.run_dir(&run_id).await?;
-    let agents_dir = write_agents(&run_dir)?;
+    let layout = p.repo.run_dir(&run_id).await?;
+    // Held until this process ends, however it ends: `gc` judges the run by it.
+    let _lease = Lease::take(&layout.lease())?;
+    write_agents(&layout)?;
+    Manifest {
+        run_id: run_id.clone(),
+        repo: p.repo.root.display().to_string(),
+        base: p.base.clone(),
+        image: p.image.clone(),
+        user: p.repo.task_user(),
+        tasks: p
+            .plan
+            .tasks
+            .iter()
+            .map(|t| ManifestTask {
+                id: t.id.clone(),
+                limits: t.limits,
+            })
+            .collect(),
+    }
+    .write(&layout.manifest())?;
+    if opts.keep_containers && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL") {
+        warn(
+            "--keep-containers: the kept containers hold your API credentials in their environment \
+              (visible to `docker inspect`); remove them with `sandpen gc` or `docker rm` when done",
+        );
+    }
     let cfg = RunConfig {
         run_id: run_id.clone(),
+        owner: Owner {
+            run_id: run_id.clone(),
+            process: owner::this_owner(),
+            process_start: owner::this_start_time(),
+            run_dir: layout.root.clone(),
+        },
         repo: p.repo,
-        run_dir: run_dir.clone(),
+        layout: layout.clone(),
         base: p.base,
         image: p.image,
-        network: args.network.clone(),
-        max_turns: args.max_turns,
-        jobs: args.jobs,
-        fail_fast: args.fail_fast,
-        keep_containers: args.keep_containers,
+        network: opts.network.clone(),
+        max_turns: opts.max_turns,
+        jobs: opts.jobs,
+        fail_fast: opts.fail_fast,
+        keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
-        passthrough_env: p.env,
-        owner: owner::this_owner(),
-        owner_start: owner::this_start_time(),
-        agents_dir,
+        credentials: p.credentials,
     };
 
-    let report_path = run_dir.join("report.json");
-    let mut report_paths = vec![report_path.clone()];
-    report_paths.extend(args.report.clone());
+    let mut report_paths = vec![layout.report()];
+    report_paths.extend(opts.report.clone());
     let writer = ReportWriter::new(report_paths);
     let write_errors = writer.errors.clone();
     let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
-    if args.json {
+    if opts.json {
         consumers.push(Box::new(Ndjson));
     } else {
         consumers.push(Box::new(LiveView::new(false)));
@@ -145,22 +208,18 @@ pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
     let (events, rx) = EventSender::channel();
     let display = tokio::spawn(report::consume(rx, consumers));
     let stop = Stop::default();
-    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone()));
+    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
 
     let report = runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await;
     signals.abort();
     let _ = signals.await;
     let _ = display.await;
 
-    // Belt and braces: nothing of this run stays on the engine, whatever happened above.
-    if !args.keep_containers {
-        sweep(&p.engine, &run_id).await;
-    }
     for e in write_errors.lock().unwrap().iter() {
-        eprintln!("warning: {e}");
+        warn(&format!("{e}"));
     }
-    eprintln!("report: {}", report_path.display());
-    eprintln!("logs:   {}/<task>.log", run_dir.display());
+    note(&format!("report: {}", layout.report().display()));
+    note(&format!("logs:   {}/<task>.log", layout.root.display()));
     Ok(if report.cancelled {
         exit::INTERRUPTED
     } else if report.all_succeeded() {
@@ -170,56 +229,61 @@ pub async fn execute(p: Prepared, args: &RunArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// First Ctrl-C or SIGTERM: stop every container with the grace. Second: kill at once.
-/// Third: leave immediately, whatever is still running (`sandpen gc` cleans up after that).
-async fn watch_signals(stop: Stop, events: EventSender) {
+/// Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a cancelled CI job): the first stops every
+/// container with the grace; the second kills them and leaves within 2 s whatever the engine
+/// does, saying what may be left for `sandpen gc`.
+async fn watch_signals(stop: Stop, events: EventSender, layout: RunDir) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         return;
     };
     for count in 1.. {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
+            _ = hup.recv() => {}
         }
-        match count {
-            1 => {
-                events.send(Event::RunCancelling { kill: false });
-                stop.graceful.cancel();
-            }
-            2 => {
-                events.send(Event::RunCancelling { kill: true });
-                stop.kill.cancel();
-            }
-            _ => {
-                eprintln!("third interrupt: exiting now; run `sandpen gc` to remove what is left");
-                std::process::exit(exit::INTERRUPTED);
-            }
+        if count == 1 {
+            stop.graceful.cancel();
+            events.send(Event::RunCancelling { kill: false });
+            continue;
         }
+        stop.kill.cancel();
+        events.send(Event::RunCancelling { kill: true });
+        tokio::spawn(leave_after(SECOND_INTERRUPT_EXIT, layout.clone()));
     }
 }
 
-/// Removes any container still labelled with this run (each removal with its own limit).
-async fn sweep(engine: &Engine, run_id: &str) {
-    let Ok(Ok(left)) = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        engine.list(LABEL_RUN, Some(run_id)),
-    )
-    .await
-    else {
-        return;
-    };
-    for c in left {
-        tracing::warn!("removing leftover container {}", c.name);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), engine.remove(&c.id)).await;
-    }
+async fn leave_after(delay: Duration, layout: RunDir) {
+    tokio::time::sleep(delay).await;
+    warn(&format!(
+        "second interrupt: leaving now. Containers of this run may be left on the engine and some \
+         checkouts uncollected under {}; `sandpen gc` removes the containers, brings the work \
+         back as branches and completes {}",
+        layout.root.display(),
+        layout.report().display()
+    ));
+    std::process::exit(exit::INTERRUPTED);
 }
 
 /// sandpen's WorkflowManager definition, mounted read-only into every container.
-fn write_agents(run_dir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = run_dir.join("agents");
+fn write_agents(layout: &RunDir) -> anyhow::Result<()> {
+    let dir = layout.agents();
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(format!("{}.md", agent::AGENT_NAME)), agent::DEFINITION)?;
-    Ok(dir)
+    Ok(())
+}
+
+/// Lines for the user after the display has finished. A closed terminal (SIGHUP) must not turn
+/// a message into a panic, so write errors are ignored.
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn warn(line: &str) {
+    note(&format!("warning: {line}"));
 }

@@ -18,7 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::is_not_found;
 use super::spec::ContainerSpec;
-use super::{Engine, EngineError};
+use super::{CALL_TIMEOUT, Engine, EngineError};
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -62,7 +62,8 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     /// SIGTERM, then SIGKILL after `grace`.
     fn stop(&self, id: &str, grace: Duration) -> impl Future<Output = Result<(), EngineError>> + Send;
     fn kill(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Force-removes; a container that is already gone is not an error.
+    /// Force-removes; a container that is already gone is not an error. Ok means the engine
+    /// confirmed the container is gone (a removal "already in progress" is not that).
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (running or not) carrying `key=value`, or just `key` when value is None.
     fn list(
@@ -75,19 +76,26 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
 impl ContainerEngine for Engine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let created = self
-            .docker()
-            .create_container(Some(opts), spec.to_body())
-            .await
-            .map_err(|e| EngineError::api(format!("creating container {}", spec.name), &e))?;
+        let context = format!("creating container {}", spec.name);
+        let created = EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .create_container(Some(opts), spec.to_body())
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await?;
         Ok(created.id)
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
-        self.docker()
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .map_err(|e| EngineError::api(format!("starting container {}", short(id)), &e))
+        let context = format!("starting container {}", short(id));
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await
     }
 
     async fn wait(&self, id: &str) -> Result<i64, EngineError> {
@@ -117,11 +125,13 @@ impl ContainerEngine for Engine {
             .stderr(true)
             .build();
         let context = format!("reading the output of container {}", short(id));
-        let attached = self
-            .docker()
-            .attach_container(id, Some(opts))
-            .await
-            .map_err(|e| EngineError::api(context.clone(), &e))?;
+        let attached = EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .attach_container(id, Some(opts))
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await?;
         Ok(attached
             .output
             .map_err(move |e| EngineError::api(context.clone(), &e))
@@ -147,11 +157,14 @@ impl ContainerEngine for Engine {
     }
 
     async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {
-        let info = self
-            .docker()
-            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
-            .await
-            .map_err(|e| EngineError::api(format!("inspecting container {}", short(id)), &e))?;
+        let context = format!("inspecting container {}", short(id));
+        let info = EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await?;
         let state = info.state.unwrap_or_default();
         Ok(ExitState {
             exit_code: state.exit_code.unwrap_or(-1),
@@ -164,20 +177,29 @@ impl ContainerEngine for Engine {
         let opts = StopContainerOptionsBuilder::default()
             .t(grace.as_secs() as i32)
             .build();
-        match self.docker().stop_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("stopping container {}", short(id)), &e)),
-        }
+        // The engine itself waits out the grace before it answers.
+        let context = format!("stopping container {}", short(id));
+        EngineError::limited(&context, grace + CALL_TIMEOUT, async {
+            match self.docker().stop_container(id, Some(opts)).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_gone_or_stopped(&e) => Ok(()),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 
     async fn kill(&self, id: &str) -> Result<(), EngineError> {
         let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-        match self.docker().kill_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("killing container {}", short(id)), &e)),
-        }
+        let context = format!("killing container {}", short(id));
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            match self.docker().kill_container(id, Some(opts)).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_gone_or_stopped(&e) => Ok(()),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
@@ -185,11 +207,15 @@ impl ContainerEngine for Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker().remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_gone_or_stopped(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("removing container {}", short(id)), &e)),
-        }
+        let context = format!("removing container {}", short(id));
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            match self.docker().remove_container(id, Some(opts)).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 
     async fn list(&self, key: &str, value: Option<&str>) -> Result<Vec<ListedContainer>, EngineError> {
@@ -202,11 +228,13 @@ impl ContainerEngine for Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let list = self
-            .docker()
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| EngineError::api("listing containers", &e))?;
+        let list = EngineError::limited("listing containers", CALL_TIMEOUT, async {
+            self.docker()
+                .list_containers(Some(opts))
+                .await
+                .map_err(|e| EngineError::api("listing containers", &e))
+        })
+        .await?;
         Ok(list
             .into_iter()
             .map(|c| ListedContainer {

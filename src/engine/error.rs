@@ -11,6 +11,13 @@ pub enum EngineError {
 
     #[error("{context}: {reason}")]
     Api { context: String, reason: String },
+
+    /// A call that got no answer in time: the engine is hung, overloaded or gone.
+    #[error("{context}: the engine did not answer within {}s", limit.as_secs())]
+    TimedOut {
+        context: String,
+        limit: std::time::Duration,
+    },
 }
 
 impl EngineError {
@@ -18,6 +25,21 @@ impl EngineError {
         Self::Unreachable {
             address: address.to_string(),
             reason: describe(err),
+        }
+    }
+
+    /// Runs an engine call with a time limit: no call but the wait may hang sandpen.
+    pub(crate) async fn limited<T>(
+        context: impl Into<String>,
+        limit: std::time::Duration,
+        call: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Self::TimedOut {
+                context: context.into(),
+                limit,
+            }),
         }
     }
 
@@ -33,7 +55,7 @@ impl HasExitCode for EngineError {
     fn exit_code(&self) -> i32 {
         match self {
             Self::Unreachable { .. } => exit::ENGINE_UNREACHABLE,
-            Self::Api { .. } => exit::FAILURE,
+            Self::Api { .. } | Self::TimedOut { .. } => exit::FAILURE,
         }
     }
 }

@@ -19,6 +19,10 @@ use bollard::Docker;
 /// Where bollard connects when neither --host nor DOCKER_HOST says otherwise.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
+/// The time limit of every engine call but the wait (which races the task's own timeout) and
+/// the stop (which adds the grace): a hung engine must never hang sandpen.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long the first ping may take before we call the engine unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Label keys on every container sandpen creates.
 pub const LABEL_RUN: &str = "sandpen.run";
@@ -13,37 +14,69 @@ pub const LABEL_OWNER: &str = "sandpen.owner";
 /// The owner process's start time (clock ticks since boot), so that `gc` can tell a live
 /// owner from a new process that reused its pid.
 pub const LABEL_OWNER_START: &str = "sandpen.owner-start";
+/// What the container is for: `task` (the agent) or `collect` (the collection sandbox).
+pub const LABEL_ROLE: &str = "sandpen.role";
+/// The run's directory on the host (holds its lease, manifest and report), for `gc`.
+pub const LABEL_RUN_DIR: &str = "sandpen.run-dir";
+
+/// Who made a container and for which run: the labels every container of a run carries.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub run_id: String,
+    /// `<host>:<pid>` of the sandpen process, and its start time.
+    pub process: String,
+    pub process_start: String,
+    pub run_dir: PathBuf,
+}
+
+impl Owner {
+    /// The labels of one container of the run.
+    pub fn labels(&self, task: &str, role: &str) -> HashMap<String, String> {
+        [
+            (LABEL_RUN, self.run_id.clone()),
+            (LABEL_TASK, task.to_string()),
+            (LABEL_ROLE, role.to_string()),
+            (LABEL_OWNER, self.process.clone()),
+            (LABEL_OWNER_START, self.process_start.clone()),
+            (LABEL_RUN_DIR, self.run_dir.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
 
 /// Where the task's checkout appears inside the container.
 pub const WORKDIR: &str = "/workspace";
 /// The task user's home inside the container (a tmpfs).
 pub const HOME: &str = "/home/sandpen";
 
-/// Credentials passed from the host into every task container when set (never printed).
-pub const CREDENTIAL_ENV: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
-
-/// Variables sandpen itself sets in every task container (besides `SANDPEN_*`); a task's own
-/// `env` may not override these nor the credentials.
-pub const SANDPEN_ENV: [&str; 4] = [
-    "ORCHESTRATOR_TASK_ID",
-    "ORCHESTRATOR_WORKTREE",
-    "HOME",
-    "IS_SANDBOX",
-];
+pub use crate::agent::env::CREDENTIAL_ENV;
 
 /// Hard limits, in the engine's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub nano_cpus: i64,
     pub memory_bytes: i64,
     pub pids: i64,
 }
 
-/// A read-only file or directory from the host, mounted into the container.
+/// A file or directory from the host, mounted into the container.
 #[derive(Debug, Clone)]
-pub struct ReadOnlyMount {
+pub struct BindMount {
     pub source: PathBuf,
     pub target: String,
+    pub read_only: bool,
+}
+
+impl BindMount {
+    pub fn read_only(source: impl Into<PathBuf>, target: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            target: target.into(),
+            read_only: true,
+        }
+    }
 }
 
 /// Everything needed to create one task's container.
@@ -52,13 +85,16 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub cmd: Vec<String>,
+    /// `KEY=value` pairs that are not secret.
     pub env: Vec<String>,
+    /// Credentials: kept out of `Debug`, and joined into the environment only in `to_body`.
+    pub secrets: Vec<(String, SecretString)>,
     /// `uid:gid`, never root.
     pub user: (u32, u32),
     pub labels: HashMap<String, String>,
-    /// The task's checkout on the host; the only read-write mount.
+    /// The task's checkout on the host, at `WORKDIR`: a task container's only writable mount.
     pub workspace: PathBuf,
-    pub read_only: Vec<ReadOnlyMount>,
+    pub mounts: Vec<BindMount>,
     pub limits: Limits,
     pub network: String,
     /// Keep the engine's own log of the container (for `docker logs` when debugging). sandpen
@@ -82,13 +118,19 @@ impl ContainerSpec {
             read_only: Some(false),
             ..Default::default()
         }];
-        mounts.extend(self.read_only.iter().map(|m| Mount {
+        mounts.extend(self.mounts.iter().map(|m| Mount {
             target: Some(m.target.clone()),
             source: Some(m.source.display().to_string()),
             typ: Some(MountType::BIND),
-            read_only: Some(true),
+            read_only: Some(m.read_only),
             ..Default::default()
         }));
+        let mut env = self.env.clone();
+        env.extend(
+            self.secrets
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.expose_secret())),
+        );
         let host = HostConfig {
             nano_cpus: Some(self.limits.nano_cpus),
             memory: Some(self.limits.memory_bytes),
@@ -117,7 +159,7 @@ impl ContainerSpec {
         ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: Some(self.cmd.clone()),
-            env: Some(self.env.clone()),
+            env: Some(env),
             user: Some(format!("{uid}:{gid}")),
             working_dir: Some(WORKDIR.into()),
             labels: Some(self.labels.clone()),
@@ -142,13 +184,14 @@ mod tests {
             image: "img".into(),
             cmd: vec!["claude".into()],
             env: vec!["A=1".into()],
+            secrets: vec![("ANTHROPIC_API_KEY".into(), "sk-canary".into())],
             user: (1000, 1000),
             labels: HashMap::from([(LABEL_RUN.into(), "r".into())]),
             workspace: "/repo/.sandpen/runs/r/t".into(),
-            read_only: vec![ReadOnlyMount {
-                source: "/x/agents".into(),
-                target: format!("{HOME}/.claude/agents"),
-            }],
+            mounts: vec![BindMount::read_only(
+                "/x/agents",
+                format!("{HOME}/.claude/agents"),
+            )],
             limits: Limits {
                 nano_cpus: 1_500_000_000,
                 memory_bytes: 512 << 20,
@@ -180,6 +223,15 @@ mod tests {
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let tmpfs = host.tmpfs.as_ref().unwrap();
         assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME));
+    }
+
+    #[test]
+    fn credentials_reach_the_container_but_never_a_debug_print() {
+        let spec = spec();
+        assert!(!format!("{spec:?}").contains("sk-canary"));
+        let env = spec.to_body().env.unwrap();
+        assert!(env.contains(&"ANTHROPIC_API_KEY=sk-canary".to_string()));
+        assert!(env.contains(&"A=1".to_string()));
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub(super) fn load_prompt_file(path: &Path, ctx: &Context, errors: &mut Vec<Plan
             timeout,
             depends_on: Vec::new(),
             env: BTreeMap::new(),
+            disk_bytes: None,
         },
     })
 }
@@ -274,6 +275,7 @@ fn load_task(
             timeout,
             depends_on: deps.iter().map(|d| d.id.clone()).collect(),
             env: env_vars,
+            disk_bytes: None,
         },
         deps,
     })

@@ -37,6 +37,8 @@ pub struct TaskSpec {
     /// Ids of tasks that must succeed first, in the order written, without repeats.
     pub depends_on: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// What the task may write to its checkout (bytes); None for no limit.
+    pub disk_bytes: Option<u64>,
 }
 
 /// A task's hard limits: the engine's own type, so the plan hands them over unchanged.

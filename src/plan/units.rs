@@ -225,13 +225,12 @@ pub(super) fn check_env_key(key: &str) -> Result<(), String> {
              (letters, digits and '_', not starting with a digit)"
         ));
     }
-    use crate::engine::spec::{CREDENTIAL_ENV, SANDPEN_ENV};
-    let reserved = || SANDPEN_ENV.iter().chain(CREDENTIAL_ENV.iter());
-    if key.starts_with("SANDPEN_") || reserved().any(|r| *r == key) {
+    use crate::agent::env;
+    if env::is_reserved(key) {
         return Err(format!(
             "`{key}` is set by sandpen itself in every task container and cannot be overridden; \
              remove it from env (reserved: SANDPEN_*, {})",
-            reserved().copied().collect::<Vec<_>>().join(", ")
+            env::reserved().join(", ")
         ));
     }
     Ok(())

@@ -230,6 +230,12 @@ impl Consumer for LiveView {
                     None => eprintln!("{msg}"),
                 }
             }
+            Event::CleanupFailed { message } => match &self.bars {
+                Some((multi, _)) => {
+                    let _ = multi.println(format!("cleanup: {message}"));
+                }
+                None => eprintln!("cleanup: {message}"),
+            },
             Event::RunFinished { report } => self.report = Some((**report).clone()),
         }
     }

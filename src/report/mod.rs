@@ -10,7 +10,7 @@ mod writer;
 pub use live::LiveView;
 pub use ndjson::Ndjson;
 pub use summary::summary_table;
-pub use writer::ReportWriter;
+pub use writer::{ReportWriter, write_atomically};
 
 use crate::runner::Event;
 

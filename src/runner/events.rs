@@ -1,12 +1,12 @@
 //! What happens during a run, as data. The runner sends these; displays and file writers
 //! consume them (see `report/`). Serialised as-is for `--json`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::spec::Limits;
 use crate::monitor::StatsSample;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Succeeded,
@@ -15,6 +15,8 @@ pub enum TaskStatus {
     TimedOut,
     Cancelled,
     Skipped,
+    /// Stopped for writing more than its disk limit to its checkout.
+    DiskExceeded,
     Error,
 }
 
@@ -27,13 +29,14 @@ impl TaskStatus {
             Self::TimedOut => "timed_out",
             Self::Cancelled => "cancelled",
             Self::Skipped => "skipped",
+            Self::DiskExceeded => "disk_exceeded",
             Self::Error => "error",
         }
     }
 }
 
 /// What the CLI reported about its own run (its stream-json `result` line).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentSummary {
     pub num_turns: u32,
     pub cost_usd: Option<f64>,
@@ -44,7 +47,7 @@ pub struct AgentSummary {
 }
 
 /// One task's entry in the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {
     pub id: String,
     pub status: TaskStatus,
@@ -55,12 +58,17 @@ pub struct TaskResult {
     pub branch: Option<String>,
     pub commits: u32,
     pub salvaged: bool,
+    /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
+    /// *.pem, id_rsa, ...); they stay in the checkout.
+    pub salvage_left_out: Vec<String>,
     pub container_id: Option<String>,
     pub image: String,
     pub limits: Limits,
     pub peak_memory_bytes: Option<u64>,
     pub mean_cpu_percent: Option<f64>,
     pub peak_cpu_percent: Option<f64>,
+    /// The most the checkout held on disk when measured (every few seconds while it ran).
+    pub peak_disk_bytes: Option<u64>,
     pub log: String,
     pub stderr_log: String,
     pub checkout: String,
@@ -78,7 +86,7 @@ pub struct TaskResult {
 }
 
 /// Where a task's time went, in seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Making the checkout.
     pub checkout_s: f64,
@@ -101,12 +109,14 @@ impl TaskResult {
             branch: None,
             commits: 0,
             salvaged: false,
+            salvage_left_out: Vec::new(),
             container_id: None,
             image: image.to_string(),
             limits,
             peak_memory_bytes: None,
             mean_cpu_percent: None,
             peak_cpu_percent: None,
+            peak_disk_bytes: None,
             log: String::new(),
             stderr_log: String::new(),
             checkout: String::new(),
@@ -129,6 +139,8 @@ pub enum StopReason {
     Cancelled,
     /// The CLI did not load the WorkflowManager.
     Governance,
+    /// The checkout grew past the task's disk limit.
+    Disk,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,13 +195,17 @@ pub enum Event {
     RunCancelling {
         kill: bool,
     },
+    /// The final cleanup could not remove something of the run.
+    CleanupFailed {
+        message: String,
+    },
     RunFinished {
         report: Box<RunReport>,
     },
 }
 
 /// The whole run, as written to report.json.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     pub run_id: String,
     pub repo: String,
@@ -201,10 +217,33 @@ pub struct RunReport {
     /// Sum of task durations divided by wall time.
     pub speedup: f64,
     pub cancelled: bool,
+    /// False while the run goes on (the report is rewritten as each task ends), and for a run
+    /// whose sandpen died before the end (until `sandpen gc` completes it).
+    pub complete: bool,
     pub tasks: Vec<TaskResult>,
+    /// What the final cleanup could not remove, in words (`sandpen gc` removes it later).
+    pub cleanup_failures: Vec<String>,
 }
 
 impl RunReport {
+    /// The report of a run that has just started: no task has ended yet.
+    pub fn started(run_id: &str, repo: &str, image: &str, jobs: usize, at: &str) -> Self {
+        Self {
+            run_id: run_id.into(),
+            repo: repo.into(),
+            image: image.into(),
+            started_at: at.into(),
+            finished_at: String::new(),
+            wall_s: 0.0,
+            jobs,
+            speedup: 0.0,
+            cancelled: false,
+            complete: false,
+            tasks: Vec::new(),
+            cleanup_failures: Vec::new(),
+        }
+    }
+
     pub fn all_succeeded(&self) -> bool {
         self.tasks.iter().all(|t| t.status == TaskStatus::Succeeded)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::engine::spec::{ContainerSpec, LABEL_TASK};
+use crate::engine::spec::{ContainerSpec, LABEL_ROLE, LABEL_TASK};
 use crate::engine::{
     ContainerEngine, EngineError, ExitState, ListedContainer, OutputStream, StatsStream, Stream,
 };
@@ -32,6 +32,8 @@ struct State {
 #[derive(Clone, Default)]
 pub struct FakeEngine {
     behaviours: Arc<HashMap<String, Behaviour>>,
+    /// The `init` line of each task's CLI, when not the default one (which lists the agent).
+    init_lines: Arc<HashMap<String, String>>,
     state: Arc<Mutex<State>>,
     stopped: Arc<tokio::sync::Notify>,
 }
@@ -44,8 +46,24 @@ impl FakeEngine {
         }
     }
 
+    /// Makes `task`'s CLI print `line` as its init event.
+    pub fn with_init(mut self, task: &str, line: &str) -> Self {
+        Arc::make_mut(&mut self.init_lines).insert(task.into(), line.into());
+        self
+    }
+
     pub fn max_running(&self) -> usize {
         self.state.lock().unwrap().max_running
+    }
+
+    /// Tasks that got a (task) container.
+    pub fn created_tasks(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.containers
+            .iter()
+            .filter(|(id, _)| id.ends_with("-task"))
+            .map(|(_, (task, ..))| task.clone())
+            .collect()
     }
 
     pub fn stopped_tasks(&self) -> Vec<String> {
@@ -58,10 +76,10 @@ impl FakeEngine {
 }
 
 /// The stream-json a CLI would print for an exit code.
-fn cli_output(code: i64) -> Vec<u8> {
+fn cli_output(init: Option<&str>, code: i64) -> Vec<u8> {
+    let init = init.unwrap_or(r#"{"type":"system","subtype":"init","agents":["workflow-manager"]}"#);
     format!(
-        "{{\"type\":\"system\",\"subtype\":\"init\",\"agents\":[\"workflow-manager\"]}}\n\
-         {{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":{},\"num_turns\":1}}\n",
+        "{init}\n{{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":{},\"num_turns\":1}}\n",
         code != 0
     )
     .into_bytes()
@@ -70,12 +88,14 @@ fn cli_output(code: i64) -> Vec<u8> {
 impl ContainerEngine for FakeEngine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let task = spec.labels[LABEL_TASK].clone();
-        let b = self
-            .behaviours
-            .get(&task)
-            .copied()
-            .unwrap_or(Behaviour { secs: 0.0, code: 0 });
-        let id = format!("fake-{task}");
+        let role = &spec.labels[LABEL_ROLE];
+        // The collection sandbox ends at once and finds nothing to bring back.
+        let b = match role.as_str() {
+            "task" => self.behaviours.get(&task).copied(),
+            _ => None,
+        }
+        .unwrap_or(Behaviour { secs: 0.0, code: 0 });
+        let id = format!("fake-{task}-{role}");
         self.state
             .lock()
             .unwrap()
@@ -85,12 +105,15 @@ impl ContainerEngine for FakeEngine {
     }
 
     async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
-        let (_, b, _) = self.task_of(id);
+        let (task, b, _) = self.task_of(id);
+        let text = match id.ends_with("-task") {
+            true => cli_output(self.init_lines.get(&task).map(String::as_str), b.code),
+            false => Vec::new(),
+        };
         let (engine, id) = (self.clone(), id.to_string());
         // Output ends when the container does, as the engine's attach stream does.
         let end = async move { engine.wait(&id).await.ok() };
-        let out =
-            futures_util::stream::once(async move { Ok((Stream::Stdout, Bytes::from(cli_output(b.code)))) });
+        let out = futures_util::stream::once(async move { Ok((Stream::Stdout, Bytes::from(text))) });
         Ok(out
             .chain(futures_util::stream::once(end).filter_map(|_| async { None }))
             .boxed())

@@ -2,6 +2,7 @@
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
 pub mod events;
+pub mod manifest;
 mod scheduler;
 mod task;
 
@@ -12,12 +13,14 @@ mod tests;
 
 pub use events::{Event, EventSender, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
-pub use task::Stop;
+pub use task::{STOP_MARGIN, Stop};
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::workspace::Repo;
+use secrecy::SecretString;
+
+use crate::engine::spec::Owner;
+use crate::workspace::{Repo, RunDir};
 
 /// How long a container may take to stop after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -28,7 +31,7 @@ pub struct RunConfig {
     pub run_id: String,
     pub repo: Repo,
     /// `<repo>/.sandpen/runs/<run-id>`: checkouts, logs, report.
-    pub run_dir: PathBuf,
+    pub layout: RunDir,
     /// The commit every task starts from.
     pub base: String,
     pub image: String,
@@ -38,13 +41,10 @@ pub struct RunConfig {
     pub fail_fast: bool,
     pub keep_containers: bool,
     pub grace: Duration,
-    /// `KEY=value` pairs passed from the host (credentials); never logged.
-    pub passthrough_env: Vec<String>,
-    /// `<host>:<pid>` of this sandpen process, and its start time, for `gc`.
-    pub owner: String,
-    pub owner_start: String,
-    /// Host directory holding the agent definitions mounted read-only into every container.
-    pub agents_dir: PathBuf,
+    /// Credentials passed from the host, by name; never logged.
+    pub credentials: Vec<(String, SecretString)>,
+    /// The labels that tie every container to this run and this process, for `gc`.
+    pub owner: Owner,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -1,17 +1,25 @@
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
 use super::RunConfig;
 use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
 use super::task::{self, Stop};
-use crate::engine::ContainerEngine;
+use crate::engine::spec::LABEL_RUN;
+use crate::engine::{ContainerEngine, EngineError};
 use crate::plan::{Plan, TaskSpec};
 
+/// The final sweep's limits: listing, and each removal. Short, so a dead engine delays the end
+/// of the run by seconds, not minutes.
+const SWEEP_LIST_LIMIT: Duration = Duration::from_secs(3);
+const SWEEP_REMOVE_LIMIT: Duration = Duration::from_secs(5);
+
 /// Runs every task of `plan`. Returns when all tasks have an outcome; cancelled runs included.
-/// `stop.graceful` cancels the run (Ctrl-C); fail-fast cancels it from inside.
+/// `stop.graceful` cancels the run (Ctrl-C); fail-fast cancels it from inside. A task whose
+/// runner panics ends as `error`; the others go on, and the final sweep removes whatever
+/// container of the run is left.
 pub async fn execute<E: ContainerEngine>(
     engine: E,
     plan: Plan,
@@ -39,21 +47,33 @@ pub async fn execute<E: ContainerEngine>(
     let mut done: HashMap<String, TaskResult> = HashMap::new();
     let mut pending: Vec<TaskSpec> = plan.tasks.clone();
     let mut running = JoinSet::new();
+    let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
 
     loop {
         // Skip what can no longer run, start what may, up to the jobs limit. One place decides.
         let mut i = 0;
         while i < pending.len() {
             let t = &pending[i];
-            let failed_dep = t
+            let blocked = t
                 .depends_on
                 .iter()
-                .find(|d| done.get(*d).is_some_and(|r| r.status != TaskStatus::Succeeded))
-                .cloned();
-            if let Some(dep) = failed_dep {
+                .find_map(|d| done.get(d).filter(|r| r.status != TaskStatus::Succeeded));
+            if let Some(dep) = blocked {
+                // A dependency cancelled by the run means this task was cancelled too.
+                let (status, msg) = if dep.status == TaskStatus::Cancelled && run_stop.graceful.is_cancelled()
+                {
+                    (
+                        TaskStatus::Cancelled,
+                        format!("cancelled: its dependency {} was cancelled", dep.id),
+                    )
+                } else {
+                    (
+                        TaskStatus::Skipped,
+                        format!("skipped: its dependency {} did not succeed", dep.id),
+                    )
+                };
                 let t = pending.remove(i);
-                let msg = format!("skipped: its dependency {dep} did not succeed");
-                finish(&mut done, &events, not_run(&cfg, &t, TaskStatus::Skipped, msg));
+                finish(&mut done, &events, not_run(&cfg, &t, status, msg));
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
@@ -66,46 +86,110 @@ pub async fn execute<E: ContainerEngine>(
             let ready = t.depends_on.iter().all(|d| done.contains_key(d));
             if ready && running.len() < cfg.jobs {
                 let t = pending.remove(i);
-                running.spawn(task::run(
+                let handle = running.spawn(task::run(
                     engine.clone(),
                     cfg.clone(),
-                    t,
+                    t.clone(),
                     events.clone(),
                     run_stop.clone(),
                 ));
+                running_ids.insert(handle.id(), t);
                 continue;
             }
             i += 1;
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let result = joined.expect("a task panicked");
+        let result = match joined {
+            Ok((id, result)) => {
+                running_ids.remove(&id);
+                result
+            }
+            Err(e) => {
+                let t = running_ids
+                    .remove(&e.id())
+                    .expect("every task is known by its id");
+                let msg = format!(
+                    "internal error: sandpen's runner for this task failed ({e}); its container \
+                     is removed by the final sweep and its checkout is kept uncollected at {}",
+                    cfg.layout.checkout(&t.id).display()
+                );
+                not_run(&cfg, &t, TaskStatus::Error, msg)
+            }
+        };
         if cfg.fail_fast && !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Cancelled) {
             run_stop.graceful.cancel();
         }
         finish(&mut done, &events, result);
     }
 
+    // Belt and braces: nothing of this run stays on the engine, whatever happened above.
+    let cleanup_failures = if cfg.keep_containers {
+        Vec::new()
+    } else {
+        sweep(&engine, &cfg.run_id).await
+    };
+    for message in &cleanup_failures {
+        events.send(Event::CleanupFailed {
+            message: message.clone(),
+        });
+    }
+
     let wall_s = started.elapsed().as_secs_f64();
     let tasks: Vec<TaskResult> = plan.tasks.iter().filter_map(|t| done.remove(&t.id)).collect();
     let busy: f64 = tasks.iter().map(|t| t.duration_s).sum();
     let report = RunReport {
-        run_id: cfg.run_id.clone(),
-        repo: cfg.repo.root.display().to_string(),
-        image: cfg.image.clone(),
-        started_at,
         finished_at: now_rfc3339(),
         wall_s,
-        jobs: cfg.jobs,
         speedup: if wall_s > 0.0 { busy / wall_s } else { 0.0 },
         cancelled: stop.graceful.is_cancelled(),
+        complete: true,
         tasks,
+        cleanup_failures,
+        ..RunReport::started(
+            &cfg.run_id,
+            &cfg.repo.root.display().to_string(),
+            &cfg.image,
+            cfg.jobs,
+            &started_at,
+        )
     };
     events.send(Event::RunFinished {
         report: Box::new(report.clone()),
     });
     report
+}
+
+/// Removes every container still labelled with the run; says what it could not.
+async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> Vec<String> {
+    let listed = EngineError::limited(
+        "listing the run's containers",
+        SWEEP_LIST_LIMIT,
+        engine.list(LABEL_RUN, Some(run_id)),
+    )
+    .await;
+    let left = match listed {
+        Ok(left) => left,
+        Err(e) => {
+            return vec![format!(
+                "could not check the engine for containers of run {run_id} ({e}); `sandpen gc` removes any that are left"
+            )];
+        }
+    };
+    let mut failures = Vec::new();
+    for c in left {
+        tracing::debug!("removing leftover container {}", c.name);
+        if let Err(e) =
+            EngineError::limited("removing a container", SWEEP_REMOVE_LIMIT, engine.remove(&c.id)).await
+        {
+            failures.push(format!(
+                "container {} could not be removed ({e}); `sandpen gc` removes it",
+                c.name
+            ));
+        }
+    }
+    failures
 }
 
 fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: TaskResult) {

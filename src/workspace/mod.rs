@@ -4,9 +4,13 @@
 
 mod checkout;
 mod git;
+mod layout;
 mod owner;
+mod result;
 
-pub use checkout::{Checkout, Collected};
+pub use checkout::{Checkout, hand_back};
+pub use layout::RunDir;
+pub use owner::chown_tree;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,9 +37,6 @@ pub enum WorkspaceError {
 
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
-
-    #[error("the task's checkout {} was tampered with ({reason}); it is left untouched for inspection", path.display())]
-    Tampered { path: PathBuf, reason: String },
 }
 
 impl WorkspaceError {
@@ -114,11 +115,11 @@ impl Repo {
     }
 
     /// `<repo>/.sandpen/runs/<run-id>`, created, with `.sandpen/` kept out of git status.
-    pub async fn run_dir(&self, run_id: &str) -> Result<PathBuf, WorkspaceError> {
+    pub async fn run_dir(&self, run_id: &str) -> Result<RunDir, WorkspaceError> {
         self.exclude_sandpen_dir().await?;
-        let dir = self.root.join(SANDPEN_DIR).join("runs").join(run_id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.display()), e))?;
+        let dir = RunDir::new(self.root.join(SANDPEN_DIR).join("runs").join(run_id));
+        std::fs::create_dir_all(dir.internal())
+            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.root.display()), e))?;
         Ok(dir)
     }
 

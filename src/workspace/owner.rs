@@ -12,30 +12,15 @@ pub fn owner_of(path: &Path) -> std::io::Result<(u32, u32)> {
     Ok((m.uid(), m.gid()))
 }
 
-/// Gives every file under `root` (not following symlinks) to `uid:gid`.
+/// Gives every file under `root` (not following symlinks) to `uid:gid`. Iterative, so a
+/// task's deeply nested tree cannot exhaust the stack.
 pub fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
-    let meta = std::fs::symlink_metadata(root)?;
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(root)? {
-            chown_tree(&entry?.path(), (uid, gid))?;
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let m = entry.metadata().map_err(std::io::Error::other)?;
+        if (m.uid(), m.gid()) != (uid, gid) {
+            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
         }
     }
     Ok(())
-}
-
-/// The first symlink found under `root`, if any (not following symlinks).
-pub fn find_symlink(root: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
-    let meta = std::fs::symlink_metadata(root)?;
-    if meta.file_type().is_symlink() {
-        return Ok(Some(root.to_path_buf()));
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(root)? {
-            if let Some(p) = find_symlink(&entry?.path())? {
-                return Ok(Some(p));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -18,7 +18,12 @@ use stats::Sample;
 
 /// The command every sandpen task runs; the comparisons run the same one in the same image.
 fn probe_cmd(prompt: &str) -> Vec<String> {
-    sandpen::agent::command(prompt, 50)
+    let day = std::time::Duration::from_secs(86_400);
+    let mut cmd = sandpen::agent::command(50, day, std::time::Duration::from_secs(10));
+    // sandpen mounts the prompt file; here it is piped in the same way, on stdin.
+    let quoted = format!("'{}'", prompt.replace('\'', "'\\''"));
+    cmd[2] = format!("printf '%s' {quoted} | exec \"$@\"");
+    cmd
 }
 
 const LOG_LINE: &str = "sandpen log throughput benchmark line: 0123456789abcdefghijklmn\n";

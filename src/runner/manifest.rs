@@ -1,0 +1,36 @@
+//! The run's manifest (`_sandpen/run.json`), written before the first task starts: what
+//! `sandpen gc` needs to finish a run whose sandpen process died (collect each task's work,
+//! hand the checkouts back, complete the report).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::spec::Limits;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub repo: String,
+    pub base: String,
+    pub image: String,
+    /// The uid:gid the tasks ran as.
+    pub user: (u32, u32),
+    pub tasks: Vec<ManifestTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestTask {
+    pub id: String,
+    pub limits: Limits,
+}
+
+impl Manifest {
+    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::report::write_atomically(path, &json)
+    }
+
+    pub fn read(path: &std::path::Path) -> std::io::Result<Self> {
+        let text = std::fs::read(path)?;
+        serde_json::from_slice(&text).map_err(std::io::Error::other)
+    }
+}

@@ -1,0 +1,261 @@
+//! One task's container, from create to remove: attach before start, the wait raced against
+//! the timeout, cancellation, governance and disk watchers, then a stop with a bounded budget,
+//! the exit state, and the removal. Every engine call has a time limit, so a hung or dead
+//! engine ends the task as `error` within its timeout plus the grace plus `STOP_MARGIN`.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::watch::{self, DiskSummary, OutputSummary};
+use super::{Ctx, spec};
+use crate::engine::{ContainerEngine, EngineError, ExitState, short};
+use crate::monitor::StatsSummary;
+use crate::runner::events::{Event, StopReason, now_rfc3339};
+
+/// What the engine gets to stop a container beyond the grace, all calls together.
+pub const STOP_MARGIN: Duration = Duration::from_secs(10);
+/// The budget of the calls after a container ended by itself (drain, inspect, remove).
+const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
+/// How long output may keep arriving after the container stopped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the container ended, as far as the engine and the watchers could tell.
+#[derive(Debug, Default)]
+pub struct ContainerEnd {
+    pub id: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub stopped_for: Option<StopReason>,
+    pub exit: Option<ExitState>,
+    pub waited_code: Option<i64>,
+    pub output: OutputSummary,
+    pub stats: StatsSummary,
+    pub disk: DiskSummary,
+    /// What went wrong with the engine or the logs, in words; a task with any is `error`.
+    pub problems: Vec<String>,
+    /// The engine confirmed that no process of the task runs any more (the container is
+    /// removed, or stopped and kept): only then may its checkout be collected.
+    pub settled: bool,
+}
+
+/// Runs the task's container to its end. Never fails: what went wrong is in `problems`.
+pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -> ContainerEnd {
+    let mut end = ContainerEnd::default();
+    let spec = spec::task_container(ctx, checkout);
+    let id = match ctx.engine.create(&spec).await {
+        Ok(id) => id,
+        Err(e) => {
+            // A create that timed out may still happen on the engine: only a refusal is final.
+            end.settled = !matches!(e, EngineError::TimedOut { .. });
+            end.problems.push(e.to_string());
+            return end;
+        }
+    };
+    end.id = Some(id.clone());
+    if ctx.stop.graceful.is_cancelled() {
+        end.stopped_for = Some(StopReason::Cancelled);
+        end.settled = true; // created, never started
+    } else {
+        watch_running(ctx, &id, checkout, &mut end).await;
+    }
+    let deadline = Instant::now() + CLEANUP_BUDGET;
+    if end.settled && end.started_at.is_some() {
+        match within(deadline, "inspecting the container", ctx.engine.exit_state(&id)).await {
+            Ok(s) => end.exit = Some(s),
+            Err(e) => end.problems.push(e.to_string()),
+        }
+    }
+    if ctx.cfg.keep_containers && end.settled {
+        return end;
+    }
+    match within(deadline, "removing the container", ctx.engine.remove(&id)).await {
+        Ok(()) => end.settled = true,
+        Err(e) => {
+            end.settled = false;
+            end.problems.push(format!(
+                "{e}; container {} may be left on the engine (`sandpen gc` removes it)",
+                short(&id)
+            ));
+        }
+    }
+    end
+}
+
+/// Attach, start, watch, and wait for the end (or stop it); `end.settled` says whether the
+/// engine confirmed that the container stopped.
+async fn watch_running<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    id: &str,
+    checkout: &std::path::Path,
+    end: &mut ContainerEnd,
+) {
+    let (log, stderr_log) = match (File::create(&ctx.log), File::create(&ctx.stderr_log)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            end.problems.push(format!("creating the task's log files: {e}"));
+            end.settled = true; // never started
+            return;
+        }
+    };
+    // Attached before start: output is read from the container's first byte.
+    let attached = match ctx.engine.attach(id).await {
+        Ok(a) => a,
+        Err(e) => {
+            end.problems.push(e.to_string());
+            end.settled = true;
+            return;
+        }
+    };
+    if let Err(e) = ctx.engine.start(id).await {
+        end.problems.push(e.to_string());
+        end.settled = !matches!(e, EngineError::TimedOut { .. });
+        return;
+    }
+    let task = &ctx.task.id;
+    end.started_at = Some(now_rfc3339());
+    ctx.events.send(Event::TaskStarted {
+        task: task.clone(),
+        container_id: id.to_string(),
+        at: now_rfc3339(),
+    });
+    test_hooks::after_start(task);
+
+    let violation = CancellationToken::new();
+    let disk_over = CancellationToken::new();
+    let watchers_stop = CancellationToken::new();
+    let state_file_seen = Arc::new(AtomicBool::new(false));
+    let output = tokio::spawn(watch::output(
+        attached,
+        log,
+        stderr_log,
+        task.clone(),
+        ctx.events.clone(),
+        violation.clone(),
+        state_file_seen.clone(),
+    ));
+    let stats = tokio::spawn(watch::stats(
+        ctx.engine.stats(id),
+        task.clone(),
+        ctx.events.clone(),
+        watchers_stop.clone(),
+    ));
+    let phases = tokio::spawn(watch::phases(
+        checkout.to_path_buf(),
+        task.clone(),
+        ctx.events.clone(),
+        watchers_stop.clone(),
+        state_file_seen,
+    ));
+    let disk = tokio::spawn(watch::disk(
+        checkout.to_path_buf(),
+        ctx.task.disk_bytes,
+        disk_over.clone(),
+        watchers_stop.clone(),
+    ));
+
+    let waited = tokio::select! {
+        r = ctx.engine.wait(id) => Some(r),
+        _ = tokio::time::sleep(ctx.task.timeout) => { end.stopped_for = Some(StopReason::Timeout); None }
+        _ = ctx.stop.graceful.cancelled() => { end.stopped_for = Some(StopReason::Cancelled); None }
+        _ = violation.cancelled() => { end.stopped_for = Some(StopReason::Governance); None }
+        _ = disk_over.cancelled() => { end.stopped_for = Some(StopReason::Disk); None }
+    };
+    let deadline = match waited {
+        Some(Ok(code)) => {
+            end.waited_code = Some(code);
+            end.settled = true;
+            Instant::now() + CLEANUP_BUDGET
+        }
+        Some(Err(e)) => {
+            // The engine failed while the task ran: the task may still be running.
+            end.problems.push(e.to_string());
+            stop(ctx, id, None, end).await
+        }
+        None => stop(ctx, id, end.stopped_for, end).await,
+    };
+    end.finished_at = Some(now_rfc3339());
+    watchers_stop.cancel();
+
+    let drain = DRAIN_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+    match tokio::time::timeout(drain.max(Duration::from_secs(1)), output).await {
+        Ok(Ok(Ok(sum))) => end.output = sum,
+        Ok(Ok(Err(e))) => end.problems.push(e),
+        Ok(Err(join)) => end.problems.push(format!("reading output failed: {join}")),
+        Err(_) if end.settled => end.problems.push(format!(
+            "output kept coming {}s after the container stopped",
+            drain.as_secs()
+        )),
+        Err(_) => {}
+    }
+    end.stats = stats.await.unwrap_or_default();
+    end.disk = disk.await.unwrap_or_default();
+    let _ = phases.await;
+}
+
+/// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C), and a
+/// wait, all within the grace plus `STOP_MARGIN`. Returns the deadline the remaining cleanup
+/// calls share. `end.settled` is set only when the engine confirmed the container stopped.
+async fn stop<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    id: &str,
+    reason: Option<StopReason>,
+    end: &mut ContainerEnd,
+) -> Instant {
+    if let Some(reason) = reason {
+        ctx.events.send(Event::TaskStopping {
+            task: ctx.task.id.clone(),
+            reason,
+        });
+    }
+    let deadline = Instant::now() + ctx.cfg.grace + STOP_MARGIN;
+    let stopped = tokio::select! {
+        r = within(deadline, "stopping the container", ctx.engine.stop(id, ctx.cfg.grace)) => r,
+        _ = ctx.stop.kill.cancelled() => within(deadline, "killing the container", ctx.engine.kill(id)).await,
+    };
+    let mut waited = match stopped {
+        Ok(()) => within(deadline, "waiting for the container", ctx.engine.wait(id)).await,
+        Err(e) => Err(e),
+    };
+    if waited.is_err() {
+        let last = deadline.max(Instant::now() + Duration::from_secs(2));
+        let _ = within(last, "killing the container", ctx.engine.kill(id)).await;
+        waited = within(last, "waiting for the container", ctx.engine.wait(id)).await;
+    }
+    match waited {
+        Ok(code) => {
+            end.waited_code = Some(code);
+            end.settled = true;
+        }
+        Err(e) => end.problems.push(format!(
+            "the engine did not confirm that container {} stopped ({e}); its checkout is left \
+             uncollected for `sandpen gc`",
+            short(id)
+        )),
+    }
+    deadline.max(Instant::now() + Duration::from_secs(2))
+}
+
+/// An engine call cut off at `deadline`.
+async fn within<T>(
+    deadline: Instant,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    EngineError::limited(what, left, call).await
+}
+
+/// Failure injection for the tests of every exit path. Compiled in, inert unless the variable
+/// is set: `SANDPEN_TEST_PANIC_AFTER_START=<task id>` makes that task's runner panic right
+/// after its container started.
+mod test_hooks {
+    pub fn after_start(task: &str) {
+        if std::env::var("SANDPEN_TEST_PANIC_AFTER_START").is_ok_and(|t| t == task) {
+            panic!("SANDPEN_TEST_PANIC_AFTER_START: injected panic in task {task}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! One task, top to bottom: checkout, container, collection. Never prints; reports through
+//! events. The container's lifecycle, the watchers and the classification are apart.
+
+mod classify;
+mod container;
+mod spec;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use self::classify::{Ending, classify};
+use self::container::ContainerEnd;
+use super::RunConfig;
+use super::events::{AgentSummary, Event, EventSender, TaskResult, TaskStatus};
+use crate::agent::{self, phases};
+use crate::collect;
+use crate::engine::ContainerEngine;
+use crate::monitor::AgentProgress;
+use crate::plan::TaskSpec;
+use crate::workspace::Checkout;
+
+pub use container::STOP_MARGIN;
+
+/// Tokens that stop a run: the first asks containers to stop (with the grace), the second
+/// kills them at once.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub graceful: CancellationToken,
+    pub kill: CancellationToken,
+}
+
+/// What every step of one task needs.
+pub(crate) struct Ctx<E> {
+    pub engine: E,
+    pub cfg: Arc<RunConfig>,
+    pub task: TaskSpec,
+    pub events: EventSender,
+    pub stop: Stop,
+    pub log: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+pub(crate) async fn run<E: ContainerEngine>(
+    engine: E,
+    cfg: Arc<RunConfig>,
+    task: TaskSpec,
+    events: EventSender,
+    stop: Stop,
+) -> TaskResult {
+    let started = Instant::now();
+    let layout = &cfg.layout;
+    let ctx = Ctx {
+        log: layout.log(&task.id),
+        stderr_log: layout.stderr_log(&task.id),
+        engine,
+        cfg: cfg.clone(),
+        task,
+        events,
+        stop,
+    };
+    let id = ctx.task.id.clone();
+    let mut result = TaskResult {
+        log: ctx.log.display().to_string(),
+        stderr_log: ctx.stderr_log.display().to_string(),
+        checkout: layout.checkout(&id).display().to_string(),
+        ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
+    };
+    ctx.events.send(Event::TaskPreparing { task: id.clone() });
+    let user = cfg.repo.task_user();
+    let checkout = match Checkout::create(&cfg.repo, layout.path(), &id, &cfg.base, user).await {
+        Ok(c) => c,
+        Err(e) => return finish(result, TaskStatus::Error, Some(e.to_string()), started),
+    };
+    result.timings.checkout_s = started.elapsed().as_secs_f64();
+    // Cancelled while its checkout was made: no container.
+    if ctx.stop.graceful.is_cancelled() {
+        let msg = "cancelled before it started".to_string();
+        return finish(result, TaskStatus::Cancelled, Some(msg), started);
+    }
+    if let Err(e) = write_prompt(&ctx) {
+        return finish(result, TaskStatus::Error, Some(e), started);
+    }
+
+    let end = match agent::check_definition(&checkout.path) {
+        Ok(()) => {
+            let t = Instant::now();
+            let end = container::run(&ctx, &checkout.path).await;
+            result.timings.container_s = Some(t.elapsed().as_secs_f64());
+            Some(end)
+        }
+        Err(why) => {
+            let msg = format!("governance violation: {why}; the task was not started");
+            result.status = TaskStatus::Failed;
+            result.message = Some(msg);
+            None
+        }
+    };
+    let settled = end.as_ref().is_none_or(|e| e.settled);
+    if let Some(end) = end {
+        apply_end(&mut result, &ctx, end);
+    }
+    if let Some(state) = phases::read_state(&checkout.path, &id) {
+        result.last_phase = Some(state.phase);
+        result.last_phase_name = Some(state.name);
+        result.phases_completed = state.completed.len() as u32;
+    }
+    if !settled {
+        let msg = format!(
+            "{}; its work was not collected because the engine did not confirm that its \
+             container is gone (`sandpen gc` collects it later)",
+            result.message.take().unwrap_or_default()
+        );
+        return finish(result, TaskStatus::Error, Some(msg), started);
+    }
+
+    // The work comes back whatever happened to the container, cancelled runs included.
+    let collecting = Instant::now();
+    let job = collect::Job {
+        repo: &cfg.repo,
+        run: layout,
+        owner: &cfg.owner,
+        task: &id,
+        base: &cfg.base,
+        image: &cfg.image,
+        user,
+        handed: checkout.handed_to().is_some(),
+        limits: ctx.task.limits,
+    };
+    let collected = collect::collect(&ctx.engine, &job).await;
+    result.timings.collect_s = collecting.elapsed().as_secs_f64();
+    let (status, message) = (result.status, result.message.take());
+    match collected {
+        Ok(c) => {
+            result.branch = c.branch;
+            result.commits = c.commits;
+            result.salvaged = c.salvaged;
+            result.salvage_left_out = c.left_out;
+            finish(result, status, message, started)
+        }
+        Err(e) => {
+            let msg = match message {
+                Some(m) => format!("{m}; and bringing its work back failed: {e}"),
+                None => format!("bringing its work back failed: {e}; the checkout is kept"),
+            };
+            finish(result, TaskStatus::Error, Some(msg), started)
+        }
+    }
+}
+
+/// The prompt, as a file mounted read-only into the container (it reaches the CLI on stdin).
+fn write_prompt<E>(ctx: &Ctx<E>) -> Result<(), String> {
+    let path = ctx.cfg.layout.prompt(&ctx.task.id);
+    let dir = path.parent().expect("prompts live in a directory");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, &ctx.task.prompt))
+        .map_err(|e| format!("writing the prompt to {}: {e}", path.display()))
+}
+
+/// The container's end into the task's report entry: what was measured, and the verdict.
+fn apply_end<E>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
+    result.container_id = end.id;
+    result.started_at = end.started_at;
+    result.finished_at = end.finished_at;
+    let stats = &end.stats;
+    result.peak_memory_bytes = (stats.samples > 0).then_some(stats.peak_memory_bytes);
+    result.mean_cpu_percent = stats.mean_cpu_percent;
+    result.peak_cpu_percent = stats.peak_cpu_percent;
+    result.peak_disk_bytes = end.disk.peak_bytes;
+    let progress: &AgentProgress = &end.output.progress;
+    result.agent = agent_summary(progress);
+    result.api_retries = progress.api_retries;
+    // The state file, read after the container, overrides this when there is one.
+    let marker = end.output.marker_phase;
+    if marker > 0 {
+        result.last_phase = Some(marker);
+        result.last_phase_name = Some(phases::PHASES[marker as usize - 1].to_string());
+    }
+    let verdict = classify(
+        &Ending {
+            stopped_for: end.stopped_for,
+            exit: end.exit,
+            waited_code: end.waited_code,
+            agent: Some(progress),
+        },
+        ctx.task.timeout,
+        ctx.task.disk_bytes,
+    );
+    result.exit_code = verdict.exit_code;
+    if end.problems.is_empty() {
+        result.status = verdict.status;
+        result.message = verdict.message;
+    } else {
+        result.status = TaskStatus::Error;
+        result.message = Some(end.problems.join("; "));
+    }
+}
+
+fn finish(mut r: TaskResult, status: TaskStatus, message: Option<String>, started: Instant) -> TaskResult {
+    r.status = status;
+    r.message = message;
+    r.duration_s = started.elapsed().as_secs_f64();
+    r
+}
+
+fn agent_summary(p: &AgentProgress) -> Option<AgentSummary> {
+    let r = p.result.as_ref()?;
+    Some(AgentSummary {
+        num_turns: r.num_turns,
+        cost_usd: r.cost_usd,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        is_error: r.is_error,
+        subtype: r.subtype.clone(),
+    })
+}

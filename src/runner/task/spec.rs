@@ -1,0 +1,46 @@
+//! The container of one task: what the runner asks of `engine::spec`.
+
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Ctx;
+use crate::agent;
+use crate::engine::ContainerEngine;
+use crate::engine::spec::{BindMount, ContainerSpec, HOME};
+
+pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
+    let (cfg, task) = (&ctx.cfg, &ctx.task);
+    let mut env: Vec<String> = agent::env::task_env(&cfg.run_id, &task.id)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
+    // `{task}` in a passed-through value becomes the task's id: one ANTHROPIC_BASE_URL can
+    // then give each task its own path (a scripted model server, a per-task proxy route).
+    let secrets = cfg
+        .credentials
+        .iter()
+        .map(|(k, v)| {
+            let value = v.expose_secret().replace("{task}", &task.id);
+            (k.clone(), SecretString::from(value))
+        })
+        .collect();
+    ContainerSpec {
+        name: format!("sandpen-{}-{}", cfg.run_id, task.id),
+        image: cfg.image.clone(),
+        cmd: agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace),
+        env,
+        secrets,
+        user: cfg.repo.task_user(),
+        labels: cfg.owner.labels(&task.id, "task"),
+        workspace: checkout.to_path_buf(),
+        mounts: vec![
+            BindMount::read_only(cfg.layout.agents(), format!("{HOME}/.claude/agents")),
+            BindMount::read_only(cfg.layout.prompt(&task.id), agent::PROMPT_PATH),
+        ],
+        limits: task.limits,
+        network: cfg.network.clone(),
+        engine_log: cfg.keep_containers,
+    }
+}

@@ -1,0 +1,254 @@
+//! The watchers of a running task, each on its own tokio task and each returning a summary:
+//! output (log files and the CLI's stream-json), engine stats, the workflow state file, and the
+//! checkout's size on disk. None of them prints; they report through events.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{self, phases};
+use crate::engine::{OutputStream, StatsStream, Stream};
+use crate::monitor::{AgentEvent, AgentProgress, LineAssembler, StatsSummary, parse_line, sample};
+use crate::runner::events::{Event, EventSender};
+
+/// When stats start being read after the container starts.
+const STATS_DELAY: Duration = Duration::from_secs(1);
+/// How often the state file is read and the checkout's size measured.
+const PHASE_INTERVAL: Duration = Duration::from_secs(1);
+pub const DISK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the output told: the CLI's progress, and the highest phase marker in its messages.
+#[derive(Debug, Default)]
+pub struct OutputSummary {
+    pub progress: AgentProgress,
+    pub marker_phase: u32,
+}
+
+/// Appends every chunk to the task's log files as it arrives (nothing buffered in sandpen, so
+/// a crash loses nothing), and follows the CLI's stream-json on stdout. `violation` is
+/// cancelled when the CLI's init event lacks the WorkflowManager.
+pub async fn output(
+    mut output: OutputStream,
+    mut log: File,
+    mut stderr_log: File,
+    task: String,
+    events: EventSender,
+    violation: CancellationToken,
+    state_file_seen: Arc<AtomicBool>,
+) -> Result<OutputSummary, String> {
+    let mut lines = LineAssembler::new();
+    let mut sum = OutputSummary::default();
+    let mut last_activity = String::new();
+    let mut on_line = |line: &[u8], sum: &mut OutputSummary| {
+        let Some(ev) = parse_line(line) else { return };
+        // The command line guarantees the agent is asked for; the init event proves the CLI
+        // found it. Without it the task is stopped: no work outside the WorkflowManager.
+        if let AgentEvent::Init(init) = &ev
+            && !init.agents.iter().any(|a| a == agent::AGENT_NAME)
+        {
+            violation.cancel();
+        }
+        // The stream's own phase markers, shown while the task has no state file.
+        if let AgentEvent::Assistant { text: Some(text), .. } = &ev
+            && let Some(n) = phases::marker(text)
+            && n > sum.marker_phase
+        {
+            sum.marker_phase = n;
+            if !state_file_seen.load(Ordering::Relaxed) {
+                events.send(Event::Phase {
+                    task: task.clone(),
+                    phase: n,
+                    name: phases::PHASES[n as usize - 1].to_string(),
+                    completed: Vec::new(),
+                });
+            }
+        }
+        sum.progress.apply(&ev);
+        let activity = sum.progress.activity();
+        if activity != last_activity {
+            last_activity.clone_from(&activity);
+            events.send(Event::Agent {
+                task: task.clone(),
+                activity,
+                turns: sum.progress.turns,
+                tool: sum.progress.tool.clone(),
+                api_retries: sum.progress.api_retries,
+            });
+        }
+    };
+    while let Some(chunk) = output.next().await {
+        let (stream, bytes) = chunk.map_err(|e| e.to_string())?;
+        match stream {
+            Stream::Stdout => {
+                log.write_all(&bytes)
+                    .map_err(|e| format!("writing the task's log: {e}"))?;
+                for line in lines.push(&bytes) {
+                    on_line(&line, &mut sum);
+                }
+            }
+            Stream::Stderr => stderr_log
+                .write_all(&bytes)
+                .map_err(|e| format!("writing the task's stderr log: {e}"))?,
+        }
+    }
+    if let Some(rest) = lines.finish() {
+        on_line(&rest, &mut sum);
+    }
+    Ok(sum)
+}
+
+/// Follows the engine's stats stream until `stop`.
+pub async fn stats(
+    mut stats: StatsStream,
+    task: String,
+    events: EventSender,
+    stop: CancellationToken,
+) -> StatsSummary {
+    let mut summary = StatsSummary::default();
+    // The engine samples once a second and the first sample has no CPU figure: a task that
+    // ends within a second would cost the engine a stats subscription and show nothing.
+    tokio::select! {
+        _ = tokio::time::sleep(STATS_DELAY) => {}
+        _ = stop.cancelled() => return summary,
+    }
+    loop {
+        let next = tokio::select! {
+            s = stats.next() => s,
+            _ = stop.cancelled() => None,
+        };
+        let Some(Ok(raw)) = next else { break };
+        let s = sample(&raw);
+        // A stopped container reports zeros; they are not a sample of the task.
+        if s.memory_bytes == 0 && s.pids.unwrap_or(0) == 0 {
+            continue;
+        }
+        summary.add(&s);
+        events.send(Event::Stats {
+            task: task.clone(),
+            sample: s,
+        });
+    }
+    summary
+}
+
+/// Follows the task's workflow state file while it runs (about once a second). Each read runs
+/// off the async workers and is abandoned at `stop`, so a read that blocks cannot hold the task.
+pub async fn phases(
+    checkout: PathBuf,
+    task: String,
+    events: EventSender,
+    stop: CancellationToken,
+    seen: Arc<AtomicBool>,
+) {
+    let mut last: Option<phases::PhaseState> = None;
+    loop {
+        let (c, t) = (checkout.clone(), task.clone());
+        let read = tokio::task::spawn_blocking(move || phases::read_state(&c, &t));
+        let now = tokio::select! {
+            r = read => r.ok().flatten(),
+            _ = stop.cancelled() => return,
+        };
+        if let Some(s) = now.as_ref().filter(|s| Some(*s) != last.as_ref()) {
+            seen.store(true, Ordering::Relaxed);
+            events.send(Event::Phase {
+                task: task.clone(),
+                phase: s.phase,
+                name: s.name.clone(),
+                completed: s.completed.clone(),
+            });
+            last = now;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PHASE_INTERVAL) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The most the checkout held on disk while it was measured.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiskSummary {
+    pub peak_bytes: Option<u64>,
+}
+
+/// Measures the checkout's size every few seconds; cancels `exceeded` once it is over `limit`.
+pub async fn disk(
+    checkout: PathBuf,
+    limit: Option<u64>,
+    exceeded: CancellationToken,
+    stop: CancellationToken,
+) -> DiskSummary {
+    let mut sum = DiskSummary::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(DISK_INTERVAL) => {}
+            _ = stop.cancelled() => return sum,
+        }
+        let c = checkout.clone();
+        let measured = tokio::task::spawn_blocking(move || disk_usage(&c));
+        let bytes = tokio::select! {
+            r = measured => r.unwrap_or(0),
+            _ = stop.cancelled() => return sum,
+        };
+        sum.peak_bytes = Some(sum.peak_bytes.unwrap_or(0).max(bytes));
+        if limit.is_some_and(|l| bytes > l) {
+            exceeded.cancel();
+            return sum;
+        }
+    }
+}
+
+/// Bytes allocated on disk under `root` (like `du -s`), never following symlinks. Files that
+/// vanish while it walks are skipped.
+pub fn disk_usage(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_usage_counts_what_is_allocated_and_not_what_links_point_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = disk_usage(dir.path());
+        std::fs::write(dir.path().join("a"), vec![1u8; 1 << 20]).unwrap();
+        let with_file = disk_usage(dir.path());
+        assert!(with_file >= empty + (1 << 20), "{with_file} vs {empty}");
+        let big = tempfile::tempdir().unwrap();
+        std::fs::write(big.path().join("b"), vec![1u8; 4 << 20]).unwrap();
+        std::os::unix::fs::symlink(big.path(), dir.path().join("link")).unwrap();
+        assert!(
+            disk_usage(dir.path()) < with_file + (1 << 20),
+            "a symlink is not followed"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_disk_watcher_fires_once_the_checkout_is_over_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), vec![1u8; 2 << 20]).unwrap();
+        let (exceeded, stop) = (CancellationToken::new(), CancellationToken::new());
+        let sum = tokio::time::timeout(
+            DISK_INTERVAL * 3,
+            disk(dir.path().into(), Some(1 << 20), exceeded.clone(), stop),
+        )
+        .await
+        .expect("the watcher returns once the limit is passed");
+        assert!(exceeded.is_cancelled());
+        assert!(sum.peak_bytes.unwrap() >= 2 << 20);
+    }
+}

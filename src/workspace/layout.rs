@@ -1,0 +1,72 @@
+//! The files of one run, under `<repo>/.sandpen/runs/<run-id>/`: one place that knows the
+//! layout. Task ids start with a letter or digit, so sandpen's own files live under `_sandpen/`
+//! and can never collide with a task's checkout (a task named `agents` is fine).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The task's checkout: the only directory of the run a task container can write.
+    pub fn checkout(&self, task: &str) -> PathBuf {
+        self.root.join(task)
+    }
+
+    pub fn log(&self, task: &str) -> PathBuf {
+        self.root.join(format!("{task}.log"))
+    }
+
+    pub fn stderr_log(&self, task: &str) -> PathBuf {
+        self.root.join(format!("{task}.stderr.log"))
+    }
+
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    /// sandpen's own files of the run.
+    pub fn internal(&self) -> PathBuf {
+        self.root.join("_sandpen")
+    }
+
+    /// The agent definitions mounted read-only into every task container.
+    pub fn agents(&self) -> PathBuf {
+        self.internal().join("agents")
+    }
+
+    /// The task's prompt, mounted read-only into its container.
+    pub fn prompt(&self, task: &str) -> PathBuf {
+        self.internal().join("prompts").join(format!("{task}.md"))
+    }
+
+    /// Where the collection sandbox writes the task's result bundle.
+    pub fn collect_out(&self, task: &str) -> PathBuf {
+        self.internal().join("out").join(task)
+    }
+
+    /// sandpen's own copy of a result bundle, out of every container's reach.
+    pub fn bundle_copy(&self, task: &str) -> PathBuf {
+        self.internal().join("bundles").join(format!("{task}.bundle"))
+    }
+
+    /// Locked by the live sandpen process that owns the run (see `owner`).
+    pub fn lease(&self) -> PathBuf {
+        self.internal().join("lease")
+    }
+
+    /// What `gc` needs to finish a run whose sandpen died: repository, base, image, tasks.
+    pub fn manifest(&self) -> PathBuf {
+        self.internal().join("run.json")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,89 @@
+//! Bringing a result into the user's repository. Host-side git here only ever runs in the
+//! user's own repository: the task's result arrives as a bundle, a data file that git parses
+//! as it parses a pack from an untrusted remote (every object checked), and nothing of the
+//! task's repository (its config, hooks, attributes, nested repositories) is read on the host.
+
+use std::path::Path;
+
+use super::git::git;
+use super::{Repo, WorkspaceError};
+
+/// Checks every object that arrives, as for a fetch from a hostile server.
+const FSCK: [&str; 4] = ["-c", "transfer.fsckObjects=true", "-c", "fetch.fsckObjects=true"];
+
+impl Repo {
+    /// Fetches the bundle's `HEAD`, and only that, into `refs/heads/<branch>`; returns the
+    /// commit the branch now names.
+    pub async fn fetch_bundle(&self, bundle: &Path, branch: &str) -> Result<String, WorkspaceError> {
+        let refspec = format!("+HEAD:refs/heads/{branch}");
+        let bundle = bundle.display().to_string();
+        let mut args: Vec<&str> = FSCK.to_vec();
+        args.extend([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--",
+            &bundle,
+            &refspec,
+        ]);
+        {
+            let _guard = self.lock.lock().await;
+            git(&self.root, args).await?;
+        }
+        self.commit_of(&format!("refs/heads/{branch}")).await
+    }
+
+    /// Points `refs/heads/<branch>` at `commit`, which must already be a commit here (a task
+    /// whose HEAD moved to history the base already holds).
+    pub async fn point_branch(&self, branch: &str, commit: &str) -> Result<(), WorkspaceError> {
+        if !(commit.len() == 40 || commit.len() == 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(WorkspaceError::Git {
+                context: "naming the task's result".into(),
+                reason: format!("{commit:?} is not a commit id"),
+            });
+        }
+        let commit = self.commit_of(commit).await?;
+        let _guard = self.lock.lock().await;
+        git(
+            &self.root,
+            ["update-ref", &format!("refs/heads/{branch}"), &commit, ""],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Commits in `tip` that `base` does not have.
+    pub async fn count_commits(&self, base: &str, tip: &str) -> Result<u32, WorkspaceError> {
+        let out = git(&self.root, ["rev-list", "--count", &format!("{base}..{tip}")]).await?;
+        Ok(out.trim().parse().unwrap_or(0))
+    }
+
+    /// Whether `commit` is a salvage commit sandpen made (its `Sandpen-Salvaged` trailer).
+    pub async fn is_salvage(&self, commit: &str) -> Result<bool, WorkspaceError> {
+        let out = git(
+            &self.root,
+            [
+                "log",
+                "-1",
+                "--no-show-signature",
+                "--format=%(trailers:key=Sandpen-Salvaged,valueonly)",
+                commit,
+            ],
+        )
+        .await?;
+        Ok(out.trim() == "true")
+    }
+
+    async fn commit_of(&self, rev: &str) -> Result<String, WorkspaceError> {
+        let spec = format!("{rev}^{{commit}}");
+        Ok(git(
+            &self.root,
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
+        )
+        .await?
+        .trim()
+        .to_string())
+    }
+}
