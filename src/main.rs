@@ -24,15 +24,20 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Logs go to stderr; `-v` shows sandpen's debug lines, SANDPEN_LOG overrides everything.
+/// Logs go to stderr; `-v` shows sandpen's debug lines, SANDPEN_LOG overrides the level. The
+/// engine client and the HTTP stack stay at `info` whatever is asked: at debug they print
+/// request bodies, and a container's create body holds its environment (the credentials).
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "sandpen=debug",
-        _ => "sandpen=trace,bollard=debug",
+        _ => "sandpen=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SANDPEN_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SANDPEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for quiet in ["bollard=info", "hyper=info", "hyper_util=info", "h2=info"] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

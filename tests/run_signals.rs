@@ -76,7 +76,20 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     let dead_repo = make_repo();
     let live_repo = make_repo();
 
-    let mut dead = spawn_run(dead_repo.path(), &sleepers(&["d1", "d2"], 60), &["-j", "2"]);
+    // Each dead task has committed work and uncommitted work when sandpen is killed.
+    let workers: String = ["d1", "d2"]
+        .iter()
+        .map(|id| {
+            format!(
+                "[[task]]\nid = \"{id}\"\ntimeout = \"5m\"\nprompt_text = \"\"\"\n\
+                 echo c > committed-{id}.txt && git add . && git commit -qm c-{id}\n\
+                 echo u > uncommitted-{id}.txt\nsleep 60\n\"\"\"\n\n"
+            )
+        })
+        .collect();
+    let mut dead = spawn_run(dead_repo.path(), &workers, &["-j", "2"]);
+    // Let them commit before the kill.
+    std::thread::sleep(Duration::from_secs(2));
     let dead_ids = wait_running(&mut dead, 2);
     dead.signal("KILL");
     let status = dead
@@ -108,6 +121,37 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     }
     let left = containers(&dead_filter);
     assert!(left.is_empty(), "gc removed the dead run's containers: {left:?}");
+    // The dead run's work came back as branches, and its report was completed.
+    let runs = dead_repo.path().join(".sandpen/runs");
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run_id = run_dir.file_name().unwrap().to_string_lossy().to_string();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["complete"], true, "{report:#}");
+    for id in ["d1", "d2"] {
+        let branch = format!("sandpen/{id}/{run_id}");
+        for (file, text) in [("committed", "c\n"), ("uncommitted", "u\n")] {
+            assert_eq!(
+                git(dead_repo.path(), &["show", &format!("{branch}:{file}-{id}.txt")]),
+                text,
+                "gc brought {file} work of {id} back"
+            );
+        }
+        let t = report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap();
+        assert_eq!(t["branch"], branch.as_str(), "{t:#}");
+        assert!(t["message"].as_str().unwrap().contains("gc"), "{t:#}");
+        // The checkout is the repository owner's again.
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::metadata(run_dir.join(id).join(format!("uncommitted-{id}.txt"))).unwrap();
+        let repo_owner = std::fs::metadata(dead_repo.path()).unwrap();
+        assert_eq!(file.uid(), repo_owner.uid(), "{id}'s checkout handed back");
+    }
+    assert!(out.contains("completed run"), "gc says what it completed:\n{out}");
     assert!(
         !out.contains(&live_ids[0][..12]),
         "gc does not touch the live run:\n{out}"

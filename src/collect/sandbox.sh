@@ -17,6 +17,12 @@ if [ -L .git ] || [ ! -d .git ]; then
     exit 11
 fi
 
+# Files that point git at other directories (`commondir` would make the checkout a worktree of
+# another repository, alternates would borrow objects, a `core.worktree` would move the tree):
+# in here they point at nothing, so they go, and git is told where the repository is.
+rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates
+export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
+
 g() {
     git --no-replace-objects -c core.hooksPath=/dev/null -c core.fsmonitor=false \
         -c 'safe.directory=*' -c commit.gpgsign=false -c core.pager=cat \

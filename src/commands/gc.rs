@@ -1,49 +1,115 @@
-use crate::cli::GcArgs;
-use crate::engine::spec::{LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_TASK};
-use crate::engine::{ContainerEngine, short};
-use crate::exit;
-use crate::owner::{OwnerState, owner_state};
+use std::collections::HashMap;
+use std::path::Path;
 
-/// Removes containers of runs whose owner process is gone. Only containers carrying sandpen's
-/// owner label are ever considered; a live owner's containers are never touched.
+use crate::cli::GcArgs;
+use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK};
+use crate::engine::{ContainerEngine, Engine, short};
+use crate::exit;
+use crate::gc::{self, RunOnEngine};
+use crate::owner::{OwnerState, lease_held};
+use crate::workspace::{Repo, RunDir, SANDPEN_DIR};
+
+/// Finishes runs whose sandpen is gone: removes their containers, brings their tasks' work
+/// back as branches (in the collection sandbox), hands the checkouts back and completes their
+/// reports. A live run is never touched.
 pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let engine = super::connect(host).await?;
     let containers = engine.list(LABEL_OWNER, None).await?;
     let (mut removed, mut kept) = (0, 0);
-    for c in containers {
-        let label = |k: &str| c.labels.get(k).map(String::as_str);
-        let what = format!(
-            "{} (run {}, task {}, {})",
-            short(&c.id),
-            label(LABEL_RUN).unwrap_or("?"),
-            label(LABEL_TASK).unwrap_or("?"),
-            c.state
-        );
-        match owner_state(label(LABEL_OWNER), label(LABEL_OWNER_START)) {
+    let mut finished = Vec::new();
+    for run in gc::by_run(containers) {
+        match gc::judge(&run) {
             OwnerState::Gone => {
-                if args.dry_run {
-                    println!("would remove {what}: its sandpen process is gone");
-                } else {
-                    engine.remove(&c.id).await?;
-                    println!("removed {what}: its sandpen process is gone");
+                removed += run.containers.len();
+                let exits = remove_containers(&engine, &run, args.dry_run).await?;
+                if let Some(dir) = &run.run_dir {
+                    finish(&engine, dir, &exits, args.dry_run).await;
+                    finished.push(dir.clone());
                 }
-                removed += 1;
             }
-            OwnerState::Alive => {
-                kept += 1;
-                tracing::debug!("keeping {what}: its sandpen process is running");
+            state => {
+                kept += run.containers.len();
+                let why = match state {
+                    OwnerState::Alive => "its sandpen process is running".to_string(),
+                    OwnerState::Elsewhere(host) => format!("owned by a process on {host}; run gc there"),
+                    _ => "its owner cannot be determined".to_string(),
+                };
+                println!(
+                    "kept run {} ({} container(s)): {why}",
+                    run.run_id,
+                    run.containers.len()
+                );
             }
-            OwnerState::Elsewhere(host) => {
-                kept += 1;
-                println!("kept {what}: owned by a process on {host}; run gc there");
+        }
+    }
+    // Runs of this repository whose sandpen died after its containers were gone.
+    if let Ok(repo) = Repo::discover(None).await {
+        let runs = repo.root.join(SANDPEN_DIR).join("runs");
+        for dir in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+            let dir = dir.path();
+            if finished.contains(&dir) || lease_held(&RunDir::new(&dir).lease()) != Some(false) {
+                continue;
             }
-            OwnerState::Unknown => {
-                kept += 1;
-                println!("kept {what}: its owner label is unreadable");
-            }
+            finish(&engine, &dir, &HashMap::new(), args.dry_run).await;
         }
     }
     let verb = if args.dry_run { "would remove" } else { "removed" };
     eprintln!("gc: {verb} {removed} container(s), kept {kept} of live or foreign runs");
     Ok(exit::SUCCESS)
+}
+
+/// Removes the run's containers; returns the exit codes of its task containers that had ended.
+async fn remove_containers(
+    engine: &Engine,
+    run: &RunOnEngine,
+    dry_run: bool,
+) -> anyhow::Result<HashMap<String, i64>> {
+    let mut exits = HashMap::new();
+    for c in &run.containers {
+        let label = |k: &str| c.labels.get(k).map(String::as_str).unwrap_or("?");
+        let what = format!(
+            "{} (run {}, task {}, {})",
+            short(&c.id),
+            run.run_id,
+            label(LABEL_TASK),
+            c.state
+        );
+        if c.state != "running"
+            && label(LABEL_ROLE) != "collect"
+            && let Ok(state) = engine.exit_state(&c.id).await
+        {
+            exits.insert(label(LABEL_TASK).to_string(), state.exit_code);
+        }
+        if dry_run {
+            println!("would remove {what}: its sandpen process is gone");
+        } else {
+            engine.remove(&c.id).await?;
+            println!("removed {what}: its sandpen process is gone");
+        }
+    }
+    Ok(exits)
+}
+
+async fn finish(engine: &Engine, dir: &Path, exits: &HashMap<String, i64>, dry_run: bool) {
+    let layout = RunDir::new(dir);
+    if !layout.manifest().exists() {
+        return; // a run of an older sandpen, or a directory this machine cannot see
+    }
+    if dry_run {
+        println!(
+            "would complete run {} (collect its unfinished tasks)",
+            dir.display()
+        );
+        return;
+    }
+    match gc::finish_run(engine, &layout, exits).await {
+        Ok(lines) if lines.is_empty() => {}
+        Ok(lines) => {
+            println!("completed run {}:", dir.display());
+            for l in lines {
+                println!("  {l}");
+            }
+        }
+        Err(e) => eprintln!("warning: could not complete run {}: {e:#}", dir.display()),
+    }
 }

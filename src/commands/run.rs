@@ -216,7 +216,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let _ = display.await;
 
     for e in write_errors.lock().unwrap().iter() {
-        warn(&format!("{e}"));
+        warn(e);
     }
     note(&format!("report: {}", layout.report().display()));
     note(&format!("logs:   {}/<task>.log", layout.root.display()));

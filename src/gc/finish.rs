@@ -1,0 +1,119 @@
+//! Completing a dead run: each task its sandpen never finished gets its work collected (in the
+//! collection sandbox, as a live run does), its checkout handed back, and an entry in the
+//! report, which is then marked complete.
+
+use std::collections::HashMap;
+
+use crate::collect::{self, Job};
+use crate::engine::ContainerEngine;
+use crate::engine::spec::Owner;
+use crate::report::write_atomically;
+use crate::runner::events::now_rfc3339;
+use crate::runner::manifest::Manifest;
+use crate::runner::{RunReport, TaskResult, TaskStatus};
+use crate::workspace::{Repo, RunDir};
+
+/// Finishes the run in `layout`; `exit_codes` are what the engine said of its task containers
+/// before they were removed. Returns one line per task it completed.
+pub async fn finish_run<E: ContainerEngine>(
+    engine: &E,
+    layout: &RunDir,
+    exit_codes: &HashMap<String, i64>,
+) -> anyhow::Result<Vec<String>> {
+    let manifest = Manifest::read(&layout.manifest())
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", layout.manifest().display()))?;
+    let mut report: RunReport = std::fs::read(layout.report())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| RunReport::started(&manifest.run_id, &manifest.repo, &manifest.image, 0, ""));
+    if report.complete {
+        return Ok(Vec::new());
+    }
+    let repo = Repo::discover(Some(std::path::Path::new(&manifest.repo))).await?;
+    let owner = Owner {
+        run_id: manifest.run_id.clone(),
+        process: crate::owner::this_owner(),
+        process_start: crate::owner::this_start_time(),
+        run_dir: layout.root.clone(),
+    };
+    let mut lines = Vec::new();
+    for task in &manifest.tasks {
+        if report.tasks.iter().any(|t| t.id == task.id) {
+            continue;
+        }
+        let mut result = TaskResult {
+            checkout: layout.checkout(&task.id).display().to_string(),
+            log: layout.log(&task.id).display().to_string(),
+            stderr_log: layout.stderr_log(&task.id).display().to_string(),
+            exit_code: exit_codes.get(&task.id).copied(),
+            ..TaskResult::new(&task.id, &manifest.image, task.limits)
+        };
+        if !layout.checkout(&task.id).is_dir() {
+            result.status = TaskStatus::Cancelled;
+            result.message = Some("sandpen ended before the task started".into());
+        } else {
+            let job = Job {
+                repo: &repo,
+                run: layout,
+                owner: &owner,
+                task: &task.id,
+                base: &manifest.base,
+                image: &manifest.image,
+                user: manifest.user,
+                handed: true,
+                limits: task.limits,
+            };
+            let ended = match exit_codes.get(&task.id) {
+                Some(124) => " (its container stopped itself at its deadline)".to_string(),
+                Some(c) => format!(" (its container exited with code {c})"),
+                None => String::new(),
+            };
+            result.status = TaskStatus::Error;
+            match collect::collect(engine, &job).await {
+                Ok(c) => {
+                    result.message = Some(format!(
+                        "sandpen ended while the task ran{ended}; `sandpen gc` brought its work back"
+                    ));
+                    result.branch = c.branch;
+                    result.commits = c.commits;
+                    result.salvaged = c.salvaged;
+                    result.salvage_left_out = c.left_out;
+                }
+                Err(e) => {
+                    result.message = Some(format!(
+                        "sandpen ended while the task ran{ended}; bringing its work back failed: {e}; the checkout is kept"
+                    ));
+                }
+            }
+        }
+        lines.push(format!(
+            "task {}: {}{}",
+            task.id,
+            result
+                .branch
+                .as_deref()
+                .map_or("no new commits".to_string(), |b| format!("branch {b}")),
+            result
+                .message
+                .as_deref()
+                .map_or(String::new(), |m| format!(" ({m})")),
+        ));
+        report.tasks.push(result);
+    }
+    // In the manifest's order, as a live run writes them.
+    let order: HashMap<&str, usize> = manifest
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    report
+        .tasks
+        .sort_by_key(|t| order.get(t.id.as_str()).copied().unwrap_or(usize::MAX));
+    report.complete = true;
+    report.cancelled = true;
+    report.finished_at = now_rfc3339();
+    let json = serde_json::to_vec_pretty(&report)?;
+    write_atomically(&layout.report(), &json)?;
+    Ok(lines)
+}
