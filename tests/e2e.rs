@@ -718,3 +718,43 @@ async fn the_demo_runs_its_sample_tasks_through_all_phases() {
     );
     assert_no_containers_left(field(&report, "run_id"));
 }
+
+/// A prompt of the largest default size (1 MiB) reaches the model whole: the prompt travels
+/// from a read-only mounted file on the CLI's stdin, not through the argument list, where the
+/// kernel limits one argument to 128 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_mebibyte_prompt_reaches_the_model_whole() {
+    use sha2::{Digest, Sha256};
+    let id = "big";
+    // 1 MiB exactly with the newline `repo_with` adds; a marker at each end.
+    let mut prompt = String::from("BEGIN-OF-BIG-PROMPT\n");
+    let mut n = 0;
+    while prompt.len() < (1 << 20) - 64 {
+        prompt.push_str(&format!("line {n:06}: sandpen sends this prompt on standard input.\n"));
+        n += 1;
+    }
+    prompt.push_str("END-OF-BIG-PROMPT");
+    let pad = (1 << 20) - 1 - prompt.len();
+    prompt.insert_str(prompt.len() - "END-OF-BIG-PROMPT".len(), &".".repeat(pad));
+    assert_eq!(prompt.len() + 1, 1 << 20);
+    let script = Script::one(id, vec![Turn::text("Read it all.")]);
+    let repo = repo_with(&[], &[(id, &prompt)]);
+    let (run, recorded) = run_scripted(repo.path(), id, script).await;
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let first = agent_requests(&recorded, id)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("the model saw no request:\n{}", run.dump()));
+    let digests = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    let whole = [digests(&prompt), digests(&format!("{prompt}\n"))];
+    eprintln!(
+        "e2e big prompt: {} bytes sent; the first user message's text blocks: {:?}",
+        prompt.len() + 1,
+        first.first_user_texts.iter().map(|(_, n)| n).collect::<Vec<_>>()
+    );
+    assert!(
+        first.first_user_texts.iter().any(|(d, _)| whole.contains(d)),
+        "no text block of the first request is the whole prompt: {:?}",
+        first.first_user_texts
+    );
+}

@@ -32,6 +32,10 @@ pub struct Recorded {
     pub messages: usize,
     pub tools: Vec<String>,
     pub api_key_present: bool,
+    /// sha256 (hex) and size of each text block of the first user message: proof of what
+    /// prompt arrived, without recording it.
+    #[serde(default)]
+    pub first_user_texts: Vec<(String, usize)>,
     pub answer: String,
 }
 
@@ -67,6 +71,8 @@ impl ModelServer {
         let app = Router::new()
             .route("/task/{task}/v1/messages", post(messages))
             .fallback(not_found)
+            // Large prompts are part of what the tests prove arrives whole.
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
@@ -99,6 +105,26 @@ impl ModelServer {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
+}
+
+/// The digest and size of every text block of the first user message.
+fn first_user_texts(messages: &Value) -> Vec<(String, usize)> {
+    use sha2::{Digest, Sha256};
+    let Some(first) = messages
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["role"] == "user"))
+    else {
+        return Vec::new();
+    };
+    let texts: Vec<&str> = match &first["content"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+        _ => Vec::new(),
+    };
+    texts
+        .into_iter()
+        .map(|t| (hex::encode(Sha256::digest(t.as_bytes())), t.len()))
+        .collect()
 }
 
 async fn not_found() -> Response {
@@ -152,6 +178,7 @@ async fn messages(
         messages,
         tools,
         api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
+        first_user_texts: first_user_texts(&req["messages"]),
         answer: String::new(),
     };
 
