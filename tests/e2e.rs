@@ -730,7 +730,9 @@ async fn a_one_mebibyte_prompt_reaches_the_model_whole() {
     let mut prompt = String::from("BEGIN-OF-BIG-PROMPT\n");
     let mut n = 0;
     while prompt.len() < (1 << 20) - 64 {
-        prompt.push_str(&format!("line {n:06}: sandpen sends this prompt on standard input.\n"));
+        prompt.push_str(&format!(
+            "line {n:06}: sandpen sends this prompt on standard input.\n"
+        ));
         n += 1;
     }
     prompt.push_str("END-OF-BIG-PROMPT");

@@ -115,31 +115,6 @@ async fn make_repo(dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(p.parent().expect("has a parent"))?;
         std::fs::write(p, format!("{}\n", t.prompt))?;
     }
-    let git = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new("git");
-        cmd.arg("-C")
-            .arg(dir)
-            .args([
-                "-c",
-                "user.name=sandpen demo",
-                "-c",
-                "user.email=demo@sandpen.invalid",
-            ])
-            .args(args);
-        cmd
-    };
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "-A"],
-        &["commit", "-qm", "textkit: the demo repository"],
-    ] {
-        let out = git(args).output().await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    workspace::init_repo(dir, "textkit: the demo repository").await?;
     Ok(())
 }

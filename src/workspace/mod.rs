@@ -165,6 +165,21 @@ impl Repo {
     }
 }
 
+/// Makes `dir` a new repository (branch `main`) with everything in it as the first commit,
+/// authored by sandpen: the demo's sample repository.
+pub async fn init_repo(dir: &Path, message: &str) -> Result<(), WorkspaceError> {
+    let who = [
+        ("GIT_AUTHOR_NAME", "sandpen demo"),
+        ("GIT_AUTHOR_EMAIL", "demo@sandpen.invalid"),
+        ("GIT_COMMITTER_NAME", "sandpen demo"),
+        ("GIT_COMMITTER_EMAIL", "demo@sandpen.invalid"),
+    ];
+    git::git(dir, ["init", "-q", "-b", "main"]).await?;
+    git::git(dir, ["add", "-A"]).await?;
+    git::git_env(dir, ["commit", "-q", "--no-verify", "-m", message], &who).await?;
+    Ok(())
+}
+
 fn reason_of(e: WorkspaceError) -> String {
     match e {
         WorkspaceError::Git { reason, .. } => reason,
