@@ -436,3 +436,64 @@ fn phase_markers_in_the_stream_count_when_there_is_no_state_file() {
     assert_eq!(t["last_phase"], 4, "{t:#}");
     assert_eq!(field(t, "last_phase_name"), "research and planning");
 }
+
+#[test]
+fn odd_names_credential_files_and_oom_survivors_are_reported_plainly() {
+    let repo = make_repo();
+    let run = run_tasks(
+        repo.path(),
+        r#"
+[defaults]
+timeout = "1m"
+
+# A task may be named like sandpen's own files: they live apart (`_sandpen/`).
+[[task]]
+id = "agents"
+prompt_text = "echo x > x.txt"
+
+# Uncommitted files that look like credentials stay out of the salvage, and the report says so.
+[[task]]
+id = "secrets"
+prompt_text = "echo TOKEN=1 > .env; mkdir -p keys; echo k > keys/id_rsa; echo ok > ok.txt"
+
+# The kernel kills a child for memory, the shell goes on and exits 0: no misleading code 0.
+[[task]]
+id = "survivor"
+memory = "96m"
+prompt_text = "head -c 400000000 /dev/zero | tail; exit 0"
+"#,
+        &["-j", "3"],
+    );
+    let report = run.report();
+    let run_id = field(&report, "run_id").to_string();
+
+    let agents = task(&report, "agents");
+    assert_eq!(field(agents, "status"), "succeeded", "{agents:#}");
+    let branch = format!("sandpen/agents/{run_id}");
+    assert_eq!(git(repo.path(), &["show", &format!("{branch}:x.txt")]), "x\n");
+
+    let secrets = task(&report, "secrets");
+    assert_eq!(field(secrets, "status"), "succeeded", "{secrets:#}");
+    assert_eq!(secrets["salvaged"], true, "{secrets:#}");
+    let left_out: Vec<&str> = secrets["salvage_left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(left_out, [".env", "keys/id_rsa"], "{secrets:#}");
+    let branch = field(secrets, "branch");
+    let files = git(repo.path(), &["ls-tree", "-r", "--name-only", branch]);
+    assert!(files.lines().any(|f| f == "ok.txt"), "{files}");
+    assert!(!files.contains(".env") && !files.contains("id_rsa"), "{files}");
+    let checkout = std::path::Path::new(field(secrets, "checkout"));
+    assert!(checkout.join(".env").is_file(), "the file stays in the checkout");
+
+    let survivor = task(&report, "survivor");
+    assert_eq!(field(survivor, "status"), "oom_killed", "{survivor:#}");
+    assert!(survivor["exit_code"].is_null(), "{survivor:#}");
+    assert!(
+        field(survivor, "message").contains("exited 0 afterwards"),
+        "{survivor:#}"
+    );
+}

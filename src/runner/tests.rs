@@ -155,3 +155,20 @@ async fn a_cli_that_did_not_load_the_workflow_manager_is_stopped() {
         "stopped, not waited out"
     );
 }
+
+#[tokio::test]
+async fn under_fail_fast_the_dependents_of_a_cancelled_task_are_cancelled() {
+    let engine = FakeEngine::new([
+        ("bad", Behaviour { secs: 0.2, code: 2 }),
+        ("slow", Behaviour { secs: 30.0, code: 0 }),
+    ]);
+    let tasks = vec![
+        task("bad", &[], 60),
+        task("slow", &[], 60),
+        task("after-slow", &["slow"], 60),
+    ];
+    let r = run(engine, tasks, 2, true).await;
+    assert_eq!(status(&r, "bad"), TaskStatus::Failed);
+    assert_eq!(status(&r, "slow"), TaskStatus::Cancelled);
+    assert_eq!(status(&r, "after-slow"), TaskStatus::Cancelled);
+}
