@@ -96,12 +96,6 @@ impl Checkout {
     pub fn handed_to(&self) -> Option<(u32, u32)> {
         self.handed_to
     }
-
-    /// Hands everything in the checkout back to the repository's owner (after the task and the
-    /// collection sandbox are gone). Never follows symlinks.
-    pub async fn hand_back(&self, repo: &Repo) -> Result<(), WorkspaceError> {
-        hand_back(&self.path, self.handed_to.is_some(), repo.owner).await
-    }
 }
 
 /// Gives `dir` and everything in it to `to` when it was handed to a task's user.
