@@ -5,7 +5,7 @@ use crate::engine::spec::{CREDENTIAL_ENV, LABEL_RUN};
 use crate::engine::{ContainerEngine, Engine};
 use crate::exit::{self, UsageError};
 use crate::image::{ImageRequest, Target};
-use crate::plan::{self, Defaults, Flags, Plan};
+use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
 use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::Repo;
@@ -41,7 +41,12 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
     };
-    let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
+    let prompts = PromptPolicy::for_run(
+        args.repo.as_deref(),
+        args.allow_outside_prompts,
+        args.max_prompt_size,
+    );
+    let plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
     let env = passthrough_env();
     if env.is_empty() {
         return Err(UsageError(
