@@ -6,8 +6,8 @@
 //! directory of the file that names it or inside the repository, unless the user says
 //! otherwise with `--allow-outside-prompts`.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
 
@@ -39,6 +39,15 @@ impl Default for PromptPolicy {
     }
 }
 
+/// Who names a prompt file, and so which directory it may be in besides the roots.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum NamedBy<'a> {
+    /// A task file's `prompt` key: the task file's directory (resolved, see [`dir_of`]).
+    TaskFile(&'a Path),
+    /// The command line: the file's own directory (so only a symlink can lead out of it).
+    CommandLine,
+}
+
 /// A refused prompt: what is wrong and how to fix it (the caller adds where).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Refusal {
@@ -60,10 +69,9 @@ impl PromptPolicy {
         }
     }
 
-    /// The text of the prompt file at `path`, named by a file in `dir` (see [`dir_of`]): a
-    /// regular file, inside `dir` or a root (unless allowed outside), at most `max_bytes`
-    /// of UTF-8.
-    pub(super) fn read(&self, path: &Path, dir: &Path) -> Result<String, Refusal> {
+    /// The text of the prompt file at `path`: a regular file, inside the directory `by`
+    /// allows or a root (unless allowed outside), at most `max_bytes` of UTF-8.
+    pub(super) fn read(&self, path: &Path, by: NamedBy) -> Result<String, Refusal> {
         let real = std::fs::canonicalize(path).map_err(|e| {
             refusal(if e.kind() == std::io::ErrorKind::NotFound {
                 ReadError::NotFound
@@ -71,33 +79,45 @@ impl PromptPolicy {
                 ReadError::Other(e.to_string())
             })
         })?;
-        // Messages about a symlink say where it leads.
+        // Messages about a symlink or a `..` say where it leads.
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let with_target = |mut r: Refusal| {
-            if real != path {
-                r.problem.push_str(&format!(" (it resolves to {})", real.display()));
+            if real != shown {
+                r.problem
+                    .push_str(&format!(" (it resolves to {})", real.display()));
             }
             r
         };
         // The kind first: that is a problem --allow-outside-prompts would not fix.
-        let meta = std::fs::metadata(&real).map_err(|e| with_target(refusal(ReadError::Other(e.to_string()))))?;
+        let meta =
+            std::fs::metadata(&real).map_err(|e| with_target(refusal(ReadError::Other(e.to_string()))))?;
         check_regular(FileType::from_raw_mode(meta.mode())).map_err(|e| with_target(refusal(e)))?;
-        if !self.allow_outside && !self.is_inside(&real, dir) {
+        let (dir, dir_is, fix) = match by {
+            NamedBy::TaskFile(dir) => (
+                dir.to_path_buf(),
+                "the task file's directory",
+                "move the prompt file into the task file's directory or the repository",
+            ),
+            NamedBy::CommandLine => (
+                dir_of(path),
+                "the directory of the link",
+                "copy the file into the repository instead of linking to it",
+            ),
+        };
+        if !self.allow_outside && !self.is_inside(&real, &dir) {
             let roots = match self.roots.as_slice() {
-                [] => "no repository was found around it".to_string(),
+                [] => "no repository was found (no .git above the working directory or --repo)".to_string(),
                 roots => {
                     let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
                     format!("the repository ({})", shown.join(", "))
                 }
             };
             return Err(with_target(Refusal {
-                problem: format!(
-                    "is outside the directory of the file naming it ({}) and {roots}",
-                    dir.display()
+                problem: format!("is outside {dir_is} ({}) and {roots}", dir.display()),
+                fix: format!(
+                    "{fix}, or pass --allow-outside-prompts to read prompt files from anywhere \
+                     (they must still be regular files within --max-prompt-size)"
                 ),
-                fix: "move the prompt file into the task file's directory or the repository, \
-                      or pass --allow-outside-prompts to read prompt files from anywhere (they \
-                      must still be regular files within --max-prompt-size)"
-                    .into(),
             }));
         }
         read_bounded(&real, self.max_bytes, false).map_err(|e| with_target(refusal(e)))

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::policy;
+use super::policy::NamedBy;
 use super::{Context, Draft, PlanError, TaskSpec, is_valid_id};
 
 pub(super) const ID_RULE: &str = "ids must match [a-z0-9][a-z0-9_-]{0,62}: lowercase letters, digits, \
@@ -31,8 +31,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             ),
         });
     }
-    // The file's own directory is where it may be: only a symlink to elsewhere is refused.
-    let prompt = match ctx.prompts.read(path, &policy::dir_of(path)) {
+    let prompt = match ctx.prompts.read(path, NamedBy::CommandLine) {
         Ok(text) => text,
         Err(refused) => {
             errors.push(bad_input(path, refused.problem, refused.fix));

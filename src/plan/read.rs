@@ -15,10 +15,13 @@ pub const MAX_TASK_FILE_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ReadError {
     NotFound,
-    /// What it is instead: "a FIFO (named pipe)", "a directory", ...
+    /// What it is instead: "a FIFO, a named pipe", "a directory", ...
     NotRegular(&'static str),
     /// Its size (or the bytes read before giving up) and the limit.
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
     NotUtf8,
     Other(String),
 }
@@ -84,7 +87,7 @@ pub(super) fn check_regular(kind: FileType) -> Result<(), ReadError> {
     let what = match kind {
         FileType::RegularFile => return Ok(()),
         FileType::Directory => "a directory",
-        FileType::Fifo => "a FIFO (named pipe)",
+        FileType::Fifo => "a FIFO, a named pipe",
         FileType::Socket => "a socket",
         FileType::CharacterDevice => "a character device",
         FileType::BlockDevice => "a block device",
@@ -154,7 +157,10 @@ mod tests {
             let err = read_bounded(path, 1024, true).unwrap_err();
             assert!(start.elapsed() < Duration::from_secs(1), "{}", path.display());
             let text = err.to_string();
-            assert!(text.contains("is not a regular file") && text.contains(what), "{text}");
+            assert!(
+                text.contains("is not a regular file") && text.contains(what),
+                "{text}"
+            );
         }
     }
 

@@ -65,8 +65,9 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The governance check runs on a lenient parse, before the strict one, so that `command`
-/// gets its own explanation instead of serde's "unknown field".
+/// The governance check runs on a lenient parse when the strict one failed, so that
+/// `command` gets its own explanation instead of serde's "unknown field" (or whatever other
+/// error serde met first).
 pub(super) fn forbidden_keys(src: &Source) -> Vec<PlanError> {
     // Anything the lenient parse cannot read, the strict parse will report properly.
     let Ok(probe) = toml::from_str::<Probe>(src.text) else {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::graph::Dep;
+use super::policy::NamedBy;
 use super::prompt_file::{ID_RULE, bad_input, suggest_id};
 use super::read::{MAX_TASK_FILE_BYTES, ReadError, read_bounded};
 use super::source::{Source, forbidden_keys, toml_error};
@@ -74,16 +75,17 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
     let src = Source::new(path, &text);
     let dir = policy::dir_of(path);
 
-    let forbidden = forbidden_keys(&src);
-    if !forbidden.is_empty() {
-        errors.extend(forbidden);
-        return Vec::new();
-    }
-
     let raw: RawFile = match toml::from_str(&text) {
         Ok(raw) => raw,
         Err(e) => {
-            errors.push(toml_error(&src, &e));
+            // A key that would replace the agent fails the strict parse (no such field), so
+            // the second, lenient parse that explains it is only needed then.
+            let forbidden = forbidden_keys(&src);
+            if forbidden.is_empty() {
+                errors.push(toml_error(&src, &e));
+            } else {
+                errors.extend(forbidden);
+            }
             return Vec::new();
         }
     };
@@ -261,7 +263,7 @@ fn prompt(
                 return None;
             }
             let resolved = resolve_prompt_path(src.path, file.get_ref());
-            match ctx.prompts.read(&resolved, dir) {
+            match ctx.prompts.read(&resolved, NamedBy::TaskFile(dir)) {
                 Ok(text) => (text, format!("{at} (prompt file {})", resolved.display())),
                 Err(refused) => {
                     errors.push(PlanError::Invalid {

@@ -305,6 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn size_table() {
+        for (input, want) in [
+            ("512k", 512 * 1024),
+            ("2m", 2 * MIB as u64),
+            ("4MiB", 4 * MIB as u64),
+            ("1MiB", MIB as u64),
+            ("100", 100),
+            ("1", 1),
+        ] {
+            assert_eq!(parse_size(input), Ok(want), "{input}");
+        }
+        for (input, want) in [
+            ("0", "greater than zero"),
+            ("-1k", "positive"),
+            ("lots", "is not a size"),
+            ("", "empty"),
+            ("9999999999p", "too large"),
+        ] {
+            let err = parse_size(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
     fn cpus_table() {
         let ok: &[(&str, i64)] = &[
             ("1.5", 1_500_000_000),

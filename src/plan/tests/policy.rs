@@ -56,7 +56,7 @@ fn prompt_of(inputs: &[PathBuf], policy: &PromptPolicy) -> String {
 
 const OUTSIDE: &[&str] = &[
     "tasks.toml:3",
-    "is outside the directory of the file naming it",
+    "is outside the task file's directory (",
     "the repository (",
     "fix: ",
     "--allow-outside-prompts",
@@ -105,7 +105,10 @@ fn prompts_outside_are_refused_unless_allowed() {
         let t = l.task_file(prompt);
         let text = load_policy(&[t], &l.policy()).expect_err(case);
         assert_has(&text, OUTSIDE);
-        assert!(!text.contains("secret") && !text.contains("root:"), "{case}: no content shown");
+        assert!(
+            !text.contains("secret") && !text.contains("root:"),
+            "{case}: no content shown"
+        );
     }
 
     // Without a repository, only the task file's directory.
@@ -139,7 +142,12 @@ fn symlinks_to_outside_are_refused() {
     let text = load_policy(&[l.tasks().join("innocent.md")], &l.policy()).unwrap_err();
     assert_has(
         &text,
-        &["innocent.md: is outside", "it resolves to", "--allow-outside-prompts"],
+        &[
+            "innocent.md: is outside the directory of the link",
+            "it resolves to",
+            "copy the file into the repository",
+            "--allow-outside-prompts",
+        ],
     );
     let plain = write(l.base.path(), "elsewhere/plain.md", "fine");
     assert_eq!(prompt_of(&[plain], &l.policy()), "fine");
@@ -165,7 +173,10 @@ fn only_regular_files_are_read_even_when_outside_is_allowed() {
         let text = load_policy(&[l.task_file("fifo.md")], &policy).unwrap_err();
         assert_has(&text, &["tasks.toml:3", "is not a regular file", "FIFO"]);
         let text = load_policy(&[l.task_file("/dev/zero")], &policy).unwrap_err();
-        assert_has(&text, &["tasks.toml:3", "is not a regular file", "character device"]);
+        assert_has(
+            &text,
+            &["tasks.toml:3", "is not a regular file", "character device"],
+        );
         // Named on the command line.
         let text = load_policy(std::slice::from_ref(&fifo), &policy).unwrap_err();
         assert_has(&text, &["fifo.md: is not a regular file", "FIFO"]);
@@ -197,7 +208,12 @@ fn prompts_over_the_size_limit_are_refused() {
     let text = load_policy(&[l.task_file("big.md")], &policy).unwrap_err();
     assert_has(
         &text,
-        &["tasks.toml:3", "big.md", "is 101 bytes, over the limit of 100 bytes", "--max-prompt-size"],
+        &[
+            "tasks.toml:3",
+            "big.md",
+            "is 101 bytes, over the limit of 100 bytes",
+            "--max-prompt-size",
+        ],
     );
     let text = load_policy(&[l.tasks().join("big.md")], &policy).unwrap_err();
     assert_has(&text, &["big.md: is 101 bytes", "--max-prompt-size"]);
@@ -206,7 +222,14 @@ fn prompts_over_the_size_limit_are_refused() {
     let inline = format!("[[task]]\nid = \"a\"\nprompt_text = \"{}\"\n", "y".repeat(101));
     let t = write(&l.tasks(), "inline.toml", &inline);
     let text = load_policy(&[t], &policy).unwrap_err();
-    assert_has(&text, &["inline.toml:3", "`prompt_text` of task `a` is 101 bytes", "--max-prompt-size"]);
+    assert_has(
+        &text,
+        &[
+            "inline.toml:3",
+            "`prompt_text` of task `a` is 101 bytes",
+            "--max-prompt-size",
+        ],
+    );
 }
 
 #[test]
@@ -221,6 +244,9 @@ fn task_files_have_a_generous_bound() {
     let text = load_policy(&[huge], &l.policy()).unwrap_err();
     assert_has(
         &text,
-        &["huge.toml: is 16777217 bytes, over the limit of 16777216 bytes", "split"],
+        &[
+            "huge.toml: is 16777217 bytes, over the limit of 16777216 bytes",
+            "split",
+        ],
     );
 }
