@@ -6,7 +6,22 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use common::*;
-use sandpen::image::{self, BuildContext, ImageError};
+use sandpen::image::{self, BaseChoice, BuildContext, ImageError, ImageEvent};
+
+/// The base images are built on here: Debian's own, or sandpen's made offline.
+async fn base_in_use() -> (String, String) {
+    image("probe"); // makes sure there is one
+    BaseChoice::for_base(image::DEFAULT_BASE)
+        .present(&engine().await)
+        .await
+        .unwrap()
+        .expect("a base on the engine after building the probe image")
+}
+
+fn base_in_use_blocking() -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(base_in_use()).0
+}
 
 #[test]
 fn probe_image_builds_and_a_second_build_is_a_cache_hit() {
@@ -36,10 +51,9 @@ fn probe_image_builds_and_a_second_build_is_a_cache_hit() {
 fn probe_image_builds_from_nothing_on_another_base() {
     // A distinct base tag gives a distinct content tag, and --rebuild disables the layer cache:
     // this is a build from nothing, whatever earlier runs left on the engine.
-    let base = image("probe"); // makes sure the default base exists
-    let _ = base;
+    let base = base_in_use_blocking();
     let test_base = format!("sandpen-test-base:{}", std::process::id());
-    assert!(docker(&["tag", image::DEFAULT_BASE, &test_base]).status.success());
+    assert!(docker(&["tag", &base, &test_base]).status.success());
     let out = output(sandpen().args([
         "image",
         "build",
@@ -91,16 +105,13 @@ fn agent_image_holds_uv_and_the_real_claude_cli() {
 
 #[tokio::test]
 async fn a_broken_dockerfile_fails_with_the_failing_steps_text() {
-    image("probe"); // the base must exist
+    let (base, _) = base_in_use().await;
     let engine = engine().await;
     let mut ctx = BuildContext::new();
     ctx.add(
         "Dockerfile",
         0o644,
-        format!(
-            "FROM {}\nRUN echo fine\nRUN echo the-step-output && exit 7\nRUN echo never\n",
-            image::DEFAULT_BASE
-        ),
+        format!("FROM {base}\nRUN echo fine\nRUN echo the-step-output && exit 7\nRUN echo never\n"),
     );
     let tag = format!("sandpen-test-broken:{}", std::process::id());
     let mut steps = Vec::new();
@@ -211,9 +222,105 @@ fn an_unpullable_base_names_the_offline_way() {
     let err = stderr(&out);
     assert!(err.contains("sandpen-test-no-such-base:1"), "{err}");
     assert!(
-        err.contains("sandpen image bootstrap-base"),
+        err.contains("sandpen image bootstrap-base") && err.contains("omit --base"),
         "names the offline way: {err}"
     );
+}
+
+#[tokio::test]
+async fn an_unpullable_base_falls_back_to_sandpens_own_and_only_that() {
+    let engine = engine().await;
+    let (base, base_id) = base_in_use().await;
+    let pid = std::process::id();
+    // Stand-ins for debian:bookworm-slim (cannot be pulled here) and sandpen's own base.
+    let preferred = format!("sandpen-test-no-such-base:{pid}");
+    let offline = format!("sandpen-test-offline-base:{pid}");
+    assert!(docker(&["tag", &base, &offline]).status.success());
+    let choice = BaseChoice {
+        preferred: preferred.clone(),
+        offline: Some(offline.clone()),
+    };
+
+    let mut lines = Vec::new();
+    let got = image::ensure_base(&engine, &choice, false, &mut |e| {
+        if let ImageEvent::Bootstrap { line } = e {
+            lines.push(line)
+        }
+    })
+    .await;
+    assert_eq!(got.unwrap(), (offline.clone(), base_id.clone()));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("pulling {preferred} failed"))
+                && l.contains(&format!("building on {offline}"))),
+        "says why: {lines:?}"
+    );
+    assert_eq!(
+        choice.present(&engine).await.unwrap(),
+        Some((offline.clone(), base_id.clone()))
+    );
+
+    // A base the user named wins: no stand-in.
+    let named = BaseChoice::for_base(&preferred);
+    assert_eq!(named.offline, None);
+    let err = image::ensure_base(&engine, &named, true, &mut |_| {})
+        .await
+        .expect_err("a named base that cannot be pulled is an error");
+    assert!(matches!(err, ImageError::BaseUnavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("omit --base"), "{err}");
+
+    // Without the stand-in and without --bootstrap-base: the offline way is named.
+    assert!(docker(&["rmi", &offline]).status.success());
+    let err = image::ensure_base(&engine, &choice, false, &mut |_| {})
+        .await
+        .expect_err("no base at all");
+    let text = err.to_string();
+    assert!(
+        text.contains("sudo sandpen image bootstrap-base") && text.contains(&offline),
+        "{text}"
+    );
+    assert_eq!(
+        engine.image_id(&base).await.unwrap(),
+        Some(base_id),
+        "the base itself is untouched"
+    );
+}
+
+#[test]
+fn bootstrap_base_tags_sandpens_own_name_and_leaves_debians_alone() {
+    assert_eq!(
+        BaseChoice::for_base(image::DEFAULT_BASE).offline.as_deref(),
+        Some(image::OFFLINE_BASE)
+    );
+    assert!(!image::OFFLINE_BASE.starts_with("debian"));
+    let debian = || {
+        let out = docker(&["image", "inspect", "--format", "{{.Id}}", image::DEFAULT_BASE]);
+        out.status.success().then(|| stdout(&out).trim().to_string())
+    };
+    let before = debian();
+    // A real debootstrap the first time on an engine (about a minute), a lookup afterwards.
+    let out = output(sandpen().args(["image", "bootstrap-base"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().last(), Some(image::OFFLINE_BASE));
+    let made = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Comment}}",
+        image::OFFLINE_BASE,
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(
+        stdout(&made).contains("sandpen image bootstrap-base"),
+        "the import says who made it: {}",
+        stdout(&made)
+    );
+    assert_eq!(debian(), before, "{} is not touched", image::DEFAULT_BASE);
+
+    let again = output(sandpen().args(["image", "bootstrap-base"]));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already present"), "{}", stderr(&again));
 }
 
 #[test]

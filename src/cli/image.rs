@@ -10,7 +10,8 @@ pub struct ImageArgs {
 pub enum ImageCommand {
     /// Build an image, or reuse it when nothing changed. Prints the tag as the last line.
     Build(ImageBuildArgs),
-    /// Make the base image offline with debootstrap (for machines without a registry).
+    /// Make sandpen's own base image offline with debootstrap (for machines without a
+    /// registry).
     BootstrapBase(BootstrapBaseArgs),
 }
 
@@ -46,8 +47,9 @@ pub struct ImageBuildArgs {
 
 #[derive(Debug, Args)]
 pub struct BootstrapBaseArgs {
-    /// Tag to import the base under.
-    #[arg(long, value_name = "IMAGE", default_value = crate::image::DEFAULT_BASE)]
+    /// Tag to import the base under (sandpen's own name: builds use it where the default
+    /// base cannot be pulled).
+    #[arg(long, value_name = "IMAGE", default_value = crate::image::OFFLINE_BASE)]
     pub base: String,
 
     /// Debian suite to install.

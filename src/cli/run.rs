@@ -34,6 +34,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 
+    /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "SANDPEN_MAX_PROMPT_SIZE",
+        default_value = "1MiB",
+        value_parser = crate::plan::parse_size
+    )]
+    pub max_prompt_size: u64,
+
+    /// Read prompt files from anywhere, not only from the task file's directory and the
+    /// repository (they must still be regular files within --max-prompt-size).
+    #[arg(long)]
+    pub allow_outside_prompts: bool,
+
     /// Image to run (default: build or reuse the agent image).
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,

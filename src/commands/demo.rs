@@ -5,7 +5,7 @@ use crate::cli::DemoArgs;
 use crate::exit::UsageError;
 use crate::image::{self, ImageRequest, Target};
 use crate::model_server::ModelServer;
-use crate::plan::{self, Defaults, Flags};
+use crate::plan::{self, Defaults, Flags, PromptPolicy};
 use crate::workspace::Repo;
 use crate::{demo, workspace};
 
@@ -45,7 +45,8 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         timeout: Some("10m".into()),
         ..Default::default()
     };
-    let plan = plan::load(&prompts, &flags, &Defaults::default())?;
+    let policy = PromptPolicy::for_run(Some(&dir), false, plan::DEFAULT_MAX_PROMPT_BYTES);
+    let plan = plan::load(&prompts, &flags, &Defaults::default(), &policy)?;
     let repo = Repo::discover(Some(&dir)).await?;
     let base = repo.resolve("HEAD").await?;
     let credentials = vec![

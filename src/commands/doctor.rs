@@ -4,13 +4,15 @@ use crate::cli::DoctorArgs;
 use crate::engine::EngineInfo;
 use crate::engine::spec::CREDENTIAL_ENV;
 use crate::exit;
-use crate::image::{self, ImageStatus, Target};
+use crate::image::{self, BaseChoice, ImageStatus, Target};
 
 #[derive(Serialize)]
 struct Report {
     engine: EngineInfo,
     base_image: String,
     base_image_present: bool,
+    /// The base builds use now: `base_image`, sandpen's offline base, or none.
+    base_in_use: Option<String>,
     images: Vec<ImageStatus>,
     credentials: Vec<(String, bool)>,
 }
@@ -20,9 +22,11 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     let info = engine.info().await?;
     let base = image::DEFAULT_BASE;
     let base_image_present = engine.image_id(base).await?.is_some();
+    let choice = BaseChoice::for_base(base);
+    let base_in_use = choice.present(&engine).await?.map(|(name, _)| name);
     let mut images = Vec::new();
     for target in Target::ALL {
-        images.push(image::status(&engine, target, base).await?);
+        images.push(image::status(&engine, target, &choice).await?);
     }
     let credentials = CREDENTIAL_ENV
         .iter()
@@ -32,6 +36,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         engine: info,
         base_image: base.into(),
         base_image_present,
+        base_in_use,
         images,
         credentials,
     };
@@ -59,17 +64,20 @@ fn print_text(r: &Report) {
         e.ncpu,
         e.mem_total as f64 / (1u64 << 30) as f64
     );
-    println!(
-        "base image  {}: {}",
-        r.base_image,
-        if r.base_image_present {
-            "present".to_string()
-        } else {
-            "absent (`sandpen image build` pulls it; without a registry: \
-                 `sudo sandpen image bootstrap-base`)"
-                .to_string()
-        }
-    );
+    let base = match (r.base_image_present, &r.base_in_use) {
+        (true, _) => "present".to_string(),
+        (false, Some(offline)) => format!(
+            "absent; builds use {offline}, sandpen's own made offline (a build tries to pull \
+             {} first)",
+            r.base_image
+        ),
+        (false, None) => format!(
+            "absent (`sandpen image build` pulls it; without a registry, \
+             `sudo sandpen image bootstrap-base` makes sandpen's own, {})",
+            image::OFFLINE_BASE
+        ),
+    };
+    println!("base image  {}: {base}", r.base_image);
     for s in &r.images {
         let state = match (&s.current_tag, s.built) {
             (Some(tag), true) => format!("built and current ({tag})"),

@@ -54,6 +54,13 @@ async fn bootstrap(host: Option<&str>, args: BootstrapBaseArgs) -> anyhow::Resul
     display.finish();
     let id = result?;
     eprintln!("{} is {}", args.base, id);
+    if args.base == image::OFFLINE_BASE {
+        eprintln!(
+            "builds use {} where {} cannot be pulled",
+            image::OFFLINE_BASE,
+            image::DEFAULT_BASE
+        );
+    }
     println!("{}", args.base);
     Ok(exit::SUCCESS)
 }

@@ -12,7 +12,7 @@ use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
-use crate::plan::{self, Defaults, Flags, Plan};
+use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
 use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
 use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
@@ -79,7 +79,12 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
     };
-    let plan = plan::load(&args.tasks, &flags, &Defaults::default())?;
+    let prompts = PromptPolicy::for_run(
+        args.repo.as_deref(),
+        args.allow_outside_prompts,
+        args.max_prompt_size,
+    );
+    let plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
     let credentials = host_credentials();
     if credentials.is_empty() {
         return Err(UsageError(

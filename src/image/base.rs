@@ -1,5 +1,9 @@
 //! The base image: present, pulled, or made offline with debootstrap and imported through the
 //! Engine API (for machines that reach Debian's mirror but no image registry).
+//!
+//! What sandpen makes is tagged with sandpen's own name ([`OFFLINE_BASE`]), never as Debian's
+//! `debian:bookworm-slim`: on a shared engine, other users' `FROM debian:bookworm-slim` would
+//! otherwise silently build on sandpen's root filesystem.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::{ImageError, ImageEvent};
+use super::{DEFAULT_BASE, ImageError, ImageEvent, OFFLINE_BASE};
 use crate::engine::{Engine, EngineError};
 
 /// How to make a base image offline.
@@ -32,16 +36,50 @@ impl BootstrapOptions {
     }
 }
 
-/// The id of `base`, pulling it when absent; when pulling fails and `allow_bootstrap` is set,
-/// making it with debootstrap instead.
-pub(crate) async fn ensure_base(
+/// Which base a build asks for, and what may stand in for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChoice {
+    /// The image to build from, pulled when absent.
+    pub preferred: String,
+    /// sandpen's own base, made offline with debootstrap, used when `preferred` cannot be had
+    /// (and made when bootstrapping is allowed). None when the user named a base: theirs wins.
+    pub offline: Option<String>,
+}
+
+impl BaseChoice {
+    /// For `--base`: the default base may be stood in for by [`OFFLINE_BASE`]; any other
+    /// base is that base or nothing.
+    pub fn for_base(base: &str) -> Self {
+        Self {
+            preferred: base.to_string(),
+            offline: (base == DEFAULT_BASE).then(|| OFFLINE_BASE.to_string()),
+        }
+    }
+
+    /// The base on this engine now, without pulling: `(name, id)`.
+    pub async fn present(&self, engine: &Engine) -> Result<Option<(String, String)>, ImageError> {
+        for name in std::iter::once(&self.preferred).chain(&self.offline) {
+            if let Some(id) = engine.image_id(name).await? {
+                return Ok(Some((name.clone(), id)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The name and id of the base to build from: the preferred base when present or pullable,
+/// else the offline base when present, else (when `allow_bootstrap` is set) the offline base
+/// made with debootstrap. Pulling comes first, so that a machine that reaches a registry
+/// builds on Debian's own image.
+pub async fn ensure_base(
     engine: &Engine,
-    base: &str,
+    choice: &BaseChoice,
     allow_bootstrap: bool,
     on_event: &mut dyn FnMut(ImageEvent),
-) -> Result<String, ImageError> {
+) -> Result<(String, String), ImageError> {
+    let base = &choice.preferred;
     if let Some(id) = engine.image_id(base).await? {
-        return Ok(id);
+        return Ok((base.clone(), id));
     }
     let pulled = engine
         .pull_image(base, |status| {
@@ -51,33 +89,48 @@ pub(crate) async fn ensure_base(
             })
         })
         .await;
-    match pulled {
-        Ok(()) => {}
-        Err(EngineError::Api { reason, .. }) if allow_bootstrap => {
-            on_event(ImageEvent::Bootstrap {
-                line: format!("pulling {base} failed ({reason}); making it with debootstrap"),
-            });
-            return bootstrap_base(engine, &BootstrapOptions::new(base), on_event).await;
+    let reason = match pulled {
+        Ok(()) => {
+            let id = engine
+                .image_id(base)
+                .await?
+                .ok_or_else(|| ImageError::BaseUnavailable {
+                    base: base.to_string(),
+                    reason: "the pull ended but the engine has no such image".into(),
+                    offline: choice.offline.clone(),
+                })?;
+            return Ok((base.clone(), id));
         }
-        Err(EngineError::Api { reason, .. }) => {
-            return Err(ImageError::BaseUnavailable {
-                base: base.to_string(),
-                reason,
-            });
-        }
+        Err(EngineError::Api { reason, .. }) => reason,
         Err(e) => return Err(e.into()),
+    };
+    let unavailable = || ImageError::BaseUnavailable {
+        base: base.to_string(),
+        reason: reason.clone(),
+        offline: choice.offline.clone(),
+    };
+    let Some(offline) = &choice.offline else {
+        return Err(unavailable());
+    };
+    if let Some(id) = engine.image_id(offline).await? {
+        on_event(ImageEvent::Bootstrap {
+            line: format!("pulling {base} failed ({reason}); building on {offline}, made offline by sandpen"),
+        });
+        return Ok((offline.clone(), id));
     }
-    engine
-        .image_id(base)
-        .await?
-        .ok_or_else(|| ImageError::BaseUnavailable {
-            base: base.to_string(),
-            reason: "the pull ended but the engine has no such image".into(),
-        })
+    if !allow_bootstrap {
+        return Err(unavailable());
+    }
+    on_event(ImageEvent::Bootstrap {
+        line: format!("pulling {base} failed ({reason}); making {offline} with debootstrap"),
+    });
+    let id = bootstrap_base(engine, &BootstrapOptions::new(offline), on_event).await?;
+    Ok((offline.clone(), id))
 }
 
 /// Makes `opts.base` with `debootstrap --variant=minbase` and imports it (`docker import`
 /// through the Engine API). Returns the image id. Needs root and debootstrap on the host.
+/// An image already under that tag is kept unless `opts.force` is set.
 pub async fn bootstrap_base(
     engine: &Engine,
     opts: &BootstrapOptions,

@@ -15,11 +15,27 @@ pub enum ImageError {
 
     #[error(
         "base image {base} is not on this engine and could not be pulled: {reason}\n\
-         fix: without a registry, make it offline: `sudo sandpen image bootstrap-base --base {base}` \
-         (debootstrap from Debian's mirror), or add --bootstrap-base to `sandpen image build`; \
-         or `docker load` it from a saved archive"
+         fix: {}",
+        match offline {
+            Some(offline) => format!(
+                "without a registry, make sandpen's own base offline: `sudo sandpen image \
+                 bootstrap-base` (debootstrap from Debian's mirror, tagged {offline}; builds use \
+                 it while {base} cannot be had), or add --bootstrap-base to `sandpen image build`; \
+                 or `docker load` {base} from a saved archive"
+            ),
+            None => format!(
+                "check the name, or `docker load` {base} from a saved archive; without a \
+                 registry, build on sandpen's own base instead: `sudo sandpen image \
+                 bootstrap-base` makes it, then omit --base"
+            ),
+        }
     )]
-    BaseUnavailable { base: String, reason: String },
+    BaseUnavailable {
+        base: String,
+        reason: String,
+        /// sandpen's own base that could stand in (only for the default base).
+        offline: Option<String>,
+    },
 
     #[error(
         "building {tag} failed{}: {message}\n--- output of the failing step ---\n{}",

@@ -8,7 +8,7 @@ mod base;
 mod context;
 mod error;
 
-pub use base::{BootstrapOptions, bootstrap_base};
+pub use base::{BaseChoice, BootstrapOptions, bootstrap_base, ensure_base};
 pub use context::BuildContext;
 pub use error::ImageError;
 
@@ -22,6 +22,9 @@ use crate::engine::{BuildLine, Engine};
 
 /// The base every sandpen image starts from unless told otherwise.
 pub const DEFAULT_BASE: &str = "debian:bookworm-slim";
+/// sandpen's own Debian base, made offline with debootstrap (`sandpen image bootstrap-base`):
+/// the stand-in for [`DEFAULT_BASE`] where that cannot be pulled.
+pub const OFFLINE_BASE: &str = "sandpen-base:bookworm";
 /// Label naming which sandpen image an image is (`agent`, `probe`).
 pub const LABEL_TARGET: &str = "sandpen.image";
 /// Label carrying the full content hash the tag was derived from.
@@ -142,9 +145,10 @@ pub async fn ensure(
     on_event: &mut dyn FnMut(ImageEvent),
 ) -> Result<String, ImageError> {
     let ctx = context_for(req.target, &req.ca_certs)?;
-    let base_id = base::ensure_base(engine, &req.base, req.bootstrap_base, on_event).await?;
-    let (tag, hash) = tag_for(req.target, &ctx, &req.base, &base_id);
-    let (_, sources) = tag_for(req.target, &context_for(req.target, &[])?, &req.base, &base_id);
+    let choice = BaseChoice::for_base(&req.base);
+    let (base, base_id) = ensure_base(engine, &choice, req.bootstrap_base, on_event).await?;
+    let (tag, hash) = tag_for(req.target, &ctx, &base, &base_id);
+    let (_, sources) = tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id);
     if !req.rebuild {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });
@@ -163,7 +167,7 @@ pub async fn ensure(
             }
         }
     }
-    let args = HashMap::from([("BASE_IMAGE".to_string(), req.base.clone())]);
+    let args = HashMap::from([("BASE_IMAGE".to_string(), base)]);
     let labels = HashMap::from([
         (LABEL_TARGET.to_string(), req.target.name().to_string()),
         (LABEL_HASH.to_string(), hash),
@@ -225,9 +229,9 @@ pub struct ImageStatus {
     pub stale_tags: Vec<String>,
 }
 
-pub async fn status(engine: &Engine, target: Target, base: &str) -> Result<ImageStatus, ImageError> {
+pub async fn status(engine: &Engine, target: Target, base: &BaseChoice) -> Result<ImageStatus, ImageError> {
     let ctx = context_for(target, &[])?;
-    let Some(base_id) = engine.image_id(base).await? else {
+    let Some((base, base_id)) = base.present(engine).await? else {
         return Ok(ImageStatus {
             target,
             current_tag: None,
@@ -235,7 +239,7 @@ pub async fn status(engine: &Engine, target: Target, base: &str) -> Result<Image
             stale_tags: Vec::new(),
         });
     };
-    let (tag, sources) = tag_for(target, &ctx, base, &base_id);
+    let (tag, sources) = tag_for(target, &ctx, &base, &base_id);
     let mut all = engine.images_with_label(LABEL_TARGET, target.name()).await?;
     all.sort_by_key(|i| std::cmp::Reverse(i.created));
     // Current: built from these sources, with or without extra CA certificates.

@@ -80,7 +80,7 @@ pub enum PlanError {
         at: String,
         task: String,
         dependency: String,
-        /// Comma-separated, in input order.
+        /// Comma-separated, in input order (the first 20, then "and N more").
         known: String,
     },
 

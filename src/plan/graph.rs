@@ -1,6 +1,6 @@
 //! The dependency graph between tasks: unknown ids, cycles, and a stable topological order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::PlanError;
 
@@ -17,18 +17,29 @@ pub(super) struct Node<'a> {
     pub deps: &'a [Dep],
 }
 
+/// How many ids an unknown-dependency message lists before "and N more".
+const KNOWN_SHOWN: usize = 20;
+
 /// Every dependency on an id that is not in the run (all of them, not just the first).
 pub(super) fn unknown_dependencies(nodes: &[Node]) -> Vec<PlanError> {
-    let known: Vec<&str> = nodes.iter().map(|n| n.id).collect();
+    let known: HashSet<&str> = nodes.iter().map(|n| n.id).collect();
+    // Made once, and short: with thousands of tasks, listing them all in every message
+    // made the error itself quadratic.
+    let mut shown: Vec<&str> = nodes.iter().take(KNOWN_SHOWN).map(|n| n.id).collect();
+    let more = format!("and {} more", nodes.len().saturating_sub(KNOWN_SHOWN));
+    if nodes.len() > KNOWN_SHOWN {
+        shown.push(&more);
+    }
+    let shown = shown.join(", ");
     let mut errors = Vec::new();
     for node in nodes {
         for dep in node.deps {
-            if !known.contains(&dep.id.as_str()) {
+            if !known.contains(dep.id.as_str()) {
                 errors.push(PlanError::UnknownDependency {
                     at: dep.at.clone(),
                     task: node.id.to_string(),
                     dependency: dep.id.clone(),
-                    known: known.join(", "),
+                    known: shown.clone(),
                 });
             }
         }
@@ -194,5 +205,15 @@ mod tests {
         let text = errors[0].to_string();
         assert!(text.contains("`a` depends on `nope`"), "{text}");
         assert!(text.contains("known ids: a, b"), "{text}");
+
+        let ids: Vec<String> = (0..30).map(|i| format!("t{i}")).collect();
+        let spec: Vec<(&str, &[&str])> = ids
+            .iter()
+            .map(|id| (id.as_str(), if id == "t0" { &["ghost"][..] } else { &[][..] }))
+            .collect();
+        let text = with_nodes(&spec, unknown_dependencies)[0].to_string();
+        assert!(text.contains("known ids: t0, t1, "), "{text}");
+        assert!(text.contains(", t19, and 10 more)"), "{text}");
+        assert!(!text.contains("t20"), "{text}");
     }
 }

@@ -4,8 +4,12 @@
 //! reported together with the others (exit code 2).
 
 mod error;
-mod file;
 mod graph;
+mod policy;
+mod prompt_file;
+mod read;
+mod source;
+mod task_file;
 mod units;
 
 #[cfg(test)]
@@ -16,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::PlanError;
-pub use units::{MIN_MEMORY_BYTES, parse_cpus, parse_memory, parse_pids, parse_timeout};
+pub use policy::{DEFAULT_MAX_PROMPT_BYTES, PromptPolicy, repo_top};
+pub use read::MAX_TASK_FILE_BYTES;
+pub use units::{MIN_MEMORY_BYTES, parse_cpus, parse_memory, parse_pids, parse_size, parse_timeout};
 
 /// The tasks of one run, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,9 +117,15 @@ pub fn is_valid_id(s: &str) -> bool {
         && bytes[1..].iter().all(|b| allowed(b) || *b == b'_' || *b == b'-')
 }
 
-/// Reads and validates every input. On failure, the error holds every problem found
-/// (dependency problems only once the tasks themselves are valid).
-pub fn load(inputs: &[PathBuf], flags: &Flags, defaults: &Defaults) -> Result<Plan, PlanError> {
+/// Reads and validates every input, prompt files under `prompts`' rules. On failure, the
+/// error holds every problem found (dependency problems only once the tasks themselves are
+/// valid). Runs in O(n log n) for n tasks.
+pub fn load(
+    inputs: &[PathBuf],
+    flags: &Flags,
+    defaults: &Defaults,
+    prompts: &PromptPolicy,
+) -> Result<Plan, PlanError> {
     if inputs.is_empty() {
         return Err(PlanError::NoInputs);
     }
@@ -121,14 +133,15 @@ pub fn load(inputs: &[PathBuf], flags: &Flags, defaults: &Defaults) -> Result<Pl
     let ctx = Context {
         flags: parse_flags(flags, &mut errors),
         defaults,
+        prompts,
     };
 
     let mut drafts: Vec<Draft> = Vec::new();
     for input in inputs {
         match kind(input) {
             Err(e) => errors.push(e),
-            Ok(Kind::Prompt) => drafts.extend(file::load_prompt_file(input, &ctx, &mut errors)),
-            Ok(Kind::Tasks) => drafts.extend(file::load_task_file(input, &ctx, &mut errors)),
+            Ok(Kind::Prompt) => drafts.extend(prompt_file::load(input, &ctx, &mut errors)),
+            Ok(Kind::Tasks) => drafts.extend(task_file::load(input, &ctx, &mut errors)),
         }
     }
 
@@ -171,6 +184,7 @@ struct Context<'a> {
     /// Values from CLI flags (those that parsed).
     flags: Overrides,
     defaults: &'a Defaults,
+    prompts: &'a PromptPolicy,
 }
 
 /// A task before the graph checks: its spec plus where it was defined, for messages.

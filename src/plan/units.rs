@@ -15,6 +15,8 @@ const MIN_NANO_CPUS: i64 = 10_000_000;
 const CPUS_HINT: &str = "use a positive number of CPUs such as 1.5 or 2";
 const MEMORY_HINT: &str =
     "use a number with an optional unit b, k, m or g (k = 1024), such as \"512m\" or \"4g\"";
+const SIZE_HINT: &str =
+    "use a number with an optional unit b, k, m or g (k = 1024), such as \"512k\" or \"2m\"";
 const PIDS_HINT: &str = "use a positive whole number of processes such as 1024";
 const TIMEOUT_HINT: &str = "use a duration such as \"45m\", \"1h 30m\" or \"90s\"";
 
@@ -65,35 +67,48 @@ fn nano_cpus_from_f64(value: f64) -> Result<i64, String> {
 /// case-insensitive; `kb`, `ki` and `kib` mean the same as `k` (likewise m, g, t, p).
 /// A bare number is bytes.
 pub fn parse_memory(s: &str) -> Result<i64, String> {
+    check_memory(parse_bytes(s, ("memory", "memory size"), MEMORY_HINT)?)
+}
+
+/// A size in bytes with the memory flag's syntax (`512k`, `2m`, `4MiB`) but without Docker's
+/// memory minimum: any size above zero.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(s, ("the size", "size"), SIZE_HINT)?;
+    if bytes <= 0 {
+        return Err(format!("the size must be greater than zero; {SIZE_HINT}"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A count of bytes, positive or zero. `what` (the subject, the noun) and `hint` make the
+/// messages.
+fn parse_bytes(s: &str, (subject, noun): (&str, &str), hint: &str) -> Result<i64, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(format!("the value is empty; {MEMORY_HINT}"));
+        return Err(format!("the value is empty; {hint}"));
     }
     if t.starts_with('-') {
-        return Err(format!("memory must be positive; {MEMORY_HINT}"));
+        return Err(format!("{subject} must be positive; {hint}"));
     }
+    let not_a_size = || format!("`{t}` is not a {noun}; {hint}");
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let multiplier = unit_multiplier(unit.strip_prefix(' ').unwrap_or(unit))
-        .ok_or_else(|| format!("`{t}` is not a memory size; {MEMORY_HINT}"))?;
+    let multiplier = unit_multiplier(unit.strip_prefix(' ').unwrap_or(unit)).ok_or_else(not_a_size)?;
     let bytes = match number.split_once('.') {
         None if !number.is_empty() => number.parse::<i64>().ok().and_then(|n| n.checked_mul(multiplier)),
         Some((whole, frac))
             if !whole.is_empty() && !frac.is_empty() && frac.chars().all(|c| c.is_ascii_digit()) =>
         {
             // Docker truncates fractional sizes (`int64(size * unit)`): 1.5g is exact anyway.
-            let value: f64 = number
-                .parse()
-                .map_err(|_| format!("`{t}` is not a memory size; {MEMORY_HINT}"))?;
+            let value: f64 = number.parse().map_err(|_| not_a_size())?;
             let bytes = value * multiplier as f64;
             (bytes < i64::MAX as f64).then_some(bytes as i64)
         }
-        _ => return Err(format!("`{t}` is not a memory size; {MEMORY_HINT}")),
+        _ => return Err(not_a_size()),
     };
-    let bytes = bytes.ok_or_else(|| format!("`{t}` is too large; {MEMORY_HINT}"))?;
-    check_memory(bytes)
+    bytes.ok_or_else(|| format!("`{t}` is too large; {hint}"))
 }
 
 fn unit_multiplier(unit: &str) -> Option<i64> {
@@ -284,6 +299,30 @@ mod tests {
         ];
         for (input, want) in bad {
             let err = parse_memory(input).expect_err(input);
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn size_table() {
+        for (input, want) in [
+            ("512k", 512 * 1024),
+            ("2m", 2 * MIB as u64),
+            ("4MiB", 4 * MIB as u64),
+            ("1MiB", MIB as u64),
+            ("100", 100),
+            ("1", 1),
+        ] {
+            assert_eq!(parse_size(input), Ok(want), "{input}");
+        }
+        for (input, want) in [
+            ("0", "greater than zero"),
+            ("-1k", "positive"),
+            ("lots", "is not a size"),
+            ("", "empty"),
+            ("9999999999p", "too large"),
+        ] {
+            let err = parse_size(input).expect_err(input);
             assert!(err.contains(want), "{input}: {err}");
         }
     }

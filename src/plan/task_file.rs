@@ -1,25 +1,21 @@
-//! Reading inputs: prompt files (`*.md`, one task) and task files (`*.toml`).
+//! Task files (`*.toml`): any number of `[[task]]`s sharing an optional `[defaults]`.
 //!
 //! Fields checked after deserialization are `Spanned` so that errors can name the line.
 //! Problems are pushed to `errors` rather than returned, so one run reports every bad
 //! task instead of one per attempt.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use toml::{Spanned, Value};
 
 use super::graph::Dep;
-use super::{Context, Draft, Overrides, PlanError, TaskSpec, is_valid_id, units};
-
-const ID_RULE: &str = "ids must match [a-z0-9][a-z0-9_-]{0,62}: lowercase letters, digits, \
-                       '-' and '_', starting with a letter or digit, at most 63 characters";
-
-/// Keys that would replace the agent; refused with the governance message, not "unknown field".
-const FORBIDDEN_KEYS: &[&str] = &["command", "cmd", "entrypoint", "args", "agent"];
+use super::policy::NamedBy;
+use super::prompt_file::{ID_RULE, bad_input, suggest_id};
+use super::read::{MAX_TASK_FILE_BYTES, ReadError, read_bounded};
+use super::source::{Source, forbidden_keys, toml_error};
+use super::{Context, Draft, Overrides, PlanError, TaskSpec, is_valid_id, policy, units};
 
 type Env = BTreeMap<Spanned<String>, Spanned<Value>>;
 
@@ -55,118 +51,41 @@ struct RawTask {
     env: Option<Env>,
 }
 
-/// A lenient view of the file that only looks for the forbidden keys, wherever they are.
-#[derive(Deserialize)]
-struct Probe {
-    command: Option<Spanned<IgnoredAny>>,
-    cmd: Option<Spanned<IgnoredAny>>,
-    entrypoint: Option<Spanned<IgnoredAny>>,
-    args: Option<Spanned<IgnoredAny>>,
-    agent: Option<Spanned<IgnoredAny>>,
-    defaults: Option<BTreeMap<String, Spanned<IgnoredAny>>>,
-    task: Option<Vec<BTreeMap<String, Spanned<IgnoredAny>>>>,
-}
-
-/// A file's path and text, to turn byte offsets into `file:line`.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    fn line(&self, offset: usize) -> usize {
-        1 + self.text[..offset.min(self.text.len())].matches('\n').count()
-    }
-
-    fn column(&self, offset: usize) -> usize {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        1 + before[line_start..].chars().count()
-    }
-
-    fn at(&self, span: Range<usize>) -> String {
-        format!("{}:{}", self.path.display(), self.line(span.start))
-    }
-}
-
-/// A prompt file: one task, its id is the file stem and the defaults are built-in < flags.
-pub(super) fn load_prompt_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Option<Draft> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !is_valid_id(&stem) {
-        errors.push(PlanError::BadInput {
-            path: path.to_path_buf(),
-            problem: format!(
-                "the file name `{stem}` is not a valid task id (a prompt file's task id is its \
-                 file name without .md); {ID_RULE}"
-            ),
-            fix: format!(
-                "rename the file (e.g. to {}.md), or list it in a task file with an explicit \
-                 id:\n  [[task]]\n  id = \"{}\"\n  prompt = \"{}\"",
-                suggest_id(&stem),
-                suggest_id(&stem),
-                path.display()
-            ),
-        });
-    }
-    let prompt = match read_text(path) {
-        Ok(text) => text,
-        Err(problem) => {
-            errors.push(bad_input(path, problem, "make it a readable UTF-8 text file"));
-            return None;
-        }
-    };
-    if prompt.trim().is_empty() {
-        errors.push(bad_input(
-            path,
-            "the prompt is empty (only whitespace)".into(),
-            "write what the task should do in the file",
-        ));
-        return None;
-    }
-    if !is_valid_id(&stem) {
-        return None;
-    }
-    let (limits, timeout) = ctx.flags.resolve(ctx.defaults);
-    Some(Draft {
-        at: path.display().to_string(),
-        deps: Vec::new(),
-        spec: TaskSpec {
-            id: stem,
-            prompt,
-            source: path.to_path_buf(),
-            limits,
-            timeout,
-            depends_on: Vec::new(),
-            env: BTreeMap::new(),
-            disk_bytes: None,
-        },
-    })
-}
-
 /// A task file: any number of `[[task]]`s sharing an optional `[defaults]`.
-pub(super) fn load_task_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Vec<Draft> {
-    let text = match read_text(path) {
+pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Vec<Draft> {
+    let text = match read_bounded(path, MAX_TASK_FILE_BYTES, true) {
         Ok(text) => text,
-        Err(problem) => {
-            errors.push(bad_input(path, problem, "make it a readable UTF-8 text file"));
+        Err(e @ ReadError::TooLarge { .. }) => {
+            errors.push(bad_input(
+                path,
+                format!("{e} for a task file"),
+                "split the tasks over several task files, and keep long prompts in prompt files",
+            ));
+            return Vec::new();
+        }
+        Err(e) => {
+            let fix = match e {
+                ReadError::NotRegular(_) => "pass a regular file: a task file is read once, whole",
+                _ => "make it a readable UTF-8 text file",
+            };
+            errors.push(bad_input(path, e.to_string(), fix));
             return Vec::new();
         }
     };
-    let src = Source { path, text: &text };
-
-    let forbidden = forbidden_keys(&src);
-    if !forbidden.is_empty() {
-        errors.extend(forbidden);
-        return Vec::new();
-    }
+    let src = Source::new(path, &text);
+    let dir = policy::dir_of(path);
 
     let raw: RawFile = match toml::from_str(&text) {
         Ok(raw) => raw,
         Err(e) => {
-            errors.push(toml_error(&src, &e));
+            // A key that would replace the agent fails the strict parse (no such field), so
+            // the second, lenient parse that explains it is only needed then.
+            let forbidden = forbidden_keys(&src);
+            if forbidden.is_empty() {
+                errors.push(toml_error(&src, &e));
+            } else {
+                errors.extend(forbidden);
+            }
             return Vec::new();
         }
     };
@@ -187,8 +106,12 @@ pub(super) fn load_task_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanEr
         ),
         None => (Overrides::default(), BTreeMap::new()),
     };
-    // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
-    let inherited = ctx.flags.over(file_defaults);
+    let shared = Shared {
+        // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
+        overrides: ctx.flags.over(file_defaults),
+        env: default_env,
+        dir,
+    };
 
     raw.task
         .iter()
@@ -196,7 +119,7 @@ pub(super) fn load_task_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanEr
             let header = src.at(task.span());
             let task = task.get_ref();
             let before = errors.len();
-            let draft = load_task(&src, &header, task, inherited, &default_env, ctx, errors);
+            let draft = load_task(&src, &header, task, &shared, ctx, errors);
             // A task with any error is left out: the run fails anyway, and only complete
             // tasks should take part in the duplicate-id check.
             draft.filter(|_| errors.len() == before)
@@ -204,12 +127,19 @@ pub(super) fn load_task_file(path: &Path, ctx: &Context, errors: &mut Vec<PlanEr
         .collect()
 }
 
+/// What every task of one file starts from.
+struct Shared {
+    overrides: Overrides,
+    env: BTreeMap<String, String>,
+    /// The file's directory, resolved ([`policy::dir_of`]).
+    dir: PathBuf,
+}
+
 fn load_task(
     src: &Source,
     header: &str,
     task: &RawTask,
-    inherited: Overrides,
-    default_env: &BTreeMap<String, String>,
+    shared: &Shared,
     ctx: &Context,
     errors: &mut Vec<PlanError>,
 ) -> Option<Draft> {
@@ -246,12 +176,13 @@ fn load_task(
         .as_ref()
         .map_or("this task".into(), |(id, _)| format!("task `{id}`"));
 
-    let prompt = prompt(src, header, &name, task, errors);
+    let prompt = prompt(src, header, &name, task, &shared.dir, ctx, errors);
 
     let mut deps: Vec<Dep> = Vec::new();
+    let mut listed: HashSet<&str> = HashSet::new();
     for dep in task.depends_on.iter().flatten() {
         // Listing a dependency twice means the same thing as once.
-        if !deps.iter().any(|d| d.id == *dep.get_ref()) {
+        if listed.insert(dep.get_ref()) {
             deps.push(Dep {
                 id: dep.get_ref().clone(),
                 at: src.at(dep.span()),
@@ -260,10 +191,10 @@ fn load_task(
     }
 
     let own = overrides(src, &task.cpus, &task.memory, &task.pids, &task.timeout, errors);
-    let mut env_vars = default_env.clone();
+    let mut env_vars = shared.env.clone();
     env_vars.extend(env(src, task.env.as_ref(), errors));
 
-    let (limits, timeout) = own.over(inherited).resolve(ctx.defaults);
+    let (limits, timeout) = own.over(shared.overrides).resolve(ctx.defaults);
     let (id, at) = id?;
     Some(Draft {
         at,
@@ -287,6 +218,8 @@ fn prompt(
     header: &str,
     name: &str,
     task: &RawTask,
+    dir: &Path,
+    ctx: &Context,
     errors: &mut Vec<PlanError>,
 ) -> Option<String> {
     let (text, at) = match (&task.prompt, &task.prompt_text) {
@@ -308,7 +241,18 @@ fn prompt(
             });
             return None;
         }
-        (None, Some(inline)) => (inline.get_ref().clone(), src.at(inline.span())),
+        (None, Some(inline)) => {
+            let at = src.at(inline.span());
+            if let Err(refused) = ctx.prompts.check_inline(inline.get_ref()) {
+                errors.push(PlanError::Invalid {
+                    at,
+                    problem: format!("the `prompt_text` of {name} {}", refused.problem),
+                    fix: refused.fix,
+                });
+                return None;
+            }
+            (inline.get_ref().clone(), at)
+        }
         (Some(file), None) => {
             let at = src.at(file.span());
             if file.get_ref().trim().is_empty() {
@@ -320,15 +264,17 @@ fn prompt(
                 return None;
             }
             let resolved = resolve_prompt_path(src.path, file.get_ref());
-            match read_text(&resolved) {
+            match ctx.prompts.read(&resolved, NamedBy::TaskFile(dir)) {
                 Ok(text) => (text, format!("{at} (prompt file {})", resolved.display())),
-                Err(problem) => {
+                Err(refused) => {
                     errors.push(PlanError::Invalid {
                         at,
-                        problem: format!("the prompt file of {name}, {}: {problem}", resolved.display()),
-                        fix: "prompt paths are relative to the task file's directory; correct \
-                              the path, or write the prompt inline with `prompt_text`"
-                            .into(),
+                        problem: format!(
+                            "the prompt file of {name}, {}, {}",
+                            resolved.display(),
+                            refused.problem
+                        ),
+                        fix: refused.fix,
                     });
                     return None;
                 }
@@ -420,119 +366,9 @@ fn env(src: &Source, env: Option<&Env>, errors: &mut Vec<PlanError>) -> BTreeMap
     out
 }
 
-/// The governance check runs on a lenient parse, before the strict one, so that `command`
-/// gets its own explanation instead of serde's "unknown field".
-fn forbidden_keys(src: &Source) -> Vec<PlanError> {
-    // Anything the lenient parse cannot read, the strict parse will report properly.
-    let Ok(probe) = toml::from_str::<Probe>(src.text) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(usize, String)> = Vec::new();
-    let root = [
-        ("command", &probe.command),
-        ("cmd", &probe.cmd),
-        ("entrypoint", &probe.entrypoint),
-        ("args", &probe.args),
-        ("agent", &probe.agent),
-    ];
-    for (key, value) in root {
-        if let Some(v) = value {
-            found.push((v.span().start, key.to_string()));
-        }
-    }
-    let tables = probe.defaults.iter().chain(probe.task.iter().flatten());
-    for table in tables {
-        for (key, value) in table {
-            if FORBIDDEN_KEYS.contains(&key.as_str()) {
-                found.push((value.span().start, key.clone()));
-            }
-        }
-    }
-    found.sort();
-    found
-        .into_iter()
-        .map(|(offset, key)| PlanError::Governance {
-            path: src.path.to_path_buf(),
-            line: src.line(offset),
-            key,
-        })
-        .collect()
-}
-
-fn toml_error(src: &Source, e: &toml::de::Error) -> PlanError {
-    let offset = e.span().map_or(0, |s| s.start);
-    let message = e.message().trim().replace('\n', "; ");
-    let fix = if message.starts_with("unknown field") {
-        "remove the key or correct its spelling (the keys allowed here are listed above; \
-         [defaults] takes cpus, memory, pids, timeout and env)"
-    } else if message.contains("expected a sequence") {
-        "lists are written in brackets, e.g. depends_on = [\"setup-db\"], and each task is its \
-         own [[task]] table (double brackets)"
-    } else if message.starts_with("invalid type") {
-        "give the key a value of the expected type; text such as ids, prompts and env values \
-         goes in quotes"
-    } else {
-        "fix the TOML syntax at that position (see https://toml.io)"
-    };
-    PlanError::Toml {
-        path: src.path.to_path_buf(),
-        line: src.line(offset),
-        column: src.column(offset),
-        message,
-        fix: fix.into(),
-    }
-}
-
-fn read_text(path: &Path) -> Result<String, String> {
-    if path.is_dir() {
-        return Err("is a directory, not a file".into());
-    }
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "does not exist".to_string(),
-        std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
-        _ => format!("cannot be read: {e}"),
-    })
-}
-
-fn bad_input(path: &Path, problem: String, fix: &str) -> PlanError {
-    PlanError::BadInput {
-        path: path.to_path_buf(),
-        problem,
-        fix: fix.into(),
-    }
-}
-
-/// A valid id close to `s`, for "for example" hints: `Add Login` -> `add-login`.
-fn suggest_id(s: &str) -> String {
-    let mut id = String::new();
-    for c in s.chars().flat_map(char::to_lowercase) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-            c
-        } else {
-            '-'
-        };
-        if !(c == '-' && (id.is_empty() || id.ends_with('-'))) {
-            id.push(c);
-        }
-    }
-    let id: String = id.trim_start_matches(['_', '-']).chars().take(63).collect();
-    let id = id.trim_end_matches('-').to_string();
-    if is_valid_id(&id) { id } else { "my-task".into() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggestions_are_valid_ids() {
-        assert_eq!(suggest_id("Add Login"), "add-login");
-        assert_eq!(suggest_id("../x/y"), "x-y");
-        assert_eq!(suggest_id("a.b"), "a-b");
-        assert_eq!(suggest_id("__"), "my-task");
-        assert_eq!(suggest_id(""), "my-task");
-        assert!(is_valid_id(&suggest_id(&"A".repeat(100))));
-    }
 
     #[test]
     fn prompt_paths_are_relative_to_the_task_file() {

@@ -1,0 +1,177 @@
+//! Dependencies, resource values, flags, env, and reporting every problem at once.
+
+use tempfile::TempDir;
+
+use super::*;
+
+#[test]
+fn unknown_dependencies_name_task_id_and_known_ids() {
+    let text = toml_err(
+        "[[task]]\nid = \"a\"\nprompt_text = \"x\"\n[[task]]\nid = \"b\"\nprompt_text = \"x\"\ndepends_on = [\"a\",\n  \"setup\"]\n",
+    );
+    assert_has(
+        &text,
+        &["tasks.toml:8", "task `b` depends on `setup`", "known ids: a, b"],
+    );
+}
+
+#[test]
+fn cycles_and_self_dependencies_are_named() {
+    let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\ndepends_on = [\"a\"]\n");
+    assert_has(&text, &["tasks.toml:4", "a -> a"]);
+
+    let text = toml_err(
+        r#"[[task]]
+id = "a"
+prompt_text = "x"
+depends_on = ["b"]
+[[task]]
+id = "b"
+prompt_text = "x"
+depends_on = ["c"]
+[[task]]
+id = "c"
+prompt_text = "x"
+depends_on = ["a"]
+"#,
+    );
+    assert_has(&text, &["tasks.toml:12", "dependency cycle: a -> b -> c -> a"]);
+}
+
+// ---- values ----
+
+#[test]
+fn bad_resource_values_name_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        ("cpus = 0", "greater than zero"),
+        ("cpus = -1.5", "greater than zero"),
+        ("cpus = nan", "finite"),
+        ("cpus = \"lots\"", "not a number"),
+        ("memory = \"5m\"", "minimum"),
+        ("memory = 100", "6 MiB"),
+        ("memory = 0", "greater than zero"),
+        ("memory = \"-1g\"", "positive"),
+        ("memory = \"4 gigs\"", "not a memory size"),
+        ("pids = 0", "greater than zero"),
+        ("pids = -1", "greater than zero"),
+        ("pids = \"many\"", "whole number"),
+        ("timeout = \"0s\"", "greater than zero"),
+        ("timeout = \"soon\"", "not a duration"),
+        ("timeout = 90", "no unit"),
+    ];
+    for (line, want) in cases {
+        let key = line.split(' ').next().unwrap();
+        let text = toml_err(&format!("[[task]]\nid = \"a\"\nprompt_text = \"x\"\n{line}\n"));
+        assert_has(&text, &["tasks.toml:4", &format!("invalid `{key}`"), want]);
+        let text = toml_err(&format!(
+            "[defaults]\n{line}\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n"
+        ));
+        assert_has(&text, &["tasks.toml:2", &format!("invalid `{key}`"), want]);
+    }
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let dir = TempDir::new().unwrap();
+    let p = write(dir.path(), "a.md", "x");
+    let cases = [
+        (
+            Flags {
+                cpus: Some("0".into()),
+                ..Flags::default()
+            },
+            "--cpus \"0\"",
+        ),
+        (
+            Flags {
+                memory: Some("5m".into()),
+                ..Flags::default()
+            },
+            "--memory \"5m\": ",
+        ),
+        (
+            Flags {
+                pids: Some("x".into()),
+                ..Flags::default()
+            },
+            "--pids-limit \"x\"",
+        ),
+        (
+            Flags {
+                timeout: Some("0m".into()),
+                ..Flags::default()
+            },
+            "--timeout \"0m\"",
+        ),
+    ];
+    for (flags, want) in cases {
+        assert_has(&err_with(std::slice::from_ref(&p), &flags), &[want]);
+    }
+}
+
+#[test]
+fn env_names_and_values_are_checked() {
+    let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\nenv = { \"1BAD\" = \"x\" }\n");
+    assert_has(
+        &text,
+        &["tasks.toml:4", "`env` name `1BAD`", "[A-Za-z_][A-Za-z0-9_]*"],
+    );
+    for reserved in [
+        "SANDPEN_TASK",
+        "ORCHESTRATOR_TASK_ID",
+        "ORCHESTRATOR_WORKTREE",
+        "IS_SANDBOX",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+    ] {
+        let text = toml_err(&format!(
+            "[defaults]\nenv = {{ {reserved} = \"x\" }}\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n"
+        ));
+        assert_has(&text, &["tasks.toml:2", reserved, "set by sandpen itself"]);
+    }
+    let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\n[task.env]\nDEBUG = 1\n");
+    assert_has(&text, &["tasks.toml:5", "DEBUG = \"1\""]);
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let dir = TempDir::new().unwrap();
+    let t = write(
+        dir.path(),
+        "tasks.toml",
+        "[[task]]\nid = \"Bad\"\nprompt_text = \"x\"\n[[task]]\nid = \"b\"\nprompt_text = \"x\"\nmemory = \"1m\"\n",
+    );
+    let missing = dir.path().join("gone.md");
+    let flags = Flags {
+        cpus: Some("x".into()),
+        ..Flags::default()
+    };
+    let text = err_with(&[t, missing], &flags);
+    assert_has(
+        &text,
+        &["4 problems", "--cpus", "tasks.toml:2", "tasks.toml:7", "gone.md"],
+    );
+}
+
+// ---- engine check ----
+
+#[test]
+fn check_cpus_against_the_engine() {
+    let dir = TempDir::new().unwrap();
+    let t = write(
+        dir.path(),
+        "tasks.toml",
+        "[[task]]\nid = \"big\"\nprompt_text = \"x\"\ncpus = 8.5\n[[task]]\nid = \"small\"\nprompt_text = \"x\"\ncpus = 1\n",
+    );
+    let plan = ok(&[t]);
+    assert!(plan.check_cpus(9).is_ok());
+    assert!(plan.check_cpus(0).is_ok(), "unknown engine size checks nothing");
+    let e = plan.check_cpus(4).unwrap_err();
+    assert_eq!(e.exit_code(), INVALID_INPUT);
+    assert_has(
+        &e.to_string(),
+        &["tasks.toml", "task `big`", "8.5 CPUs", "only 4", "`cpus`"],
+    );
+    assert!(!e.to_string().contains("small"));
+}
