@@ -242,3 +242,40 @@ prompt_text = "sleep 300"
     let left = containers(&format!("label=sandpen.run={}", field(&report, "run_id")));
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
+
+#[test]
+fn a_task_over_its_disk_limit_is_stopped_and_keeps_its_work() {
+    let repo = make_repo();
+    let started = std::time::Instant::now();
+    let run = run_tasks(
+        repo.path(),
+        r#"
+[[task]]
+id = "filler"
+timeout = "2m"
+disk = "5m"
+prompt_text = """
+echo small > small.txt && git add small.txt && git commit -qm small
+head -c 12000000 /dev/zero > big.bin
+sleep 100
+"""
+"#,
+        &[],
+    );
+    let report = run.report();
+    let t = task(&report, "filler");
+    eprintln!("disk: {:?}, {t:#}", started.elapsed());
+    assert_eq!(field(t, "status"), "disk_exceeded", "{t:#}\n{}", run.dump());
+    assert_eq!(t["disk_limit_bytes"], 5 << 20, "{t:#}");
+    assert!(t["peak_disk_bytes"].as_u64().unwrap() > 5 << 20, "{t:#}");
+    assert!(
+        t["duration_s"].as_f64().unwrap() < 30.0,
+        "stopped soon after passing the limit, not at its sleep's end: {t:#}"
+    );
+    let branch = field(t, "branch");
+    assert_eq!(
+        git(repo.path(), &["show", &format!("{branch}:small.txt")]),
+        "small\n"
+    );
+    assert_eq!(run.code, 1, "{}", run.dump());
+}

@@ -34,6 +34,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 
+    /// What a task may hold in its checkout, e.g. 10g (default); over it, the task is stopped
+    /// as disk_exceeded (checked every 2 s, so it can overshoot by what it writes meanwhile).
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
+
     /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
     #[arg(
         long,

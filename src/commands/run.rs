@@ -78,6 +78,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         memory: args.memory.clone(),
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
+        disk: args.disk.clone(),
     };
     let prompts = PromptPolicy::for_run(
         args.repo.as_deref(),

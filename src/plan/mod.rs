@@ -43,7 +43,7 @@ pub struct TaskSpec {
     /// Ids of tasks that must succeed first, in the order written, without repeats.
     pub depends_on: Vec<String>,
     pub env: BTreeMap<String, String>,
-    /// What the task may write to its checkout (bytes); None for no limit.
+    /// What the task may hold in its checkout (bytes), enforced while it runs.
     pub disk_bytes: Option<u64>,
 }
 
@@ -58,6 +58,8 @@ pub struct Flags {
     /// `--pids-limit`
     pub pids: Option<String>,
     pub timeout: Option<String>,
+    /// `--disk`
+    pub disk: Option<String>,
 }
 
 /// The built-in values, used where neither a task file nor a flag says otherwise.
@@ -67,6 +69,7 @@ pub struct Defaults {
     pub memory_bytes: i64,
     pub pids: i64,
     pub timeout: Duration,
+    pub disk_bytes: u64,
 }
 
 impl Default for Defaults {
@@ -76,6 +79,7 @@ impl Default for Defaults {
             memory_bytes: 4 * 1024 * 1024 * 1024,
             pids: 1024,
             timeout: Duration::from_secs(45 * 60),
+            disk_bytes: 10 << 30,
         }
     }
 }
@@ -202,6 +206,14 @@ struct Overrides {
     memory_bytes: Option<i64>,
     pids: Option<i64>,
     timeout: Option<Duration>,
+    disk_bytes: Option<u64>,
+}
+
+/// A task's resources, every layer applied.
+struct Resolved {
+    limits: Limits,
+    timeout: Duration,
+    disk_bytes: u64,
 }
 
 impl Overrides {
@@ -212,16 +224,20 @@ impl Overrides {
             memory_bytes: self.memory_bytes.or(lower.memory_bytes),
             pids: self.pids.or(lower.pids),
             timeout: self.timeout.or(lower.timeout),
+            disk_bytes: self.disk_bytes.or(lower.disk_bytes),
         }
     }
 
-    fn resolve(self, base: &Defaults) -> (Limits, Duration) {
-        let limits = Limits {
-            nano_cpus: self.nano_cpus.unwrap_or(base.nano_cpus),
-            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
-            pids: self.pids.unwrap_or(base.pids),
-        };
-        (limits, self.timeout.unwrap_or(base.timeout))
+    fn resolve(self, base: &Defaults) -> Resolved {
+        Resolved {
+            limits: Limits {
+                nano_cpus: self.nano_cpus.unwrap_or(base.nano_cpus),
+                memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+                pids: self.pids.unwrap_or(base.pids),
+            },
+            timeout: self.timeout.unwrap_or(base.timeout),
+            disk_bytes: self.disk_bytes.unwrap_or(base.disk_bytes),
+        }
     }
 }
 
@@ -248,6 +264,7 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
         memory_bytes: flag("memory", &flags.memory, parse_memory, errors),
         pids: flag("pids-limit", &flags.pids, parse_pids, errors),
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
+        disk_bytes: flag("disk", &flags.disk, parse_size, errors),
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::policy::NamedBy;
-use super::{Context, Draft, PlanError, TaskSpec, is_valid_id};
+use super::{Context, Draft, PlanError, Resolved, TaskSpec, is_valid_id};
 
 pub(super) const ID_RULE: &str = "ids must match [a-z0-9][a-z0-9_-]{0,62}: lowercase letters, digits, \
                        '-' and '_', starting with a letter or digit, at most 63 characters";
@@ -49,7 +49,11 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
     if !is_valid_id(&stem) {
         return None;
     }
-    let (limits, timeout) = ctx.flags.resolve(ctx.defaults);
+    let Resolved {
+        limits,
+        timeout,
+        disk_bytes,
+    } = ctx.flags.resolve(ctx.defaults);
     Some(Draft {
         at: path.display().to_string(),
         deps: Vec::new(),
@@ -61,7 +65,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             timeout,
             depends_on: Vec::new(),
             env: BTreeMap::new(),
-            disk_bytes: None,
+            disk_bytes: Some(disk_bytes),
         },
     })
 }

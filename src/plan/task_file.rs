@@ -15,7 +15,7 @@ use super::policy::NamedBy;
 use super::prompt_file::{ID_RULE, bad_input, suggest_id};
 use super::read::{MAX_TASK_FILE_BYTES, ReadError, read_bounded};
 use super::source::{Source, forbidden_keys, toml_error};
-use super::{Context, Draft, Overrides, PlanError, TaskSpec, is_valid_id, policy, units};
+use super::{Context, Draft, Overrides, PlanError, Resolved, TaskSpec, is_valid_id, policy, units};
 
 type Env = BTreeMap<Spanned<String>, Spanned<Value>>;
 
@@ -34,6 +34,7 @@ struct RawDefaults {
     memory: Option<Spanned<Value>>,
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
+    disk: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -48,6 +49,7 @@ struct RawTask {
     memory: Option<Spanned<Value>>,
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
+    disk: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -101,7 +103,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
 
     let (file_defaults, default_env) = match &raw.defaults {
         Some(d) => (
-            overrides(&src, &d.cpus, &d.memory, &d.pids, &d.timeout, errors),
+            overrides(&src, [&d.cpus, &d.memory, &d.pids, &d.timeout, &d.disk], errors),
             env(&src, d.env.as_ref(), errors),
         ),
         None => (Overrides::default(), BTreeMap::new()),
@@ -190,11 +192,19 @@ fn load_task(
         }
     }
 
-    let own = overrides(src, &task.cpus, &task.memory, &task.pids, &task.timeout, errors);
+    let own = overrides(
+        src,
+        [&task.cpus, &task.memory, &task.pids, &task.timeout, &task.disk],
+        errors,
+    );
     let mut env_vars = shared.env.clone();
     env_vars.extend(env(src, task.env.as_ref(), errors));
 
-    let (limits, timeout) = own.over(shared.overrides).resolve(ctx.defaults);
+    let Resolved {
+        limits,
+        timeout,
+        disk_bytes,
+    } = own.over(shared.overrides).resolve(ctx.defaults);
     let (id, at) = id?;
     Some(Draft {
         at,
@@ -206,7 +216,7 @@ fn load_task(
             timeout,
             depends_on: deps.iter().map(|d| d.id.clone()).collect(),
             env: env_vars,
-            disk_bytes: None,
+            disk_bytes: Some(disk_bytes),
         },
         deps,
     })
@@ -302,14 +312,9 @@ fn resolve_prompt_path(task_file: &Path, prompt: &str) -> PathBuf {
     }
 }
 
-fn overrides(
-    src: &Source,
-    cpus: &Option<Spanned<Value>>,
-    memory: &Option<Spanned<Value>>,
-    pids: &Option<Spanned<Value>>,
-    timeout: &Option<Spanned<Value>>,
-    errors: &mut Vec<PlanError>,
-) -> Overrides {
+/// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk.
+fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 5], errors: &mut Vec<PlanError>) -> Overrides {
+    let [cpus, memory, pids, timeout, disk] = keys;
     fn check<T>(
         src: &Source,
         key: &str,
@@ -333,6 +338,7 @@ fn overrides(
         memory_bytes: check(src, "memory", memory, units::memory_value, errors),
         pids: check(src, "pids", pids, units::pids_value, errors),
         timeout: check(src, "timeout", timeout, units::timeout_value, errors),
+        disk_bytes: check(src, "disk", disk, units::disk_value, errors),
     }
 }
 

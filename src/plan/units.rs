@@ -204,6 +204,16 @@ pub(super) fn memory_value(v: &Value) -> Result<i64, String> {
     }
 }
 
+pub(super) fn disk_value(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::String(s) => parse_size(s),
+        Value::Integer(i) if *i > 0 => Ok(*i as u64),
+        other => Err(format!(
+            "expected a size such as \"10g\" or \"500m\", got {other}"
+        )),
+    }
+}
+
 pub(super) fn pids_value(v: &Value) -> Result<i64, String> {
     match v {
         Value::String(s) => parse_pids(s),

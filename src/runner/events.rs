@@ -67,7 +67,9 @@ pub struct TaskResult {
     pub peak_memory_bytes: Option<u64>,
     pub mean_cpu_percent: Option<f64>,
     pub peak_cpu_percent: Option<f64>,
-    /// The most the checkout held on disk when measured (every few seconds while it ran).
+    /// The task's disk limit (what its checkout may hold), and the most the checkout held
+    /// when measured (every 2 s while it ran).
+    pub disk_limit_bytes: Option<u64>,
     pub peak_disk_bytes: Option<u64>,
     pub log: String,
     pub stderr_log: String,
@@ -116,6 +118,7 @@ impl TaskResult {
             peak_memory_bytes: None,
             mean_cpu_percent: None,
             peak_cpu_percent: None,
+            disk_limit_bytes: None,
             peak_disk_bytes: None,
             log: String::new(),
             stderr_log: String::new(),

@@ -58,6 +58,9 @@ fn bad_resource_values_name_line_and_key() {
         ("timeout = \"0s\"", "greater than zero"),
         ("timeout = \"soon\"", "not a duration"),
         ("timeout = 90", "no unit"),
+        ("disk = \"0\"", "greater than zero"),
+        ("disk = \"lots\"", "not a size"),
+        ("disk = -5", "expected a size"),
     ];
     for (line, want) in cases {
         let key = line.split(' ').next().unwrap();
@@ -68,6 +71,41 @@ fn bad_resource_values_name_line_and_key() {
         ));
         assert_has(&text, &["tasks.toml:2", &format!("invalid `{key}`"), want]);
     }
+}
+
+#[test]
+fn the_disk_limit_comes_from_task_defaults_flag_or_built_in() {
+    let dir = TempDir::new().unwrap();
+    let tasks = write(
+        dir.path(),
+        "tasks.toml",
+        "[defaults]\ndisk = \"2g\"\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n\
+         [[task]]\nid = \"b\"\nprompt_text = \"x\"\ndisk = \"500m\"\n",
+    );
+    let plan = ok(std::slice::from_ref(&tasks));
+    assert_eq!(plan.get("a").unwrap().disk_bytes, Some(2 * GIB as u64));
+    assert_eq!(plan.get("b").unwrap().disk_bytes, Some(500 * MIB as u64));
+    let flags = Flags {
+        disk: Some("3g".into()),
+        ..Flags::default()
+    };
+    let plan = load_with(&[tasks], &flags).unwrap();
+    assert_eq!(
+        plan.get("a").unwrap().disk_bytes,
+        Some(3 * GIB as u64),
+        "the flag wins over [defaults]"
+    );
+    assert_eq!(
+        plan.get("b").unwrap().disk_bytes,
+        Some(500 * MIB as u64),
+        "the task's own key wins"
+    );
+    let p = write(dir.path(), "c.md", "x");
+    assert_eq!(
+        ok(&[p]).tasks[0].disk_bytes,
+        Some(10 * GIB as u64),
+        "built-in 10 GiB"
+    );
 }
 
 #[test]

@@ -67,6 +67,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         log: ctx.log.display().to_string(),
         stderr_log: ctx.stderr_log.display().to_string(),
         checkout: layout.checkout(&id).display().to_string(),
+        disk_limit_bytes: ctx.task.disk_bytes,
         ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
     };
     ctx.events.send(Event::TaskPreparing { task: id.clone() });
