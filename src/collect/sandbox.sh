@@ -36,10 +36,16 @@ set -- ':(exclude,glob)**/.env' ':(exclude,glob)**/.env.*' ':(exclude,glob)**/*.
     ':(exclude,glob)**/id_rsa' ':(exclude,glob)**/id_dsa' ':(exclude,glob)**/id_ecdsa' \
     ':(exclude,glob)**/id_ed25519' ':(exclude,glob)**/.netrc'
 
+# The salvage stores the files as the task left them: no filter the task set up (clean,
+# smudge, process) may rewrite or swallow them. info/attributes outranks .gitattributes; the
+# task's own is put back after the commit (which may hash files again).
+attrs=.git/info/attributes
+[ -e "$attrs" ] || [ -L "$attrs" ] && mv "$attrs" "$attrs.sandpen-saved"
+mkdir -p .git/info && printf '* -filter\n' > "$attrs"
 if ! g add --all -- . "$@"; then
     echo "git add failed; committing what it staged" >&2
 fi
-if ! g diff --cached --quiet --exit-code; then
+if ! g diff --cached --quiet --exit-code --no-ext-diff --no-textconv; then
     msg="sandpen: salvage uncommitted work of task $task
 
 The task ended with these changes uncommitted; sandpen committed them so that
@@ -51,6 +57,8 @@ Sandpen-Task: $task"
     g commit --quiet --no-verify -m "$msg" || { echo "the salvage commit failed" >&2; exit 13; }
     say salvaged yes
 fi
+rm -f "$attrs"
+[ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
 # What was left out, for the report (C-quoted by git when unusual).
 for p in "$@"; do
     g status --porcelain --untracked-files=all -- ":(glob)${p#:(exclude,glob)}" 2>/dev/null
