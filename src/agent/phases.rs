@@ -79,7 +79,8 @@ struct RawState {
 
 /// Reads a task's state file from its checkout on the host. The checkout belongs to the task,
 /// so nothing on the way may be a symlink (it could point at the host's files), the file is
-/// opened without following links, and only a bounded amount is read.
+/// opened without following links and without blocking (a FIFO would block a plain open
+/// forever), it must be a regular file, and only a bounded amount is read.
 pub fn read_state(checkout: &Path, task_id: &str) -> Option<PhaseState> {
     let rel = state_path(task_id);
     let mut path = checkout.to_path_buf();
@@ -89,12 +90,15 @@ pub fn read_state(checkout: &Path, task_id: &str) -> Option<PhaseState> {
             return None;
         }
     }
-    const O_NOFOLLOW: i32 = 0o400000;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NOFOLLOW)
+        .custom_flags(flags.bits() as i32)
         .open(&path)
         .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut text = String::new();
     file.take(64 * 1024).read_to_string(&mut text).ok()?;
     parse_state(&text)
@@ -172,6 +176,25 @@ mod tests {
             read_state(other.path(), "t2"),
             None,
             "a symlinked directory is not followed"
+        );
+    }
+
+    #[test]
+    fn a_fifo_as_the_state_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(state_path("t"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(read_state(dir.path(), "t"), None);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "without blocking"
         );
     }
 }

@@ -54,10 +54,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run tasks in parallel, one container each, through the WorkflowManager agent.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Build, reuse or bootstrap sandpen's images.
     Image(ImageArgs),
-    /// Remove containers left behind by sandpen runs whose process is gone.
+    /// Finish runs whose sandpen process is gone: remove their containers, bring their work
+    /// back, complete their reports.
     Gc(GcArgs),
     /// Run sample tasks end to end against a scripted model (no account needed).
     Demo(DemoArgs),

@@ -17,7 +17,7 @@ use crate::report::build::BuildDisplay;
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host = cli.host.as_deref();
     match cli.command {
-        Command::Run(args) => run::run(host, args).await,
+        Command::Run(args) => run::run(host, *args).await,
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,

@@ -26,7 +26,8 @@ pub async fn finish_run<E: ContainerEngine>(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_else(|| RunReport::started(&manifest.run_id, &manifest.repo, &manifest.image, 0, ""));
-    if report.complete {
+    let unfinished = |r: &RunReport, id: &str| r.tasks.iter().all(|t| t.id != id || t.left_for_gc);
+    if report.complete && !manifest.tasks.iter().any(|t| unfinished(&report, &t.id)) {
         return Ok(Vec::new());
     }
     let repo = Repo::discover(Some(std::path::Path::new(&manifest.repo))).await?;
@@ -38,16 +39,22 @@ pub async fn finish_run<E: ContainerEngine>(
     };
     let mut lines = Vec::new();
     for task in &manifest.tasks {
-        if report.tasks.iter().any(|t| t.id == task.id) {
+        if !unfinished(&report, &task.id) {
             continue;
         }
-        let mut result = TaskResult {
+        let earlier = report
+            .tasks
+            .iter()
+            .position(|t| t.id == task.id)
+            .map(|i| report.tasks.remove(i));
+        let mut result = earlier.unwrap_or_else(|| TaskResult {
             checkout: layout.checkout(&task.id).display().to_string(),
             log: layout.log(&task.id).display().to_string(),
             stderr_log: layout.stderr_log(&task.id).display().to_string(),
             exit_code: exit_codes.get(&task.id).copied(),
             ..TaskResult::new(&task.id, &manifest.image, task.limits)
-        };
+        });
+        result.left_for_gc = false;
         if !layout.checkout(&task.id).is_dir() {
             result.status = TaskStatus::Cancelled;
             result.message = Some("sandpen ended before the task started".into());
@@ -71,9 +78,12 @@ pub async fn finish_run<E: ContainerEngine>(
             result.status = TaskStatus::Error;
             match collect::collect(engine, &job).await {
                 Ok(c) => {
-                    result.message = Some(format!(
-                        "sandpen ended while the task ran{ended}; `sandpen gc` brought its work back"
-                    ));
+                    result.message = Some(match result.message.take() {
+                        Some(m) => format!("{m}; `sandpen gc` brought its work back{ended}"),
+                        None => format!(
+                            "sandpen ended while the task ran{ended}; `sandpen gc` brought its work back"
+                        ),
+                    });
                     result.branch = c.branch;
                     result.commits = c.commits;
                     result.salvaged = c.salvaged;

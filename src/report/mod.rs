@@ -21,7 +21,7 @@ pub trait Consumer: Send {
     fn finish(&mut self) {}
 }
 
-/// Feeds every event to every consumer until the runner drops its sender.
+/// Feeds every event to every consumer until the run has finished (or every sender is gone).
 pub async fn consume(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     mut consumers: Vec<Box<dyn Consumer>>,
@@ -29,6 +29,9 @@ pub async fn consume(
     while let Some(event) = rx.recv().await {
         for c in consumers.iter_mut() {
             c.on_event(&event);
+        }
+        if matches!(event, Event::RunFinished { .. }) {
+            break;
         }
     }
     for c in consumers.iter_mut() {

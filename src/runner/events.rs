@@ -61,6 +61,9 @@ pub struct TaskResult {
     /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
     /// *.pem, id_rsa, ...); they stay in the checkout.
     pub salvage_left_out: Vec<String>,
+    /// The engine never confirmed that the task's container was gone, so its work was not
+    /// collected: `sandpen gc` collects it.
+    pub left_for_gc: bool,
     pub container_id: Option<String>,
     pub image: String,
     pub limits: Limits,
@@ -112,6 +115,7 @@ impl TaskResult {
             commits: 0,
             salvaged: false,
             salvage_left_out: Vec::new(),
+            left_for_gc: false,
             container_id: None,
             image: image.to_string(),
             limits,

@@ -334,10 +334,17 @@ impl Drop for Background {
 }
 
 pub fn spawn_run(repo: &Path, toml: &str, extra: &[&str]) -> Background {
+    spawn_run_with(repo, toml, extra, &[])
+}
+
+/// `spawn_run` with extra environment variables for sandpen.
+pub fn spawn_run_with(repo: &Path, toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Background {
     let tasks = task_file(toml);
     let stderr_path = tasks.dir.path().join("sandpen.stderr");
     let err = std::fs::File::create(&stderr_path).unwrap();
-    let child = run_command(repo, &tasks, extra)
+    let mut cmd = run_command(repo, &tasks, extra);
+    cmd.envs(env.iter().copied());
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(err)

@@ -17,7 +17,7 @@ use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
 
 /// What the engine gets to stop a container beyond the grace, all calls together.
-pub const STOP_MARGIN: Duration = Duration::from_secs(10);
+pub const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// The budget of the calls after a container ended by itself (drain, inspect, remove).
 const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
 /// How long output may keep arriving after the container stopped.
@@ -56,13 +56,15 @@ pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -
         }
     };
     end.id = Some(id.clone());
-    if ctx.stop.graceful.is_cancelled() {
+    // The calls after the end share a deadline: generous when the engine answered, short when
+    // it did not (then the task is left for `gc` rather than waited on).
+    let deadline = if ctx.stop.graceful.is_cancelled() {
         end.stopped_for = Some(StopReason::Cancelled);
         end.settled = true; // created, never started
+        Instant::now() + CLEANUP_BUDGET
     } else {
-        watch_running(ctx, &id, checkout, &mut end).await;
-    }
-    let deadline = Instant::now() + CLEANUP_BUDGET;
+        watch_running(ctx, &id, checkout, &mut end).await
+    };
     if end.settled && end.started_at.is_some() {
         match within(deadline, "inspecting the container", ctx.engine.exit_state(&id)).await {
             Ok(s) => end.exit = Some(s),
@@ -86,19 +88,19 @@ pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -
 }
 
 /// Attach, start, watch, and wait for the end (or stop it); `end.settled` says whether the
-/// engine confirmed that the container stopped.
+/// engine confirmed that the container stopped. Returns the deadline of the calls after it.
 async fn watch_running<E: ContainerEngine>(
     ctx: &Ctx<E>,
     id: &str,
     checkout: &std::path::Path,
     end: &mut ContainerEnd,
-) {
+) -> Instant {
     let (log, stderr_log) = match (File::create(&ctx.log), File::create(&ctx.stderr_log)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             end.problems.push(format!("creating the task's log files: {e}"));
             end.settled = true; // never started
-            return;
+            return Instant::now() + CLEANUP_BUDGET;
         }
     };
     // Attached before start: output is read from the container's first byte.
@@ -107,13 +109,13 @@ async fn watch_running<E: ContainerEngine>(
         Err(e) => {
             end.problems.push(e.to_string());
             end.settled = true;
-            return;
+            return Instant::now() + CLEANUP_BUDGET;
         }
     };
     if let Err(e) = ctx.engine.start(id).await {
         end.problems.push(e.to_string());
         end.settled = !matches!(e, EngineError::TimedOut { .. });
-        return;
+        return Instant::now() + STOP_MARGIN;
     }
     let task = &ctx.task.id;
     end.started_at = Some(now_rfc3339());
@@ -128,7 +130,7 @@ async fn watch_running<E: ContainerEngine>(
     let disk_over = CancellationToken::new();
     let watchers_stop = CancellationToken::new();
     let state_file_seen = Arc::new(AtomicBool::new(false));
-    let output = tokio::spawn(watch::output(
+    let mut output = tokio::spawn(watch::output(
         attached,
         log,
         stderr_log,
@@ -178,10 +180,15 @@ async fn watch_running<E: ContainerEngine>(
         None => stop(ctx, id, end.stopped_for, end).await,
     };
     end.finished_at = Some(now_rfc3339());
+    tracing::debug!(task = %ctx.task.id, settled = end.settled, "the container ended or was given up");
     watchers_stop.cancel();
 
-    let drain = DRAIN_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-    match tokio::time::timeout(drain.max(Duration::from_secs(1)), output).await {
+    // Output of a container the engine lost may never end: a short look, then on.
+    let drain = match end.settled {
+        true => DRAIN_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())),
+        false => Duration::ZERO,
+    };
+    match tokio::time::timeout(drain.max(Duration::from_millis(500)), &mut output).await {
         Ok(Ok(Ok(sum))) => end.output = sum,
         Ok(Ok(Err(e))) => end.problems.push(e),
         Ok(Err(join)) => end.problems.push(format!("reading output failed: {join}")),
@@ -191,9 +198,14 @@ async fn watch_running<E: ContainerEngine>(
         )),
         Err(_) => {}
     }
+    // A stream the engine never ends must not outlive the task (it holds an event sender).
+    output.abort();
+    tracing::debug!(task = %ctx.task.id, "output drained");
     end.stats = stats.await.unwrap_or_default();
     end.disk = disk.await.unwrap_or_default();
     let _ = phases.await;
+    tracing::debug!(task = %ctx.task.id, "watchers ended");
+    deadline
 }
 
 /// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C), and a
@@ -216,6 +228,7 @@ async fn stop<E: ContainerEngine>(
         r = within(deadline, "stopping the container", ctx.engine.stop(id, ctx.cfg.grace)) => r,
         _ = ctx.stop.kill.cancelled() => within(deadline, "killing the container", ctx.engine.kill(id)).await,
     };
+    tracing::debug!(task = %ctx.task.id, ok = stopped.is_ok(), "stop answered");
     let mut waited = match stopped {
         Ok(()) => within(deadline, "waiting for the container", ctx.engine.wait(id)).await,
         Err(e) => Err(e),

@@ -104,12 +104,13 @@ pub(crate) async fn run<E: ContainerEngine>(
     if let Some(end) = end {
         apply_end(&mut result, &ctx, end);
     }
-    if let Some(state) = phases::read_state(&checkout.path, &id) {
+    if let Some(state) = read_state(&checkout.path, &id).await {
         result.last_phase = Some(state.phase);
         result.last_phase_name = Some(state.name);
         result.phases_completed = state.completed.len() as u32;
     }
     if !settled {
+        result.left_for_gc = true;
         let msg = format!(
             "{}; its work was not collected because the engine did not confirm that its \
              container is gone (`sandpen gc` collects it later)",
@@ -150,6 +151,17 @@ pub(crate) async fn run<E: ContainerEngine>(
             finish(result, TaskStatus::Error, Some(msg), started)
         }
     }
+}
+
+/// The task's state file, read off the async workers and given up after a second.
+async fn read_state(checkout: &std::path::Path, id: &str) -> Option<phases::PhaseState> {
+    let (c, t) = (checkout.to_path_buf(), id.to_string());
+    let read = tokio::task::spawn_blocking(move || phases::read_state(&c, &t));
+    tokio::time::timeout(std::time::Duration::from_secs(1), read)
+        .await
+        .ok()?
+        .ok()
+        .flatten()
 }
 
 /// The prompt, as a file mounted read-only into the container (it reaches the CLI on stdin).

@@ -1,0 +1,389 @@
+//! Every way a run can end leaves nothing behind and says what happened: SIGHUP, a second
+//! Ctrl-C, a panic in one task, a hung engine, a SIGKILLed sandpen whose containers end
+//! themselves, a task that turns its state file into a FIFO, and no secret in any log at any
+//! verbosity. Real engine, probe image.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sleepers(ids: &[&str], seconds: u32, timeout: &str) -> String {
+    ids.iter()
+        .map(|id| {
+            format!("[[task]]\nid = \"{id}\"\ntimeout = \"{timeout}\"\nprompt_text = \"sleep {seconds}\"\n\n")
+        })
+        .collect()
+}
+
+/// The run's directory (the only one under the repository's runs).
+fn run_dir(repo: &Path) -> PathBuf {
+    let runs = repo.join(".sandpen/runs");
+    wait_for(Duration::from_secs(20), || {
+        std::fs::read_dir(&runs).ok()?.next()?.ok().map(|e| e.path())
+    })
+    .expect("the run directory appears")
+}
+
+fn report_of(repo: &Path) -> serde_json::Value {
+    read_report(&run_dir(repo).join("report.json")).expect("report.json parses")
+}
+
+fn left(run: &serde_json::Value) -> Vec<String> {
+    containers(&format!("label=sandpen.run={}", run["run_id"].as_str().unwrap()))
+}
+
+/// Waits until `n` of the run's task containers run.
+fn wait_running(run: &mut Background, n: usize) {
+    let filter = owner_filter(run.pid());
+    wait_for(Duration::from_secs(30), || {
+        if let Ok(Some(st)) = run.child.try_wait() {
+            panic!("sandpen exited early ({st}):\n{}", run.stderr());
+        }
+        (running_containers(&filter).len() >= n).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{n} containers never ran:\n{}", run.stderr()));
+}
+
+#[test]
+fn sighup_stops_the_run_writes_the_report_and_leaves_nothing() {
+    let repo = make_repo();
+    let mut run = spawn_run(repo.path(), &sleepers(&["h1", "h2"], 60, "5m"), &["-j", "2"]);
+    wait_running(&mut run, 2);
+    let sent = Instant::now();
+    run.signal("HUP");
+    let status = run
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("SIGHUP did not end the run:\n{}", run.stderr()));
+    eprintln!(
+        "sighup: exit {:?} {:?} after the signal",
+        status.code(),
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", run.stderr());
+    let report = report_of(repo.path());
+    assert_eq!(report["complete"], true, "{report:#}");
+    for id in ["h1", "h2"] {
+        assert_eq!(field(task(&report, id), "status"), "cancelled", "{report:#}");
+    }
+    assert!(left(&report).is_empty(), "containers left: {:?}", left(&report));
+}
+
+#[test]
+fn a_second_interrupt_leaves_within_two_seconds() {
+    let repo = make_repo();
+    // Tasks that ignore SIGTERM, so that the first Ctrl-C alone would take the whole grace.
+    let stubborn =
+        "[[task]]\nid = \"s\"\ntimeout = \"5m\"\nprompt_text = \"trap '' TERM; sleep 60 & wait; sleep 60\"\n";
+    let mut run = spawn_run(repo.path(), stubborn, &[]);
+    wait_running(&mut run, 1);
+    run.signal("INT");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    run.signal("INT");
+    let status = run
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the second interrupt did not end the run:\n{}", run.stderr()));
+    let took = second.elapsed();
+    eprintln!("second interrupt: exit {:?} after {took:?}", status.code());
+    assert!(
+        took < Duration::from_secs(2),
+        "left {took:?} after the second interrupt"
+    );
+    assert_eq!(status.code(), Some(130));
+    let err = run.stderr();
+    assert!(
+        err.contains("sandpen gc") || err.contains("report:"),
+        "says what to do:\n{err}"
+    );
+    // Whatever was left, gc finishes it.
+    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let report = report_of(repo.path());
+    assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
+}
+
+#[test]
+fn a_panic_in_one_task_leaves_the_others_and_the_engine_clean() {
+    let repo = make_repo();
+    let toml: String = ["p1", "p2", "p3"]
+        .iter()
+        .map(|id| format!("[[task]]\nid = \"{id}\"\ntimeout = \"1m\"\nprompt_text = \"sleep 2; echo {id} > {id}.txt\"\n\n"))
+        .collect();
+    let tasks = task_file(&toml);
+    let out =
+        output(run_command(repo.path(), &tasks, &["-j", "3"]).env("SANDPEN_TEST_PANIC_AFTER_START", "p2"));
+    let report = read_report(&tasks.report).unwrap_or_else(|e| panic!("{e}\n{}", stderr(&out)));
+    let p2 = task(&report, "p2");
+    assert_eq!(field(p2, "status"), "error", "{p2:#}");
+    assert!(
+        field(p2, "message").contains("runner for this task failed"),
+        "{p2:#}"
+    );
+    for id in ["p1", "p3"] {
+        let t = task(&report, id);
+        assert_eq!(field(t, "status"), "succeeded", "{t:#}");
+        let shown = git(
+            repo.path(),
+            &["show", &format!("{}:{id}.txt", field(t, "branch"))],
+        );
+        assert_eq!(shown, format!("{id}\n"));
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(left(&report).is_empty(), "containers left: {:?}", left(&report));
+}
+
+/// A Unix socket in front of the real engine that can stop answering, as a SIGSTOPped dockerd
+/// does, without touching the real one.
+struct FreezableEngine {
+    path: PathBuf,
+    frozen: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+impl FreezableEngine {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap()),
+                    (engine, client),
+                ] {
+                    let f = f.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 64 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            while f.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            path,
+            frozen,
+            _dir: dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+}
+
+#[test]
+fn a_hung_engine_ends_the_task_in_bounded_time_and_gc_finishes_it() {
+    let engine = FreezableEngine::start();
+    let repo = make_repo();
+    let host = engine.host();
+    let started = Instant::now();
+    let mut run = spawn_run_with(
+        repo.path(),
+        "[[task]]\nid = \"hung\"\ntimeout = \"5s\"\nprompt_text = \"echo w > w.txt; sleep 60\"\n",
+        &[],
+        &[("DOCKER_HOST", &host)],
+    );
+    wait_running(&mut run, 1);
+    engine.frozen.store(true, Ordering::Relaxed);
+    // timeout 5 s + grace 10 s + 15 s
+    let status = run
+        .wait_exit(Duration::from_secs(45))
+        .unwrap_or_else(|| panic!("a hung engine hung sandpen:\n{}", run.stderr()));
+    let took = started.elapsed();
+    eprintln!("hung engine: exit {:?} after {took:?}", status.code());
+    assert!(took < Duration::from_secs(30), "ended {took:?} after the start");
+    let report = report_of(repo.path());
+    let t = task(&report, "hung");
+    assert_eq!(field(t, "status"), "error", "{t:#}");
+    assert!(field(t, "message").contains("not collected"), "{t:#}");
+    assert!(
+        t["branch"].is_null(),
+        "no collection while the container may run: {t:#}"
+    );
+    assert!(
+        !report["cleanup_failures"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+
+    // The engine answers again: gc removes the container and brings the work back.
+    engine.frozen.store(false, Ordering::Relaxed);
+    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
+    let report = report_of(repo.path());
+    let t = task(&report, "hung");
+    let branch = field(t, "branch");
+    assert_eq!(
+        git(repo.path(), &["show", &format!("{branch}:w.txt")]),
+        "w\n",
+        "{t:#}"
+    );
+}
+
+#[test]
+fn an_orphan_container_ends_itself_at_its_deadline() {
+    let repo = make_repo();
+    let mut run = spawn_run(repo.path(), &sleepers(&["orphan"], 300, "3s"), &[]);
+    wait_running(&mut run, 1);
+    let filter = owner_filter(run.pid());
+    let killed = Instant::now();
+    run.signal("KILL");
+    run.wait_exit(Duration::from_secs(10))
+        .expect("SIGKILL ends sandpen");
+    // Nobody stops it: its own deadline (timeout 3 s + grace 10 s) does.
+    let ended = wait_for(Duration::from_secs(40), || {
+        (running_containers(&filter).is_empty()).then_some(killed.elapsed())
+    })
+    .expect("the orphan ran past its deadline");
+    eprintln!("orphan: ended {ended:?} after sandpen was killed");
+    assert!(ended < Duration::from_secs(30), "{ended:?}");
+    let report = report_of(repo.path());
+    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
+    let report = report_of(repo.path());
+    assert_eq!(report["complete"], true, "gc completed the report: {report:#}");
+    assert!(
+        field(task(&report, "orphan"), "message").contains("deadline"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_fifo_for_a_state_file_neither_hangs_the_run_nor_ctrl_c() {
+    let repo = make_repo();
+    let fifo = "mkdir -p .github/workflow-states/{id} && mkfifo .github/workflow-states/{id}/state.json && sleep {s}";
+    let run = run_tasks(
+        repo.path(),
+        &format!(
+            "[[task]]\nid = \"ff\"\ntimeout = \"1m\"\nprompt_text = \"{}\"\n",
+            fifo.replace("{id}", "ff").replace("{s}", "3")
+        ),
+        &[],
+    );
+    assert!(run.elapsed < Duration::from_secs(30), "{:?}", run.elapsed);
+    assert_eq!(
+        field(task(&run.report(), "ff"), "status"),
+        "succeeded",
+        "{}",
+        run.dump()
+    );
+
+    let mut live = spawn_run(
+        repo.path(),
+        &format!(
+            "[[task]]\nid = \"fg\"\ntimeout = \"1m\"\nprompt_text = \"{}\"\n",
+            fifo.replace("{id}", "fg").replace("{s}", "60")
+        ),
+        &[],
+    );
+    wait_running(&mut live, 1);
+    std::thread::sleep(Duration::from_secs(2)); // the watcher has met the FIFO
+    live.signal("INT");
+    let status = live
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("Ctrl-C did not end the run:\n{}", live.stderr()));
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn no_verbosity_prints_the_api_key() {
+    let repo = make_repo();
+    let canary = format!("sk-canary-{}", std::process::id());
+    let toml = "[[task]]\nid = \"quiet\"\ntimeout = \"1m\"\nprompt_text = \"echo ok > ok.txt\"\n";
+    for (args, log) in [
+        (&["-vvv"][..], None),
+        (&[][..], Some("trace,bollard=trace,hyper=trace")),
+    ] {
+        let tasks = task_file(toml);
+        let mut cmd = run_command(repo.path(), &tasks, &[]);
+        cmd.env("ANTHROPIC_API_KEY", &canary);
+        // -vvv goes before the subcommand.
+        let mut full = sandpen();
+        full.env("ANTHROPIC_API_KEY", &canary)
+            .current_dir(repo.path())
+            .args(args);
+        full.args(cmd.get_args());
+        if let Some(l) = log {
+            full.env("SANDPEN_LOG", l);
+        }
+        let out = output(&mut full);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let mut written = String::from_utf8_lossy(&out.stdout).into_owned();
+        written.push_str(&String::from_utf8_lossy(&out.stderr));
+        assert!(written.lines().count() > 3, "it did log: {written}");
+        for entry in walkdir::WalkDir::new(repo.path().join(".sandpen")) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                written.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));
+            }
+        }
+        written.push_str(&std::fs::read_to_string(&tasks.report).unwrap());
+        assert!(
+            !written.contains(&canary),
+            "the key was printed ({args:?}, {log:?})"
+        );
+    }
+}
+
+#[test]
+fn a_double_interrupt_ends_sandpen_within_two_seconds_even_with_a_hung_engine() {
+    let engine = FreezableEngine::start();
+    let repo = make_repo();
+    let host = engine.host();
+    let mut run = spawn_run_with(
+        repo.path(),
+        &sleepers(&["frozen"], 60, "5m"),
+        &[],
+        &[("DOCKER_HOST", &host)],
+    );
+    wait_running(&mut run, 1);
+    engine.frozen.store(true, Ordering::Relaxed);
+    run.signal("INT");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = Instant::now();
+    run.signal("INT");
+    let status = run.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "a hung engine held sandpen after two interrupts:\n{}",
+            run.stderr()
+        )
+    });
+    let took = second.elapsed();
+    eprintln!(
+        "double interrupt, hung engine: exit {:?} after {took:?}",
+        status.code()
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130));
+    assert!(run.stderr().contains("sandpen gc"), "{}", run.stderr());
+    engine.frozen.store(false, Ordering::Relaxed);
+    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let report = report_of(repo.path());
+    assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
+}
