@@ -244,8 +244,7 @@ async fn stop<E: ContainerEngine>(
             end.settled = true;
         }
         Err(e) => end.problems.push(format!(
-            "the engine did not confirm that container {} stopped ({e}); its checkout is left \
-             uncollected for `sandpen gc`",
+            "the engine did not confirm that container {} stopped ({e})",
             short(id)
         )),
     }
