@@ -358,9 +358,9 @@ async fn three_tasks_in_parallel_through_the_workflow_manager() {
         }
     }
     eprintln!(
-        "e2e three tasks: wall {:.1}s, speedup {}, process {:?}",
+        "e2e three tasks: wall {:.1}s, concurrency {}, process {:?}",
         report["wall_s"].as_f64().unwrap_or(0.0),
-        report["speedup"],
+        report["concurrency"],
         run.elapsed
     );
     assert_no_containers_left(&run_id);

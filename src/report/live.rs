@@ -75,10 +75,15 @@ impl LiveView {
             ),
             None => ("     -".into(), format!("{:>10}", "-")),
         };
+        // The phase first: it says where the task stands; the activity, what it does now.
+        let doing = match (row.phase.is_empty(), row.activity.is_empty()) {
+            (true, _) => row.activity.clone(),
+            (false, true) => row.phase.clone(),
+            (false, false) => format!("{} · {}", row.phase, row.activity),
+        };
         format!(
-            "{task:<w$} {:<10} {elapsed} {cpu} {mem}  {}",
+            "{task:<w$} {:<10} {elapsed} {cpu} {mem}  {doing}",
             row.state,
-            row.activity,
             w = self.width
         )
     }
@@ -127,7 +132,7 @@ impl Consumer for LiveView {
                     if let Some((multi, bars)) = &mut self.bars {
                         let bar = multi.add(ProgressBar::new_spinner());
                         bar.set_style(
-                            ProgressStyle::with_template("{spinner} {msg}").expect("valid template"),
+                            ProgressStyle::with_template("{spinner} {wide_msg}").expect("valid template"),
                         );
                         bar.enable_steady_tick(Duration::from_millis(250));
                         bars.insert(t.clone(), bar);
@@ -261,5 +266,47 @@ impl Consumer for LiveView {
                 print!("{table}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_line_shows_its_phase_and_its_activity() {
+        let mut view = LiveView::new(false);
+        view.bars = None;
+        view.on_event(&Event::RunStarted {
+            run_id: "r".into(),
+            repo: "/r".into(),
+            image: "i".into(),
+            jobs: 1,
+            tasks: vec!["t1".into()],
+            at: "now".into(),
+        });
+        view.on_event(&Event::Phase {
+            task: "t1".into(),
+            phase: 3,
+            name: "branch management".into(),
+            completed: vec![1, 2],
+        });
+        assert!(
+            view.line("t1").ends_with("phase 3/11: branch management"),
+            "{}",
+            view.line("t1")
+        );
+        view.on_event(&Event::Agent {
+            task: "t1".into(),
+            activity: "Bash: git switch -c feature".into(),
+            turns: 2,
+            tool: Some("Bash".into()),
+            api_retries: 0,
+        });
+        let line = view.line("t1");
+        assert!(
+            line.contains("phase 3/11: branch management · Bash: git switch -c feature"),
+            "{line}"
+        );
     }
 }

@@ -49,11 +49,11 @@ pub fn summary_table(report: &RunReport) -> String {
         .count();
     let mut out = table.to_string();
     out.push_str(&format!(
-        "\n{ok}/{} succeeded in {:.1}s wall ({} at once, speedup {:.1}x)\n",
+        "\n{ok}/{} succeeded in {:.1}s wall (-j {}; concurrency {:.1}: task time / wall time)\n",
         report.tasks.len(),
         report.wall_s,
         report.jobs,
-        report.speedup
+        report.concurrency
     ));
     for t in report
         .tasks

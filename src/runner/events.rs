@@ -221,8 +221,9 @@ pub struct RunReport {
     pub finished_at: String,
     pub wall_s: f64,
     pub jobs: usize,
-    /// Sum of task durations divided by wall time.
-    pub speedup: f64,
+    /// Task time over wall time: how many tasks ran at once on average. Not a speedup, which
+    /// would need the same tasks run one at a time to compare with.
+    pub concurrency: f64,
     pub cancelled: bool,
     /// False while the run goes on (the report is rewritten as each task ends), and for a run
     /// whose sandpen died before the end (until `sandpen gc` completes it).
@@ -243,7 +244,7 @@ impl RunReport {
             finished_at: String::new(),
             wall_s: 0.0,
             jobs,
-            speedup: 0.0,
+            concurrency: 0.0,
             cancelled: false,
             complete: false,
             tasks: Vec::new(),

@@ -142,7 +142,7 @@ pub async fn execute<E: ContainerEngine>(
     let report = RunReport {
         finished_at: now_rfc3339(),
         wall_s,
-        speedup: if wall_s > 0.0 { busy / wall_s } else { 0.0 },
+        concurrency: if wall_s > 0.0 { busy / wall_s } else { 0.0 },
         cancelled: stop.graceful.is_cancelled(),
         complete: true,
         tasks,
