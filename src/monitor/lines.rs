@@ -70,27 +70,9 @@ impl LineAssembler {
     }
 }
 
-/// Position of the first '\n', eight bytes at a time (fast even in debug builds).
+/// Position of the first '\n' (memchr: vectorised, fast even in debug builds).
 fn find_newline(haystack: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut words = haystack.chunks_exact(8);
-    let mut offset = 0;
-    for word in &mut words {
-        let bytes: [u8; 8] = word.try_into().expect("chunks_exact yields 8 bytes");
-        let x = u64::from_ne_bytes(bytes) ^ NEWLINES;
-        // Non-zero exactly when some byte of x is zero, i.e. some byte was '\n'.
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            return word.iter().position(|&b| b == b'\n').map(|p| offset + p);
-        }
-        offset += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| offset + p)
+    memchr::memchr(b'\n', haystack)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Consumer, bytes, summary_table};
+use super::{Consumer, summary_table};
 use crate::monitor::StatsSample;
 use crate::runner::{Event, RunReport};
 
@@ -71,7 +71,7 @@ impl LiveView {
                 s.cpu_percent
                     .map(|c| format!("{c:>5.0}%"))
                     .unwrap_or_else(|| "     -".into()),
-                format!("{:>10}", bytes(s.memory_bytes)),
+                format!("{:>10}", HumanBytes(s.memory_bytes).to_string()),
             ),
             None => ("     -".into(), format!("{:>10}", "-")),
         };

@@ -2,12 +2,12 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use super::bytes;
+use indicatif::HumanBytes;
 use crate::runner::RunReport;
 
 pub fn summary_table(report: &RunReport) -> String {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
+    table.load_style(UTF8_FULL_CONDENSED);
     table.set_header([
         "task",
         "status",
@@ -30,7 +30,7 @@ pub fn summary_table(report: &RunReport) -> String {
             t.status.as_str().to_string(),
             t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             format!("{:.1}s", t.duration_s),
-            t.peak_memory_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+            t.peak_memory_bytes.map(|b| HumanBytes(b).to_string()).unwrap_or_else(|| "-".into()),
             cpu,
             agent
                 .map(|a| a.num_turns.to_string())

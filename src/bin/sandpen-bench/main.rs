@@ -689,7 +689,7 @@ fn shell_quote(s: &str) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    t.load_style(comfy_table::presets::ASCII_MARKDOWN);
     t.set_header(["figure", "sandpen", "comparison", "ratio", "target", "met"]);
     for r in rows {
         t.add_row([
