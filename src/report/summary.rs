@@ -2,8 +2,8 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use indicatif::HumanBytes;
 use crate::runner::RunReport;
+use indicatif::HumanBytes;
 
 pub fn summary_table(report: &RunReport) -> String {
     let mut table = Table::new();
@@ -30,7 +30,9 @@ pub fn summary_table(report: &RunReport) -> String {
             t.status.as_str().to_string(),
             t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             format!("{:.1}s", t.duration_s),
-            t.peak_memory_bytes.map(|b| HumanBytes(b).to_string()).unwrap_or_else(|| "-".into()),
+            t.peak_memory_bytes
+                .map(|b| HumanBytes(b).to_string())
+                .unwrap_or_else(|| "-".into()),
             cpu,
             agent
                 .map(|a| a.num_turns.to_string())

@@ -1,0 +1,10 @@
+//! One file per figure. Each returns its rows, or why it could not be measured.
+
+pub mod footprint;
+pub mod image_cache;
+pub mod lifecycle;
+pub mod logs;
+pub mod plan;
+pub mod real_cli;
+pub mod speedup;
+pub mod throughput;

@@ -1,0 +1,60 @@
+//! Figure 2: Trivial tasks per second at -j N, against `xargs -P N docker run --rm` and the Python
+//! Docker SDK with N threads (the stack of the orchestrator sandpen replaces).
+
+use std::process::Command;
+
+use crate::ctx::{Ctx, Measured, argv, shell_quote, timed};
+use crate::row::Row;
+use crate::stats::Sample;
+use crate::target::{Bound, Target};
+
+pub const FIGURE: &str = "2a. throughput, trivial tasks (tasks/s)";
+pub const FIGURE_SDK: &str = "2b. throughput vs the Python SDK (tasks/s)";
+
+pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
+    let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (64, 16, 3) };
+    let tasks = ctx.task_file(n, "true", "256m", 0.5);
+    let (mut ours, mut xargs, mut python) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
+        ours.push(n as f64 / wall);
+        let line: Vec<String> = argv(&ctx.docker_run("true", &["--rm"]))[1..]
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect();
+        let script = format!(
+            "seq {n} | xargs -P {jobs} -I{{}} docker {} >/dev/null",
+            line.join(" ")
+        );
+        xargs.push(n as f64 / timed(Command::new("sh").args(["-c", &script]))?);
+        if let Some(py) = &ctx.python {
+            python.push(n as f64 / timed(&mut ctx.python_sdk(py, n, jobs, "true"))?);
+        }
+    }
+    let (ours, xargs) = (Sample::new(ours), Sample::new(xargs));
+    let ratio = ours.median() / xargs.median();
+    let mut rows = vec![Row::new(
+        FIGURE,
+        format!("{} ({n} tasks, -j {jobs})", ours.show(2)),
+        format!("xargs -P {jobs} docker run --rm: {}", xargs.show(2)),
+        Some(ratio),
+        Target::of(Bound::AtLeast(1.2, "x"), ratio),
+    )];
+    if python.is_empty() {
+        rows.push(Row::not_measured(
+            FIGURE_SDK,
+            "the Python Docker SDK is not installed (pip install docker)",
+        ));
+    } else {
+        let python = Sample::new(python);
+        let ratio = ours.median() / python.median();
+        rows.push(Row::new(
+            FIGURE_SDK,
+            ours.show(2),
+            format!("docker SDK, {jobs} threads: {}", python.show(2)),
+            Some(ratio),
+            Target::of(Bound::AtLeast(1.5, "x"), ratio),
+        ));
+    }
+    Ok(rows)
+}
