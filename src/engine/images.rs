@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::error::{describe, is_not_found};
-use super::{Engine, EngineError};
+use super::{CALL_TIMEOUT, Engine, EngineError};
 
 /// Uploads (a build context, a root filesystem) count against bollard's request timeout until
 /// the response headers arrive, so large ones need more than the 2-minute default.
@@ -45,22 +45,28 @@ pub struct BuildFailure {
 impl Engine {
     /// The image id for `reference`, or None when the engine has no such image.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        match self.docker().inspect_image(reference).await {
-            Ok(img) => Ok(img.id),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(EngineError::api(format!("inspecting image {reference}"), &e)),
-        }
+        let context = format!("inspecting image {reference}");
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            match self.docker().inspect_image(reference).await {
+                Ok(img) => Ok(img.id),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 
     /// Images carrying the label `key=value`.
     pub async fn images_with_label(&self, key: &str, value: &str) -> Result<Vec<ImageSummary>, EngineError> {
         let filters = HashMap::from([("label", vec![format!("{key}={value}")])]);
         let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
-        let list = self
-            .docker()
-            .list_images(Some(opts))
-            .await
-            .map_err(|e| EngineError::api("listing images", &e))?;
+        let list = EngineError::limited("listing images", CALL_TIMEOUT, async {
+            self.docker()
+                .list_images(Some(opts))
+                .await
+                .map_err(|e| EngineError::api("listing images", &e))
+        })
+        .await?;
         Ok(list
             .into_iter()
             .map(|i| ImageSummary {
@@ -205,10 +211,14 @@ impl Engine {
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
             .force(true)
             .build();
-        match self.docker().remove_image(reference, Some(opts), None).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("removing image {reference}"), &e)),
-        }
+        let context = format!("removing image {reference}");
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            match self.docker().remove_image(reference, Some(opts), None).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 }

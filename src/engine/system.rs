@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{Engine, EngineError};
+use super::{CALL_TIMEOUT, Engine, EngineError};
 
 /// What `sandpen doctor` and the run's checks need to know about the engine.
 #[derive(Debug, Clone, Serialize)]
@@ -22,16 +22,20 @@ pub struct EngineInfo {
 
 impl Engine {
     pub async fn info(&self) -> Result<EngineInfo, EngineError> {
-        let version = self
-            .docker()
-            .version()
-            .await
-            .map_err(|e| EngineError::api("reading the engine's version", &e))?;
-        let info = self
-            .docker()
-            .info()
-            .await
-            .map_err(|e| EngineError::api("reading the engine's info", &e))?;
+        let version = EngineError::limited("reading the engine's version", CALL_TIMEOUT, async {
+            self.docker()
+                .version()
+                .await
+                .map_err(|e| EngineError::api("reading the engine's version", &e))
+        })
+        .await?;
+        let info = EngineError::limited("reading the engine's info", CALL_TIMEOUT, async {
+            self.docker()
+                .info()
+                .await
+                .map_err(|e| EngineError::api("reading the engine's info", &e))
+        })
+        .await?;
         let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
         Ok(EngineInfo {
             address: self.address.clone(),
@@ -60,26 +64,32 @@ impl Engine {
 impl Engine {
     /// Whether a network of that name (or id) exists.
     pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self
-            .docker()
-            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if super::error::is_not_found(&e) => Ok(false),
-            Err(e) => Err(EngineError::api(format!("inspecting network {name}"), &e)),
-        }
+        let context = format!("inspecting network {name}");
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            match self
+                .docker()
+                .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if super::error::is_not_found(&e) => Ok(false),
+                Err(e) => Err(EngineError::api(&context, &e)),
+            }
+        })
+        .await
     }
 }
 
 impl Engine {
     /// The gateway of the default bridge network: the host as containers on it see it.
     pub async fn bridge_gateway(&self) -> Result<std::net::IpAddr, EngineError> {
-        let net = self
-            .docker()
-            .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
-            .await
-            .map_err(|e| EngineError::api("inspecting the bridge network", &e))?;
+        let net = EngineError::limited("inspecting the bridge network", CALL_TIMEOUT, async {
+            self.docker()
+                .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+                .await
+                .map_err(|e| EngineError::api("inspecting the bridge network", &e))
+        })
+        .await?;
         let configs = net.ipam.and_then(|i| i.config).unwrap_or_default();
         let gateway = configs
             .iter()
