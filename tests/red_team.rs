@@ -317,17 +317,23 @@ fn no_task_runs_code_on_the_host_or_changes_the_users_repository() {
     );
     assert!(fsck.status.success(), "git fsck --strict: {}", stderr(&fsck));
     assert_eq!(snapshot(&user), before, "the user's own git files are unchanged");
-    let result_prefix = "refs/heads/sandpen/";
     let added: Vec<String> = refs(&user)
         .into_iter()
         .filter(|r| !refs_before.contains(r))
         .collect();
     for r in &added {
         let name = r.split(' ').next().unwrap();
-        assert!(
-            name.starts_with(result_prefix) && name.ends_with(&format!("/{run_id}")),
-            "only result refs of this run were added: {r}"
-        );
+        // refs/heads/sandpen/<task>/<run>[+<branch>] or refs/sandpen/<task>/<run>/unreachable-<n>
+        let ours = name.strip_prefix("refs/heads/sandpen/").is_some_and(|rest| {
+            rest.split_once('/')
+                .is_some_and(|(_, run)| run == run_id || run.starts_with(&format!("{run_id}+")))
+        }) || name.strip_prefix("refs/sandpen/").is_some_and(|rest| {
+            rest.split_once('/').is_some_and(|(_, tail)| {
+                tail.strip_prefix(&format!("{run_id}/unreachable-"))
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+        });
+        assert!(ours, "only result refs of this run were added: {r}");
     }
     assert!(
         refs(&user).iter().filter(|r| refs_before.contains(r)).count() == refs_before.len(),

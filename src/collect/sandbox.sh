@@ -3,11 +3,13 @@
 # git setting the task may have planted (filters, hooks, fsmonitor, includes, nested
 # repositories...) can only ever run here, inside the sandbox, never on the host.
 #
-# Arguments: the base commit, the task id, the run id.
-# Writes /sandpen-out/result.bundle when HEAD has commits the base does not, and prints lines
-# "sandpen-collect: KEY VALUE" for the host (untrusted hints: the host checks what it uses).
+# Arguments: the base commit, the task id, the run id, and when the checkout was made (epoch s).
+# /sandpen-out/start-refs holds the checkout's refs as sandpen made it ("<oid> <ref>" lines).
+# Writes /sandpen-out/result.bundle holding HEAD, every branch the task created or moved, and
+# the commits no branch reaches, and prints lines "sandpen-collect: KEY VALUE" for the host
+# (untrusted hints: the host checks what it uses).
 set -u
-base=$1 task=$2 run=$3
+base=$1 task=$2 run=$3 since=${4:-0}
 out=/sandpen-out
 say() { printf 'sandpen-collect: %s %s\n' "$1" "$2"; }
 
@@ -42,6 +44,30 @@ set -- ':(exclude,glob)**/.env' ':(exclude,glob)**/.env.*' ':(exclude,glob)**/*.
 attrs=.git/info/attributes
 [ -e "$attrs" ] || [ -L "$attrs" ] && mv "$attrs" "$attrs.sandpen-saved"
 mkdir -p .git/info && printf '* -filter\n' > "$attrs"
+# Nested repositories: `git add` would record a directory holding its own .git as a gitlink,
+# and its files would never reach the branch. Each one the repository does not already track
+# as a gitlink (a submodule) has its .git moved aside while its files are added, then put back.
+aside=.sandpen-nested-git-$run
+: > "$out/moved"
+find . -name .git -prune -print 2>/dev/null | head -n 1000 > "$out/nested"
+while IFS= read -r p; do
+    [ "$p" = ./.git ] && continue
+    d=${p%/.git}; d=${d#./}
+    [ -e "$p" ] || [ -L "$p" ] || continue
+    if g ls-files --stage -- "$d" | grep -q '^160000 '; then
+        say nested-kept "$d	a submodule: the repository tracks it as a gitlink, its own commits are not collected"
+    elif g check-ignore -q -- "$d"; then
+        :
+    elif [ -e "$d/$aside" ] || [ -L "$d/$aside" ]; then
+        say nested-kept "$d	its .git could not be moved aside ($aside exists)"
+    elif mv "$p" "$d/$aside"; then
+        printf '%s\n' "$d" >> "$out/moved"
+        say nested-files "$d"
+    else
+        say nested-kept "$d	its .git could not be moved aside"
+    fi
+done < "$out/nested"
+set -- "$@" ":(exclude,glob)**/$aside" ":(exclude,glob)**/$aside/**"
 if ! g add --all -- . "$@"; then
     echo "git add failed; committing what it staged" >&2
 fi
@@ -58,20 +84,93 @@ Sandpen-Task: $task"
     say salvaged yes
 fi
 rm -f "$attrs"
+while IFS= read -r d; do
+    mv "$d/$aside" "$d/.git" || echo "could not put back $d/.git (it is at $d/$aside)" >&2
+done < "$out/moved"
 [ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
 # What was left out, for the report (C-quoted by git when unusual).
 for p in "$@"; do
+    case $p in *"$aside"*) continue ;; esac
     g status --porcelain --untracked-files=all -- ":(glob)${p#:(exclude,glob)}" 2>/dev/null
 done | cut -c4- | sort -u | head -n 100 | while IFS= read -r path; do say left-out "$path"; done
 
 head=$(g rev-parse --verify --quiet 'HEAD^{commit}') || { echo "the checkout has no HEAD commit" >&2; exit 14; }
 say head "$head"
-[ "$head" = "$base" ] && exit 0
-# A HEAD the base already contains needs no objects: the host points the branch at it.
-g merge-base --is-ancestor "$head" "$base" 2>/dev/null && exit 0
-if g cat-file -e "$base^{commit}" 2>/dev/null; then
-    g bundle create --quiet "$out/result.bundle" HEAD "^$base" || exit 15
-else
-    g bundle create --quiet "$out/result.bundle" HEAD || exit 15
+# A HEAD on anything but a local branch counts as detached.
+hb=$(g symbolic-ref --quiet HEAD) || hb=
+case $hb in
+refs/heads/*) say head-branch "${hb#refs/heads/}" ;;
+*) hb= ;;
+esac
+
+# What sandpen made the checkout with is known to the user's repository: only what is beyond
+# it travels in the bundle.
+touch "$out/start-refs"
+{ printf '%s\n' "$base"; cut -d' ' -f1 "$out/start-refs"; } \
+    | g cat-file --batch-check='%(objectname) %(objecttype)' 2>/dev/null \
+    | awk '$2 != "missing" { print "^" $1 }' | sort -u > "$out/known"
+beyond() { { printf '%s\n' "$1"; cat "$out/known"; } | g rev-list -n 1 --stdin 2>/dev/null | grep -q .; }
+is_commit() { [ "$(g cat-file -t "$1" 2>/dev/null)" = commit ]; }
+
+# Refs the task created or moved.
+g for-each-ref --format='%(objectname) %(refname)' > "$out/refs-now" || { echo "listing refs failed" >&2; exit 16; }
+awk 'NR == FNR { seen[$0] = 1; next } !($0 in seen)' "$out/start-refs" "$out/refs-now" \
+    | grep -v ' refs/sandpen-collect/' > "$out/changed"
+: > "$out/bundle-refs"
+: > "$out/tips"
+n=0
+while read -r oid ref; do
+    case $ref in
+    refs/heads/*)
+        n=$((n + 1))
+        [ "$n" -eq 1001 ] && say branches-over 1000
+        [ "$n" -gt 1000 ] && continue
+        is_commit "$oid" || continue
+        say branch "$oid ${ref#refs/heads/}"
+        beyond "$oid" && printf '%s\n' "$ref" >> "$out/bundle-refs"
+        ;;
+    # Tags are listed, not imported: what only a tag reaches is kept like any lost commit.
+    refs/tags/*)
+        say tag "$oid ${ref#refs/tags/}"
+        g rev-parse --verify --quiet "$oid^{commit}" >> "$out/tips"
+        ;;
+    # A stash, notes or any other ref: its commits are reachable from no branch.
+    *) is_commit "$oid" && printf '%s\n' "$oid" >> "$out/tips" ;;
+    esac
+done < "$out/changed"
+
+# Commits no branch or HEAD reaches any more (a deleted branch, a detached HEAD left
+# behind): the reflogs name them; where the task turned reflogs off, fsck's dangling commits
+# made since the checkout.
+if [ ! -f .git/logs/HEAD ] || [ "$(g config --bool core.logAllRefUpdates)" = false ]; then
+    g fsck --connectivity-only --no-reflogs --no-progress 2>/dev/null \
+        | awk '$1 == "dangling" && $2 == "commit" { print $3 }' \
+        | g log --no-walk=unsorted --stdin --format='%H %ct' 2>/dev/null \
+        | awk -v since="$since" '$2 >= since { print $1 }' >> "$out/tips"
 fi
-say bundle result.bundle
+# (Revisions on stdin are plain ids and ^ids: git before 2.42 takes no options there.)
+cat "$out/tips" "$out/known" | g rev-list --parents --reflog --stdin --not --branches HEAD \
+    2>/dev/null > "$out/lost"
+awk '{ for (i = 2; i <= NF; i++) parent[$i] = 1; c[NR] = $1 } END { for (i = 1; i <= NR; i++) if (!(c[i] in parent)) print c[i] }' "$out/lost" \
+    | head -n 100 > "$out/lost-tips"
+n=0
+while read -r oid; do
+    n=$((n + 1))
+    g update-ref "refs/sandpen-collect/unreachable-$n" "$oid" || continue
+    printf 'refs/sandpen-collect/unreachable-%s\n' "$n" >> "$out/bundle-refs"
+    say unreachable "$n $oid"
+done < "$out/lost-tips"
+# Counted with a detached HEAD's own commits.
+[ -n "$hb" ] && detached= || detached=HEAD
+lost=$({ cat "$out/lost-tips"; [ -n "$detached" ] && echo HEAD; cat "$out/known"; } \
+    | g rev-list --count --stdin --not --branches 2>/dev/null)
+say unreachable-commits "${lost:-0}"
+
+# The bundle: HEAD (unless the user's repository already has it) and the refs above.
+{ beyond "$head" && echo HEAD; cat "$out/bundle-refs"; } > "$out/bundle-list"
+if [ -s "$out/bundle-list" ]; then
+    cat "$out/bundle-list" "$out/known" | g bundle create --quiet "$out/result.bundle" --stdin || exit 15
+    say bundle result.bundle
+fi
+g for-each-ref --format='%(refname)' refs/sandpen-collect | while read -r r; do g update-ref -d "$r"; done
+exit 0

@@ -212,7 +212,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     }
 
     let (events, rx) = EventSender::channel();
-    let display = tokio::spawn(report::consume(rx, consumers));
+    let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
     let stop = Stop::default();
     let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::error::is_not_found;
+use super::error::{is_not_found, is_removal_in_progress};
 use super::spec::ContainerSpec;
 use super::{CALL_TIMEOUT, Engine, EngineError};
 
@@ -212,6 +212,19 @@ impl ContainerEngine for Engine {
             match self.docker().remove_container(id, Some(opts)).await {
                 Ok(()) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
+                // Someone else's removal: done when the container is gone.
+                Err(e) if is_removal_in_progress(&e) => loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    match self
+                        .docker()
+                        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                        .await
+                    {
+                        Err(e) if is_not_found(&e) => return Ok(()),
+                        Err(e) => return Err(EngineError::api(&context, &e)),
+                        Ok(_) => {}
+                    }
+                },
                 Err(e) => Err(EngineError::api(&context, &e)),
             }
         })

@@ -84,6 +84,16 @@ pub(crate) fn describe(err: &bollard::errors::Error) -> String {
 }
 
 /// True when the engine said the object does not exist.
+/// The engine is already removing the container (another client asked first: a request a
+/// dead sandpen left queued, or `gc` beside a live run).
+pub(crate) fn is_removal_in_progress(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, message }
+            if message.contains("already in progress")
+    )
+}
+
 pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
     matches!(
         err,

@@ -84,10 +84,7 @@ pub async fn finish_run<E: ContainerEngine>(
                             "sandpen ended while the task ran{ended}; `sandpen gc` brought its work back"
                         ),
                     });
-                    result.branch = c.branch;
-                    result.commits = c.commits;
-                    result.salvaged = c.salvaged;
-                    result.salvage_left_out = c.left_out;
+                    result.set_collected(c);
                 }
                 Err(e) => {
                     result.message = Some(format!(

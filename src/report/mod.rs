@@ -12,7 +12,7 @@ pub use ndjson::Ndjson;
 pub use summary::summary_table;
 pub use writer::{ReportWriter, write_atomically};
 
-use crate::runner::Event;
+use crate::runner::{Event, EventReceiver};
 
 /// Something that reacts to run events.
 pub trait Consumer: Send {
@@ -22,11 +22,10 @@ pub trait Consumer: Send {
 }
 
 /// Feeds every event to every consumer until the run has finished (or every sender is gone).
-pub async fn consume(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    mut consumers: Vec<Box<dyn Consumer>>,
-) {
-    while let Some(event) = rx.recv().await {
+/// Runs on a thread of its own: a display may block on a terminal or a pipe, and while it
+/// does the runner's volume events wait (see `runner::channel`).
+pub fn consume(mut rx: EventReceiver, mut consumers: Vec<Box<dyn Consumer>>) {
+    while let Some(event) = rx.blocking_recv() {
         for c in consumers.iter_mut() {
             c.on_event(&event);
         }

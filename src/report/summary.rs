@@ -41,7 +41,11 @@ pub fn summary_table(report: &RunReport) -> String {
                 .and_then(|a| a.cost_usd)
                 .map(|c| format!("${c:.4}"))
                 .unwrap_or_else(|| "-".into()),
-            t.branch.clone().unwrap_or_else(|| "-".into()),
+            match (&t.branch, t.branches.is_empty()) {
+                (Some(b), _) => b.clone(),
+                (None, false) => "(HEAD unchanged; see below)".into(),
+                (None, true) => "no commits".into(),
+            },
         ]);
     }
     let ok = report
@@ -68,5 +72,65 @@ pub fn summary_table(report: &RunReport) -> String {
             t.message.as_deref().unwrap_or_default()
         ));
     }
+    for t in &report.tasks {
+        for line in work_notes(t) {
+            out.push_str(&format!("  {}: {line}\n", t.id));
+        }
+    }
     out
+}
+
+/// What a task left beyond its HEAD's branch, one line each: nothing of it goes unsaid.
+fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
+    let mut notes: Vec<String> = t
+        .branches
+        .iter()
+        .map(|b| {
+            format!(
+                "branch {} -> {} ({} commit{})",
+                b.task_branch,
+                b.branch,
+                b.commits,
+                if b.commits == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    if t.branches_not_collected > 0 {
+        notes.push(format!(
+            "{} more branches stay in the checkout {}",
+            t.branches_not_collected, t.checkout
+        ));
+    }
+    if t.unreachable_commits > 0 {
+        let kept = match (t.unreachable_refs.is_empty(), &t.branch) {
+            (false, _) => format!("kept on {}", t.unreachable_refs.join(", ")),
+            (true, Some(b)) => format!("kept on {b}"),
+            (true, None) => "kept in the checkout".into(),
+        };
+        notes.push(format!(
+            "{} commit{} reachable from no branch (a detached HEAD, a deleted branch, a stash), {kept}",
+            t.unreachable_commits,
+            if t.unreachable_commits == 1 { "" } else { "s" }
+        ));
+    }
+    if !t.tags.is_empty() {
+        notes.push(format!("tags made (not imported): {}", t.tags.join(", ")));
+    }
+    for n in &t.nested_repos {
+        notes.push(match (&n.reason, n.salvaged) {
+            (_, true) => format!(
+                "nested repository {}: its files were saved, not its history",
+                n.path
+            ),
+            (Some(why), false) => format!("nested repository {} kept in the checkout: {why}", n.path),
+            (None, false) => format!("nested repository {} kept in the checkout", n.path),
+        });
+    }
+    if !t.salvage_left_out.is_empty() {
+        notes.push(format!(
+            "left out of the salvage as possible credentials (still in the checkout): {}",
+            t.salvage_left_out.join(", ")
+        ));
+    }
+    notes
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::collect::{BranchResult, Collected, NestedRepo};
 use crate::engine::spec::Limits;
 use crate::monitor::StatsSample;
 
@@ -61,6 +62,29 @@ pub struct TaskResult {
     /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
     /// *.pem, id_rsa, ...); they stay in the checkout.
     pub salvage_left_out: Vec<String>,
+    /// The branch HEAD was on in the checkout (None: a detached HEAD, or nothing collected).
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    /// Every other branch the task created or moved, brought back as
+    /// `sandpen/<task>/<run>+<branch>`.
+    #[serde(default)]
+    pub branches: Vec<BranchResult>,
+    /// Branches beyond the first 1000, left in the checkout.
+    #[serde(default)]
+    pub branches_not_collected: u32,
+    /// Commits no branch reaches (a detached HEAD, a deleted branch, a stash), and the refs
+    /// (`refs/sandpen/<task>/<run>/unreachable-<n>`) that keep those a detached HEAD's
+    /// branch does not.
+    #[serde(default)]
+    pub unreachable_commits: u32,
+    #[serde(default)]
+    pub unreachable_refs: Vec<String>,
+    /// Tags the task created or moved: listed, not imported.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Repositories nested in the checkout: salvaged as files, or kept and why.
+    #[serde(default)]
+    pub nested_repos: Vec<NestedRepo>,
     /// The engine never confirmed that the task's container was gone, so its work was not
     /// collected: `sandpen gc` collects it.
     pub left_for_gc: bool,
@@ -102,6 +126,21 @@ pub struct Timings {
 }
 
 impl TaskResult {
+    /// What collection brought back, into this entry.
+    pub fn set_collected(&mut self, c: Collected) {
+        self.branch = c.branch;
+        self.commits = c.commits;
+        self.salvaged = c.salvaged;
+        self.salvage_left_out = c.left_out;
+        self.head_branch = c.head_branch;
+        self.branches = c.branches;
+        self.branches_not_collected = c.branches_not_collected;
+        self.unreachable_commits = c.unreachable_commits;
+        self.unreachable_refs = c.unreachable_refs;
+        self.tags = c.tags;
+        self.nested_repos = c.nested_repos;
+    }
+
     /// An entry for a task that has not run yet: nothing measured, status `error` until set.
     pub fn new(id: &str, image: &str, limits: Limits) -> Self {
         Self {
@@ -115,6 +154,13 @@ impl TaskResult {
             commits: 0,
             salvaged: false,
             salvage_left_out: Vec::new(),
+            head_branch: None,
+            branches: Vec::new(),
+            branches_not_collected: 0,
+            unreachable_commits: 0,
+            unreachable_refs: Vec::new(),
+            tags: Vec::new(),
+            nested_repos: Vec::new(),
             left_for_gc: false,
             container_id: None,
             image: image.to_string(),
@@ -137,6 +183,8 @@ impl TaskResult {
         }
     }
 }
+
+pub use super::channel::{EventReceiver, EventSender};
 
 /// Why a running task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -254,21 +302,6 @@ impl RunReport {
 
     pub fn all_succeeded(&self) -> bool {
         self.tasks.iter().all(|t| t.status == TaskStatus::Succeeded)
-    }
-}
-
-/// Where events go. Sending never blocks the runner; a display that went away is ignored.
-#[derive(Debug, Clone)]
-pub struct EventSender(tokio::sync::mpsc::UnboundedSender<Event>);
-
-impl EventSender {
-    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Event>) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Self(tx), rx)
-    }
-
-    pub fn send(&self, event: Event) {
-        let _ = self.0.send(event);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The scheduler: runs a plan's tasks in containers under a jobs limit, honouring
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
+mod channel;
 pub mod events;
 pub mod manifest;
 mod scheduler;
@@ -11,7 +12,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use events::{Event, EventSender, RunReport, TaskResult, TaskStatus};
+pub use events::{Event, EventReceiver, EventSender, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
 pub use task::{STOP_MARGIN, Stop};
 

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::fake::{Behaviour, FakeEngine};
-use super::{EventSender, RunConfig, Stop, TaskStatus, execute};
+use super::{Event, EventSender, RunConfig, Stop, TaskStatus, execute};
 use crate::engine::spec::{Limits, Owner};
 use crate::plan::{Plan, TaskSpec};
 use crate::workspace::Repo;
@@ -39,6 +39,18 @@ fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
 }
 
 async fn run(engine: FakeEngine, tasks: Vec<TaskSpec>, jobs: usize, fail_fast: bool) -> super::RunReport {
+    let (tx, _rx) = EventSender::channel();
+    run_with(engine, tasks, jobs, fail_fast, tx, Stop::default()).await
+}
+
+async fn run_with(
+    engine: FakeEngine,
+    tasks: Vec<TaskSpec>,
+    jobs: usize,
+    fail_fast: bool,
+    tx: EventSender,
+    stop: Stop,
+) -> super::RunReport {
     let dir = tempfile::tempdir().unwrap();
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "init"]);
@@ -65,8 +77,7 @@ async fn run(engine: FakeEngine, tasks: Vec<TaskSpec>, jobs: usize, fail_fast: b
         grace: Duration::from_secs(1),
         credentials: vec![],
     };
-    let (tx, _rx) = EventSender::channel();
-    execute(engine, Plan { tasks }, cfg, tx, Stop::default()).await
+    execute(engine, Plan { tasks }, cfg, tx, stop).await
 }
 
 fn status(r: &super::RunReport, id: &str) -> TaskStatus {
@@ -171,4 +182,26 @@ async fn under_fail_fast_the_dependents_of_a_cancelled_task_are_cancelled() {
     assert_eq!(status(&r, "bad"), TaskStatus::Failed);
     assert_eq!(status(&r, "slow"), TaskStatus::Cancelled);
     assert_eq!(status(&r, "after-slow"), TaskStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn a_task_cancelled_while_its_checkout_is_made_gets_no_container() {
+    let engine = FakeEngine::new([("t", Behaviour { secs: 5.0, code: 0 })]);
+    let stop = Stop::default();
+    let (tx, mut rx) = EventSender::channel();
+    let cancel = stop.graceful.clone();
+    // Ctrl-C the moment the checkout starts (a clone takes milliseconds; this takes none).
+    let display = tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if matches!(e, Event::TaskPreparing { .. }) {
+                cancel.cancel();
+            }
+        }
+    });
+    let r = run_with(engine.clone(), vec![task("t", &[], 60)], 1, false, tx, stop).await;
+    display.abort();
+    assert_eq!(status(&r, "t"), TaskStatus::Cancelled);
+    assert!(engine.created_tasks().is_empty(), "{:?}", engine.created_tasks());
+    let t = &r.tasks[0];
+    assert!(t.container_id.is_none(), "{t:?}");
 }

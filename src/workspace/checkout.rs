@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::git::git;
-use super::{Repo, WorkspaceError, owner};
+use super::{Repo, RunDir, WorkspaceError, owner};
 
 /// The branch inside each checkout that the task starts on.
 const TASK_BRANCH_PREFIX: &str = "sandpen/";
@@ -21,15 +21,17 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    /// Clones the repository into `<run_dir>/<task_id>` at `base`, owned by `user`.
+    /// Clones the repository into the run's checkout of `task_id` at `base`, owned by `user`,
+    /// and records its refs (`RunDir::start_refs`): what the task finds, so that collection
+    /// can tell what it created or moved.
     pub async fn create(
         repo: &Repo,
-        run_dir: &Path,
+        run_dir: &RunDir,
         task_id: &str,
         base: &str,
         user: (u32, u32),
     ) -> Result<Self, WorkspaceError> {
-        let path = run_dir.join(task_id);
+        let path = run_dir.checkout(task_id);
         // --no-hardlinks: hard-linked objects would let a task that owns them rewrite the
         // user's own object files.
         git(
@@ -49,6 +51,11 @@ impl Checkout {
         git(&path, ["checkout", "--quiet", "-B", &branch, base]).await?;
         // The task has no business with the host path of the user's repository.
         git(&path, ["remote", "remove", "origin"]).await?;
+        let refs = git(&path, ["for-each-ref", "--format=%(objectname) %(refname)"]).await?;
+        let start_refs = run_dir.start_refs(task_id);
+        std::fs::create_dir_all(start_refs.parent().expect("in a directory"))
+            .and_then(|()| std::fs::write(&start_refs, refs))
+            .map_err(|e| WorkspaceError::io("recording the checkout's refs", e))?;
         let git_dir = path.join(".git");
         // The `uv run` that wraps every task makes .venv/, and uv.lock when the project has
         // none: sandpen's byproducts, not the task's work. A repository that tracks uv.lock

@@ -51,6 +51,12 @@ impl RunDir {
         self.internal().join("out").join(task)
     }
 
+    /// The refs of the task's checkout as sandpen made it ("<oid> <ref>" lines); its mtime
+    /// is when the checkout was made.
+    pub fn start_refs(&self, task: &str) -> PathBuf {
+        self.internal().join("refs").join(task)
+    }
+
     /// sandpen's own copy of a result bundle, out of every container's reach.
     pub fn bundle_copy(&self, task: &str) -> PathBuf {
         self.internal().join("bundles").join(format!("{task}.bundle"))

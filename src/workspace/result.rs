@@ -12,11 +12,33 @@ use super::{Repo, WorkspaceError};
 const FSCK: [&str; 4] = ["-c", "transfer.fsckObjects=true", "-c", "fetch.fsckObjects=true"];
 
 impl Repo {
-    /// Fetches the bundle's `HEAD`, and only that, into `refs/heads/<branch>`; returns the
-    /// commit the branch now names.
-    pub async fn fetch_bundle(&self, bundle: &Path, branch: &str) -> Result<String, WorkspaceError> {
-        let refspec = format!("+HEAD:refs/heads/{branch}");
+    /// Every ref of the repository, as "<oid> <ref>" lines.
+    pub async fn ref_listing(&self) -> Result<String, WorkspaceError> {
+        git(&self.root, ["for-each-ref", "--format=%(objectname) %(refname)"]).await
+    }
+
+    /// The refs a bundle holds (`git bundle list-heads` reads the file, no repository).
+    pub async fn bundle_heads(&self, bundle: &Path) -> Result<Vec<(String, String)>, WorkspaceError> {
+        let out = git(
+            &self.root,
+            ["bundle", "list-heads", &bundle.display().to_string()],
+        )
+        .await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(oid, name)| (oid.to_string(), name.to_string()))
+            .collect())
+    }
+
+    /// Fetches exactly the `(source, destination)` refs given from the bundle, nothing else,
+    /// every object checked; a destination that exists is moved.
+    pub async fn fetch_bundle(&self, bundle: &Path, refs: &[(String, String)]) -> Result<(), WorkspaceError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
         let bundle = bundle.display().to_string();
+        let refspecs: Vec<String> = refs.iter().map(|(src, dst)| format!("+{src}:{dst}")).collect();
         let mut args: Vec<&str> = FSCK.to_vec();
         args.extend([
             "fetch",
@@ -26,17 +48,14 @@ impl Repo {
             "--no-recurse-submodules",
             "--",
             &bundle,
-            &refspec,
         ]);
-        {
-            let _guard = self.lock.lock().await;
-            git(&self.root, args).await?;
-        }
-        self.commit_of(&format!("refs/heads/{branch}")).await
+        args.extend(refspecs.iter().map(String::as_str));
+        let _guard = self.lock.lock().await;
+        git(&self.root, args).await.map(|_| ())
     }
 
     /// Points `refs/heads/<branch>` at `commit`, which must already be a commit here (a task
-    /// whose HEAD moved to history the base already holds).
+    /// whose branch moved to history the user's repository already holds).
     pub async fn point_branch(&self, branch: &str, commit: &str) -> Result<(), WorkspaceError> {
         if !(commit.len() == 40 || commit.len() == 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(WorkspaceError::Git {
@@ -76,7 +95,7 @@ impl Repo {
         Ok(out.trim() == "true")
     }
 
-    async fn commit_of(&self, rev: &str) -> Result<String, WorkspaceError> {
+    pub async fn commit_of(&self, rev: &str) -> Result<String, WorkspaceError> {
         let spec = format!("{rev}^{{commit}}");
         Ok(git(
             &self.root,

@@ -72,7 +72,7 @@ pub(crate) async fn run<E: ContainerEngine>(
     };
     ctx.events.send(Event::TaskPreparing { task: id.clone() });
     let user = cfg.repo.task_user();
-    let checkout = match Checkout::create(&cfg.repo, layout.path(), &id, &cfg.base, user).await {
+    let checkout = match Checkout::create(&cfg.repo, layout, &id, &cfg.base, user).await {
         Ok(c) => c,
         Err(e) => return finish(result, TaskStatus::Error, Some(e.to_string()), started),
     };
@@ -137,10 +137,7 @@ pub(crate) async fn run<E: ContainerEngine>(
     let (status, message) = (result.status, result.message.take());
     match collected {
         Ok(c) => {
-            result.branch = c.branch;
-            result.commits = c.commits;
-            result.salvaged = c.salvaged;
-            result.salvage_left_out = c.left_out;
+            result.set_collected(c);
             finish(result, status, message, started)
         }
         Err(e) => {

@@ -45,7 +45,9 @@ pub async fn output(
     let mut lines = LineAssembler::new();
     let mut sum = OutputSummary::default();
     let mut last_activity = String::new();
-    let mut on_line = |line: &[u8], sum: &mut OutputSummary| {
+    // Events of one chunk, sent once it is written: sending may wait for a slow display.
+    let mut pending: Vec<Event> = Vec::new();
+    let mut on_line = |line: &[u8], sum: &mut OutputSummary, pending: &mut Vec<Event>| {
         let Some(ev) = parse_line(line) else { return };
         // The command line guarantees the agent is asked for; the init event proves the CLI
         // found it. Without it the task is stopped: no work outside the WorkflowManager.
@@ -61,7 +63,7 @@ pub async fn output(
         {
             sum.marker_phase = n;
             if !state_file_seen.load(Ordering::Relaxed) {
-                events.send(Event::Phase {
+                pending.push(Event::Phase {
                     task: task.clone(),
                     phase: n,
                     name: phases::PHASES[n as usize - 1].to_string(),
@@ -73,7 +75,7 @@ pub async fn output(
         let activity = sum.progress.activity();
         if activity != last_activity {
             last_activity.clone_from(&activity);
-            events.send(Event::Agent {
+            pending.push(Event::Agent {
                 task: task.clone(),
                 activity,
                 turns: sum.progress.turns,
@@ -89,16 +91,22 @@ pub async fn output(
                 log.write_all(&bytes)
                     .map_err(|e| format!("writing the task's log: {e}"))?;
                 for line in lines.push(&bytes) {
-                    on_line(&line, &mut sum);
+                    on_line(&line, &mut sum, &mut pending);
                 }
             }
             Stream::Stderr => stderr_log
                 .write_all(&bytes)
                 .map_err(|e| format!("writing the task's stderr log: {e}"))?,
         }
+        for event in pending.drain(..) {
+            events.send_volume(event).await;
+        }
     }
     if let Some(rest) = lines.finish() {
-        on_line(&rest, &mut sum);
+        on_line(&rest, &mut sum, &mut pending);
+    }
+    for event in pending {
+        events.send_volume(event).await;
     }
     Ok(sum)
 }
@@ -129,10 +137,12 @@ pub async fn stats(
             continue;
         }
         summary.add(&s);
-        events.send(Event::Stats {
-            task: task.clone(),
-            sample: s,
-        });
+        events
+            .send_volume(Event::Stats {
+                task: task.clone(),
+                sample: s,
+            })
+            .await;
     }
     summary
 }
@@ -156,12 +166,14 @@ pub async fn phases(
         };
         if let Some(s) = now.as_ref().filter(|s| Some(*s) != last.as_ref()) {
             seen.store(true, Ordering::Relaxed);
-            events.send(Event::Phase {
-                task: task.clone(),
-                phase: s.phase,
-                name: s.name.clone(),
-                completed: s.completed.clone(),
-            });
+            events
+                .send_volume(Event::Phase {
+                    task: task.clone(),
+                    phase: s.phase,
+                    name: s.name.clone(),
+                    completed: s.completed.clone(),
+                })
+                .await;
             last = now;
         }
         tokio::select! {
