@@ -10,6 +10,7 @@ pub mod commands;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod gateway;
 pub mod gc;
 pub mod image;
 pub mod model_server;

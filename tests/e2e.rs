@@ -4,6 +4,12 @@
 
 mod common;
 
+/// As the model server records a key: the first 16 hex digits of its sha256.
+fn key_digest(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))[..16].to_string()
+}
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,9 @@ const BUNDLED_SENTENCES: [&str; 2] = [
     "The task id is in the environment variable SANDPEN_TASK_ID (also ORCHESTRATOR_TASK_ID).",
     "Finish with every change committed and a short summary of what was done.",
 ];
+
+/// The host's key in these tests: it reaches the model server only through the gateway.
+const E2E_KEY: &str = "sk-sandpen-e2e-not-a-real-key";
 
 /// No sandpen run of these tests may take longer than this.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
@@ -175,10 +184,7 @@ async fn run_agent(repo: &Path, base_url: &str, extra: &[&str], prompts: &[&str]
     args.extend(prompts.iter().map(|s| s.to_string()));
     sandpen_with(
         repo,
-        &[
-            ("ANTHROPIC_BASE_URL", base_url),
-            ("ANTHROPIC_API_KEY", "sk-sandpen-e2e-not-a-real-key"),
-        ],
+        &[("ANTHROPIC_BASE_URL", base_url), ("ANTHROPIC_API_KEY", E2E_KEY)],
         args,
     )
     .await
@@ -224,6 +230,7 @@ async fn three_tasks_in_parallel_through_the_workflow_manager() {
             .iter()
             .map(|id| (id.to_string(), full.tasks[*id].clone()))
             .collect(),
+        rate_limit: None,
     };
     let prompts: Vec<(&str, &str)> = samples.iter().map(|t| (t.id, t.prompt)).collect();
     let repo = repo_with(&[], &prompts);
@@ -321,6 +328,14 @@ async fn three_tasks_in_parallel_through_the_workflow_manager() {
             }
             assert!(r.tools.iter().any(|t| t == "Bash"), "{id}: tools {:?}", r.tools);
             assert!(r.api_key_present, "{id} step {}: no credentials sent", r.step);
+            // Through the gateway (the default): the host's own key arrives upstream, swapped
+            // in for the task's token.
+            assert_eq!(
+                r.api_key_sha256.as_deref(),
+                Some(&key_digest(E2E_KEY)[..]),
+                "{id} step {}: the upstream did not get the host's key",
+                r.step
+            );
         }
         eprintln!(
             "e2e {id}: {} in {:.1}s, {} turns, {}/{} tokens, ${cost:.4}, {} commits, {} requests ({} side)",
@@ -759,4 +774,67 @@ async fn a_one_mebibyte_prompt_reaches_the_model_whole() {
         "no text block of the first request is the whole prompt: {:?}",
         first.first_user_texts
     );
+}
+
+/// A budget below what the script costs: the gateway refuses the request after the one that
+/// crossed it, and the task ends budget_exceeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_budget_ends_budget_exceeded_and_sends_nothing_more() {
+    let sample = demo::TASKS.iter().find(|t| t.id == "add-reverse").unwrap();
+    let full = demo::script();
+    let script = Script {
+        tasks: [(sample.id.to_string(), full.tasks[sample.id].clone())].into(),
+        rate_limit: None,
+    };
+    let repo = repo_with(&[], &[(sample.id, sample.prompt)]);
+    let server = start_server(script).await;
+    let budget = 0.01;
+    let run = run_agent(
+        repo.path(),
+        &base_url(&server),
+        &["--max-cost", &budget.to_string()],
+        &[&format!("tasks/{}.md", sample.id)],
+    )
+    .await;
+    let recorded: Vec<Recorded> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.task == sample.id)
+        .collect();
+    server.stop().await;
+    let report = run.report();
+    let t = task(&report, sample.id);
+    assert_eq!(field(t, "status"), "budget_exceeded", "{}", run.dump());
+    assert_eq!(run.code, 1, "{}", run.dump());
+    let g = &t["gateway"];
+    assert_eq!(g["budget_exceeded"], true, "{g:#}");
+
+    // The gateway's audit: the requests it sent on, in order, with their cost.
+    let run_dir = repo
+        .path()
+        .join(".sandpen/runs")
+        .join(report["run_id"].as_str().unwrap());
+    let audit = std::fs::read_to_string(run_dir.join("egress.jsonl")).unwrap();
+    let costs: Vec<f64> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["kind"] == "model" && l["task"] == sample.id && l["status"] == 200)
+        .map(|l| l["cost_usd"].as_f64().unwrap())
+        .collect();
+    let n = costs.len();
+    assert!(n >= 1, "{audit}");
+    let before: f64 = costs[..n - 1].iter().sum();
+    let total: f64 = costs.iter().sum();
+    assert!(
+        before < budget && total >= budget,
+        "spent {before} then {total} against {budget}: {audit}"
+    );
+    assert_eq!(
+        recorded.len(),
+        n,
+        "the server got exactly the requests the gateway let through"
+    );
+    assert!((g["cost_usd"].as_f64().unwrap() - total).abs() < 1e-9, "{g:#}");
+    assert!(!audit.contains(E2E_KEY));
+    assert_no_containers_left(report["run_id"].as_str().unwrap());
 }

@@ -215,7 +215,11 @@ fn a_hung_engine_ends_the_task_in_bounded_time_and_gc_finishes_it() {
         .unwrap_or_else(|| panic!("a hung engine hung sandpen:\n{}", run.stderr()));
     let took = started.elapsed();
     eprintln!("hung engine: exit {:?} after {took:?}", status.code());
-    assert!(took < Duration::from_secs(30), "ended {took:?} after the start");
+    assert!(
+        took < Duration::from_secs(30),
+        "ended {took:?} after the start:\n{}",
+        run.stderr()
+    );
     let report = report_of(repo.path());
     let t = task(&report, "hung");
     assert_eq!(field(t, "status"), "error", "{t:#}");

@@ -99,7 +99,7 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     let dead_filter = owner_filter(dead.pid());
     // Nothing cleans up after a killed process: its containers are still there.
     std::thread::sleep(Duration::from_millis(500));
-    let mut remaining = containers(&dead_filter);
+    let mut remaining = task_containers(&dead_filter);
     remaining.sort();
     let mut expected = dead_ids.clone();
     expected.sort();

@@ -21,6 +21,8 @@ pub enum TargetArg {
     Agent,
     /// A small image with a scripted `claude` stand-in, for testing the runner.
     Probe,
+    /// A run's egress gateway: this sandpen executable on the base (made by `run` as needed).
+    Gateway,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod demo;
 mod doctor;
+mod gateway;
 mod gc;
 mod image;
 mod model_server;
@@ -10,6 +11,7 @@ mod run;
 
 pub use demo::DemoArgs;
 pub use doctor::DoctorArgs;
+pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
 pub use model_server::ModelServerArgs;
@@ -66,4 +68,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Serve a scripted stand-in for the Anthropic API (for demos and tests).
     ModelServer(ModelServerArgs),
+    /// The egress gateway of a run (runs in the run's gateway container).
+    #[command(hide = true)]
+    Gateway(GatewayArgs),
 }

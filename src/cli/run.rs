@@ -58,9 +58,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,
 
-    /// Network for the containers: none, bridge or a network name.
-    #[arg(long, default_value = "bridge")]
+    /// Network for the containers. `gateway` (the default): a network of the run's own with no
+    /// route out, where each task reaches only sandpen's gateway (its model API, with a token
+    /// instead of the real key, and a proxy to the allowlisted hosts). `none`, `bridge`, `host`
+    /// or a network name opt out: the real key then goes into every container.
+    #[arg(long, default_value = "gateway")]
     pub network: String,
+
+    /// A host the tasks may reach through the gateway, beyond the model API and PyPI:
+    /// `example.com`, `*.example.com`, `host:8443`, or `*` for any (repeatable).
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+
+    /// The most each task's model requests may cost (USD, metered at the gateway); a task
+    /// that reaches it ends budget_exceeded.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<String>,
+
+    /// A TOML price table replacing the built-in one (docs/gateway.md).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
 
     /// The CLI's --max-turns.
     #[arg(long, value_name = "N", default_value_t = 50)]

@@ -59,7 +59,9 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
             "sandpen-demo-not-a-real-key".to_string().into(),
         ),
     ];
+    let gateway_image = super::run::gateway_image(&engine).await?;
     let prepared = super::run::Prepared {
+        gateway: Some((gateway_image, Default::default())),
         engine,
         plan,
         repo,
@@ -69,7 +71,8 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     };
     let opts = super::run::RunOptions {
         jobs: args.jobs,
-        network: "bridge".into(),
+        network: super::run::GATEWAY.into(),
+        allow_hosts: Vec::new(),
         max_turns: 50,
         fail_fast: false,
         keep_containers: false,

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use crate::cli::GcArgs;
 use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK};
-use crate::engine::{ContainerEngine, Engine, short};
+use crate::engine::{ContainerEngine, Engine, ListedContainer, short};
 use crate::exit;
 use crate::gc::{self, RunOnEngine};
 use crate::owner::{OwnerState, lease_held};
@@ -42,6 +42,38 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    // The networks of gateway-mode runs, once their containers are gone.
+    let networks = engine.networks_with_label(LABEL_OWNER, None).await?;
+    let listed = networks
+        .into_iter()
+        .map(|(name, labels)| ListedContainer {
+            id: name.clone(),
+            name,
+            labels,
+            state: String::new(),
+        })
+        .collect();
+    for run in gc::by_run(listed) {
+        if gc::judge(&run) != OwnerState::Gone {
+            continue;
+        }
+        for net in &run.containers {
+            if args.dry_run {
+                println!(
+                    "would remove network {} (run {}): its sandpen process is gone",
+                    net.name, run.run_id
+                );
+            } else {
+                match engine.remove_network(&net.name).await {
+                    Ok(()) => println!(
+                        "removed network {} (run {}): its sandpen process is gone",
+                        net.name, run.run_id
+                    ),
+                    Err(e) => eprintln!("warning: network {} stays: {e}", net.name),
+                }
+            }
+        }
+    }
     // Runs of this repository whose sandpen died after its containers were gone.
     if let Ok(repo) = Repo::discover(None).await {
         let runs = repo.root.join(SANDPEN_DIR).join("runs");
@@ -75,7 +107,7 @@ async fn remove_containers(
             c.state
         );
         if c.state != "running"
-            && label(LABEL_ROLE) != "collect"
+            && label(LABEL_ROLE) == "task"
             && let Ok(state) = engine.exit_state(&c.id).await
         {
             exits.insert(label(LABEL_TASK).to_string(), state.exit_code);

@@ -14,6 +14,7 @@ async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> 
     let target = match args.target {
         TargetArg::Agent => Target::Agent,
         TargetArg::Probe => Target::Probe,
+        TargetArg::Gateway => Target::Gateway,
     };
     // Bad certificate files are input errors: find them before connecting or building.
     image::context_for(target, &args.ca.ca_certs)?;

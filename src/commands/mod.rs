@@ -2,6 +2,7 @@
 
 mod demo;
 mod doctor;
+mod gateway;
 mod gc;
 mod image;
 mod model_server;
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(args) => demo::run(host, args).await,
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }
 

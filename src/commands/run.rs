@@ -2,7 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::agent;
 use crate::agent::env::CREDENTIAL_ENV;
@@ -10,6 +10,9 @@ use crate::cli::RunArgs;
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
+use crate::gateway::allow::HostPattern;
+use crate::gateway::price::PriceTable;
+use crate::gateway::{Gateway, GatewayHandle, GatewayOptions};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
@@ -30,7 +33,10 @@ pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub jobs: usize,
+    /// `gateway`, or the network task containers join directly.
     pub network: String,
+    /// What every task may reach through the gateway beyond the defaults.
+    pub allow_hosts: Vec<String>,
     pub max_turns: u32,
     pub fail_fast: bool,
     pub keep_containers: bool,
@@ -45,6 +51,7 @@ impl From<&RunArgs> for RunOptions {
         Self {
             jobs: a.jobs,
             network: a.network.clone(),
+            allow_hosts: a.allow_hosts.clone(),
             max_turns: a.max_turns,
             fail_fast: a.fail_fast,
             keep_containers: a.keep_containers,
@@ -61,8 +68,10 @@ pub struct Prepared {
     pub repo: Repo,
     pub base: String,
     pub image: String,
-    /// Credentials given to every container, by name.
+    /// Credentials given to every container, by name (to the gateway alone in gateway mode).
     pub credentials: Vec<(String, SecretString)>,
+    /// In gateway mode: the gateway's image and price table.
+    pub gateway: Option<(String, PriceTable)>,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
@@ -79,6 +88,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
         disk: args.disk.clone(),
+        max_cost: args.max_cost.clone(),
     };
     let prompts = PromptPolicy::for_run(
         args.repo.as_deref(),
@@ -86,6 +96,20 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         args.max_prompt_size,
     );
     let plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
+    let gateway_mode = args.network == GATEWAY;
+    check_gateway_input(args, &plan, gateway_mode)?;
+    let prices = match &args.prices {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| PriceTable::from_toml(&t))
+            .map_err(|e| {
+                UsageError(format!(
+                    "--prices {}: {e}\nfix: give a TOML file of [[price]] entries (model, input, output: USD per million tokens); see docs/gateway.md",
+                    path.display()
+                ))
+            })?,
+        None => PriceTable::default(),
+    };
     let credentials = host_credentials();
     if credentials.is_empty() {
         return Err(UsageError(
@@ -119,6 +143,10 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
             super::ensure_image(&engine, &req).await?
         }
     };
+    let gateway = match gateway_mode {
+        true => Some((gateway_image(&engine).await?, prices)),
+        false => None,
+    };
     Ok(Prepared {
         engine,
         plan,
@@ -126,7 +154,109 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         base,
         image,
         credentials,
+        gateway,
     })
+}
+
+/// The network mode in which tasks reach only the run's gateway.
+pub const GATEWAY: &str = "gateway";
+
+/// The gateway image: sandpen's own executable on the base, made once per sandpen build (and
+/// said only then: reusing it is every run's normal case).
+pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
+    let mut display = crate::report::build::BuildDisplay::stderr();
+    let tag = crate::image::ensure(engine, &ImageRequest::new(Target::Gateway), &mut |e| {
+        if !matches!(e, crate::image::ImageEvent::Reused { .. }) {
+            display.on_event(e)
+        }
+    })
+    .await;
+    display.finish();
+    Ok(tag?)
+}
+
+/// `--allow-host`, `allow_hosts` and `--max-cost` mean something only with the gateway.
+fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: bool) -> anyhow::Result<()> {
+    for entry in &args.allow_hosts {
+        if let Err(why) = HostPattern::parse(entry) {
+            return Err(UsageError(format!(
+                "--allow-host {entry:?}: {why}\nfix: pass a host name or address, optionally with :PORT, `*.suffix`, or `*`"
+            ))
+            .into());
+        }
+    }
+    if gateway_mode {
+        return Ok(());
+    }
+    let network = &args.network;
+    let fix = "fix: use the default --network gateway, or drop the allowlist and budget";
+    if !args.allow_hosts.is_empty() {
+        return Err(UsageError(format!(
+            "--allow-host with --network {network}: only the gateway has an allowlist\n{fix}"
+        ))
+        .into());
+    }
+    if let Some(t) = plan.tasks.iter().find(|t| !t.allow_hosts.is_empty()) {
+        return Err(UsageError(format!(
+            "task {} ({}) sets allow_hosts, but --network {network} has no allowlist\n{fix}",
+            t.id,
+            t.source.display()
+        ))
+        .into());
+    }
+    if let Some(t) = plan.tasks.iter().find(|t| t.max_cost.is_some()) {
+        return Err(UsageError(format!(
+            "a budget (--max-cost or max_cost, task {}) needs the gateway to meter it, but --network is {network}\n{fix}",
+            t.id
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The run's gateway: its upstream is the host's `ANTHROPIC_BASE_URL` or the real API, with
+/// the host's key (or token), which goes to the gateway alone.
+async fn start_gateway(
+    p: &Prepared,
+    owner: &Owner,
+    layout: &RunDir,
+    image: &str,
+    prices: &PriceTable,
+    opts: &RunOptions,
+    events: EventSender,
+) -> anyhow::Result<GatewayHandle> {
+    let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
+        || "https://api.anthropic.com".to_string(),
+        |v| v.expose_secret().to_string(),
+    );
+    let credential = cred("ANTHROPIC_API_KEY")
+        .map(|v| ("x-api-key".to_string(), v))
+        .or_else(|| cred("ANTHROPIC_AUTH_TOKEN").map(|v| ("authorization".to_string(), v)));
+    let mut allow: Vec<String> = crate::gateway::allow::DEFAULTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    allow.extend(opts.allow_hosts.iter().cloned());
+    if opts.allow_hosts.iter().any(|h| h.trim() == "*") {
+        warn("--allow-host '*': tasks may reach any host through the gateway (still metered and logged)");
+    }
+    let gw = Gateway::start(
+        &p.engine,
+        owner,
+        GatewayOptions {
+            image: image.to_string(),
+            upstream,
+            credential,
+            prices: prices.clone(),
+            allow,
+            audit: layout.egress(),
+            log: layout.gateway_log(),
+            events: Some(events),
+        },
+    )
+    .await?;
+    Ok(GatewayHandle(std::sync::Arc::new(gw)))
 }
 
 /// The credentials set on the host.
@@ -141,11 +271,11 @@ fn host_credentials() -> Vec<(String, SecretString)> {
 }
 
 async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
-    if matches!(network, "none" | "bridge" | "host") || engine.network_exists(network).await? {
+    if matches!(network, GATEWAY | "none" | "bridge" | "host") || engine.network_exists(network).await? {
         return Ok(());
     }
     Err(UsageError(format!(
-        "--network {network}: no such network on the engine\nfix: use none, bridge, or create it with `docker network create {network}`"
+        "--network {network}: no such network on the engine\nfix: use gateway (the default), none, bridge, or create it with `docker network create {network}`"
     ))
     .into())
 }
@@ -173,20 +303,32 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
             .collect(),
     }
     .write(&layout.manifest())?;
-    if opts.keep_containers && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL") {
+    if opts.keep_containers
+        && p.gateway.is_none()
+        && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL")
+    {
         warn(
             "--keep-containers: the kept containers hold your API credentials in their environment \
               (visible to `docker inspect`); remove them with `sandpen gc` or `docker rm` when done",
         );
     }
+    let owner = Owner {
+        run_id: run_id.clone(),
+        process: owner::this_owner(),
+        process_start: owner::this_start_time(),
+        run_dir: layout.root.clone(),
+    };
+    let (events, rx) = EventSender::channel();
+    let gateway = match &p.gateway {
+        Some((image, prices)) => {
+            Some(start_gateway(&p, &owner, &layout, image, prices, &opts, events.clone()).await?)
+        }
+        None => None,
+    };
     let cfg = RunConfig {
         run_id: run_id.clone(),
-        owner: Owner {
-            run_id: run_id.clone(),
-            process: owner::this_owner(),
-            process_start: owner::this_start_time(),
-            run_dir: layout.root.clone(),
-        },
+        owner,
+        gateway,
         repo: p.repo,
         layout: layout.clone(),
         base: p.base,
@@ -211,7 +353,6 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         consumers.push(Box::new(LiveView::new(false)));
     }
 
-    let (events, rx) = EventSender::channel();
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
     let stop = Stop::default();
     let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));

@@ -110,6 +110,7 @@ const LATENCY_MS: u64 = 150;
 pub fn script() -> Script {
     Script {
         tasks: TASKS.iter().map(|t| (t.id.to_string(), task_script(t))).collect(),
+        rate_limit: None,
     }
 }
 

@@ -4,12 +4,16 @@
 mod containers;
 mod error;
 mod images;
+mod networks;
+mod service;
 pub mod spec;
 mod system;
 
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use error::EngineError;
 pub use images::{BuildFailure, BuildLine, ImageSummary};
+pub use networks::RunNetwork;
+pub use service::{Input, ServiceSpec};
 pub use system::EngineInfo;
 
 use std::time::Duration;

@@ -83,11 +83,17 @@ impl Engine {
 impl Engine {
     /// The gateway of the default bridge network: the host as containers on it see it.
     pub async fn bridge_gateway(&self) -> Result<std::net::IpAddr, EngineError> {
-        let net = EngineError::limited("inspecting the bridge network", CALL_TIMEOUT, async {
+        self.network_gateway("bridge").await
+    }
+
+    /// The gateway address of a network: the engine host as containers on it see it.
+    pub async fn network_gateway(&self, name: &str) -> Result<std::net::IpAddr, EngineError> {
+        let context = format!("inspecting network {name}");
+        let net = EngineError::limited(&context, CALL_TIMEOUT, async {
             self.docker()
-                .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+                .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
                 .await
-                .map_err(|e| EngineError::api("inspecting the bridge network", &e))
+                .map_err(|e| EngineError::api(&context, &e))
         })
         .await?;
         let configs = net.ipam.and_then(|i| i.config).unwrap_or_default();
@@ -104,8 +110,8 @@ impl Engine {
             })
         };
         gateway.or_else(first_host).ok_or_else(|| EngineError::Api {
-            context: "finding the bridge network's gateway".into(),
-            reason: "the engine's bridge network has no IPv4 gateway".into(),
+            context: format!("finding the gateway of network {name}"),
+            reason: "the network has no IPv4 gateway".into(),
         })
     }
 }

@@ -23,6 +23,8 @@ pub const AGENT: &[Asset] = &[
     asset!("agent", "ca/README", 0o644),
 ];
 
+pub const GATEWAY: &[Asset] = &[asset!("gateway", "Dockerfile", 0o644)];
+
 pub const PROBE: &[Asset] = &[
     asset!("probe", "Dockerfile", 0o644),
     asset!("probe", "claude", 0o755),

@@ -29,6 +29,9 @@ pub const OFFLINE_BASE: &str = "sandpen-base:bookworm";
 pub const LABEL_TARGET: &str = "sandpen.image";
 /// Label carrying the full content hash the tag was derived from.
 pub const LABEL_HASH: &str = "sandpen.context-hash";
+/// Label of a gateway image naming the executable it was made from (size, mtime, inode) and
+/// its base: a run finds its gateway image without hashing the executable again.
+pub const LABEL_EXE_STAMP: &str = "sandpen.exe-stamp";
 /// Label carrying the hash of the same inputs without extra CA certificates: a build that
 /// added certificates serves later requests that name none.
 pub const LABEL_SOURCES: &str = "sandpen.sources-hash";
@@ -38,15 +41,18 @@ pub const LABEL_SOURCES: &str = "sandpen.sources-hash";
 pub enum Target {
     Agent,
     Probe,
+    /// A run's egress gateway: sandpen's own executable on the base (see `gateway`).
+    Gateway,
 }
 
 impl Target {
-    pub const ALL: [Target; 2] = [Target::Agent, Target::Probe];
+    pub const ALL: [Target; 3] = [Target::Agent, Target::Probe, Target::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Agent => "agent",
             Target::Probe => "probe",
+            Target::Gateway => "gateway",
         }
     }
 
@@ -59,6 +65,7 @@ impl Target {
         match self {
             Target::Agent => assets::AGENT,
             Target::Probe => assets::PROBE,
+            Target::Gateway => assets::GATEWAY,
         }
     }
 }
@@ -103,6 +110,14 @@ pub fn context_for(target: Target, ca_certs: &[PathBuf]) -> Result<BuildContext,
     for a in target.assets() {
         ctx.add(a.path, a.mode, a.bytes);
     }
+    if target == Target::Gateway {
+        let exe = own_executable()?;
+        let bytes = std::fs::read(&exe).map_err(|e| ImageError::Bootstrap {
+            base: target.repository(),
+            reason: format!("reading sandpen's own executable {}: {e}", exe.display()),
+        })?;
+        ctx.add("sandpen", 0o755, bytes);
+    }
     for (i, path) in ca_certs.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(|e| ImageError::CaCert {
             path: path.clone(),
@@ -144,11 +159,40 @@ pub async fn ensure(
     req: &ImageRequest,
     on_event: &mut dyn FnMut(ImageEvent),
 ) -> Result<String, ImageError> {
-    let ctx = context_for(req.target, &req.ca_certs)?;
     let choice = BaseChoice::for_base(&req.base);
-    let (base, base_id) = ensure_base(engine, &choice, req.bootstrap_base, on_event).await?;
+    // The gateway is made at the start of every run: any base already here will do (no pull).
+    let present = match req.target {
+        Target::Gateway => choice.present(engine).await?,
+        _ => None,
+    };
+    let (base, base_id) = match present {
+        Some(b) => b,
+        None => ensure_base(engine, &choice, req.bootstrap_base, on_event).await?,
+    };
+    // The gateway's content is sandpen's executable: found by its stamp, not by hashing it.
+    let stamp = match req.target {
+        Target::Gateway => Some(format!("{}@{base_id}", exe_stamp()?)),
+        _ => None,
+    };
+    if let Some(stamp) = stamp.as_deref().filter(|_| !req.rebuild) {
+        let made = engine.images_with_label(LABEL_EXE_STAMP, stamp).await?;
+        let ours = format!("{}:", req.target.repository());
+        if let Some(tag) = made
+            .into_iter()
+            .flat_map(|i| i.tags)
+            .find(|t| t.starts_with(&ours))
+        {
+            on_event(ImageEvent::Reused { tag: tag.clone() });
+            return Ok(tag);
+        }
+    }
+    let ctx = context_for(req.target, &req.ca_certs)?;
     let (tag, hash) = tag_for(req.target, &ctx, &base, &base_id);
-    let (_, sources) = tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id);
+    let (_, sources) = if req.ca_certs.is_empty() {
+        (String::new(), hash.clone())
+    } else {
+        tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id)
+    };
     if !req.rebuild {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });
@@ -168,11 +212,12 @@ pub async fn ensure(
         }
     }
     let args = HashMap::from([("BASE_IMAGE".to_string(), base)]);
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (LABEL_TARGET.to_string(), req.target.name().to_string()),
         (LABEL_HASH.to_string(), hash),
         (LABEL_SOURCES.to_string(), sources),
     ]);
+    labels.extend(stamp.map(|s| (LABEL_EXE_STAMP.to_string(), s)));
     // A rebuild starts from nothing: no layer cache, so new packages are fetched.
     build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
     Ok(tag)
@@ -216,6 +261,31 @@ pub async fn build(
             log: f.log,
         }),
     }
+}
+
+/// The executable of this very process (the gateway image carries it).
+fn own_executable() -> Result<PathBuf, ImageError> {
+    std::env::current_exe().map_err(|e| ImageError::Bootstrap {
+        base: Target::Gateway.repository(),
+        reason: format!("finding sandpen's own executable: {e}"),
+    })
+}
+
+/// Size, modification time and inode of the executable: a new build changes them.
+fn exe_stamp() -> Result<String, ImageError> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = own_executable()?;
+    let m = std::fs::metadata(&exe).map_err(|e| ImageError::Bootstrap {
+        base: Target::Gateway.repository(),
+        reason: format!("reading {}: {e}", exe.display()),
+    })?;
+    Ok(format!(
+        "{}-{}.{}-{}",
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino()
+    ))
 }
 
 /// Where an image stands on this engine, for `sandpen doctor`.

@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Script {
     pub tasks: BTreeMap<String, TaskScript>,
+    /// Answer every model request with 429 for a while after the server starts (testing how
+    /// rate limits are handled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A window of 429 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// How long after the start the server answers 429.
+    pub for_ms: u64,
+    /// The `retry-after` header it sends with them (seconds); none when absent.
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -119,6 +133,7 @@ impl Script {
     pub fn one(task: &str, turns: Vec<Turn>) -> Self {
         Self {
             tasks: [(task.to_string(), TaskScript { turns })].into(),
+            rate_limit: None,
         }
     }
 

@@ -17,6 +17,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::script::{Block, Script, Turn};
 
+fn key_digest(headers: &axum::http::HeaderMap) -> Option<String> {
+    use sha2::Digest;
+    let key = match headers.get("x-api-key") {
+        Some(k) => k.as_bytes().to_vec(),
+        None => {
+            let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
+            auth.strip_prefix(b"Bearer ").unwrap_or(auth).to_vec()
+        }
+    };
+    Some(hex::encode(sha2::Sha256::digest(key))[..16].to_string())
+}
+
 /// One request as the server saw it (no credentials), as written to the record file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recorded {
@@ -32,6 +44,10 @@ pub struct Recorded {
     pub messages: usize,
     pub tools: Vec<String>,
     pub api_key_present: bool,
+    /// The first 16 hex digits of the sha256 of the key the request carried (`x-api-key`, or
+    /// a bearer token): which key arrived, without recording it.
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
     /// sha256 (hex) and size of each text block of the first user message: proof of what
     /// prompt arrived, without recording it.
     #[serde(default)]
@@ -41,6 +57,7 @@ pub struct Recorded {
 
 struct Shared {
     script: Script,
+    started: std::time::Instant,
     record: Option<Mutex<std::fs::File>>,
     recorded: Mutex<Vec<Recorded>>,
 }
@@ -65,6 +82,7 @@ impl ModelServer {
         };
         let shared = Arc::new(Shared {
             script,
+            started: std::time::Instant::now(),
             record,
             recorded: Mutex::default(),
         });
@@ -178,10 +196,27 @@ async fn messages(
         messages,
         tools,
         api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
+        api_key_sha256: key_digest(&headers),
         first_user_texts: first_user_texts(&req["messages"]),
         answer: String::new(),
     };
 
+    // The rate-limit window: a 429 (recorded, so a test can count what reached the server).
+    if let Some(limit) = shared.script.rate_limit
+        && shared.started.elapsed() < Duration::from_millis(limit.for_ms)
+    {
+        rec.answer = "429 rate limited".into();
+        shared.note(rec);
+        let mut r = api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "sandpen model server: rate limited (scripted)",
+        );
+        if let Some(s) = limit.retry_after_s {
+            r.headers_mut().insert("retry-after", s.into());
+        }
+        return r;
+    }
     let outcome: Result<Turn, String> = if side_request {
         // Not part of the agent's conversation (titles, summaries): a short answer.
         Ok(Turn::text("ok"))

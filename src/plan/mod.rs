@@ -25,13 +25,13 @@ pub use read::MAX_TASK_FILE_BYTES;
 pub use units::{MIN_MEMORY_BYTES, parse_cpus, parse_memory, parse_pids, parse_size, parse_timeout};
 
 /// The tasks of one run, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Topological order: every task after its dependencies; otherwise input order.
     pub tasks: Vec<TaskSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     pub id: String,
     /// The prompt text.
@@ -45,6 +45,10 @@ pub struct TaskSpec {
     pub env: BTreeMap<String, String>,
     /// What the task may hold in its checkout (bytes), enforced while it runs.
     pub disk_bytes: Option<u64>,
+    /// Hosts the task may reach through the gateway beyond the run's list (`allow_hosts`).
+    pub allow_hosts: Vec<String>,
+    /// The most its model requests may cost, metered at the gateway (`max_cost`, USD).
+    pub max_cost: Option<f64>,
 }
 
 /// A task's hard limits: the engine's own type, so the plan hands them over unchanged.
@@ -60,6 +64,8 @@ pub struct Flags {
     pub timeout: Option<String>,
     /// `--disk`
     pub disk: Option<String>,
+    /// `--max-cost` (USD)
+    pub max_cost: Option<String>,
 }
 
 /// The built-in values, used where neither a task file nor a flag says otherwise.
@@ -207,6 +213,7 @@ struct Overrides {
     pids: Option<i64>,
     timeout: Option<Duration>,
     disk_bytes: Option<u64>,
+    max_cost: Option<f64>,
 }
 
 /// A task's resources, every layer applied.
@@ -214,6 +221,7 @@ struct Resolved {
     limits: Limits,
     timeout: Duration,
     disk_bytes: u64,
+    max_cost: Option<f64>,
 }
 
 impl Overrides {
@@ -225,6 +233,7 @@ impl Overrides {
             pids: self.pids.or(lower.pids),
             timeout: self.timeout.or(lower.timeout),
             disk_bytes: self.disk_bytes.or(lower.disk_bytes),
+            max_cost: self.max_cost.or(lower.max_cost),
         }
     }
 
@@ -237,6 +246,7 @@ impl Overrides {
             },
             timeout: self.timeout.unwrap_or(base.timeout),
             disk_bytes: self.disk_bytes.unwrap_or(base.disk_bytes),
+            max_cost: self.max_cost,
         }
     }
 }
@@ -265,6 +275,7 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
         pids: flag("pids-limit", &flags.pids, parse_pids, errors),
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
         disk_bytes: flag("disk", &flags.disk, parse_size, errors),
+        max_cost: flag("max-cost", &flags.max_cost, units::parse_cost, errors),
     }
 }
 

@@ -53,6 +53,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
         limits,
         timeout,
         disk_bytes,
+        max_cost,
     } = ctx.flags.resolve(ctx.defaults);
     Some(Draft {
         at: path.display().to_string(),
@@ -66,6 +67,8 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             depends_on: Vec::new(),
             env: BTreeMap::new(),
             disk_bytes: Some(disk_bytes),
+            allow_hosts: Vec::new(),
+            max_cost,
         },
     })
 }

@@ -35,6 +35,8 @@ struct RawDefaults {
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
+    max_cost: Option<Spanned<Value>>,
+    allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
 }
 
@@ -50,6 +52,8 @@ struct RawTask {
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
+    max_cost: Option<Spanned<Value>>,
+    allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
 }
 
@@ -101,17 +105,23 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
         return Vec::new();
     }
 
-    let (file_defaults, default_env) = match &raw.defaults {
+    let (file_defaults, default_env, default_allow) = match &raw.defaults {
         Some(d) => (
-            overrides(&src, [&d.cpus, &d.memory, &d.pids, &d.timeout, &d.disk], errors),
+            overrides(
+                &src,
+                [&d.cpus, &d.memory, &d.pids, &d.timeout, &d.disk, &d.max_cost],
+                errors,
+            ),
             env(&src, d.env.as_ref(), errors),
+            allow_hosts(&src, d.allow_hosts.as_deref(), errors),
         ),
-        None => (Overrides::default(), BTreeMap::new()),
+        None => (Overrides::default(), BTreeMap::new(), Vec::new()),
     };
     let shared = Shared {
         // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
         overrides: ctx.flags.over(file_defaults),
         env: default_env,
+        allow_hosts: default_allow,
         dir,
     };
 
@@ -133,6 +143,8 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
 struct Shared {
     overrides: Overrides,
     env: BTreeMap<String, String>,
+    /// `[defaults] allow_hosts`, which each task's own list adds to.
+    allow_hosts: Vec<String>,
     /// The file's directory, resolved ([`policy::dir_of`]).
     dir: PathBuf,
 }
@@ -194,16 +206,26 @@ fn load_task(
 
     let own = overrides(
         src,
-        [&task.cpus, &task.memory, &task.pids, &task.timeout, &task.disk],
+        [
+            &task.cpus,
+            &task.memory,
+            &task.pids,
+            &task.timeout,
+            &task.disk,
+            &task.max_cost,
+        ],
         errors,
     );
     let mut env_vars = shared.env.clone();
     env_vars.extend(env(src, task.env.as_ref(), errors));
 
+    let mut hosts = shared.allow_hosts.clone();
+    hosts.extend(allow_hosts(src, task.allow_hosts.as_deref(), errors));
     let Resolved {
         limits,
         timeout,
         disk_bytes,
+        max_cost,
     } = own.over(shared.overrides).resolve(ctx.defaults);
     let (id, at) = id?;
     Some(Draft {
@@ -217,6 +239,8 @@ fn load_task(
             depends_on: deps.iter().map(|d| d.id.clone()).collect(),
             env: env_vars,
             disk_bytes: Some(disk_bytes),
+            allow_hosts: hosts,
+            max_cost,
         },
         deps,
     })
@@ -312,9 +336,10 @@ fn resolve_prompt_path(task_file: &Path, prompt: &str) -> PathBuf {
     }
 }
 
-/// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk.
-fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 5], errors: &mut Vec<PlanError>) -> Overrides {
-    let [cpus, memory, pids, timeout, disk] = keys;
+/// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk,
+/// max_cost.
+fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 6], errors: &mut Vec<PlanError>) -> Overrides {
+    let [cpus, memory, pids, timeout, disk, max_cost] = keys;
     fn check<T>(
         src: &Source,
         key: &str,
@@ -339,7 +364,24 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 5], errors: &mut Vec<
         pids: check(src, "pids", pids, units::pids_value, errors),
         timeout: check(src, "timeout", timeout, units::timeout_value, errors),
         disk_bytes: check(src, "disk", disk, units::disk_value, errors),
+        max_cost: check(src, "max_cost", max_cost, units::cost_value, errors),
     }
+}
+
+/// An `allow_hosts` list, every entry checked as the gateway will read it.
+fn allow_hosts(src: &Source, list: Option<&[Spanned<String>]>, errors: &mut Vec<PlanError>) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in list.into_iter().flatten() {
+        match crate::gateway::allow::HostPattern::parse(entry.get_ref()) {
+            Ok(_) => out.push(entry.get_ref().trim().to_string()),
+            Err(reason) => errors.push(PlanError::BadValue {
+                at: src.at(entry.span()),
+                what: format!("`allow_hosts` entry {:?}", entry.get_ref()),
+                reason,
+            }),
+        }
+    }
+    out
 }
 
 fn env(src: &Source, env: Option<&Env>, errors: &mut Vec<PlanError>) -> BTreeMap<String, String> {

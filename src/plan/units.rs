@@ -214,6 +214,32 @@ pub(super) fn disk_value(v: &Value) -> Result<u64, String> {
     }
 }
 
+/// A budget in USD: a number above 0 (`"$2.50"` and `"2.5"` read as 2.5).
+pub fn parse_cost(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_start_matches('$');
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("expected an amount in USD such as 2.50, got {s:?}"))?;
+    check_cost(v)
+}
+
+fn check_cost(v: f64) -> Result<f64, String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("a budget must be more than 0 USD, got {v}"))
+    }
+}
+
+pub(super) fn cost_value(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => check_cost(*f),
+        Value::Integer(i) => check_cost(*i as f64),
+        Value::String(s) => parse_cost(s),
+        other => Err(format!("expected an amount in USD such as 2.50, got {other}")),
+    }
+}
+
 pub(super) fn pids_value(v: &Value) -> Result<i64, String> {
     match v {
         Value::String(s) => parse_pids(s),

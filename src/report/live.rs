@@ -190,6 +190,17 @@ impl Consumer for LiveView {
                 }
                 self.update(task, Some(label));
             }
+            Event::RateLimited {
+                task,
+                status,
+                resume_in_s,
+            } => {
+                let text = format!("rate limited ({status}), resuming in {resume_in_s:.0}s");
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.activity.clone_from(&text);
+                }
+                self.update(task, Some(text));
+            }
             Event::TaskStopping { task, reason } => {
                 if let Some(r) = self.rows.get_mut(task) {
                     r.state = "stopping".into();

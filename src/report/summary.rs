@@ -126,6 +126,11 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
             (None, false) => format!("nested repository {} kept in the checkout", n.path),
         });
     }
+    if let Some(g) = &t.gateway {
+        for dest in &g.denied {
+            notes.push(format!("tried {dest}: denied"));
+        }
+    }
     if !t.salvage_left_out.is_empty() {
         notes.push(format!(
             "left out of the salvage as possible credentials (still in the checkout): {}",
@@ -133,4 +138,46 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
         ));
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::spec::Limits;
+    use crate::gateway::GatewayUsage;
+    use crate::runner::{TaskResult, TaskStatus};
+
+    #[test]
+    fn the_summary_names_what_no_branch_shows_and_what_the_gateway_refused() {
+        let limits = Limits {
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 1 << 30,
+            pids: 64,
+        };
+        let mut t = TaskResult::new("fix-count", "img", limits);
+        t.status = TaskStatus::Succeeded;
+        t.unreachable_commits = 2;
+        t.unreachable_refs = vec!["refs/sandpen/fix-count/r/unreachable-1".into()];
+        t.tags = vec!["v1".into()];
+        t.gateway = Some(GatewayUsage {
+            denied: vec!["pastebin.example:443".into()],
+            ..Default::default()
+        });
+        let mut idle = TaskResult::new("idle", "img", limits);
+        idle.status = TaskStatus::Succeeded;
+        let mut report = crate::runner::RunReport::started("r", "/repo", "img", 2, "now");
+        report.tasks = vec![t, idle];
+        let text = summary_table(&report);
+        assert!(
+            text.contains("fix-count: tried pastebin.example:443: denied"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix-count: 2 commits reachable from no branch"),
+            "{text}"
+        );
+        assert!(text.contains("refs/sandpen/fix-count/r/unreachable-1"), "{text}");
+        assert!(text.contains("fix-count: tags made (not imported): v1"), "{text}");
+        assert!(text.contains("no commits"), "the idle task says so: {text}");
+    }
 }

@@ -18,6 +18,8 @@ pub enum TaskStatus {
     Skipped,
     /// Stopped for writing more than its disk limit to its checkout.
     DiskExceeded,
+    /// Its model requests reached its budget (`max_cost`), metered at the gateway.
+    BudgetExceeded,
     Error,
 }
 
@@ -31,6 +33,7 @@ impl TaskStatus {
             Self::Cancelled => "cancelled",
             Self::Skipped => "skipped",
             Self::DiskExceeded => "disk_exceeded",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::Error => "error",
         }
     }
@@ -85,6 +88,10 @@ pub struct TaskResult {
     /// Repositories nested in the checkout: salvaged as files, or kept and why.
     #[serde(default)]
     pub nested_repos: Vec<NestedRepo>,
+    /// What the run's gateway metered for the task (gateway mode only): model requests,
+    /// tokens and cost beside the CLI's own figures in `agent`, rate limits, egress.
+    #[serde(default)]
+    pub gateway: Option<crate::gateway::GatewayUsage>,
     /// The engine never confirmed that the task's container was gone, so its work was not
     /// collected: `sandpen gc` collects it.
     pub left_for_gc: bool,
@@ -161,6 +168,7 @@ impl TaskResult {
             unreachable_refs: Vec::new(),
             tags: Vec::new(),
             nested_repos: Vec::new(),
+            gateway: None,
             left_for_gc: false,
             container_id: None,
             image: image.to_string(),
@@ -237,6 +245,13 @@ pub enum Event {
         phase: u32,
         name: String,
         completed: Vec<u32>,
+    },
+    /// The model API limits the run (429 or 529): the gateway holds the task's request, and
+    /// no new task starts, until it resumes.
+    RateLimited {
+        task: String,
+        status: u16,
+        resume_in_s: f64,
     },
     TaskStopping {
         task: String,

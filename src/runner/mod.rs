@@ -21,6 +21,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::engine::spec::Owner;
+use crate::gateway::GatewayHandle;
 use crate::workspace::{Repo, RunDir};
 
 /// How long a container may take to stop after SIGTERM before it is killed.
@@ -46,6 +47,9 @@ pub struct RunConfig {
     pub credentials: Vec<(String, SecretString)>,
     /// The labels that tie every container to this run and this process, for `gc`.
     pub owner: Owner,
+    /// In gateway mode: the run's gateway (tasks join its network, get a token instead of
+    /// `credentials`, and are metered).
+    pub gateway: Option<GatewayHandle>,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -125,11 +125,15 @@ pub async fn execute<E: ContainerEngine>(
     }
 
     // Belt and braces: nothing of this run stays on the engine, whatever happened above.
-    let cleanup_failures = if cfg.keep_containers {
-        Vec::new()
+    let (mut cleanup_failures, engine_answers) = if cfg.keep_containers {
+        (Vec::new(), true)
     } else {
         sweep(&engine, &cfg.run_id).await
     };
+    // The gateway and the run's network go last: every task container has left the network.
+    if let Some(g) = &cfg.gateway {
+        cleanup_failures.extend(g.0.shutdown(engine_answers).await);
+    }
     for message in &cleanup_failures {
         events.send(Event::CleanupFailed {
             message: message.clone(),
@@ -161,8 +165,9 @@ pub async fn execute<E: ContainerEngine>(
     report
 }
 
-/// Removes every container still labelled with the run; says what it could not.
-async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> Vec<String> {
+/// Removes every container still labelled with the run; says what it could not, and whether
+/// the engine answered at all.
+async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> (Vec<String>, bool) {
     let listed = EngineError::limited(
         "listing the run's containers",
         SWEEP_LIST_LIMIT,
@@ -172,9 +177,10 @@ async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> Vec<String> {
     let left = match listed {
         Ok(left) => left,
         Err(e) => {
-            return vec![format!(
+            let failure = format!(
                 "could not check the engine for containers of run {run_id} ({e}); `sandpen gc` removes any that are left"
-            )];
+            );
+            return (vec![failure], false);
         }
     };
     let mut failures = Vec::new();
@@ -189,7 +195,7 @@ async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> Vec<String> {
             ));
         }
     }
-    failures
+    (failures, true)
 }
 
 fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: TaskResult) {

@@ -35,6 +35,8 @@ fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         env: Default::default(),
         disk_bytes: None,
+        allow_hosts: Vec::new(),
+        max_cost: None,
     }
 }
 
@@ -76,6 +78,7 @@ async fn run_with(
         keep_containers: false,
         grace: Duration::from_secs(1),
         credentials: vec![],
+        gateway: None,
     };
     execute(engine, Plan { tasks }, cfg, tx, stop).await
 }

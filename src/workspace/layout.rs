@@ -31,6 +31,16 @@ impl RunDir {
         self.root.join("report.json")
     }
 
+    /// Every egress attempt and model request the run's gateway saw, one JSON line each.
+    pub fn egress(&self) -> PathBuf {
+        self.root.join("egress.jsonl")
+    }
+
+    /// The gateway's own messages.
+    pub fn gateway_log(&self) -> PathBuf {
+        self.root.join("gateway.log")
+    }
+
     /// sandpen's own files of the run.
     pub fn internal(&self) -> PathBuf {
         self.root.join("_sandpen")

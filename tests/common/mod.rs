@@ -45,9 +45,14 @@ pub fn host_ca_bundle() -> Option<PathBuf> {
 pub fn image(target: &str) -> String {
     static PROBE: OnceLock<String> = OnceLock::new();
     static AGENT: OnceLock<String> = OnceLock::new();
+    static GATEWAY: OnceLock<String> = OnceLock::new();
     // One build at a time: on a bare engine both would otherwise bootstrap the base at once.
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let cell = if target == "probe" { &PROBE } else { &AGENT };
+    let cell = match target {
+        "probe" => &PROBE,
+        "gateway" => &GATEWAY,
+        _ => &AGENT,
+    };
     cell.get_or_init(|| {
         let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = sandpen();
@@ -165,6 +170,9 @@ pub fn with_test_credentials(cmd: &mut Command) -> &mut Command {
 /// `sandpen run --image <probe> --repo <repo> --report <file> [extra...] <tasks.toml>`, ready
 /// to run in `repo` (with test credentials).
 pub fn run_command(repo: &Path, tasks: &TaskFile, extra: &[&str]) -> Command {
+    // The run's gateway image is made once per sandpen build: made here, it is not part of
+    // any timing a test takes.
+    image("gateway");
     let mut cmd = sandpen();
     with_test_credentials(&mut cmd);
     cmd.current_dir(repo)
@@ -257,6 +265,22 @@ pub fn epoch_s(rfc3339: &str) -> f64 {
         .as_secs_f64()
 }
 
+/// Ids of the task containers (running or not, not the run's gateway) matching a filter.
+pub fn task_containers(filter: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        filter,
+        "--filter",
+        "label=sandpen.role=task",
+    ]);
+    assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
 /// Ids of the containers (running or not) matching a `docker ps --filter`.
 pub fn containers(filter: &str) -> Vec<String> {
     let out = docker(&["ps", "-a", "-q", "--no-trunc", "--filter", filter]);
@@ -264,7 +288,8 @@ pub fn containers(filter: &str) -> Vec<String> {
     stdout(&out).lines().map(str::to_string).collect()
 }
 
-/// Ids of the running containers matching a `docker ps --filter`.
+/// Ids of the running task containers matching a `docker ps --filter` (not the run's gateway,
+/// which runs from the start of a run to its end).
 pub fn running_containers(filter: &str) -> Vec<String> {
     let out = docker(&[
         "ps",
@@ -272,6 +297,8 @@ pub fn running_containers(filter: &str) -> Vec<String> {
         "--no-trunc",
         "--filter",
         filter,
+        "--filter",
+        "label=sandpen.role=task",
         "--filter",
         "status=running",
     ]);

@@ -42,6 +42,8 @@ pub(crate) struct Ctx<E> {
     pub stop: Stop,
     pub log: PathBuf,
     pub stderr_log: PathBuf,
+    /// The task's way to the run's gateway, once admitted.
+    pub admission: Option<crate::gateway::Admission>,
 }
 
 pub(crate) async fn run<E: ContainerEngine>(
@@ -53,7 +55,8 @@ pub(crate) async fn run<E: ContainerEngine>(
 ) -> TaskResult {
     let started = Instant::now();
     let layout = &cfg.layout;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
+        admission: None,
         log: layout.log(&task.id),
         stderr_log: layout.stderr_log(&task.id),
         engine,
@@ -87,12 +90,19 @@ pub(crate) async fn run<E: ContainerEngine>(
     }
 
     let end = match agent::check_definition(&checkout.path) {
-        Ok(()) => {
-            let t = Instant::now();
-            let end = container::run(&ctx, &checkout.path).await;
-            result.timings.container_s = Some(t.elapsed().as_secs_f64());
-            Some(end)
-        }
+        Ok(()) => match admit(&mut ctx).await {
+            Ok(()) => {
+                let t = Instant::now();
+                let end = container::run(&ctx, &checkout.path).await;
+                result.timings.container_s = Some(t.elapsed().as_secs_f64());
+                Some(end)
+            }
+            Err(e) => {
+                result.status = TaskStatus::Error;
+                result.message = Some(format!("{e}; the task was not started"));
+                None
+            }
+        },
         Err(why) => {
             let msg = format!("governance violation: {why}; the task was not started");
             result.status = TaskStatus::Failed;
@@ -103,6 +113,19 @@ pub(crate) async fn run<E: ContainerEngine>(
     let settled = end.as_ref().is_none_or(|e| e.settled);
     if let Some(end) = end {
         apply_end(&mut result, &ctx, end);
+    }
+    if let (Some(g), Some(_)) = (&cfg.gateway, &ctx.admission) {
+        let usage = g.0.release(&id, settled).await;
+        if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
+            result.status = TaskStatus::BudgetExceeded;
+            result.message = Some(format!(
+                "its model requests reached the budget of ${:.4} (${:.4} metered at the gateway); \
+                 the gateway refused the next one",
+                usage.max_cost_usd.unwrap_or_default(),
+                usage.cost_usd
+            ));
+        }
+        result.gateway = Some(usage);
     }
     if let Some(state) = read_state(&checkout.path, &id).await {
         result.last_phase = Some(state.phase);
@@ -148,6 +171,15 @@ pub(crate) async fn run<E: ContainerEngine>(
             finish(result, TaskStatus::Error, Some(msg), started)
         }
     }
+}
+
+/// In gateway mode, a token for the task at the run's gateway.
+async fn admit<E>(ctx: &mut Ctx<E>) -> Result<(), crate::gateway::GatewayError> {
+    if let Some(g) = &ctx.cfg.gateway {
+        let t = &ctx.task;
+        ctx.admission = Some(g.0.admit(&t.id, &t.allow_hosts, t.max_cost).await?);
+    }
+    Ok(())
 }
 
 /// The task's state file, read off the async workers and given up after a second.

@@ -10,15 +10,17 @@ use crate::engine::ContainerEngine;
 use crate::engine::spec::{BindMount, ContainerSpec, HOME};
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
+    // In gateway mode the task gets the gateway's settings and its own token, never the real
+    // credentials, and joins the run's network.
+    if let (Some(a), Some(g)) = (&ctx.admission, &ctx.cfg.gateway) {
+        let mut spec = with_credentials(ctx, checkout, a.secrets.clone(), g.0.network());
+        spec.env.extend(a.env.iter().map(|(k, v)| format!("{k}={v}")));
+        return spec;
+    }
     let (cfg, task) = (&ctx.cfg, &ctx.task);
-    let mut env: Vec<String> = agent::env::task_env(&cfg.run_id, &task.id)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
     // `{task}` in a passed-through value becomes the task's id: one ANTHROPIC_BASE_URL can
     // then give each task its own path (a scripted model server, a per-task proxy route).
-    let secrets = cfg
+    let secrets: Vec<(String, SecretString)> = cfg
         .credentials
         .iter()
         .map(|(k, v)| {
@@ -26,6 +28,21 @@ pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> Cont
             (k.clone(), SecretString::from(value))
         })
         .collect();
+    with_credentials(ctx, checkout, secrets, &cfg.network)
+}
+
+fn with_credentials<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    checkout: &Path,
+    secrets: Vec<(String, SecretString)>,
+    network: &str,
+) -> ContainerSpec {
+    let (cfg, task) = (&ctx.cfg, &ctx.task);
+    let mut env: Vec<String> = agent::env::task_env(&cfg.run_id, &task.id)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
     ContainerSpec {
         name: format!("sandpen-{}-{}", cfg.run_id, task.id),
         image: cfg.image.clone(),
@@ -40,7 +57,7 @@ pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> Cont
             BindMount::read_only(cfg.layout.prompt(&task.id), agent::PROMPT_PATH),
         ],
         limits: task.limits,
-        network: cfg.network.clone(),
+        network: network.to_string(),
         engine_log: cfg.keep_containers,
     }
 }

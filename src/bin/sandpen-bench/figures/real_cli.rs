@@ -31,6 +31,7 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
                 (id.clone(), TaskScript { turns: steps })
             })
             .collect(),
+        rate_limit: None,
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let server = rt

@@ -1,0 +1,382 @@
+//! sandpen's side of a run's gateway: the run's network and the gateway container, made once
+//! per run; a token per task; the gateway's reports read into `egress.jsonl` and each task's
+//! meter; everything removed at the end.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+
+use super::meter::{GatewayUsage, task_of};
+use super::price::PriceTable;
+use super::protocol::{Command, Report};
+use super::{Admission, GatewayError, TaskGateway};
+use crate::engine::spec::{Limits, Owner};
+use crate::engine::{Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream};
+use crate::monitor::LineAssembler;
+use crate::runner::{Event, EventSender};
+
+/// How long the gateway may take to say it listens, and to acknowledge a command (an
+/// admission; a release waits less, as the run's end does not wait on a hung engine).
+const READY_LIMIT: Duration = Duration::from_secs(20);
+const ACK_LIMIT: Duration = Duration::from_secs(10);
+const RELEASE_LIMIT: Duration = Duration::from_secs(3);
+/// Each removal at the end (as the runner's final sweep).
+const REMOVE_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a run's gateway needs to know.
+pub struct GatewayOptions {
+    pub image: String,
+    /// The model API: the real one, or the host's `ANTHROPIC_BASE_URL`.
+    pub upstream: String,
+    /// The header (`x-api-key` or `authorization`) and the real credential.
+    pub credential: Option<(String, SecretString)>,
+    pub prices: PriceTable,
+    /// What every task may reach (the defaults and `--allow-host`).
+    pub allow: Vec<String>,
+    /// Where every report goes, one JSON line each.
+    pub audit: PathBuf,
+    /// The gateway's own messages (stderr).
+    pub log: PathBuf,
+    /// Where rate limits are told as they happen (for the displays).
+    pub events: Option<EventSender>,
+}
+
+type Waiters = HashMap<String, oneshot::Sender<()>>;
+
+pub struct Gateway {
+    engine: Engine,
+    network: RunNetwork,
+    container: String,
+    addr: SocketAddr,
+    allow: Vec<String>,
+    input: tokio::sync::Mutex<Option<Input>>,
+    meters: Arc<Mutex<HashMap<String, GatewayUsage>>>,
+    waiters: Arc<Mutex<Waiters>>,
+    /// While the upstream limits the run, no task is admitted (so no container starts).
+    paused_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+}
+
+impl Gateway {
+    /// Makes the run's network and its gateway; on any failure removes what it made.
+    pub async fn start(engine: &Engine, owner: &Owner, opts: GatewayOptions) -> Result<Self, GatewayError> {
+        let name = format!("sandpen-{}", owner.run_id);
+        let network = engine
+            .create_internal_network(&name, owner.labels("", "network"))
+            .await?;
+        let spec = ServiceSpec {
+            name: format!("sandpen-{}-gateway", owner.run_id),
+            image: opts.image.clone(),
+            cmd: vec!["--listen".into(), format!("{}:0", network.gateway)],
+            labels: owner.labels("", "gateway"),
+            user: (65534, 65534),
+            limits: Limits {
+                nano_cpus: 1_000_000_000,
+                memory_bytes: 256 << 20,
+                pids: 256,
+            },
+            // The host's network: the run network's address is the host's own, and the
+            // gateway needs the way out that the run network lacks.
+            network: "host".into(),
+        };
+        let mut container = None;
+        let started = async {
+            let id = engine.create_service(&spec).await?;
+            container = Some(id.clone());
+            let (output, input) = engine.attach_stdio(&id).await?;
+            crate::engine::ContainerEngine::start(engine, &id).await?;
+            Ok::<_, GatewayError>((id, output, input))
+        }
+        .await;
+        let (id, output, input) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(id) = container {
+                    let _ = crate::engine::ContainerEngine::remove(engine, &id).await;
+                }
+                let _ = engine.remove_network(&network.name).await;
+                return Err(e);
+            }
+        };
+        let mut gw = Self {
+            engine: engine.clone(),
+            network,
+            container: id,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            allow: opts.allow.clone(),
+            input: tokio::sync::Mutex::new(Some(input)),
+            meters: Default::default(),
+            waiters: Default::default(),
+            paused_until: Default::default(),
+        };
+        match gw.follow(output, &opts).await {
+            Ok(()) => Ok(gw),
+            Err(e) => {
+                gw.shutdown_now().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits for the gateway's address, configures it, and reads its reports from then on.
+    async fn follow(&mut self, mut output: OutputStream, opts: &GatewayOptions) -> Result<(), GatewayError> {
+        let mut lines = LineAssembler::new();
+        let mut stderr = Vec::new();
+        let ready = tokio::time::timeout(READY_LIMIT, async {
+            while let Some(chunk) = output.next().await {
+                let (stream, bytes) = chunk?;
+                if stream == Stream::Stderr {
+                    stderr.extend_from_slice(&bytes);
+                    continue;
+                }
+                for line in lines.push(&bytes) {
+                    if let Ok(Report::Ready { addr }) = serde_json::from_slice(&line) {
+                        return Ok(Some(addr));
+                    }
+                }
+            }
+            Ok::<_, GatewayError>(None)
+        })
+        .await;
+        let said = || String::from_utf8_lossy(&stderr).trim().to_string();
+        self.addr = match ready {
+            Ok(Ok(Some(addr))) => addr
+                .parse()
+                .map_err(|_| GatewayError::Start(format!("it said it listens on {addr:?}")))?,
+            Ok(Ok(None)) => {
+                return Err(GatewayError::Start(format!(
+                    "it ended before it listened: {}",
+                    said()
+                )));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(GatewayError::Start(format!(
+                    "it did not listen within {}s: {}",
+                    READY_LIMIT.as_secs(),
+                    said()
+                )));
+            }
+        };
+        self.send(&Command::Config {
+            upstream: opts.upstream.clone(),
+            credential_header: opts.credential.as_ref().map(|(h, _)| h.clone()),
+            credential: opts
+                .credential
+                .as_ref()
+                .map(|(_, v)| v.expose_secret().to_string()),
+            prices: opts.prices.clone(),
+        })
+        .await?;
+        let open = |p: &PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| GatewayError::Start(format!("opening {}: {e}", p.display())))
+        };
+        let (mut audit, mut log) = (open(&opts.audit)?, open(&opts.log)?);
+        let _ = log.write_all(&stderr);
+        let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
+        let (paused, events) = (self.paused_until.clone(), opts.events.clone());
+        tokio::spawn(async move {
+            while let Some(Ok((stream, bytes))) = output.next().await {
+                if stream == Stream::Stderr {
+                    let _ = log.write_all(&bytes);
+                    continue;
+                }
+                for line in lines.push(&bytes) {
+                    let Ok(report) = serde_json::from_slice::<Report>(&line) else {
+                        continue;
+                    };
+                    match &report {
+                        Report::Admitted { task } | Report::Released { task } => {
+                            if let Some(w) = waiters.lock().unwrap().remove(task) {
+                                let _ = w.send(());
+                            }
+                            continue;
+                        }
+                        Report::Ready { .. } => continue,
+                        Report::RateLimited {
+                            task,
+                            status,
+                            retry_after_ms,
+                            ..
+                        } => {
+                            let wait = Duration::from_millis(*retry_after_ms);
+                            let until = tokio::time::Instant::now() + wait;
+                            let mut p = paused.lock().unwrap();
+                            *p = Some(p.map_or(until, |old| old.max(until)));
+                            if let Some(events) = &events {
+                                events.send(Event::RateLimited {
+                                    task: task.clone(),
+                                    status: *status,
+                                    resume_in_s: wait.as_secs_f64(),
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                    let _ = audit.write_all(&line).and_then(|()| audit.write_all(b"\n"));
+                    if let Some(task) = task_of(&report) {
+                        meters
+                            .lock()
+                            .unwrap()
+                            .entry(task.to_string())
+                            .or_default()
+                            .add(&report);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn send(&self, cmd: &Command) -> Result<(), GatewayError> {
+        let mut line = serde_json::to_vec(cmd).map_err(|e| GatewayError::Start(e.to_string()))?;
+        line.push(b'\n');
+        let mut input = self.input.lock().await;
+        let input = input
+            .as_mut()
+            .ok_or_else(|| GatewayError::Start("the gateway has stopped".into()))?;
+        input
+            .write_all(&line)
+            .await
+            .and(input.flush().await)
+            .map_err(|e| GatewayError::Start(format!("talking to the gateway: {e}")))
+    }
+
+    /// Sends `cmd` and waits up to `limit` for the gateway to acknowledge it for `task`.
+    async fn send_and_wait(&self, task: &str, cmd: &Command, limit: Duration) -> Result<(), GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().insert(task.to_string(), tx);
+        let sent = tokio::time::timeout(limit, self.send(cmd)).await;
+        let acked = match sent {
+            Ok(Ok(())) => tokio::time::timeout(limit, rx).await.is_ok_and(|r| r.is_ok()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => false,
+        };
+        if acked {
+            Ok(())
+        } else {
+            Err(GatewayError::Start(format!(
+                "the gateway did not acknowledge task {task} within {}s",
+                limit.as_secs()
+            )))
+        }
+    }
+
+    async fn shutdown_now(&self) -> Vec<String> {
+        // Its input closed, the gateway ends by itself; removing it makes sure. Every step has
+        // a short limit, as the final sweep's: a hung engine must not hold the run's end.
+        if let Ok(mut input) = tokio::time::timeout(REMOVE_LIMIT, self.input.lock()).await
+            && let Some(mut input) = input.take()
+        {
+            let _ = tokio::time::timeout(REMOVE_LIMIT, input.shutdown()).await;
+        }
+        let mut failures = Vec::new();
+        let removed = EngineError::limited(
+            "removing the gateway container",
+            REMOVE_LIMIT,
+            crate::engine::ContainerEngine::remove(&self.engine, &self.container),
+        );
+        if let Err(e) = removed.await {
+            failures.push(format!(
+                "the gateway container could not be removed ({e}); `sandpen gc` removes it"
+            ));
+        }
+        let removed = EngineError::limited(
+            "removing the run's network",
+            REMOVE_LIMIT,
+            self.engine.remove_network(&self.network.name),
+        );
+        if let Err(e) = removed.await {
+            failures.push(format!(
+                "network {} could not be removed ({e}); `sandpen gc` removes it",
+                self.network.name
+            ));
+        }
+        failures
+    }
+}
+
+/// A fresh secret token: 32 bytes from the kernel's generator, as hex.
+fn new_token() -> Result<String, GatewayError> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|e| GatewayError::Start(format!("reading /dev/urandom: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+impl TaskGateway for Gateway {
+    fn network(&self) -> &str {
+        &self.network.name
+    }
+
+    fn admit<'a>(
+        &'a self,
+        task: &'a str,
+        allow: &'a [String],
+        max_cost_usd: Option<f64>,
+    ) -> BoxFuture<'a, Result<Admission, GatewayError>> {
+        Box::pin(async move {
+            // No new task while the upstream limits the run.
+            loop {
+                let until = *self.paused_until.lock().unwrap();
+                match until {
+                    Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                    _ => break,
+                }
+            }
+            let token = new_token()?;
+            let mut all = self.allow.clone();
+            all.extend(allow.iter().cloned());
+            let admit = Command::Admit {
+                task: task.to_string(),
+                token: token.clone(),
+                allow: all,
+                max_cost_usd,
+            };
+            self.send_and_wait(task, &admit, ACK_LIMIT).await?;
+            Ok(Admission::new(self.addr, &token))
+        })
+    }
+
+    fn release<'a>(&'a self, task: &'a str, wait: bool) -> BoxFuture<'a, GatewayUsage> {
+        Box::pin(async move {
+            let release = Command::Release {
+                task: task.to_string(),
+            };
+            let limit = if wait { RELEASE_LIMIT } else { Duration::ZERO };
+            if let Err(e) = self.send_and_wait(task, &release, limit).await {
+                tracing::debug!("releasing task {task}: {e}");
+            }
+            self.meters.lock().unwrap().get(task).cloned().unwrap_or_default()
+        })
+    }
+
+    fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            if engine_answers {
+                return self.shutdown_now().await;
+            }
+            if let Ok(mut input) = tokio::time::timeout(Duration::from_secs(1), self.input.lock()).await {
+                input.take();
+            }
+            vec![format!(
+                "the gateway container and network {} were not removed (the engine did not answer); \
+                 `sandpen gc` removes them",
+                self.network.name
+            )]
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! What sandpen and its gateway container say to each other: commands as JSON lines on the
+//! gateway's standard input (through the engine's attach stream, so the real credential is in
+//! no environment, file or `docker inspect`), reports as JSON lines on its standard output.
+//! The gateway ends when its input ends: a sandpen that dies takes its gateway with it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Once, first: where model requests go and with what credential.
+    Config {
+        /// The model API: `https://api.anthropic.com`, or the host's own `ANTHROPIC_BASE_URL`
+        /// (`{task}` in it becomes the task's id).
+        upstream: String,
+        /// `x-api-key` or `authorization` (sent as `Bearer <credential>`); None sends none.
+        credential_header: Option<String>,
+        credential: Option<String>,
+        /// Per-model prices, USD per million tokens.
+        prices: crate::gateway::price::PriceTable,
+    },
+    /// A task's token, before its container starts.
+    Admit {
+        task: String,
+        token: String,
+        /// Everything the task may reach through the proxy (the defaults included).
+        allow: Vec<String>,
+        max_cost_usd: Option<f64>,
+    },
+    /// The task has ended: its token dies.
+    Release { task: String },
+}
+
+/// What one model request used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Report {
+    /// Listening; `addr` is what task containers connect to.
+    Ready {
+        addr: String,
+    },
+    /// One connection or request through the proxy (never its content).
+    Egress {
+        at: String,
+        task: Option<String>,
+        method: String,
+        host: String,
+        port: u16,
+        allowed: bool,
+        /// Why it was denied, or why it failed.
+        reason: Option<String>,
+        bytes_up: u64,
+        bytes_down: u64,
+    },
+    /// One model request (never its body, never a credential).
+    Model {
+        at: String,
+        task: String,
+        model: String,
+        status: u16,
+        #[serde(flatten)]
+        usage: Usage,
+        cost_usd: f64,
+        latency_ms: u64,
+    },
+    /// The upstream answered 429 or 529: the task's request is held (and every task's next
+    /// one) for `retry_after_ms`, then sent again.
+    RateLimited {
+        at: String,
+        task: String,
+        status: u16,
+        retry_after_ms: u64,
+    },
+    /// The task's metered cost reached its budget: its next model request is refused.
+    BudgetExceeded {
+        task: String,
+        cost_usd: f64,
+        max_cost_usd: f64,
+    },
+    /// A model request without a live token of this run.
+    Refused {
+        at: String,
+        reason: String,
+    },
+    /// A command was applied (sandpen waits for these: every report about a task before its
+    /// `released` has been read when it arrives).
+    Admitted {
+        task: String,
+    },
+    Released {
+        task: String,
+    },
+}

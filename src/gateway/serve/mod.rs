@@ -1,0 +1,87 @@
+//! `sandpen gateway`: the program in the gateway container. One port serves both jobs:
+//! `CONNECT` and absolute-form requests are the egress proxy (`proxy`), anything else is the
+//! model API (`api`). Commands arrive on stdin; reports leave on stdout; the end of stdin
+//! (sandpen gone) ends the gateway.
+
+mod api;
+mod body;
+mod limits;
+mod proxy;
+mod state;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncBufReadExt;
+
+use self::body::Body;
+use self::state::State;
+use super::protocol::{Command, Report};
+
+pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
+    let state = Arc::new(State::default());
+    state.report(&Report::Ready {
+        addr: listener.local_addr()?.to_string(),
+    });
+    let clients = Arc::new(api::clients()?);
+    let mut commands = tokio::spawn(read_commands(state.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let (state, clients) = (state.clone(), clients.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), clients.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+            _ = &mut commands => return Ok(()),
+        }
+    }
+}
+
+/// Applies commands until stdin ends.
+async fn read_commands(state: Arc<State>) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Command>(&line) {
+            Ok(cmd) => {
+                let ack = match &cmd {
+                    Command::Admit { task, .. } => Some(Report::Admitted { task: task.clone() }),
+                    Command::Release { task } => Some(Report::Released { task: task.clone() }),
+                    Command::Config { .. } => None,
+                };
+                match state.apply(cmd) {
+                    Ok(()) => ack.into_iter().for_each(|a| state.report(&a)),
+                    Err(e) => eprintln!("sandpen gateway: {e}"),
+                }
+            }
+            Err(e) => eprintln!("sandpen gateway: an unreadable command ({e})"),
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    clients: Arc<api::Clients>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    Ok(if req.method() == Method::CONNECT {
+        proxy::connect(&state, req).await
+    } else if req.uri().scheme().is_some() {
+        proxy::forward(&state, req).await
+    } else {
+        api::forward(&state, &clients, req).await
+    })
+}

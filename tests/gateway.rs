@@ -1,0 +1,240 @@
+//! The egress gateway (the default network mode), with the real engine and the probe image
+//! (whose `claude` runs the prompt as a shell script). The only servers involved are ones this
+//! test starts on this machine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const CANARY: &str = "sk-visible-canary";
+
+/// A container on the default bridge answering HTTP on 8080 (a gateway program: it answers
+/// 401 to anything without a token), removed when dropped.
+struct BridgeServer {
+    name: String,
+    ip: String,
+}
+
+impl BridgeServer {
+    fn start() -> Self {
+        let name = format!("sandpen-test-server-{}", std::process::id());
+        let _ = docker(&["rm", "-f", &name]);
+        let image = image("gateway");
+        let out = docker(&[
+            "run",
+            "-d",
+            "-i",
+            "--name",
+            &name,
+            "--network",
+            "bridge",
+            &image,
+            "--listen",
+            "0.0.0.0:8080",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ip = stdout(&docker(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            &name,
+        ]))
+        .trim()
+        .to_string();
+        assert!(!ip.is_empty(), "the test server has no address");
+        Self { name, ip }
+    }
+}
+
+impl Drop for BridgeServer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// The run directory of the only run in `repo`.
+fn run_dir(repo: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(repo.join(".sandpen/runs")).ok()?.find_map(|e| {
+        let p = e.ok()?.path();
+        p.is_dir().then_some(p)
+    })
+}
+
+fn networks_of(run_id: &str) -> Vec<String> {
+    let out = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=sandpen.run={run_id}"),
+    ]);
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+/// The prompt of the task that probes the boundary from inside. It reaches the gateway through
+/// its own HTTPS_PROXY setting, with bash's /dev/tcp (the probe image has no curl).
+fn probe_script(server: &str) -> String {
+    // The canary is put together at run time: the prompt itself must not hold it.
+    format!(
+        r#"set -u
+c=sk-visible; c=$c-canary
+env | grep -q "$c" && echo CANARY-IN-ENV
+grep -rqs --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$c" / && echo CANARY-IN-FILES
+proxy=${{HTTPS_PROXY#http://}}; cred=${{proxy%@*}}; hostport=${{proxy#*@}}
+gh=${{hostport%:*}}; gp=${{hostport#*:}}
+auth=$(printf %s "$cred" | base64 -w0)
+req() {{
+  bash -c "exec 3<>/dev/tcp/$gh/$gp && printf 'GET http://$1/ HTTP/1.1\r\nHost: $1\r\nProxy-Authorization: Basic $auth\r\nConnection: close\r\n\r\n' >&3 && head -1 <&3" | tr -d '\r'
+}}
+echo "ALLOWED: $(req {server}:8080)"
+echo "DENIED: $(req {server}:8081)"
+if timeout 4 bash -c 'exec 3<>/dev/tcp/{server}/8080' 2>/dev/null; then echo "DIRECT: open"; else echo "DIRECT: closed"; fi
+case "${{ANTHROPIC_BASE_URL:-}}" in http://$gh:$gp) echo "BASE: the gateway";; *) echo "BASE: elsewhere";; esac
+while [ ! -s peer-ip ]; do sleep 0.2; done
+timeout 4 bash -c "exec 3<>/dev/tcp/$(cat peer-ip)/9" 2>/dev/null; echo "PEER: $?"
+"#
+    )
+}
+
+#[test]
+fn a_task_reaches_only_the_gateway_and_allowlisted_hosts_through_it() {
+    let server = BridgeServer::start();
+    let repo = make_repo();
+    let toml = format!(
+        "[[task]]\nid = \"probe\"\nprompt_text = '''\n{}'''\n\n\
+         [[task]]\nid = \"peer\"\nprompt_text = \"for i in $(seq 1 300); do [ -e stop ] && exit 0; sleep 0.2; done\"\n",
+        probe_script(&server.ip)
+    );
+    let allowed = format!("{}:8080", server.ip);
+    let mut run = spawn_run_with(
+        repo.path(),
+        &toml,
+        &["--allow-host", &allowed],
+        &[("ANTHROPIC_API_KEY", CANARY)],
+    );
+    // Tell the probe where its peer is, once both run.
+    let dir = wait_for(Duration::from_secs(60), || {
+        let d = run_dir(repo.path())?;
+        let run_id = d.file_name()?.to_string_lossy().to_string();
+        let ip = stdout(&docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &format!("sandpen-{run_id}-peer"),
+        ]))
+        .trim()
+        .to_string();
+        (!ip.is_empty() && d.join("probe").is_dir()).then(|| {
+            std::fs::write(d.join("probe/peer-ip"), &ip).unwrap();
+            d
+        })
+    })
+    .unwrap_or_else(|| panic!("the tasks never ran:\n{}", run.stderr()));
+    let log = wait_for(Duration::from_secs(60), || {
+        let log = std::fs::read_to_string(dir.join("probe.log")).ok()?;
+        log.contains("PEER: ").then_some(log)
+    })
+    .unwrap_or_else(|| panic!("the probe never finished:\n{}", run.stderr()));
+    std::fs::write(dir.join("peer/stop"), "").unwrap();
+    let status = run.wait_exit(Duration::from_secs(60)).expect("sandpen ends");
+    assert!(status.success(), "{}", run.stderr());
+
+    assert!(
+        !log.contains("CANARY-IN"),
+        "the real key reached the container:\n{log}"
+    );
+    assert!(
+        log.contains("ALLOWED: HTTP/1.1 401"),
+        "an allowlisted host is reached:\n{log}"
+    );
+    assert!(
+        log.contains("DENIED: HTTP/1.1 403"),
+        "another port is refused:\n{log}"
+    );
+    assert!(
+        log.contains("DIRECT: closed"),
+        "no way out but the gateway:\n{log}"
+    );
+    assert!(log.contains("BASE: the gateway"), "{log}");
+    assert!(
+        log.contains("PEER: 124"),
+        "another task's container is unreachable (124: timed out):\n{log}"
+    );
+
+    // The audit names both attempts; the report counts them; the summary names the denial.
+    let audit = std::fs::read_to_string(dir.join("egress.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let attempt = |port: u64, allowed: bool| {
+        lines.iter().any(|l| {
+            l["kind"] == "egress"
+                && l["task"] == "probe"
+                && l["host"] == server.ip.as_str()
+                && l["port"] == port
+                && l["allowed"] == allowed
+        })
+    };
+    assert!(attempt(8080, true) && attempt(8081, false), "{audit}");
+    assert!(!audit.contains(CANARY), "no key in the audit");
+    let report = read_report(&dir.join("report.json")).unwrap();
+    let g = &task(&report, "probe")["gateway"];
+    assert_eq!(
+        g["denied"],
+        serde_json::json!([format!("{}:8081", server.ip)]),
+        "{g:#}"
+    );
+    assert!(g["egress_allowed"].as_u64().unwrap() >= 1, "{g:#}");
+
+    // Nothing of the run is left: no container, no network.
+    let run_id = report["run_id"].as_str().unwrap();
+    assert!(containers(&format!("label=sandpen.run={run_id}")).is_empty());
+    assert!(networks_of(run_id).is_empty(), "{:?}", networks_of(run_id));
+}
+
+#[test]
+fn bad_gateway_input_is_refused_before_anything_is_made() {
+    let repo = make_repo();
+    for (toml, extra, says) in [
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\n",
+            vec!["--allow-host", "https://x.com"],
+            "--allow-host",
+        ),
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\n",
+            vec!["--max-cost", "0"],
+            "max-cost",
+        ),
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\n",
+            vec!["--max-cost", "lots"],
+            "max-cost",
+        ),
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\nallow_hosts = [\"x.com:99999\"]\n",
+            vec![],
+            ":4",
+        ),
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\nallow_hosts = [\"x.com\"]\n",
+            vec!["--network", "none"],
+            "allow_hosts",
+        ),
+        (
+            "[[task]]\nid = \"t\"\nprompt_text = \"true\"\n",
+            vec!["--network", "none", "--max-cost", "1"],
+            "budget",
+        ),
+    ] {
+        let run = run_tasks(repo.path(), toml, &extra);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.dump());
+        let err = stderr(&run.out);
+        assert!(err.contains(says), "{extra:?}: {err}");
+        assert!(
+            !repo.path().join(".sandpen/runs").exists() || run_dir(repo.path()).is_none(),
+            "nothing made"
+        );
+    }
+}
