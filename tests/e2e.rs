@@ -838,3 +838,77 @@ async fn a_task_over_its_budget_ends_budget_exceeded_and_sends_nothing_more() {
     assert!(!audit.contains(E2E_KEY));
     assert_no_containers_left(report["run_id"].as_str().unwrap());
 }
+
+/// The model API rate-limits the run for a while (429 with `retry-after: 3`): through the
+/// gateway every task waits the window out and succeeds, with fewer requests reaching the API
+/// than when each CLI retries on its own (`--network bridge`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_run_resumes_with_fewer_upstream_requests_through_the_gateway() {
+    let ids = ["add-slugify", "add-reverse", "fix-count"];
+    let full = demo::script();
+    let script = Script {
+        tasks: ids
+            .iter()
+            .map(|id| (id.to_string(), full.tasks[*id].clone()))
+            .collect(),
+        rate_limit: Some(sandpen::model_server::RateLimit {
+            for_ms: 8_000,
+            retry_after_s: Some(3),
+        }),
+    };
+    let prompts: Vec<(&str, &str)> = ids
+        .iter()
+        .map(|id| {
+            let t = demo::TASKS.iter().find(|t| t.id == *id).unwrap();
+            (t.id, t.prompt)
+        })
+        .collect();
+    let files: Vec<String> = ids.iter().map(|id| format!("tasks/{id}.md")).collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut limited = Vec::new();
+    for network in ["gateway", "bridge"] {
+        let repo = repo_with(&[], &prompts);
+        let server = start_server(script.clone()).await;
+        let run = run_agent(
+            repo.path(),
+            &base_url(&server),
+            &["--network", network, "-j", "3"],
+            &files,
+        )
+        .await;
+        let recorded = server.recorded();
+        server.stop().await;
+        assert_eq!(run.code, 0, "{network}: {}", run.dump());
+        let report = run.report();
+        for id in ids {
+            assert_eq!(
+                field(task(&report, id), "status"),
+                "succeeded",
+                "{network}: {}",
+                run.dump()
+            );
+        }
+        let rejected = recorded.iter().filter(|r| r.answer.starts_with("429")).count();
+        if network == "gateway" {
+            let counted: u64 = ids
+                .iter()
+                .map(|id| task(&report, id)["gateway"]["upstream_429"].as_u64().unwrap())
+                .sum();
+            assert_eq!(
+                counted as usize, rejected,
+                "the report counts every 429: {report:#}"
+            );
+        }
+        eprintln!(
+            "rate limited, {network}: {rejected} requests answered 429, {} in all",
+            recorded.len()
+        );
+        limited.push(rejected);
+    }
+    assert!(
+        limited[0] < limited[1],
+        "gateway {} vs bridge {} requests answered 429",
+        limited[0],
+        limited[1]
+    );
+}

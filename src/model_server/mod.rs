@@ -8,7 +8,7 @@
 mod script;
 mod server;
 
-pub use script::{Block, Script, TaskScript, Turn, Usage};
+pub use script::{Block, RateLimit, Script, TaskScript, Turn, Usage};
 pub use server::{ModelServer, Recorded};
 
 /// The path prefix that tells tasks apart: a task's base URL is `http://HOST:PORT/task/<id>`.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Script {
     pub tasks: BTreeMap<String, TaskScript>,
-    /// Answer every model request with 429 for a while after the server starts (testing how
-    /// rate limits are handled).
+    /// Answer every model request with 429 for a while from the first one (testing how rate
+    /// limits are handled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
 }
@@ -21,7 +21,7 @@ pub struct Script {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// How long after the start the server answers 429.
+    /// How long after the first model request the server answers 429.
     pub for_ms: u64,
     /// The `retry-after` header it sends with them (seconds); none when absent.
     pub retry_after_s: Option<u64>,

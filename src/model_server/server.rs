@@ -57,7 +57,8 @@ pub struct Recorded {
 
 struct Shared {
     script: Script,
-    started: std::time::Instant,
+    /// When the first model request arrived: a rate-limit window starts there.
+    first_request: std::sync::OnceLock<std::time::Instant>,
     record: Option<Mutex<std::fs::File>>,
     recorded: Mutex<Vec<Recorded>>,
 }
@@ -82,7 +83,7 @@ impl ModelServer {
         };
         let shared = Arc::new(Shared {
             script,
-            started: std::time::Instant::now(),
+            first_request: std::sync::OnceLock::new(),
             record,
             recorded: Mutex::default(),
         });
@@ -202,8 +203,9 @@ async fn messages(
     };
 
     // The rate-limit window: a 429 (recorded, so a test can count what reached the server).
+    let first = *shared.first_request.get_or_init(std::time::Instant::now);
     if let Some(limit) = shared.script.rate_limit
-        && shared.started.elapsed() < Duration::from_millis(limit.for_ms)
+        && first.elapsed() < Duration::from_millis(limit.for_ms)
     {
         rec.answer = "429 rate limited".into();
         shared.note(rec);
