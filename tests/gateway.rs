@@ -238,3 +238,32 @@ fn bad_gateway_input_is_refused_before_anything_is_made() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_and_sigkill_with_gc_leave_no_container_and_no_network() {
+    let sleepers = "[[task]]\nid = \"s1\"\nprompt_text = \"sleep 120\"\n\n[[task]]\nid = \"s2\"\nprompt_text = \"sleep 120\"\n";
+    for signal in ["INT", "KILL"] {
+        let repo = make_repo();
+        let mut run = spawn_run(repo.path(), sleepers, &[]);
+        let filter = owner_filter(run.pid());
+        wait_for(Duration::from_secs(60), || (running_containers(&filter).len() == 2).then_some(()))
+            .unwrap_or_else(|| panic!("the tasks never ran:\n{}", run.stderr()));
+        let run_id = run_dir(repo.path())
+            .and_then(|d| Some(d.file_name()?.to_string_lossy().to_string()))
+            .unwrap();
+        assert_eq!(networks_of(&run_id).len(), 1, "the run has its network");
+        run.signal(signal);
+        run.wait_exit(Duration::from_secs(40)).expect("sandpen ends");
+        if signal == "KILL" {
+            // Nothing cleaned up after a SIGKILL: gc does it.
+            let gc = output(sandpen().arg("gc").current_dir(repo.path()));
+            assert!(gc.status.success(), "{}", stderr(&gc));
+            assert!(stdout(&gc).contains("removed network"), "{}", stdout(&gc));
+        }
+        assert!(
+            containers(&format!("label=sandpen.run={run_id}")).is_empty(),
+            "{signal}: containers left"
+        );
+        assert!(networks_of(&run_id).is_empty(), "{signal}: network left");
+    }
+}
