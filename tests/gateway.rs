@@ -246,8 +246,10 @@ fn ctrl_c_and_sigkill_with_gc_leave_no_container_and_no_network() {
         let repo = make_repo();
         let mut run = spawn_run(repo.path(), sleepers, &[]);
         let filter = owner_filter(run.pid());
-        wait_for(Duration::from_secs(60), || (running_containers(&filter).len() == 2).then_some(()))
-            .unwrap_or_else(|| panic!("the tasks never ran:\n{}", run.stderr()));
+        wait_for(Duration::from_secs(60), || {
+            (running_containers(&filter).len() == 2).then_some(())
+        })
+        .unwrap_or_else(|| panic!("the tasks never ran:\n{}", run.stderr()));
         let run_id = run_dir(repo.path())
             .and_then(|d| Some(d.file_name()?.to_string_lossy().to_string()))
             .unwrap();

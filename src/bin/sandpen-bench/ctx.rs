@@ -140,8 +140,13 @@ impl Ctx {
         cmd.args(["run", "--image", &self.probe, "--repo"])
             .arg(&self.repo)
             .args(["-j", &jobs.to_string(), "--report"])
-            .arg(&report)
-            .args(extra)
+            .arg(&report);
+        // Like for like: the docker side runs on the default bridge. Figure 9 measures the
+        // gateway (sandpen's default) against it.
+        if !extra.contains(&"--network") {
+            cmd.args(["--network", "bridge"]);
+        }
+        cmd.args(extra)
             .arg(tasks)
             .env("ANTHROPIC_API_KEY", "sk-bench-not-a-key")
             .stdout(Stdio::null())

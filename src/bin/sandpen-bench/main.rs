@@ -2,7 +2,7 @@
 //! the docker CLI one at a time, `xargs -P N docker run --rm`, and the Python Docker SDK with
 //! threads (the stack of the orchestrator sandpen replaces). Prints a table and writes
 //! docs/BENCHMARKS.md (or `--out FILE`). `--quick` runs a few small rounds of each, to prove
-//! the harness works (CI), without judging timings.
+//! the harness works (CI), without judging timings. `--only N` runs the figures numbered N.
 //!
 //! Run: `cargo build --release --bins && target/release/sandpen-bench` (or `just bench`).
 
@@ -22,7 +22,7 @@ use row::Row;
 type Figure = (&'static str, fn(&Ctx, &mut Vec<String>) -> Measured<Vec<Row>>);
 
 /// In the page's order; a figure that fails is a row that says why.
-const FIGURES: [Figure; 8] = [
+const FIGURES: [Figure; 9] = [
     (lifecycle::FIGURE, lifecycle::measure),
     (throughput::FIGURE, throughput::measure),
     (speedup::FIGURE, speedup::measure),
@@ -31,6 +31,7 @@ const FIGURES: [Figure; 8] = [
     (image_cache::FIGURE, image_cache::measure),
     (real_cli::FIGURE, real_cli::measure),
     (plan::FIGURE, plan::measure),
+    (gateway::FIGURE, gateway::measure),
 ];
 
 fn main() {
@@ -45,9 +46,18 @@ fn main() {
             true => PathBuf::from("target/BENCHMARKS.quick.md"),
             false => PathBuf::from("docs/BENCHMARKS.md"),
         });
+    // `--only 9`: the figures whose names start so (for working on one figure).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let ctx = Ctx::setup(quick);
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
     for (name, measure) in FIGURES {
+        if only.as_ref().is_some_and(|o| !name.starts_with(o.as_str())) {
+            continue;
+        }
         eprintln!("== {name}");
         match measure(&ctx, &mut notes) {
             Ok(r) => rows.extend(r),

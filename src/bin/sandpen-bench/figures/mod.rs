@@ -1,6 +1,7 @@
 //! One file per figure. Each returns its rows, or why it could not be measured.
 
 pub mod footprint;
+pub mod gateway;
 pub mod image_cache;
 pub mod lifecycle;
 pub mod logs;
