@@ -21,16 +21,22 @@ pub fn task_env(run_id: &str, task_id: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The names a task's own `env` may not set: sandpen's, the credentials, and `SANDPEN_*`.
-pub fn reserved() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = task_env("", "").into_iter().map(|(k, _)| k).collect();
-    names.extend(CREDENTIAL_ENV);
+/// The names a task's own `env` may not set: sandpen's, the credentials, what the gateway
+/// sets (its address, the proxy settings), and `SANDPEN_*`.
+pub fn reserved() -> Vec<String> {
+    let mut names: Vec<String> = task_env("", "").into_iter().map(|(k, _)| k.to_string()).collect();
+    names.extend(CREDENTIAL_ENV.map(String::from));
+    for name in crate::gateway::Admission::names() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     names
 }
 
 /// Whether a task's `env` may set `key`.
 pub fn is_reserved(key: &str) -> bool {
-    key.starts_with("SANDPEN_") || reserved().contains(&key)
+    key.starts_with("SANDPEN_") || reserved().iter().any(|r| r == key)
 }
 
 #[cfg(test)]
@@ -44,6 +50,14 @@ mod tests {
         }
         for k in CREDENTIAL_ENV {
             assert!(is_reserved(k), "{k}");
+        }
+        for k in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "NO_PROXY",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        ] {
+            assert!(is_reserved(k), "{k}: the gateway sets it");
         }
         assert!(is_reserved("SANDPEN_ANYTHING"));
         assert!(!is_reserved("FEATURE_FLAG"));

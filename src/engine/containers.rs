@@ -73,18 +73,50 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ListedContainer>, EngineError>> + Send;
 }
 
-impl ContainerEngine for Engine {
-    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let context = format!("creating container {}", spec.name);
+/// An attach stream as sandpen reads it: stdout and stderr chunks, errors in words.
+pub(crate) fn output_stream(
+    output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    context: String,
+) -> OutputStream {
+    output
+        .map_err(move |e| EngineError::api(context.clone(), &e))
+        .try_filter_map(|out| async move {
+            Ok(match out {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    Some((Stream::Stdout, message))
+                }
+                LogOutput::StdErr { message } => Some((Stream::Stderr, message)),
+                LogOutput::StdIn { .. } => None,
+            })
+        })
+        .boxed()
+}
+
+impl Engine {
+    /// Creates a container named `name` from a complete Engine API body.
+    pub(crate) async fn create_named(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<String, EngineError> {
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let context = format!("creating container {name}");
         let created = EngineError::limited(&context, CALL_TIMEOUT, async {
             self.docker()
-                .create_container(Some(opts), spec.to_body())
+                .create_container(Some(opts), body)
                 .await
                 .map_err(|e| EngineError::api(&context, &e))
         })
         .await?;
         Ok(created.id)
+    }
+}
+
+impl ContainerEngine for Engine {
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        self.create_named(&spec.name, spec.to_body()).await
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
@@ -132,19 +164,7 @@ impl ContainerEngine for Engine {
                 .map_err(|e| EngineError::api(&context, &e))
         })
         .await?;
-        Ok(attached
-            .output
-            .map_err(move |e| EngineError::api(context.clone(), &e))
-            .try_filter_map(|out| async move {
-                Ok(match out {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        Some((Stream::Stdout, message))
-                    }
-                    LogOutput::StdErr { message } => Some((Stream::Stderr, message)),
-                    LogOutput::StdIn { .. } => None,
-                })
-            })
-            .boxed())
+        Ok(output_stream(attached.output, context))
     }
 
     fn stats(&self, id: &str) -> StatsStream {

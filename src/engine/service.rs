@@ -4,13 +4,11 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
-use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
-use futures_util::{StreamExt, TryStreamExt};
+use bollard::query_parameters::AttachContainerOptionsBuilder;
 use tokio::io::AsyncWrite;
 
-use super::containers::{OutputStream, Stream};
+use super::containers::OutputStream;
 use super::spec::Limits;
 use super::{CALL_TIMEOUT, Engine, EngineError};
 
@@ -42,21 +40,12 @@ impl ServiceSpec {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
-                nano_cpus: Some(self.limits.nano_cpus),
-                memory: Some(self.limits.memory_bytes),
-                memory_swap: Some(self.limits.memory_bytes),
-                pids_limit: Some(self.limits.pids),
-                cap_drop: Some(vec!["ALL".into()]),
-                security_opt: Some(vec!["no-new-privileges:true".into()]),
-                init: Some(true),
-                readonly_rootfs: Some(true),
                 network_mode: Some(self.network.clone()),
-                privileged: Some(false),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("none".into()),
                     config: None,
                 }),
-                ..Default::default()
+                ..super::spec::hardened(&self.limits)
             }),
             ..Default::default()
         }
@@ -67,16 +56,7 @@ pub type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 impl Engine {
     pub async fn create_service(&self, spec: &ServiceSpec) -> Result<String, EngineError> {
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let context = format!("creating container {}", spec.name);
-        let created = EngineError::limited(&context, CALL_TIMEOUT, async {
-            self.docker()
-                .create_container(Some(opts), spec.to_body())
-                .await
-                .map_err(|e| EngineError::api(&context, &e))
-        })
-        .await?;
-        Ok(created.id)
+        self.create_named(&spec.name, spec.to_body()).await
     }
 
     /// The container's stdout and stderr, and its stdin: closing the input ends the container's
@@ -96,19 +76,7 @@ impl Engine {
                 .map_err(|e| EngineError::api(&context, &e))
         })
         .await?;
-        let output = attached
-            .output
-            .map_err(move |e| EngineError::api(context.clone(), &e))
-            .try_filter_map(|out| async move {
-                Ok(match out {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        Some((Stream::Stdout, message))
-                    }
-                    LogOutput::StdErr { message } => Some((Stream::Stderr, message)),
-                    LogOutput::StdIn { .. } => None,
-                })
-            })
-            .boxed();
+        let output = super::containers::output_stream(attached.output, context);
         Ok((output, attached.input))
     }
 }

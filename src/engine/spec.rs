@@ -79,6 +79,24 @@ impl BindMount {
     }
 }
 
+/// What every container sandpen makes has, whatever it is for: hard CPU, memory (no swap) and
+/// pids limits, no capabilities, no privilege gain, an init that reaps and forwards signals,
+/// and a read-only root.
+pub fn hardened(limits: &Limits) -> HostConfig {
+    HostConfig {
+        nano_cpus: Some(limits.nano_cpus),
+        memory: Some(limits.memory_bytes),
+        memory_swap: Some(limits.memory_bytes),
+        pids_limit: Some(limits.pids),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        init: Some(true),
+        readonly_rootfs: Some(true),
+        privileged: Some(false),
+        ..Default::default()
+    }
+}
+
 /// Everything needed to create one task's container.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
@@ -132,14 +150,6 @@ impl ContainerSpec {
                 .map(|(k, v)| format!("{k}={}", v.expose_secret())),
         );
         let host = HostConfig {
-            nano_cpus: Some(self.limits.nano_cpus),
-            memory: Some(self.limits.memory_bytes),
-            memory_swap: Some(self.limits.memory_bytes),
-            pids_limit: Some(self.limits.pids),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            init: Some(true),
-            readonly_rootfs: Some(true),
             // $HOME/.claude is its own tmpfs so that it stays writable when a read-only agents
             // directory is mounted inside it (the engine would create it root-owned otherwise).
             tmpfs: Some(HashMap::from([
@@ -149,12 +159,11 @@ impl ContainerSpec {
             ])),
             mounts: Some(mounts),
             network_mode: Some(self.network.clone()),
-            privileged: Some(false),
             log_config: (!self.engine_log).then(|| HostConfigLogConfig {
                 typ: Some("none".into()),
                 config: None,
             }),
-            ..Default::default()
+            ..hardened(&self.limits)
         };
         ContainerCreateBody {
             image: Some(self.image.clone()),

@@ -67,6 +67,18 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// Every variable an admission sets, for the list of names a task may not set itself.
+    pub fn names() -> Vec<String> {
+        let a = Self::new(SocketAddr::from(([127, 0, 0, 1], 1)), "");
+        a.env
+            .into_iter()
+            .map(|(k, _)| k)
+            .chain(a.secrets.into_iter().map(|(k, _)| k))
+            .collect()
+    }
+}
+
 /// The gateway as the runner uses it.
 pub trait TaskGateway: Send + Sync {
     /// The network task containers join.

@@ -265,45 +265,34 @@ pub fn epoch_s(rfc3339: &str) -> f64 {
         .as_secs_f64()
 }
 
-/// Ids of the task containers (running or not, not the run's gateway) matching a filter.
-pub fn task_containers(filter: &str) -> Vec<String> {
-    let out = docker(&[
-        "ps",
-        "-a",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        filter,
-        "--filter",
-        "label=sandpen.role=task",
-    ]);
+/// Ids of the containers `docker ps` lists with all of `filters`.
+fn ps(all: bool, filters: &[&str]) -> Vec<String> {
+    let mut args = vec!["ps", "-q", "--no-trunc"];
+    if all {
+        args.push("-a");
+    }
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    let out = docker(&args);
     assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
     stdout(&out).lines().map(str::to_string).collect()
 }
 
+/// Ids of the task containers (running or not, not the run's gateway) matching a filter.
+pub fn task_containers(filter: &str) -> Vec<String> {
+    ps(true, &[filter, "label=sandpen.role=task"])
+}
+
 /// Ids of the containers (running or not) matching a `docker ps --filter`.
 pub fn containers(filter: &str) -> Vec<String> {
-    let out = docker(&["ps", "-a", "-q", "--no-trunc", "--filter", filter]);
-    assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
-    stdout(&out).lines().map(str::to_string).collect()
+    ps(true, &[filter])
 }
 
 /// Ids of the running task containers matching a `docker ps --filter` (not the run's gateway,
 /// which runs from the start of a run to its end).
 pub fn running_containers(filter: &str) -> Vec<String> {
-    let out = docker(&[
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        filter,
-        "--filter",
-        "label=sandpen.role=task",
-        "--filter",
-        "status=running",
-    ]);
-    assert!(out.status.success(), "docker ps failed: {}", stderr(&out));
-    stdout(&out).lines().map(str::to_string).collect()
+    ps(false, &[filter, "label=sandpen.role=task", "status=running"])
 }
 
 /// This machine's host name as sandpen writes it into `sandpen.owner` labels.

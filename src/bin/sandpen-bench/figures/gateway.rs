@@ -139,31 +139,19 @@ async fn drive(
     }
     let n = if ctx.quick { 20 } else { 300 };
     let (mut trip, mut direct) = (vec![], vec![]);
+    let (base, key) = &tokens[0];
+    let through = format!("{base}/v1/messages");
+    let straight = format!("http://{}/task/t00/v1/messages", server.addr);
     for i in 0..n {
         // Alternated, so that both see the same machine.
-        let (base, key) = &tokens[0];
-        if i % 2 == 0 {
-            trip.push(post(&http, &format!("{base}/v1/messages"), key, body).await?);
-            direct.push(
-                post(
-                    &http,
-                    &format!("http://{}/task/t00/v1/messages", server.addr),
-                    key,
-                    body,
-                )
-                .await?,
-            );
-        } else {
-            direct.push(
-                post(
-                    &http,
-                    &format!("http://{}/task/t00/v1/messages", server.addr),
-                    key,
-                    body,
-                )
-                .await?,
-            );
-            trip.push(post(&http, &format!("{base}/v1/messages"), key, body).await?);
+        let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+        for gateway in order {
+            let (url, into) = if gateway {
+                (&through, &mut trip)
+            } else {
+                (&straight, &mut direct)
+            };
+            into.push(post(&http, url, key, body).await?);
         }
     }
     // 16 clients at once, one per task.
