@@ -225,8 +225,10 @@ prompt_text = "sleep 300"
     let report = run.report();
     let stubborn = task(&report, "stubborn");
     let polite = task(&report, "polite");
-    let ds = stubborn["duration_s"].as_f64().unwrap();
-    let dp = polite["duration_s"].as_f64().unwrap();
+    // The container's own run (start to exit), not the task's (checkout and collection too,
+    // which a loaded machine stretches).
+    let ran = |t: &serde_json::Value| epoch_s(field(t, "finished_at")) - epoch_s(field(t, "started_at"));
+    let (ds, dp) = (ran(stubborn), ran(polite));
     eprintln!(
         "timeouts: stubborn {ds:.2}s (exit {}), polite {dp:.2}s (exit {}), process {:?}",
         stubborn["exit_code"], polite["exit_code"], run.elapsed
