@@ -5,7 +5,13 @@ use sandpen::exit;
 fn main() {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The gateway serves one run's tasks from a small container: one thread is plenty, and a
+    // worker per core would cost memory for nothing.
+    let mut builder = match cli.command {
+        sandpen::cli::Command::Gateway(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -256,7 +256,7 @@ async fn start_gateway(
         },
     )
     .await?;
-    Ok(GatewayHandle(std::sync::Arc::new(gw)))
+    Ok(GatewayHandle::new(std::sync::Arc::new(gw), p.plan.tasks.len()))
 }
 
 /// The credentials set on the host.

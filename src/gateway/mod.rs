@@ -99,12 +99,77 @@ pub trait TaskGateway: Send + Sync {
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>>;
 }
 
-/// The run's gateway as the run's configuration holds it.
+/// The run's gateway as the run's configuration holds it. It also knows how many tasks may
+/// still use it: when the last one is done with it (its container gone, or it never started),
+/// the gateway and the network are removed at once, while collections go on, so that their
+/// cost is off the run's critical path.
 #[derive(Clone)]
-pub struct GatewayHandle(pub std::sync::Arc<dyn TaskGateway>);
+pub struct GatewayHandle {
+    pub gw: std::sync::Arc<dyn TaskGateway>,
+    users: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// False once a task ended without the engine confirming its container gone.
+    settled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ended: std::sync::Arc<tokio::sync::OnceCell<Vec<String>>>,
+}
+
+impl GatewayHandle {
+    pub fn new(gw: std::sync::Arc<dyn TaskGateway>, tasks: usize) -> Self {
+        Self {
+            gw,
+            users: std::sync::Arc::new(tasks.into()),
+            settled: std::sync::Arc::new(true.into()),
+            ended: Default::default(),
+        }
+    }
+
+    /// Something of the run may still be attached to the network (the engine did not answer).
+    pub fn unsettled(&self) {
+        self.settled.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A task will not use the gateway again; `settled`: its container is known to be gone.
+    pub fn task_done(&self, settled: bool) {
+        use std::sync::atomic::Ordering;
+        if !settled {
+            self.unsettled();
+        }
+        if self.users.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let me = self.clone();
+            tokio::spawn(async move { me.end().await });
+        }
+    }
+
+    /// Ends the gateway (once; later calls get the first one's outcome). With a task whose
+    /// container the engine never confirmed gone, only its input is closed: `gc` removes the
+    /// rest once the engine answers.
+    pub async fn end(&self) -> Vec<String> {
+        let settled = self.settled.load(std::sync::atomic::Ordering::SeqCst);
+        self.ended.get_or_init(|| self.gw.shutdown(settled)).await.clone()
+    }
+
+    /// Marks the end of one task's use when dropped (a panic counts as unsettled).
+    pub fn user(&self) -> GatewayUser {
+        GatewayUser {
+            handle: self.clone(),
+            settled: true,
+        }
+    }
+}
+
+/// One task's use of the gateway; see [`GatewayHandle::user`].
+pub struct GatewayUser {
+    handle: GatewayHandle,
+    pub settled: bool,
+}
+
+impl Drop for GatewayUser {
+    fn drop(&mut self) {
+        self.handle.task_done(self.settled && !std::thread::panicking());
+    }
+}
 
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GatewayHandle({})", self.0.network())
+        write!(f, "GatewayHandle({})", self.gw.network())
     }
 }

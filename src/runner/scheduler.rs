@@ -73,14 +73,18 @@ pub async fn execute<E: ContainerEngine>(
                     )
                 };
                 let t = pending.remove(i);
-                finish(&mut done, &events, not_run(&cfg, &t, status, msg));
+                finish(&mut done, &events, never_started(&cfg, &t, status, msg));
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
             if run_stop.graceful.is_cancelled() {
                 let t = pending.remove(i);
                 let msg = "cancelled before it started".to_string();
-                finish(&mut done, &events, not_run(&cfg, &t, TaskStatus::Cancelled, msg));
+                finish(
+                    &mut done,
+                    &events,
+                    never_started(&cfg, &t, TaskStatus::Cancelled, msg),
+                );
                 continue;
             }
             let ready = t.depends_on.iter().all(|d| done.contains_key(d));
@@ -130,9 +134,13 @@ pub async fn execute<E: ContainerEngine>(
     } else {
         sweep(&engine, &cfg.run_id).await
     };
-    // The gateway and the run's network go last: every task container has left the network.
+    // The gateway and the run's network: ended already when the last task was done with them
+    // (this waits for that), else now.
     if let Some(g) = &cfg.gateway {
-        cleanup_failures.extend(g.0.shutdown(engine_answers).await);
+        if !engine_answers {
+            g.unsettled();
+        }
+        cleanup_failures.extend(g.end().await);
     }
     for message in &cleanup_failures {
         events.send(Event::CleanupFailed {
@@ -204,6 +212,14 @@ fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: 
         result: Box::new(result.clone()),
     });
     done.insert(result.id.clone(), result);
+}
+
+/// The result of a task skipped or cancelled before it started: it will not use the gateway.
+fn never_started(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -> TaskResult {
+    if let Some(g) = &cfg.gateway {
+        g.task_done(true);
+    }
+    not_run(cfg, t, status, message)
 }
 
 /// The result of a task that never got a container.

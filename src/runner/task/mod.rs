@@ -54,6 +54,8 @@ pub(crate) async fn run<E: ContainerEngine>(
     stop: Stop,
 ) -> TaskResult {
     let started = Instant::now();
+    // Counted off when the container is gone (or the task returns early, or panics).
+    let mut gateway_use = cfg.gateway.as_ref().map(|g| g.user());
     let layout = &cfg.layout;
     let mut ctx = Ctx {
         admission: None,
@@ -115,7 +117,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         apply_end(&mut result, &ctx, end);
     }
     if let (Some(g), Some(_)) = (&cfg.gateway, &ctx.admission) {
-        let usage = g.0.release(&id, settled).await;
+        let usage = g.gw.release(&id, settled).await;
         if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
             result.status = TaskStatus::BudgetExceeded;
             result.message = Some(format!(
@@ -126,6 +128,9 @@ pub(crate) async fn run<E: ContainerEngine>(
             ));
         }
         result.gateway = Some(usage);
+    }
+    if let Some(mut u) = gateway_use.take() {
+        u.settled = settled;
     }
     if let Some(state) = read_state(&checkout.path, &id).await {
         result.last_phase = Some(state.phase);
@@ -177,7 +182,7 @@ pub(crate) async fn run<E: ContainerEngine>(
 async fn admit<E>(ctx: &mut Ctx<E>) -> Result<(), crate::gateway::GatewayError> {
     if let Some(g) = &ctx.cfg.gateway {
         let t = &ctx.task;
-        ctx.admission = Some(g.0.admit(&t.id, &t.allow_hosts, t.max_cost).await?);
+        ctx.admission = Some(g.gw.admit(&t.id, &t.allow_hosts, t.max_cost).await?);
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> Cont
     // In gateway mode the task gets the gateway's settings and its own token, never the real
     // credentials, and joins the run's network.
     if let (Some(a), Some(g)) = (&ctx.admission, &ctx.cfg.gateway) {
-        let mut spec = with_credentials(ctx, checkout, a.secrets.clone(), g.0.network());
+        let mut spec = with_credentials(ctx, checkout, a.secrets.clone(), g.gw.network());
         spec.env.extend(a.env.iter().map(|(k, v)| format!("{k}={v}")));
         return spec;
     }
