@@ -219,8 +219,28 @@ pub async fn ensure(
     ]);
     labels.extend(stamp.map(|s| (LABEL_EXE_STAMP.to_string(), s)));
     // A rebuild starts from nothing: no layer cache, so new packages are fetched.
-    build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
+    let id = build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
+    if req.target == Target::Gateway {
+        prune_gateways(engine, &id).await;
+    }
     Ok(tag)
+}
+
+/// A gateway image is made per sandpen build: older ones (made more than ten minutes ago, and
+/// used by no running gateway: the engine refuses those) go when a new one is made.
+async fn prune_gateways(engine: &Engine, keep: &str) {
+    let Ok(all) = engine
+        .images_with_label(LABEL_TARGET, Target::Gateway.name())
+        .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for image in all.iter().filter(|i| i.id != keep && now - i.created > 600) {
+        let _ = engine.remove_image(&image.id).await;
+    }
 }
 
 /// Builds any context under `tag`; the image id on success. Used by `ensure` and by tests that
@@ -313,16 +333,17 @@ pub async fn status(engine: &Engine, target: Target, base: &BaseChoice) -> Resul
     let mut all = engine.images_with_label(LABEL_TARGET, target.name()).await?;
     all.sort_by_key(|i| std::cmp::Reverse(i.created));
     // Current: built from these sources, with or without extra CA certificates.
+    let ours = format!("{}:", target.repository());
     let current = all
         .iter()
         .find(|i| i.labels.get(LABEL_SOURCES) == Some(&sources) || i.tags.contains(&tag))
-        .and_then(|i| i.tags.first().cloned());
+        .and_then(|i| i.tags.iter().find(|t| t.starts_with(&ours)).cloned());
     let built = current.is_some();
     let current_tag = Some(current.unwrap_or(tag));
     let mut stale_tags: Vec<String> = all
         .into_iter()
         .flat_map(|i| i.tags)
-        .filter(|t| Some(t) != current_tag.as_ref())
+        .filter(|t| t.starts_with(&ours) && Some(t) != current_tag.as_ref())
         .collect();
     stale_tags.sort();
     Ok(ImageStatus {

@@ -130,6 +130,13 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
         for dest in &g.denied {
             notes.push(format!("tried {dest}: denied"));
         }
+        let limited = g.upstream_429 + g.upstream_529;
+        if limited > 0 {
+            notes.push(format!(
+                "the model API limited it {limited} time{} (429/529); the gateway held its requests",
+                if limited == 1 { "" } else { "s" }
+            ));
+        }
     }
     if !t.salvage_left_out.is_empty() {
         notes.push(format!(
@@ -161,6 +168,7 @@ mod tests {
         t.tags = vec!["v1".into()];
         t.gateway = Some(GatewayUsage {
             denied: vec!["pastebin.example:443".into()],
+            upstream_429: 2,
             ..Default::default()
         });
         let mut idle = TaskResult::new("idle", "img", limits);
@@ -179,5 +187,9 @@ mod tests {
         assert!(text.contains("refs/sandpen/fix-count/r/unreachable-1"), "{text}");
         assert!(text.contains("fix-count: tags made (not imported): v1"), "{text}");
         assert!(text.contains("no commits"), "the idle task says so: {text}");
+        assert!(
+            text.contains("fix-count: the model API limited it 2 times"),
+            "{text}"
+        );
     }
 }
