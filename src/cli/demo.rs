@@ -14,6 +14,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Write the run as JUnit XML to this file when it ends (one test case per task).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
     /// Containers at once.
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,

@@ -1,6 +1,7 @@
 //! Command-line argument structs only (clap derive). No logic lives here: `commands/` turns
 //! these into calls on the library.
 
+mod completions;
 mod demo;
 mod doctor;
 mod gateway;
@@ -9,6 +10,7 @@ mod image;
 mod model_server;
 mod run;
 
+pub use completions::{CompletionsArgs, ShellArg};
 pub use demo::DemoArgs;
 pub use doctor::DoctorArgs;
 pub use gateway::GatewayArgs;
@@ -68,6 +70,11 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Serve a scripted stand-in for the Anthropic API (for demos and tests).
     ModelServer(ModelServerArgs),
+    /// Print a shell completion script (bash, zsh, fish), e.g.
+    /// `sandpen completions bash > ~/.local/share/bash-completion/completions/sandpen`.
+    Completions(CompletionsArgs),
+    /// Print sandpen's man page (roff), e.g. `sandpen man > ~/.local/share/man/man1/sandpen.1`.
+    Man,
     /// The egress gateway of a run (runs in the run's gateway container).
     #[command(hide = true)]
     Gateway(GatewayArgs),

@@ -91,6 +91,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Write the run as JUnit XML to this file when it ends (one test case per task).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
     /// NDJSON events on stdout instead of the live view.
     #[arg(long)]
     pub json: bool,

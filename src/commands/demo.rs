@@ -13,6 +13,7 @@ use crate::{demo, workspace};
 /// tasks run in parallel through the WorkflowManager, exactly as `sandpen run` runs tasks.
 pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     image::context_for(Target::Agent, &args.ca.ca_certs)?;
+    super::run::check_output_file("--junit", args.junit.as_deref())?;
     let dir = sample_dir(args.repo.as_deref())?;
     make_repo(&dir).await?;
     eprintln!("sample repository: {}", dir.display());
@@ -78,6 +79,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         keep_containers: false,
         json: args.json,
         report: args.report.clone(),
+        junit: args.junit.clone(),
     };
     let code = super::run::execute(prepared, opts).await;
     server.stop().await;

@@ -1,5 +1,6 @@
 //! One file per command: each turns parsed arguments into calls on the library.
 
+mod completions;
 mod demo;
 mod doctor;
 mod gateway;
@@ -25,6 +26,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
         Command::Gateway(args) => gateway::run(args).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::gateway::{Gateway, GatewayHandle, GatewayOptions};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
-use crate::report::{self, Consumer, LiveView, Ndjson, ReportWriter};
+use crate::report::{self, Consumer, JunitWriter, LiveView, Ndjson, ReportWriter};
 use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Another place to write report.json.
     pub report: Option<PathBuf>,
+    /// Where to write the run as JUnit XML.
+    pub junit: Option<PathBuf>,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -57,6 +59,7 @@ impl From<&RunArgs> for RunOptions {
             keep_containers: a.keep_containers,
             json: a.json,
             report: a.report.clone(),
+            junit: a.junit.clone(),
         }
     }
 }
@@ -76,6 +79,7 @@ pub struct Prepared {
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
     // Input first: no git, no engine, until the tasks are known to be valid.
+    check_output_file("--junit", args.junit.as_deref())?;
     if args.jobs == 0 {
         return Err(UsageError(
             "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
@@ -156,6 +160,27 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         credentials,
         gateway,
     })
+}
+
+/// An output file named on the command line can be written: checked before anything starts.
+pub fn check_output_file(flag: &str, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let refused = |why: String| {
+        UsageError(format!(
+            "{flag} {}: {why}\nfix: name a file in a directory you can write",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(refused("is a directory".into()).into());
+    }
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .map_err(|e| refused(format!("cannot write in {} ({e})", dir.display())).into())
 }
 
 /// The network mode in which tasks reach only the run's gateway.
@@ -347,6 +372,12 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let writer = ReportWriter::new(report_paths);
     let write_errors = writer.errors.clone();
     let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
+    let mut junit_errors = None;
+    if let Some(path) = &opts.junit {
+        let junit = JunitWriter::new(path.clone());
+        junit_errors = Some(junit.errors.clone());
+        consumers.push(Box::new(junit));
+    }
     if opts.json {
         consumers.push(Box::new(Ndjson));
     } else {
@@ -364,6 +395,9 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
 
     for e in write_errors.lock().unwrap().iter() {
         warn(e);
+    }
+    for e in junit_errors.iter().flat_map(|e| e.lock().unwrap().clone()) {
+        warn(&e);
     }
     note(&format!("report: {}", layout.report().display()));
     note(&format!("logs:   {}/<task>.log", layout.root.display()));

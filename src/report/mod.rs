@@ -2,11 +2,13 @@
 //! nothing here touches the engine.
 
 pub mod build;
+mod junit;
 mod live;
 mod ndjson;
 mod summary;
 mod writer;
 
+pub use junit::JunitWriter;
 pub use live::LiveView;
 pub use ndjson::Ndjson;
 pub use summary::summary_table;

@@ -1,0 +1,137 @@
+//! `--junit FILE`: the run as JUnit XML for CI systems, one test suite per run and one test
+//! case per task, written (atomically) when the run ends. Failures: `failed`, `oom_killed`,
+//! `timed_out`, `disk_exceeded`, `budget_exceeded`; skipped: `skipped`, `cancelled`; errors:
+//! `error`. Each case carries the task's duration and the tail of its output.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Consumer, write_atomically};
+use crate::runner::{Event, RunReport, TaskResult, TaskStatus};
+
+/// How much of a task's output goes into its `system-out`.
+const OUTPUT_TAIL: u64 = 8 * 1024;
+
+pub struct JunitWriter {
+    path: PathBuf,
+    /// A problem writing, for the command to show after the display has finished.
+    pub errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl JunitWriter {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            errors: Default::default(),
+        }
+    }
+}
+
+impl Consumer for JunitWriter {
+    fn on_event(&mut self, event: &Event) {
+        let Event::RunFinished { report } = event else {
+            return;
+        };
+        let written = to_xml(report)
+            .map_err(|e| e.to_string())
+            .and_then(|xml| write_atomically(&self.path, xml.as_bytes()).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            self.errors
+                .lock()
+                .unwrap()
+                .push(format!("writing {}: {e}", self.path.display()));
+        }
+    }
+}
+
+/// The report as JUnit XML.
+pub fn to_xml(run: &RunReport) -> Result<String, quick_junit::SerializeError> {
+    let mut suite = TestSuite::new(format!("sandpen run {}", run.run_id));
+    suite.set_time(Duration::from_secs_f64(run.wall_s.max(0.0)));
+    suite.add_test_cases(run.tasks.iter().map(case));
+    let mut report = Report::new("sandpen");
+    report.set_time(Duration::from_secs_f64(run.wall_s.max(0.0)));
+    report.add_test_suite(suite);
+    report.to_string()
+}
+
+fn case(t: &TaskResult) -> TestCase {
+    let mut status = match t.status {
+        TaskStatus::Succeeded => TestCaseStatus::success(),
+        TaskStatus::Skipped | TaskStatus::Cancelled => TestCaseStatus::skipped(),
+        TaskStatus::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+        TaskStatus::Failed
+        | TaskStatus::OomKilled
+        | TaskStatus::TimedOut
+        | TaskStatus::DiskExceeded
+        | TaskStatus::BudgetExceeded => TestCaseStatus::non_success(NonSuccessKind::Failure),
+    };
+    if t.status != TaskStatus::Succeeded {
+        status.set_type(t.status.as_str());
+        status.set_message(t.message.clone().unwrap_or_else(|| t.status.as_str().to_string()));
+    }
+    let mut case = TestCase::new(t.id.clone(), status);
+    case.set_classname("sandpen");
+    case.set_time(Duration::from_secs_f64(t.duration_s.max(0.0)));
+    let mut out = tail(Path::new(&t.log));
+    if let Some(b) = &t.branch {
+        out = format!("branch: {b}\nlog: {}\n\n{out}", t.log);
+    }
+    case.set_system_out_lossy(out.as_bytes());
+    case
+}
+
+/// The last `OUTPUT_TAIL` bytes of a log (a regular file, never through a link).
+fn tail(path: &Path) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(path)?;
+        if !f.metadata()?.is_file() {
+            return Ok(String::new());
+        }
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(OUTPUT_TAIL)))?;
+        let mut bytes = Vec::new();
+        f.take(OUTPUT_TAIL).read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    read().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::spec::Limits;
+
+    #[test]
+    fn every_status_maps_to_what_junit_readers_count() {
+        let limits = Limits {
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 1 << 30,
+            pids: 64,
+        };
+        let mut run = RunReport::started("r1", "/repo", "img", 2, "now");
+        for (id, status) in [
+            ("ok", TaskStatus::Succeeded),
+            ("bad", TaskStatus::Failed),
+            ("slow", TaskStatus::TimedOut),
+            ("spent", TaskStatus::BudgetExceeded),
+            ("later", TaskStatus::Skipped),
+            ("stopped", TaskStatus::Cancelled),
+            ("broke", TaskStatus::Error),
+        ] {
+            let mut t = TaskResult::new(id, "img", limits);
+            t.status = status;
+            t.message = Some(format!("{id} <&> message"));
+            run.tasks.push(t);
+        }
+        let xml = to_xml(&run).unwrap();
+        assert!(xml.contains(r#"tests="7""#), "{xml}");
+        assert!(xml.contains(r#"failures="3""#), "{xml}");
+        assert!(xml.contains(r#"errors="1""#), "{xml}");
+        assert!(xml.contains(r#"skipped="2""#), "{xml}");
+        assert!(xml.contains("spent &lt;&amp;&gt; message"), "escaped: {xml}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `--junit FILE`: the run as JUnit XML, read back by a JUnit parser CI systems use
+//! (Python's junitparser, which `.ci/run` installs). Real engine, probe image.
+
+mod common;
+
+use common::*;
+
+/// Each test case as junitparser reads it: (name, result kind, message, seconds, system-out).
+fn parse(path: &std::path::Path) -> serde_json::Value {
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = {}
+for suite in xml:
+    for case in suite:
+        result = case.result[0] if case.result else None
+        cases[case.name] = {
+            "kind": type(result).__name__ if result is not None else "Passed",
+            "message": result.message if result is not None else None,
+            "time": case.time,
+            "out": case.system_out or "",
+        }
+print(json.dumps(cases))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "junitparser could not read the file (is it installed? `python3 -m pip install junitparser`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the parser's JSON")
+}
+
+#[test]
+fn the_junit_file_loads_in_a_junit_reader_with_each_status_where_ci_counts_it() {
+    let repo = make_repo();
+    let out = tempfile::tempdir().unwrap();
+    let junit = out.path().join("junit.xml");
+    let run = run_tasks(
+        repo.path(),
+        "[[task]]\nid = \"ok\"\nprompt_text = \"echo all-fine\"\n\n\
+         [[task]]\nid = \"bad\"\nprompt_text = \"echo broken; exit 3\"\n\n\
+         [[task]]\nid = \"slow\"\ntimeout = \"2s\"\nprompt_text = \"sleep 30\"\n\n\
+         [[task]]\nid = \"after-bad\"\ndepends_on = [\"bad\"]\nprompt_text = \"true\"\n",
+        &["--junit", junit.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.dump());
+    let cases = parse(&junit);
+    let kind = |id: &str| cases[id]["kind"].as_str().unwrap_or("?").to_string();
+    assert_eq!(kind("ok"), "Passed", "{cases:#}");
+    assert_eq!(kind("bad"), "Failure", "{cases:#}");
+    assert_eq!(kind("slow"), "Failure", "{cases:#}");
+    assert_eq!(kind("after-bad"), "Skipped", "{cases:#}");
+    assert!(
+        cases["slow"]["message"].as_str().unwrap().contains("timed out")
+            || cases["slow"]["message"].as_str().unwrap().contains("timeout"),
+        "{cases:#}"
+    );
+    assert!(
+        cases["ok"]["out"].as_str().unwrap().contains("all-fine"),
+        "the output's tail: {cases:#}"
+    );
+    assert!(
+        cases["bad"]["out"].as_str().unwrap().contains("broken"),
+        "{cases:#}"
+    );
+    assert!(cases["slow"]["time"].as_f64().unwrap() >= 2.0, "{cases:#}");
+}
+
+#[test]
+fn an_unwritable_junit_path_is_refused_before_anything_starts() {
+    let repo = make_repo();
+    let run = run_tasks(
+        repo.path(),
+        "[[task]]\nid = \"t\"\nprompt_text = \"true\"\n",
+        &["--junit", "/nonexistent-dir/junit.xml"],
+    );
+    assert_eq!(run.code, 2, "{}", run.dump());
+    assert!(
+        stderr(&run.out).contains("--junit /nonexistent-dir/junit.xml"),
+        "{}",
+        run.dump()
+    );
+    assert!(!repo.path().join(".sandpen/runs").exists(), "nothing made");
+}
