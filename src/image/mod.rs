@@ -334,10 +334,12 @@ pub async fn status(engine: &Engine, target: Target, base: &BaseChoice) -> Resul
     all.sort_by_key(|i| std::cmp::Reverse(i.created));
     // Current: built from these sources, with or without extra CA certificates.
     let ours = format!("{}:", target.repository());
+    // Builds of the same sources that lost their tag to a later one (two builds at once) are
+    // passed over: the current image is the one that still carries a tag.
     let current = all
         .iter()
-        .find(|i| i.labels.get(LABEL_SOURCES) == Some(&sources) || i.tags.contains(&tag))
-        .and_then(|i| i.tags.iter().find(|t| t.starts_with(&ours)).cloned());
+        .filter(|i| i.labels.get(LABEL_SOURCES) == Some(&sources) || i.tags.contains(&tag))
+        .find_map(|i| i.tags.iter().find(|t| t.starts_with(&ours)).cloned());
     let built = current.is_some();
     let current_tag = Some(current.unwrap_or(tag));
     let mut stale_tags: Vec<String> = all
