@@ -1,6 +1,6 @@
 use crate::cli::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
 use crate::exit;
-use crate::image::{self, BootstrapOptions, ImageError, ImageRequest, Target};
+use crate::image::{self, BootstrapOptions, ImageRequest, Target};
 use crate::report::build::BuildDisplay;
 
 pub async fn run(host: Option<&str>, args: ImageArgs) -> anyhow::Result<i32> {
@@ -32,12 +32,8 @@ async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> 
             println!("{tag}");
             Ok(exit::SUCCESS)
         }
-        Err(e @ ImageError::BuildFailed { .. }) => {
-            if let ImageError::BuildFailed { log, .. } = &e {
-                eprintln!("--- full build output ---\n{}", log.trim_end());
-            }
-            Err(e.into())
-        }
+        // A failed build is said by its error: the failing step and its output (the progress
+        // above already listed the steps; the whole log again would only repeat them).
         Err(e) => Err(e.into()),
     }
 }

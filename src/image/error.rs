@@ -38,9 +38,10 @@ pub enum ImageError {
     },
 
     #[error(
-        "building {tag} failed{}: {message}\n--- output of the failing step ---\n{}",
+        "building {tag} failed{}: {message}\n--- output of the failing step ---\n{}{}",
         step.as_deref().map(|s| format!(" at {s}")).unwrap_or_default(),
-        step_output.trim_end()
+        step_output.trim_end(),
+        certificate_hint(step_output)
     )]
     BuildFailed {
         tag: String,
@@ -65,5 +66,59 @@ impl HasExitCode for ImageError {
             Self::Engine(e) => e.exit_code(),
             _ => exit::FAILURE,
         }
+    }
+}
+
+/// When a build step failed to verify a TLS certificate (a TLS-inspecting proxy between the
+/// builder and PyPI or Debian), the fix, concretely.
+fn certificate_hint(output: &str) -> String {
+    let lower = output.to_ascii_lowercase();
+    let tls = [
+        "certificate verify failed",
+        "certificate_verify_failed",
+        "ssl certificate problem",
+        "unknown issuer",
+        "self-signed certificate",
+        "self signed certificate",
+    ];
+    if !tls.iter().any(|t| lower.contains(t)) {
+        return String::new();
+    }
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let host = if std::path::Path::new(bundle).is_file() {
+        format!(" (this host's bundle may already hold it: --ca-cert {bundle})")
+    } else {
+        String::new()
+    };
+    format!(
+        "\nfix: a TLS certificate could not be verified, as behind a TLS-inspecting proxy: give \
+         the build that proxy's CA, --ca-cert /path/to/your/proxy-ca.pem{host}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_failure_names_the_fix_and_other_failures_do_not() {
+        let err = |out: &str| {
+            ImageError::BuildFailed {
+                tag: "t".into(),
+                step: Some("Step 3/5 : RUN pip install uv".into()),
+                message: "non-zero code: 1".into(),
+                step_output: out.into(),
+                log: String::new(),
+            }
+            .to_string()
+        };
+        let tls = err("SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: unable to get local issuer");
+        assert!(tls.contains("--ca-cert /path/to/your/proxy-ca.pem"), "{tls}");
+        assert_eq!(
+            tls.matches("RUN pip install uv").count(),
+            1,
+            "the step once: {tls}"
+        );
+        assert!(!err("No matching distribution found").contains("--ca-cert"));
     }
 }
