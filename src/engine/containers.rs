@@ -73,8 +73,34 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ListedContainer>, EngineError>> + Send;
 }
 
+impl Engine {
+    /// Attaches to a container's stdout and stderr (as sandpen reads them: chunks, errors in
+    /// words) and, with `stdin`, its standard input.
+    pub(crate) async fn attach_streams(
+        &self,
+        id: &str,
+        stdin: bool,
+        context: String,
+    ) -> Result<(OutputStream, super::Input), EngineError> {
+        let opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdin(stdin)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attached = EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .attach_container(id, Some(opts))
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await?;
+        Ok((output_stream(attached.output, context), attached.input))
+    }
+}
+
 /// An attach stream as sandpen reads it: stdout and stderr chunks, errors in words.
-pub(crate) fn output_stream(
+fn output_stream(
     output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
     >,
@@ -151,20 +177,8 @@ impl ContainerEngine for Engine {
     }
 
     async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
-        let opts = AttachContainerOptionsBuilder::default()
-            .stream(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
         let context = format!("reading the output of container {}", short(id));
-        let attached = EngineError::limited(&context, CALL_TIMEOUT, async {
-            self.docker()
-                .attach_container(id, Some(opts))
-                .await
-                .map_err(|e| EngineError::api(&context, &e))
-        })
-        .await?;
-        Ok(output_stream(attached.output, context))
+        Ok(self.attach_streams(id, false, context).await?.0)
     }
 
     fn stats(&self, id: &str) -> StatsStream {

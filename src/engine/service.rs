@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
-use bollard::query_parameters::AttachContainerOptionsBuilder;
 use tokio::io::AsyncWrite;
 
 use super::containers::OutputStream;
 use super::spec::Limits;
-use super::{CALL_TIMEOUT, Engine, EngineError};
+use super::{Engine, EngineError};
 
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
@@ -62,21 +61,7 @@ impl Engine {
     /// The container's stdout and stderr, and its stdin: closing the input ends the container's
     /// standard input (it was created with `stdin_once`).
     pub async fn attach_stdio(&self, id: &str) -> Result<(OutputStream, Input), EngineError> {
-        let opts = AttachContainerOptionsBuilder::default()
-            .stream(true)
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
         let context = format!("attaching to container {}", super::short(id));
-        let attached = EngineError::limited(&context, CALL_TIMEOUT, async {
-            self.docker()
-                .attach_container(id, Some(opts))
-                .await
-                .map_err(|e| EngineError::api(&context, &e))
-        })
-        .await?;
-        let output = super::containers::output_stream(attached.output, context);
-        Ok((output, attached.input))
+        self.attach_streams(id, true, context).await
     }
 }

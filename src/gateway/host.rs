@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
 use super::protocol::{Command, Report};
+use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
 use crate::engine::spec::{Limits, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream};
@@ -62,7 +63,7 @@ pub struct Gateway {
     meters: Arc<Mutex<HashMap<String, GatewayUsage>>>,
     waiters: Arc<Mutex<Waiters>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
-    paused_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+    paused: Arc<Window>,
 }
 
 impl Gateway {
@@ -115,7 +116,7 @@ impl Gateway {
             input: tokio::sync::Mutex::new(Some(input)),
             meters: Default::default(),
             waiters: Default::default(),
-            paused_until: Default::default(),
+            paused: Default::default(),
         };
         match gw.follow(output, &opts).await {
             Ok(()) => Ok(gw),
@@ -186,7 +187,7 @@ impl Gateway {
         let (mut audit, mut log) = (open(&opts.audit)?, open(&opts.log)?);
         let _ = log.write_all(&stderr);
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
-        let (paused, events) = (self.paused_until.clone(), opts.events.clone());
+        let (paused, events) = (self.paused.clone(), opts.events.clone());
         tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
                 if stream == Stream::Stderr {
@@ -212,9 +213,7 @@ impl Gateway {
                             ..
                         } => {
                             let wait = Duration::from_millis(*retry_after_ms);
-                            let until = tokio::time::Instant::now() + wait;
-                            let mut p = paused.lock().unwrap();
-                            *p = Some(p.map_or(until, |old| old.max(until)));
+                            paused.extend(wait);
                             if let Some(events) = &events {
                                 events.send(Event::RateLimited {
                                     task: task.clone(),
@@ -330,13 +329,7 @@ impl TaskGateway for Gateway {
     ) -> BoxFuture<'a, Result<Admission, GatewayError>> {
         Box::pin(async move {
             // No new task while the upstream limits the run.
-            loop {
-                let until = *self.paused_until.lock().unwrap();
-                match until {
-                    Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
-                    _ => break,
-                }
-            }
+            self.paused.wait_out().await;
             let token = new_token()?;
             let mut all = self.allow.clone();
             all.extend(allow.iter().cloned());

@@ -16,6 +16,7 @@ pub mod price;
 pub mod protocol;
 pub mod serve;
 pub mod usage;
+pub mod window;
 
 pub use host::{Gateway, GatewayOptions};
 pub use meter::GatewayUsage;

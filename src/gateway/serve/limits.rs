@@ -3,11 +3,11 @@
 //! go one at a time (the first to pass is the probe; when it gets through, the rest follow).
 //! Each CLI would otherwise spend its own retries against the same limit.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper::HeaderMap;
-use tokio::time::Instant;
+
+use crate::gateway::window::Window;
 
 /// How often one request is held and sent again, and the longest hold at a time.
 pub const MAX_HOLDS: u32 = 8;
@@ -17,7 +17,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct RateGate {
-    until: Mutex<Option<Instant>>,
+    window: Window,
     probe: tokio::sync::Mutex<()>,
 }
 
@@ -25,30 +25,22 @@ impl RateGate {
     /// Waits while the upstream is limiting. The guard, when there is one, makes this request
     /// the only one in flight until it is dropped.
     pub async fn pass(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if self.until.lock().unwrap().is_none() {
-            return None;
-        }
+        self.window.until()?;
         let guard = self.probe.lock().await;
-        let until = *self.until.lock().unwrap();
-        match until {
-            None => None,
-            Some(t) => {
-                tokio::time::sleep_until(t).await;
-                Some(guard)
-            }
-        }
+        // The probe before this one may have cleared the window meanwhile.
+        self.window.until()?;
+        self.window.wait_out().await;
+        Some(guard)
     }
 
     /// The upstream said to wait `wait`.
     pub fn limited(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        let mut u = self.until.lock().unwrap();
-        *u = Some(u.map_or(until, |old| old.max(until)));
+        self.window.extend(wait);
     }
 
     /// A request got through: the window has passed.
     pub fn cleared(&self) {
-        *self.until.lock().unwrap() = None;
+        self.window.clear();
     }
 }
 
@@ -66,6 +58,7 @@ pub fn wait_after(headers: &HeaderMap) -> Duration {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use tokio::time::Instant;
 
     #[test]
     fn retry_after_is_read_and_bounded() {
