@@ -2,6 +2,7 @@
 //! container gets and the agent definition sandpen ships.
 
 pub mod env;
+pub mod gate;
 pub mod phases;
 
 use std::path::Path;
@@ -25,13 +26,16 @@ pub const PROMPT_PATH: &str = "/run/sandpen/prompt.md";
 /// `timeout` is the container's own deadline: it stops the CLI at `deadline` (SIGTERM, then
 /// SIGKILL after `kill_after`) even when sandpen itself is gone, so an orphan ends itself.
 /// sandpen, while alive, stops the task earlier, at its timeout.
-pub fn command(max_turns: u32, deadline: Duration, kill_after: Duration) -> Vec<String> {
+///
+/// `gated`: in gateway mode, the shell first waits at the gate for the gateway's address.
+pub fn command(max_turns: u32, deadline: Duration, kill_after: Duration, gated: bool) -> Vec<String> {
     let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
+    let gate = if gated { gate::script() } else { String::new() };
     [
         "sh",
         "-c",
         // `exec "$@"`: no shell stays between the init and the CLI; `<`: the prompt file on stdin.
-        &format!("exec \"$@\" < {PROMPT_PATH}"),
+        &format!("{gate}exec \"$@\" < {PROMPT_PATH}"),
         "sandpen-task",
         "timeout",
         &format!("--kill-after={}", secs(kill_after)),
@@ -113,7 +117,7 @@ mod tests {
 
     #[test]
     fn every_task_runs_the_workflow_manager_with_its_prompt_on_stdin() {
-        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10));
+        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10), false);
         let claude = cmd.iter().position(|a| a == "claude").unwrap();
         assert_eq!(&cmd[claude - 3..=claude], ["uv", "run", "--", "claude"]);
         let agent = cmd.iter().position(|a| a == "--agent").unwrap();

@@ -6,6 +6,7 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// Address to listen on: the run network's gateway address, port 0 for any free one.
+    /// Without it, the address arrives on stdin as the first `listen` command.
     #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
+    pub listen: Option<SocketAddr>,
 }

@@ -150,6 +150,7 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         limits: job.limits,
         network: "none".into(),
         engine_log: false,
+        gated: false,
     };
     let deadline = Instant::now() + TIME_LIMIT;
     let id = engine.create(&spec).await?;

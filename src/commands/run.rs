@@ -12,7 +12,7 @@ use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
 use crate::gateway::allow::HostPattern;
 use crate::gateway::price::PriceTable;
-use crate::gateway::{Gateway, GatewayHandle, GatewayOptions};
+use crate::gateway::{GatewayHandle, GatewayOptions, Starting};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
@@ -239,17 +239,17 @@ fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: bool) -> anyho
     Ok(())
 }
 
-/// The run's gateway: its upstream is the host's `ANTHROPIC_BASE_URL` or the real API, with
-/// the host's key (or token), which goes to the gateway alone.
-async fn start_gateway(
+/// The run's gateway, started now and made beside the run's first checkouts: its upstream is
+/// the host's `ANTHROPIC_BASE_URL` or the real API, with the host's key (or token), which goes
+/// to the gateway alone.
+fn start_gateway(
     p: &Prepared,
     owner: &Owner,
     layout: &RunDir,
-    image: &str,
-    prices: &PriceTable,
+    (image, prices): &(String, PriceTable),
     opts: &RunOptions,
     events: EventSender,
-) -> anyhow::Result<GatewayHandle> {
+) -> GatewayHandle {
     let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
         || "https://api.anthropic.com".to_string(),
@@ -266,22 +266,18 @@ async fn start_gateway(
     if opts.allow_hosts.iter().any(|h| h.trim() == "*") {
         warn("--allow-host '*': tasks may reach any host through the gateway (still metered and logged)");
     }
-    let gw = Gateway::start(
-        &p.engine,
-        owner,
-        GatewayOptions {
-            image: image.to_string(),
-            upstream,
-            credential,
-            prices: prices.clone(),
-            allow,
-            audit: layout.egress(),
-            log: layout.gateway_log(),
-            events: Some(events),
-        },
-    )
-    .await?;
-    Ok(GatewayHandle::new(std::sync::Arc::new(gw), p.plan.tasks.len()))
+    let options = GatewayOptions {
+        image: image.clone(),
+        upstream,
+        credential,
+        prices: prices.clone(),
+        allow,
+        audit: layout.egress(),
+        log: layout.gateway_log(),
+        events: Some(events),
+    };
+    let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
+    GatewayHandle::new(std::sync::Arc::new(starting), p.plan.tasks.len())
 }
 
 /// The credentials set on the host.
@@ -344,12 +340,13 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         run_dir: layout.root.clone(),
     };
     let (events, rx) = EventSender::channel();
-    let gateway = match &p.gateway {
-        Some((image, prices)) => {
-            Some(start_gateway(&p, &owner, &layout, image, prices, &opts, events.clone()).await?)
-        }
-        None => None,
-    };
+    // Watched from here on: a Ctrl-C while the gateway starts stops the run as any other.
+    let stop = Stop::default();
+    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
+    let gateway = p
+        .gateway
+        .as_ref()
+        .map(|g| start_gateway(&p, &owner, &layout, g, &opts, events.clone()));
     let cfg = RunConfig {
         run_id: run_id.clone(),
         owner,
@@ -385,8 +382,6 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     }
 
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
-    let stop = Stop::default();
-    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
 
     let report = runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await;
     signals.abort();

@@ -57,6 +57,11 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     /// The container's output, attached before it starts (call between `create` and `start`),
     /// so nothing is lost and nothing depends on the engine's log driver or its rotation.
     fn attach(&self, id: &str) -> impl Future<Output = Result<OutputStream, EngineError>> + Send;
+    /// The same, with the container's standard input (created with `ContainerSpec::gated`).
+    fn attach_with_input(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(OutputStream, super::Input), EngineError>> + Send;
     fn stats(&self, id: &str) -> StatsStream;
     fn exit_state(&self, id: &str) -> impl Future<Output = Result<ExitState, EngineError>> + Send;
     /// SIGTERM, then SIGKILL after `grace`.
@@ -179,6 +184,11 @@ impl ContainerEngine for Engine {
     async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
         let context = format!("reading the output of container {}", short(id));
         Ok(self.attach_streams(id, false, context).await?.0)
+    }
+
+    async fn attach_with_input(&self, id: &str) -> Result<(OutputStream, super::Input), EngineError> {
+        let context = format!("attaching to container {}", short(id));
+        self.attach_streams(id, true, context).await
     }
 
     fn stats(&self, id: &str) -> StatsStream {

@@ -119,6 +119,9 @@ pub struct ContainerSpec {
     /// reads output by attaching and writes its own logs, so by default the engine keeps none:
     /// no second copy on disk, no rotation to lose data to.
     pub engine_log: bool,
+    /// Its standard input is open for sandpen to write once (the gate, `agent::gate`); closed
+    /// when sandpen's attachment ends.
+    pub gated: bool,
 }
 
 impl ContainerSpec {
@@ -173,8 +176,9 @@ impl ContainerSpec {
             working_dir: Some(WORKDIR.into()),
             labels: Some(self.labels.clone()),
             tty: Some(false),
-            open_stdin: Some(false),
-            attach_stdin: Some(false),
+            open_stdin: Some(self.gated),
+            stdin_once: Some(self.gated),
+            attach_stdin: Some(self.gated),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host),
@@ -208,6 +212,7 @@ mod tests {
             },
             network: "none".into(),
             engine_log: false,
+            gated: false,
         }
     }
 

@@ -51,15 +51,36 @@ pub struct GatewayOptions {
     pub events: Option<EventSender>,
 }
 
+/// The run's network: named for the run, so that `gc` and a task know it before it exists.
+pub fn network_name(run_id: &str) -> String {
+    format!("sandpen-{run_id}")
+}
+
+/// The gateway's container, started, before it knows its address.
+pub struct Launched {
+    id: String,
+    output: OutputStream,
+    input: Input,
+}
+
+impl Launched {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 type Waiters = HashMap<String, oneshot::Sender<()>>;
 
 pub struct Gateway {
     engine: Engine,
     network: RunNetwork,
     container: String,
-    addr: SocketAddr,
+    /// Where tasks connect, once the gateway said it listens.
+    addr: std::sync::OnceLock<SocketAddr>,
     allow: Vec<String>,
     input: tokio::sync::Mutex<Option<Input>>,
+    /// Its reports, until `ready` reads them.
+    output: Mutex<Option<OutputStream>>,
     meters: Arc<Mutex<HashMap<String, GatewayUsage>>>,
     waiters: Arc<Mutex<Waiters>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
@@ -67,16 +88,52 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Makes the run's network and its gateway; on any failure removes what it made.
-    pub async fn start(engine: &Engine, owner: &Owner, opts: GatewayOptions) -> Result<Self, GatewayError> {
-        let name = format!("sandpen-{}", owner.run_id);
-        let network = engine
+    /// Makes the run's network and its gateway and waits until it serves; on any failure
+    /// removes what it made.
+    pub async fn start(engine: &Engine, owner: &Owner, opts: &GatewayOptions) -> Result<Self, GatewayError> {
+        let (network, container) =
+            tokio::join!(Self::network(engine, owner), Self::container(engine, owner, opts));
+        let (network, container) = match (network, container) {
+            (Ok(n), Ok(c)) => (n, c),
+            (network, container) => {
+                if let Ok(n) = &network {
+                    let _ = engine.remove_network(&n.name).await;
+                }
+                if let Ok(c) = &container {
+                    let _ = crate::engine::ContainerEngine::remove(engine, &c.id).await;
+                }
+                return Err(network.err().or(container.err()).expect("one of the two failed"));
+            }
+        };
+        let gw = Self::assemble(engine, network, container, opts);
+        match gw.ready(opts).await {
+            Ok(()) => Ok(gw),
+            Err(e) => {
+                gw.shutdown_now().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The run's network: internal (no route out), inter-container traffic off.
+    pub async fn network(engine: &Engine, owner: &Owner) -> Result<RunNetwork, GatewayError> {
+        let name = network_name(&owner.run_id);
+        Ok(engine
             .create_internal_network(&name, owner.labels("", "network"))
-            .await?;
+            .await?)
+    }
+
+    /// The gateway's container, started; it waits for its address (`ready`). It does not
+    /// need the network to exist: the two are made at once. On failure removes what it made.
+    pub async fn container(
+        engine: &Engine,
+        owner: &Owner,
+        opts: &GatewayOptions,
+    ) -> Result<Launched, GatewayError> {
         let spec = ServiceSpec {
             name: format!("sandpen-{}-gateway", owner.run_id),
             image: opts.image.clone(),
-            cmd: vec!["--listen".into(), format!("{}:0", network.gateway)],
+            cmd: vec![],
             labels: owner.labels("", "gateway"),
             user: (65534, 65534),
             limits: Limits {
@@ -88,47 +145,56 @@ impl Gateway {
             // gateway needs the way out that the run network lacks.
             network: "host".into(),
         };
-        let mut container = None;
+        let id = engine.create_service(&spec).await?;
         let started = async {
-            let id = engine.create_service(&spec).await?;
-            container = Some(id.clone());
             let (output, input) = engine.attach_stdio(&id).await?;
             crate::engine::ContainerEngine::start(engine, &id).await?;
-            Ok::<_, GatewayError>((id, output, input))
-        }
-        .await;
-        let (id, output, input) = match started {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(id) = container {
-                    let _ = crate::engine::ContainerEngine::remove(engine, &id).await;
-                }
-                let _ = engine.remove_network(&network.name).await;
-                return Err(e);
-            }
+            Ok::<_, GatewayError>((output, input))
         };
-        let mut gw = Self {
-            engine: engine.clone(),
-            network,
-            container: id,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            allow: opts.allow.clone(),
-            input: tokio::sync::Mutex::new(Some(input)),
-            meters: Default::default(),
-            waiters: Default::default(),
-            paused: Default::default(),
-        };
-        match gw.follow(output, &opts).await {
-            Ok(()) => Ok(gw),
+        match started.await {
+            Ok((output, input)) => Ok(Launched { id, output, input }),
             Err(e) => {
-                gw.shutdown_now().await;
+                let _ = crate::engine::ContainerEngine::remove(engine, &id).await;
                 Err(e)
             }
         }
     }
 
+    /// The gateway of a network and a container: `ready` tells it where to listen.
+    pub fn assemble(
+        engine: &Engine,
+        network: RunNetwork,
+        container: Launched,
+        opts: &GatewayOptions,
+    ) -> Self {
+        Self {
+            engine: engine.clone(),
+            network,
+            container: container.id,
+            addr: Default::default(),
+            allow: opts.allow.clone(),
+            input: tokio::sync::Mutex::new(Some(container.input)),
+            output: Mutex::new(Some(container.output)),
+            meters: Default::default(),
+            waiters: Default::default(),
+            paused: Default::default(),
+        }
+    }
+
     /// Waits for the gateway's address, configures it, and reads its reports from then on.
-    async fn follow(&mut self, mut output: OutputStream, opts: &GatewayOptions) -> Result<(), GatewayError> {
+    /// A failure leaves the gateway in place: tasks may have joined its network already.
+    pub async fn ready(&self, opts: &GatewayOptions) -> Result<(), GatewayError> {
+        let taken = self.output.lock().unwrap().take();
+        let Some(mut output) = taken else {
+            return Err(GatewayError::Start("it was made ready twice".into()));
+        };
+        let listen = Command::Listen {
+            addr: SocketAddr::new(self.network.gateway, 0),
+        };
+        match tokio::time::timeout(ACK_LIMIT, self.send(&listen)).await {
+            Ok(sent) => sent?,
+            Err(_) => return Err(GatewayError::Start("it did not take its address".into())),
+        }
         let mut lines = LineAssembler::new();
         let mut stderr = Vec::new();
         let ready = tokio::time::timeout(READY_LIMIT, async {
@@ -148,7 +214,7 @@ impl Gateway {
         })
         .await;
         let said = || String::from_utf8_lossy(&stderr).trim().to_string();
-        self.addr = match ready {
+        let addr = match ready {
             Ok(Ok(Some(addr))) => addr
                 .parse()
                 .map_err(|_| GatewayError::Start(format!("it said it listens on {addr:?}")))?,
@@ -167,6 +233,7 @@ impl Gateway {
                 )));
             }
         };
+        let _ = self.addr.set(addr);
         self.send(&Command::Config {
             upstream: opts.upstream.clone(),
             credential_header: opts.credential.as_ref().map(|(h, _)| h.clone()),
@@ -308,7 +375,7 @@ impl Gateway {
 }
 
 /// A fresh secret token: 32 bytes from the kernel's generator, as hex.
-fn new_token() -> Result<String, GatewayError> {
+pub(super) fn new_token() -> Result<String, GatewayError> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
@@ -321,26 +388,38 @@ impl TaskGateway for Gateway {
         &self.network.name
     }
 
-    fn admit<'a>(
-        &'a self,
-        task: &'a str,
-        allow: &'a [String],
-        max_cost_usd: Option<f64>,
-    ) -> BoxFuture<'a, Result<Admission, GatewayError>> {
+    fn prepare<'a>(&'a self, _task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>> {
         Box::pin(async move {
             // No new task while the upstream limits the run.
             self.paused.wait_out().await;
-            let token = new_token()?;
+            Ok(Admission {
+                token: SecretString::from(new_token()?),
+            })
+        })
+    }
+
+    fn admit<'a>(
+        &'a self,
+        task: &'a str,
+        admission: &'a Admission,
+        allow: &'a [String],
+        max_cost_usd: Option<f64>,
+    ) -> BoxFuture<'a, Result<SocketAddr, GatewayError>> {
+        Box::pin(async move {
+            let addr = *self
+                .addr
+                .get()
+                .ok_or_else(|| GatewayError::Start("it is not listening yet".into()))?;
             let mut all = self.allow.clone();
             all.extend(allow.iter().cloned());
             let admit = Command::Admit {
                 task: task.to_string(),
-                token: token.clone(),
+                token: admission.token.expose_secret().to_string(),
                 allow: all,
                 max_cost_usd,
             };
             self.send_and_wait(task, &admit, ACK_LIMIT).await?;
-            Ok(Admission::new(self.addr, &token))
+            Ok(addr)
         })
     }
 

@@ -15,11 +15,13 @@ pub mod meter;
 pub mod price;
 pub mod protocol;
 pub mod serve;
+mod starting;
 pub mod usage;
 pub mod window;
 
-pub use host::{Gateway, GatewayOptions};
+pub use host::{Gateway, GatewayOptions, Launched, network_name};
 pub use meter::GatewayUsage;
+pub use starting::Starting;
 
 use std::net::SocketAddr;
 
@@ -34,48 +36,40 @@ pub enum GatewayError {
     Engine(#[from] EngineError),
     #[error("the run's gateway: {0}")]
     Start(String),
+    /// A start that failed, as every admission after it tells it.
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// What a task's container gets to reach the gateway: plain settings, and its token in
-/// secrets (the proxy URLs carry it too).
+/// What a task's container gets from the gateway before it starts: its token, as its API key
+/// (and its proxy password). The gateway's address reaches the container later, through its
+/// gate (`agent::gate`), once the gateway has admitted the token.
+#[derive(Clone)]
 pub struct Admission {
-    pub env: Vec<(String, String)>,
-    pub secrets: Vec<(String, SecretString)>,
+    pub token: SecretString,
 }
 
 impl Admission {
-    pub fn new(addr: SocketAddr, token: &str) -> Self {
-        let proxy = format!("http://sandpen:{token}@{addr}");
-        let host = addr.ip().to_string();
-        let mut secrets = vec![(
-            "ANTHROPIC_API_KEY".to_string(),
-            SecretString::from(token.to_string()),
-        )];
-        for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
-            secrets.push((name.to_string(), SecretString::from(proxy.clone())));
-        }
-        let no_proxy = format!("{host},localhost,127.0.0.1");
-        Self {
-            env: vec![
-                ("ANTHROPIC_BASE_URL".into(), format!("http://{addr}")),
-                ("NO_PROXY".into(), no_proxy.clone()),
-                ("no_proxy".into(), no_proxy),
-                // Nothing but the model API: the allowlist can stay small.
-                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
-            ],
-            secrets,
-        }
+    /// Plain settings of a task's container in gateway mode.
+    pub fn env(&self) -> Vec<(String, String)> {
+        // Nothing but the model API: the allowlist can stay small.
+        vec![("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into())]
     }
-}
 
-impl Admission {
-    /// Every variable an admission sets, for the list of names a task may not set itself.
+    pub fn secrets(&self) -> Vec<(String, SecretString)> {
+        vec![(crate::agent::gate::TOKEN.to_string(), self.token.clone())]
+    }
+
+    /// Every variable a task's container gets from the gateway, gate included, for the list
+    /// of names a task may not set itself.
     pub fn names() -> Vec<String> {
-        let a = Self::new(SocketAddr::from(([127, 0, 0, 1], 1)), "");
-        a.env
+        let a = Self {
+            token: SecretString::from(String::new()),
+        };
+        a.env()
             .into_iter()
             .map(|(k, _)| k)
-            .chain(a.secrets.into_iter().map(|(k, _)| k))
+            .chain(crate::agent::gate::names().map(String::from))
             .collect()
     }
 }
@@ -84,13 +78,18 @@ impl Admission {
 pub trait TaskGateway: Send + Sync {
     /// The network task containers join.
     fn network(&self) -> &str;
-    /// A new token for `task`, live once this returns; `allow` adds to the run's allowlist.
+    /// Waits until a task may start (the network exists; the upstream does not limit the run)
+    /// and gives it a new token, not yet live.
+    fn prepare<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>>;
+    /// Makes `task`'s token live (`allow` adds to the run's allowlist) and says the address its
+    /// container connects to, for its gate.
     fn admit<'a>(
         &'a self,
         task: &'a str,
+        admission: &'a Admission,
         allow: &'a [String],
         max_cost_usd: Option<f64>,
-    ) -> BoxFuture<'a, Result<Admission, GatewayError>>;
+    ) -> BoxFuture<'a, Result<SocketAddr, GatewayError>>;
     /// Ends `task`'s token; what the gateway metered for it. `wait`: for the gateway's
     /// acknowledgement, after which every report about the task has been read (not worth
     /// waiting for when the engine, which carries it, does not answer).

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
-    /// Once, first: where model requests go and with what credential.
+    /// Where to listen, when not given on the command line: the run network's address, which
+    /// exists only once the network does (the container is made meanwhile, off the run's
+    /// critical path).
+    Listen { addr: std::net::SocketAddr },
+    /// Once, before any admission: where model requests go and with what credential.
     Config {
         /// The model API: `https://api.anthropic.com`, or the host's own `ANTHROPIC_BASE_URL`
         /// (`{task}` in it becomes the task's id).

@@ -119,6 +119,10 @@ impl ContainerEngine for FakeEngine {
             .boxed())
     }
 
+    async fn attach_with_input(&self, id: &str) -> Result<(OutputStream, crate::engine::Input), EngineError> {
+        Ok((self.attach(id).await?, Box::pin(tokio::io::sink())))
+    }
+
     async fn start(&self, _id: &str) -> Result<(), EngineError> {
         let mut s = self.state.lock().unwrap();
         s.running += 1;

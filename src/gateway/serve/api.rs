@@ -26,8 +26,30 @@ const REQUEST_LIMIT: usize = 64 << 20;
 
 pub type Clients = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The upstream client, made once off the async workers. Loading the system's CA certificates
+/// takes about 200 ms in the gateway's container: the gateway listens and takes commands
+/// meanwhile, so a run's first task does not wait for it (only a model request would).
+#[derive(Default)]
+pub struct Upstream(tokio::sync::OnceCell<Result<Clients, String>>);
+
+impl Upstream {
+    pub async fn get(&self) -> Result<&Clients, &str> {
+        let made = self
+            .0
+            .get_or_init(|| async {
+                match tokio::task::spawn_blocking(clients).await {
+                    Ok(Ok(c)) => Ok(c),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("loading the system's CA certificates: {e}")),
+                }
+            })
+            .await;
+        made.as_ref().map_err(String::as_str)
+    }
+}
+
 /// The upstream client: HTTPS with the system's roots, or plain HTTP (a scripted server).
-pub fn clients() -> anyhow::Result<Clients> {
+fn clients() -> anyhow::Result<Clients> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| anyhow::anyhow!("loading the system's CA certificates: {e}"))?
@@ -75,7 +97,7 @@ const DROPPED: [&str; 10] = [
     "content-length",
 ];
 
-pub async fn forward(state: &Arc<State>, clients: &Clients, req: Request<Incoming>) -> Response<Body> {
+pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let Some(access) = token(&req).and_then(|t| state.access(&t)) else {
         state.report(&Report::Refused {
@@ -164,6 +186,16 @@ pub async fn forward(state: &Arc<State>, clients: &Clients, req: Request<Incomin
         let turn = if metered { state.gate.pass().await } else { None };
         let up = match request() {
             Ok(r) => r,
+            Err(e) => {
+                return api_error(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    &format!("sandpen gateway: {e}"),
+                );
+            }
+        };
+        let clients = match upstream.get().await {
+            Ok(c) => c,
             Err(e) => {
                 return api_error(
                     StatusCode::BAD_GATEWAY,

@@ -23,16 +23,31 @@ use self::body::Body;
 use self::state::State;
 use super::protocol::{Command, Report};
 
-pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+/// Serves until stdin ends. `listen` None: the address arrives as the first `listen` command.
+pub async fn run(listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let state = Arc::new(State::default());
+    let clients = Arc::new(api::Upstream::default());
+    let warm = clients.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.get().await {
+            eprintln!("sandpen gateway: {e}; model requests will be answered 502");
+        }
+    });
+    let (told, where_to) = tokio::sync::oneshot::channel();
+    let mut commands = tokio::spawn(read_commands(state.clone(), told));
+    let listen = match listen {
+        Some(addr) => addr,
+        None => tokio::select! {
+            addr = where_to => addr?,
+            _ = &mut commands => return Ok(()),
+        },
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
-    let state = Arc::new(State::default());
     state.report(&Report::Ready {
         addr: listener.local_addr()?.to_string(),
     });
-    let clients = Arc::new(api::clients()?);
-    let mut commands = tokio::spawn(read_commands(state.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -51,16 +66,21 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// Applies commands until stdin ends.
-async fn read_commands(state: Arc<State>) {
+/// Applies commands until stdin ends; the first `listen` goes to `told`.
+async fn read_commands(state: Arc<State>, told: tokio::sync::oneshot::Sender<SocketAddr>) {
+    let mut told = Some(told);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match serde_json::from_str::<Command>(&line) {
+            Ok(Command::Listen { addr }) => match told.take() {
+                Some(t) => drop(t.send(addr)),
+                None => eprintln!("sandpen gateway: already listening; {addr} ignored"),
+            },
             Ok(cmd) => {
                 let ack = match &cmd {
                     Command::Admit { task, .. } => Some(Report::Admitted { task: task.clone() }),
                     Command::Release { task } => Some(Report::Released { task: task.clone() }),
-                    Command::Config { .. } => None,
+                    Command::Config { .. } | Command::Listen { .. } => None,
                 };
                 match state.apply(cmd) {
                     Ok(()) => ack.into_iter().for_each(|a| state.report(&a)),
@@ -74,7 +94,7 @@ async fn read_commands(state: Arc<State>) {
 
 async fn handle(
     state: Arc<State>,
-    clients: Arc<api::Clients>,
+    clients: Arc<api::Upstream>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     Ok(if req.method() == Method::CONNECT {

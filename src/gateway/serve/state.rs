@@ -43,6 +43,7 @@ pub struct Access {
 impl State {
     pub fn apply(&self, cmd: Command) -> Result<(), String> {
         match cmd {
+            Command::Listen { .. } => {}
             Command::Config {
                 upstream,
                 credential_header,

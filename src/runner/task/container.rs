@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{self, DiskSummary, OutputSummary};
-use super::{Ctx, spec};
+use super::{Ctx, gate, spec};
 use crate::engine::{ContainerEngine, EngineError, ExitState, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
@@ -104,7 +104,13 @@ async fn watch_running<E: ContainerEngine>(
         }
     };
     // Attached before start: output is read from the container's first byte.
-    let attached = match ctx.engine.attach(id).await {
+    let attaching = async {
+        match &ctx.admission {
+            Some(_) => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
+            None => ctx.engine.attach(id).await.map(|o| (o, None)),
+        }
+    };
+    let (attached, input) = match attaching.await {
         Ok(a) => a,
         Err(e) => {
             end.problems.push(e.to_string());
@@ -118,6 +124,17 @@ async fn watch_running<E: ContainerEngine>(
         return Instant::now() + STOP_MARGIN;
     }
     let task = &ctx.task.id;
+    let gate = match (input, &ctx.admission, &ctx.cfg.gateway) {
+        (Some(input), Some(a), Some(g)) => Some(gate::open(
+            g.clone(),
+            task.clone(),
+            a.clone(),
+            ctx.task.allow_hosts.clone(),
+            ctx.task.max_cost,
+            input,
+        )),
+        _ => None,
+    };
     end.started_at = Some(now_rfc3339());
     ctx.events.send(Event::TaskStarted {
         task: task.clone(),
@@ -180,6 +197,12 @@ async fn watch_running<E: ContainerEngine>(
         None => stop(ctx, id, end.stopped_for, end).await,
     };
     end.finished_at = Some(now_rfc3339());
+    if let Some(refused) = match gate {
+        Some(gate) => gate::outcome(gate).await,
+        None => None,
+    } {
+        end.problems.push(refused);
+    }
     tracing::debug!(task = %ctx.task.id, settled = end.settled, "the container ended or was given up");
     watchers_stop.cancel();
 

@@ -3,6 +3,7 @@
 
 mod classify;
 mod container;
+mod gate;
 mod spec;
 mod watch;
 
@@ -178,11 +179,11 @@ pub(crate) async fn run<E: ContainerEngine>(
     }
 }
 
-/// In gateway mode, a token for the task at the run's gateway.
+/// In gateway mode, the task's token, once the run's network exists and the upstream does not
+/// limit the run. The gateway makes it live later, while the container starts (`gate`).
 async fn admit<E>(ctx: &mut Ctx<E>) -> Result<(), crate::gateway::GatewayError> {
     if let Some(g) = &ctx.cfg.gateway {
-        let t = &ctx.task;
-        ctx.admission = Some(g.gw.admit(&t.id, &t.allow_hosts, t.max_cost).await?);
+        ctx.admission = Some(g.gw.prepare(&ctx.task.id).await?);
     }
     Ok(())
 }

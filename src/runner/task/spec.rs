@@ -13,8 +13,10 @@ pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> Cont
     // In gateway mode the task gets the gateway's settings and its own token, never the real
     // credentials, and joins the run's network.
     if let (Some(a), Some(g)) = (&ctx.admission, &ctx.cfg.gateway) {
-        let mut spec = with_credentials(ctx, checkout, a.secrets.clone(), g.gw.network());
-        spec.env.extend(a.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let mut spec = with_credentials(ctx, checkout, a.secrets(), g.gw.network());
+        spec.env.extend(a.env().iter().map(|(k, v)| format!("{k}={v}")));
+        spec.gated = true;
+        spec.cmd = command(ctx, true);
         return spec;
     }
     let (cfg, task) = (&ctx.cfg, &ctx.task);
@@ -46,7 +48,7 @@ fn with_credentials<E: ContainerEngine>(
     ContainerSpec {
         name: format!("sandpen-{}-{}", cfg.run_id, task.id),
         image: cfg.image.clone(),
-        cmd: agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace),
+        cmd: command(ctx, false),
         env,
         secrets,
         user: cfg.repo.task_user(),
@@ -59,5 +61,11 @@ fn with_credentials<E: ContainerEngine>(
         limits: task.limits,
         network: network.to_string(),
         engine_log: cfg.keep_containers,
+        gated: false,
     }
+}
+
+fn command<E>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
+    let (cfg, task) = (&ctx.cfg, &ctx.task);
+    agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated)
 }

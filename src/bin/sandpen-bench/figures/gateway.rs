@@ -101,7 +101,7 @@ async fn round_trips(ctx: &Ctx, image: &str) -> Measured<(Sample, Sample, f64)> 
     let gw = Gateway::start(
         &engine,
         &owner,
-        GatewayOptions {
+        &GatewayOptions {
             image: image.to_string(),
             upstream: format!("http://{}/task/{{task}}", server.addr),
             credential: Some(("x-api-key".into(), "sk-bench-not-a-key".to_string().into())),
@@ -131,11 +131,10 @@ async fn drive(
     let mut tokens = Vec::new();
     for i in 0..16 {
         let task = format!("t{i:02}");
-        let a = gw.admit(&task, &[], None).await.map_err(|e| e.to_string())?;
-        let env: std::collections::HashMap<_, _> = a.env.into_iter().collect();
-        let base = env["ANTHROPIC_BASE_URL"].clone();
-        let key = secrecy::ExposeSecret::expose_secret(&a.secrets[0].1).to_string();
-        tokens.push((base, key));
+        let a = gw.prepare(&task).await.map_err(|e| e.to_string())?;
+        let addr = gw.admit(&task, &a, &[], None).await.map_err(|e| e.to_string())?;
+        let key = secrecy::ExposeSecret::expose_secret(&a.token).to_string();
+        tokens.push((format!("http://{addr}"), key));
     }
     let n = if ctx.quick { 20 } else { 300 };
     let (mut trip, mut direct) = (vec![], vec![]);
