@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::HumanBytes;
 
 use crate::cli::PsArgs;
-use crate::engine::spec::{LABEL_OWNER, LABEL_RUN};
+use crate::engine::spec::{LABEL_OWNER, LABEL_RUN, LABEL_RUN_DIR};
 use crate::engine::{ContainerEngine, Engine, ListedContainer};
 use crate::exit;
 use crate::runs::{self, RunSummary, RunView, TaskState};
-use crate::workspace::Repo;
+use crate::workspace::{Repo, RunDir, SANDPEN_DIR};
 
 /// Live states first, in the order a task goes through them.
 const LIVE: [&str; 5] = ["running", "preparing", "collecting", "queued", "unfinished"];
@@ -55,7 +56,22 @@ pub async fn run(host: Option<&str>, args: PsArgs) -> anyhow::Result<i32> {
                     by_run.insert(r.run_id, r.containers);
                 }
             }
-            let all: Vec<RunSummary> = runs::runs(&repo.root)
+            let mut layouts = runs::runs(&repo.root);
+            // Runs of this repository the engine has containers of, whose directory is gone.
+            let runs_dir = repo.root.join(SANDPEN_DIR).join("runs");
+            for (id, containers) in &by_run {
+                let dir = containers
+                    .first()
+                    .and_then(|c| c.labels.get(LABEL_RUN_DIR))
+                    .map(PathBuf::from);
+                if let Some(dir) = dir.filter(|d| d.starts_with(&runs_dir))
+                    && !layouts.iter().any(|l| &runs::run_id(l) == id)
+                {
+                    layouts.push(RunDir::new(dir));
+                }
+            }
+            layouts.sort_by_key(runs::run_id);
+            let all: Vec<RunSummary> = layouts
                 .iter()
                 .map(|l| {
                     let containers = by_run.remove(&runs::run_id(l)).unwrap_or_default();
@@ -189,5 +205,34 @@ fn duration(s: f64) -> String {
         0..60 => format!("{s:.1}s"),
         60..3600 => format!("{}m{:02}s", whole / 60, whole % 60),
         _ => format!("{}h{:02}m", whole / 3600, whole % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_at_a_glance() {
+        assert_eq!(duration(8.24), "8.2s");
+        assert_eq!(duration(245.0), "4m05s");
+        assert_eq!(duration(3720.0), "1h02m");
+        assert_eq!(when("2026-12-01T10:29:49.123Z"), "2026-12-01 10:29:49 UTC");
+        assert_eq!(when("odd"), "odd");
+        let summary = RunSummary {
+            run_id: "r".into(),
+            dir: "d".into(),
+            started_at: None,
+            finished_at: None,
+            complete: false,
+            owner: "gone",
+            owner_alive: false,
+            task_count: 4,
+            states: [("failed", 1), ("running", 2), ("succeeded", 1)]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(states(&summary), "2 running, 1 failed, 1 succeeded");
+        assert_eq!(owner(&summary), "gone (`sandpen gc` finishes the run)");
     }
 }

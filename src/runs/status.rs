@@ -146,8 +146,16 @@ pub fn describe(layout: &RunDir, containers: Vec<ListedContainer>, detail: bool)
                 && c.labels.get(LABEL_ROLE).map(String::as_str) == Some(role)
         })
     };
+    // Tasks the engine knows of but the files do not (a run directory gone or half made).
+    let mut ids = task_ids(layout);
+    for c in &engine_run.containers {
+        match (c.labels.get(LABEL_TASK), c.labels.get(LABEL_ROLE)) {
+            (Some(t), Some(role)) if role == "task" && !ids.contains(t) => ids.push(t.clone()),
+            _ => {}
+        }
+    }
     let mut tasks = Vec::new();
-    for task in task_ids(layout) {
+    for task in ids {
         let entry = report
             .as_ref()
             .and_then(|r| r.tasks.iter().find(|t| t.id == task));
@@ -281,6 +289,79 @@ mod tests {
                 },
             )
         }
+    }
+
+    #[test]
+    fn a_live_run_is_described_from_its_partial_report_and_its_traces() {
+        use crate::runner::RunReport;
+        use crate::runner::manifest::{Manifest, ManifestTask};
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RunDir::new(dir.path().join("20260101-100000-abcd"));
+        std::fs::create_dir_all(layout.internal()).unwrap();
+        let limits = entry(TaskStatus::Error, false).limits;
+        let task = |id: &str| ManifestTask {
+            id: id.into(),
+            limits,
+        };
+        Manifest {
+            run_id: "20260101-100000-abcd".into(),
+            repo: "/r".into(),
+            base: "b".into(),
+            image: "i".into(),
+            user: (1000, 1000),
+            tasks: vec![task("done"), task("busy"), task("waiting")],
+        }
+        .write(&layout.manifest())
+        .unwrap();
+        let mut report = RunReport::started("20260101-100000-abcd", "/r", "i", 2, "2026-01-01T10:00:00.000Z");
+        report.tasks.push(TaskResult {
+            id: "done".into(),
+            duration_s: 2.5,
+            agent: Some(crate::runner::events::AgentSummary {
+                num_turns: 4,
+                ..Default::default()
+            }),
+            ..entry(TaskStatus::Succeeded, false)
+        });
+        std::fs::write(layout.report(), serde_json::to_vec(&report).unwrap()).unwrap();
+        // `busy` has a checkout and a log: one assistant message so far.
+        std::fs::create_dir_all(layout.checkout("busy")).unwrap();
+        std::fs::create_dir_all(layout.start_refs("busy").parent().unwrap()).unwrap();
+        std::fs::write(layout.start_refs("busy"), "").unwrap();
+        std::fs::write(
+            layout.log("busy"),
+            "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[]}}\n",
+        )
+        .unwrap();
+        let lease = crate::owner::Lease::take(&layout.lease()).unwrap();
+
+        let view = describe(&layout, Vec::new(), true);
+        let s = &view.summary;
+        assert_eq!((s.owner, s.owner_alive, s.complete), ("alive", true, false));
+        assert_eq!(s.started_at.as_deref(), Some("2026-01-01T10:00:00.000Z"));
+        assert_eq!(s.finished_at, None);
+        let states: Vec<&str> = view.tasks.iter().map(|t| t.state.as_str()).collect();
+        assert_eq!(states, ["succeeded", "collecting", "queued"]);
+        assert_eq!(
+            (view.tasks[0].turns, view.tasks[0].elapsed_s),
+            (Some(4), Some(2.5))
+        );
+        assert_eq!(view.tasks[1].turns, Some(1));
+        assert!(view.tasks[1].elapsed_s.is_some());
+        assert_eq!(view.tasks[2].elapsed_s, None);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            json["states"],
+            serde_json::json!({"succeeded": 1, "collecting": 1, "queued": 1})
+        );
+        assert_eq!(json["tasks"][1]["state"], "collecting");
+
+        // Its sandpen dies: what did not end is left for gc.
+        drop(lease);
+        let view = describe(&layout, Vec::new(), false);
+        let states: Vec<&str> = view.tasks.iter().map(|t| t.state.as_str()).collect();
+        assert_eq!(states, ["succeeded", "unfinished", "unfinished"]);
+        assert_eq!((view.summary.owner, view.tasks[1].turns), ("gone", None));
     }
 
     #[test]
