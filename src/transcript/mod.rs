@@ -88,6 +88,8 @@ pub struct Transcript {
     /// Tool names by `tool_use` id, to name the result that answers each call.
     tools: HashMap<String, String>,
     ended: bool,
+    /// The agent's last text: the result usually repeats it, and once is enough.
+    last_text: Option<String>,
     /// JSON lines of types or subtypes the transcript does not show.
     pub skipped: u64,
 }
@@ -148,13 +150,14 @@ impl Transcript {
                 }],
                 Some(AgentEvent::Result(r)) => {
                     self.ended = true;
+                    let repeated = r.result.as_deref().map(str::trim) == self.last_text.as_deref();
                     vec![Entry::Result {
                         subtype: r.subtype,
                         is_error: r.is_error,
                         turns: r.num_turns,
                         cost_usd: r.cost_usd,
                         duration_ms: r.duration_ms,
-                        text: r.result,
+                        text: r.result.filter(|_| !repeated),
                     }]
                 }
                 _ => Vec::new(),
@@ -174,6 +177,9 @@ impl Transcript {
                 Some("text") => {
                     let text = block.get("text").and_then(Value::as_str).unwrap_or_default();
                     if !text.trim().is_empty() {
+                        if !sub {
+                            self.last_text = Some(text.trim().to_string());
+                        }
                         out.push(Entry::Text {
                             text: text.trim().to_string(),
                             sub,

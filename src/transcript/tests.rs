@@ -31,6 +31,38 @@ result: success, 3 turns, $0.0024, 1.2s
     assert_eq!(text, want);
 }
 
+/// Lines of a session the real CLI (2.1.331) printed in `sandpen demo`, against sandpen's
+/// scripted model: the init line, two tool calls with their results, the last text, the result.
+const DEMO_SESSION: &str = include_str!("fixtures/cli-2.1.331-demo-session.jsonl");
+
+#[test]
+fn a_session_of_the_real_cli_in_the_demo() {
+    let prompt = "count_words in textkit/words.py miscounts text. Fix it.";
+    let text = render_log(Some(prompt), DEMO_SESSION.as_bytes());
+    let mut t = Transcript::new();
+    DEMO_SESSION.lines().for_each(|l| drop(t.push(l.as_bytes())));
+    assert!(t.ended());
+    assert_eq!(t.skipped, 0);
+    for want in [
+        "prompt:\n    count_words in textkit/words.py miscounts text. Fix it.\n",
+        "session: model claude-opus-5-5, Claude Code 2.1.331, in /workspace\n",
+        "tool Bash: set -e; d=.github/workflow-states/$SANDPEN_TASK_ID",
+        "  Bash result: .\n    ..\n    .git\n",
+        "    … (5 more lines)\n",
+        "  Bash result: test_simple (test_words.WordsTest.test_simple) ... ok\n",
+        "agent:\n    Done: fix-count. All 11 phases completed and committed.\n",
+        "result: success, 12 turns, $0.0980, 6.0s\n",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // The result repeats the last text: shown once.
+    assert_eq!(text.matches("Done: fix-count.").count(), 1, "{text}");
+    assert!(
+        text.ends_with("result: success, 12 turns, $0.0980, 6.0s\n"),
+        "{text}"
+    );
+}
+
 #[test]
 fn the_result_line_ends_the_session() {
     let mut t = Transcript::new();
