@@ -187,7 +187,7 @@ fn logs_follow_reads_a_live_task_to_its_end_and_ps_shows_it_running() {
     let repo = make_repo();
     let toml = format!(
         "[[task]]\nid = \"slow\"\nprompt_text = '''\nmkdir -p .github/workflow-states/slow\n\
-         printf '{{\"phase\": 2}}' > .github/workflow-states/slow/state.json\n{}sleep 5\necho finished-marker\n'''\n",
+         printf '{{\"phase\": 2}}' > .github/workflow-states/slow/state.json\n{}sleep 8\necho finished-marker\n'''\n",
         json_line(
             serde_json::json!({"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Working on it."}]}})
         )
@@ -228,6 +228,12 @@ fn logs_follow_reads_a_live_task_to_its_end_and_ps_shows_it_running() {
         "{listed:#}"
     );
 
+    // The follow starts while the task still sleeps: what it prints after that, it waited for.
+    let before = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !before.contains("finished-marker"),
+        "the task ended too soon for this test"
+    );
     let start = Instant::now();
     let mut follow = sandpen()
         .args(["logs", "-f", "slow", "--repo"])
