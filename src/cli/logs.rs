@@ -22,10 +22,10 @@ pub struct LogsArgs {
     pub follow: bool,
 
     /// The log's bytes as stored (the CLI's stream-json), not the transcript.
-    #[arg(long, conflicts_with = "stderr")]
+    #[arg(long)]
     pub raw: bool,
 
-    /// The task's standard error log instead.
+    /// The task's standard error log instead, as stored.
     #[arg(long)]
     pub stderr: bool,
 }
