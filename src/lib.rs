@@ -19,4 +19,6 @@ pub mod owner;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod runs;
+pub mod transcript;
 pub mod workspace;

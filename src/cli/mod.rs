@@ -7,7 +7,9 @@ mod doctor;
 mod gateway;
 mod gc;
 mod image;
+mod logs;
 mod model_server;
+mod ps;
 mod run;
 
 pub use completions::{CompletionsArgs, ShellArg};
@@ -16,7 +18,9 @@ pub use doctor::DoctorArgs;
 pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+pub use logs::LogsArgs;
 pub use model_server::ModelServerArgs;
+pub use ps::PsArgs;
 pub use run::RunArgs;
 
 use std::path::PathBuf;
@@ -59,6 +63,12 @@ pub struct Cli {
 pub enum Command {
     /// Run tasks in parallel, one container each, through the WorkflowManager agent.
     Run(Box<RunArgs>),
+    /// The runs of this repository (or one run's tasks): state, owner, elapsed, CPU, memory,
+    /// turns, phase.
+    Ps(PsArgs),
+    /// A task's session as a readable transcript (or its raw log, or its stderr); -f follows
+    /// a live task.
+    Logs(LogsArgs),
     /// Build, reuse or bootstrap sandpen's images.
     Image(ImageArgs),
     /// Finish runs whose sandpen process is gone: remove their containers, bring their work

@@ -7,7 +7,7 @@ use crate::engine::{ContainerEngine, Engine, ListedContainer, short};
 use crate::exit;
 use crate::gc::{self, RunOnEngine};
 use crate::owner::{OwnerState, lease_held};
-use crate::workspace::{Repo, RunDir, SANDPEN_DIR};
+use crate::workspace::{Repo, RunDir};
 
 /// Finishes runs whose sandpen is gone: removes their containers, brings their tasks' work
 /// back as branches (in the collection sandbox), hands the checkouts back and completes their
@@ -76,9 +76,7 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     }
     // Runs of this repository whose sandpen died after its containers were gone.
     if let Ok(repo) = Repo::discover(None).await {
-        let runs = repo.root.join(SANDPEN_DIR).join("runs");
-        for dir in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
-            let dir = dir.path();
+        for dir in gc::repo_runs(&repo.root) {
             if finished.contains(&dir) || lease_held(&RunDir::new(&dir).lease()) != Some(false) {
                 continue;
             }

@@ -6,7 +6,9 @@ mod doctor;
 mod gateway;
 mod gc;
 mod image;
+mod logs;
 mod model_server;
+mod ps;
 mod run;
 
 use crate::cli::{Cli, Command};
@@ -20,6 +22,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host = cli.host.as_deref();
     match cli.command {
         Command::Run(args) => run::run(host, *args).await,
+        Command::Ps(args) => ps::run(host, args).await,
+        Command::Logs(args) => logs::run(args).await,
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,
@@ -47,6 +51,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return Some(e.exit_code());
         }
         if let Some(e) = e.downcast_ref::<crate::workspace::WorkspaceError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::runs::RunsError>() {
             return Some(e.exit_code());
         }
         None

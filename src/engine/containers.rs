@@ -79,6 +79,27 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
 }
 
 impl Engine {
+    /// One stats sample of a running container (the engine waits for a second reading, so
+    /// the CPU figure has a baseline): for `sandpen ps`, which has no stream to follow.
+    pub async fn stats_once(&self, id: &str) -> Result<crate::monitor::StatsSample, EngineError> {
+        let opts = StatsOptionsBuilder::default().stream(false).build();
+        let context = format!("reading the stats of container {}", short(id));
+        let first = EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .stats(id, Some(opts))
+                .next()
+                .await
+                .transpose()
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await?;
+        let stats = first.ok_or_else(|| EngineError::Api {
+            context,
+            reason: "the engine sent no sample".into(),
+        })?;
+        Ok(crate::monitor::sample(&stats))
+    }
+
     /// Attaches to a container's stdout and stderr (as sandpen reads them: chunks, errors in
     /// words) and, with `stdin`, its standard input.
     pub(crate) async fn attach_streams(

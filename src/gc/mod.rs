@@ -7,12 +7,12 @@ mod finish;
 pub use finish::finish_run;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::ListedContainer;
 use crate::engine::spec::{LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_RUN_DIR};
 use crate::owner::{OwnerState, lease_held, owner_state};
-use crate::workspace::RunDir;
+use crate::workspace::{RunDir, SANDPEN_DIR};
 
 /// The containers of one run, as the engine lists them.
 #[derive(Debug)]
@@ -52,6 +52,20 @@ pub fn judge(run: &RunOnEngine) -> OwnerState {
     };
     let label = |k: &str| c.labels.get(k).map(String::as_str);
     owner_state(label(LABEL_OWNER), label(LABEL_OWNER_START))
+}
+
+/// The run directories of the repository at `repo_root`, oldest first (run ids sort by time).
+pub fn repo_runs(repo_root: &Path) -> Vec<PathBuf> {
+    let runs = repo_root.join(SANDPEN_DIR).join("runs");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 #[cfg(test)]

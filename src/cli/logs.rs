@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+#[command(override_usage = "sandpen logs [OPTIONS] [RUN] TASK")]
+pub struct LogsArgs {
+    /// The run (default: the latest run of the repository); with one argument, the task.
+    #[arg(value_name = "RUN")]
+    pub first: String,
+
+    /// The task whose session to show.
+    #[arg(value_name = "TASK")]
+    pub second: Option<String>,
+
+    /// The git repository of the run (default: the one around the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// Follow a live task until it ends.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// The log's bytes as stored (the CLI's stream-json), not the transcript.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// The task's standard error log instead, as stored.
+    #[arg(long)]
+    pub stderr: bool,
+}
