@@ -8,6 +8,7 @@ mod gateway;
 mod gc;
 mod image;
 mod model_server;
+mod report;
 mod run;
 
 pub use completions::{CompletionsArgs, ShellArg};
@@ -17,6 +18,7 @@ pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
 pub use model_server::ModelServerArgs;
+pub use report::ReportArgs;
 pub use run::RunArgs;
 
 use std::path::PathBuf;
@@ -66,6 +68,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Run sample tasks end to end against a scripted model (no account needed).
     Demo(DemoArgs),
+    /// Write a finished run as one self-contained HTML page (`--html FILE`), from its
+    /// report.json and the tasks' stats logs.
+    Report(ReportArgs),
     /// Describe the Docker engine and sandpen's images.
     Doctor(DoctorArgs),
     /// Serve a scripted stand-in for the Anthropic API (for demos and tests).

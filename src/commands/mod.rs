@@ -7,6 +7,7 @@ mod gateway;
 mod gc;
 mod image;
 mod model_server;
+mod report;
 mod run;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
         Command::Gateway(args) => gateway::run(args).await,

@@ -7,18 +7,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use bollard::models::ContainerStatsResponse;
+
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, phases};
 use crate::engine::{OutputStream, StatsStream, Stream};
-use crate::monitor::{AgentEvent, AgentProgress, LineAssembler, StatsSummary, parse_line, sample};
-use crate::runner::events::{Event, EventSender};
+use crate::monitor::{
+    AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
+};
+use crate::runner::events::{Event, EventSender, now_rfc3339};
 
-/// When stats start being read after the container starts.
-const STATS_DELAY: Duration = Duration::from_secs(1);
 /// How often the state file is read and the checkout's size measured.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
 pub const DISK_INTERVAL: Duration = Duration::from_secs(2);
@@ -111,40 +113,74 @@ pub async fn output(
     Ok(sum)
 }
 
-/// Follows the engine's stats stream until `stop`.
+/// Follows the engine's stats stream from the container's start until `stop` (the container
+/// has stopped), then takes what the engine already sent: the last samples before removal.
+/// The engine samples at one tick a second for all containers, so the first sample comes
+/// within a second of the start; waiting before subscribing (as sandpen once did) left tasks
+/// of two seconds with one sample or none, and a first sample has no CPU baseline (see
+/// `sample_after`). Each sample goes to the task's stats log, the summary and an event.
 pub async fn stats(
-    mut stats: StatsStream,
+    mut stream: StatsStream,
+    started: Instant,
+    log: File,
     task: String,
     events: EventSender,
     stop: CancellationToken,
 ) -> StatsSummary {
-    let mut summary = StatsSummary::default();
-    // The engine samples once a second and the first sample has no CPU figure: a task that
-    // ends within a second would cost the engine a stats subscription and show nothing.
-    tokio::select! {
-        _ = tokio::time::sleep(STATS_DELAY) => {}
-        _ = stop.cancelled() => return summary,
-    }
+    let mut rec = Recorder {
+        log: Some(log),
+        started,
+        prev: None,
+        summary: StatsSummary::default(),
+    };
     loop {
         let next = tokio::select! {
-            s = stats.next() => s,
+            s = stream.next() => s,
             _ = stop.cancelled() => None,
         };
+        // An error ends the stream: the engine has nothing more to say about the container.
         let Some(Ok(raw)) = next else { break };
-        let s = sample(&raw);
+        if let Some(s) = rec.record(raw) {
+            events.send_volume(Event::Stats { task: task.clone(), sample: s }).await;
+        }
+    }
+    while let Some(Some(Ok(raw))) = stream.next().now_or_never() {
+        if let Some(s) = rec.record(raw) {
+            events.send_volume(Event::Stats { task: task.clone(), sample: s }).await;
+        }
+    }
+    rec.summary
+}
+
+/// Turns raw samples into the stats log's lines and the summary.
+struct Recorder {
+    log: Option<File>,
+    started: Instant,
+    prev: Option<ContainerStatsResponse>,
+    summary: StatsSummary,
+}
+
+impl Recorder {
+    fn record(&mut self, raw: ContainerStatsResponse) -> Option<StatsSample> {
+        let s = sample_after(self.prev.as_ref(), &raw, self.started.elapsed());
         // A stopped container reports zeros; they are not a sample of the task.
         if s.memory_bytes == 0 && s.pids.unwrap_or(0) == 0 {
-            continue;
+            return None;
         }
-        summary.add(&s);
-        events
-            .send_volume(Event::Stats {
-                task: task.clone(),
-                sample: s,
-            })
-            .await;
+        self.prev = Some(raw);
+        self.summary.add(&s);
+        let point = StatsPoint::new(self.started.elapsed().as_secs_f64(), now_rfc3339(), &s);
+        if let Some(log) = &mut self.log {
+            let mut line = serde_json::to_vec(&point).expect("a stats point serialises");
+            line.push(b'\n');
+            // The samples are a record, not the task: a failed write drops the log, not the task.
+            if let Err(e) = log.write_all(&line) {
+                tracing::warn!("writing the stats log: {e}; no more samples are written");
+                self.log = None;
+            }
+        }
+        Some(s)
     }
-    summary
 }
 
 /// Follows the task's workflow state file while it runs (about once a second). Each read runs
