@@ -33,7 +33,12 @@ fn browse(page: &Path, mode: &[String]) -> (String, String) {
         Command::new("timeout")
             .arg("120")
             .arg(chromium())
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
             .args(["--enable-logging=stderr", "--v=0"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(mode)
@@ -58,11 +63,16 @@ fn check_dom(page: &Path) {
             dom.contains(&format!(r#"class="bar run st-succeeded" data-task="{id}""#)),
             "no timeline bar for {id}: {dom}"
         );
-        assert!(dom.contains(&format!(r#"<tr class="st-succeeded" data-task="{id}">"#)), "{dom}");
+        assert!(
+            dom.contains(&format!(r#"<tr class="st-succeeded" data-task="{id}">"#)),
+            "{dom}"
+        );
     }
     for series in ["cpu", "mem"] {
         assert!(
-            dom.contains(&format!(r#"<polyline class="{series}" data-task="slow" points=""#)),
+            dom.contains(&format!(
+                r#"<polyline class="{series}" data-task="slow" points=""#
+            )),
             "no {series} line for slow: {dom}"
         );
     }
@@ -112,7 +122,10 @@ fn a_run_with_html_records_samples_and_its_page_renders_in_a_browser() {
     let png = out.path().join("run.png");
     browse(
         &html,
-        &[format!("--screenshot={}", png.display()), "--window-size=1200,2000".into()],
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1200,2000".into(),
+        ],
     );
     let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot: {e}"));
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
@@ -122,7 +135,11 @@ fn a_run_with_html_records_samples_and_its_page_renders_in_a_browser() {
     );
     assert_eq!((w, h), (1200, 2000));
     // A blank or near-blank page of this size compresses to about 10 KB.
-    assert!(bytes.len() > 40_000, "a near-empty screenshot: {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 40_000,
+        "a near-empty screenshot: {} bytes",
+        bytes.len()
+    );
     check_dom(&html);
 
     // The same page after the fact, from the run directory.
@@ -149,7 +166,10 @@ fn a_run_with_html_records_samples_and_its_page_renders_in_a_browser() {
     );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("no-such-run") && err.contains("fix:") && err.contains(run_id), "{err}");
+    assert!(
+        err.contains("no-such-run") && err.contains("fix:") && err.contains(run_id),
+        "{err}"
+    );
     assert!(!missing.exists());
 }
 
@@ -162,6 +182,10 @@ fn an_unwritable_html_path_is_refused_before_anything_starts() {
         &["--html", "/nonexistent-dir/run.html"],
     );
     assert_eq!(run.code, 2, "{}", run.dump());
-    assert!(stderr(&run.out).contains("--html /nonexistent-dir/run.html"), "{}", run.dump());
+    assert!(
+        stderr(&run.out).contains("--html /nonexistent-dir/run.html"),
+        "{}",
+        run.dump()
+    );
     assert!(!repo.path().join(".sandpen/runs").exists(), "nothing made");
 }

@@ -42,7 +42,9 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
 fn find_run(runs: &Path, id: &str) -> Result<RunDir, UsageError> {
     let plain = !id.is_empty()
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     let dir = RunDir::new(runs.join(id));
     if plain && dir.report().is_file() {
         return Ok(dir);

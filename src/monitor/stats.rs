@@ -379,15 +379,28 @@ mod tests {
         let first = parse(FIRST);
         let s = sample_after(None, &first, Duration::from_millis(500));
         assert!((s.cpu_percent.unwrap() - 10.0).abs() < 1e-9, "{s:?}");
-        assert_eq!(sample_after(None, &first, Duration::from_millis(20)).cpu_percent, None);
+        assert_eq!(
+            sample_after(None, &first, Duration::from_millis(20)).cpu_percent,
+            None
+        );
         // A later sample without a baseline: CPU time over the time between the `read` stamps.
         let mut later = parse(FIRST);
         later.read = Some("2024-05-02T10:00:00.35Z".into());
-        later.cpu_stats.as_mut().unwrap().cpu_usage.as_mut().unwrap().total_usage = Some(125_000_000);
+        later
+            .cpu_stats
+            .as_mut()
+            .unwrap()
+            .cpu_usage
+            .as_mut()
+            .unwrap()
+            .total_usage = Some(125_000_000);
         let s = sample_after(Some(&first), &later, Duration::from_secs(1));
         assert!((s.cpu_percent.unwrap() - 30.0).abs() < 1e-6, "{s:?}");
         // The engine's own baseline wins.
-        assert_eq!(sample_after(Some(&first), &parse(V2), Duration::from_secs(9)).cpu_percent, Some(50.0));
+        assert_eq!(
+            sample_after(Some(&first), &parse(V2), Duration::from_secs(9)).cpu_percent,
+            Some(50.0)
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub fn task_charts(t: &TaskResult, points: &[StatsPoint]) -> String {
             Some(_) => "its container ended before a sample was taken, or its stats log is missing",
             None => "it never ran in a container",
         };
-        let _ = write!(s, r#"<p class="no-samples">No CPU or memory samples for this task: {why}.</p></section>"#);
+        let _ = write!(
+            s,
+            r#"<p class="no-samples">No CPU or memory samples for this task: {why}.</p></section>"#
+        );
         return s;
     }
     let cpu_peak = points.iter().filter_map(|p| p.cpu_percent).fold(0.0, f64::max);
@@ -37,7 +40,11 @@ pub fn task_charts(t: &TaskResult, points: &[StatsPoint]) -> String {
         _ => 0.0,
     };
     let last = points.iter().map(|p| p.t).fold(ran, f64::max);
-    let mut caption = format!("{} samples · peak memory {}", points.len(), scale::bytes(mem_peak as f64));
+    let mut caption = format!(
+        "{} samples · peak memory {}",
+        points.len(),
+        scale::bytes(mem_peak as f64)
+    );
     if limit > 0 {
         let _ = write!(caption, " (limit {})", scale::bytes(limit as f64));
     }
@@ -52,16 +59,26 @@ pub fn task_charts(t: &TaskResult, points: &[StatsPoint]) -> String {
         }
         _ => caption.push_str(" · no CPU figure (one sample is no interval)"),
     }
-    let _ = write!(s, r#"<p class="caption">{}</p><div class="charts">"#, esc(&caption));
+    let _ = write!(
+        s,
+        r#"<p class="caption">{}</p><div class="charts">"#,
+        esc(&caption)
+    );
     let cpu: Vec<(f64, f64)> = points
         .iter()
         .filter_map(|p| Some((p.t, p.cpu_percent?)))
         .collect();
     let mem: Vec<(f64, f64)> = points.iter().map(|p| (p.t, p.memory_bytes as f64)).collect();
     let cpu_ticks = scale::ticks(cpu_peak.max(10.0), 4);
-    s.push_str(&chart("cpu", &id, "CPU, % of one CPU", &cpu, last, cpu_ticks, |v| {
-        format!("{v:.0}%")
-    }));
+    s.push_str(&chart(
+        "cpu",
+        &id,
+        "CPU, % of one CPU",
+        &cpu,
+        last,
+        cpu_ticks,
+        |v| format!("{v:.0}%"),
+    ));
     let mem_ticks = scale::byte_ticks(mem_peak as f64, 4);
     s.push_str(&chart("mem", &id, "memory", &mem, last, mem_ticks, scale::bytes));
     s.push_str("</div></section>");
@@ -177,8 +194,15 @@ mod tests {
         let html = task_charts(&t, &pts);
         assert_eq!(html.matches(r#"<polyline class="cpu""#).count(), 1, "{html}");
         assert_eq!(html.matches(r#"<polyline class="mem""#).count(), 1, "{html}");
-        assert_eq!(html.matches("cpu-dot").count(), 2, "CPU only where it has a figure");
-        assert!(html.contains("two&lt;s&gt;") && !html.contains("two<s>"), "{html}");
+        assert_eq!(
+            html.matches("cpu-dot").count(),
+            2,
+            "CPU only where it has a figure"
+        );
+        assert!(
+            html.contains("two&lt;s&gt;") && !html.contains("two<s>"),
+            "{html}"
+        );
         assert!(html.contains("peak memory 3.0 MiB (limit 1.0 GiB)"), "{html}");
         // Memory ticks are in binary units, and the peak is the top one.
         assert!(html.contains(">3.0 MiB</text>"), "{html}");

@@ -115,7 +115,10 @@ mod tests {
         }
         assert!(html.contains("x&quot;&gt;&lt;script&gt;"), "{html}");
         assert!(html.contains("/r&lt;b&gt;"), "{html}");
-        assert!(html.contains("CPU mean 5.0%, peak 5.0%"), "from the samples: {html}");
+        assert!(
+            html.contains("CPU mean 5.0%, peak 5.0%"),
+            "from the samples: {html}"
+        );
         assert!(html.contains("<b>$0.0000</b>"), "{html}");
         assert!(html.contains(r#"class="bar run st-failed""#), "{html}");
         assert!(html.contains(r#"<polyline class="cpu""#), "{html}");

@@ -85,20 +85,32 @@ fn header(s: &mut String, run: &RunReport) {
         esc(&run.repo),
         esc(&run.image),
         esc(&run.started_at),
-        if run.finished_at.is_empty() { "–".to_string() } else { esc(&run.finished_at) },
+        if run.finished_at.is_empty() {
+            "–".to_string()
+        } else {
+            esc(&run.finished_at)
+        },
     );
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     for t in &run.tasks {
         *by_status.entry(t.status.as_str()).or_default() += 1;
     }
     let cost = run.tasks.iter().filter_map(table::cost).fold(0.0, |a, b| a + b);
-    let turns: u32 = run.tasks.iter().filter_map(|t| t.agent.as_ref()).map(|a| a.num_turns).sum();
+    let turns: u32 = run
+        .tasks
+        .iter()
+        .filter_map(|t| t.agent.as_ref())
+        .map(|a| a.num_turns)
+        .sum();
     let task_time: f64 = run.tasks.iter().map(|t| t.duration_s).sum();
     let mut totals = vec![
         (run.tasks.len().to_string(), "tasks".to_string()),
         (scale::secs(run.wall_s), "wall time".to_string()),
         (scale::secs(task_time), "task time, summed".to_string()),
-        (format!("{:.2}", run.concurrency), "tasks at once, on average".to_string()),
+        (
+            format!("{:.2}", run.concurrency),
+            "tasks at once, on average".to_string(),
+        ),
         (run.jobs.to_string(), "jobs".to_string()),
         (turns.to_string(), "turns".to_string()),
         (format!("${cost:.4}"), "cost".to_string()),

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn byte_ticks_are_round_in_their_unit() {
         let mib = 1024.0 * 1024.0;
-        assert_eq!(byte_ticks(3.0 * mib, 4), (3.0 * mib, vec![0.0, mib, 2.0 * mib, 3.0 * mib]));
+        assert_eq!(
+            byte_ticks(3.0 * mib, 4),
+            (3.0 * mib, vec![0.0, mib, 2.0 * mib, 3.0 * mib])
+        );
         assert_eq!(byte_ticks(0.0, 4).0, 1.0);
     }
 

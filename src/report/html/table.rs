@@ -8,8 +8,8 @@ use super::scale;
 use crate::runner::TaskResult;
 
 const HEAD: &[&str] = &[
-    "task", "status", "exit", "time", "turns", "cost", "phases", "limits", "memory", "CPU",
-    "branch", "logs", "message",
+    "task", "status", "exit", "time", "turns", "cost", "phases", "limits", "memory", "CPU", "branch", "logs",
+    "message",
 ];
 
 /// What a task cost, as the CLI reported it or, failing that, as the gateway metered it.
@@ -68,7 +68,11 @@ fn row(s: &mut String, t: &TaskResult) {
     branches.extend(t.branches.iter().map(|b| b.branch.clone()));
     let branch = match branches.is_empty() {
         true => dash(),
-        false => branches.iter().map(|b| format!("<code>{}</code>", esc(b))).collect::<Vec<_>>().join("<br>"),
+        false => branches
+            .iter()
+            .map(|b| format!("<code>{}</code>", esc(b)))
+            .collect::<Vec<_>>()
+            .join("<br>"),
     };
     // The file's name, its whole path on hover: the run directory is the same for all.
     let logs: Vec<String> = [Some(&t.log), Some(&t.stderr_log), t.stats_log.as_ref()]
@@ -80,7 +84,11 @@ fn row(s: &mut String, t: &TaskResult) {
             format!(r#"<code title="{}">{}</code>"#, esc(p), esc(name))
         })
         .collect();
-    let logs = if logs.is_empty() { dash() } else { logs.join("<br>") };
+    let logs = if logs.is_empty() {
+        dash()
+    } else {
+        logs.join("<br>")
+    };
     let exit = t.exit_code.map_or_else(dash, |c| c.to_string());
     let message = t.message.as_deref().map_or_else(dash, esc);
     let _ = write!(
@@ -116,7 +124,10 @@ mod tests {
             ..Default::default()
         });
         let html = table(&[t]);
-        assert!(html.contains(r#"<span class="badge st-failed">failed</span>"#), "{html}");
+        assert!(
+            html.contains(r#"<span class="badge st-failed">failed</span>"#),
+            "{html}"
+        );
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("<td>7</td><td>$0.0123</td>"), "{html}");

@@ -58,8 +58,7 @@ pub fn segments(t: &TaskResult, origin: f64) -> Vec<Segment> {
 /// The timeline as inline SVG.
 pub fn svg(run: &RunReport) -> String {
     let origin = epoch(Some(&run.started_at)).unwrap_or(0.0);
-    let rows: Vec<(&TaskResult, Vec<Segment>)> =
-        run.tasks.iter().map(|t| (t, segments(t, origin))).collect();
+    let rows: Vec<(&TaskResult, Vec<Segment>)> = run.tasks.iter().map(|t| (t, segments(t, origin))).collect();
     let end = rows
         .iter()
         .flat_map(|(_, s)| s.iter().map(|s| s.to))
@@ -82,7 +81,11 @@ pub fn svg(run: &RunReport) -> String {
         );
     }
     if rows.is_empty() {
-        let _ = write!(s, r#"<text class="empty" x="{LABEL}" y="{}">no tasks</text>"#, TOP + 16.0);
+        let _ = write!(
+            s,
+            r#"<text class="empty" x="{LABEL}" y="{}">no tasks</text>"#,
+            TOP + 16.0
+        );
     }
     for (i, (t, segs)) in rows.iter().enumerate() {
         let y = TOP + ROW * i as f64;
@@ -151,10 +154,18 @@ mod tests {
         t.finished_at = Some("2026-01-01T00:00:05Z".into());
         t.ended_at = Some("2026-01-01T00:00:06Z".into());
         let origin = epoch(Some("2026-01-01T00:00:00Z")).unwrap();
-        let kinds: Vec<_> = segments(&t, origin).iter().map(|s| (s.kind, s.from, s.to)).collect();
+        let kinds: Vec<_> = segments(&t, origin)
+            .iter()
+            .map(|s| (s.kind, s.from, s.to))
+            .collect();
         assert_eq!(
             kinds,
-            vec![("queued", 0.0, 1.0), ("prepare", 1.0, 2.0), ("run", 2.0, 5.0), ("collect", 5.0, 6.0)]
+            vec![
+                ("queued", 0.0, 1.0),
+                ("prepare", 1.0, 2.0),
+                ("run", 2.0, 5.0),
+                ("collect", 5.0, 6.0)
+            ]
         );
     }
 

@@ -141,12 +141,22 @@ pub async fn stats(
         // An error ends the stream: the engine has nothing more to say about the container.
         let Some(Ok(raw)) = next else { break };
         if let Some(s) = rec.record(raw) {
-            events.send_volume(Event::Stats { task: task.clone(), sample: s }).await;
+            events
+                .send_volume(Event::Stats {
+                    task: task.clone(),
+                    sample: s,
+                })
+                .await;
         }
     }
     while let Some(Some(Ok(raw))) = stream.next().now_or_never() {
         if let Some(s) = rec.record(raw) {
-            events.send_volume(Event::Stats { task: task.clone(), sample: s }).await;
+            events
+                .send_volume(Event::Stats {
+                    task: task.clone(),
+                    sample: s,
+                })
+                .await;
         }
     }
     rec.summary
