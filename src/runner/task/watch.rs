@@ -296,6 +296,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_sample_of_the_task_goes_to_its_stats_log_and_an_empty_one_does_not() {
+        let raw = |read: &str, cpu: u64, mem: u64| -> ContainerStatsResponse {
+            serde_json::from_value(serde_json::json!({
+                "read": read,
+                "cpu_stats": {"cpu_usage": {"total_usage": cpu}},
+                "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+                "memory_stats": {"usage": mem, "limit": 1u64 << 30},
+                "pids_stats": {"current": 2}
+            }))
+            .unwrap()
+        };
+        let samples = vec![
+            Ok(raw("2026-01-01T00:00:01Z", 100_000_000, 1 << 20)),
+            Ok(raw("2026-01-01T00:00:02Z", 600_000_000, 3 << 20)),
+            // What the engine sends once the container has stopped.
+            Ok(ContainerStatsResponse::default()),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.stats.jsonl");
+        let (events, mut rx) = EventSender::channel();
+        // As if the container had started 0.5 s ago: the first sample's CPU is over that time.
+        let started = Instant::now() - Duration::from_millis(500);
+        let sum = stats(
+            futures_util::stream::iter(samples).boxed(),
+            started,
+            File::create(&path).unwrap(),
+            "t".into(),
+            events,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!((sum.samples, sum.peak_memory_bytes), (2, 3 << 20));
+        let lines: Vec<StatsPoint> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].t >= 0.5 && lines[0].t <= lines[1].t, "{lines:?}");
+        // 0.1 s of CPU in about 0.5 s; then 0.5 s of CPU between reads 1 s apart.
+        assert!(
+            lines[0].cpu_percent.is_some_and(|c| c > 5.0 && c <= 20.0),
+            "{lines:?}"
+        );
+        assert_eq!(lines[1].cpu_percent, Some(50.0));
+        assert!(matches!(rx.recv().await, Some(Event::Stats { .. })));
+    }
+
+    #[tokio::test]
     async fn the_disk_watcher_fires_once_the_checkout_is_over_its_limit() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), vec![1u8; 2 << 20]).unwrap();
