@@ -18,6 +18,11 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Write the run as one self-contained HTML page to this file when it ends: a timeline of
+    /// the tasks, CPU and memory over time, a table of the tasks.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Containers at once.
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,

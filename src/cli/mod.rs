@@ -10,6 +10,7 @@ mod image;
 mod logs;
 mod model_server;
 mod ps;
+mod report;
 mod run;
 
 pub use completions::{CompletionsArgs, ShellArg};
@@ -21,6 +22,7 @@ pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, Targ
 pub use logs::LogsArgs;
 pub use model_server::ModelServerArgs;
 pub use ps::PsArgs;
+pub use report::ReportArgs;
 pub use run::RunArgs;
 
 use std::path::PathBuf;
@@ -76,6 +78,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Run sample tasks end to end against a scripted model (no account needed).
     Demo(DemoArgs),
+    /// Write a finished run as one self-contained HTML page (`--html FILE`), from its
+    /// report.json and the tasks' stats logs.
+    Report(ReportArgs),
     /// Describe the Docker engine and sandpen's images.
     Doctor(DoctorArgs),
     /// Serve a scripted stand-in for the Anthropic API (for demos and tests).

@@ -95,6 +95,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Write the run as one self-contained HTML page to this file when it ends: a timeline of
+    /// the tasks, CPU and memory over time, a table of the tasks.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// NDJSON events on stdout instead of the live view.
     #[arg(long)]
     pub json: bool,

@@ -14,6 +14,7 @@ use crate::{demo, workspace};
 pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     image::context_for(Target::Agent, &args.ca.ca_certs)?;
     super::run::check_output_file("--junit", args.junit.as_deref())?;
+    super::run::check_output_file("--html", args.html.as_deref())?;
     let dir = sample_dir(args.repo.as_deref())?;
     make_repo(&dir).await?;
     eprintln!("sample repository: {}", dir.display());
@@ -80,6 +81,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         json: args.json,
         report: args.report.clone(),
         junit: args.junit.clone(),
+        html: args.html.clone(),
     };
     let code = super::run::execute(prepared, opts).await;
     server.stop().await;

@@ -9,6 +9,7 @@ mod image;
 mod logs;
 mod model_server;
 mod ps;
+mod report;
 mod run;
 
 use crate::cli::{Cli, Command};
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
         Command::Gateway(args) => gateway::run(args).await,

@@ -16,7 +16,7 @@ use crate::gateway::{GatewayHandle, GatewayOptions, Starting};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
-use crate::report::{self, Consumer, JunitWriter, LiveView, Ndjson, ReportWriter};
+use crate::report::{self, Consumer, HtmlWriter, JunitWriter, LiveView, Ndjson, ReportWriter};
 use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub report: Option<PathBuf>,
     /// Where to write the run as JUnit XML.
     pub junit: Option<PathBuf>,
+    /// Where to write the run as an HTML page.
+    pub html: Option<PathBuf>,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -60,6 +62,7 @@ impl From<&RunArgs> for RunOptions {
             json: a.json,
             report: a.report.clone(),
             junit: a.junit.clone(),
+            html: a.html.clone(),
         }
     }
 }
@@ -80,6 +83,7 @@ pub struct Prepared {
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
     // Input first: no git, no engine, until the tasks are known to be valid.
     check_output_file("--junit", args.junit.as_deref())?;
+    check_output_file("--html", args.html.as_deref())?;
     if args.jobs == 0 {
         return Err(UsageError(
             "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
@@ -367,13 +371,18 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let mut report_paths = vec![layout.report()];
     report_paths.extend(opts.report.clone());
     let writer = ReportWriter::new(report_paths);
-    let write_errors = writer.errors.clone();
+    // What the writers could not write, said once the display has finished.
+    let mut write_errors = vec![writer.errors.clone()];
     let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
-    let mut junit_errors = None;
     if let Some(path) = &opts.junit {
         let junit = JunitWriter::new(path.clone());
-        junit_errors = Some(junit.errors.clone());
+        write_errors.push(junit.errors.clone());
         consumers.push(Box::new(junit));
+    }
+    if let Some(path) = &opts.html {
+        let html = HtmlWriter::new(path.clone());
+        write_errors.push(html.errors.clone());
+        consumers.push(Box::new(html));
     }
     if opts.json {
         consumers.push(Box::new(Ndjson));
@@ -388,10 +397,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let _ = signals.await;
     let _ = display.await;
 
-    for e in write_errors.lock().unwrap().iter() {
-        warn(e);
-    }
-    for e in junit_errors.iter().flat_map(|e| e.lock().unwrap().clone()) {
+    for e in write_errors.iter().flat_map(|e| e.lock().unwrap().clone()) {
         warn(&e);
     }
     note(&format!("report: {}", layout.report().display()));

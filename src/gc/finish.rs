@@ -51,6 +51,7 @@ pub async fn finish_run<E: ContainerEngine>(
             checkout: layout.checkout(&task.id).display().to_string(),
             log: layout.log(&task.id).display().to_string(),
             stderr_log: layout.stderr_log(&task.id).display().to_string(),
+            stats_log: Some(layout.stats_log(&task.id).display().to_string()),
             exit_code: exit_codes.get(&task.id).copied(),
             ..TaskResult::new(&task.id, &manifest.image, task.limits)
         });

@@ -11,5 +11,5 @@ mod stats;
 mod stream_json;
 
 pub use lines::{LineAssembler, MAX_LINE};
-pub use stats::{StatsSample, StatsSummary, sample};
+pub use stats::{StatsPoint, StatsSample, StatsSummary, sample, sample_after};
 pub use stream_json::{AgentEvent, AgentInit, AgentProgress, AgentResult, parse_line};

@@ -14,6 +14,34 @@ pub struct StatsSample {
     pub pids: Option<u64>,
 }
 
+/// One line of a task's `<task>.stats.jsonl`: a sample and when it was taken.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatsPoint {
+    /// Seconds since the container started.
+    pub t: f64,
+    /// RFC 3339.
+    pub at: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub memory_limit: u64,
+    #[serde(default)]
+    pub pids: Option<u64>,
+}
+
+impl StatsPoint {
+    pub fn new(t: f64, at: String, s: &StatsSample) -> Self {
+        Self {
+            t,
+            at,
+            cpu_percent: s.cpu_percent,
+            memory_bytes: s.memory_bytes,
+            memory_limit: s.memory_limit,
+            pids: s.pids,
+        }
+    }
+}
+
 /// Reduces one sample of the stats stream.
 pub fn sample(s: &ContainerStatsResponse) -> StatsSample {
     let memory = s.memory_stats.as_ref();
@@ -23,6 +51,53 @@ pub fn sample(s: &ContainerStatsResponse) -> StatsSample {
         memory_limit: memory.and_then(|m| m.limit).unwrap_or(0),
         pids: s.pids_stats.as_ref().and_then(|p| p.current),
     }
+}
+
+/// Reduces a sample of a task's stream, given the one before it and the time since the
+/// container started. The engine samples every container at one global tick a second, and the
+/// first sample of a stream has no baseline (`precpu_stats` is empty): its CPU is the
+/// container's CPU time since it started over that time (its counters start at zero), so a
+/// task that gets a single sample still has a CPU figure.
+pub fn sample_after(
+    prev: Option<&ContainerStatsResponse>,
+    now: &ContainerStatsResponse,
+    since_start: std::time::Duration,
+) -> StatsSample {
+    let mut s = sample(now);
+    if s.cpu_percent.is_none() {
+        s.cpu_percent = match prev {
+            Some(p) => cpu_between(p, now),
+            None => cpu_since_start(now, since_start),
+        };
+    }
+    s
+}
+
+/// Below this, the time since the start is too short for a meaningful mean.
+const MIN_SINCE_START: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn cpu_since_start(now: &ContainerStatsResponse, since_start: std::time::Duration) -> Option<f64> {
+    let used = now.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
+    if since_start < MIN_SINCE_START {
+        return None;
+    }
+    Some(used as f64 / since_start.as_nanos() as f64 * 100.0)
+}
+
+/// Percent of one CPU between two samples of the same container, by their `read` stamps.
+fn cpu_between(prev: &ContainerStatsResponse, now: &ContainerStatsResponse) -> Option<f64> {
+    let usage = |s: &ContainerStatsResponse| s.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage;
+    let read = |s: &ContainerStatsResponse| {
+        let at = humantime::parse_rfc3339_weak(s.read.as_deref()?).ok()?;
+        at.duration_since(std::time::UNIX_EPOCH).ok()
+    };
+    let (u0, u1) = (usage(prev)?, usage(now)?);
+    let (t0, t1) = (read(prev)?, read(now)?);
+    let wall_ns = t1.checked_sub(t0)?.as_nanos() as f64;
+    if u1 < u0 || wall_ns <= 0.0 {
+        return None;
+    }
+    Some((u1 - u0) as f64 / wall_ns * 100.0)
 }
 
 /// `cpuDelta / systemDelta × online CPUs × 100`.
@@ -295,6 +370,37 @@ mod tests {
         );
         assert_eq!(cpu_percent(None, Some(&pre)), None);
         assert_eq!(cpu_percent(Some(&pre), None), None);
+    }
+
+    #[test]
+    fn a_first_sample_has_cpu_since_the_start_and_later_ones_between_samples() {
+        use std::time::Duration;
+        // FIRST: 5e7 ns of CPU; 0.5 s after the start that is 10% of one CPU.
+        let first = parse(FIRST);
+        let s = sample_after(None, &first, Duration::from_millis(500));
+        assert!((s.cpu_percent.unwrap() - 10.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(
+            sample_after(None, &first, Duration::from_millis(20)).cpu_percent,
+            None
+        );
+        // A later sample without a baseline: CPU time over the time between the `read` stamps.
+        let mut later = parse(FIRST);
+        later.read = Some("2024-05-02T10:00:00.35Z".into());
+        later
+            .cpu_stats
+            .as_mut()
+            .unwrap()
+            .cpu_usage
+            .as_mut()
+            .unwrap()
+            .total_usage = Some(125_000_000);
+        let s = sample_after(Some(&first), &later, Duration::from_secs(1));
+        assert!((s.cpu_percent.unwrap() - 30.0).abs() < 1e-6, "{s:?}");
+        // The engine's own baseline wins.
+        assert_eq!(
+            sample_after(Some(&first), &parse(V2), Duration::from_secs(9)).cpu_percent,
+            Some(50.0)
+        );
     }
 
     #[test]

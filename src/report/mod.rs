@@ -2,12 +2,14 @@
 //! nothing here touches the engine.
 
 pub mod build;
+pub mod html;
 mod junit;
 mod live;
 mod ndjson;
 mod summary;
 mod writer;
 
+pub use html::HtmlWriter;
 pub use junit::JunitWriter;
 pub use live::LiveView;
 pub use ndjson::Ndjson;

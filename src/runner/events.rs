@@ -56,8 +56,18 @@ pub struct TaskResult {
     pub id: String,
     pub status: TaskStatus,
     pub exit_code: Option<i64>,
+    /// When its dependencies were done and it waited for a slot (`--jobs`).
+    #[serde(default)]
+    pub queued_at: Option<String>,
+    /// When it got its slot (its checkout began); `duration_s` runs from here to `ended_at`.
+    #[serde(default)]
+    pub began_at: Option<String>,
+    /// When its container started and ended.
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// When it was done, its work collected.
+    #[serde(default)]
+    pub ended_at: Option<String>,
     pub duration_s: f64,
     pub branch: Option<String>,
     pub commits: u32,
@@ -107,6 +117,9 @@ pub struct TaskResult {
     pub peak_disk_bytes: Option<u64>,
     pub log: String,
     pub stderr_log: String,
+    /// The task's CPU and memory samples over time (`<task>.stats.jsonl`, one JSON line each).
+    #[serde(default)]
+    pub stats_log: Option<String>,
     pub checkout: String,
     pub agent: Option<AgentSummary>,
     pub timings: Timings,
@@ -154,8 +167,11 @@ impl TaskResult {
             id: id.to_string(),
             status: TaskStatus::Error,
             exit_code: None,
+            queued_at: None,
+            began_at: None,
             started_at: None,
             finished_at: None,
+            ended_at: None,
             duration_s: 0.0,
             branch: None,
             commits: 0,
@@ -180,6 +196,7 @@ impl TaskResult {
             peak_disk_bytes: None,
             log: String::new(),
             stderr_log: String::new(),
+            stats_log: None,
             checkout: String::new(),
             agent: None,
             timings: Timings::default(),

@@ -48,6 +48,8 @@ pub async fn execute<E: ContainerEngine>(
     let mut pending: Vec<TaskSpec> = plan.tasks.clone();
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
+    // When each task could have started but for the jobs limit: the report's `queued_at`.
+    let mut ready_at: HashMap<String, String> = HashMap::new();
 
     loop {
         // Skip what can no longer run, start what may, up to the jobs limit. One place decides.
@@ -88,6 +90,9 @@ pub async fn execute<E: ContainerEngine>(
                 continue;
             }
             let ready = t.depends_on.iter().all(|d| done.contains_key(d));
+            if ready && !ready_at.contains_key(&t.id) {
+                ready_at.insert(t.id.clone(), now_rfc3339());
+            }
             if ready && running.len() < cfg.jobs {
                 let t = pending.remove(i);
                 let handle = running.spawn(task::run(
@@ -105,7 +110,7 @@ pub async fn execute<E: ContainerEngine>(
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let result = match joined {
+        let mut result = match joined {
             Ok((id, result)) => {
                 running_ids.remove(&id);
                 result
@@ -122,6 +127,7 @@ pub async fn execute<E: ContainerEngine>(
                 not_run(&cfg, &t, TaskStatus::Error, msg)
             }
         };
+        result.queued_at = ready_at.get(&result.id).cloned();
         if cfg.fail_fast && !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Cancelled) {
             run_stop.graceful.cancel();
         }

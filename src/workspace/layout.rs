@@ -27,6 +27,11 @@ impl RunDir {
         self.root.join(format!("{task}.stderr.log"))
     }
 
+    /// The task's CPU and memory samples over time, one JSON line each (`StatsPoint`).
+    pub fn stats_log(&self, task: &str) -> PathBuf {
+        self.root.join(format!("{task}.stats.jsonl"))
+    }
+
     pub fn report(&self) -> PathBuf {
         self.root.join("report.json")
     }

@@ -95,9 +95,14 @@ async fn watch_running<E: ContainerEngine>(
     checkout: &std::path::Path,
     end: &mut ContainerEnd,
 ) -> Instant {
-    let (log, stderr_log) = match (File::create(&ctx.log), File::create(&ctx.stderr_log)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
+    let files = (
+        File::create(&ctx.log),
+        File::create(&ctx.stderr_log),
+        File::create(ctx.cfg.layout.stats_log(&ctx.task.id)),
+    );
+    let (log, stderr_log, stats_log) = match files {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             end.problems.push(format!("creating the task's log files: {e}"));
             end.settled = true; // never started
             return Instant::now() + CLEANUP_BUDGET;
@@ -135,6 +140,7 @@ async fn watch_running<E: ContainerEngine>(
         )),
         _ => None,
     };
+    let started = Instant::now();
     end.started_at = Some(now_rfc3339());
     ctx.events.send(Event::TaskStarted {
         task: task.clone(),
@@ -156,8 +162,11 @@ async fn watch_running<E: ContainerEngine>(
         violation.clone(),
         state_file_seen.clone(),
     ));
+    // Subscribed at once: the engine's first sample comes at its next tick, within a second.
     let stats = tokio::spawn(watch::stats(
         ctx.engine.stats(id),
+        started,
+        stats_log,
         task.clone(),
         ctx.events.clone(),
         watchers_stop.clone(),

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use self::classify::{Ending, classify};
 use self::container::ContainerEnd;
 use super::RunConfig;
-use super::events::{AgentSummary, Event, EventSender, TaskResult, TaskStatus};
+use super::events::{AgentSummary, Event, EventSender, TaskResult, TaskStatus, now_rfc3339};
 use crate::agent::{self, phases};
 use crate::collect;
 use crate::engine::ContainerEngine;
@@ -72,6 +72,8 @@ pub(crate) async fn run<E: ContainerEngine>(
     let mut result = TaskResult {
         log: ctx.log.display().to_string(),
         stderr_log: ctx.stderr_log.display().to_string(),
+        stats_log: Some(layout.stats_log(&id).display().to_string()),
+        began_at: Some(now_rfc3339()),
         checkout: layout.checkout(&id).display().to_string(),
         disk_limit_bytes: ctx.task.disk_bytes,
         ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
@@ -251,6 +253,7 @@ fn finish(mut r: TaskResult, status: TaskStatus, message: Option<String>, starte
     r.status = status;
     r.message = message;
     r.duration_s = started.elapsed().as_secs_f64();
+    r.ended_at = Some(now_rfc3339());
     r
 }
 

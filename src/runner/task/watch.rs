@@ -7,18 +7,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use bollard::models::ContainerStatsResponse;
+
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, phases};
 use crate::engine::{OutputStream, StatsStream, Stream};
-use crate::monitor::{AgentEvent, AgentProgress, LineAssembler, StatsSummary, parse_line, sample};
-use crate::runner::events::{Event, EventSender};
+use crate::monitor::{
+    AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
+};
+use crate::runner::events::{Event, EventSender, now_rfc3339};
 
-/// When stats start being read after the container starts.
-const STATS_DELAY: Duration = Duration::from_secs(1);
 /// How often the state file is read and the checkout's size measured.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
 pub const DISK_INTERVAL: Duration = Duration::from_secs(2);
@@ -111,40 +113,84 @@ pub async fn output(
     Ok(sum)
 }
 
-/// Follows the engine's stats stream until `stop`.
+/// Follows the engine's stats stream from the container's start until `stop` (the container
+/// has stopped), then takes what the engine already sent: the last samples before removal.
+/// The engine samples at one tick a second for all containers, so the first sample comes
+/// within a second of the start; waiting before subscribing (as sandpen once did) left tasks
+/// of two seconds with one sample or none, and a first sample has no CPU baseline (see
+/// `sample_after`). Each sample goes to the task's stats log, the summary and an event.
 pub async fn stats(
-    mut stats: StatsStream,
+    mut stream: StatsStream,
+    started: Instant,
+    log: File,
     task: String,
     events: EventSender,
     stop: CancellationToken,
 ) -> StatsSummary {
-    let mut summary = StatsSummary::default();
-    // The engine samples once a second and the first sample has no CPU figure: a task that
-    // ends within a second would cost the engine a stats subscription and show nothing.
-    tokio::select! {
-        _ = tokio::time::sleep(STATS_DELAY) => {}
-        _ = stop.cancelled() => return summary,
-    }
+    let mut rec = Recorder {
+        log: Some(log),
+        started,
+        prev: None,
+        summary: StatsSummary::default(),
+    };
     loop {
         let next = tokio::select! {
-            s = stats.next() => s,
+            s = stream.next() => s,
             _ = stop.cancelled() => None,
         };
+        // An error ends the stream: the engine has nothing more to say about the container.
         let Some(Ok(raw)) = next else { break };
-        let s = sample(&raw);
+        if let Some(s) = rec.record(raw) {
+            events
+                .send_volume(Event::Stats {
+                    task: task.clone(),
+                    sample: s,
+                })
+                .await;
+        }
+    }
+    while let Some(Some(Ok(raw))) = stream.next().now_or_never() {
+        if let Some(s) = rec.record(raw) {
+            events
+                .send_volume(Event::Stats {
+                    task: task.clone(),
+                    sample: s,
+                })
+                .await;
+        }
+    }
+    rec.summary
+}
+
+/// Turns raw samples into the stats log's lines and the summary.
+struct Recorder {
+    log: Option<File>,
+    started: Instant,
+    prev: Option<ContainerStatsResponse>,
+    summary: StatsSummary,
+}
+
+impl Recorder {
+    fn record(&mut self, raw: ContainerStatsResponse) -> Option<StatsSample> {
+        let s = sample_after(self.prev.as_ref(), &raw, self.started.elapsed());
         // A stopped container reports zeros; they are not a sample of the task.
         if s.memory_bytes == 0 && s.pids.unwrap_or(0) == 0 {
-            continue;
+            return None;
         }
-        summary.add(&s);
-        events
-            .send_volume(Event::Stats {
-                task: task.clone(),
-                sample: s,
-            })
-            .await;
+        self.prev = Some(raw);
+        self.summary.add(&s);
+        let point = StatsPoint::new(self.started.elapsed().as_secs_f64(), now_rfc3339(), &s);
+        if let Some(log) = &mut self.log {
+            let mut line = serde_json::to_vec(&point).expect("a stats point serialises");
+            line.push(b'\n');
+            // The samples are a record, not the task: a failed write drops the log, not the task.
+            if let Err(e) = log.write_all(&line) {
+                tracing::warn!("writing the stats log: {e}; no more samples are written");
+                self.log = None;
+            }
+        }
+        Some(s)
     }
-    summary
 }
 
 /// Follows the task's workflow state file while it runs (about once a second). Each read runs
@@ -247,6 +293,55 @@ mod tests {
             disk_usage(dir.path()) < with_file + (1 << 20),
             "a symlink is not followed"
         );
+    }
+
+    #[tokio::test]
+    async fn every_sample_of_the_task_goes_to_its_stats_log_and_an_empty_one_does_not() {
+        let raw = |read: &str, cpu: u64, mem: u64| -> ContainerStatsResponse {
+            serde_json::from_value(serde_json::json!({
+                "read": read,
+                "cpu_stats": {"cpu_usage": {"total_usage": cpu}},
+                "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+                "memory_stats": {"usage": mem, "limit": 1u64 << 30},
+                "pids_stats": {"current": 2}
+            }))
+            .unwrap()
+        };
+        let samples = vec![
+            Ok(raw("2026-01-01T00:00:01Z", 100_000_000, 1 << 20)),
+            Ok(raw("2026-01-01T00:00:02Z", 600_000_000, 3 << 20)),
+            // What the engine sends once the container has stopped.
+            Ok(ContainerStatsResponse::default()),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.stats.jsonl");
+        let (events, mut rx) = EventSender::channel();
+        // As if the container had started 0.5 s ago: the first sample's CPU is over that time.
+        let started = Instant::now() - Duration::from_millis(500);
+        let sum = stats(
+            futures_util::stream::iter(samples).boxed(),
+            started,
+            File::create(&path).unwrap(),
+            "t".into(),
+            events,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!((sum.samples, sum.peak_memory_bytes), (2, 3 << 20));
+        let lines: Vec<StatsPoint> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].t >= 0.5 && lines[0].t <= lines[1].t, "{lines:?}");
+        // 0.1 s of CPU in about 0.5 s; then 0.5 s of CPU between reads 1 s apart.
+        assert!(
+            lines[0].cpu_percent.is_some_and(|c| c > 5.0 && c <= 20.0),
+            "{lines:?}"
+        );
+        assert_eq!(lines[1].cpu_percent, Some(50.0));
+        assert!(matches!(rx.recv().await, Some(Event::Stats { .. })));
     }
 
     #[tokio::test]
