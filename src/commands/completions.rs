@@ -12,9 +12,27 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
         ShellArg::Zsh => Shell::Zsh,
         ShellArg::Fish => Shell::Fish,
     };
+    print(&script(shell))
+}
+
+fn script(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "sandpen", &mut out);
-    print(&out)
+    clap_complete::generate(shell, &mut visible(Cli::command()), "sandpen", &mut out);
+    out
+}
+
+/// The command without its hidden subcommands (`gateway`, the program of a run's gateway
+/// container), which clap_complete would offer: clap has no way to remove a subcommand, so
+/// the root is made again from its own arguments and its visible subcommands.
+fn visible(cmd: clap::Command) -> clap::Command {
+    let mut root = clap::Command::new("sandpen").version(env!("CARGO_PKG_VERSION"));
+    for arg in cmd.get_arguments() {
+        root = root.arg(arg.clone());
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        root = root.subcommand(sub.clone());
+    }
+    root
 }
 
 pub fn man() -> anyhow::Result<i32> {
@@ -29,5 +47,27 @@ fn print(bytes: &[u8]) -> anyhow::Result<i32> {
     match std::io::stdout().lock().write_all(bytes) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(crate::exit::SUCCESS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_offer_every_visible_command_and_no_hidden_one() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let text = String::from_utf8(script(shell)).unwrap();
+            for visible in ["run", "ps", "logs", "gc", "demo", "report", "host"] {
+                assert!(text.contains(visible), "{shell}: {visible} missing");
+            }
+            // Its name is also an image target and a network mode: look for the command.
+            for hidden in ["subcmd__gateway", "The egress gateway of a run"] {
+                assert!(
+                    !text.contains(hidden),
+                    "{shell} offers the hidden gateway command"
+                );
+            }
+        }
     }
 }
