@@ -112,7 +112,12 @@ prompt_text = "exit 3"
         run.elapsed
     );
     assert!(sum > 8.0, "two tasks slept 4 s each: sum {sum}");
-    assert!(wall < 7.0, "tasks ran in parallel: wall {wall}s (sum {sum}s)");
+    // Parallel by the report's own intervals, not by a wall-clock bound a loaded machine breaks.
+    let iv = intervals(&report);
+    assert!(
+        max_concurrency(&iv) >= 2,
+        "tasks ran in parallel: {iv:?} (wall {wall}s)"
+    );
 
     let left = containers(&format!("label=sandpen.run={run_id}"));
     assert!(left.is_empty(), "containers left behind: {left:?}");
@@ -147,7 +152,6 @@ fn four_tasks_at_four_jobs_overlap() {
         "-j 4: wall {wall:.2}s, latest start {:.2}s before the earliest end",
         earliest_end - latest_start
     );
-    assert!(wall < 6.0, "4 × sleep 3 at -j 4 took {wall}s");
     assert!(latest_start < earliest_end, "all four ran at one instant: {iv:?}");
     assert_eq!(max_concurrency(&iv), 4);
 }
@@ -168,7 +172,6 @@ fn jobs_limit_two_never_runs_more_than_two_at_once() {
     eprintln!("-j 2: wall {wall:.2}s, at most {max} at once: {iv:?}");
     assert_eq!(max, 2, "-j 2 runs two at a time, no more: {iv:?}");
     assert!(wall >= 6.0, "two rounds of sleep 3 take 6 s at least: {wall}s");
-    assert!(wall < 10.0, "but not much more: {wall}s");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod model_server;
 mod ps;
 mod report;
 mod run;
+mod stop;
 
 pub use completions::{CompletionsArgs, ShellArg};
 pub use demo::DemoArgs;
@@ -24,6 +25,7 @@ pub use model_server::ModelServerArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
 pub use run::RunArgs;
+pub use stop::StopArgs;
 
 use std::path::PathBuf;
 
@@ -71,6 +73,9 @@ pub enum Command {
     /// A task's session as a readable transcript (or its raw log, or its stderr); -f follows
     /// a live task.
     Logs(LogsArgs),
+    /// Stop a live run, or one of its tasks, from another terminal (as Ctrl-C in the run's
+    /// own: statuses `cancelled`, containers removed, work brought back, report written).
+    Stop(StopArgs),
     /// Build, reuse or bootstrap sandpen's images.
     Image(ImageArgs),
     /// Finish runs whose sandpen process is gone: remove their containers, bring their work

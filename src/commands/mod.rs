@@ -11,6 +11,7 @@ mod model_server;
 mod ps;
 mod report;
 mod run;
+mod stop;
 
 use crate::cli::{Cli, Command};
 use crate::engine::Engine;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(host, *args).await,
         Command::Ps(args) => ps::run(host, args).await,
         Command::Logs(args) => logs::run(args).await,
+        Command::Stop(args) => stop::run(args).await,
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,

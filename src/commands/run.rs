@@ -347,6 +347,10 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     // Watched from here on: a Ctrl-C while the gateway starts stops the run as any other.
     let stop = Stop::default();
     let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
+    let control = tokio::spawn(crate::runs::control::serve(layout.clone(), {
+        let (stop, events) = (stop.clone(), events.clone());
+        move |request| obey(&stop, &events, request)
+    }));
     let gateway = p
         .gateway
         .as_ref()
@@ -394,7 +398,8 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
 
     let report = runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await;
     signals.abort();
-    let _ = signals.await;
+    control.abort();
+    let _ = tokio::join!(signals, control);
     let _ = display.await;
 
     for e in write_errors.iter().flat_map(|e| e.lock().unwrap().clone()) {
@@ -437,6 +442,21 @@ async fn watch_signals(stop: Stop, events: EventSender, layout: RunDir) {
         stop.kill.cancel();
         events.send(Event::RunCancelling { kill: true });
         tokio::spawn(leave_after(SECOND_INTERRUPT_EXIT, layout.clone()));
+    }
+}
+
+/// `sandpen stop` from another terminal: the run, as a first Ctrl-C stops it, or one task.
+fn obey(stop: &Stop, events: &EventSender, request: crate::runs::control::StopRequest) {
+    match request.task {
+        None if !stop.graceful.is_cancelled() => {
+            stop.graceful.cancel();
+            events.send(Event::RunCancelling { kill: false });
+        }
+        None => {}
+        Some(task) if !stop.stop_task(&task) => {
+            tracing::warn!("sandpen stop: this run has no task {task}");
+        }
+        Some(_) => {}
     }
 }
 

@@ -39,11 +39,8 @@ pub async fn execute<E: ContainerEngine>(
         at: started_at.clone(),
     });
 
-    // The run's own token: cancelled by the caller's, or by fail-fast.
-    let run_stop = Stop {
-        graceful: stop.graceful.child_token(),
-        kill: stop.kill.clone(),
-    };
+    // The run's own token: cancelled by the caller's, or by fail-fast; one per task below it.
+    let run_stop = stop.for_run(plan.tasks.iter().map(|t| t.id.as_str()));
     let mut done: HashMap<String, TaskResult> = HashMap::new();
     let mut pending: Vec<TaskSpec> = plan.tasks.clone();
     let mut running = JoinSet::new();
@@ -79,7 +76,7 @@ pub async fn execute<E: ContainerEngine>(
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
-            if run_stop.graceful.is_cancelled() {
+            if run_stop.task_stopped(&t.id) {
                 let t = pending.remove(i);
                 let msg = "cancelled before it started".to_string();
                 finish(
@@ -100,7 +97,7 @@ pub async fn execute<E: ContainerEngine>(
                     cfg.clone(),
                     t.clone(),
                     events.clone(),
-                    run_stop.clone(),
+                    run_stop.for_task(&t.id),
                 ));
                 running_ids.insert(handle.id(), t);
                 continue;

@@ -51,6 +51,11 @@ impl RunDir {
         self.root.join("_sandpen")
     }
 
+    /// Requests to the run's owning process (`sandpen stop`), one file each.
+    pub fn control(&self) -> PathBuf {
+        self.internal().join("control")
+    }
+
     /// The agent definitions mounted read-only into every task container.
     pub fn agents(&self) -> PathBuf {
         self.internal().join("agents")

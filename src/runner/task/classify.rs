@@ -71,7 +71,7 @@ pub fn classify(end: &Ending, timeout: Duration, disk_limit: Option<u64>) -> Ver
         Some(StopReason::Cancelled) => {
             return Verdict::new(
                 TaskStatus::Cancelled,
-                "stopped: the run was cancelled".to_string(),
+                "stopped by an interrupt or `sandpen stop`".to_string(),
                 code,
             );
         }

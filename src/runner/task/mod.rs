@@ -27,11 +27,58 @@ use crate::workspace::Checkout;
 pub use container::STOP_MARGIN;
 
 /// Tokens that stop a run: the first asks containers to stop (with the grace), the second
-/// kills them at once.
+/// kills them at once. Each task also has its own graceful token, a child of the run's, that
+/// stops it alone (`sandpen stop RUN TASK`).
 #[derive(Debug, Clone, Default)]
 pub struct Stop {
     pub graceful: CancellationToken,
     pub kill: CancellationToken,
+    tasks: Arc<std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>>,
+}
+
+impl Stop {
+    /// A run's own tokens under `self`, each of `tasks` with its own; the per-task tokens are
+    /// shared with `self`, so that `self.stop_task` reaches them.
+    pub fn for_run<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> Self {
+        let run = Self {
+            graceful: self.graceful.child_token(),
+            kill: self.kill.clone(),
+            tasks: self.tasks.clone(),
+        };
+        let mut known = self.tasks.lock().unwrap();
+        for id in tasks {
+            known.insert(id.to_string(), run.graceful.child_token());
+        }
+        drop(known);
+        run
+    }
+
+    /// The tokens one task's runner watches: its own graceful one, the run's kill.
+    pub fn for_task(&self, task: &str) -> Self {
+        let graceful = self.tasks.lock().unwrap().get(task).cloned();
+        Self {
+            graceful: graceful.unwrap_or_else(|| self.graceful.child_token()),
+            kill: self.kill.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
+
+    /// Stops one task as Ctrl-C stops them all. False for a task the run does not have.
+    pub fn stop_task(&self, task: &str) -> bool {
+        match self.tasks.lock().unwrap().get(task) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `task` was stopped, alone or with the run.
+    pub fn task_stopped(&self, task: &str) -> bool {
+        let stopped = self.tasks.lock().unwrap().get(task).map(|t| t.is_cancelled());
+        stopped.unwrap_or(false) || self.graceful.is_cancelled()
+    }
 }
 
 /// What every step of one task needs.
