@@ -30,7 +30,7 @@ svg .grid { stroke: var(--line); stroke-width: 1; }
 .bar.run { fill: #2e90fa; }
 .bar.run.st-succeeded { fill: #12b76a; } .bar.run.st-failed, .bar.run.st-error { fill: #f04438; }
 .bar.run.st-oom_killed, .bar.run.st-timed_out, .bar.run.st-disk_exceeded,
-.bar.run.st-budget_exceeded { fill: #f79009; } .bar.run.st-cancelled { fill: #98a2b3; }
+.bar.run.st-budget_exceeded { fill: #f79009; } .bar.run.st-cancelled { fill: #475467; }
 .legend { display: flex; gap: 16px; color: var(--muted); font-size: 12px; margin: 6px 0 0 190px; }
 .legend i { display: inline-block; width: 12px; height: 10px; margin-right: 4px; vertical-align: -1px; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -49,7 +49,7 @@ td.message { max-width: 360px; white-space: pre-wrap; } td.id code { word-break:
 .badge.st-oom_killed, .badge.st-timed_out, .badge.st-disk_exceeded, .badge.st-budget_exceeded { background: #fef0c7; color: #93370d; }
 "#;
 
-const LEGEND: &str = r##"<div class="legend"><span><i style="background:#d0d5dd"></i>queued</span><span><i style="background:#98a2b3"></i>checkout</span><span><i style="background:#12b76a"></i>container (succeeded)</span><span><i style="background:#f04438"></i>container (failed)</span><span><i style="background:#f79009"></i>container (stopped at a limit)</span><span><i style="background:#7a8ba8"></i>collecting the work</span></div>"##;
+const LEGEND: &str = r##"<div class="legend"><span><i style="background:#d0d5dd"></i>queued</span><span><i style="background:#98a2b3"></i>checkout</span><span><i style="background:#12b76a"></i>container (succeeded)</span><span><i style="background:#f04438"></i>container (failed)</span><span><i style="background:#f79009"></i>container (stopped at a limit)</span><span><i style="background:#475467"></i>container (cancelled)</span><span><i style="background:#7a8ba8"></i>collecting the work</span></div>"##;
 
 /// The whole page.
 pub fn render(run: &RunReport, samples: &Samples) -> String {
