@@ -269,3 +269,52 @@ fn ctrl_c_and_sigkill_with_gc_leave_no_container_and_no_network() {
         assert!(networks_of(&run_id).is_empty(), "{signal}: network left");
     }
 }
+
+#[test]
+fn a_gateway_that_dies_before_it_serves_fails_every_task_and_leaves_nothing() {
+    // A gateway image whose program ends at once: the tasks' containers are made beside it
+    // and wait at their gate, which must close, not hang.
+    let broken = format!("sandpen-test-broken-gateway:{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {}\nENTRYPOINT [\"sh\", \"-c\", \"sleep 1; echo broken-on-purpose >&2; exit 3\"]\n",
+        image("probe")
+    );
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    let built = docker(&["build", "-q", "-t", &broken, &dir.path().display().to_string()]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let repo = make_repo();
+    let tasks = task_file(
+        "[[task]]\nid = \"a\"\nprompt_text = \"echo ran\"\n\n[[task]]\nid = \"b\"\nprompt_text = \"echo ran\"\n",
+    );
+    let started = std::time::Instant::now();
+    // A gate that never closed would hold each task to its timeout: short, to fail, not hang.
+    let out = output(
+        run_command(repo.path(), &tasks, &["--timeout", "40s"]).env("SANDPEN_TEST_GATEWAY_IMAGE", &broken),
+    );
+    let _ = docker(&["rmi", "-f", &broken]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A hang guard, not a timing: the gateway's own limit is 20 s.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let dir = run_dir(repo.path()).expect("the run has a directory");
+    let run_id = dir.file_name().unwrap().to_string_lossy().to_string();
+    let report = read_report(&dir.join("report.json")).unwrap();
+    for id in ["a", "b"] {
+        let t = task(&report, id);
+        assert_eq!(field(t, "status"), "error", "{t:#}");
+        let message = field(t, "message");
+        assert!(message.contains("the run's gateway"), "{message}");
+        assert!(
+            message.contains("broken-on-purpose"),
+            "the gateway's words: {message}"
+        );
+        let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default();
+        assert!(!log.contains("ran"), "the task ran without its gateway: {log}");
+    }
+    assert!(
+        containers(&format!("label=sandpen.run={run_id}")).is_empty(),
+        "containers left"
+    );
+    assert!(networks_of(&run_id).is_empty(), "network left");
+}
