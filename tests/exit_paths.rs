@@ -251,8 +251,13 @@ fn a_hung_engine_ends_the_task_in_bounded_time_and_gc_finishes_it() {
 #[test]
 fn an_orphan_container_ends_itself_at_its_deadline() {
     let repo = make_repo();
-    let mut run = spawn_run(repo.path(), &sleepers(&["orphan"], 300, "3s"), &[]);
+    let toml = "[[task]]\nid = \"orphan\"\ntimeout = \"3s\"\nprompt_text = \"echo > started; sleep 300\"\n";
+    let mut run = spawn_run(repo.path(), toml, &[]);
     wait_running(&mut run, 1);
+    // Past its gate (a container whose gate closes before it opens never runs its task).
+    let started = run_dir(repo.path()).join("orphan/started");
+    wait_for(Duration::from_secs(30), || started.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the task never started:\n{}", run.stderr()));
     let filter = owner_filter(run.pid());
     let killed = Instant::now();
     run.signal("KILL");

@@ -68,12 +68,13 @@ pub fn state_path(task_id: &str) -> PathBuf {
         .join("state.json")
 }
 
-/// The file as tasks write it; every field optional, unknown fields ignored.
+/// The file as tasks write it; every field optional, unknown fields ignored. Agents write the
+/// phase as `phase` or `current_phase`, and each phase as a number, a numeric string or a name.
 #[derive(Deserialize)]
 struct RawState {
     phase: Option<serde_json::Value>,
-    phase_name: Option<String>,
-    #[serde(default)]
+    current_phase: Option<serde_json::Value>,
+    #[serde(default, alias = "completed_phases")]
     completed: Vec<serde_json::Value>,
 }
 
@@ -106,23 +107,36 @@ pub fn read_state(checkout: &Path, task_id: &str) -> Option<PhaseState> {
 
 pub fn parse_state(text: &str) -> Option<PhaseState> {
     let raw: RawState = serde_json::from_str(text).ok()?;
-    let number = |v: &serde_json::Value| -> Option<u32> {
-        let n = v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))?;
-        (1..=PHASES.len() as u64).contains(&n).then_some(n as u32)
-    };
-    let phase = raw.phase.as_ref().and_then(number)?;
-    let mut completed: Vec<u32> = raw.completed.iter().filter_map(number).collect();
+    let phase = [&raw.phase, &raw.current_phase]
+        .into_iter()
+        .flatten()
+        .find_map(phase_number)?;
+    let mut completed: Vec<u32> = raw.completed.iter().filter_map(phase_number).collect();
     completed.sort_unstable();
     completed.dedup();
     // The name comes from sandpen's list: the file only chooses the number.
-    let _ = raw.phase_name;
     Some(PhaseState {
         phase,
         name: PHASES[phase as usize - 1].to_string(),
         completed,
     })
+}
+
+/// A phase as a state file may give it: 5, "5", "implementation", "Research_and_Planning",
+/// "phase 5", "5: implementation". None for anything else or out of range.
+fn phase_number(v: &serde_json::Value) -> Option<u32> {
+    let in_range = |n: u64| (1..=PHASES.len() as u64).contains(&n).then_some(n as u32);
+    if let Some(n) = v.as_u64() {
+        return in_range(n);
+    }
+    let text = v.as_str()?.trim().to_lowercase().replace(['_', '-'], " ");
+    let text = text.strip_prefix("phase").unwrap_or(&text).trim_start();
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    if !digits.is_empty() {
+        return in_range(digits.parse().ok()?);
+    }
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    PHASES.iter().position(|p| *p == words).map(|i| i as u32 + 1)
 }
 
 #[cfg(test)]
@@ -144,6 +158,23 @@ mod tests {
         assert_eq!(parse_state(r#"{"phase": 12}"#), None);
         assert_eq!(parse_state("not json"), None);
         assert_eq!(parse_state(r#"{"phase": "11"}"#).unwrap().name, "settings update");
+    }
+
+    #[test]
+    fn current_phase_and_phase_names_as_agents_write_them() {
+        let phase = |text: &str| parse_state(text).map(|s| s.phase);
+        assert_eq!(phase(r#"{"current_phase": 4}"#), Some(4));
+        assert_eq!(phase(r#"{"current_phase": "implementation"}"#), Some(5));
+        assert_eq!(phase(r#"{"current_phase": "Research_and_Planning"}"#), Some(4));
+        assert_eq!(phase(r#"{"phase": "pull-request"}"#), Some(8));
+        assert_eq!(phase(r#"{"phase": "Phase 6"}"#), Some(6));
+        assert_eq!(phase(r#"{"current_phase": "7: documentation"}"#), Some(7));
+        assert_eq!(phase(r#"{"phase": "nonsense", "current_phase": 2}"#), Some(2));
+        assert_eq!(phase(r#"{"current_phase": "phase 0"}"#), None);
+        assert_eq!(phase(r#"{"current_phase": "deployment"}"#), None);
+        let s =
+            parse_state(r#"{"current_phase": 3, "completed_phases": ["initial setup", "issue_creation"]}"#);
+        assert_eq!(s.unwrap().completed, vec![1, 2]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use super::{CollectError, Job};
 use crate::engine::spec::{BindMount, ContainerSpec, HOME};
 use crate::engine::{ContainerEngine, EngineError, Stream, short};
-use crate::workspace::WorkspaceError;
+use crate::workspace::{OBJECTS_MOUNT, WorkspaceError};
 
 /// The sandbox's script (POSIX sh, run by the image's `sh`).
 const SCRIPT: &str = include_str!("sandbox.sh");
@@ -123,6 +123,13 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
                 job.task.to_string(),
                 job.run_id().to_string(),
                 since.to_string(),
+                // Where the checkout's borrowed objects are on the host, for the checkout to
+                // point at when the sandbox is done (empty: it borrows none).
+                job.repo
+                    .objects
+                    .as_ref()
+                    .map(|o| o.display().to_string())
+                    .unwrap_or_default(),
             ])
             .collect(),
         env: [
@@ -142,11 +149,19 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         user: job.user,
         labels: job.owner.labels(job.task, "collect"),
         workspace: job.run.checkout(job.task),
-        mounts: vec![BindMount {
+        mounts: [BindMount {
             source: out_dir.to_path_buf(),
             target: OUT.into(),
             read_only: false,
-        }],
+        }]
+        .into_iter()
+        .chain(
+            job.repo
+                .objects
+                .as_ref()
+                .map(|o| BindMount::read_only(o, OBJECTS_MOUNT)),
+        )
+        .collect(),
         limits: job.limits,
         network: "none".into(),
         engine_log: false,
@@ -226,6 +241,11 @@ mod tests {
         assert_eq!(h.nested_files, ["sub"]);
         assert_eq!(h.nested_kept, [("lib".to_string(), "a submodule".to_string())]);
         assert!(!Hints::parse("sandpen-collect:bundle").bundle);
+    }
+
+    #[test]
+    fn the_script_finds_the_borrowed_objects_where_containers_see_them() {
+        assert!(SCRIPT.contains(&format!("\nborrowed={OBJECTS_MOUNT}\n")));
     }
 
     #[test]

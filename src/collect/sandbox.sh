@@ -3,13 +3,16 @@
 # git setting the task may have planted (filters, hooks, fsmonitor, includes, nested
 # repositories...) can only ever run here, inside the sandbox, never on the host.
 #
-# Arguments: the base commit, the task id, the run id, and when the checkout was made (epoch s).
+# Arguments: the base commit, the task id, the run id, when the checkout was made (epoch s), and
+# where the objects the checkout borrows are on the host (empty: it borrows none).
 # /sandpen-out/start-refs holds the checkout's refs as sandpen made it ("<oid> <ref>" lines).
 # Writes /sandpen-out/result.bundle holding HEAD, every branch the task created or moved, and
 # the commits no branch reaches, and prints lines "sandpen-collect: KEY VALUE" for the host
 # (untrusted hints: the host checks what it uses).
 set -u
-base=$1 task=$2 run=$3 since=${4:-0}
+base=$1 task=$2 run=$3 since=${4:-0} host_objects=${5:-}
+# Where the user's object store is mounted, read-only (OBJECTS_MOUNT in workspace/objects.rs).
+borrowed=/run/sandpen/objects
 out=/sandpen-out
 say() { printf 'sandpen-collect: %s %s\n' "$1" "$2"; }
 
@@ -20,9 +23,17 @@ if [ -L .git ] || [ ! -d .git ]; then
 fi
 
 # Files that point git at other directories (`commondir` would make the checkout a worktree of
-# another repository, alternates would borrow objects, a `core.worktree` would move the tree):
+# another repository, alternates would borrow other objects, a `core.worktree` would move the tree):
 # in here they point at nothing, so they go, and git is told where the repository is.
 rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates
+# The checkout borrows the user's objects from the read-only mount, whatever the task wrote
+# there. When the sandbox is done it points at them where the host has them, so the user can
+# look at the checkout with git.
+alternates=.git/objects/info/alternates
+if [ -d "$borrowed" ]; then
+    mkdir -p .git/objects/info && printf '%s\n' "$borrowed" > "$alternates"
+    [ -n "$host_objects" ] && trap 'printf "%s\n" "$host_objects" > "$alternates" 2>/dev/null' EXIT
+fi
 export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
 
 g() {
@@ -146,7 +157,17 @@ if [ ! -f .git/logs/HEAD ] || [ "$(g config --bool core.logAllRefUpdates)" = fal
     g fsck --connectivity-only --no-reflogs --no-progress 2>/dev/null \
         | awk '$1 == "dangling" && $2 == "commit" { print $3 }' \
         | g log --no-walk=unsorted --stdin --format='%H %ct' 2>/dev/null \
-        | awk -v since="$since" '$2 >= since { print $1 }' >> "$out/tips"
+        | awk -v since="$since" '$2 >= since { print $1 }' > "$out/dangling"
+    # The borrowed store's commits are dangling here too (the user's other branches, and
+    # commits the user made meanwhile): only the checkout's own store holds the task's.
+    if [ -f "$alternates" ]; then
+        mv "$alternates" "$alternates.sandpen-aside"
+        g cat-file --batch-check='%(objectname) %(objecttype)' < "$out/dangling" 2>/dev/null \
+            | awk '$2 == "commit" { print $1 }' >> "$out/tips"
+        mv "$alternates.sandpen-aside" "$alternates"
+    else
+        cat "$out/dangling" >> "$out/tips"
+    fi
 fi
 # (Revisions on stdin are plain ids and ^ids: git before 2.42 takes no options there.)
 cat "$out/tips" "$out/known" | g rev-list --parents --reflog --stdin --not --branches HEAD \

@@ -1,5 +1,6 @@
-//! One task's checkout: a full clone with its own git metadata (so git works inside the
-//! container, where a worktree's `.git` file would point outside the mount). Host-side git
+//! One task's checkout: a clone with its own git metadata (so git works inside the container,
+//! where a worktree's `.git` file would point outside the mount) that borrows the user's
+//! objects read-only (`objects`), so it costs about what a worktree costs. Host-side git
 //! runs here only while the checkout is fresh, before any task touched it; what comes back
 //! afterwards goes through the collection sandbox (`collect`).
 
@@ -32,14 +33,22 @@ impl Checkout {
         user: (u32, u32),
     ) -> Result<Self, WorkspaceError> {
         let path = run_dir.checkout(task_id);
-        // --no-hardlinks: hard-linked objects would let a task that owns them rewrite the
-        // user's own object files.
+        // --shared borrows the user's objects (read-only in the container). Without a store
+        // to borrow, --no-hardlinks: hard-linked objects would let a task that owns them
+        // rewrite the user's own object files.
+        let copy = if repo.objects.is_some() {
+            "--shared"
+        } else {
+            "--no-hardlinks"
+        };
         git(
             &repo.root,
             [
                 "clone",
                 "--quiet",
-                "--no-hardlinks",
+                // No template: the sample hooks would be most of a small checkout's metadata.
+                "--template=",
+                copy,
                 "--no-checkout",
                 "--",
                 &repo.root.display().to_string(),
@@ -67,8 +76,15 @@ impl Checkout {
         {
             exclude.push_str("/uv.lock\n");
         }
-        std::fs::write(git_dir.join("info").join("exclude"), exclude)
+        std::fs::create_dir_all(git_dir.join("info"))
+            .and_then(|()| std::fs::write(git_dir.join("info").join("exclude"), exclude))
             .map_err(|e| WorkspaceError::io("writing the checkout's info/exclude", e))?;
+        // The last host-side git in the checkout is above: from here its objects are found
+        // where its container sees them.
+        if repo.objects.is_some() {
+            super::objects::point_at_mount(&path)
+                .map_err(|e| WorkspaceError::io("pointing the checkout at the borrowed objects", e))?;
+        }
         let current =
             owner::owner_of(&path).map_err(|e| WorkspaceError::io("reading the checkout's owner", e))?;
         let handed_to = if current != user {

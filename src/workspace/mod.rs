@@ -5,11 +5,13 @@
 mod checkout;
 mod git;
 mod layout;
+mod objects;
 mod owner;
 mod result;
 
 pub use checkout::{Checkout, hand_back};
 pub use layout::RunDir;
+pub use objects::OBJECTS_MOUNT;
 pub use owner::chown_tree;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +65,9 @@ pub struct Repo {
     pub root: PathBuf,
     /// uid and gid owning the repository's top directory.
     pub owner: (u32, u32),
+    /// The object store checkouts borrow (read-only, through alternates); None when they
+    /// get a full copy (`objects::shareable`).
+    pub objects: Option<PathBuf>,
     /// Serialises writes to the user's repository (refs, objects) from parallel tasks.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -91,11 +96,14 @@ impl Repo {
         let root = PathBuf::from(top.trim());
         let owner = owner::owner_of(&root)
             .map_err(|e| WorkspaceError::io(format!("reading {}", root.display()), e))?;
-        Ok(Self {
+        let mut repo = Self {
             root,
             owner,
+            objects: None,
             lock: Arc::default(),
-        })
+        };
+        repo.objects = objects::shareable(&repo.root, repo.task_user() == owner).await;
+        Ok(repo)
     }
 
     /// The commit `rev` names.

@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::agent;
 use crate::engine::ContainerEngine;
 use crate::engine::spec::{BindMount, ContainerSpec, HOME};
+use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     // In gateway mode the task gets the gateway's settings and its own token, never the real
@@ -54,10 +55,18 @@ fn with_credentials<E: ContainerEngine>(
         user: cfg.repo.task_user(),
         labels: cfg.owner.labels(&task.id, "task"),
         workspace: checkout.to_path_buf(),
-        mounts: vec![
+        mounts: [
             BindMount::read_only(cfg.layout.agents(), format!("{HOME}/.claude/agents")),
             BindMount::read_only(cfg.layout.prompt(&task.id), agent::PROMPT_PATH),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            cfg.repo
+                .objects
+                .as_ref()
+                .map(|o| BindMount::read_only(o, OBJECTS_MOUNT)),
+        )
+        .collect(),
         limits: task.limits,
         network: network.to_string(),
         engine_log: cfg.keep_containers,

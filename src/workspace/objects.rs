@@ -1,0 +1,69 @@
+//! Borrowed objects: a task's checkout reads the user's object store through git alternates
+//! instead of copying it, so a checkout costs its working tree, whatever the history's size.
+//! The store is mounted read-only into the task's container (and the collection sandbox) at
+//! `OBJECTS_MOUNT`, the path the checkout's `objects/info/alternates` names; new objects land in
+//! the checkout's own store. Read-only, so a task can neither write nor delete the user's
+//! objects (`git gc` and `git repack` in the checkout work locally: gc repacks with `-l`, and
+//! prune only looks at the checkout's own store).
+
+use std::path::{Path, PathBuf};
+
+use super::git::git;
+
+/// Where a task's container sees the user's object store (read-only).
+pub const OBJECTS_MOUNT: &str = "/run/sandpen/objects";
+
+/// The user's object store, when a checkout can borrow it: not when the repository borrows
+/// from another store itself (its alternates name host paths a container cannot see), nor
+/// when tasks run as another user (root's repositories) and the store is not readable by all.
+/// Those repositories get a full copy, as before.
+pub async fn shareable(root: &Path, tasks_run_as_owner: bool) -> Option<PathBuf> {
+    let common = git(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .await
+        .ok()?;
+    let objects = PathBuf::from(common.trim()).join("objects");
+    if !objects.is_dir() {
+        return None;
+    }
+    let info = objects.join("info");
+    let borrows = ["alternates", "http-alternates"]
+        .iter()
+        .any(|f| std::fs::read_to_string(info.join(f)).is_ok_and(|text| !text.trim().is_empty()));
+    if borrows || !(tasks_run_as_owner || readable_by_all(&objects)) {
+        return None;
+    }
+    Some(objects)
+}
+
+/// Whether the store's directories and pack files are open to every user (git makes them so
+/// under the usual umask 022; a umask of 077 does not). Loose objects are judged by their
+/// directories.
+fn readable_by_all(objects: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let open =
+        |p: &Path, bits: u32| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & bits == bits);
+    let pack = objects.join("pack");
+    let packs_open = std::fs::read_dir(&pack).map_or(true, |entries| {
+        entries
+            .flatten()
+            .all(|e| open(&e.path(), if e.path().is_dir() { 0o005 } else { 0o004 }))
+    });
+    let loose_open = std::fs::read_dir(objects).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_name().len() == 2)
+            .all(|e| open(&e.path(), 0o005))
+    });
+    open(objects, 0o005) && (!pack.exists() || open(&pack, 0o005)) && packs_open && loose_open
+}
+
+/// Points a fresh checkout's store at `OBJECTS_MOUNT`, where its container sees the user's.
+/// Host-side git never reads the checkout after this (the collection sandbox does, with the
+/// same mount), and the sandbox points it back at the host's path when it is done, so the
+/// user can look at the checkout with git.
+pub fn point_at_mount(checkout: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        checkout.join(".git/objects/info/alternates"),
+        format!("{OBJECTS_MOUNT}\n"),
+    )
+}
