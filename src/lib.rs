@@ -17,6 +17,7 @@ pub mod model_server;
 pub mod monitor;
 pub mod owner;
 pub mod plan;
+pub mod prune;
 pub mod report;
 pub mod runner;
 pub mod runs;

@@ -79,6 +79,14 @@ fn every_branch_a_task_made_comes_back_and_git_log_all_holds_every_commit() {
         ],
         "{t:#}"
     );
+    // Each with the commit it came back at (what `sandpen prune` compares with).
+    for b in t["branches"].as_array().unwrap() {
+        let tip = git(
+            repo.path(),
+            &["rev-parse", &format!("refs/heads/{}", field(b, "branch"))],
+        );
+        assert_eq!(field(b, "tip"), tip.trim(), "{b:#}");
+    }
     let feature = format!("sandpen/branchy/{run_id}+feature");
     assert_eq!(
         git(repo.path(), &["log", "--format=%s", &feature])

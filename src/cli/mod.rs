@@ -9,6 +9,7 @@ mod gc;
 mod image;
 mod logs;
 mod model_server;
+mod prune;
 mod ps;
 mod report;
 mod run;
@@ -22,6 +23,7 @@ pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
 pub use logs::LogsArgs;
 pub use model_server::ModelServerArgs;
+pub use prune::PruneArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
 pub use run::RunArgs;
@@ -81,6 +83,10 @@ pub enum Command {
     /// Finish runs whose sandpen process is gone: remove their containers, bring their work
     /// back, complete their reports.
     Gc(GcArgs),
+    /// Remove the checkouts of finished runs whose result is safely in the repository (the
+    /// result branch holds exactly the checkout's HEAD, nothing was left uncommitted); name
+    /// the others, and why they stay.
+    Prune(PruneArgs),
     /// Run sample tasks end to end against a scripted model (no account needed).
     Demo(DemoArgs),
     /// Write a finished run as one self-contained HTML page (`--html FILE`), from its

@@ -95,13 +95,13 @@ pub(super) async fn import(job: &Job<'_>, out_dir: &Path, hints: Hints) -> Resul
         ..Default::default()
     };
     for (task_branch, branch) in branches {
-        let commits = repo
-            .count_commits(job.base, &format!("refs/heads/{branch}"))
-            .await?;
+        let tip = repo.commit_of(&format!("refs/heads/{branch}")).await?;
+        let commits = repo.count_commits(job.base, &tip).await?;
         c.branches.push(BranchResult {
             task_branch,
             branch,
             commits,
+            tip: Some(tip),
         });
     }
     if let Some(head) = head {

@@ -58,6 +58,9 @@ pub struct BranchResult {
     pub branch: String,
     /// Commits on it beyond the base.
     pub commits: u32,
+    /// The commit it held when it came back (None in reports of older sandpens).
+    #[serde(default)]
+    pub tip: Option<String>,
 }
 
 /// A repository nested in a task's checkout.

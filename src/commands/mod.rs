@@ -8,6 +8,7 @@ mod gc;
 mod image;
 mod logs;
 mod model_server;
+mod prune;
 mod ps;
 mod report;
 mod run;
@@ -29,6 +30,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Stop(args) => stop::run(args).await,
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
+        Command::Prune(args) => prune::run(host, args).await,
         Command::Demo(args) => demo::run(host, args).await,
         Command::Report(args) => report::run(args).await,
         Command::Doctor(args) => doctor::run(host, args).await,

@@ -78,6 +78,11 @@ pub struct TaskResult {
     /// The branch HEAD was on in the checkout (None: a detached HEAD, or nothing collected).
     #[serde(default)]
     pub head_branch: Option<String>,
+    /// The commit HEAD held in the checkout once collected (the salvage included): where
+    /// `branch` pointed when it came back, or the base when HEAD had not moved. None: nothing
+    /// was collected. `sandpen prune` compares the branch with it.
+    #[serde(default)]
+    pub head_commit: Option<String>,
     /// Every other branch the task created or moved, brought back as
     /// `sandpen/<task>/<run>+<branch>`.
     #[serde(default)]
@@ -153,6 +158,7 @@ impl TaskResult {
         self.salvaged = c.salvaged;
         self.salvage_left_out = c.left_out;
         self.head_branch = c.head_branch;
+        self.head_commit = c.head;
         self.branches = c.branches;
         self.branches_not_collected = c.branches_not_collected;
         self.unreachable_commits = c.unreachable_commits;
@@ -178,6 +184,7 @@ impl TaskResult {
             salvaged: false,
             salvage_left_out: Vec::new(),
             head_branch: None,
+            head_commit: None,
             branches: Vec::new(),
             branches_not_collected: 0,
             unreachable_commits: 0,
