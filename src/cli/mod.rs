@@ -24,7 +24,7 @@ pub use logs::LogsArgs;
 pub use model_server::ModelServerArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
-pub use run::RunArgs;
+pub use run::{DepsFromArg, RunArgs};
 pub use stop::StopArgs;
 
 use std::path::PathBuf;

@@ -69,7 +69,16 @@ pub struct TaskResult {
     #[serde(default)]
     pub ended_at: Option<String>,
     pub duration_s: f64,
+    /// The commit the task started from: `--base`, its one dependency's result, or the merge
+    /// of its dependencies' results (kept as `refs/sandpen/<task>/<run>/base`). None for a task
+    /// that never got a checkout.
+    #[serde(default)]
+    pub base_commit: Option<String>,
     pub branch: Option<String>,
+    /// The commit `branch` holds. A task with no branch made no commit: its result, for the
+    /// tasks that depend on it, is `base_commit`.
+    #[serde(default)]
+    pub head_commit: Option<String>,
     pub commits: u32,
     pub salvaged: bool,
     /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
@@ -148,6 +157,7 @@ pub struct Timings {
 impl TaskResult {
     /// What collection brought back, into this entry.
     pub fn set_collected(&mut self, c: Collected) {
+        self.head_commit = c.branch.as_ref().and(c.head);
         self.branch = c.branch;
         self.commits = c.commits;
         self.salvaged = c.salvaged;
@@ -173,7 +183,9 @@ impl TaskResult {
             finished_at: None,
             ended_at: None,
             duration_s: 0.0,
+            base_commit: None,
             branch: None,
+            head_commit: None,
             commits: 0,
             salvaged: false,
             salvage_left_out: Vec::new(),
@@ -237,6 +249,8 @@ pub enum Event {
     /// The task's checkout is being made.
     TaskPreparing {
         task: String,
+        /// The commit it starts from (`TaskResult::base_commit`).
+        base_commit: String,
     },
     TaskStarted {
         task: String,

@@ -5,11 +5,13 @@
 mod checkout;
 mod git;
 mod layout;
+mod merge;
 mod owner;
 mod result;
 
-pub use checkout::{Checkout, hand_back};
+pub use checkout::{Checkout, hand_back, task_branch};
 pub use layout::RunDir;
+pub use merge::Merged;
 pub use owner::chown_tree;
 
 use std::path::{Path, PathBuf};
