@@ -26,7 +26,7 @@ pub use model_server::ModelServerArgs;
 pub use prune::PruneArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
-pub use run::RunArgs;
+pub use run::{DepsFromArg, RunArgs};
 pub use stop::StopArgs;
 
 use std::path::PathBuf;

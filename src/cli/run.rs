@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::CaCerts;
 
@@ -87,6 +87,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "REF", default_value = "HEAD")]
     pub base: String,
 
+    /// Where a task with `depends_on` starts: `results`, its dependencies' results (one's
+    /// branch, or their merge); `base`, --base like every other task.
+    #[arg(long, value_enum, value_name = "FROM", default_value = "results")]
+    pub deps_from: DepsFromArg,
+
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -114,4 +119,12 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub ca: CaCerts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DepsFromArg {
+    /// The dependencies' results: one's branch, or their merge (made before the task starts).
+    Results,
+    /// --base, as a task without dependencies.
+    Base,
 }

@@ -119,6 +119,21 @@ pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Co
     import::import(job, &out_dir, hints?).await
 }
 
+/// The commit `task` started from, as its checkout's recorded refs say (its branch at the
+/// base): a dependency's result, perhaps, not the run's base. None when they do not say.
+pub fn recorded_base(run: &RunDir, task: &str) -> Option<String> {
+    let refs = std::fs::read_to_string(run.start_refs(task)).ok()?;
+    base_in(&refs, task)
+}
+
+fn base_in(refs: &str, task: &str) -> Option<String> {
+    let branch = format!("refs/heads/{}", crate::workspace::task_branch(task));
+    refs.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(oid, name)| *name == branch && !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(oid, _)| oid.to_string())
+}
+
 /// The checkout's refs as sandpen made it, and when (seconds since the epoch, a minute early).
 /// A run from before sandpen recorded them (finished by `gc`) gets the user's refs instead:
 /// what its clone copied.
@@ -134,5 +149,17 @@ async fn start_refs(job: &Job<'_>) -> Result<(String, u64), CollectError> {
             Ok((refs, made))
         }
         Err(_) => Ok((job.repo.ref_listing().await?, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_recorded_base_is_the_task_branch_as_the_checkout_began() {
+        let refs = "aaaa refs/heads/main\nbbbb refs/heads/sandpen/fix\ncccc refs/heads/sandpen/fix-2\n";
+        assert_eq!(super::base_in(refs, "fix").as_deref(), Some("bbbb"));
+        assert_eq!(super::base_in(refs, "fix-2").as_deref(), Some("cccc"));
+        assert_eq!(super::base_in(refs, "other"), None);
+        assert_eq!(super::base_in("zz! refs/heads/sandpen/fix\n", "fix"), None);
     }
 }

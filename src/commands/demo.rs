@@ -76,6 +76,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         network: super::run::GATEWAY.into(),
         allow_hosts: Vec::new(),
         max_turns: 50,
+        deps_from: Default::default(),
         fail_fast: false,
         keep_containers: false,
         json: args.json,

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::agent;
 use crate::agent::env::CREDENTIAL_ENV;
-use crate::cli::RunArgs;
+use crate::cli::{DepsFromArg, RunArgs};
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
@@ -38,6 +38,8 @@ pub struct RunOptions {
     /// What every task may reach through the gateway beyond the defaults.
     pub allow_hosts: Vec<String>,
     pub max_turns: u32,
+    /// Where tasks with dependencies start.
+    pub deps_from: runner::DepsFrom,
     pub fail_fast: bool,
     pub keep_containers: bool,
     /// NDJSON on stdout instead of the live view.
@@ -57,6 +59,10 @@ impl From<&RunArgs> for RunOptions {
             network: a.network.clone(),
             allow_hosts: a.allow_hosts.clone(),
             max_turns: a.max_turns,
+            deps_from: match a.deps_from {
+                DepsFromArg::Results => runner::DepsFrom::Results,
+                DepsFromArg::Base => runner::DepsFrom::Base,
+            },
             fail_fast: a.fail_fast,
             keep_containers: a.keep_containers,
             json: a.json,
@@ -367,6 +373,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         repo: p.repo,
         layout: layout.clone(),
         base: p.base,
+        deps_from: opts.deps_from,
         image: p.image,
         network: opts.network.clone(),
         max_turns: opts.max_turns,

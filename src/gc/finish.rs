@@ -60,12 +60,15 @@ pub async fn finish_run<E: ContainerEngine>(
             result.status = TaskStatus::Cancelled;
             result.message = Some("sandpen ended before the task started".into());
         } else {
+            // The task's own base: its dependencies' results, perhaps, not the run's.
+            let base = collect::recorded_base(layout, &task.id).unwrap_or_else(|| manifest.base.clone());
+            result.base_commit = Some(base.clone());
             let job = Job {
                 repo: &repo,
                 run: layout,
                 owner: &owner,
                 task: &task.id,
-                base: &manifest.base,
+                base: &base,
                 image: &manifest.image,
                 user: manifest.user,
                 handed: true,

@@ -140,7 +140,7 @@ impl Consumer for LiveView {
                     self.update(t, None);
                 }
             }
-            Event::TaskPreparing { task } => {
+            Event::TaskPreparing { task, .. } => {
                 if let Some(r) = self.rows.get_mut(task) {
                     r.state = "preparing".into();
                 }

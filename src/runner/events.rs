@@ -69,6 +69,11 @@ pub struct TaskResult {
     #[serde(default)]
     pub ended_at: Option<String>,
     pub duration_s: f64,
+    /// The commit the task started from: `--base`, its one dependency's result, or the merge
+    /// of its dependencies' results (kept as `refs/sandpen/<task>/<run>/base`). None for a task
+    /// that never got a checkout.
+    #[serde(default)]
+    pub base_commit: Option<String>,
     pub branch: Option<String>,
     pub commits: u32,
     pub salvaged: bool,
@@ -80,7 +85,8 @@ pub struct TaskResult {
     pub head_branch: Option<String>,
     /// The commit HEAD held in the checkout once collected (the salvage included): where
     /// `branch` pointed when it came back, or the base when HEAD had not moved. None: nothing
-    /// was collected. `sandpen prune` compares the branch with it.
+    /// was collected. `sandpen prune` compares the branch with it; the tasks that depend on
+    /// this one start from it, so moving the branch meanwhile changes nothing.
     #[serde(default)]
     pub head_commit: Option<String>,
     /// Every other branch the task created or moved, brought back as
@@ -179,6 +185,7 @@ impl TaskResult {
             finished_at: None,
             ended_at: None,
             duration_s: 0.0,
+            base_commit: None,
             branch: None,
             commits: 0,
             salvaged: false,
@@ -244,6 +251,8 @@ pub enum Event {
     /// The task's checkout is being made.
     TaskPreparing {
         task: String,
+        /// The commit it starts from (`TaskResult::base_commit`).
+        base_commit: String,
     },
     TaskStarted {
         task: String,

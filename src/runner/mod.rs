@@ -1,6 +1,7 @@
 //! The scheduler: runs a plan's tasks in containers under a jobs limit, honouring
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
+mod base;
 mod channel;
 pub mod events;
 pub mod manifest;
@@ -12,6 +13,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use base::DepsFrom;
 pub use events::{Event, EventReceiver, EventSender, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
 pub use task::{STOP_MARGIN, Stop};
@@ -34,8 +36,10 @@ pub struct RunConfig {
     pub repo: Repo,
     /// `<repo>/.sandpen/runs/<run-id>`: checkouts, logs, report.
     pub layout: RunDir,
-    /// The commit every task starts from.
+    /// The run's base (`--base`, resolved): where a task without dependencies starts.
     pub base: String,
+    /// Where a task with dependencies starts: their results (the default) or the base.
+    pub deps_from: DepsFrom,
     pub image: String,
     pub network: String,
     pub max_turns: u32,

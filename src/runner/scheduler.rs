@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::RunConfig;
+use super::base;
 use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
-use super::task::{self, Stop};
+use super::task::Stop;
 use crate::engine::spec::LABEL_RUN;
 use crate::engine::{ContainerEngine, EngineError};
 use crate::plan::{Plan, TaskSpec};
@@ -92,10 +93,13 @@ pub async fn execute<E: ContainerEngine>(
             }
             if ready && running.len() < cfg.jobs {
                 let t = pending.remove(i);
-                let handle = running.spawn(task::run(
+                // From its dependencies' results as they are now, all of them done.
+                let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
+                let handle = running.spawn(base::run_from(
                     engine.clone(),
                     cfg.clone(),
                     t.clone(),
+                    from,
                     events.clone(),
                     run_stop.for_task(&t.id),
                 ));
@@ -125,7 +129,12 @@ pub async fn execute<E: ContainerEngine>(
             }
         };
         result.queued_at = ready_at.get(&result.id).cloned();
-        if cfg.fail_fast && !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Cancelled) {
+        // Skipped (its dependencies' results conflict) is not a failure of its own.
+        let failed = !matches!(
+            result.status,
+            TaskStatus::Succeeded | TaskStatus::Cancelled | TaskStatus::Skipped
+        );
+        if cfg.fail_fast && failed {
             run_stop.graceful.cancel();
         }
         finish(&mut done, &events, result);
@@ -218,7 +227,12 @@ fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: 
 }
 
 /// The result of a task skipped or cancelled before it started: it will not use the gateway.
-fn never_started(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -> TaskResult {
+pub(super) fn never_started(
+    cfg: &RunConfig,
+    t: &TaskSpec,
+    status: TaskStatus,
+    message: String,
+) -> TaskResult {
     if let Some(g) = &cfg.gateway {
         g.task_done(true);
     }

@@ -70,6 +70,7 @@ async fn run_with(
         repo,
         layout: run_dir.clone(),
         base,
+        deps_from: Default::default(),
         image: "fake".into(),
         network: "none".into(),
         max_turns: 5,

@@ -12,6 +12,11 @@ use super::{Repo, RunDir, WorkspaceError, owner};
 /// The branch inside each checkout that the task starts on.
 const TASK_BRANCH_PREFIX: &str = "sandpen/";
 
+/// The branch a task's checkout starts on, at the task's base (so its recorded refs name it).
+pub fn task_branch(task_id: &str) -> String {
+    format!("{TASK_BRANCH_PREFIX}{task_id}")
+}
+
 #[derive(Debug, Clone)]
 pub struct Checkout {
     pub path: PathBuf,

@@ -38,8 +38,23 @@ where
     S: AsRef<OsStr>,
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    let out = git_output(dir, &args, env).await?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(failed(dir, &args, &out))
+    }
+}
+
+/// Runs git as `git_env` does, and returns its output whatever its exit status (for commands
+/// whose status is an answer, as `merge-tree`'s 1 for a conflict).
+pub async fn git_output<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Result<std::process::Output, WorkspaceError> {
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir).args(SAFE_CONFIG).args(&args);
+    cmd.arg("-C").arg(dir).args(SAFE_CONFIG).args(args);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -48,17 +63,20 @@ where
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.map_err(|e| WorkspaceError::Git {
+    cmd.output().await.map_err(|e| WorkspaceError::Git {
         context: format!("running git in {}", dir.display()),
         reason: format!("{e} (is git installed?)"),
-    })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        Err(WorkspaceError::Git {
-            context: format!("git {} (in {})", shown.join(" "), dir.display()),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
+    })
+}
+
+/// The error for a git command that failed: the command, where, and what git said.
+pub fn failed<S: AsRef<OsStr>>(dir: &Path, args: &[S], out: &std::process::Output) -> WorkspaceError {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    WorkspaceError::Git {
+        context: format!("git {} (in {})", shown.join(" "), dir.display()),
+        reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     }
 }

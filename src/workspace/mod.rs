@@ -5,12 +5,14 @@
 mod checkout;
 mod git;
 mod layout;
+mod merge;
 mod objects;
 mod owner;
 mod result;
 
-pub use checkout::{Checkout, hand_back};
+pub use checkout::{Checkout, hand_back, task_branch};
 pub use layout::RunDir;
+pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
 pub use owner::chown_tree;
 

@@ -94,10 +94,13 @@ pub(crate) struct Ctx<E> {
     pub admission: Option<crate::gateway::Admission>,
 }
 
+/// Runs `task` from the commit `base` (the scheduler's choice: `--base` or its dependencies'
+/// results).
 pub(crate) async fn run<E: ContainerEngine>(
     engine: E,
     cfg: Arc<RunConfig>,
     task: TaskSpec,
+    base: String,
     events: EventSender,
     stop: Stop,
 ) -> TaskResult {
@@ -123,11 +126,15 @@ pub(crate) async fn run<E: ContainerEngine>(
         began_at: Some(now_rfc3339()),
         checkout: layout.checkout(&id).display().to_string(),
         disk_limit_bytes: ctx.task.disk_bytes,
+        base_commit: Some(base.clone()),
         ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
     };
-    ctx.events.send(Event::TaskPreparing { task: id.clone() });
+    ctx.events.send(Event::TaskPreparing {
+        task: id.clone(),
+        base_commit: base.clone(),
+    });
     let user = cfg.repo.task_user();
-    let checkout = match Checkout::create(&cfg.repo, layout, &id, &cfg.base, user).await {
+    let checkout = match Checkout::create(&cfg.repo, layout, &id, &base, user).await {
         Ok(c) => c,
         Err(e) => return finish(result, TaskStatus::Error, Some(e.to_string()), started),
     };
@@ -204,7 +211,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         run: layout,
         owner: &cfg.owner,
         task: &id,
-        base: &cfg.base,
+        base: &base,
         image: &cfg.image,
         user,
         handed: checkout.handed_to().is_some(),
