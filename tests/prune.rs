@@ -32,6 +32,10 @@ prompt_text = "echo SECRET=1 > .env; echo salvaged > b.txt"
 [[task]]
 id = "doomed"
 prompt_text = "echo doomed > d.txt; git add d.txt; git commit -qm doomed"
+
+[[task]]
+id = "merged"
+prompt_text = "echo merged > m.txt; git add m.txt; git commit -qm merged"
 "#;
 
 fn prune(repo: &Path, args: &[&str]) -> Output {
@@ -67,7 +71,7 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
         serde_json::json!([".env"]),
         "{secret:#}"
     );
-    for id in ["intact", "secret", "doomed"] {
+    for id in ["intact", "secret", "doomed", "merged"] {
         let t = task(&report, id);
         let branch = field(t, "branch");
         assert_eq!(
@@ -77,6 +81,12 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
         );
     }
     git(root, &["branch", "-q", "-D", &format!("sandpen/doomed/{run}")]);
+    // Merged into main, then its branch deleted: its work is safe on main.
+    git(
+        root,
+        &["merge", "-q", "--no-edit", &format!("sandpen/merged/{run}")],
+    );
+    git(root, &["branch", "-q", "-D", &format!("sandpen/merged/{run}")]);
     let checkout = |r: &str, t: &str| runs_dir(root).join(r).join(t);
 
     // A live run: its task sleeps while prune runs.
@@ -123,7 +133,12 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
         "{text}"
     );
     assert!(
-        stderr(&out).contains("prune: would remove 1 checkout(s) and the logs of 0 run(s)"),
+        line(&text, &format!("would remove .sandpen/runs/{run}/merged ("))
+            .ends_with("its result is in the repository"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("prune: would remove 2 checkout(s) and the logs of 0 run(s)"),
         "{}",
         said(&out)
     );
@@ -140,11 +155,12 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
         "{text}"
     );
     assert!(
-        stderr(&out).contains("prune: removed 1 checkout(s) (freed "),
+        stderr(&out).contains("prune: removed 2 checkout(s) (freed "),
         "{}",
         said(&out)
     );
     assert!(!checkout(&run, "intact").exists(), "{text}");
+    assert!(!checkout(&run, "merged").exists(), "{text}");
     assert!(
         checkout(&run, "secret").join(".env").is_file(),
         "the left-out credentials stay"

@@ -42,7 +42,7 @@ pub async fn run(host: Option<&str>, args: PruneArgs) -> anyhow::Result<i32> {
     }
     let engine = super::connect(host).await?;
     let on_engine = gc::by_run(engine.list(LABEL_OWNER, None).await?);
-    let refs = Refs::parse(&repo.ref_listing().await?);
+    let mut refs = Refs::parse(&repo.ref_listing().await?);
     let now = SystemTime::now();
     let mut tally = Tally::default();
     for layout in &layouts {
@@ -50,6 +50,12 @@ pub async fn run(host: Option<&str>, args: PruneArgs) -> anyhow::Result<i32> {
         if let Some(why) = run_kept(layout, &on_engine, args.older_than, now) {
             println!("kept run {run}: {why}");
             continue;
+        }
+        // A result merged into a branch, its own branch then deleted or moved, is safe.
+        for commit in prune::displaced(layout, &refs) {
+            if repo.on_a_branch(&commit).await {
+                refs.mark_on_a_branch(&commit);
+            }
         }
         prune_run(&repo.root, layout, &refs, &args, &mut tally);
     }

@@ -2,13 +2,14 @@
 //! entry, the run's base and the refs of the user's repository decide. Nothing here reads the
 //! checkout (a task-controlled tree): what came back is what the collection recorded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::runner::TaskResult;
 
-/// The refs of the user's repository: full ref name to the object it names.
+/// The refs of the user's repository: full ref name to the object it names, and the commits
+/// known to be on some branch (a result merged, then its branch deleted).
 #[derive(Debug, Default, Clone)]
-pub struct Refs(HashMap<String, String>);
+pub struct Refs(HashMap<String, String>, HashSet<String>);
 
 impl Refs {
     /// From `git for-each-ref --format='%(objectname) %(refname)'` lines.
@@ -18,7 +19,18 @@ impl Refs {
             .filter_map(|l| l.split_once(' '))
             .map(|(oid, name)| (name.to_string(), oid.to_string()))
             .collect();
-        Self(map)
+        Self(map, HashSet::new())
+    }
+
+    /// Records that `commit` is on some branch of the repository (its work is safe there
+    /// whatever happened to its result branch).
+    pub fn mark_on_a_branch(&mut self, commit: &str) {
+        self.1.insert(commit.to_string());
+    }
+
+    /// Whether `branch` holds `commit` exactly.
+    pub fn holds(&self, branch: &str, commit: &str) -> bool {
+        self.branch(branch) == Some(commit)
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -110,8 +122,12 @@ pub fn judge(entry: Option<&TaskResult>, base: Option<&str>, refs: &Refs) -> Ver
     }
 }
 
-/// What is wrong with `branch` in the repository, if it does not hold `tip` exactly.
+/// What is wrong with `branch` in the repository, if it does not hold `tip` exactly and `tip`
+/// is on no other branch either.
 fn branch_problem(refs: &Refs, branch: &str, tip: Option<&str>) -> Option<String> {
+    if tip.is_some_and(|t| refs.1.contains(t)) {
+        return None;
+    }
     match refs.branch(branch) {
         None => Some(format!("branch {branch} was deleted")),
         Some(now) if Some(now) != tip => Some(format!(
@@ -194,6 +210,14 @@ mod tests {
         };
         assert_eq!(judge(Some(&t), Some(BASE), &r), Verdict::Remove);
         assert!(kept(judge(Some(&t), Some(OTHER), &r)).contains("on no result branch"));
+    }
+
+    #[test]
+    fn a_result_merged_elsewhere_lets_the_checkout_go_though_its_branch_is_gone() {
+        let mut r = refs(&[("refs/heads/main", OTHER)]);
+        assert!(kept(judge(Some(&collected()), Some(BASE), &r)).contains("was deleted"));
+        r.mark_on_a_branch(HEAD);
+        assert_eq!(judge(Some(&collected()), Some(BASE), &r), Verdict::Remove);
     }
 
     #[test]

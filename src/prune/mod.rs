@@ -58,6 +58,28 @@ pub fn checkouts(layout: &RunDir, refs: &Refs) -> Vec<Checkout> {
         .collect()
 }
 
+/// The commits the run's report says came back whose branch no longer holds them exactly:
+/// whether some other branch has them decides whether their checkouts can go.
+pub fn displaced(layout: &RunDir, refs: &Refs) -> Vec<String> {
+    let Some(report) = runs::read_report(layout) else {
+        return Vec::new();
+    };
+    let mut commits = Vec::new();
+    for t in &report.tasks {
+        let results = t.branch.iter().zip(t.head_commit.iter()).chain(
+            t.branches
+                .iter()
+                .filter_map(|b| Some((&b.branch, b.tip.as_ref()?))),
+        );
+        for (branch, commit) in results {
+            if !refs.holds(branch, commit) {
+                commits.push(commit.clone());
+            }
+        }
+    }
+    commits
+}
+
 /// When the run ended, or, when its report does not say, when it started.
 pub fn run_time(layout: &RunDir) -> Option<SystemTime> {
     let report = runs::read_report(layout);

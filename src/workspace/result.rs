@@ -12,6 +12,23 @@ use super::{Repo, WorkspaceError};
 const FSCK: [&str; 4] = ["-c", "transfer.fsckObjects=true", "-c", "fetch.fsckObjects=true"];
 
 impl Repo {
+    /// Whether some branch of the repository reaches `commit`.
+    pub async fn on_a_branch(&self, commit: &str) -> bool {
+        let contains = format!("--contains={commit}");
+        git(
+            &self.root,
+            [
+                "for-each-ref",
+                "--count=1",
+                "--format=%(refname)",
+                &contains,
+                "refs/heads/",
+            ],
+        )
+        .await
+        .is_ok_and(|out| !out.trim().is_empty())
+    }
+
     /// Every ref of the repository, as "<oid> <ref>" lines.
     pub async fn ref_listing(&self) -> Result<String, WorkspaceError> {
         git(&self.root, ["for-each-ref", "--format=%(objectname) %(refname)"]).await
