@@ -58,10 +58,12 @@ fn eight_checkouts_cost_their_working_trees_and_every_result_comes_back() {
     let base = git(p, &["rev-parse", "HEAD"]).trim().to_string();
     let refs_before = git(p, &["for-each-ref", "--format=%(refname) %(objectname)"]);
 
+    // `git add -A` over the whole tree: an unchanged file must not be stored again (git writes
+    // anew, locally, an object it cannot freshen in the read-only borrowed store).
     let mut toml = String::new();
     for i in 0..6 {
         toml.push_str(&format!(
-            "[[task]]\nid = \"t{i}\"\ntimeout = \"2m\"\nprompt_text = \"echo {i} > result-{i}.txt; git add result-{i}.txt; git commit -qm 'task {i}'\"\n\n"
+            "[[task]]\nid = \"t{i}\"\ntimeout = \"2m\"\nprompt_text = \"echo {i} > result-{i}.txt; git add -A; git commit -qm 'task {i}'\"\n\n"
         ));
     }
     // git gc in a checkout that borrows: repacks only its own objects, prunes only its own.

@@ -79,6 +79,10 @@ while IFS= read -r p; do
     fi
 done < "$out/nested"
 set -- "$@" ":(exclude,glob)**/$aside" ":(exclude,glob)**/$aside/**"
+# Files whose index entry looks stale (a new owner, a racy timestamp) are compared first, so
+# that `add` does not hash unchanged files again: git writes anew, locally, an object it cannot
+# freshen in the read-only borrowed store.
+g update-index -q --refresh > /dev/null 2>&1
 if ! g add --all -- . "$@"; then
     echo "git add failed; committing what it staged" >&2
 fi

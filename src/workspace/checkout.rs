@@ -84,12 +84,6 @@ impl Checkout {
         std::fs::create_dir_all(git_dir.join("info"))
             .and_then(|()| std::fs::write(git_dir.join("info").join("exclude"), exclude))
             .map_err(|e| WorkspaceError::io("writing the checkout's info/exclude", e))?;
-        // The last host-side git in the checkout is above: from here its objects are found
-        // where its container sees them.
-        if repo.objects.is_some() {
-            super::objects::point_at_mount(&path)
-                .map_err(|e| WorkspaceError::io("pointing the checkout at the borrowed objects", e))?;
-        }
         let current =
             owner::owner_of(&path).map_err(|e| WorkspaceError::io("reading the checkout's owner", e))?;
         let handed_to = if current != user {
@@ -112,6 +106,13 @@ impl Checkout {
         } else {
             None
         };
+        if repo.objects.is_some() {
+            super::objects::settle_index(&path).await;
+            // The last host-side git in the checkout is above: from here its objects are
+            // found where its container sees them.
+            super::objects::point_at_mount(&path)
+                .map_err(|e| WorkspaceError::io("pointing the checkout at the borrowed objects", e))?;
+        }
         Ok(Self {
             path,
             task_id: task_id.to_string(),

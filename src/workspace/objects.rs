@@ -7,6 +7,7 @@
 //! prune only looks at the checkout's own store).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::git::git;
 
@@ -55,6 +56,50 @@ fn readable_by_all(objects: &Path) -> bool {
             .all(|e| open(&e.path(), 0o005))
     });
     open(objects, 0o005) && (!pack.exists() || open(&pack, 0o005)) && packs_open && loose_open
+}
+
+/// Makes a fresh checkout's index match its files exactly, so that git in the task never hashes
+/// an unchanged file again. It would: handing the checkout over changes every file's owner and
+/// ctime, and files written in the same second as the index are "racily clean", which `git add`
+/// treats as changed. And git writes an object it cannot freshen (touch) in the read-only
+/// borrowed store anew, locally: a `git add -A` would copy the whole tree's blobs into the
+/// checkout. So the fresh files' times go two seconds back and the index is refreshed (git
+/// compares their content, writing nothing). Only an optimisation: a failure costs disk.
+pub async fn settle_index(checkout: &Path) {
+    let tree = checkout.to_path_buf();
+    let back = tokio::task::spawn_blocking(move || backdate_files(&tree, Duration::from_secs(2)));
+    if back.await.is_ok_and(|r| r.is_ok()) {
+        let _ = git(checkout, ["update-index", "-q", "--refresh"]).await;
+    }
+}
+
+/// Sets the modification time of every file of the working tree (not .git's, not following
+/// links) `by` into the past. The checkout is fresh: nothing of the task's is in it yet.
+fn backdate_files(tree: &Path, by: Duration) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
+    let then = SystemTime::now()
+        .checked_sub(by)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let when = Timespec {
+        tv_sec: then.as_secs() as i64,
+        tv_nsec: then.subsec_nanos().into(),
+    };
+    let times = Timestamps {
+        last_access: when,
+        last_modification: when,
+    };
+    let walk = walkdir::WalkDir::new(tree)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git"));
+    for entry in walk {
+        let entry = entry.map_err(std::io::Error::other)?;
+        if entry.file_type().is_file() {
+            utimensat(CWD, entry.path(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+    }
+    Ok(())
 }
 
 /// Points a fresh checkout's store at `OBJECTS_MOUNT`, where its container sees the user's.

@@ -125,10 +125,32 @@ impl Ctx {
         self.sandpen_run_in(Command::new(&self.sandpen), tasks, jobs, extra)
     }
 
+    /// `sandpen_run` in another repository than the scratch one.
+    pub fn sandpen_run_at(
+        &self,
+        repo: &Path,
+        tasks: &Path,
+        jobs: usize,
+        extra: &[&str],
+    ) -> Measured<(f64, serde_json::Value, String)> {
+        self.run_sandpen(Command::new(&self.sandpen), repo, tasks, jobs, extra)
+    }
+
     /// The same, under a wrapper such as GNU time (`wrapper` is the whole command before sandpen).
     pub fn sandpen_run_in(
         &self,
+        cmd: Command,
+        tasks: &Path,
+        jobs: usize,
+        extra: &[&str],
+    ) -> Measured<(f64, serde_json::Value, String)> {
+        self.run_sandpen(cmd, &self.repo, tasks, jobs, extra)
+    }
+
+    fn run_sandpen(
+        &self,
         mut cmd: Command,
+        repo: &Path,
         tasks: &Path,
         jobs: usize,
         extra: &[&str],
@@ -138,7 +160,7 @@ impl Ctx {
         }
         let report = self.work.path().join(format!("report-{}.json", self.next()));
         cmd.args(["run", "--image", &self.probe, "--repo"])
-            .arg(&self.repo)
+            .arg(repo)
             .args(["-j", &jobs.to_string(), "--report"])
             .arg(&report);
         // Like for like: the docker side runs on the default bridge. Figure 9 measures the

@@ -1,5 +1,6 @@
 //! One file per figure. Each returns its rows, or why it could not be measured.
 
+pub mod checkouts;
 pub mod footprint;
 pub mod gateway;
 pub mod image_cache;
