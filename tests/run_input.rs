@@ -227,6 +227,19 @@ fn bad_flags_are_refused() {
         &["--image", &probe, "--memory", "5m"],
         &["--memory", "5m", "6 MiB"],
     );
+    // More memory than the engine has: the task could never run beside another.
+    let total = stdout(&docker(&["info", "--format", "{{.MemTotal}}"]));
+    let total = indicatif::HumanBytes(total.trim().parse().expect("MemTotal")).to_string();
+    refused_with_flags(
+        "--memory 1024g",
+        &["--image", &probe, "--memory", "1024g"],
+        &[
+            "task `ok` has a memory limit of 1.00 TiB",
+            &format!("the Docker engine has only {total}"),
+            "lower `memory`",
+            "--memory",
+        ],
+    );
     refused_with_flags(
         "--timeout soon",
         &["--image", &probe, "--timeout", "soon"],

@@ -84,6 +84,8 @@ pub struct Prepared {
     pub credentials: Vec<(String, SecretString)>,
     /// In gateway mode: the gateway's image and price table.
     pub gateway: Option<(String, PriceTable)>,
+    /// The engine's memory (`MemTotal`), which the running tasks' memory limits share.
+    pub engine_memory: i64,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
@@ -140,6 +142,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let engine = super::connect(host).await?;
     let info = engine.info().await?;
     plan.check_cpus(info.ncpu)?;
+    plan.check_memory(info.mem_total)?;
     check_network(&engine, &args.network).await?;
     let image = match &args.image {
         Some(tag) => {
@@ -174,6 +177,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         image,
         credentials,
         gateway,
+        engine_memory: info.mem_total,
     })
 }
 
@@ -378,6 +382,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         network: opts.network.clone(),
         max_turns: opts.max_turns,
         jobs: opts.jobs,
+        engine_memory: p.engine_memory.max(0) as u64,
         fail_fast: opts.fail_fast,
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,

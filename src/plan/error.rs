@@ -106,6 +106,20 @@ pub enum PlanError {
         available: i64,
     },
 
+    #[error(
+        "{source_file}: {tasks} a memory limit of {requested} but the Docker engine has only \
+         {available}\nfix: lower `memory` in the task file, or pass --memory (the default is \
+         {default}; a task's own `memory` key wins over --memory), or give the engine more memory"
+    )]
+    TooMuchMemory {
+        /// "task `a` has", "3 tasks (`a`, `b`, `c`) have"
+        tasks: String,
+        source_file: PathBuf,
+        requested: String,
+        available: String,
+        default: String,
+    },
+
     /// Several independent problems, reported together so one run shows them all.
     #[error("{}", join(.0))]
     Multiple(Vec<PlanError>),

@@ -113,8 +113,54 @@ impl Plan {
         PlanError::from_all(errors).map_or(Ok(()), Err)
     }
 
+    /// An error for the tasks whose memory limit exceeds the engine's memory (`MemTotal`),
+    /// one per file and limit: such a task could never start beside another, and alone its
+    /// limit would be no limit. A non-positive `engine_memory` means "unknown" and checks
+    /// nothing.
+    pub fn check_memory(&self, engine_memory: i64) -> Result<(), PlanError> {
+        if engine_memory <= 0 {
+            return Ok(());
+        }
+        // (file, limit) -> ids, in the plan's order: 500 tasks of one file and one limit make
+        // one message.
+        let mut groups: Vec<((&Path, i64), Vec<&str>)> = Vec::new();
+        for t in self
+            .tasks
+            .iter()
+            .filter(|t| t.limits.memory_bytes > engine_memory)
+        {
+            let key = (t.source.as_path(), t.limits.memory_bytes);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ids)) => ids.push(&t.id),
+                None => groups.push((key, vec![&t.id])),
+            }
+        }
+        let human = |b: i64| indicatif::HumanBytes(b.max(0) as u64).to_string();
+        let errors = groups
+            .into_iter()
+            .map(|((source, limit), ids)| PlanError::TooMuchMemory {
+                tasks: name_tasks(&ids),
+                source_file: source.to_path_buf(),
+                requested: human(limit),
+                available: human(engine_memory),
+                default: human(Defaults::default().memory_bytes),
+            })
+            .collect();
+        PlanError::from_all(errors).map_or(Ok(()), Err)
+    }
+
     pub fn get(&self, id: &str) -> Option<&TaskSpec> {
         self.tasks.iter().find(|t| t.id == id)
+    }
+}
+
+/// "task `a` has", or "3 tasks (`a`, `b`, `c`) have", naming at most five.
+fn name_tasks(ids: &[&str]) -> String {
+    let shown: Vec<String> = ids.iter().take(5).map(|id| format!("`{id}`")).collect();
+    match ids.len() {
+        1 => format!("task {} has", shown[0]),
+        n if n <= 5 => format!("{n} tasks ({}) have", shown.join(", ")),
+        n => format!("{n} tasks ({} and {} more) have", shown.join(", "), n - 5),
     }
 }
 

@@ -140,6 +140,24 @@ impl Consumer for LiveView {
                     self.update(t, None);
                 }
             }
+            Event::WaitingForMemory {
+                task,
+                needs_bytes,
+                free_bytes,
+                total_bytes,
+            } => {
+                let text = format!(
+                    "waiting for memory: needs {}, {} free of {}",
+                    HumanBytes(*needs_bytes),
+                    HumanBytes(*free_bytes),
+                    HumanBytes(*total_bytes)
+                );
+                if let Some(r) = self.rows.get_mut(task) {
+                    r.state = "waiting".into();
+                    r.activity.clone_from(&text);
+                }
+                self.update(task, Some(text));
+            }
             Event::TaskPreparing { task, .. } => {
                 if let Some(r) = self.rows.get_mut(task) {
                     r.state = "preparing".into();

@@ -56,7 +56,7 @@ pub struct TaskResult {
     pub id: String,
     pub status: TaskStatus,
     pub exit_code: Option<i64>,
-    /// When its dependencies were done and it waited for a slot (`--jobs`).
+    /// When its dependencies were done and it waited for a slot (`--jobs`, the engine's memory).
     #[serde(default)]
     pub queued_at: Option<String>,
     /// When it got its slot (its checkout began); `duration_s` runs from here to `ended_at`.
@@ -247,6 +247,15 @@ pub enum Event {
         jobs: usize,
         tasks: Vec<String>,
         at: String,
+    },
+    /// The task is ready, but its memory limit does not fit beside the running tasks' limits
+    /// in the engine's memory: it starts once enough is free. Said again when `free_bytes`
+    /// changes.
+    WaitingForMemory {
+        task: String,
+        needs_bytes: u64,
+        free_bytes: u64,
+        total_bytes: u64,
     },
     /// The task's checkout is being made.
     TaskPreparing {

@@ -24,8 +24,13 @@ pub struct Behaviour {
 struct State {
     /// container id -> (task id, behaviour, stopped early)
     containers: HashMap<String, (String, Behaviour, bool)>,
+    /// container id -> its memory limit, from its spec
+    memory: HashMap<String, u64>,
     running: usize,
     pub max_running: usize,
+    /// The memory limits of the running containers, added up, and the most they reached.
+    reserved: u64,
+    max_reserved: u64,
     pub stops: Vec<String>,
 }
 
@@ -54,6 +59,11 @@ impl FakeEngine {
 
     pub fn max_running(&self) -> usize {
         self.state.lock().unwrap().max_running
+    }
+
+    /// The most memory the running containers' limits added up to at one time.
+    pub fn max_reserved_memory(&self) -> u64 {
+        self.state.lock().unwrap().max_reserved
     }
 
     /// Tasks that got a (task) container.
@@ -96,11 +106,9 @@ impl ContainerEngine for FakeEngine {
         }
         .unwrap_or(Behaviour { secs: 0.0, code: 0 });
         let id = format!("fake-{task}-{role}");
-        self.state
-            .lock()
-            .unwrap()
-            .containers
-            .insert(id.clone(), (task, b, false));
+        let mut s = self.state.lock().unwrap();
+        s.memory.insert(id.clone(), spec.limits.memory_bytes as u64);
+        s.containers.insert(id.clone(), (task, b, false));
         Ok(id)
     }
 
@@ -123,10 +131,12 @@ impl ContainerEngine for FakeEngine {
         Ok((self.attach(id).await?, Box::pin(tokio::io::sink())))
     }
 
-    async fn start(&self, _id: &str) -> Result<(), EngineError> {
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
         let mut s = self.state.lock().unwrap();
         s.running += 1;
         s.max_running = s.max_running.max(s.running);
+        s.reserved += s.memory[id];
+        s.max_reserved = s.max_reserved.max(s.reserved);
         Ok(())
     }
 
@@ -177,9 +187,12 @@ impl ContainerEngine for FakeEngine {
         self.stop(id, Duration::ZERO).await
     }
 
-    async fn remove(&self, _id: &str) -> Result<(), EngineError> {
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
         let mut s = self.state.lock().unwrap();
         s.running = s.running.saturating_sub(1);
+        // Once: a container removed twice frees its memory once.
+        let memory = s.memory.remove(id).unwrap_or(0);
+        s.reserved = s.reserved.saturating_sub(memory);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The scheduler: runs a plan's tasks in containers under a jobs limit, honouring
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
+mod admission;
 mod base;
 mod channel;
 pub mod events;
@@ -44,6 +45,9 @@ pub struct RunConfig {
     pub network: String,
     pub max_turns: u32,
     pub jobs: usize,
+    /// The engine's memory (`MemTotal`, bytes): the running tasks' memory limits add up to no
+    /// more (0: unknown, not checked).
+    pub engine_memory: u64,
     pub fail_fast: bool,
     pub keep_containers: bool,
     pub grace: Duration,

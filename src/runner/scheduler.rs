@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::RunConfig;
+use super::admission::{Admission, Verdict};
 use super::base;
 use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
 use super::task::Stop;
@@ -46,11 +47,17 @@ pub async fn execute<E: ContainerEngine>(
     let mut pending: Vec<TaskSpec> = plan.tasks.clone();
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
-    // When each task could have started but for the jobs limit: the report's `queued_at`.
+    // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
     let mut ready_at: HashMap<String, String> = HashMap::new();
+    let mut admission = Admission::new(cfg.jobs, cfg.engine_memory);
+    // The task last told to wait for memory, and the free memory it was told of.
+    let mut told: Option<(String, u64)> = None;
 
     loop {
-        // Skip what can no longer run, start what may, up to the jobs limit. One place decides.
+        // Skip what can no longer run, start what may, up to the jobs limit and the engine's
+        // memory. One place decides. A ready task waiting for memory holds back the ready tasks
+        // after it, so a large task is not starved by smaller ones overtaking it.
+        let mut held = false;
         let mut i = 0;
         while i < pending.len() {
             let t = &pending[i];
@@ -91,20 +98,36 @@ pub async fn execute<E: ContainerEngine>(
             if ready && !ready_at.contains_key(&t.id) {
                 ready_at.insert(t.id.clone(), now_rfc3339());
             }
-            if ready && running.len() < cfg.jobs {
-                let t = pending.remove(i);
-                // From its dependencies' results as they are now, all of them done.
-                let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
-                let handle = running.spawn(base::run_from(
-                    engine.clone(),
-                    cfg.clone(),
-                    t.clone(),
-                    from,
-                    events.clone(),
-                    run_stop.for_task(&t.id),
-                ));
-                running_ids.insert(handle.id(), t);
-                continue;
+            match (ready && !held).then(|| admission.check(&t.limits)) {
+                Some(Verdict::Start) => {
+                    let t = pending.remove(i);
+                    admission.take(&t.limits);
+                    // From its dependencies' results as they are now, all of them done.
+                    let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
+                    let handle = running.spawn(base::run_from(
+                        engine.clone(),
+                        cfg.clone(),
+                        t.clone(),
+                        from,
+                        events.clone(),
+                        run_stop.for_task(&t.id),
+                    ));
+                    running_ids.insert(handle.id(), t);
+                    continue;
+                }
+                Some(Verdict::Memory { needs, free, total }) => {
+                    held = true;
+                    if told.as_ref() != Some(&(t.id.clone(), free)) {
+                        told = Some((t.id.clone(), free));
+                        events.send(Event::WaitingForMemory {
+                            task: t.id.clone(),
+                            needs_bytes: needs,
+                            free_bytes: free,
+                            total_bytes: total,
+                        });
+                    }
+                }
+                Some(Verdict::NoSlot) | None => {}
             }
             i += 1;
         }
@@ -113,13 +136,16 @@ pub async fn execute<E: ContainerEngine>(
         };
         let mut result = match joined {
             Ok((id, result)) => {
-                running_ids.remove(&id);
+                if let Some(t) = running_ids.remove(&id) {
+                    admission.release(&t.limits);
+                }
                 result
             }
             Err(e) => {
                 let t = running_ids
                     .remove(&e.id())
                     .expect("every task is known by its id");
+                admission.release(&t.limits);
                 let msg = format!(
                     "internal error: sandpen's runner for this task failed ({e}); its container \
                      is removed by the final sweep and its checkout is kept uncollected at {}",

@@ -53,6 +53,19 @@ async fn run_with(
     tx: EventSender,
     stop: Stop,
 ) -> super::RunReport {
+    run_on(engine, 0, tasks, jobs, fail_fast, tx, stop).await
+}
+
+/// A run on an engine of `engine_memory` bytes (0: unknown).
+async fn run_on(
+    engine: FakeEngine,
+    engine_memory: u64,
+    tasks: Vec<TaskSpec>,
+    jobs: usize,
+    fail_fast: bool,
+    tx: EventSender,
+    stop: Stop,
+) -> super::RunReport {
     let dir = tempfile::tempdir().unwrap();
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "init"]);
@@ -75,6 +88,7 @@ async fn run_with(
         network: "none".into(),
         max_turns: 5,
         jobs,
+        engine_memory,
         fail_fast,
         keep_containers: false,
         grace: Duration::from_secs(1),
@@ -208,4 +222,118 @@ async fn a_task_cancelled_while_its_checkout_is_made_gets_no_container() {
     assert!(engine.created_tasks().is_empty(), "{:?}", engine.created_tasks());
     let t = &r.tasks[0];
     assert!(t.container_id.is_none(), "{t:?}");
+}
+
+const GIB: u64 = 1 << 30;
+
+fn task_with_memory(id: &str, bytes: u64) -> TaskSpec {
+    let mut t = task(id, &[], 60);
+    t.limits.memory_bytes = bytes as i64;
+    t
+}
+
+/// Runs `tasks` on an engine of `engine_memory` bytes; the report and every event.
+async fn run_collecting(
+    engine: FakeEngine,
+    engine_memory: u64,
+    tasks: Vec<TaskSpec>,
+    jobs: usize,
+) -> (super::RunReport, Vec<Event>) {
+    let (tx, mut rx) = EventSender::channel();
+    let display = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(e) = rx.recv().await {
+            let last = matches!(e, Event::RunFinished { .. });
+            seen.push(e);
+            if last {
+                break;
+            }
+        }
+        seen
+    });
+    let r = run_on(engine, engine_memory, tasks, jobs, false, tx, Stop::default()).await;
+    (r, display.await.unwrap())
+}
+
+fn epoch(t: &Option<String>) -> f64 {
+    let t = t.as_deref().expect("a timestamp");
+    humantime::parse_rfc3339(t)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn running_tasks_memory_limits_never_exceed_the_engines_memory() {
+    let b = Behaviour { secs: 0.3, code: 0 };
+    let engine = FakeEngine::new([("m1", b), ("m2", b), ("m3", b)]);
+    let tasks = ["m1", "m2", "m3"]
+        .map(|id| task_with_memory(id, 10 * GIB))
+        .to_vec();
+    let (r, events) = run_collecting(engine.clone(), 23 * GIB, tasks, 3).await;
+    assert!(r.all_succeeded(), "{:?}", r.tasks);
+    assert_eq!(
+        engine.max_running(),
+        2,
+        "-j 3, but only two 10 GiB limits fit in 23 GiB"
+    );
+    assert!(engine.max_reserved_memory() <= 23 * GIB);
+    let waits: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WaitingForMemory {
+                task,
+                needs_bytes,
+                free_bytes,
+                total_bytes,
+            } => Some((task.as_str(), *needs_bytes, *free_bytes, *total_bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [("m3", 10 * GIB, 3 * GIB, 23 * GIB)],
+        "said once, by the scheduler"
+    );
+    // The wait is part of its queueing: queued when m1 and m2 started, began once one ended.
+    let m3 = r.tasks.iter().find(|t| t.id == "m3").unwrap();
+    let first_end = r.tasks[..2]
+        .iter()
+        .map(|t| epoch(&t.ended_at))
+        .fold(f64::MAX, f64::min);
+    assert!(epoch(&m3.began_at) >= first_end, "{:?}", r.tasks);
+    assert!(epoch(&m3.queued_at) < first_end, "{:?}", r.tasks);
+}
+
+#[tokio::test]
+async fn a_task_waiting_for_memory_is_not_overtaken_by_a_smaller_one() {
+    let engine = FakeEngine::new([
+        ("first", Behaviour { secs: 0.5, code: 0 }),
+        ("big", Behaviour { secs: 0.1, code: 0 }),
+        ("small", Behaviour { secs: 0.1, code: 0 }),
+    ]);
+    let tasks = vec![
+        task_with_memory("first", 6 * GIB),
+        task_with_memory("big", 6 * GIB),
+        task_with_memory("small", GIB),
+    ];
+    let (r, _) = run_collecting(engine.clone(), 8 * GIB, tasks, 4).await;
+    assert!(r.all_succeeded(), "{:?}", r.tasks);
+    let at = |id: &str| r.tasks.iter().find(|t| t.id == id).unwrap();
+    let first_end = epoch(&at("first").ended_at);
+    // small fits beside first (7 GiB of 8), but big came before it and waits.
+    assert!(epoch(&at("big").began_at) >= first_end, "{:?}", r.tasks);
+    assert!(epoch(&at("small").began_at) >= first_end, "{:?}", r.tasks);
+    assert!(engine.max_reserved_memory() <= 8 * GIB);
+}
+
+#[tokio::test]
+async fn a_task_larger_than_the_engine_runs_alone_instead_of_waiting_forever() {
+    let b = Behaviour { secs: 0.1, code: 0 };
+    let engine = FakeEngine::new([("huge", b), ("other", b)]);
+    let tasks = vec![task_with_memory("huge", 16 * GIB), task_with_memory("other", GIB)];
+    let (r, _) = run_collecting(engine.clone(), 8 * GIB, tasks, 2).await;
+    assert!(r.all_succeeded(), "{:?}", r.tasks);
+    assert_eq!(engine.max_running(), 1);
 }

@@ -213,3 +213,37 @@ fn check_cpus_against_the_engine() {
     );
     assert!(!e.to_string().contains("small"));
 }
+
+#[test]
+fn check_memory_against_the_engine() {
+    let dir = TempDir::new().unwrap();
+    let mut toml = "[[task]]\nid = \"big\"\nprompt_text = \"x\"\nmemory = \"32g\"\n[[task]]\nid = \"small\"\nprompt_text = \"x\"\nmemory = \"1g\"\n".to_string();
+    for i in 0..7 {
+        toml.push_str(&format!(
+            "[[task]]\nid = \"many{i}\"\nprompt_text = \"x\"\nmemory = \"16g\"\n"
+        ));
+    }
+    let t = write(dir.path(), "tasks.toml", &toml);
+    let plan = ok(&[t]);
+    assert!(
+        plan.check_memory(32 << 30).is_ok(),
+        "a limit of all the engine has fits"
+    );
+    assert!(plan.check_memory(0).is_ok(), "unknown engine size checks nothing");
+    let e = plan.check_memory(8 << 30).unwrap_err();
+    assert_eq!(e.exit_code(), INVALID_INPUT);
+    let text = e.to_string();
+    assert_has(
+        &text,
+        &[
+            "2 problems",
+            "tasks.toml: task `big` has a memory limit of 32.00 GiB but the Docker engine has only 8.00 GiB",
+            "lower `memory`",
+            "--memory",
+            "the default is 4.00 GiB",
+            // One message for the tasks of one file and one limit, naming a few.
+            "7 tasks (`many0`, `many1`, `many2`, `many3`, `many4` and 2 more) have a memory limit of 16.00 GiB",
+        ],
+    );
+    assert!(!text.contains("small"), "{text}");
+}
