@@ -1,7 +1,10 @@
-//! The live view: one line per task (state, elapsed, CPU, memory, latest activity) on a
-//! terminal; plain lines at each change of state otherwise (CI logs). Ends with the summary.
+//! The live view. On a terminal: one line of counts, then a line for each task in progress
+//! (waiting for memory, preparing, running, stopping), and above them, printed as it ends, a
+//! line for each task that ended badly. A task that has ended leaves only its count behind,
+//! so the view and what it holds stay the same size for 5 tasks or 5000. Otherwise (CI logs):
+//! plain lines at each change of state. Ends with the summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -9,62 +12,116 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 
 use super::{Consumer, summary_table};
 use crate::monitor::StatsSample;
-use crate::runner::{Event, RunReport};
+use crate::runner::{Event, RunReport, TaskResult, TaskStatus};
 
+/// At most this many task lines; the counts line says how many tasks there are in all.
+const MAX_TASK_LINES: usize = 32;
+
+/// The order statuses are counted in.
+const STATUSES: [TaskStatus; 9] = [
+    TaskStatus::Succeeded,
+    TaskStatus::Failed,
+    TaskStatus::OomKilled,
+    TaskStatus::TimedOut,
+    TaskStatus::DiskExceeded,
+    TaskStatus::BudgetExceeded,
+    TaskStatus::Error,
+    TaskStatus::Cancelled,
+    TaskStatus::Skipped,
+];
+
+/// A task in progress.
 #[derive(Default)]
 struct Row {
-    state: String,
+    state: &'static str,
     started: Option<Instant>,
-    ended: Option<Instant>,
     stats: Option<StatsSample>,
     phase: String,
     activity: String,
 }
 
+struct Screen {
+    multi: MultiProgress,
+    counts: ProgressBar,
+    /// One bar per line shown under the counts, reused as tasks come and go.
+    lines: Vec<ProgressBar>,
+}
+
 pub struct LiveView {
-    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
-    rows: HashMap<String, Row>,
-    /// Task ids in plan order.
-    order: Vec<String>,
+    screen: Option<Screen>,
+    /// Each task's place in the plan: the lines keep the plan's order.
+    position: HashMap<String, usize>,
+    /// The tasks in progress, by place in the plan.
+    active: BTreeMap<usize, (String, Row)>,
+    /// Tasks that have ended, by status.
+    ended: [usize; STATUSES.len()],
     width: usize,
     /// Where the summary goes: stdout normally, stderr when stdout carries JSON.
     summary_to_stderr: bool,
     report: Option<RunReport>,
 }
 
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("valid template")
+}
+
 impl LiveView {
     pub fn new(summary_to_stderr: bool) -> Self {
         let tty = std::io::stderr().is_terminal();
+        Self::with_target(tty.then(ProgressDrawTarget::stderr), summary_to_stderr)
+    }
+
+    /// Live lines drawn to `target`, or plain lines (None).
+    fn with_target(target: Option<ProgressDrawTarget>, summary_to_stderr: bool) -> Self {
         Self {
-            bars: tty.then(|| {
-                (
-                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                    HashMap::new(),
-                )
+            screen: target.map(|target| {
+                let multi = MultiProgress::with_draw_target(target);
+                let counts = multi.add(ProgressBar::new_spinner());
+                counts.set_style(style("{spinner} {wide_msg}"));
+                counts.enable_steady_tick(Duration::from_millis(250));
+                Screen {
+                    multi,
+                    counts,
+                    lines: Vec::new(),
+                }
             }),
-            rows: HashMap::new(),
-            order: Vec::new(),
+            position: HashMap::new(),
+            active: BTreeMap::new(),
+            ended: [0; STATUSES.len()],
             width: 8,
             summary_to_stderr,
             report: None,
         }
     }
 
+    fn row(&mut self, task: &str) -> Option<&mut Row> {
+        let at = self.position.get(task)?;
+        self.active.get_mut(at).map(|(_, row)| row)
+    }
+
+    /// The task's row, made if it is not in progress yet.
+    fn enter(&mut self, task: &str, state: &'static str) -> Option<&mut Row> {
+        let at = *self.position.get(task)?;
+        let (_, row) = self
+            .active
+            .entry(at)
+            .or_insert_with(|| (task.to_string(), Row::default()));
+        row.state = state;
+        Some(row)
+    }
+
+    #[cfg(test)]
     fn line(&self, task: &str) -> String {
-        let Some(row) = self.rows.get(task) else {
+        let Some((_, row)) = self.position.get(task).and_then(|at| self.active.get(at)) else {
             return String::new();
         };
+        self.row_line(task, row)
+    }
+
+    fn row_line(&self, task: &str, row: &Row) -> String {
         let elapsed = row
             .started
-            .map(|s| {
-                format!(
-                    "{:>5.0}s",
-                    row.ended
-                        .unwrap_or_else(Instant::now)
-                        .duration_since(s)
-                        .as_secs_f64()
-                )
-            })
+            .map(|s| format!("{:>5.0}s", s.elapsed().as_secs_f64()))
             .unwrap_or_else(|| "     -".into());
         let (cpu, mem) = match &row.stats {
             Some(s) => (
@@ -88,21 +145,112 @@ impl LiveView {
         )
     }
 
-    fn update(&mut self, task: &str, plain: Option<String>) {
-        let text = self.line(task);
-        match &self.bars {
-            Some((_, bars)) => {
-                if let Some(bar) = bars.get(task) {
-                    bar.set_message(text);
-                }
-            }
-            None => {
-                if let Some(p) = plain {
-                    eprintln!("{task:<w$} {p}", w = self.width);
-                }
+    /// `3 running · 1 waiting for memory · 480 queued · 14 succeeded · 2 failed`
+    fn counts(&self) -> String {
+        let waiting = self.active.values().filter(|(_, r)| r.state == WAITING).count();
+        let running = self.active.len() - waiting;
+        let ended: usize = self.ended.iter().sum();
+        let queued = self.position.len().saturating_sub(ended + self.active.len());
+        let mut parts = vec![format!("{running} running")];
+        if waiting > 0 {
+            parts.push(format!("{waiting} waiting for memory"));
+        }
+        parts.push(format!("{queued} queued"));
+        for (status, n) in STATUSES.iter().zip(self.ended) {
+            if n > 0 {
+                parts.push(format!("{n} {}", status.as_str()));
             }
         }
+        format!("{ended}/{} done: {}", self.position.len(), parts.join(" · "))
     }
+
+    /// Redraws the terminal's lines; a plain log gets `plain` (if any) for `task`.
+    fn update(&mut self, task: &str, plain: Option<String>) {
+        let Some(screen) = &self.screen else {
+            if let Some(p) = plain {
+                eprintln!("{task:<w$} {p}", w = self.width);
+            }
+            return;
+        };
+        screen.counts.set_message(self.counts());
+        let mut texts: Vec<String> = self
+            .active
+            .values()
+            .take(MAX_TASK_LINES)
+            .map(|(t, r)| self.row_line(t, r))
+            .collect();
+        if self.active.len() > MAX_TASK_LINES {
+            texts.push(format!("… and {} more", self.active.len() - MAX_TASK_LINES));
+        }
+        let Some(screen) = &mut self.screen else { return };
+        while screen.lines.len() < texts.len() {
+            let bar = screen.multi.add(ProgressBar::new_spinner());
+            bar.set_style(style("  {wide_msg}"));
+            screen.lines.push(bar);
+        }
+        while screen.lines.len() > texts.len() {
+            let bar = screen.lines.pop().expect("more lines than texts");
+            bar.finish_and_clear();
+            screen.multi.remove(&bar);
+        }
+        for (bar, text) in screen.lines.iter().zip(texts) {
+            bar.set_message(text);
+        }
+    }
+
+    /// A line above the live lines on a terminal, or in the log.
+    fn say(&self, text: String) {
+        match &self.screen {
+            Some(s) => {
+                let _ = s.multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finished(&mut self, task: &str, result: &TaskResult) {
+        let at = self.position.get(task).copied();
+        let mut row = at
+            .and_then(|at| self.active.remove(&at))
+            .map(|(_, row)| row)
+            .unwrap_or_default();
+        if let Some(i) = STATUSES.iter().position(|s| *s == result.status) {
+            self.ended[i] += 1;
+        }
+        row.state = result.status.as_str();
+        if let Some(a) = &result.agent {
+            row.activity = format!("{} turn{}", a.num_turns, if a.num_turns == 1 { "" } else { "s" });
+        }
+        if let Some(m) = &result.message {
+            row.activity = if row.activity.is_empty() {
+                m.clone()
+            } else {
+                format!("{} · {m}", row.activity)
+            };
+        }
+        let text = self.row_line(task, &row);
+        match &self.screen {
+            // Only the tasks that ended badly by themselves keep a line; the rest are counted.
+            Some(_) if !ended_quietly(result.status) => self.say(text),
+            Some(_) => {}
+            None => {
+                let ended: usize = self.ended.iter().sum();
+                eprintln!("[{ended}/{}] {text}", self.position.len());
+            }
+        }
+        self.update(task, None);
+    }
+}
+
+const WAITING: &str = "waiting";
+
+/// Statuses the terminal only counts: a success, or an end the run decided (fail-fast, Ctrl-C,
+/// a failed dependency), which the summary explains.
+fn ended_quietly(status: TaskStatus) -> bool {
+    matches!(
+        status,
+        TaskStatus::Succeeded | TaskStatus::Cancelled | TaskStatus::Skipped
+    )
 }
 
 impl Consumer for LiveView {
@@ -116,29 +264,12 @@ impl Consumer for LiveView {
                 ..
             } => {
                 self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
-                self.order.clone_from(tasks);
-                eprintln!(
+                self.position = tasks.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
+                self.say(format!(
                     "run {run_id}: {} tasks, {jobs} at once, image {image}",
                     tasks.len()
-                );
-                for t in tasks {
-                    self.rows.insert(
-                        t.clone(),
-                        Row {
-                            state: "queued".into(),
-                            ..Default::default()
-                        },
-                    );
-                    if let Some((multi, bars)) = &mut self.bars {
-                        let bar = multi.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} {wide_msg}").expect("valid template"),
-                        );
-                        bar.enable_steady_tick(Duration::from_millis(250));
-                        bars.insert(t.clone(), bar);
-                    }
-                    self.update(t, None);
-                }
+                ));
+                self.update("", None);
             }
             Event::WaitingForMemory {
                 task,
@@ -146,41 +277,36 @@ impl Consumer for LiveView {
                 free_bytes,
                 total_bytes,
             } => {
+                // One task waits for memory at a time (the others queue behind it).
+                self.active.retain(|_, (t, r)| r.state != WAITING || t == task);
                 let text = format!(
                     "waiting for memory: needs {}, {} free of {}",
                     HumanBytes(*needs_bytes),
                     HumanBytes(*free_bytes),
                     HumanBytes(*total_bytes)
                 );
-                if let Some(r) = self.rows.get_mut(task) {
-                    r.state = "waiting".into();
+                if let Some(r) = self.enter(task, WAITING) {
                     r.activity.clone_from(&text);
                 }
                 self.update(task, Some(text));
             }
             Event::TaskPreparing { task, .. } => {
-                if let Some(r) = self.rows.get_mut(task) {
-                    r.state = "preparing".into();
+                if let Some(r) = self.enter(task, "preparing") {
+                    r.activity.clear();
                 }
                 self.update(task, None);
             }
             Event::TaskStarted {
                 task, container_id, ..
             } => {
-                if let Some(r) = self.rows.get_mut(task) {
-                    r.state = "running".into();
+                if let Some(r) = self.enter(task, "running") {
                     r.started = Some(Instant::now());
                 }
-                self.update(
-                    task,
-                    Some(format!(
-                        "started in container {}",
-                        crate::engine::short(container_id)
-                    )),
-                );
+                let text = format!("started in container {}", crate::engine::short(container_id));
+                self.update(task, Some(text));
             }
             Event::Stats { task, sample } => {
-                if let Some(r) = self.rows.get_mut(task) {
+                if let Some(r) = self.row(task) {
                     r.stats = Some(*sample);
                 }
                 self.update(task, None);
@@ -191,7 +317,7 @@ impl Consumer for LiveView {
                 api_retries,
                 ..
             } => {
-                if let Some(r) = self.rows.get_mut(task) {
+                if let Some(r) = self.row(task) {
                     r.activity.clone_from(activity);
                 }
                 // Retries matter in CI logs; every turn would be noise.
@@ -203,7 +329,7 @@ impl Consumer for LiveView {
                 task, phase, name, ..
             } => {
                 let label = format!("phase {phase}/{}: {name}", crate::agent::phases::PHASES.len());
-                if let Some(r) = self.rows.get_mut(task) {
+                if let Some(r) = self.row(task) {
                     r.phase.clone_from(&label);
                 }
                 self.update(task, Some(label));
@@ -214,79 +340,45 @@ impl Consumer for LiveView {
                 resume_in_s,
             } => {
                 let text = format!("rate limited ({status}), resuming in {resume_in_s:.0}s");
-                if let Some(r) = self.rows.get_mut(task) {
+                if let Some(r) = self.row(task) {
                     r.activity.clone_from(&text);
                 }
                 self.update(task, Some(text));
             }
             Event::TaskStopping { task, reason } => {
-                if let Some(r) = self.rows.get_mut(task) {
-                    r.state = "stopping".into();
-                }
+                self.enter(task, "stopping");
                 self.update(task, Some(format!("stopping ({reason:?})").to_lowercase()));
             }
-            Event::TaskFinished { task, result } => {
-                if let Some(r) = self.rows.get_mut(task) {
-                    r.state = result.status.as_str().into();
-                    r.ended = Some(Instant::now());
-                    if let Some(a) = &result.agent {
-                        r.activity =
-                            format!("{} turn{}", a.num_turns, if a.num_turns == 1 { "" } else { "s" });
-                    }
-                    if let Some(m) = &result.message {
-                        r.activity = if r.activity.is_empty() {
-                            m.clone()
-                        } else {
-                            format!("{} · {m}", r.activity)
-                        };
-                    }
-                }
-                let text = self.line(task);
-                match &self.bars {
-                    Some((_, bars)) => {
-                        if let Some(bar) = bars.get(task) {
-                            bar.finish_with_message(text);
-                        }
-                    }
-                    None => eprintln!("{text}"),
-                }
-            }
-            Event::RunCancelling { kill } => {
-                let msg = if *kill {
+            Event::TaskFinished { task, result } => self.finished(task, result),
+            Event::RunCancelling { kill } => self.say(
+                if *kill {
                     "second interrupt: killing every container now"
                 } else {
                     "interrupted: stopping every container (10 s grace; Ctrl-C again to kill at once)"
-                };
-                match &self.bars {
-                    Some((multi, _)) => {
-                        let _ = multi.println(msg);
-                    }
-                    None => eprintln!("{msg}"),
                 }
-            }
-            Event::CleanupFailed { message } => match &self.bars {
-                Some((multi, _)) => {
-                    let _ = multi.println(format!("cleanup: {message}"));
-                }
-                None => eprintln!("cleanup: {message}"),
-            },
+                .into(),
+            ),
+            Event::CleanupFailed { message } => self.say(format!("cleanup: {message}")),
             Event::RunFinished { report } => self.report = Some((**report).clone()),
         }
     }
 
-    fn finish(&mut self) {
-        if let Some((multi, bars)) = self.bars.take() {
-            for bar in bars.values() {
-                if !bar.is_finished() {
-                    bar.finish();
-                }
-            }
-            let _ = multi.clear();
-            // Keep the final rows on screen: they were cleared with the bars.
-            for t in &self.order {
-                eprintln!("{}", self.line(t));
-            }
+    /// Keeps the elapsed times moving while no event comes.
+    fn tick(&mut self) {
+        if self.screen.is_some() {
+            self.update("", None);
         }
+    }
+
+    fn finish(&mut self) {
+        if let Some(screen) = self.screen.take() {
+            for bar in screen.lines.iter().chain([&screen.counts]) {
+                bar.finish_and_clear();
+            }
+            let _ = screen.multi.clear();
+        }
+        // The counts stay on screen (the tasks that ended badly are above them).
+        eprintln!("{}", self.counts());
         if let Some(report) = &self.report {
             let table = summary_table(report);
             if self.summary_to_stderr {
@@ -299,43 +391,4 @@ impl Consumer for LiveView {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_task_line_shows_its_phase_and_its_activity() {
-        let mut view = LiveView::new(false);
-        view.bars = None;
-        view.on_event(&Event::RunStarted {
-            run_id: "r".into(),
-            repo: "/r".into(),
-            image: "i".into(),
-            jobs: 1,
-            tasks: vec!["t1".into()],
-            at: "now".into(),
-        });
-        view.on_event(&Event::Phase {
-            task: "t1".into(),
-            phase: 3,
-            name: "branch management".into(),
-            completed: vec![1, 2],
-        });
-        assert!(
-            view.line("t1").ends_with("phase 3/11: branch management"),
-            "{}",
-            view.line("t1")
-        );
-        view.on_event(&Event::Agent {
-            task: "t1".into(),
-            activity: "Bash: git switch -c feature".into(),
-            turns: 2,
-            tool: Some("Bash".into()),
-            api_retries: 0,
-        });
-        let line = view.line("t1");
-        assert!(
-            line.contains("phase 3/11: branch management · Bash: git switch -c feature"),
-            "{line}"
-        );
-    }
-}
+mod tests;

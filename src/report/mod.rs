@@ -16,20 +16,35 @@ pub use ndjson::Ndjson;
 pub use summary::summary_table;
 pub use writer::{ReportWriter, write_atomically};
 
-use crate::runner::{Event, EventReceiver};
+use std::time::Duration;
+
+use crate::runner::{Event, EventReceiver, Received};
+
+/// How long the consumers wait for an event before they are ticked.
+pub const TICK: Duration = Duration::from_millis(250);
 
 /// Something that reacts to run events.
 pub trait Consumer: Send {
     fn on_event(&mut self, event: &Event);
+    /// Called when no event came for `TICK`: time passed (a write that waited is due).
+    fn tick(&mut self) {}
     /// Called once the event stream has ended.
     fn finish(&mut self) {}
 }
 
 /// Feeds every event to every consumer until the run has finished (or every sender is gone).
-/// Runs on a thread of its own: a display may block on a terminal or a pipe, and while it
-/// does the runner's volume events wait (see `runner::channel`).
+/// Runs on a thread of a runtime's blocking pool: a display may block on a terminal or a
+/// pipe, and while it does the runner's volume events wait (see `runner::channel`).
 pub fn consume(mut rx: EventReceiver, mut consumers: Vec<Box<dyn Consumer>>) {
-    while let Some(event) = rx.blocking_recv() {
+    loop {
+        let event = match rx.blocking_recv_timeout(TICK) {
+            Received::Event(e) => e,
+            Received::Quiet => {
+                consumers.iter_mut().for_each(|c| c.tick());
+                continue;
+            }
+            Received::Closed => break,
+        };
         for c in consumers.iter_mut() {
             c.on_event(&event);
         }

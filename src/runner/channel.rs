@@ -5,6 +5,7 @@
 //! limit or the cleanup. One queue keeps the order; no event is ever dropped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -65,10 +66,26 @@ impl EventReceiver {
         self.0.recv().await.map(|q| q.event)
     }
 
-    /// For a consumer on a thread of its own (displays write to a terminal that may block).
-    pub fn blocking_recv(&mut self) -> Option<Event> {
-        self.0.blocking_recv().map(|q| q.event)
+    /// For a consumer on a thread of the runtime's blocking pool (displays write to a
+    /// terminal that may block): the next event, or `Quiet` after `limit` without one.
+    pub fn blocking_recv_timeout(&mut self, limit: Duration) -> Received {
+        let next = tokio::runtime::Handle::current().block_on(tokio::time::timeout(limit, self.0.recv()));
+        match next {
+            Ok(Some(q)) => Received::Event(q.event),
+            Ok(None) => Received::Closed,
+            Err(_) => Received::Quiet,
+        }
     }
+}
+
+/// What waiting for an event found.
+#[derive(Debug)]
+pub enum Received {
+    Event(Event),
+    /// No event for the time given.
+    Quiet,
+    /// Every sender is gone.
+    Closed,
 }
 
 fn is_volume(event: &Event) -> bool {
@@ -81,7 +98,6 @@ fn is_volume(event: &Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn agent(turns: u32) -> Event {
         Event::Agent {

@@ -223,7 +223,7 @@ impl TaskResult {
     }
 }
 
-pub use super::channel::{EventReceiver, EventSender};
+pub use super::channel::{EventReceiver, EventSender, Received};
 
 /// Why a running task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

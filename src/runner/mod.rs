@@ -15,7 +15,7 @@ mod fake;
 mod tests;
 
 pub use base::DepsFrom;
-pub use events::{Event, EventReceiver, EventSender, RunReport, TaskResult, TaskStatus};
+pub use events::{Event, EventReceiver, EventSender, Received, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
 pub use task::{STOP_MARGIN, Stop};
 
