@@ -111,7 +111,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         args.allow_outside_prompts,
         args.max_prompt_size,
     );
-    let plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
+    let mut plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
     let gateway_mode = args.network == GATEWAY;
     check_gateway_input(args, &plan, gateway_mode)?;
     let prices = match &args.prices {
@@ -142,6 +142,14 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let engine = super::connect(host).await?;
     let info = engine.info().await?;
     plan.check_cpus(info.ncpu)?;
+    let lowered = plan.fit_default_memory(info.mem_total);
+    if lowered > 0 {
+        eprintln!(
+            "note: the engine has {} of memory, less than the default limit of 4 GiB: {lowered} task(s) get {} (set `memory` or --memory to choose)",
+            indicatif::HumanBytes(info.mem_total as u64),
+            indicatif::HumanBytes(info.mem_total as u64)
+        );
+    }
     plan.check_memory(info.mem_total)?;
     check_network(&engine, &args.network).await?;
     let image = match &args.image {

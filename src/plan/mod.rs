@@ -117,6 +117,25 @@ impl Plan {
     /// one per file and limit: such a task could never start beside another, and alone its
     /// limit would be no limit. A non-positive `engine_memory` means "unknown" and checks
     /// nothing.
+    /// Lowers to the engine's memory the limit of every task that has only sandpen's built-in
+    /// default (4 GiB) and would not fit in a smaller engine (a small Docker Desktop VM): the
+    /// default must run anywhere. A limit the user gave is never changed (`check_memory`
+    /// refuses it). Returns how many tasks were lowered.
+    pub fn fit_default_memory(&mut self, engine_memory: i64) -> usize {
+        let default = Defaults::default().memory_bytes;
+        if engine_memory <= 0 || engine_memory >= default {
+            return 0;
+        }
+        let mut lowered = 0;
+        for t in &mut self.tasks {
+            if t.limits.memory_bytes == default {
+                t.limits.memory_bytes = engine_memory;
+                lowered += 1;
+            }
+        }
+        lowered
+    }
+
     pub fn check_memory(&self, engine_memory: i64) -> Result<(), PlanError> {
         if engine_memory <= 0 {
             return Ok(());

@@ -247,3 +247,26 @@ fn check_memory_against_the_engine() {
     );
     assert!(!text.contains("small"), "{text}");
 }
+
+#[test]
+fn the_default_memory_limit_fits_a_small_engine_and_a_given_one_does_not_move() {
+    let dir = TempDir::new().unwrap();
+    let toml = "[[task]]\nid = \"default\"\nprompt_text = \"x\"\n[[task]]\nid = \"given\"\nprompt_text = \"x\"\nmemory = \"3g\"\n";
+    let t = write(dir.path(), "tasks.toml", toml);
+    let mut plan = ok(&[t]);
+    assert_eq!(plan.fit_default_memory(8 << 30), 0, "4 GiB fits in 8");
+    assert_eq!(
+        plan.fit_default_memory(0),
+        0,
+        "an unknown engine size changes nothing"
+    );
+    assert_eq!(plan.fit_default_memory(2 << 30), 1);
+    assert_eq!(plan.get("default").unwrap().limits.memory_bytes, 2 << 30);
+    assert_eq!(plan.get("given").unwrap().limits.memory_bytes, 3 << 30);
+    assert!(
+        plan.check_memory(2 << 30)
+            .unwrap_err()
+            .to_string()
+            .contains("`given`")
+    );
+}
