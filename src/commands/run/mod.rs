@@ -2,17 +2,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::agent;
-use crate::agent::env::CREDENTIAL_ENV;
 use crate::cli::{DepsFromArg, RunArgs};
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
-use crate::gateway::allow::HostPattern;
 use crate::gateway::price::PriceTable;
-use crate::gateway::{GatewayHandle, GatewayOptions, Starting};
 use crate::image::{ImageRequest, Target};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
@@ -20,6 +17,11 @@ use crate::report::{self, Consumer, HtmlWriter, JunitWriter, LiveView, Ndjson, R
 use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
+
+mod gateway;
+
+pub use gateway::gateway_image;
+use gateway::{check_gateway_input, host_credentials, start_gateway};
 
 /// After a second interrupt, how long sandpen waits for the kill before it leaves.
 const SECOND_INTERRUPT_EXIT: Duration = Duration::from_millis(1500);
@@ -212,111 +214,6 @@ pub fn check_output_file(flag: &str, path: Option<&std::path::Path>) -> anyhow::
 
 /// The network mode in which tasks reach only the run's gateway.
 pub const GATEWAY: &str = "gateway";
-
-/// The gateway image: sandpen's own executable on the base, made once per sandpen build (and
-/// said only then: reusing it is every run's normal case).
-pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
-    let mut display = crate::report::build::BuildDisplay::stderr();
-    let tag = crate::image::ensure(engine, &ImageRequest::new(Target::Gateway), &mut |e| {
-        if !matches!(e, crate::image::ImageEvent::Reused { .. }) {
-            display.on_event(e)
-        }
-    })
-    .await;
-    display.finish();
-    Ok(tag?)
-}
-
-/// `--allow-host`, `allow_hosts` and `--max-cost` mean something only with the gateway.
-fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: bool) -> anyhow::Result<()> {
-    for entry in &args.allow_hosts {
-        if let Err(why) = HostPattern::parse(entry) {
-            return Err(UsageError(format!(
-                "--allow-host {entry:?}: {why}\nfix: pass a host name or address, optionally with :PORT, `*.suffix`, or `*`"
-            ))
-            .into());
-        }
-    }
-    if gateway_mode {
-        return Ok(());
-    }
-    let network = &args.network;
-    let fix = "fix: use the default --network gateway, or drop the allowlist and budget";
-    if !args.allow_hosts.is_empty() {
-        return Err(UsageError(format!(
-            "--allow-host with --network {network}: only the gateway has an allowlist\n{fix}"
-        ))
-        .into());
-    }
-    if let Some(t) = plan.tasks.iter().find(|t| !t.allow_hosts.is_empty()) {
-        return Err(UsageError(format!(
-            "task {} ({}) sets allow_hosts, but --network {network} has no allowlist\n{fix}",
-            t.id,
-            t.source.display()
-        ))
-        .into());
-    }
-    if let Some(t) = plan.tasks.iter().find(|t| t.max_cost.is_some()) {
-        return Err(UsageError(format!(
-            "a budget (--max-cost or max_cost, task {}) needs the gateway to meter it, but --network is {network}\n{fix}",
-            t.id
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// The run's gateway, started now and made beside the run's first checkouts: its upstream is
-/// the host's `ANTHROPIC_BASE_URL` or the real API, with the host's key (or token), which goes
-/// to the gateway alone.
-fn start_gateway(
-    p: &Prepared,
-    owner: &Owner,
-    layout: &RunDir,
-    (image, prices): &(String, PriceTable),
-    opts: &RunOptions,
-    events: EventSender,
-) -> GatewayHandle {
-    let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
-        || "https://api.anthropic.com".to_string(),
-        |v| v.expose_secret().to_string(),
-    );
-    let credential = cred("ANTHROPIC_API_KEY")
-        .map(|v| ("x-api-key".to_string(), v))
-        .or_else(|| cred("ANTHROPIC_AUTH_TOKEN").map(|v| ("authorization".to_string(), v)));
-    let mut allow: Vec<String> = crate::gateway::allow::DEFAULTS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    allow.extend(opts.allow_hosts.iter().cloned());
-    if opts.allow_hosts.iter().any(|h| h.trim() == "*") {
-        warn("--allow-host '*': tasks may reach any host through the gateway (still metered and logged)");
-    }
-    let options = GatewayOptions {
-        image: image.clone(),
-        upstream,
-        credential,
-        prices: prices.clone(),
-        allow,
-        audit: layout.egress(),
-        log: layout.gateway_log(),
-        events: Some(events),
-    };
-    let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
-    GatewayHandle::new(std::sync::Arc::new(starting), p.plan.tasks.len())
-}
-
-/// The credentials set on the host.
-fn host_credentials() -> Vec<(String, SecretString)> {
-    CREDENTIAL_ENV
-        .iter()
-        .filter_map(|k| {
-            let v = std::env::var(k).ok().filter(|v| !v.is_empty())?;
-            Some((k.to_string(), SecretString::from(v)))
-        })
-        .collect()
-}
 
 async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
     if matches!(network, GATEWAY | "none" | "bridge" | "host") || engine.network_exists(network).await? {
