@@ -16,30 +16,7 @@ fn engine_memory() -> u64 {
 
 /// [began_at, ended_at] of every task (its slot: checkout to collection), in epoch seconds.
 fn slots(report: &serde_json::Value) -> Vec<(String, f64, f64)> {
-    report["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                field(t, "id").to_string(),
-                epoch_s(field(t, "began_at")),
-                epoch_s(field(t, "ended_at")),
-            )
-        })
-        .collect()
-}
-
-/// The largest number of intervals that hold at one instant (touching ones do not overlap).
-fn max_overlap(iv: &[(String, f64, f64)]) -> usize {
-    let mut edges: Vec<(f64, i32)> = iv.iter().flat_map(|(_, s, e)| [(*s, 1), (*e, -1)]).collect();
-    edges.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
-    let (mut now, mut max) = (0, 0);
-    for (_, d) in edges {
-        now += d;
-        max = max.max(now);
-    }
-    max as usize
+    intervals(report, "began_at", "ended_at")
 }
 
 #[test]

@@ -17,31 +17,7 @@ fn timed() -> std::sync::MutexGuard<'static, ()> {
 
 /// [started_at, finished_at] of every task, in seconds since the epoch.
 fn intervals(report: &serde_json::Value) -> Vec<(String, f64, f64)> {
-    report["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                field(t, "id").to_string(),
-                epoch_s(field(t, "started_at")),
-                epoch_s(field(t, "finished_at")),
-            )
-        })
-        .collect()
-}
-
-/// The largest number of intervals that hold at one instant.
-fn max_concurrency(iv: &[(String, f64, f64)]) -> usize {
-    let mut edges: Vec<(f64, i32)> = iv.iter().flat_map(|(_, s, f)| [(*s, 1), (*f, -1)]).collect();
-    // At equal times, ends before starts: touching intervals do not overlap.
-    edges.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
-    let (mut now, mut max) = (0, 0);
-    for (_, d) in edges {
-        now += d;
-        max = max.max(now);
-    }
-    max as usize
+    common::intervals(report, "started_at", "finished_at")
 }
 
 #[test]
@@ -115,7 +91,7 @@ prompt_text = "exit 3"
     // Parallel by the report's own intervals, not by a wall-clock bound a loaded machine breaks.
     let iv = intervals(&report);
     assert!(
-        max_concurrency(&iv) >= 2,
+        max_overlap(&iv) >= 2,
         "tasks ran in parallel: {iv:?} (wall {wall}s)"
     );
 
@@ -153,7 +129,7 @@ fn four_tasks_at_four_jobs_overlap() {
         earliest_end - latest_start
     );
     assert!(latest_start < earliest_end, "all four ran at one instant: {iv:?}");
-    assert_eq!(max_concurrency(&iv), 4);
+    assert_eq!(max_overlap(&iv), 4);
 }
 
 #[test]
@@ -168,7 +144,7 @@ fn jobs_limit_two_never_runs_more_than_two_at_once() {
     let report = run.report();
     let iv = intervals(&report);
     let wall = report["wall_s"].as_f64().unwrap();
-    let max = max_concurrency(&iv);
+    let max = max_overlap(&iv);
     eprintln!("-j 2: wall {wall:.2}s, at most {max} at once: {iv:?}");
     assert_eq!(max, 2, "-j 2 runs two at a time, no more: {iv:?}");
     assert!(wall >= 6.0, "two rounds of sleep 3 take 6 s at least: {wall}s");

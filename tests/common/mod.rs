@@ -372,3 +372,33 @@ pub fn spawn_run_with(repo: &Path, toml: &str, extra: &[&str], env: &[(&str, &st
         stderr_path,
     }
 }
+
+/// [`from`, `to`] of every task of a report (e.g. started_at to finished_at), in seconds since
+/// the epoch.
+pub fn intervals(report: &serde_json::Value, from: &str, to: &str) -> Vec<(String, f64, f64)> {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                field(t, "id").to_string(),
+                epoch_s(field(t, from)),
+                epoch_s(field(t, to)),
+            )
+        })
+        .collect()
+}
+
+/// The largest number of intervals that hold at one instant.
+pub fn max_overlap(iv: &[(String, f64, f64)]) -> usize {
+    let mut edges: Vec<(f64, i32)> = iv.iter().flat_map(|(_, s, e)| [(*s, 1), (*e, -1)]).collect();
+    // At equal times, ends before starts: touching intervals do not overlap.
+    edges.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+    let (mut now, mut max) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
