@@ -88,7 +88,10 @@ fn a_run_with_html_records_samples_and_its_page_renders_in_a_browser() {
     let run = run_tasks(
         repo.path(),
         "[[task]]\nid = \"quick\"\nprompt_text = \"echo hi\"\n\n\
-         [[task]]\nid = \"slow\"\nprompt_text = \"sleep 2; echo done\"\n",
+         [[task]]\nid = \"slow\"\nprompt_text = \"sleep 2; echo done\"\n\n\
+         [[task]]\nid = \"blink\"\nprompt_text = \"sleep 0.6\"\n\n\
+         [[task]]\nid = \"spin\"\nprompt_text = '''\nend=$(($(date +%s%N)+700000000))\n\
+         while [ $(date +%s%N) -lt $end ]; do :; done\n'''\n",
         &["--html", html.to_str().unwrap()],
     );
     assert_eq!(run.code, 0, "{}", run.dump());
@@ -115,6 +118,16 @@ fn a_run_with_html_records_samples_and_its_page_renders_in_a_browser() {
     for key in ["queued_at", "began_at", "ended_at"] {
         epoch_s(field(slow, key));
     }
+    // Tasks under a second: the engine's own stream samples on a shared tick a second and
+    // often misses them; sandpen reads a local container's cgroup.
+    for id in ["blink", "spin"] {
+        let t = task(&report, id);
+        assert!(t["peak_memory_bytes"].as_u64().unwrap_or(0) > 0, "{t:#}");
+        assert!(t["mean_cpu_percent"].is_number(), "{t:#}");
+        assert!(t["peak_cpu_percent"].is_number(), "{t:#}");
+    }
+    let spin = task(&report, "spin")["peak_cpu_percent"].as_f64().unwrap();
+    assert!(spin > 30.0, "a busy loop shows as busy: {spin}%");
 
     // The page, as a browser renders it: a screenshot of some substance, and the DOM.
     let text = std::fs::read_to_string(&html).unwrap();

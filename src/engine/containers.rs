@@ -100,6 +100,34 @@ impl Engine {
         Ok(crate::monitor::sample(&stats))
     }
 
+    fn stats_stream(&self, id: &str) -> StatsStream {
+        let opts = StatsOptionsBuilder::default().stream(true).build();
+        let context = format!("reading the stats of container {}", short(id));
+        self.docker()
+            .stats(id, Some(opts))
+            .map_err(move |e| EngineError::api(context.clone(), &e))
+            .boxed()
+    }
+
+    /// The cgroup of a running container, if this host shows it (a local engine, sandpen in
+    /// the engine's pid namespace).
+    async fn local_cgroup(&self, id: &str) -> Option<super::cgroup::Cgroup> {
+        let info = tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.docker()
+                .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let pid = info.state?.pid?;
+        let full_id = info.id?;
+        tokio::task::spawn_blocking(move || super::cgroup::Cgroup::of_process(pid, &full_id))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Attaches to a container's stdout and stderr (as sandpen reads them: chunks, errors in
     /// words) and, with `stdin`, its standard input.
     pub(crate) async fn attach_streams(
@@ -212,13 +240,18 @@ impl ContainerEngine for Engine {
         self.attach_streams(id, true, context).await
     }
 
+    /// The container's cgroup read directly when this host shows it (`cgroup.rs`: readings
+    /// at any moment, not only on the engine's tick a second), else the engine's stream.
     fn stats(&self, id: &str) -> StatsStream {
-        let opts = StatsOptionsBuilder::default().stream(true).build();
-        let context = format!("reading the stats of container {}", short(id));
-        self.docker()
-            .stats(id, Some(opts))
-            .map_err(move |e| EngineError::api(context.clone(), &e))
-            .boxed()
+        let (engine, id) = (self.clone(), id.to_string());
+        futures_util::stream::once(async move {
+            match engine.local_cgroup(&id).await {
+                Some(cg) => cg.stream(),
+                None => engine.stats_stream(&id),
+            }
+        })
+        .flatten()
+        .boxed()
     }
 
     async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {

@@ -1,6 +1,7 @@
 //! The Docker Engine API, through bollard. This is the only module that talks to the engine;
 //! the rest of sandpen asks it for what it needs in sandpen's own terms.
 
+mod cgroup;
 mod containers;
 mod error;
 mod images;
