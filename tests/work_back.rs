@@ -232,6 +232,76 @@ fn a_nested_repository_comes_back_as_its_files() {
     );
 }
 
+/// Tasks of the run `run_id` the engine created a collection sandbox for.
+fn sandboxes(run_id: &str, since: u64) -> Vec<String> {
+    let until = epoch_now() + 1;
+    let out = docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=create",
+        "--filter",
+        &format!("label=sandpen.run={run_id}"),
+        "--filter",
+        "label=sandpen.role=collect",
+        "--format",
+        "{{index .Actor.Attributes \"sandpen.task\"}}",
+    ]);
+    let mut tasks: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    tasks.sort();
+    tasks
+}
+
+fn epoch_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_secs()
+}
+
+#[test]
+fn a_task_that_ends_by_itself_is_collected_in_its_own_container_a_stopped_one_by_the_sandbox() {
+    let repo = make_repo();
+    let since = epoch_now() - 1;
+    // `late` also forges what a collection in place leaves: sandpen stopped it, so the
+    // sandbox collects, and its real work comes back.
+    let toml = r#"[[task]]
+id = "ends"
+prompt_text = "echo a > a.txt"
+
+[[task]]
+id = "late"
+timeout = "3s"
+prompt_text = '''
+echo b > b.txt
+echo 0 > /sandpen-out/done; echo 'sandpen-collect: head 0000' > /sandpen-out/hints
+sleep 60
+'''
+"#;
+    let run = run_tasks(repo.path(), toml, &[]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    let report = run.report();
+    let run_id = report["run_id"].as_str().unwrap();
+    assert_eq!(field(task(&report, "ends"), "status"), "succeeded", "{report:#}");
+    assert_eq!(field(task(&report, "late"), "status"), "timed_out", "{report:#}");
+    for (id, file, text) in [("ends", "a.txt", "a\n"), ("late", "b.txt", "b\n")] {
+        let t = task(&report, id);
+        assert_eq!(t["salvaged"], true, "{t:#}");
+        let branch = field(t, "branch");
+        assert_eq!(
+            git(repo.path(), &["show", &format!("{branch}:{file}")]),
+            text,
+            "{t:#}"
+        );
+    }
+    assert_eq!(
+        sandboxes(run_id, since),
+        ["late"],
+        "one container for the task that ended"
+    );
+}
+
 #[test]
 fn sigkill_after_the_first_task_leaves_a_report_holding_it() {
     let repo = make_repo();

@@ -28,14 +28,41 @@ pub const PROMPT_PATH: &str = "/run/sandpen/prompt.md";
 /// sandpen, while alive, stops the task earlier, at its timeout.
 ///
 /// `gated`: in gateway mode, the shell first waits at the gate for the gateway's address.
-pub fn command(max_turns: u32, deadline: Duration, kill_after: Duration, gated: bool) -> Vec<String> {
+///
+/// `then`: shell lines run after the CLI ended by itself (not when the container is stopped),
+/// before the container exits with the CLI's code; `started` (epoch seconds) and `code` are
+/// set for them. Empty: the CLI replaces the shell.
+pub fn command(
+    max_turns: u32,
+    deadline: Duration,
+    kill_after: Duration,
+    gated: bool,
+    then: &str,
+) -> Vec<String> {
     let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
     let gate = if gated { gate::script() } else { String::new() };
+    // `<`: the prompt file on stdin.
+    let run = if then.is_empty() {
+        // No shell stays between the init and the CLI.
+        format!("exec \"$@\" < {PROMPT_PATH}")
+    } else {
+        // The shell stays, so it passes a stop on to the CLI (the init signals only the
+        // shell), and runs `then` only when the CLI ended on its own.
+        format!(
+            "started=$(date +%s) stopped=\n\
+             \"$@\" < {PROMPT_PATH} &\n\
+             pid=$!\n\
+             trap 'stopped=1 again=1; kill -TERM $pid 2>/dev/null' TERM INT HUP\n\
+             while :; do again=; wait $pid; code=$?; [ -n \"$again\" ] || break; done\n\
+             trap - TERM INT HUP\n\
+             if [ -z \"$stopped\" ]; then\n{then}\nfi\n\
+             exit $code"
+        )
+    };
     [
         "sh",
         "-c",
-        // `exec "$@"`: no shell stays between the init and the CLI; `<`: the prompt file on stdin.
-        &format!("{gate}exec \"$@\" < {PROMPT_PATH}"),
+        &format!("{gate}{run}"),
         "sandpen-task",
         "timeout",
         &format!("--kill-after={}", secs(kill_after)),
@@ -117,7 +144,7 @@ mod tests {
 
     #[test]
     fn every_task_runs_the_workflow_manager_with_its_prompt_on_stdin() {
-        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10), false);
+        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10), false, "");
         let claude = cmd.iter().position(|a| a == "claude").unwrap();
         assert_eq!(&cmd[claude - 3..=claude], ["uv", "run", "--", "claude"]);
         let agent = cmd.iter().position(|a| a == "--agent").unwrap();
@@ -131,6 +158,46 @@ mod tests {
         );
         assert!(cmd.windows(2).any(|w| w == ["--max-turns", "7"]));
         assert!(cmd.windows(2).any(|w| w == ["--output-format", "stream-json"]));
+    }
+
+    /// The command's shell as the container runs it, with `program` in place of the CLI.
+    fn shell(then: &str, program: &str) -> std::process::Child {
+        let cmd = command(1, Duration::from_secs(60), Duration::from_secs(1), false, then);
+        let script = cmd[2].replace(PROMPT_PATH, "/dev/null");
+        std::process::Command::new("sh")
+            .args(["-c", &script, "sandpen-task", "sh", "-c", program])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn then_runs_after_a_cli_that_ended_by_itself_and_the_cli_s_code_is_kept() {
+        let out = shell("echo then-ran $code\n", "exit 3")
+            .wait_with_output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "then-ran 3\n");
+    }
+
+    #[test]
+    fn a_stop_reaches_the_cli_and_then_does_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("got-term");
+        let program = format!(
+            "trap 'touch {}; exit 143' TERM; echo up; while :; do sleep 0.05; done",
+            mark.display()
+        );
+        let mut child = shell("echo then-ran\n", &program);
+        let mut up = [0u8; 3];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut up).unwrap();
+        let pid = child.id().to_string();
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        assert!(mark.exists(), "the CLI got the stop");
+        assert_eq!(out.status.code(), Some(143));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("then-ran"));
     }
 
     #[test]

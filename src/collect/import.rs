@@ -154,6 +154,19 @@ fn shown(name: &str) -> String {
 /// `limit` bytes; opening never blocks and never follows a link.
 pub(super) fn copy_regular_file(from: &Path, to: &Path, limit: u64) -> Result<(), CollectError> {
     let bad = |why: String| CollectError::Bundle(format!("{}: {why}", from.display()));
+    let file = open_regular_file(from, limit)?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut dest = std::fs::File::create(to).map_err(|e| bad(e.to_string()))?;
+    std::io::copy(&mut file.take(limit), &mut dest).map_err(|e| bad(e.to_string()))?;
+    Ok(())
+}
+
+/// Opens `from` if it is a regular file of at most `limit` bytes, without blocking and without
+/// following a link: a file a task could have written is read as data, never as a FIFO.
+pub(super) fn open_regular_file(from: &Path, limit: u64) -> Result<std::fs::File, CollectError> {
+    let bad = |why: String| CollectError::Bundle(format!("{}: {why}", from.display()));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
@@ -166,12 +179,7 @@ pub(super) fn copy_regular_file(from: &Path, to: &Path, limit: u64) -> Result<()
     if meta.len() > limit {
         return Err(bad(format!("larger than {limit} bytes")));
     }
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
-    }
-    let mut dest = std::fs::File::create(to).map_err(|e| bad(e.to_string()))?;
-    std::io::copy(&mut file.take(limit), &mut dest).map_err(|e| bad(e.to_string()))?;
-    Ok(())
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! into the user's repository (`import`). Host-side git never runs in a task-controlled tree.
 
 mod import;
+mod in_place;
 mod sandbox;
 
 use std::time::UNIX_EPOCH;
@@ -18,6 +19,7 @@ use crate::engine::spec::{Limits, Owner};
 use crate::engine::{ContainerEngine, EngineError};
 use crate::workspace::{Repo, RunDir, WorkspaceError};
 
+pub use in_place::{InPlace, prepare as prepare_in_place};
 pub use sandbox::TIME_LIMIT;
 
 /// What came back from a task's checkout.
@@ -99,6 +101,9 @@ pub struct Job<'a> {
     pub user: (u32, u32),
     pub handed: bool,
     pub limits: Limits,
+    /// Whether what the task's container collected in place may be taken: not when sandpen
+    /// stopped it (the script did not run, and whatever is there the task wrote).
+    pub ended_by_itself: bool,
 }
 
 impl Job<'_> {
@@ -107,12 +112,19 @@ impl Job<'_> {
     }
 }
 
-/// Runs the sandbox, brings the result into the user's repository, hands the checkout back.
+/// Takes what the task's container collected in place or else runs the sandbox, brings the
+/// result into the user's repository, hands the checkout back.
 pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Collected, CollectError> {
     let out_dir = job.run.collect_out(job.task);
-    let (start_refs, since) = start_refs(job).await?;
-    sandbox::prepare_out_dir(&out_dir, job, &start_refs)?;
-    let hints = sandbox::run_sandbox(engine, job, &out_dir, since).await;
+    let in_place = job.ended_by_itself.then(|| in_place::outcome(&out_dir)).flatten();
+    let hints = match in_place {
+        Some(hints) => Ok(hints),
+        None => {
+            let (start_refs, since) = start_refs(job).await?;
+            sandbox::prepare_out_dir(&out_dir, job, &start_refs)?;
+            sandbox::run_sandbox(engine, job, &out_dir, since).await
+        }
+    };
     // Whatever the sandbox did, the files go back to their owner.
     crate::workspace::hand_back(&job.run.checkout(job.task), job.handed, job.repo.owner).await?;
     crate::workspace::hand_back(&out_dir, job.handed, job.repo.owner).await?;

@@ -13,9 +13,9 @@ use crate::engine::{ContainerEngine, EngineError, Stream, short};
 use crate::workspace::{OBJECTS_MOUNT, WorkspaceError};
 
 /// The sandbox's script (POSIX sh, run by the image's `sh`).
-const SCRIPT: &str = include_str!("sandbox.sh");
+pub(super) const SCRIPT: &str = include_str!("sandbox.sh");
 /// Where the sandbox writes the bundle.
-const OUT: &str = "/sandpen-out";
+pub(super) const OUT: &str = "/sandpen-out";
 /// The whole sandbox, from create to remove.
 pub const TIME_LIMIT: Duration = Duration::from_secs(300);
 /// What the host keeps of the sandbox's output (for its messages and hints).
@@ -106,6 +106,36 @@ impl Hints {
     }
 }
 
+/// The script's arguments: the base, the task, the run, when the checkout was made, and where
+/// the checkout's borrowed objects are on the host (for the checkout to point at when the
+/// script is done; empty: it borrows none).
+pub(super) fn script_args(job: &Job<'_>, since: u64) -> Vec<String> {
+    let objects = job.repo.objects.as_ref();
+    vec![
+        job.base.to_string(),
+        job.task.to_string(),
+        job.run_id().to_string(),
+        since.to_string(),
+        objects.map(|o| o.display().to_string()).unwrap_or_default(),
+    ]
+}
+
+/// The script's whole environment: neither the image's nor any global git config, only the
+/// task's own, and a fixed identity for the salvage commit.
+pub(super) fn env() -> Vec<String> {
+    vec![
+        format!("HOME={HOME}"),
+        "GIT_CONFIG_NOSYSTEM=1".into(),
+        "GIT_CONFIG_GLOBAL=/dev/null".into(),
+        "GIT_TERMINAL_PROMPT=0".into(),
+        "GIT_AUTHOR_NAME=sandpen".into(),
+        "GIT_AUTHOR_EMAIL=sandpen@localhost".into(),
+        "GIT_COMMITTER_NAME=sandpen".into(),
+        "GIT_COMMITTER_EMAIL=sandpen@localhost".into(),
+        "LC_ALL=C".into(),
+    ]
+}
+
 pub(super) async fn run_sandbox<E: ContainerEngine>(
     engine: &E,
     job: &Job<'_>,
@@ -118,33 +148,9 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         cmd: ["sh", "-c", SCRIPT, "sandpen-collect"]
             .map(String::from)
             .into_iter()
-            .chain([
-                job.base.to_string(),
-                job.task.to_string(),
-                job.run_id().to_string(),
-                since.to_string(),
-                // Where the checkout's borrowed objects are on the host, for the checkout to
-                // point at when the sandbox is done (empty: it borrows none).
-                job.repo
-                    .objects
-                    .as_ref()
-                    .map(|o| o.display().to_string())
-                    .unwrap_or_default(),
-            ])
+            .chain(script_args(job, since))
             .collect(),
-        env: [
-            format!("HOME={HOME}"),
-            // Neither the image's nor any global git config: only the task's own, in here.
-            "GIT_CONFIG_NOSYSTEM=1".into(),
-            "GIT_CONFIG_GLOBAL=/dev/null".into(),
-            "GIT_TERMINAL_PROMPT=0".into(),
-            "GIT_AUTHOR_NAME=sandpen".into(),
-            "GIT_AUTHOR_EMAIL=sandpen@localhost".into(),
-            "GIT_COMMITTER_NAME=sandpen".into(),
-            "GIT_COMMITTER_EMAIL=sandpen@localhost".into(),
-            "LC_ALL=C".into(),
-        ]
-        .to_vec(),
+        env: env(),
         secrets: Vec::new(),
         user: job.user,
         labels: job.owner.labels(job.task, "collect"),

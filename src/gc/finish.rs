@@ -73,6 +73,8 @@ pub async fn finish_run<E: ContainerEngine>(
                 user: manifest.user,
                 handed: true,
                 limits: task.limits,
+                // gc may have removed the container while it ran: the sandbox collects.
+                ended_by_itself: false,
             };
             let ended = match exit_codes.get(&task.id) {
                 Some(124) => " (its container stopped itself at its deadline)".to_string(),

@@ -71,6 +71,11 @@ impl RunDir {
         self.internal().join("out").join(task)
     }
 
+    /// The collection script, mounted read-only into task containers that collect in place.
+    pub fn collect_script(&self) -> PathBuf {
+        self.internal().join("collect.sh")
+    }
+
     /// The refs of the task's checkout as sandpen made it ("<oid> <ref>" lines); its mtime
     /// is when the checkout was made.
     pub fn start_refs(&self, task: &str) -> PathBuf {

@@ -92,6 +92,8 @@ pub(crate) struct Ctx<E> {
     pub stderr_log: PathBuf,
     /// The task's way to the run's gateway, once admitted.
     pub admission: Option<crate::gateway::Admission>,
+    /// How its container collects its work once the CLI ended (else the sandbox does).
+    pub in_place: Option<collect::InPlace>,
 }
 
 /// Runs `task` from the commit `base` (the scheduler's choice: `--base` or its dependencies'
@@ -110,6 +112,7 @@ pub(crate) async fn run<E: ContainerEngine>(
     let layout = &cfg.layout;
     let mut ctx = Ctx {
         admission: None,
+        in_place: None,
         log: layout.log(&task.id),
         stderr_log: layout.stderr_log(&task.id),
         engine,
@@ -147,6 +150,23 @@ pub(crate) async fn run<E: ContainerEngine>(
     if let Err(e) = write_prompt(&ctx) {
         return finish(result, TaskStatus::Error, Some(e), started);
     }
+    let mut job = collect::Job {
+        repo: &cfg.repo,
+        run: layout,
+        owner: &cfg.owner,
+        task: &id,
+        base: &base,
+        image: &cfg.image,
+        user,
+        handed: checkout.handed_to().is_some(),
+        limits: ctx.task.limits,
+        ended_by_itself: false,
+    };
+    // Without it the sandbox collects, as it does for a task that was stopped.
+    ctx.in_place = collect::prepare_in_place(&job, ctx.task.timeout)
+        .await
+        .inspect_err(|e| tracing::warn!(task = %id, "collecting in place: {e}; the sandbox will"))
+        .ok();
 
     let end = match agent::check_definition(&checkout.path) {
         Ok(()) => match admit(&mut ctx).await {
@@ -170,6 +190,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         }
     };
     let settled = end.as_ref().is_none_or(|e| e.settled);
+    job.ended_by_itself = end.as_ref().is_some_and(|e| e.stopped_for.is_none());
     if let Some(end) = end {
         apply_end(&mut result, &ctx, end);
     }
@@ -206,17 +227,6 @@ pub(crate) async fn run<E: ContainerEngine>(
 
     // The work comes back whatever happened to the container, cancelled runs included.
     let collecting = Instant::now();
-    let job = collect::Job {
-        repo: &cfg.repo,
-        run: layout,
-        owner: &cfg.owner,
-        task: &id,
-        base: &base,
-        image: &cfg.image,
-        user,
-        handed: checkout.handed_to().is_some(),
-        limits: ctx.task.limits,
-    };
     let collected = collect::collect(&ctx.engine, &job).await;
     result.timings.collect_s = collecting.elapsed().as_secs_f64();
     let (status, message) = (result.status, result.message.take());

@@ -66,6 +66,7 @@ fn with_credentials<E: ContainerEngine>(
                 .as_ref()
                 .map(|o| BindMount::read_only(o, OBJECTS_MOUNT)),
         )
+        .chain(ctx.in_place.iter().flat_map(|p| p.mounts.iter().cloned()))
         .collect(),
         limits: task.limits,
         network: network.to_string(),
@@ -76,5 +77,6 @@ fn with_credentials<E: ContainerEngine>(
 
 fn command<E>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
     let (cfg, task) = (&ctx.cfg, &ctx.task);
-    agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated)
+    let then = ctx.in_place.as_ref().map_or("", |p| p.shell.as_str());
+    agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then)
 }
