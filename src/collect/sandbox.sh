@@ -103,11 +103,16 @@ while IFS= read -r d; do
     mv "$d/$aside" "$d/.git" || echo "could not put back $d/.git (it is at $d/$aside)" >&2
 done < "$out/moved"
 [ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
-# What was left out, for the report (C-quoted by git when unusual).
+# What was left out, for the report (C-quoted by git when unusual): one status of the
+# excluded patterns, made positive.
+n=$#
 for p in "$@"; do
     case $p in *"$aside"*) continue ;; esac
-    g status --porcelain --untracked-files=all -- ":(glob)${p#:(exclude,glob)}" 2>/dev/null
-done | cut -c4- | sort -u | head -n 100 | while IFS= read -r path; do say left-out "$path"; done
+    set -- "$@" ":(glob)${p#:(exclude,glob)}"
+done
+shift "$n"
+g status --porcelain --untracked-files=all -- "$@" 2>/dev/null \
+    | cut -c4- | sort -u | head -n 100 | while IFS= read -r path; do say left-out "$path"; done
 
 head=$(g rev-parse --verify --quiet 'HEAD^{commit}') || { echo "the checkout has no HEAD commit" >&2; exit 14; }
 say head "$head"
@@ -197,5 +202,5 @@ if [ -s "$out/bundle-list" ]; then
     cat "$out/bundle-list" "$out/known" | g bundle create --quiet "$out/result.bundle" --stdin || exit 15
     say bundle result.bundle
 fi
-g for-each-ref --format='%(refname)' refs/sandpen-collect | while read -r r; do g update-ref -d "$r"; done
+[ "$n" -eq 0 ] || g for-each-ref --format='%(refname)' refs/sandpen-collect | while read -r r; do g update-ref -d "$r"; done
 exit 0
