@@ -22,7 +22,7 @@ use row::Row;
 type Figure = (&'static str, fn(&Ctx, &mut Vec<String>) -> Measured<Vec<Row>>);
 
 /// In the page's order; a figure that fails is a row that says why.
-const FIGURES: [Figure; 10] = [
+const FIGURES: [Figure; 11] = [
     (lifecycle::FIGURE, lifecycle::measure),
     (throughput::FIGURE, throughput::measure),
     (speedup::FIGURE, speedup::measure),
@@ -33,6 +33,7 @@ const FIGURES: [Figure; 10] = [
     (plan::FIGURE, plan::measure),
     (gateway::FIGURE, gateway::measure),
     (checkouts::FIGURE, checkouts::measure),
+    (many::FIGURE, many::measure),
 ];
 
 fn main() {

@@ -46,7 +46,7 @@ pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
 }
 
 /// "TIME maxrss_kib user sys elapsed" -> (maxrss KiB, CPU % of one core).
-fn parse_time(stderr: &str) -> Option<(f64, f64)> {
+pub fn parse_time(stderr: &str) -> Option<(f64, f64)> {
     let line = stderr.lines().rev().find(|l| l.starts_with("TIME "))?;
     let v: Vec<f64> = line[5..]
         .split_whitespace()

@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod image_cache;
 pub mod lifecycle;
 pub mod logs;
+pub mod many;
 pub mod plan;
 pub mod real_cli;
 pub mod speedup;

@@ -11,6 +11,21 @@ use crate::target::{Bound, Target};
 pub const FIGURE: &str = "2a. throughput, trivial tasks (tasks/s)";
 pub const FIGURE_SDK: &str = "2b. throughput vs the Python SDK (tasks/s)";
 
+/// `seq n | xargs -P jobs docker run --rm ...` of the trivial task: what a user would script.
+pub fn xargs_docker_run(ctx: &Ctx, n: usize, jobs: usize) -> Command {
+    let line: Vec<String> = argv(&ctx.docker_run("true", &["--rm"]))[1..]
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect();
+    let script = format!(
+        "seq {n} | xargs -P {jobs} -I{{}} docker {} >/dev/null",
+        line.join(" ")
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    cmd
+}
+
 pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (64, 16, 3) };
     let tasks = ctx.task_file(n, "true", "256m", 0.5);
@@ -18,15 +33,7 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     for _ in 0..rounds {
         let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
         ours.push(n as f64 / wall);
-        let line: Vec<String> = argv(&ctx.docker_run("true", &["--rm"]))[1..]
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect();
-        let script = format!(
-            "seq {n} | xargs -P {jobs} -I{{}} docker {} >/dev/null",
-            line.join(" ")
-        );
-        xargs.push(n as f64 / timed(Command::new("sh").args(["-c", &script]))?);
+        xargs.push(n as f64 / timed(&mut xargs_docker_run(ctx, n, jobs))?);
         if let Some(py) = &ctx.python {
             python.push(n as f64 / timed(&mut ctx.python_sdk(py, n, jobs, "true"))?);
         }
