@@ -1,8 +1,9 @@
 //! Bringing a task's work back, once its container is gone. Everything that reads the task's
 //! working tree or its repository's config (status, add, the salvage commit, listing its
-//! branches, the export) runs in the collection sandbox (`sandbox`): a short-lived container
-//! of the task's own image, as the task's user, with no network, no credentials, the task's
-//! limits and a time limit. The sandbox writes a git bundle of HEAD, every branch the task
+//! branches, the export) runs in a container: the task's own once its CLI ended by itself
+//! (`in_place`), else the collection sandbox (`sandbox`): a short-lived container of the
+//! task's own image, as the task's user, with no network, no credentials, the task's limits
+//! and a time limit. The script writes a git bundle of HEAD, every branch the task
 //! created or moved and the commits no branch reaches; the host copies it (a regular file,
 //! read without following links and with a bound) and fetches those refs, and only those,
 //! into the user's repository (`import`). Host-side git never runs in a task-controlled tree.
