@@ -16,6 +16,10 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let built = run_ok(Command::new(&ctx.sandpen).args(["image", "build", "--target", "agent"]))
         .map_err(|e| format!("the agent image could not be built here ({e})"))?;
     let agent = built.lines().last().unwrap_or_default().trim().to_string();
+    // The runs below use the gateway (sandpen's default network): its image is made by the
+    // first run that needs it, which would then time the build.
+    run_ok(Command::new(&ctx.sandpen).args(["image", "build", "--target", "gateway"]))
+        .map_err(|e| format!("the gateway image could not be built here ({e})"))?;
     let ids: Vec<String> = (0..n).map(|i| format!("t{i:03}")).collect();
     let script = Script {
         tasks: ids
