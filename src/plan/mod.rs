@@ -113,10 +113,6 @@ impl Plan {
         PlanError::from_all(errors).map_or(Ok(()), Err)
     }
 
-    /// An error for the tasks whose memory limit exceeds the engine's memory (`MemTotal`),
-    /// one per file and limit: such a task could never start beside another, and alone its
-    /// limit would be no limit. A non-positive `engine_memory` means "unknown" and checks
-    /// nothing.
     /// Lowers to the engine's memory the limit of every task that has only sandpen's built-in
     /// default (4 GiB) and would not fit in a smaller engine (a small Docker Desktop VM): the
     /// default must run anywhere. A limit the user gave is never changed (`check_memory`
@@ -136,6 +132,10 @@ impl Plan {
         lowered
     }
 
+    /// An error for the tasks whose memory limit exceeds the engine's memory (`MemTotal`),
+    /// one per file and limit: such a task could never start beside another, and alone its
+    /// limit would be no limit. A non-positive `engine_memory` means "unknown" and checks
+    /// nothing.
     pub fn check_memory(&self, engine_memory: i64) -> Result<(), PlanError> {
         if engine_memory <= 0 {
             return Ok(());

@@ -128,6 +128,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::spec::Limits;
+    use crate::runner::TaskResult;
 
     #[test]
     fn an_atomic_write_gets_a_new_files_mode_not_a_temporary_files() {
@@ -139,8 +141,6 @@ mod tests {
         // Under the usual umask (022): readable by all, as any file the user makes.
         assert_eq!(mode & 0o644, 0o644, "mode {mode:o}");
     }
-    use crate::engine::spec::Limits;
-    use crate::runner::TaskResult;
 
     fn tasks_in(path: &Path) -> usize {
         let r: RunReport = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();

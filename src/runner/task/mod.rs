@@ -190,7 +190,10 @@ pub(crate) async fn run<E: ContainerEngine>(
         }
     };
     let settled = end.as_ref().is_none_or(|e| e.settled);
-    job.ended_by_itself = end.as_ref().is_some_and(|e| e.stopped_for.is_none());
+    // Not when sandpen stopped it: for a reason, or because the engine failed while it ran.
+    job.ended_by_itself = end
+        .as_ref()
+        .is_some_and(|e| e.stopped_for.is_none() && e.problems.is_empty());
     if let Some(end) = end {
         apply_end(&mut result, &ctx, end);
     }
