@@ -196,7 +196,7 @@ impl Engine {
 
 impl ContainerEngine for Engine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        self.create_named(&spec.name, spec.to_body()).await
+        self.create_named(&spec.name, spec.to_body(&self.dialect())).await
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {

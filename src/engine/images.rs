@@ -198,12 +198,38 @@ impl Engine {
             .build();
         let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
         let mut stream = docker.create_image(Some(opts), Some(bollard::body_try_stream(rootfs)), None);
+        let mut imported = None;
         while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                return Err(EngineError::api(format!("importing {repo}:{tag}"), &e));
-            }
+            let info = item.map_err(|e| EngineError::api(format!("importing {repo}:{tag}"), &e))?;
+            // Docker answers with the new image's id as the status; Podman also sets `id`.
+            imported = info.id.or(info.status).or(imported);
+        }
+        // Podman 4 names an imported image `repo:latest` whatever tag was asked for: tag the
+        // image it made under the name we asked for.
+        let reference = format!("{repo}:{tag}");
+        if self.image_id(&reference).await?.is_none()
+            && let Some(id) = imported
+            && self.image_id(&id).await?.is_some()
+        {
+            self.tag_image(&id, repo, tag).await?;
         }
         Ok(())
+    }
+
+    /// Gives image `id` the name `repo:tag`.
+    pub async fn tag_image(&self, id: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        let context = format!("tagging image {} as {repo}:{tag}", super::short(id));
+        EngineError::limited(&context, CALL_TIMEOUT, async {
+            self.docker()
+                .tag_image(id, Some(opts))
+                .await
+                .map_err(|e| EngineError::api(&context, &e))
+        })
+        .await
     }
 
     /// Removes an image by reference (used by tests and `--rebuild` clean-up).

@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod containers;
+pub mod dialect;
 mod error;
 mod images;
 mod networks;
@@ -11,6 +12,7 @@ pub mod spec;
 mod system;
 
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
+pub use dialect::{Dialect, EngineKind};
 pub use error::EngineError;
 pub use images::{BuildFailure, BuildLine, ImageSummary};
 pub use networks::RunNetwork;
@@ -36,6 +38,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Engine {
     docker: Docker,
     address: String,
+    dialect: Dialect,
 }
 
 impl Engine {
@@ -61,7 +64,17 @@ impl Engine {
                 });
             }
         }
-        Ok(Self { docker, address })
+        let dialect = dialect::detect(&docker, &address).await?;
+        Ok(Self {
+            docker,
+            address,
+            dialect,
+        })
+    }
+
+    /// Which engine this is and how its API differs from Docker Engine's.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The address this engine was reached at, for messages.

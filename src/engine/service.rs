@@ -25,7 +25,7 @@ pub struct ServiceSpec {
 impl ServiceSpec {
     /// No capabilities, no privilege gain, an init, a read-only root, no swap, no TTY, no
     /// mounts; stdin open, so the caller can talk to it.
-    pub fn to_body(&self) -> ContainerCreateBody {
+    pub fn to_body(&self, dialect: &super::Dialect) -> ContainerCreateBody {
         let (uid, gid) = self.user;
         ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -44,7 +44,7 @@ impl ServiceSpec {
                     typ: Some("none".into()),
                     config: None,
                 }),
-                ..super::spec::hardened(&self.limits)
+                ..super::spec::hardened(&self.limits, dialect)
             }),
             ..Default::default()
         }
@@ -55,7 +55,7 @@ pub type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 impl Engine {
     pub async fn create_service(&self, spec: &ServiceSpec) -> Result<String, EngineError> {
-        self.create_named(&spec.name, spec.to_body()).await
+        self.create_named(&spec.name, spec.to_body(&self.dialect)).await
     }
 
     /// The container's stdout and stderr, and its stdin: closing the input ends the container's

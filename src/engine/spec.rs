@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::Dialect;
+
 /// Label keys on every container sandpen creates.
 pub const LABEL_RUN: &str = "sandpen.run";
 pub const LABEL_TASK: &str = "sandpen.task";
@@ -82,8 +84,10 @@ impl BindMount {
 /// What every container sandpen makes has, whatever it is for: hard CPU, memory (no swap) and
 /// pids limits, no capabilities, no privilege gain, an init that reaps and forwards signals,
 /// and a read-only root.
-pub fn hardened(limits: &Limits) -> HostConfig {
+pub fn hardened(limits: &Limits, dialect: &Dialect) -> HostConfig {
     HostConfig {
+        ulimits: dialect.ulimits(),
+        userns_mode: dialect.userns_mode(),
         nano_cpus: Some(limits.nano_cpus),
         memory: Some(limits.memory_bytes),
         memory_swap: Some(limits.memory_bytes),
@@ -128,10 +132,9 @@ impl ContainerSpec {
     /// The Engine API body. Hardening is not optional: no capabilities, no privilege gain, an
     /// init that reaps and forwards signals, a read-only root, no swap, no TTY (so stdout and
     /// stderr stay apart), and no Docker socket (only the checkout is mounted).
-    pub fn to_body(&self) -> ContainerCreateBody {
+    pub fn to_body(&self, dialect: &Dialect) -> ContainerCreateBody {
         let (uid, gid) = self.user;
-        let tmpfs_opts =
-            |size: &str| format!("rw,nosuid,nodev,exec,size={size},uid={uid},gid={gid},mode=0755");
+        let tmpfs_opts = |size: &str| dialect.tmpfs_options(size, self.user);
         let mut mounts = vec![Mount {
             target: Some(WORKDIR.into()),
             source: Some(self.workspace.display().to_string()),
@@ -166,7 +169,7 @@ impl ContainerSpec {
                 typ: Some("none".into()),
                 config: None,
             }),
-            ..hardened(&self.limits)
+            ..hardened(&self.limits, dialect)
         };
         ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -218,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_container_is_hardened_and_limited() {
-        let body = spec().to_body();
+        let body = spec().to_body(&Dialect::DOCKER);
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
         assert_eq!(
@@ -243,14 +246,14 @@ mod tests {
     fn credentials_reach_the_container_but_never_a_debug_print() {
         let spec = spec();
         assert!(!format!("{spec:?}").contains("sk-canary"));
-        let env = spec.to_body().env.unwrap();
+        let env = spec.to_body(&Dialect::DOCKER).env.unwrap();
         assert!(env.contains(&"ANTHROPIC_API_KEY=sk-canary".to_string()));
         assert!(env.contains(&"A=1".to_string()));
     }
 
     #[test]
     fn only_the_checkout_is_writable_and_the_socket_is_never_mounted() {
-        let body = spec().to_body();
+        let body = spec().to_body(&Dialect::DOCKER);
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let writable: Vec<_> = mounts.iter().filter(|m| m.read_only != Some(true)).collect();
         assert_eq!(writable.len(), 1);
