@@ -214,11 +214,11 @@ fn socket_peer(address: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::{ComponentVersion, SystemInfoCgroupVersionEnum};
+    use bollard::models::{SystemInfoCgroupVersionEnum, SystemVersionComponents};
 
     fn podman_version() -> SystemVersion {
         SystemVersion {
-            components: Some(vec![ComponentVersion {
+            components: Some(vec![SystemVersionComponents {
                 name: "Podman Engine".into(),
                 version: "4.3.1".into(),
                 details: None,
@@ -231,7 +231,7 @@ mod tests {
     fn podman_is_known_by_its_component_and_docker_is_the_rest() {
         assert!(Dialect::is_podman(&podman_version()));
         let docker = SystemVersion {
-            components: Some(vec![ComponentVersion {
+            components: Some(vec![SystemVersionComponents {
                 name: "Engine".into(),
                 version: "20.10.24".into(),
                 details: None,
