@@ -84,6 +84,12 @@ impl Engine {
     pub async fn stats_once(&self, id: &str) -> Result<crate::monitor::StatsSample, EngineError> {
         let opts = StatsOptionsBuilder::default().stream(false).build();
         let context = format!("reading the stats of container {}", short(id));
+        if !self.dialect().cgroup_per_container() {
+            return Err(EngineError::Api {
+                context,
+                reason: "this engine gives containers no cgroup of their own".into(),
+            });
+        }
         let first = EngineError::limited(&context, CALL_TIMEOUT, async {
             self.docker()
                 .stats(id, Some(opts))
@@ -243,6 +249,10 @@ impl ContainerEngine for Engine {
     /// The container's cgroup read directly when this host shows it (`cgroup.rs`: readings
     /// at any moment, not only on the engine's tick a second), else the engine's stream.
     fn stats(&self, id: &str) -> StatsStream {
+        if !self.dialect().cgroup_per_container() {
+            // The engine's figures would be the user's whole cgroup's: none is honest.
+            return futures_util::stream::empty().boxed();
+        }
         let (engine, id) = (self.clone(), id.to_string());
         futures_util::stream::once(async move {
             match engine.local_cgroup(&id).await {

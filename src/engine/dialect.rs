@@ -16,8 +16,8 @@
 //! - `init: true` needs the `catatonit` binary (Debian's `catatonit` package).
 //! - rootless: the user's own uid must stay the user's inside the container, or the
 //!   bind-mounted checkout is not writable there: `userns=keep-id`. On cgroup v1, a rootless
-//!   engine cannot apply CPU, memory or pids limits at all: `limits_enforced` is false and the
-//!   run says so instead of pretending.
+//!   engine cannot apply CPU, memory or pids limits at all, nor give stats of a container:
+//!   `cgroup_per_container` is false and the run says so instead of pretending.
 
 use bollard::models::{ResourcesUlimits, SystemInfo, SystemVersion};
 use serde::Serialize;
@@ -124,8 +124,10 @@ impl Dialect {
         }
     }
 
-    /// Whether the engine really applies CPU, memory and pids limits to containers.
-    pub fn limits_enforced(&self) -> bool {
+    /// Whether each container gets a cgroup of its own: only then does the engine apply CPU,
+    /// memory and pids limits, and only then are its stats the container's own (a rootless
+    /// engine on cgroup v1 leaves containers in the user's cgroup, and reports that one's).
+    pub fn cgroup_per_container(&self) -> bool {
         !(self.rootless && self.cgroup_v1)
     }
 
@@ -157,10 +159,11 @@ impl Dialect {
     /// What this engine does not do that sandpen would use, for `doctor` and the run's start.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.limits_enforced() {
+        if !self.cgroup_per_container() {
             out.push(
-                "a rootless engine on cgroup v1 cannot apply CPU, memory or pids limits: tasks run \
-                 unlimited (the report says so); fix: a host with cgroup v2, or a rootful engine"
+                "a rootless engine on cgroup v1 gives containers no cgroup of their own: tasks run \
+                 without CPU, memory or pids limits and without CPU or memory figures (the report \
+                 says so: limits_enforced false); fix: a host with cgroup v2, or a rootful engine"
                     .into(),
             );
         }
@@ -198,17 +201,21 @@ pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Di
     })
     .await?;
     let mut dialect = Dialect::new(EngineKind::Podman, Some(&info), address);
-    dialect.rlimits = socket_peer(address).and_then(Rlimits::of_process);
+    // Podman's compatible /info does not say whether it is rootless; its socket's owner does.
+    if let Some((pid, uid)) = socket_peer(address) {
+        dialect.rootless |= uid != 0;
+        dialect.rlimits = Rlimits::of_process(pid);
+    }
     Ok(dialect)
 }
 
-/// The pid of the process serving a local unix socket, when this host shows it.
-fn socket_peer(address: &str) -> Option<u32> {
+/// The pid and uid of the process serving a local unix socket.
+fn socket_peer(address: &str) -> Option<(u32, u32)> {
     let path = address.strip_prefix("unix://").unwrap_or(address);
     let stream = std::os::unix::net::UnixStream::connect(path).ok()?;
     let cred = rustix::net::sockopt::socket_peercred(&stream).ok()?;
-    let pid = cred.pid.as_raw_nonzero().get();
-    u32::try_from(pid).ok()
+    let pid = u32::try_from(cred.pid.as_raw_nonzero().get()).ok()?;
+    Some((pid, cred.uid.as_raw()))
 }
 
 #[cfg(test)]
@@ -258,14 +265,14 @@ mod tests {
             "unix:///run/user/1001/podman.sock",
         );
         assert!(d.rootless && d.cgroup_v1 && d.local);
-        assert!(!d.limits_enforced());
+        assert!(!d.cgroup_per_container());
         assert!(d.warnings()[0].contains("cannot apply"));
         assert_eq!(d.userns_mode().as_deref(), Some("keep-id"));
         let v2 = SystemInfo {
             cgroup_version: Some(SystemInfoCgroupVersionEnum::_2),
             ..info
         };
-        assert!(Dialect::new(EngineKind::Podman, Some(&v2), "unix:///x").limits_enforced());
+        assert!(Dialect::new(EngineKind::Podman, Some(&v2), "unix:///x").cgroup_per_container());
     }
 
     #[test]

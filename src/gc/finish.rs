@@ -53,6 +53,7 @@ pub async fn finish_run<E: ContainerEngine>(
             stderr_log: layout.stderr_log(&task.id).display().to_string(),
             stats_log: Some(layout.stats_log(&task.id).display().to_string()),
             exit_code: exit_codes.get(&task.id).copied(),
+            limits_enforced: manifest.limits_enforced,
             ..TaskResult::new(&task.id, &manifest.image, task.limits)
         });
         result.left_for_gc = false;

@@ -118,7 +118,12 @@ pub struct TaskResult {
     pub left_for_gc: bool,
     pub container_id: Option<String>,
     pub image: String,
+    /// The limits sandpen asked the engine for.
     pub limits: Limits,
+    /// Whether the engine applied them: false where it cannot (a rootless engine on cgroup
+    /// v1 gives containers no cgroup of their own; the task then has no CPU or memory figures).
+    #[serde(default = "yes")]
+    pub limits_enforced: bool,
     pub peak_memory_bytes: Option<u64>,
     pub mean_cpu_percent: Option<f64>,
     pub peak_cpu_percent: Option<f64>,
@@ -143,6 +148,11 @@ pub struct TaskResult {
     pub phases_completed: u32,
     /// Why the task ended as it did, in words (the error, the dependency that failed, ...).
     pub message: Option<String>,
+}
+
+/// For `#[serde(default)]` of flags that older reports did not have and were true then.
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// Where a task's time went, in seconds.
@@ -203,6 +213,7 @@ impl TaskResult {
             container_id: None,
             image: image.to_string(),
             limits,
+            limits_enforced: true,
             peak_memory_bytes: None,
             mean_cpu_percent: None,
             peak_cpu_percent: None,

@@ -14,6 +14,9 @@ pub struct Manifest {
     pub image: String,
     /// The uid:gid the tasks ran as.
     pub user: (u32, u32),
+    /// Whether the engine applied the tasks' limits (`Dialect::cgroup_per_container`).
+    #[serde(default = "crate::runner::events::yes")]
+    pub limits_enforced: bool,
     pub tasks: Vec<ManifestTask>,
 }
 

@@ -48,6 +48,8 @@ pub struct RunConfig {
     /// The engine's memory (`MemTotal`, bytes): the running tasks' memory limits add up to no
     /// more (0: unknown, not checked).
     pub engine_memory: u64,
+    /// Whether the engine applies the tasks' limits (`Dialect::cgroup_per_container`).
+    pub limits_enforced: bool,
     pub fail_fast: bool,
     pub keep_containers: bool,
     pub grace: Duration,

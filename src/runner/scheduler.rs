@@ -270,6 +270,7 @@ fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -
     TaskResult {
         status,
         message: Some(message),
+        limits_enforced: cfg.limits_enforced,
         ..TaskResult::new(&t.id, &cfg.image, t.limits)
     }
 }

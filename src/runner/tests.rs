@@ -89,6 +89,7 @@ async fn run_on(
         max_turns: 5,
         jobs,
         engine_memory,
+        limits_enforced: true,
         fail_fast,
         keep_containers: false,
         grace: Duration::from_secs(1),

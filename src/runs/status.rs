@@ -309,6 +309,7 @@ mod tests {
             base: "b".into(),
             image: "i".into(),
             user: (1000, 1000),
+            limits_enforced: true,
             tasks: vec![task("done"), task("busy"), task("waiting")],
         }
         .write(&layout.manifest())

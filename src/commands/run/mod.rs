@@ -153,6 +153,9 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         );
     }
     plan.check_memory(info.mem_total)?;
+    for line in engine.dialect().warnings() {
+        eprintln!("warning: {} at {}: {line}", engine.dialect().name(), engine.address());
+    }
     check_network(&engine, &args.network).await?;
     let image = match &args.image {
         Some(tag) => {
@@ -237,6 +240,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         base: p.base.clone(),
         image: p.image.clone(),
         user: p.repo.task_user(),
+        limits_enforced: p.engine.dialect().cgroup_per_container(),
         tasks: p
             .plan
             .tasks
@@ -288,6 +292,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         max_turns: opts.max_turns,
         jobs: opts.jobs,
         engine_memory: p.engine_memory.max(0) as u64,
+        limits_enforced: p.engine.dialect().cgroup_per_container(),
         fail_fast: opts.fail_fast,
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,

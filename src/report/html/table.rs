@@ -59,6 +59,9 @@ fn row(s: &mut String, t: &TaskResult) {
     if let Some(d) = t.disk_limit_bytes {
         let _ = write!(limits, ", disk {}", scale::bytes(d as f64));
     }
+    if !t.limits_enforced {
+        limits = format!("not enforced by the engine (asked: {limits})");
+    }
     let memory = t.peak_memory_bytes.map_or_else(dash, |m| scale::bytes(m as f64));
     let cpu = match (t.mean_cpu_percent, t.peak_cpu_percent) {
         (Some(m), Some(p)) => format!("mean {m:.1}%, peak {p:.1}%"),

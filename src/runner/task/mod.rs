@@ -130,6 +130,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         checkout: layout.checkout(&id).display().to_string(),
         disk_limit_bytes: ctx.task.disk_bytes,
         base_commit: Some(base.clone()),
+        limits_enforced: cfg.limits_enforced,
         ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
     };
     ctx.events.send(Event::TaskPreparing {
