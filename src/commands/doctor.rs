@@ -51,9 +51,12 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
 fn print_text(r: &Report) {
     let e = &r.engine;
     println!(
-        "engine      {} (Docker Engine {}, API {})",
-        e.address, e.version, e.api_version
+        "engine      {} ({} {}, API {})",
+        e.address, e.name, e.version, e.api_version
     );
+    for w in &e.warnings {
+        println!("warning     {w}");
+    }
     println!(
         "host        {} {}/{}, kernel {}",
         e.operating_system, e.os, e.arch, e.kernel

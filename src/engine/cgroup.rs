@@ -6,6 +6,11 @@
 //! sandpen shares its pid namespace, the container's cgroup files are readable here, at any
 //! moment: the readings come out shaped like the Engine API's samples, so everything
 //! downstream is the same. A remote engine, or sandpen in a container, keeps the API stream.
+//!
+//! The cgroup also tells of OOM kills where the engine may not: Podman 4.3 on cgroup v1 never
+//! sets `OOMKilled`. On v1 the kernel signals an eventfd registered on `memory.oom_control`
+//! the moment it kills (as containerd and conmon listen), so a kill is seen while the cgroup
+//! still exists; v2's `memory.events` counts kills and is read with every reading.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -121,23 +126,92 @@ impl Cgroup {
         })
     }
 
+    /// How many processes of the cgroup the kernel has killed for want of memory.
+    pub fn oom_kills(&self) -> Option<u64> {
+        match self {
+            Self::V1 { memory, .. } => keyed(&memory.join("memory.oom_control"), "oom_kill"),
+            Self::V2(dir) => keyed(&dir.join("memory.events"), "oom_kill"),
+        }
+    }
+
     /// Readings until the cgroup goes: every 200 ms for the first two seconds, then every
-    /// second. Each reading is a blocking read of a few small kernel files.
-    pub fn stream(self) -> StatsStream {
+    /// second, and at once when the kernel signals an OOM kill (v1). Each reading is a
+    /// blocking read of a few small kernel files. `on_oom` is called once a reading counts a
+    /// kill.
+    pub fn stream(self, on_oom: impl Fn() + Send + Sync + 'static) -> StatsStream {
         let began = Instant::now();
-        futures_util::stream::unfold((self, true), move |(cg, first)| async move {
+        let events = self.oom_events();
+        let state = (self, true, events, on_oom);
+        futures_util::stream::unfold(state, move |(cg, first, events, on_oom)| async move {
             if !first {
                 let every = if began.elapsed() < EARLY_FOR {
                     EARLY_EVERY
                 } else {
                     EVERY
                 };
-                tokio::time::sleep(every).await;
+                match &events {
+                    Some(ev) => tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = ev.signalled() => {}
+                    },
+                    None => tokio::time::sleep(every).await,
+                }
             }
             let reading = cg.read()?;
-            Some((Ok(reading), (cg, false)))
+            if cg.oom_kills().is_some_and(|n| n > 0) {
+                on_oom();
+            }
+            Some((Ok(reading), (cg, false, events, on_oom)))
         })
         .boxed()
+    }
+
+    /// v1's OOM notification, where this process may register it (root, a local engine).
+    fn oom_events(&self) -> Option<OomEvents> {
+        let Self::V1 { memory, .. } = self else {
+            return None;
+        };
+        OomEvents::register(memory)
+    }
+}
+
+/// An eventfd the kernel signals when it OOM-kills in a v1 memory cgroup (and when the cgroup
+/// is removed).
+struct OomEvents {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    /// The registration lasts while the control file stays open.
+    _control: std::fs::File,
+}
+
+impl OomEvents {
+    fn register(memory: &Path) -> Option<Self> {
+        use rustix::event::{EventfdFlags, eventfd};
+        use std::os::fd::AsRawFd;
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok()?;
+        let control = std::fs::File::open(memory.join("memory.oom_control")).ok()?;
+        let line = format!("{} {}", fd.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(memory.join("cgroup.event_control"), line).ok()?;
+        // SAFETY: an OwnedFd owns its descriptor until dropped, and the AsyncFd owns the
+        // OwnedFd: the descriptor stays open and the same for the AsyncFd's whole life.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok()?;
+        Some(Self {
+            fd,
+            _control: control,
+        })
+    }
+
+    /// Resolves when the kernel has signalled since the last time (and clears the signal).
+    async fn signalled(&self) {
+        loop {
+            let Ok(mut ready) = self.fd.readable().await else {
+                return std::future::pending().await;
+            };
+            let mut count = [0u8; 8];
+            match rustix::io::read(self.fd.get_ref(), &mut count) {
+                Ok(_) => return,
+                Err(_) => ready.clear_ready(),
+            }
+        }
     }
 }
 

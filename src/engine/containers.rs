@@ -256,7 +256,12 @@ impl ContainerEngine for Engine {
         let (engine, id) = (self.clone(), id.to_string());
         futures_util::stream::once(async move {
             match engine.local_cgroup(&id).await {
-                Some(cg) => cg.stream(),
+                Some(cg) => {
+                    let seen = engine.oom_seen.clone();
+                    cg.stream(move || {
+                        seen.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
+                    })
+                }
                 None => engine.stats_stream(&id),
             }
         })
@@ -276,7 +281,14 @@ impl ContainerEngine for Engine {
         let state = info.state.unwrap_or_default();
         Ok(ExitState {
             exit_code: state.exit_code.unwrap_or(-1),
-            oom_killed: state.oom_killed.unwrap_or(false),
+            // The engine's flag, or what the container's cgroup counted (Podman on cgroup v1
+            // never sets the flag).
+            oom_killed: state.oom_killed.unwrap_or(false)
+                || self
+                    .oom_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(id),
             error: state.error.filter(|e| !e.is_empty()),
         })
     }
@@ -317,7 +329,9 @@ impl ContainerEngine for Engine {
             .build();
         let context = format!("removing container {}", short(id));
         EngineError::limited(&context, CALL_TIMEOUT, async {
-            match self.docker().remove_container(id, Some(opts)).await {
+            let remove = || self.docker().remove_container(id, Some(opts.clone()));
+            self.oom_seen.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            match super::dialect::retrying(remove).await {
                 Ok(()) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
                 // Someone else's removal: done when the container is gone.
@@ -350,8 +364,7 @@ impl ContainerEngine for Engine {
             .filters(&filters)
             .build();
         let list = EngineError::limited("listing containers", CALL_TIMEOUT, async {
-            self.docker()
-                .list_containers(Some(opts))
+            super::dialect::retrying(|| self.docker().list_containers(Some(opts.clone())))
                 .await
                 .map_err(|e| EngineError::api("listing containers", &e))
         })
@@ -375,10 +388,11 @@ impl ContainerEngine for Engine {
     }
 }
 
-/// 404 (gone), 304 (already stopped) and 409 (removal already in progress) all mean the
-/// container is on its way out: cleanup treats them as done.
+/// 404 (gone), 304 (already stopped), 409 (removal already in progress) and Podman's passing
+/// `stopped` state all mean the container is on its way out: cleanup treats them as done.
 fn is_gone_or_stopped(e: &bollard::errors::Error) -> bool {
     is_not_found(e)
+        || super::dialect::is_stopped_state(e)
         || matches!(
             e,
             bollard::errors::Error::DockerResponseServerError {

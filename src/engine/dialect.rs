@@ -13,6 +13,10 @@
 //!   what a Docker container gets from dockerd.
 //! - imports: `POST /images/create?fromSrc` names the image `repo:latest` whatever tag was
 //!   asked (handled in `images.rs`, for every engine: tag what the import made).
+//! - container states: Podman passes through `stopped` between a container's end and its
+//!   cleanup (a moment): a forced removal then fails ("container state improper") and the
+//!   container list cannot be read (bollard knows no such state). Both are tried again until
+//!   the state passes (`retrying`); stop and kill take it as stopped.
 //! - `init: true` needs the `catatonit` binary (Debian's `catatonit` package).
 //! - rootless: the user's own uid must stay the user's inside the container, or the
 //!   bind-mounted checkout is not writable there: `userns=keep-id`. On cgroup v1, a rootless
@@ -176,6 +180,30 @@ impl Dialect {
             );
         }
         out
+    }
+}
+
+/// Podman's passing `stopped` state (see the module's note) in an error.
+pub(crate) fn is_stopped_state(err: &bollard::errors::Error) -> bool {
+    let text = super::error::describe(err);
+    text.contains("container state improper") || text.contains("unknown variant `stopped`")
+}
+
+/// `call`, again while it fails only because a container is passing through Podman's
+/// `stopped` state (for up to 5 s).
+pub(crate) async fn retrying<T, Fut>(mut call: impl FnMut() -> Fut) -> Result<T, bollard::errors::Error>
+where
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e) if is_stopped_state(&e) && tries < 25 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            done => return done,
+        }
     }
 }
 

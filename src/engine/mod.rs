@@ -39,6 +39,8 @@ pub struct Engine {
     docker: Docker,
     address: String,
     dialect: Dialect,
+    /// Containers whose cgroup counted an OOM kill (`cgroup.rs`), for engines that do not say.
+    oom_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Engine {
@@ -69,6 +71,7 @@ impl Engine {
             docker,
             address,
             dialect,
+            oom_seen: Default::default(),
         })
     }
 

@@ -6,6 +6,11 @@ use super::{CALL_TIMEOUT, Engine, EngineError};
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
     pub address: String,
+    /// Which engine: "Docker Engine", "Podman", "Podman (rootless)", ...
+    pub name: String,
+    pub dialect: super::Dialect,
+    /// What this engine does not do that sandpen would use (`Dialect::warnings`).
+    pub warnings: Vec<String>,
     pub version: String,
     pub api_version: String,
     pub os: String,
@@ -39,6 +44,9 @@ impl Engine {
         let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
         Ok(EngineInfo {
             address: self.address.clone(),
+            name: self.dialect.name().into(),
+            dialect: self.dialect,
+            warnings: self.dialect.warnings(),
             version: text(version.version),
             api_version: text(version.api_version),
             os: text(version.os),

@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests. Every test here talks to the real Docker engine.
+//! Helpers shared by the integration tests. Every test here talks to the real Docker engine,
+//! or to the engine a test names for its own thread (`podman.rs`).
 #![allow(dead_code)]
+
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,9 +11,43 @@ use std::time::{Duration, Instant};
 
 use sandpen::engine::Engine;
 
+thread_local! {
+    /// The engine this thread's commands talk to (DOCKER_HOST), when not the system's.
+    static ENGINE_HOST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// The user this thread's sandpen commands run as (uid, gid, home) and the copy of the
+    /// binary it can reach, when not this one.
+    static RUN_AS: std::cell::RefCell<Option<(u32, u32, PathBuf, PathBuf)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Points this thread's `sandpen` and `docker` commands at another engine.
+pub fn use_engine(host: &str) {
+    ENGINE_HOST.with(|h| *h.borrow_mut() = Some(host.to_string()));
+}
+
+/// Runs this thread's `sandpen` commands as another user, from a copy of the binary it can
+/// reach (a fresh clone's target directory may not be).
+pub fn run_as(uid: u32, gid: u32, home: PathBuf, bin: PathBuf) {
+    RUN_AS.with(|r| *r.borrow_mut() = Some((uid, gid, home, bin)));
+}
+
+pub fn engine_host() -> Option<String> {
+    ENGINE_HOST.with(|h| h.borrow().clone())
+}
+
 /// The sandpen binary built for this test run.
 pub fn sandpen() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpen"));
+    let user = RUN_AS.with(|r| r.borrow().clone());
+    let mut cmd = match &user {
+        Some((.., bin)) => Command::new(bin),
+        None => Command::new(env!("CARGO_BIN_EXE_sandpen")),
+    };
+    if let Some(host) = engine_host() {
+        cmd.env("DOCKER_HOST", host);
+    }
+    if let Some((uid, gid, home, _)) = user {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(gid).env("HOME", home);
+    }
     cmd.env_remove("SANDPEN_LOG");
     // `sandpen run` refuses to start without credentials for the CLI; the probe ignores them.
     cmd.env("ANTHROPIC_API_KEY", "sk-sandpen-test-not-a-real-key");
@@ -41,52 +78,56 @@ pub fn host_ca_bundle() -> Option<PathBuf> {
 }
 
 /// Builds (or reuses) an image through the sandpen binary, as a user would, and returns its
-/// tag. The base is made offline when it cannot be pulled. Built once per test binary.
+/// tag. The base is made offline when it cannot be pulled. Built once per test binary and
+/// engine.
 pub fn image(target: &str) -> String {
-    static PROBE: OnceLock<String> = OnceLock::new();
-    static AGENT: OnceLock<String> = OnceLock::new();
-    static GATEWAY: OnceLock<String> = OnceLock::new();
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: OnceLock<Mutex<HashMap<(String, Option<String>), String>>> = OnceLock::new();
     // One build at a time: on a bare engine both would otherwise bootstrap the base at once.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let cell = match target {
-        "probe" => &PROBE,
-        "gateway" => &GATEWAY,
-        _ => &AGENT,
-    };
-    cell.get_or_init(|| {
-        let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-        let mut cmd = sandpen();
-        cmd.args(["image", "build", "--target", target, "--bootstrap-base"]);
-        if target == "agent"
-            && let Some(ca) = host_ca_bundle()
-        {
-            cmd.arg("--ca-cert").arg(ca);
-        }
-        let out = output(&mut cmd);
-        assert!(
-            out.status.success(),
-            "building the {target} image failed:\n{}",
-            stderr(&out)
-        );
-        let tag = stdout(&out).lines().last().unwrap_or_default().trim().to_string();
-        assert!(
-            tag.starts_with(&format!("sandpen-{target}:")),
-            "unexpected tag {tag:?}"
-        );
-        tag
-    })
-    .clone()
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = (target.to_string(), engine_host());
+    if let Some(tag) = built.get(&key) {
+        return tag.clone();
+    }
+    let mut cmd = sandpen();
+    cmd.args(["image", "build", "--target", target, "--bootstrap-base"]);
+    if target == "agent"
+        && let Some(ca) = host_ca_bundle()
+    {
+        cmd.arg("--ca-cert").arg(ca);
+    }
+    let out = output(&mut cmd);
+    assert!(
+        out.status.success(),
+        "building the {target} image failed:\n{}",
+        stderr(&out)
+    );
+    let tag = stdout(&out).lines().last().unwrap_or_default().trim().to_string();
+    assert!(
+        tag.starts_with(&format!("sandpen-{target}:")),
+        "unexpected tag {tag:?}"
+    );
+    built.insert(key, tag.clone());
+    tag
 }
 
 pub async fn engine() -> Engine {
-    Engine::connect(None)
+    Engine::connect(engine_host().as_deref())
         .await
         .expect("these tests need a running Docker engine")
 }
 
 /// Runs `docker run --rm` with the docker CLI, for checks made from outside sandpen.
 pub fn docker(args: &[&str]) -> Output {
-    output(Command::new("docker").args(args))
+    let mut cmd = Command::new("docker");
+    if let Some(host) = engine_host() {
+        cmd.env("DOCKER_HOST", host);
+    }
+    output(cmd.args(args))
 }
 
 /// Polls `check` until it returns Some or the deadline passes.

@@ -154,7 +154,11 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     }
     plan.check_memory(info.mem_total)?;
     for line in engine.dialect().warnings() {
-        eprintln!("warning: {} at {}: {line}", engine.dialect().name(), engine.address());
+        eprintln!(
+            "warning: {} at {}: {line}",
+            engine.dialect().name(),
+            engine.address()
+        );
     }
     check_network(&engine, &args.network).await?;
     let image = match &args.image {
