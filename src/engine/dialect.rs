@@ -17,6 +17,9 @@
 //!   cleanup (a moment): a forced removal then fails ("container state improper") and the
 //!   container list cannot be read (bollard knows no such state). Both are tried again until
 //!   the state passes (`retrying`); stop and kill take it as stopped.
+//! - networks: Podman's (netavark 1.4) have no way to turn off traffic between containers of
+//!   one network (Docker's `enable_icc=false`): in gateway mode tasks of a run can reach each
+//!   other unless the host's firewall drops bridged traffic. Said, not hidden.
 //! - `init: true` needs the `catatonit` binary (Debian's `catatonit` package).
 //! - rootless: the user's own uid must stay the user's inside the container, or the
 //!   bind-mounted checkout is not writable there: `userns=keep-id`. On cgroup v1, a rootless
@@ -168,6 +171,14 @@ impl Dialect {
                 "a rootless engine on cgroup v1 gives containers no cgroup of their own: tasks run \
                  without CPU, memory or pids limits and without CPU or memory figures (the report \
                  says so: limits_enforced false); fix: a host with cgroup v2, or a rootful engine"
+                    .into(),
+            );
+        }
+        if self.kind == EngineKind::Podman {
+            out.push(
+                "Podman's networks cannot turn off traffic between containers: in gateway mode \
+                 the tasks of a run can reach each other (their way out is still only the \
+                 gateway); use --network none for tasks that need no model API"
                     .into(),
             );
         }
@@ -339,7 +350,9 @@ mod tests {
         let u = d.ulimits().unwrap();
         assert_eq!(u[1].name.as_deref(), Some("nproc"));
         assert_eq!((u[1].soft, u[1].hard), (Some(32768), Some(32768)));
-        assert!(d.warnings().is_empty());
+        let warnings = d.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("reach each other"));
         // This process's own table parses too.
         assert!(Rlimits::of_process(std::process::id()).is_some());
     }

@@ -83,7 +83,9 @@ pub fn host_ca_bundle() -> Option<PathBuf> {
 pub fn image(target: &str) -> String {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static BUILT: OnceLock<Mutex<HashMap<(String, Option<String>), String>>> = OnceLock::new();
+    /// (target, engine) -> tag.
+    type Built = HashMap<(String, Option<String>), String>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     // One build at a time: on a bare engine both would otherwise bootstrap the base at once.
     let mut built = BUILT
         .get_or_init(Default::default)

@@ -61,6 +61,20 @@ fn test_user() -> (u32, u32, PathBuf) {
     (id("-u"), id("-g"), PathBuf::from(format!("/home/{USER}")))
 }
 
+/// Whether the API answers on `socket` (`GET /_ping` answered 200).
+fn ping(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut answer = String::new();
+    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
 impl Podman {
     /// Starts a service; `rootless` runs it as the test user. `slot` keeps two services of one
     /// test binary apart (namespace, link, addresses).
@@ -135,21 +149,46 @@ impl Podman {
             link,
             service,
         };
-        let up = wait_for(Duration::from_secs(30), || {
-            let out = Command::new("curl")
-                .args(["-sf", "--unix-socket"])
-                .arg(&socket)
-                .arg("http://d/_ping")
-                .output()
-                .ok()?;
-            out.status.success().then_some(())
-        });
+        let up = wait_for(Duration::from_secs(30), || ping(&socket).then_some(()));
         assert!(
             up.is_some(),
             "the Podman service did not answer: {}",
             std::fs::read_to_string(me.dir.join("service.log")).unwrap_or_default()
         );
         me
+    }
+
+    /// Loads sandpen's offline base from the system Docker engine, where it has one (the
+    /// suite's other tests made it): what README's `docker save | podman load` does, and 50 s
+    /// less than a debootstrap. False when there is none to load.
+    pub fn seed_base_from_docker(&self) -> bool {
+        let base = "sandpen-base:bookworm";
+        let has = Command::new("docker")
+            .args(["image", "inspect", base])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            return false;
+        }
+        let mut save = Command::new("docker")
+            .args(["save", base])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save");
+        let load = Command::new("podman")
+            .arg("--url")
+            .arg(&self.host)
+            .args(["load", "-q"])
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .expect("podman load");
+        let saved = save.wait().expect("docker save");
+        assert!(
+            saved.success() && load.status.success(),
+            "podman load: {}",
+            stderr(&load)
+        );
+        true
     }
 
     /// Gives `path` (a repository, a task file's directory) to the rootless user.
@@ -177,10 +216,14 @@ impl Drop for Podman {
             .output();
         let _ = self.service.kill();
         let _ = self.service.wait();
-        // The service's conmon processes are its own: ended with it by pid, never by name.
+        // The service's conmon processes name its directories; a rootless service's pause
+        // process (`catatonit -P`, holding its user namespace) is named by its pid file.
         let _ = Command::new("pkill")
             .args(["-KILL", "-f", &self.dir.display().to_string()])
             .output();
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("tmp/pause.pid")) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
+        }
         // Deleting the namespace deletes the link's both ends.
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
         // Mounts the service left under its directories (overlay layers, shm), deepest first.
