@@ -218,8 +218,7 @@ where
     }
 }
 
-/// Asks the engine which it is: `/version` always, `/info` only for Podman (Docker's
-/// differences do not depend on it, and its `/info` is the slower call).
+/// Asks the engine which it is: `/version` and `/info`, at once.
 pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Dialect, super::EngineError> {
     use super::{CALL_TIMEOUT, EngineError};
     let version = EngineError::limited("reading the engine's version", CALL_TIMEOUT, async {
@@ -227,18 +226,17 @@ pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Di
             .version()
             .await
             .map_err(|e| EngineError::api("reading the engine's version", &e))
-    })
-    .await?;
-    if !Dialect::is_podman(&version) {
-        return Ok(Dialect::new(EngineKind::Docker, None, address));
-    }
+    });
     let info = EngineError::limited("reading the engine's info", CALL_TIMEOUT, async {
         docker
             .info()
             .await
             .map_err(|e| EngineError::api("reading the engine's info", &e))
-    })
-    .await?;
+    });
+    let (version, info) = tokio::try_join!(version, info)?;
+    if !Dialect::is_podman(&version) {
+        return Ok(Dialect::new(EngineKind::Docker, Some(&info), address));
+    }
     let mut dialect = Dialect::new(EngineKind::Podman, Some(&info), address);
     // Podman's compatible /info does not say whether it is rootless; its socket's owner does.
     if let Some((pid, uid)) = socket_peer(address) {
