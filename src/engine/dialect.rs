@@ -303,7 +303,7 @@ mod tests {
         );
         assert!(d.rootless && d.cgroup_v1 && d.local);
         assert!(!d.cgroup_per_container());
-        assert!(d.warnings()[0].contains("cannot apply"));
+        assert!(d.warnings()[0].contains("no cgroup of their own"));
         assert_eq!(d.userns_mode().as_deref(), Some("keep-id"));
         let v2 = SystemInfo {
             cgroup_version: Some(SystemInfoCgroupVersionEnum::_2),
