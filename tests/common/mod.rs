@@ -46,7 +46,8 @@ pub fn sandpen() -> Command {
     }
     if let Some((uid, gid, home, _)) = user {
         use std::os::unix::process::CommandExt;
-        cmd.uid(uid).gid(gid).env("HOME", home);
+        // Started in its home: the test's own directory may be closed to the user.
+        cmd.uid(uid).gid(gid).current_dir(&home).env("HOME", home);
     }
     cmd.env_remove("SANDPEN_LOG");
     // `sandpen run` refuses to start without credentials for the CLI; the probe ignores them.

@@ -133,7 +133,9 @@ impl Podman {
             .arg(dir.join("tmp"))
             .arg("--network-config-dir")
             .arg(dir.join("networks"));
-        cmd.args(["system", "service", "--time=0"])
+        // Not the test's own directory: a fresh clone's may be closed to the rootless user.
+        cmd.current_dir(&dir)
+            .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
