@@ -338,6 +338,22 @@ prompt_text = "echo b > b.txt"
 "#,
     );
     pm.hand_over(tasks.dir.path());
+
+    // Gateway mode (the default) cannot work rootless: refused before anything is made.
+    let mut cmd = sandpen();
+    with_test_credentials(&mut cmd);
+    cmd.current_dir(repo.path())
+        .args(["run", "--image", &image])
+        .arg(&tasks.path);
+    let refused = output(&mut cmd);
+    let said = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("--network gateway") && said.contains("fix:"),
+        "{said}"
+    );
+    assert!(!repo.path().join(".sandpen").exists(), "nothing made");
+
     let mut cmd = sandpen();
     with_test_credentials(&mut cmd);
     cmd.current_dir(repo.path())

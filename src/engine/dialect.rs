@@ -163,9 +163,25 @@ impl Dialect {
         (self.kind == EngineKind::Podman && self.rootless).then(|| "keep-id".into())
     }
 
+    /// Whether a container on the host's network can reach the bridges of the engine's own
+    /// networks, as the run's gateway must (it listens on the run network's bridge address).
+    /// A rootless engine keeps its networks in a namespace of its own (Podman's rootless
+    /// netns, Docker's RootlessKit): not from the host's.
+    pub fn host_reaches_networks(&self) -> bool {
+        !self.rootless
+    }
+
     /// What this engine does not do that sandpen would use, for `doctor` and the run's start.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if !self.host_reaches_networks() {
+            out.push(
+                "a rootless engine keeps its networks out of the host's reach, where the run's \
+                 gateway listens: gateway mode needs a rootful engine; use --network none (or \
+                 bridge, which gives the task your key and the internet)"
+                    .into(),
+            );
+        }
         if !self.cgroup_per_container() {
             out.push(
                 "a rootless engine on cgroup v1 gives containers no cgroup of their own: tasks run \
@@ -174,7 +190,7 @@ impl Dialect {
                     .into(),
             );
         }
-        if self.kind == EngineKind::Podman {
+        if self.kind == EngineKind::Podman && self.host_reaches_networks() {
             out.push(
                 "Podman's networks cannot turn off traffic between containers: in gateway mode \
                  the tasks of a run can reach each other (their way out is still only the \
@@ -303,7 +319,13 @@ mod tests {
         );
         assert!(d.rootless && d.cgroup_v1 && d.local);
         assert!(!d.cgroup_per_container());
-        assert!(d.warnings()[0].contains("no cgroup of their own"));
+        assert!(!d.host_reaches_networks());
+        let warnings = d.warnings();
+        assert!(
+            warnings[0].contains("gateway mode needs a rootful engine"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("no cgroup of their own"), "{warnings:?}");
         assert_eq!(d.userns_mode().as_deref(), Some("keep-id"));
         let v2 = SystemInfo {
             cgroup_version: Some(SystemInfoCgroupVersionEnum::_2),

@@ -161,6 +161,16 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         );
     }
     check_network(&engine, &args.network).await?;
+    if gateway_mode && !engine.dialect().host_reaches_networks() {
+        return Err(UsageError(format!(
+            "--network gateway (the default): {} at {} keeps its networks where the run's gateway \
+             cannot listen\nfix: --network none for tasks that need no model API, --network bridge \
+             to give them your key and the internet, or a rootful engine",
+            engine.dialect().name(),
+            engine.address()
+        ))
+        .into());
+    }
     let image = match &args.image {
         Some(tag) => {
             if engine.image_id(tag).await?.is_none() {
