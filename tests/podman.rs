@@ -30,17 +30,6 @@ fn git_any(dir: &Path, args: &[&str]) -> String {
     stdout(&out)
 }
 
-fn values(log: &str) -> std::collections::HashMap<String, String> {
-    log.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
-fn log_of(report: &serde_json::Value, id: &str) -> String {
-    String::from_utf8_lossy(&std::fs::read(field(task(report, id), "log")).unwrap()).into_owned()
-}
-
 #[test]
 fn rootful_podman_runs_the_core_suite() {
     if skip() {

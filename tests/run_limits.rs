@@ -3,24 +3,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use common::*;
-
-/// The task's stdout log (its raw output, with the probe's stream-json lines around it).
-fn log_of(report: &serde_json::Value, id: &str) -> String {
-    let path = field(task(report, id), "log");
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
-}
-
-/// `key=value` lines of a log.
-fn values(log: &str) -> HashMap<String, String> {
-    log.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
 
 #[test]
 fn cgroup_limits_are_visible_inside_the_container() {

@@ -62,7 +62,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         ),
     ];
     let gateway_image = super::run::gateway_image(&engine).await?;
-    let engine_memory = engine.info().await?.mem_total;
+    let engine_memory = engine.info().mem_total;
     let prepared = super::run::Prepared {
         engine_memory,
         gateway: Some((gateway_image, Default::default())),

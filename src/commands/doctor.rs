@@ -19,7 +19,7 @@ struct Report {
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     let engine = super::connect(host).await?;
-    let info = engine.info().await?;
+    let info = engine.info().clone();
     let base = image::DEFAULT_BASE;
     let base_image_present = engine.image_id(base).await?.is_some();
     let choice = BaseChoice::for_base(base);

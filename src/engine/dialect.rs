@@ -1,6 +1,6 @@
 //! Which engine answers, and every way its API differs from Docker Engine's where sandpen
-//! depends on it. Decided once, at connect, from the engine's own `/version` (and `/info` for
-//! Podman); the rest of the engine module asks the dialect, never "is this Podman?".
+//! depends on it. Decided once, at connect, from the engine's own `/version` and `/info`; the
+//! rest of the engine module asks the dialect, never "is this Podman?".
 //!
 //! Podman's Docker-compatible API (checked against Debian's Podman 4.3.1, rootful and
 //! rootless) differs in these, and only these:
@@ -234,8 +234,11 @@ where
     }
 }
 
-/// Asks the engine which it is: `/version` and `/info`, at once.
-pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Dialect, super::EngineError> {
+/// Asks the engine which it is: `/version` and `/info`, at once (kept, for `Engine::info`).
+pub(super) async fn detect(
+    docker: &bollard::Docker,
+    address: &str,
+) -> Result<(Dialect, SystemVersion, SystemInfo), super::EngineError> {
     use super::{CALL_TIMEOUT, EngineError};
     let version = EngineError::limited("reading the engine's version", CALL_TIMEOUT, async {
         docker
@@ -251,7 +254,11 @@ pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Di
     });
     let (version, info) = tokio::try_join!(version, info)?;
     if !Dialect::is_podman(&version) {
-        return Ok(Dialect::new(EngineKind::Docker, Some(&info), address));
+        return Ok((
+            Dialect::new(EngineKind::Docker, Some(&info), address),
+            version,
+            info,
+        ));
     }
     let mut dialect = Dialect::new(EngineKind::Podman, Some(&info), address);
     // Podman's compatible /info does not say whether it is rootless; its socket's owner does.
@@ -259,7 +266,7 @@ pub(super) async fn detect(docker: &bollard::Docker, address: &str) -> Result<Di
         dialect.rootless |= uid != 0;
         dialect.rlimits = Rlimits::of_process(pid);
     }
-    Ok(dialect)
+    Ok((dialect, version, info))
 }
 
 /// The pid and uid of the process serving a local unix socket.

@@ -39,6 +39,8 @@ pub struct Engine {
     docker: Docker,
     address: String,
     dialect: Dialect,
+    /// What the engine said of itself at connect (`/version`, `/info`).
+    info: std::sync::Arc<EngineInfo>,
     /// Containers whose cgroup counted an OOM kill (`cgroup.rs`), for engines that do not say.
     oom_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
@@ -66,11 +68,13 @@ impl Engine {
                 });
             }
         }
-        let dialect = dialect::detect(&docker, &address).await?;
+        let (dialect, version, info) = dialect::detect(&docker, &address).await?;
+        let info = std::sync::Arc::new(EngineInfo::new(&address, dialect, version, info));
         Ok(Self {
             docker,
             address,
             dialect,
+            info,
             oom_seen: Default::default(),
         })
     }

@@ -1,3 +1,4 @@
+use bollard::models::{SystemInfo, SystemVersion};
 use serde::Serialize;
 
 use super::{CALL_TIMEOUT, Engine, EngineError};
@@ -25,28 +26,20 @@ pub struct EngineInfo {
     pub init_binary: String,
 }
 
-impl Engine {
-    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
-        let version = EngineError::limited("reading the engine's version", CALL_TIMEOUT, async {
-            self.docker()
-                .version()
-                .await
-                .map_err(|e| EngineError::api("reading the engine's version", &e))
-        })
-        .await?;
-        let info = EngineError::limited("reading the engine's info", CALL_TIMEOUT, async {
-            self.docker()
-                .info()
-                .await
-                .map_err(|e| EngineError::api("reading the engine's info", &e))
-        })
-        .await?;
+impl EngineInfo {
+    /// From the `/version` and `/info` the engine answered at connect.
+    pub(super) fn new(
+        address: &str,
+        dialect: super::Dialect,
+        version: SystemVersion,
+        info: SystemInfo,
+    ) -> Self {
         let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
-        Ok(EngineInfo {
-            address: self.address.clone(),
-            name: self.dialect.name().into(),
-            dialect: self.dialect,
-            warnings: self.dialect.warnings(),
+        Self {
+            address: address.to_string(),
+            name: dialect.name().into(),
+            dialect,
+            warnings: dialect.warnings(),
             version: text(version.version),
             api_version: text(version.api_version),
             os: text(version.os),
@@ -65,7 +58,14 @@ impl Engine {
             ncpu: info.ncpu.unwrap_or(0),
             mem_total: info.mem_total.unwrap_or(0),
             init_binary: text(info.init_binary),
-        })
+        }
+    }
+}
+
+impl Engine {
+    /// What the engine said of itself at connect.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
     }
 }
 

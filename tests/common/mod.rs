@@ -280,6 +280,22 @@ pub fn run_tasks(repo: &Path, toml: &str, extra: &[&str]) -> Run {
     }
 }
 
+/// The task's stdout log (its raw output, with the probe's stream-json lines around it); bytes
+/// that are not UTF-8 read as U+FFFD.
+pub fn log_of(report: &serde_json::Value, id: &str) -> String {
+    let path = field(task(report, id), "log");
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `key=value` lines of a log.
+pub fn values(log: &str) -> std::collections::HashMap<String, String> {
+    log.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 pub fn read_report(path: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))

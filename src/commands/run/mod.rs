@@ -142,7 +142,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let base = repo.resolve(&args.base).await?;
 
     let engine = super::connect(host).await?;
-    let info = engine.info().await?;
+    let info = engine.info().clone();
     plan.check_cpus(info.ncpu)?;
     let lowered = plan.fit_default_memory(info.mem_total);
     if lowered > 0 {
