@@ -59,14 +59,37 @@ impl Lease {
     }
 }
 
-/// Whether a live process holds the lease at `path`: Some(true) alive, Some(false) gone,
-/// None when there is no lease file to judge by.
-pub fn lease_held(path: &std::path::Path) -> Option<bool> {
-    let file = std::fs::OpenOptions::new().write(true).open(path).ok()?;
+/// A run's lease as another process finds it.
+#[derive(Debug)]
+pub enum LeaseState {
+    /// A live process holds it.
+    Held,
+    /// Free, and now held by this process while the value lives: its owner is gone, and no
+    /// one else (a second `gc`) can take the run over meanwhile.
+    Free(Lease),
+    /// No lease file to judge by (or one this process cannot open).
+    Missing,
+}
+
+/// Tries the lease at `path` without creating it.
+pub fn lease_state(path: &std::path::Path) -> LeaseState {
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return LeaseState::Missing;
+    };
     match file.try_lock() {
-        Ok(()) => Some(false), // released when `file` drops
-        Err(std::fs::TryLockError::WouldBlock) => Some(true),
-        Err(std::fs::TryLockError::Error(_)) => None,
+        Ok(()) => LeaseState::Free(Lease { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => LeaseState::Held,
+        Err(std::fs::TryLockError::Error(_)) => LeaseState::Missing,
+    }
+}
+
+/// Whether a live process holds the lease at `path`: Some(true) alive, Some(false) gone,
+/// None when there is no lease file to judge by. Judging does not keep it.
+pub fn lease_held(path: &std::path::Path) -> Option<bool> {
+    match lease_state(path) {
+        LeaseState::Held => Some(true),
+        LeaseState::Free(_) => Some(false),
+        LeaseState::Missing => None,
     }
 }
 
@@ -113,6 +136,14 @@ mod tests {
         drop(lease);
         assert_eq!(lease_held(&path), Some(false));
         assert_eq!(lease_held(&path), Some(false), "judging does not take it");
+        let claimed = lease_state(&path);
+        assert!(matches!(claimed, LeaseState::Free(_)));
+        assert!(
+            matches!(lease_state(&path), LeaseState::Held),
+            "claimed, it is held"
+        );
+        drop(claimed);
+        assert_eq!(lease_held(&path), Some(false));
     }
 
     #[test]

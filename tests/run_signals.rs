@@ -108,10 +108,34 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     let mut live = spawn_run(live_repo.path(), &sleepers(&["l1"], 30), &[]);
     let live_ids = wait_running(&mut live, 1);
 
-    let gc = output(sandpen().arg("gc"));
-    let (out, err) = (stdout(&gc), stderr(&gc));
+    // Two at once (a user's and a CI job's, say): one finishes the dead run, the other
+    // leaves it alone, and neither spoils the other's work.
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            sandpen()
+                .arg("gc")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let both: Vec<_> = both.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let (mut out, mut err) = (String::new(), String::new());
+    for gc in &both {
+        out.push_str(&stdout(gc));
+        err.push_str(&stderr(gc));
+    }
     eprintln!("gc stdout:\n{out}gc stderr:\n{err}");
-    assert!(gc.status.success(), "gc failed:\n{out}\n{err}");
+    for gc in &both {
+        assert!(gc.status.success(), "gc failed:\n{out}\n{err}");
+    }
+    let dead_dir = dead_repo.path().join(".sandpen/runs");
+    let completions = both
+        .iter()
+        .filter(|gc| stdout(gc).contains(&format!("completed run {}", dead_dir.display())))
+        .count();
+    assert_eq!(completions, 1, "one gc completes the dead run:\n{out}");
     for id in &dead_ids {
         let short = &id[..12];
         assert!(

@@ -6,7 +6,7 @@ use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK};
 use crate::engine::{ContainerEngine, Engine, ListedContainer, short};
 use crate::exit;
 use crate::gc::{self, RunOnEngine};
-use crate::owner::{OwnerState, lease_held};
+use crate::owner::{LeaseState, OwnerState, lease_state};
 use crate::workspace::{Repo, RunDir};
 
 /// Finishes runs whose sandpen is gone: removes their containers, brings their tasks' work
@@ -18,8 +18,8 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let (mut removed, mut kept) = (0, 0);
     let mut finished = Vec::new();
     for run in gc::by_run(containers) {
-        match gc::judge(&run) {
-            OwnerState::Gone => {
+        match gc::claim(&run) {
+            Ok(_lease) => {
                 removed += run.containers.len();
                 let exits = remove_containers(&engine, &run, args.dry_run).await?;
                 if let Some(dir) = &run.run_dir {
@@ -27,10 +27,12 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
                     finished.push(dir.clone());
                 }
             }
-            state => {
+            Err(state) => {
                 kept += run.containers.len();
                 let why = match state {
-                    OwnerState::Alive => "its sandpen process is running".to_string(),
+                    OwnerState::Alive => {
+                        "its sandpen process is running (or another `sandpen gc` is finishing it)".to_string()
+                    }
                     OwnerState::Elsewhere(host) => format!("owned by a process on {host}; run gc there"),
                     _ => "its owner cannot be determined".to_string(),
                 };
@@ -54,9 +56,9 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
         })
         .collect();
     for run in gc::by_run(listed) {
-        if gc::judge(&run) != OwnerState::Gone {
+        let Ok(_lease) = gc::claim(&run) else {
             continue;
-        }
+        };
         for net in &run.containers {
             if args.dry_run {
                 println!(
@@ -77,9 +79,14 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     // Runs of this repository whose sandpen died after its containers were gone.
     if let Ok(repo) = Repo::discover(None).await {
         for dir in gc::repo_runs(&repo.root) {
-            if finished.contains(&dir) || lease_held(&RunDir::new(&dir).lease()) != Some(false) {
+            if finished.contains(&dir) {
                 continue;
             }
+            // Only a run whose lease this process can take: its sandpen is gone, and no
+            // other gc is finishing it.
+            let LeaseState::Free(_lease) = lease_state(&RunDir::new(&dir).lease()) else {
+                continue;
+            };
             finish(&engine, &dir, &HashMap::new(), args.dry_run).await;
         }
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::ListedContainer;
 use crate::engine::spec::{LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_RUN_DIR};
-use crate::owner::{OwnerState, lease_held, owner_state};
+use crate::owner::{Lease, LeaseState, OwnerState, lease_held, lease_state, owner_state};
 use crate::workspace::{RunDir, SANDPEN_DIR};
 
 /// The containers of one run, as the engine lists them.
@@ -52,6 +52,23 @@ pub fn judge(run: &RunOnEngine) -> OwnerState {
     };
     let label = |k: &str| c.labels.get(k).map(String::as_str);
     owner_state(label(LABEL_OWNER), label(LABEL_OWNER_START))
+}
+
+/// Judges the run as `judge` does and, when its owner is gone, takes its lease: Ok while
+/// this process may finish the run (the lease is None only for a run without a reachable
+/// directory), Err with why it is kept. Two `gc`s at once thus never finish the same run
+/// (seen before: both collected the same checkout, and the second's failure replaced the
+/// first's report).
+pub fn claim(run: &RunOnEngine) -> Result<Option<Lease>, OwnerState> {
+    let lease = run.run_dir.as_ref().map(|d| lease_state(&RunDir::new(d).lease()));
+    match lease {
+        Some(LeaseState::Free(lease)) => Ok(Some(lease)),
+        Some(LeaseState::Held) => Err(OwnerState::Alive),
+        None | Some(LeaseState::Missing) => match judge(run) {
+            OwnerState::Gone => Ok(None),
+            state => Err(state),
+        },
+    }
 }
 
 /// The run directories of the repository at `repo_root`, oldest first (run ids sort by time).
@@ -101,8 +118,17 @@ mod tests {
         assert_eq!(judge(&runs[0]), OwnerState::Alive);
         drop(lease);
         assert_eq!(judge(&runs[0]), OwnerState::Gone);
+        let claimed = claim(&runs[0]).expect("gone: gc may finish it");
+        assert!(claimed.is_some(), "and holds its lease meanwhile");
+        assert_eq!(judge(&runs[0]), OwnerState::Alive, "for a second gc");
+        assert!(claim(&runs[0]).is_err());
+        drop(claimed);
         // No run directory to judge by: the owner label decides.
         let old = by_run(vec![container("r2", None, "other-host:1")]);
         assert_eq!(judge(&old[0]), OwnerState::Elsewhere("other-host".into()));
+        assert_eq!(
+            claim(&old[0]).unwrap_err(),
+            OwnerState::Elsewhere("other-host".into())
+        );
     }
 }
