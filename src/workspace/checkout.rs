@@ -73,12 +73,9 @@ impl Checkout {
         let git_dir = path.join(".git");
         // The `uv run` that wraps every task makes .venv/, and uv.lock when the project has
         // none: sandpen's byproducts, not the task's work. A repository that tracks uv.lock
-        // keeps seeing its changes.
+        // keeps seeing its changes. (A fresh checkout holds exactly the tracked files.)
         let mut exclude = String::from(".venv/\n");
-        if git(&path, ["ls-files", "--error-unmatch", "--", "uv.lock"])
-            .await
-            .is_err()
-        {
+        if std::fs::symlink_metadata(path.join("uv.lock")).is_err() {
             exclude.push_str("/uv.lock\n");
         }
         std::fs::create_dir_all(git_dir.join("info"))
@@ -137,4 +134,57 @@ pub async fn hand_back(dir: &Path, was_handed: bool, to: (u32, u32)) -> Result<(
         .await
         .map_err(|e| WorkspaceError::io("handing the checkout back", std::io::Error::other(e)))?
         .map_err(|e| WorkspaceError::io("handing the checkout back to the repository's owner", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_checkout_is_settled_and_excludes_uv_lock_unless_tracked() {
+        for tracked in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("repo");
+            std::fs::create_dir_all(root.join("src")).unwrap();
+            git_in(&root, &["init", "-q"]);
+            std::fs::write(root.join("src/a.txt"), "a\n").unwrap();
+            if tracked {
+                std::fs::write(root.join("uv.lock"), "version = 1\n").unwrap();
+            }
+            git_in(&root, &["add", "-A"]);
+            git_in(&root, &["commit", "-qm", "c"]);
+            let base = git_in(&root, &["rev-parse", "HEAD"]).trim().to_string();
+            let repo = Repo::discover(Some(&root)).await.unwrap();
+            let runs = RunDir::new(dir.path().join("run"));
+            let user = repo.owner;
+            let c = Checkout::create(&repo, &runs, "t", &base, user).await.unwrap();
+            let exclude = std::fs::read_to_string(c.path.join(".git/info/exclude")).unwrap();
+            assert_eq!(exclude.contains("/uv.lock"), !tracked, "{exclude}");
+            assert!(exclude.contains(".venv/"), "{exclude}");
+            assert_eq!(c.handed_to(), None, "already the task user's");
+            if repo.objects.is_some() {
+                // Host git can read it again once the alternates name the host's store.
+                let objects = repo.objects.as_ref().unwrap().display().to_string();
+                std::fs::write(c.path.join(".git/objects/info/alternates"), objects).unwrap();
+            }
+            assert_eq!(git_in(&c.path, &["diff-files", "--name-only"]), "", "settled");
+            assert_eq!(git_in(&c.path, &["rev-parse", "HEAD"]).trim(), base);
+        }
+    }
 }

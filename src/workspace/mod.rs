@@ -4,6 +4,7 @@
 
 mod checkout;
 mod git;
+mod index_stat;
 mod layout;
 mod merge;
 mod objects;

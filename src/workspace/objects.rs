@@ -63,9 +63,20 @@ fn readable_by_all(objects: &Path) -> bool {
 /// ctime, and files written in the same second as the index are "racily clean", which `git add`
 /// treats as changed. And git writes an object it cannot freshen (touch) in the read-only
 /// borrowed store anew, locally: a `git add -A` would copy the whole tree's blobs into the
-/// checkout. So the fresh files' times go two seconds back and the index is refreshed (git
-/// compares their content, writing nothing). Only an optimisation: a failure costs disk.
+/// checkout. So the fresh files' times go two seconds back and the index records their stat
+/// data (`index_stat`); for an index it cannot patch, git refreshes it, comparing every file's
+/// content and writing nothing. Only an optimisation: a failure costs disk.
 pub async fn settle_index(checkout: &Path) {
+    let tree = checkout.to_path_buf();
+    let patched = tokio::task::spawn_blocking(move || {
+        super::index_stat::backdate_and_record(&tree, Duration::from_secs(2))
+    })
+    .await;
+    match patched {
+        Ok(Ok(_)) => return,
+        Ok(Err(why)) => tracing::debug!("recording the index's stat data: {why}; git refreshes it"),
+        Err(e) => tracing::debug!("recording the index's stat data: {e}"),
+    }
     let tree = checkout.to_path_buf();
     let back = tokio::task::spawn_blocking(move || backdate_files(&tree, Duration::from_secs(2)));
     if back.await.is_ok_and(|r| r.is_ok()) {

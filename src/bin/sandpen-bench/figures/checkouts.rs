@@ -51,7 +51,7 @@ pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
         "Checkout (figure 10): a generated repository of {:.0} MiB of history under a {:.1} MiB \
          working tree; {n} tasks at once (`-j {n}`, `--network none`), each task's `checkout_s` \
          from the report (clone borrowing the objects, checkout, refs recorded, handed to the \
-         task's user, its index refreshed) and its checkout's size (`du`), beside {n} `git \
+         task's user, its files' times set back and their stat data recorded in its index) and its checkout's size (`du`), beside {n} `git \
          worktree add` then `docker run --rm` at once, each worktree timed as a process, its size with its \
          `.git/worktrees/<name>`; two rounds each, alternating, the disk synced before each. \
          The ratio shown is time's; disk's is {disk_ratio:.2}x.",
