@@ -178,10 +178,10 @@ mod tests {
             assert_eq!(exclude.contains("/uv.lock"), !tracked, "{exclude}");
             assert!(exclude.contains(".venv/"), "{exclude}");
             assert_eq!(c.handed_to(), None, "already the task user's");
-            if repo.objects.is_some() {
+            if let Some(objects) = &repo.objects {
                 // Host git can read it again once the alternates name the host's store.
-                let objects = repo.objects.as_ref().unwrap().display().to_string();
-                std::fs::write(c.path.join(".git/objects/info/alternates"), objects).unwrap();
+                let alternates = c.path.join(".git/objects/info/alternates");
+                std::fs::write(alternates, objects.display().to_string()).unwrap();
             }
             assert_eq!(git_in(&c.path, &["diff-files", "--name-only"]), "", "settled");
             assert_eq!(git_in(&c.path, &["rev-parse", "HEAD"]).trim(), base);
