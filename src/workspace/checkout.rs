@@ -41,10 +41,13 @@ impl Checkout {
         // --shared borrows the user's objects (read-only in the container). Without a store
         // to borrow, --no-hardlinks: hard-linked objects would let a task that owns them
         // rewrite the user's own object files.
+        // --single-branch with borrowed objects: every object is there anyway, and the refs
+        // of the user's other branches would only be copied and then removed with the remote
+        // (2.0 s per checkout with 3,000 branches, against 17 ms).
         let copy = if repo.objects.is_some() {
-            "--shared"
+            ["--shared", "--single-branch"]
         } else {
-            "--no-hardlinks"
+            ["--no-hardlinks", "--no-single-branch"]
         };
         git(
             &repo.root,
@@ -53,7 +56,8 @@ impl Checkout {
                 "--quiet",
                 // No template: the sample hooks would be most of a small checkout's metadata.
                 "--template=",
-                copy,
+                copy[0],
+                copy[1],
                 "--no-checkout",
                 "--",
                 &repo.root.display().to_string(),
@@ -65,6 +69,15 @@ impl Checkout {
         git(&path, ["checkout", "--quiet", "-B", &branch, base]).await?;
         // The task has no business with the host path of the user's repository.
         git(&path, ["remote", "remove", "origin"]).await?;
+        if copy[1] == "--single-branch" {
+            // A single-branch clone's origin/HEAD outlives its remote, pointing at nothing
+            // (`git fsck` would fail in the task).
+            let _ = git(
+                &path,
+                ["symbolic-ref", "--delete", "--quiet", "refs/remotes/origin/HEAD"],
+            )
+            .await;
+        }
         let refs = git(&path, ["for-each-ref", "--format=%(objectname) %(refname)"]).await?;
         let start_refs = run_dir.start_refs(task_id);
         std::fs::create_dir_all(start_refs.parent().expect("in a directory"))
@@ -169,7 +182,16 @@ mod tests {
             }
             git_in(&root, &["add", "-A"]);
             git_in(&root, &["commit", "-qm", "c"]);
+            // The base is on another branch than the user's current one.
+            git_in(&root, &["checkout", "-q", "-b", "feature"]);
+            std::fs::write(root.join("src/b.txt"), "b\n").unwrap();
+            git_in(&root, &["add", "-A"]);
+            git_in(&root, &["commit", "-qm", "feature"]);
             let base = git_in(&root, &["rev-parse", "HEAD"]).trim().to_string();
+            git_in(&root, &["checkout", "-q", "-"]);
+            for i in 0..50 {
+                git_in(&root, &["branch", &format!("other/{i}")]);
+            }
             let repo = Repo::discover(Some(&root)).await.unwrap();
             let runs = RunDir::new(dir.path().join("run"));
             let user = repo.owner;
@@ -185,6 +207,14 @@ mod tests {
             }
             assert_eq!(git_in(&c.path, &["diff-files", "--name-only"]), "", "settled");
             assert_eq!(git_in(&c.path, &["rev-parse", "HEAD"]).trim(), base);
+            assert_eq!(git_in(&c.path, &["show", "HEAD:src/b.txt"]), "b\n");
+            let refs = git_in(&c.path, &["for-each-ref", "--format=%(refname)"]);
+            assert_eq!(
+                refs.lines().count(),
+                2,
+                "the user's branch and the task's: {refs}"
+            );
+            git_in(&c.path, &["fsck", "--no-progress"]);
         }
     }
 }
