@@ -122,6 +122,7 @@ fn write_as_git_does(git_dir: &Path, data: &[u8], was: &std::fs::Metadata) -> st
     let written = file
         .write_all(data)
         .and_then(|()| std::os::unix::fs::fchown(&file, Some(was.uid()), Some(was.gid())))
+        .and_then(|()| file.set_permissions(was.permissions())) // whatever the umask
         .and_then(|()| std::fs::rename(&lock, git_dir.join("index")));
     if written.is_err() {
         let _ = std::fs::remove_file(&lock);
