@@ -342,6 +342,22 @@ prompt_text = "echo b > b.txt"
         "{said}"
     );
     assert!(!repo.path().join(".sandpen").exists(), "nothing made");
+    // The demo, which runs in gateway mode, says so before it builds anything.
+    let demo_dir = repo.path().join("demo");
+    let demo = output(
+        sandpen()
+            .current_dir(repo.path())
+            .arg("demo")
+            .arg("--repo")
+            .arg(&demo_dir),
+    );
+    let said = stderr(&demo);
+    assert_eq!(demo.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("--network gateway") && said.contains("fix:"),
+        "{said}"
+    );
+    assert!(!demo_dir.exists(), "nothing made");
 
     let mut cmd = sandpen();
     with_test_credentials(&mut cmd);

@@ -15,11 +15,13 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     image::context_for(Target::Agent, &args.ca.ca_certs)?;
     super::run::check_output_file("--junit", args.junit.as_deref())?;
     super::run::check_output_file("--html", args.html.as_deref())?;
+    let engine = super::connect(host).await?;
+    // The demo runs in gateway mode: said before anything is made.
+    super::run::gateway_possible(&engine)?;
     let dir = sample_dir(args.repo.as_deref())?;
     make_repo(&dir).await?;
     eprintln!("sample repository: {}", dir.display());
 
-    let engine = super::connect(host).await?;
     let mut req = ImageRequest::new(Target::Agent);
     req.ca_certs = args.ca.ca_certs.clone();
     // The demo is the one command of a fresh machine: make the base offline if need be.
@@ -29,9 +31,14 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     let sandpen_dir = dir.join(workspace::SANDPEN_DIR);
     std::fs::create_dir_all(&sandpen_dir)?;
     let record = sandpen_dir.join("demo-model-requests.jsonl");
-    let gateway = engine.bridge_gateway().await?;
-    let server =
-        ModelServer::start(demo::script(), SocketAddr::new(gateway, 0), Some(record.clone())).await?;
+    // Only the run's gateway talks to the model server, from the engine host's network: the
+    // loopback address is enough, and reaches nothing else. (The default bridge's address
+    // would not do on every engine: rootful Podman makes that bridge only once a container
+    // joins it.)
+    let bind = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0);
+    let server = ModelServer::start(demo::script(), bind, Some(record.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the demo's model server on {bind}: {e}"))?;
     eprintln!(
         "model: sandpen's scripted model server at {} (no Anthropic account is used; the answers are scripted)",
         server.addr

@@ -20,8 +20,8 @@ use crate::workspace::{Repo, RunDir};
 
 mod gateway;
 
-pub use gateway::gateway_image;
 use gateway::{check_gateway_input, host_credentials, start_gateway};
+pub use gateway::{gateway_image, gateway_possible};
 
 /// After a second interrupt, how long sandpen waits for the kill before it leaves.
 const SECOND_INTERRUPT_EXIT: Duration = Duration::from_millis(1500);
@@ -161,15 +161,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         );
     }
     check_network(&engine, &args.network).await?;
-    if gateway_mode && !engine.dialect().host_reaches_networks() {
-        return Err(UsageError(format!(
-            "--network gateway (the default): {} at {} keeps its networks where the run's gateway \
-             cannot listen\nfix: --network none for tasks that need no model API, --network bridge \
-             to give them your key and the internet, or a rootful engine",
-            engine.dialect().name(),
-            engine.address()
-        ))
-        .into());
+    if gateway_mode {
+        gateway_possible(&engine)?;
     }
     let image = match &args.image {
         Some(tag) => {
