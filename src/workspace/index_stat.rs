@@ -159,6 +159,9 @@ fn parse(data: &[u8]) -> Result<Vec<Entry>, String> {
         let mut name_at = at + FLAGS_AT + 2;
         let mut skip_worktree = false;
         if extended {
+            if name_at + 2 > end {
+                return Err("the index ends inside an entry".into());
+            }
             let more = u16::from_be_bytes([data[name_at], data[name_at + 1]]);
             skip_worktree = more & 0x4000 != 0;
             name_at += 2;
@@ -256,15 +259,20 @@ mod tests {
     #[test]
     fn git_finds_every_file_clean_without_refreshing() {
         let skip_hash = ["-c", "index.skipHash=true", "update-index", "--force-write-index"];
-        for config in [&[][..], &["update-index", "--index-version", "3"], &skip_hash] {
+        // Version 3 only with an entry that needs its extended flags (git writes 2 otherwise).
+        let v3 = ["update-index", "--skip-worktree", "a/b/deep.txt"];
+        for config in [&[][..], &v3, &skip_hash] {
             let dir = fresh_checkout(config);
             let work = dir.path().join("work");
             let index = std::fs::read(work.join(".git/index")).unwrap();
             assert_eq!(index.ends_with(&[0; HASH_LEN]), config == skip_hash);
+            assert_eq!(be32(&index, 4), if config == v3 { 3 } else { 2 });
             let before = git(&work, &["ls-files", "-s"]);
+            // A skip-worktree entry is left as it is.
+            let plain = if config == v3 { 4 } else { 5 };
             assert_eq!(
                 backdate_and_record(&work, Duration::from_secs(2)),
-                Ok(5),
+                Ok(plain),
                 "{config:?}"
             );
             // diff-files trusts the stat data: an entry it does not match is listed.
@@ -301,6 +309,27 @@ mod tests {
         let dir = fresh_checkout(&["update-index", "--split-index"]);
         let err = backdate_and_record(&dir.path().join("work"), Duration::from_secs(2)).unwrap_err();
         assert!(err.contains("link"), "{err}");
+    }
+
+    #[test]
+    fn a_cut_or_garbled_index_is_an_error_not_a_panic() {
+        let dir = fresh_checkout(&["update-index", "--skip-worktree", "plain.txt"]);
+        let index = std::fs::read(dir.path().join("work/.git/index")).unwrap();
+        assert_eq!(be32(&index, 4), 3);
+        for cut in 0..index.len() {
+            let _ = parse(&index[..cut]);
+        }
+        let mut garbled = index.clone();
+        for i in 12..garbled.len() {
+            garbled[i] = 0xff;
+            let _ = parse(&garbled);
+        }
+        assert!(parse(&index).is_ok());
+        // An extended entry whose flags end where the checksum begins.
+        let mut short = index[..12 + FLAGS_AT + 2].to_vec();
+        short[12 + FLAGS_AT] |= 0x40;
+        short.extend([0; HASH_LEN]);
+        assert!(parse(&short).is_err());
     }
 
     #[test]
