@@ -44,7 +44,8 @@ impl Checkout {
         // --single-branch with borrowed objects: every object is there anyway, and the refs
         // of the user's other branches would only be copied and then removed with the remote
         // (2.0 s per checkout with 3,000 branches, against 17 ms).
-        let copy = if repo.objects.is_some() {
+        let borrowed = repo.objects.is_some();
+        let copy = if borrowed {
             ["--shared", "--single-branch"]
         } else {
             ["--no-hardlinks", "--no-single-branch"]
@@ -69,7 +70,7 @@ impl Checkout {
         git(&path, ["checkout", "--quiet", "-B", &branch, base]).await?;
         // The task has no business with the host path of the user's repository.
         git(&path, ["remote", "remove", "origin"]).await?;
-        if copy[1] == "--single-branch" {
+        if borrowed {
             // A single-branch clone's origin/HEAD outlives its remote, pointing at nothing
             // (`git fsck` would fail in the task).
             let _ = git(
@@ -116,7 +117,7 @@ impl Checkout {
         } else {
             None
         };
-        if repo.objects.is_some() {
+        if borrowed {
             super::objects::settle_index(&path).await;
             // The last host-side git in the checkout is above: from here its objects are
             // found where its container sees them.
@@ -151,23 +152,8 @@ pub async fn hand_back(dir: &Path, was_handed: bool, to: (u32, u32)) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use super::super::git::git_blocking as git_in;
     use super::*;
-    use std::process::Command;
-
-    fn git_in(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 
     #[tokio::test]
     async fn a_fresh_checkout_is_settled_and_excludes_uv_lock_unless_tracked() {

@@ -23,6 +23,25 @@ const SAFE_CONFIG: [&str; 10] = [
     "advice.detachedHead=false",
 ];
 
+/// Tests' git: blocking, with an identity for commits and no hooks; stdout, or a panic with
+/// git's words.
+#[cfg(test)]
+pub fn git_blocking(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+        .args(SAFE_CONFIG)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `git -C dir args...`; stdout on success, a `Git` error with stderr otherwise.
 pub async fn git<I, S>(dir: &Path, args: I) -> Result<String, WorkspaceError>
 where

@@ -205,30 +205,8 @@ fn parse(data: &[u8]) -> Result<Vec<Entry>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::git::git_blocking as git;
     use super::*;
-    use std::process::Command;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@e",
-                "-c",
-                "core.hooksPath=/dev/null",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 
     /// A repository of plain, executable, linked, nested and long-named files, cloned; then
     /// the git command `rewrite`, if any, rewrites the clone's index.
