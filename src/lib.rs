@@ -21,5 +21,6 @@ pub mod prune;
 pub mod report;
 pub mod runner;
 pub mod runs;
+pub mod swarm;
 pub mod transcript;
 pub mod workspace;

@@ -13,6 +13,21 @@ pub enum ImageCommand {
     /// Make sandpen's own base image offline with debootstrap (for machines without a
     /// registry).
     BootstrapBase(BootstrapBaseArgs),
+    /// Build (or reuse) an image and push it to a registry, for a Docker Swarm's nodes to
+    /// pull by digest. Prints the pinned reference (`REGISTRY/NAME@sha256:...`) as the last
+    /// line.
+    Push(ImagePushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePushArgs {
+    /// The registry the nodes pull from, as HOST:PORT. A plain-HTTP registry must be in the
+    /// engine's `insecure-registries`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry: String,
+
+    #[command(flatten)]
+    pub build: ImageBuildArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

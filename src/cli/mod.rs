@@ -20,7 +20,7 @@ pub use demo::DemoArgs;
 pub use doctor::DoctorArgs;
 pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
-pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, ImagePushArgs, TargetArg};
 pub use logs::LogsArgs;
 pub use model_server::ModelServerArgs;
 pub use prune::PruneArgs;

@@ -1,4 +1,4 @@
-use crate::cli::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, TargetArg};
+use crate::cli::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, ImagePushArgs, TargetArg};
 use crate::exit;
 use crate::image::{self, BootstrapOptions, ImageRequest, Target};
 use crate::report::build::BuildDisplay;
@@ -7,10 +7,40 @@ pub async fn run(host: Option<&str>, args: ImageArgs) -> anyhow::Result<i32> {
     match args.command {
         ImageCommand::Build(b) => build(host, b).await,
         ImageCommand::BootstrapBase(b) => bootstrap(host, b).await,
+        ImageCommand::Push(p) => push(host, p).await,
     }
 }
 
+async fn push(host: Option<&str>, args: ImagePushArgs) -> anyhow::Result<i32> {
+    // A bad address is found before anything is built.
+    crate::swarm::check_address(&args.registry)?;
+    let (engine, req) = request(host, args.build).await?;
+    let tag = super::ensure_image(&engine, &req).await?;
+    let pinned = crate::swarm::publish(&engine, &tag, &args.registry).await?;
+    eprintln!("pushed {tag} to {}", args.registry);
+    println!("{pinned}");
+    Ok(exit::SUCCESS)
+}
+
 async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> {
+    let (engine, req) = request(host, args).await?;
+    match super::ensure_image(&engine, &req).await {
+        Ok(tag) => {
+            // Scripts rely on the tag being the last line on stdout.
+            println!("{tag}");
+            Ok(exit::SUCCESS)
+        }
+        // A failed build is said by its error: the failing step and its output (the progress
+        // above already listed the steps; the whole log again would only repeat them).
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The engine, and what to build: checked before anything is made.
+async fn request(
+    host: Option<&str>,
+    args: ImageBuildArgs,
+) -> anyhow::Result<(crate::engine::Engine, ImageRequest)> {
     let target = match args.target {
         TargetArg::Agent => Target::Agent,
         TargetArg::Probe => Target::Probe,
@@ -26,16 +56,7 @@ async fn build(host: Option<&str>, args: ImageBuildArgs) -> anyhow::Result<i32> 
         rebuild: args.rebuild,
         bootstrap_base: args.bootstrap_base,
     };
-    match super::ensure_image(&engine, &req).await {
-        Ok(tag) => {
-            // Scripts rely on the tag being the last line on stdout.
-            println!("{tag}");
-            Ok(exit::SUCCESS)
-        }
-        // A failed build is said by its error: the failing step and its output (the progress
-        // above already listed the steps; the whole log again would only repeat them).
-        Err(e) => Err(e.into()),
-    }
+    Ok((engine, req))
 }
 
 async fn bootstrap(host: Option<&str>, args: BootstrapBaseArgs) -> anyhow::Result<i32> {

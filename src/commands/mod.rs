@@ -62,6 +62,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(e) = e.downcast_ref::<crate::runs::RunsError>() {
             return Some(e.exit_code());
         }
+        if let Some(e) = e.downcast_ref::<crate::swarm::RegistryError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::swarm::SwarmError>() {
+            return Some(e.exit_code());
+        }
         None
     }
     err.chain().find_map(known).unwrap_or(crate::exit::FAILURE)

@@ -159,8 +159,8 @@ impl Engine {
     }
 }
 
-/// An attach stream as sandpen reads it: stdout and stderr chunks, errors in words.
-fn output_stream(
+/// An attach or log stream as sandpen reads it: stdout and stderr chunks, errors in words.
+pub(crate) fn output_stream(
     output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
     >,

@@ -182,6 +182,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Pushes `repo:tag` to the registry its name starts with; the digest the registry gave
+    /// it (`sha256:...`), by which every node pulls the same bytes.
+    pub async fn push_image(&self, repo: &str, tag: &str) -> Result<String, EngineError> {
+        let opts = bollard::query_parameters::PushImageOptionsBuilder::default()
+            .tag(tag)
+            .build();
+        let context = format!("pushing {repo}:{tag}");
+        let mut stream = self.docker().push_image(repo, Some(opts), None);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::api(&context, &e))?;
+            if let Some(detail) = info.error_detail {
+                let reason = detail.message.unwrap_or_else(|| "the push failed".into());
+                return Err(EngineError::Api { context, reason });
+            }
+            digest = info.status.as_deref().and_then(pushed_digest).or(digest);
+        }
+        digest.ok_or_else(|| EngineError::Api {
+            context,
+            reason: "the registry named no digest for it".into(),
+        })
+    }
+
     /// Imports a root filesystem tar stream as image `repo:tag` (`docker import`).
     pub async fn import_rootfs(
         &self,
@@ -246,5 +269,27 @@ impl Engine {
             }
         })
         .await
+    }
+}
+
+/// The digest in a push's last status line (`TAG: digest: sha256:HEX size: N`).
+fn pushed_digest(status: &str) -> Option<String> {
+    let rest = &status[status.find("digest: sha256:")? + "digest: ".len()..];
+    let digest: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+        .collect();
+    (digest.len() == "sha256:".len() + 64).then_some(digest)
+}
+
+#[cfg(test)]
+mod push_tests {
+    #[test]
+    fn the_digest_is_read_from_the_last_status_line() {
+        let hex = "2a48e22c6b73e331539e41d7c2cbf5b6cbd4fce4fb8abc707406e75176312c2e";
+        let line = format!("bfa64250bcad7c2b: digest: sha256:{hex} size: 946");
+        assert_eq!(super::pushed_digest(&line), Some(format!("sha256:{hex}")));
+        assert_eq!(super::pushed_digest("Pushed"), None);
+        assert_eq!(super::pushed_digest("x: digest: sha256:abc size: 1"), None);
     }
 }

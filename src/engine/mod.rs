@@ -2,9 +2,9 @@
 //! the rest of sandpen asks it for what it needs in sandpen's own terms.
 
 mod cgroup;
-mod containers;
+pub(crate) mod containers;
 pub mod dialect;
-mod error;
+pub(crate) mod error;
 mod images;
 mod networks;
 mod service;

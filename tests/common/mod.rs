@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod podman;
+pub mod swarm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

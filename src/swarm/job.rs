@@ -1,0 +1,271 @@
+//! A task's container as a Swarm service: the same `ContainerSpec` the local engine gets, in
+//! the service API's terms. Pure data, so every rule is checked without a Swarm.
+//!
+//! One task is a `replicated` service of one replica whose restart condition is `none`: it
+//! runs once and stays as it ended until sandpen removes it. Not a `replicated-job`, although
+//! that is the mode made for it: Engine 20.10 leaves a job's container running when its
+//! service is removed (moby/moby#44312, fixed in Engine 24), and removal is how a stop, a
+//! timeout and Ctrl-C end a task on a Swarm.
+//!
+//! What the service API cannot say that a local container has (docs/SCALE-OUT.md): a swap
+//! limit equal to the memory limit (the node's own setting decides), `no-new-privileges`
+//! (`Privileges.NoNewPrivileges` needs API 1.44; 20.10 speaks 1.41), and the engine's log
+//! turned off (the service's log stream is how its output comes back).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    Limit, Mount, MountTmpfsOptions, MountType, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+};
+use secrecy::ExposeSecret;
+
+use crate::engine::spec::{ContainerSpec, HOME, WORKDIR};
+
+/// Where a node keeps what sandpen delivers: the task's files arrive over the network, into
+/// these writable places (the root is read-only). The workspace is a volume of the node (its
+/// size is the node's disk, not the task's memory); the rest is memory, bounded.
+pub const DELIVERED: [(&str, i64); 5] = [
+    ("/tmp", 1 << 30),
+    (HOME, 512 << 20),
+    ("/home/sandpen/.claude", 256 << 20),
+    ("/run/sandpen", 64 << 20),
+    ("/sandpen-out", 256 << 20),
+];
+
+/// Where one task's service goes and how it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// Swarm placement constraints, passed through (`node.labels.gpu==yes`).
+    pub constraints: Vec<String>,
+    /// How long a removed service's container has between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// Why a spec cannot become a service.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JobError {
+    #[error(
+        "{target} is mounted from this machine, and a Swarm node has none of its files; \
+         only paths under {} can be delivered",
+        delivered_roots()
+    )]
+    NotDeliverable { target: String },
+}
+
+fn delivered_roots() -> String {
+    let mut roots: Vec<&str> = DELIVERED.iter().map(|(p, _)| *p).collect();
+    roots.push(WORKDIR);
+    roots.join(", ")
+}
+
+/// Whether `target` lies in a place the service has writable (so the entry step can put a
+/// delivered file there).
+pub fn deliverable(target: &str) -> bool {
+    let under = |root: &str| target == root || target.starts_with(&format!("{root}/"));
+    under(WORKDIR) || DELIVERED.iter().any(|(root, _)| under(root))
+}
+
+/// The service of one task. Its bind mounts are not mounts here: each must be deliverable.
+pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<ServiceSpec, JobError> {
+    if let Some(m) = spec.mounts.iter().find(|m| !deliverable(&m.target)) {
+        return Err(JobError::NotDeliverable {
+            target: m.target.clone(),
+        });
+    }
+    let (uid, gid) = spec.user;
+    let mut mounts = vec![Mount {
+        target: Some(WORKDIR.into()),
+        typ: Some(MountType::VOLUME),
+        ..Default::default()
+    }];
+    mounts.extend(DELIVERED.iter().map(|(path, size)| Mount {
+        target: Some(path.to_string()),
+        typ: Some(MountType::TMPFS),
+        tmpfs_options: Some(MountTmpfsOptions {
+            size_bytes: Some(*size),
+            // Sticky and open to all, as /tmp: the task's uid is not known to the image.
+            mode: Some(0o1777),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    let mut env = spec.env.clone();
+    env.extend(
+        spec.secrets
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose_secret())),
+    );
+    let limits = &spec.limits;
+    let container = TaskSpecContainerSpec {
+        image: Some(spec.image.clone()),
+        labels: Some(spec.labels.clone()),
+        command: Some(spec.cmd.clone()),
+        env: Some(env),
+        dir: Some(WORKDIR.into()),
+        user: Some(format!("{uid}:{gid}")),
+        tty: Some(false),
+        open_stdin: Some(false),
+        read_only: Some(true),
+        mounts: Some(mounts),
+        stop_grace_period: Some(placement.grace.as_nanos() as i64),
+        init: Some(true),
+        capability_drop: Some(vec!["ALL".into()]),
+        ..Default::default()
+    };
+    let task = TaskSpec {
+        container_spec: Some(container),
+        resources: Some(TaskSpecResources {
+            limits: Some(Limit {
+                nano_cpus: Some(limits.nano_cpus),
+                memory_bytes: Some(limits.memory_bytes),
+                pids: Some(limits.pids),
+            }),
+            // Reserved as much as it may use: the Swarm places by capacity and never puts more
+            // on a node than it holds.
+            reservations: Some(ResourceObject {
+                nano_cpus: Some(limits.nano_cpus),
+                memory_bytes: Some(limits.memory_bytes),
+                ..Default::default()
+            }),
+            // `SwapBytes` is API 1.46: on older engines the node's own setting decides.
+            ..Default::default()
+        }),
+        restart_policy: Some(TaskSpecRestartPolicy {
+            condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+            max_attempts: Some(0),
+            ..Default::default()
+        }),
+        placement: Some(TaskSpecPlacement {
+            constraints: (!placement.constraints.is_empty()).then(|| placement.constraints.clone()),
+            ..Default::default()
+        }),
+        // The service's log stream is how output comes back: the nodes keep it in json-file.
+        log_driver: Some(TaskSpecLogDriver {
+            name: Some("json-file".into()),
+            options: Some(HashMap::from([("max-size".into(), "50m".into())])),
+        }),
+        ..Default::default()
+    };
+    Ok(ServiceSpec {
+        name: Some(spec.name.clone()),
+        labels: Some(spec.labels.clone()),
+        task_template: Some(task),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::spec::{BindMount, Limits};
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "sandpen-r-t".into(),
+            image: "reg:5000/sandpen-probe@sha256:abc".into(),
+            cmd: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["A=1".into()],
+            secrets: vec![("ANTHROPIC_API_KEY".into(), "sk-canary".into())],
+            user: (1000, 1000),
+            labels: HashMap::from([("sandpen.run".into(), "r".into())]),
+            workspace: "/repo/.sandpen/runs/r/t".into(),
+            mounts: vec![BindMount::read_only(
+                "/x/agents",
+                format!("{HOME}/.claude/agents"),
+            )],
+            limits: Limits {
+                nano_cpus: 1_500_000_000,
+                memory_bytes: 512 << 20,
+                pids: 256,
+            },
+            network: "bridge".into(),
+            engine_log: false,
+            gated: false,
+        }
+    }
+
+    fn placement() -> Placement {
+        Placement {
+            constraints: vec!["node.role==worker".into()],
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn a_task_is_one_hardened_limited_replica_that_never_restarts() {
+        let s = service_spec(&spec(), &placement()).unwrap();
+        assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(1));
+        let task = s.task_template.unwrap();
+        let restart = task.restart_policy.unwrap();
+        assert_eq!(restart.condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
+        let c = task.container_spec.unwrap();
+        assert_eq!(c.user.as_deref(), Some("1000:1000"));
+        assert_eq!(c.read_only, Some(true));
+        assert_eq!(c.init, Some(true));
+        assert_eq!(c.capability_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(c.stop_grace_period, Some(10_000_000_000));
+        assert!(
+            c.env
+                .unwrap()
+                .contains(&"ANTHROPIC_API_KEY=sk-canary".to_string())
+        );
+        let r = task.resources.unwrap();
+        let (l, reserved) = (r.limits.unwrap(), r.reservations.unwrap());
+        assert_eq!(
+            (l.nano_cpus, l.memory_bytes, l.pids),
+            (Some(1_500_000_000), Some(512 << 20), Some(256))
+        );
+        assert_eq!(
+            (reserved.nano_cpus, reserved.memory_bytes),
+            (l.nano_cpus, l.memory_bytes)
+        );
+        assert_eq!(
+            task.placement.unwrap().constraints.unwrap(),
+            ["node.role==worker"]
+        );
+    }
+
+    #[test]
+    fn nothing_is_bind_mounted_from_this_machine() {
+        let s = service_spec(&spec(), &placement()).unwrap();
+        let mounts = s.task_template.unwrap().container_spec.unwrap().mounts.unwrap();
+        assert!(
+            mounts
+                .iter()
+                .all(|m| m.typ != Some(MountType::BIND) && m.source.is_none())
+        );
+        let workspace = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some(WORKDIR))
+            .unwrap();
+        assert_eq!(workspace.typ, Some(MountType::VOLUME));
+    }
+
+    #[test]
+    fn a_mount_outside_the_delivered_places_is_refused() {
+        let mut s = spec();
+        s.mounts.push(BindMount::read_only("/x", "/etc/passwd"));
+        let err = service_spec(&s, &placement()).unwrap_err();
+        assert_eq!(
+            err,
+            JobError::NotDeliverable {
+                target: "/etc/passwd".into()
+            }
+        );
+        assert!(err.to_string().contains("/run/sandpen"));
+        assert!(deliverable("/run/sandpen/prompt") && deliverable("/workspace/a"));
+        assert!(!deliverable("/run/sandpenx") && !deliverable("/"));
+    }
+
+    #[test]
+    fn the_credentials_stay_out_of_a_debug_print_of_the_spec() {
+        assert!(!format!("{:?}", spec()).contains("sk-canary"));
+    }
+}
