@@ -8,7 +8,9 @@ fn main() {
     // The gateway serves one run's tasks from a small container: one thread is plenty, and a
     // worker per core would cost memory for nothing.
     let mut builder = match cli.command {
-        sandpen::cli::Command::Gateway(_) => tokio::runtime::Builder::new_current_thread(),
+        sandpen::cli::Command::Gateway(_) | sandpen::cli::Command::Entry(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {

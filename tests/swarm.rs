@@ -35,6 +35,7 @@ fn spec(name: &str, image: &str, script: &str, memory_mib: i64) -> ContainerSpec
         network: "bridge".into(),
         engine_log: false,
         gated: false,
+        self_collect: None,
     }
 }
 
@@ -95,7 +96,7 @@ async fn services_run_on_every_node_under_their_limits_and_leave_nothing_behind(
     assert!(push.status.success(), "{}", stderr(&push));
     let pinned = stdout(&push).lines().last().unwrap_or_default().to_string();
     assert!(
-        pinned.starts_with(&format!("{}/sandpen-probe@sha256:", cluster.registry)),
+        pinned.starts_with(&format!("{}/sandpen-swarm@sha256:", cluster.registry)),
         "{pinned}"
     );
     // A registry nobody answers at: exit 3, and the fix named.
@@ -188,13 +189,264 @@ async fn services_run_on_every_node_under_their_limits_and_leave_nothing_behind(
 
     let listed = swarm.list("sandpen.run", Some("swarm-test")).await.unwrap();
     assert!(listed.is_empty(), "services left: {listed:?}");
-    assert!(cluster.services().is_empty(), "{:?}", cluster.services());
-    let clean = wait_for(Duration::from_secs(30), || {
-        cluster.containers().is_empty().then_some(())
-    });
-    assert!(
-        clean.is_some(),
-        "containers left on the nodes: {:?}",
-        cluster.containers()
+    cluster.assert_clean("at the end");
+}
+
+/// A task file run on the Swarm with `sandpen run --backend swarm`: each task's files travel to
+/// its node, its work comes back as the same branches as a local run's, a failing task fails.
+#[test]
+fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
+    if !swarm::wanted() {
+        eprintln!("skipped: set SANDPEN_TEST_SWARM=1 (as root, with docker-registry installed)");
+        return;
+    }
+    let cluster = Swarm::start(1, 1);
+    let manager = cluster.manager().to_string();
+    common::image("probe");
+    swarm::load_into("sandpen-base:bookworm", &manager);
+    let built = output(sandpen().env("DOCKER_HOST", &manager).args([
+        "image",
+        "build",
+        "--target",
+        "probe",
+        "--bootstrap-base",
+    ]));
+    assert!(built.status.success(), "{}", stderr(&built));
+    let probe = stdout(&built).lines().last().unwrap_or_default().to_string();
+
+    let repo = common::make_repo();
+    let tasks = common::task_file(
+        "[[task]]\nid = \"salvaged\"\nprompt_text = '''\necho a > a.txt\n'''\n\
+         [[task]]\nid = \"committed\"\nprompt_text = '''\nset -e\necho b > b.txt\ngit add b.txt\ngit commit -qm 'b from the swarm'\n'''\n\
+         [[task]]\nid = \"limited\"\nprompt_text = '''\ncat /sys/fs/cgroup/memory/memory.limit_in_bytes > limit.txt\n'''\n\
+         [[task]]\nid = \"failing\"\nprompt_text = '''\necho partial > partial.txt\nexit 3\n'''\n\
+         [[task]]\nid = \"hog\"\nmemory = \"96m\"\nprompt_text = '''\nhead -c 400000000 /dev/zero | tail\n'''\n\
+         [[task]]\nid = \"slow\"\ntimeout = \"3s\"\nprompt_text = '''\necho started > slow.txt\nsleep 60\n'''\n",
     );
+    let started = Instant::now();
+    let mut cmd = sandpen();
+    common::with_test_credentials(&mut cmd);
+    let out = output(
+        cmd.env("DOCKER_HOST", &manager)
+            .current_dir(repo.path())
+            .args([
+                "run",
+                "--backend",
+                "swarm",
+                "--network",
+                "bridge",
+                "--registry",
+                &cluster.registry,
+            ])
+            .args([
+                "--advertise-addr",
+                &cluster.host_addr,
+                "--image",
+                &probe,
+                "--memory",
+                "256m",
+                "-j",
+                "6",
+            ])
+            .arg("--repo")
+            .arg(repo.path())
+            .arg("--report")
+            .arg(&tasks.report)
+            .arg(&tasks.path),
+    );
+    let dump = common::dump(out.status.code().unwrap_or(-1), started.elapsed(), &out);
+    assert_eq!(out.status.code(), Some(1), "one task fails: {dump}");
+    let report = common::read_report(&tasks.report).unwrap_or_else(|e| panic!("{e}: {dump}"));
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let show = |task: &str, file: &str| {
+        common::git(repo.path(), &["show", &format!("sandpen/{task}/{run_id}:{file}")])
+            .trim()
+            .to_string()
+    };
+    let mut nodes = HashSet::new();
+    for (id, status) in [
+        ("salvaged", "succeeded"),
+        ("committed", "succeeded"),
+        ("limited", "succeeded"),
+        ("failing", "failed"),
+        ("hog", "oom_killed"),
+        ("slow", "timed_out"),
+    ] {
+        let t = common::task(&report, id);
+        assert_eq!(common::field(t, "status"), status, "{id}: {t:#}\n{dump}");
+        nodes.insert(common::field(t, "node").to_string());
+    }
+    let hostnames: HashSet<String> = cluster.nodes.iter().map(|n| n.hostname.clone()).collect();
+    assert_eq!(
+        nodes, hostnames,
+        "the report names each task's node, and both ran tasks"
+    );
+    assert_eq!(show("salvaged", "a.txt"), "a");
+    assert_eq!(common::task(&report, "salvaged")["salvaged"], true);
+    assert_eq!(show("committed", "b.txt"), "b");
+    let log = common::git(
+        repo.path(),
+        &["log", "--format=%s", &format!("sandpen/committed/{run_id}")],
+    );
+    assert!(log.lines().any(|l| l == "b from the swarm"), "{log}");
+    assert_eq!(
+        show("limited", "limit.txt"),
+        "268435456",
+        "the limit held on its node"
+    );
+    assert_eq!(
+        show("failing", "partial.txt"),
+        "partial",
+        "a failed task's work comes back too"
+    );
+    assert_eq!(
+        show("slow", "slow.txt"),
+        "started",
+        "a timed-out task's work comes back within the grace"
+    );
+    cluster.assert_clean("after the run");
+    assert_eq!(common::git(repo.path(), &["fsck", "--no-progress"]).trim(), "");
+
+    // An address the nodes cannot reach (this machine's loopback): found by the probe before
+    // any task, exit 3, the fix named, nothing left.
+    let mut cmd = sandpen();
+    common::with_test_credentials(&mut cmd);
+    let out = output(
+        cmd.env("DOCKER_HOST", &manager)
+            .current_dir(repo.path())
+            .args([
+                "run",
+                "--backend",
+                "swarm",
+                "--network",
+                "bridge",
+                "--registry",
+                &cluster.registry,
+            ])
+            .args(["--advertise-addr", "127.0.0.1", "--image", &probe])
+            .arg(&tasks.path),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach this machine"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        cluster.services().is_empty(),
+        "the probe's service is gone: {:?}",
+        cluster.services()
+    );
+    let runs = std::fs::read_dir(repo.path().join(".sandpen/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 1, "no run directory beyond the first run's");
+
+    // Ctrl-C while a task runs on the Swarm: its service is removed, nothing is left.
+    let long = "[[task]]\nid = \"long\"\nprompt_text = 'sleep 300'\n";
+    let extra = [
+        "--backend",
+        "swarm",
+        "--network",
+        "bridge",
+        "--registry",
+        &cluster.registry,
+        "--advertise-addr",
+        &cluster.host_addr,
+        "--memory",
+        "64m",
+    ];
+    let env = [("DOCKER_HOST", manager.as_str())];
+    let running = |cluster: &Swarm| {
+        wait_for(Duration::from_secs(120), || {
+            // The task's service, not the probe of --advertise-addr before it.
+            let service = cluster.services().into_iter().find(|s| s.ends_with("-long"))?;
+            let o = output(
+                std::process::Command::new("docker")
+                    .env("DOCKER_HOST", cluster.manager())
+                    .args(["service", "ps", "--format", "{{.CurrentState}}", &service]),
+            );
+            stdout(&o).starts_with("Running").then_some(())
+        })
+    };
+    let mut bg = common::spawn_run_with(repo.path(), long, &extra, &env);
+    assert!(running(&cluster).is_some(), "the task never ran: {}", bg.stderr());
+    bg.signal("INT");
+    let status = bg
+        .wait_exit(Duration::from_secs(60))
+        .expect("sandpen ends after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", bg.stderr());
+    assert!(
+        cluster.services().is_empty(),
+        "services left after Ctrl-C: {:?}",
+        cluster.services()
+    );
+
+    // SIGKILL leaves the service; `sandpen gc` at the manager removes it and finishes the run.
+    let mut bg = common::spawn_run_with(repo.path(), long, &extra, &env);
+    assert!(running(&cluster).is_some(), "the task never ran: {}", bg.stderr());
+    bg.signal("KILL");
+    bg.wait_exit(Duration::from_secs(10)).expect("killed");
+    assert_eq!(
+        cluster.services().len(),
+        1,
+        "the dead run's service is still there"
+    );
+    let gc = output(
+        sandpen()
+            .env("DOCKER_HOST", &manager)
+            .current_dir(repo.path())
+            .arg("gc"),
+    );
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(stdout(&gc).contains("removed"), "{}", stdout(&gc));
+    cluster.assert_clean("after gc");
+}
+
+/// What `run --backend swarm` refuses before it makes anything: flags that do not fit, and an
+/// engine that manages no Swarm (the system engine). Exit 2, the fix named, no run directory.
+#[test]
+fn bad_swarm_input_is_refused_before_anything_is_made() {
+    let repo = common::make_repo();
+    let tasks = common::task_file("[[task]]\nid = \"t\"\nprompt_text = 'true'\n");
+    let reg = ["--registry", "127.0.0.1:5000"];
+    let addr = ["--advertise-addr", "127.0.0.1"];
+    let swarm = ["--backend", "swarm"];
+    let bridge = ["--network", "bridge"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        ([&swarm[..], &bridge, &addr].concat(), "needs --registry"),
+        (
+            [&swarm[..], &bridge, &addr, &["--registry", "http://r:5000"]].concat(),
+            "HOST:PORT",
+        ),
+        ([&swarm[..], &bridge, &reg].concat(), "needs --advertise-addr"),
+        (
+            [&swarm[..], &bridge, &reg, &["--advertise-addr", "node-a"]].concat(),
+            "not an IP address",
+        ),
+        ([&swarm[..], &reg, &addr].concat(), "--network bridge"),
+        ([&reg[..]].concat(), "add --backend swarm"),
+        ([&swarm[..], &bridge, &reg, &addr].concat(), "not a Swarm manager"),
+    ];
+    for (args, expected) in cases {
+        let mut cmd = sandpen();
+        common::with_test_credentials(&mut cmd);
+        let out = output(
+            cmd.current_dir(repo.path())
+                .arg("run")
+                .args(&args)
+                .arg(&tasks.path),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in: {err}"
+        );
+        assert!(err.contains("fix:"), "{args:?}: {err}");
+        assert!(
+            !repo.path().join(".sandpen/runs").exists(),
+            "{args:?} made a run directory"
+        );
+    }
 }

@@ -13,9 +13,9 @@ pub enum ImageCommand {
     /// Make sandpen's own base image offline with debootstrap (for machines without a
     /// registry).
     BootstrapBase(BootstrapBaseArgs),
-    /// Build (or reuse) an image and push it to a registry, for a Docker Swarm's nodes to
-    /// pull by digest. Prints the pinned reference (`REGISTRY/NAME@sha256:...`) as the last
-    /// line.
+    /// Build (or reuse) an image, add sandpen's entry step, and push it to a registry, for a
+    /// Docker Swarm's nodes to pull by digest (what `run --backend swarm` does before its
+    /// tasks). Prints the pinned reference (`REGISTRY/sandpen-swarm@sha256:...`) last.
     Push(ImagePushArgs),
 }
 

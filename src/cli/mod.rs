@@ -4,6 +4,7 @@
 mod completions;
 mod demo;
 mod doctor;
+mod entry;
 mod gateway;
 mod gc;
 mod image;
@@ -18,6 +19,7 @@ mod stop;
 pub use completions::{CompletionsArgs, ShellArg};
 pub use demo::DemoArgs;
 pub use doctor::DoctorArgs;
+pub use entry::EntryArgs;
 pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, ImagePushArgs, TargetArg};
@@ -26,7 +28,7 @@ pub use model_server::ModelServerArgs;
 pub use prune::PruneArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
-pub use run::{DepsFromArg, RunArgs};
+pub use run::{BackendArg, DepsFromArg, RunArgs, SwarmArgs};
 pub use stop::StopArgs;
 
 use std::path::PathBuf;
@@ -104,4 +106,7 @@ pub enum Command {
     /// The egress gateway of a run (runs in the run's gateway container).
     #[command(hide = true)]
     Gateway(GatewayArgs),
+    /// The entry step of a task's container on a Swarm node.
+    #[command(hide = true)]
+    Entry(EntryArgs),
 }

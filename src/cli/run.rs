@@ -119,6 +119,38 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub ca: CaCerts,
+
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
+}
+
+/// Where tasks run: this engine's containers, or a Docker Swarm's services.
+#[derive(Debug, Args)]
+pub struct SwarmArgs {
+    /// `local`: containers on the engine (DOCKER_HOST or --host). `swarm`: services on the
+    /// Docker Swarm that engine manages; needs --registry and --advertise-addr.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendArg,
+
+    /// On a Swarm: the registry the nodes pull the task image from (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry: Option<String>,
+
+    /// On a Swarm: the address of this machine the nodes reach (IP or IP:PORT). sandpen
+    /// serves each task its files and takes its work back there.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_addr: Option<String>,
+
+    /// On a Swarm: a placement constraint, passed through (`node.labels.pool==agents`).
+    /// Repeatable.
+    #[arg(long = "constraint", value_name = "EXPR")]
+    pub constraints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Local,
+    Swarm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -40,6 +40,9 @@ const HINTS_LIMIT: u64 = 256 * 1024;
 pub struct InPlace {
     pub mounts: Vec<BindMount>,
     pub shell: String,
+    /// The collection alone, within `$left` seconds: what a container far from sandpen's disk
+    /// runs after its command however that ended (`swarm::entry` sets `$left`).
+    pub collect: String,
 }
 
 /// Prepares the out directory (as for the sandbox) and says how the container collects.
@@ -65,17 +68,23 @@ pub async fn prepare(job: &Job<'_>, timeout: Duration) -> Result<InPlace, Collec
         .collect();
     let env: Vec<String> = sandbox::env().iter().map(|a| quote(a)).collect();
     let out = sandbox::OUT;
-    let shell = format!(
-        "left=$(({secs} - ($(date +%s) - started) - {MARGIN}))\n\
-         if [ \"$left\" -ge {MIN_LEFT} ]; then\n\
-         env -i PATH=\"$PATH\" {env} timeout -k 1 \"$left\" sh {SCRIPT_MOUNT} {args} > {out}/{HINTS} 2> {out}/errors < /dev/null\n\
-         echo $? > {out}/{DONE}.tmp && mv -f {out}/{DONE}.tmp {out}/{DONE}\n\
-         fi\n",
-        secs = timeout.as_secs(),
+    // Within `$left` seconds: the script, then its exit code, renamed in once it is there.
+    let collect = format!(
+        "env -i PATH=\"$PATH\" {env} timeout -k 1 \"$left\" sh {SCRIPT_MOUNT} {args} > {out}/{HINTS} 2> {out}/errors < /dev/null\n\
+         echo $? > {out}/{DONE}.tmp && mv -f {out}/{DONE}.tmp {out}/{DONE}\n",
         env = env.join(" "),
         args = args.join(" "),
     );
-    Ok(InPlace { mounts, shell })
+    let shell = format!(
+        "left=$(({secs} - ($(date +%s) - started) - {MARGIN}))\n\
+         if [ \"$left\" -ge {MIN_LEFT} ]; then\n{collect}fi\n",
+        secs = timeout.as_secs(),
+    );
+    Ok(InPlace {
+        mounts,
+        shell,
+        collect,
+    })
 }
 
 /// The hints of a collection done in place, if it ran to its end and succeeded. Read only
@@ -91,6 +100,25 @@ pub fn outcome(out_dir: &Path) -> Option<Hints> {
         return None;
     }
     Some(Hints::parse(&read(HINTS, HINTS_LIMIT)?))
+}
+
+/// Why a collection did not come back, as far as its out directory says (its errors, the
+/// start of them), for the message.
+pub fn errors(out_dir: &Path) -> String {
+    let text = super::import::open_regular_file(&out_dir.join("errors"), 4096)
+        .ok()
+        .and_then(|f| {
+            let mut text = String::new();
+            f.take(4096).read_to_string(&mut text).ok().map(|_| text)
+        })
+        .unwrap_or_default();
+    match text.trim() {
+        "" => "nothing came back".into(),
+        t => format!(
+            "the collection said: {}",
+            t.lines().take(5).collect::<Vec<_>>().join(" / ")
+        ),
+    }
 }
 
 /// The run's copy of the script, written once (renamed in: tasks prepare at once).

@@ -86,6 +86,8 @@ pub enum CollectError {
     TimedOut,
     #[error("the result bundle: {0}")]
     Bundle(String),
+    #[error("the task's container did not send its work back ({0})")]
+    NotReturned(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
 }
@@ -117,9 +119,15 @@ impl Job<'_> {
 /// result into the user's repository, hands the checkout back.
 pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Collected, CollectError> {
     let out_dir = job.run.collect_out(job.task);
-    let in_place = job.ended_by_itself.then(|| in_place::outcome(&out_dir)).flatten();
+    // A container far from sandpen's disk collected after its command however that ended, and
+    // sent the result back: there is nothing else to take it from.
+    let remote = !engine.shares_disk();
+    let in_place = (job.ended_by_itself || remote)
+        .then(|| in_place::outcome(&out_dir))
+        .flatten();
     let hints = match in_place {
         Some(hints) => Ok(hints),
+        None if remote => Err(CollectError::NotReturned(in_place::errors(&out_dir))),
         None => {
             let (start_refs, since) = start_refs(job).await?;
             sandbox::prepare_out_dir(&out_dir, job, &start_refs)?;
@@ -130,6 +138,16 @@ pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Co
     crate::workspace::hand_back(&job.run.checkout(job.task), job.handed, job.repo.owner).await?;
     crate::workspace::hand_back(&out_dir, job.handed, job.repo.owner).await?;
     import::import(job, &out_dir, hints?).await
+}
+
+/// A small regular file, read without following links and within `limit` bytes: for files a
+/// task's container wrote.
+pub fn read_small_file(path: &std::path::Path, limit: u64) -> Option<String> {
+    use std::io::Read;
+    let file = import::open_regular_file(path, limit).ok()?;
+    let mut text = String::new();
+    file.take(limit).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The commit `task` started from, as its checkout's recorded refs say (its branch at the

@@ -172,6 +172,7 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         network: "none".into(),
         engine_log: false,
         gated: false,
+        self_collect: None,
     };
     let deadline = Instant::now() + TIME_LIMIT;
     let id = engine.create(&spec).await?;

@@ -79,6 +79,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         base,
         image,
         credentials,
+        swarm: None,
     };
     let opts = super::run::RunOptions {
         jobs: args.jobs,

@@ -3,10 +3,11 @@ use std::path::Path;
 
 use crate::cli::GcArgs;
 use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK};
-use crate::engine::{ContainerEngine, Engine, ListedContainer, short};
+use crate::engine::{ContainerEngine, ListedContainer, short};
 use crate::exit;
 use crate::gc::{self, RunOnEngine};
 use crate::owner::{LeaseState, OwnerState, lease_state};
+use crate::swarm::{Placement, SwarmEngine};
 use crate::workspace::{Repo, RunDir};
 
 /// Finishes runs whose sandpen is gone: removes their containers, brings their tasks' work
@@ -14,35 +15,17 @@ use crate::workspace::{Repo, RunDir};
 /// reports. A live run is never touched.
 pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let engine = super::connect(host).await?;
-    let containers = engine.list(LABEL_OWNER, None).await?;
+    // A Swarm manager's services are tasks of runs too (`run --backend swarm`).
+    let swarm = SwarmEngine::new(engine.clone(), Placement::default()).await.ok();
     let (mut removed, mut kept) = (0, 0);
     let mut finished = Vec::new();
-    for run in gc::by_run(containers) {
-        match gc::claim(&run) {
-            Ok(_lease) => {
-                removed += run.containers.len();
-                let exits = remove_containers(&engine, &run, args.dry_run).await?;
-                if let Some(dir) = &run.run_dir {
-                    finish(&engine, dir, &exits, args.dry_run).await;
-                    finished.push(dir.clone());
-                }
-            }
-            Err(state) => {
-                kept += run.containers.len();
-                let why = match state {
-                    OwnerState::Alive => {
-                        "its sandpen process is running (or another `sandpen gc` is finishing it)".to_string()
-                    }
-                    OwnerState::Elsewhere(host) => format!("owned by a process on {host}; run gc there"),
-                    _ => "its owner cannot be determined".to_string(),
-                };
-                println!(
-                    "kept run {} ({} container(s)): {why}",
-                    run.run_id,
-                    run.containers.len()
-                );
-            }
-        }
+    let local = collect_runs(&engine, args.dry_run, &mut finished).await?;
+    removed += local.0;
+    kept += local.1;
+    if let Some(swarm) = &swarm {
+        let services = collect_runs(swarm, args.dry_run, &mut finished).await?;
+        removed += services.0;
+        kept += services.1;
     }
     // The networks of gateway-mode runs, once their containers are gone.
     let networks = engine.networks_with_label(LABEL_OWNER, None).await?;
@@ -87,7 +70,14 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
             let LeaseState::Free(_lease) = lease_state(&RunDir::new(&dir).lease()) else {
                 continue;
             };
-            finish(&engine, &dir, &HashMap::new(), args.dry_run).await;
+            match (RunDir::new(&dir).on_swarm(), &swarm) {
+                (false, _) => finish(&engine, &dir, &HashMap::new(), args.dry_run).await,
+                (true, Some(swarm)) => finish(swarm, &dir, &HashMap::new(), args.dry_run).await,
+                (true, None) => println!(
+                    "kept run {}: it ran on a Docker Swarm; run gc with DOCKER_HOST at its manager",
+                    dir.display()
+                ),
+            }
         }
     }
     let verb = if args.dry_run { "would remove" } else { "removed" };
@@ -95,9 +85,48 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     Ok(exit::SUCCESS)
 }
 
+/// Removes the containers (or a Swarm's services) of runs whose sandpen is gone and finishes
+/// those runs; the containers removed and kept.
+async fn collect_runs<E: ContainerEngine>(
+    engine: &E,
+    dry_run: bool,
+    finished: &mut Vec<std::path::PathBuf>,
+) -> anyhow::Result<(usize, usize)> {
+    let containers = engine.list(LABEL_OWNER, None).await?;
+    let (mut removed, mut kept) = (0, 0);
+    for run in gc::by_run(containers) {
+        match gc::claim(&run) {
+            Ok(_lease) => {
+                removed += run.containers.len();
+                let exits = remove_containers(engine, &run, dry_run).await?;
+                if let Some(dir) = &run.run_dir {
+                    finish(engine, dir, &exits, dry_run).await;
+                    finished.push(dir.clone());
+                }
+            }
+            Err(state) => {
+                kept += run.containers.len();
+                let why = match state {
+                    OwnerState::Alive => {
+                        "its sandpen process is running (or another `sandpen gc` is finishing it)".to_string()
+                    }
+                    OwnerState::Elsewhere(host) => format!("owned by a process on {host}; run gc there"),
+                    _ => "its owner cannot be determined".to_string(),
+                };
+                println!(
+                    "kept run {} ({} container(s)): {why}",
+                    run.run_id,
+                    run.containers.len()
+                );
+            }
+        }
+    }
+    Ok((removed, kept))
+}
+
 /// Removes the run's containers; returns the exit codes of its task containers that had ended.
-async fn remove_containers(
-    engine: &Engine,
+async fn remove_containers<E: ContainerEngine>(
+    engine: &E,
     run: &RunOnEngine,
     dry_run: bool,
 ) -> anyhow::Result<HashMap<String, i64>> {
@@ -127,7 +156,7 @@ async fn remove_containers(
     Ok(exits)
 }
 
-async fn finish(engine: &Engine, dir: &Path, exits: &HashMap<String, i64>, dry_run: bool) {
+async fn finish<E: ContainerEngine>(engine: &E, dir: &Path, exits: &HashMap<String, i64>, dry_run: bool) {
     let layout = RunDir::new(dir);
     if !layout.manifest().exists() {
         return; // a run of an older sandpen, or a directory this machine cannot see

@@ -15,9 +15,17 @@ async fn push(host: Option<&str>, args: ImagePushArgs) -> anyhow::Result<i32> {
     // A bad address is found before anything is built.
     crate::swarm::check_address(&args.registry)?;
     let (engine, req) = request(host, args.build).await?;
-    let tag = super::ensure_image(&engine, &req).await?;
+    let built = super::ensure_image(&engine, &req).await?;
+    // What a Swarm's tasks run: the image with sandpen's entry step (`swarm::image`).
+    let mut display = crate::report::build::BuildDisplay::stderr();
+    let tag = crate::swarm::with_entry(&engine, &built, &mut |e| display.on_event(e)).await;
+    display.finish();
+    let tag = tag?;
     let pinned = crate::swarm::publish(&engine, &tag, &args.registry).await?;
-    eprintln!("pushed {tag} to {}", args.registry);
+    eprintln!(
+        "pushed {tag} ({built} with sandpen's entry step) to {}",
+        args.registry
+    );
     println!("{pinned}");
     Ok(exit::SUCCESS)
 }

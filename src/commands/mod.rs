@@ -3,6 +3,7 @@
 mod completions;
 mod demo;
 mod doctor;
+mod entry;
 mod gateway;
 mod gc;
 mod image;
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(host, args).await,
         Command::ModelServer(args) => model_server::run(host, args).await,
         Command::Gateway(args) => gateway::run(args).await,
+        Command::Entry(args) => entry::run(args).await,
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
     }
@@ -66,6 +68,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return Some(e.exit_code());
         }
         if let Some(e) = e.downcast_ref::<crate::swarm::SwarmError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::swarm::ReachError>() {
             return Some(e.exit_code());
         }
         None

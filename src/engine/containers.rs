@@ -70,6 +70,16 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     /// Force-removes; a container that is already gone is not an error. Ok means the engine
     /// confirmed the container is gone (a removal "already in progress" is not that).
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Whether containers see sandpen's disk (bind mounts). Without it a task's files travel
+    /// to its container and its work comes back from it (`swarm`), and no collection sandbox
+    /// can reach a checkout the container left.
+    fn shares_disk(&self) -> bool {
+        true
+    }
+    /// The machine the container ran on, where the engine spans several (a Swarm's node).
+    fn node(&self, _id: &str) -> impl Future<Output = Option<String>> + Send {
+        std::future::ready(None)
+    }
     /// Containers (running or not) carrying `key=value`, or just `key` when value is None.
     fn list(
         &self,

@@ -126,6 +126,19 @@ pub struct ContainerSpec {
     /// Its standard input is open for sandpen to write once (the gate, `agent::gate`); closed
     /// when sandpen's attachment ends.
     pub gated: bool,
+    /// For an engine that shares no disk with sandpen: how the container collects its work
+    /// itself (a local container's command carries its own collection, `agent::command`).
+    pub self_collect: Option<SelfCollect>,
+}
+
+/// How a container far from sandpen's disk collects its work, after its command, whether that
+/// ended by itself or was stopped (`swarm::entry`).
+#[derive(Debug, Clone)]
+pub struct SelfCollect {
+    /// Shell lines that run the collection script; they read their time budget from `$left`.
+    pub shell: String,
+    /// The task's timeout as sandpen counts it.
+    pub deadline: std::time::Duration,
 }
 
 impl ContainerSpec {
@@ -216,6 +229,7 @@ mod tests {
             network: "none".into(),
             engine_log: false,
             gated: false,
+            self_collect: None,
         }
     }
 

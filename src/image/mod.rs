@@ -174,17 +174,11 @@ pub async fn ensure(
         Target::Gateway => Some(format!("{}@{base_id}", exe_stamp()?)),
         _ => None,
     };
-    if let Some(stamp) = stamp.as_deref().filter(|_| !req.rebuild) {
-        let made = engine.images_with_label(LABEL_EXE_STAMP, stamp).await?;
-        let ours = format!("{}:", req.target.repository());
-        if let Some(tag) = made
-            .into_iter()
-            .flat_map(|i| i.tags)
-            .find(|t| t.starts_with(&ours))
-        {
-            on_event(ImageEvent::Reused { tag: tag.clone() });
-            return Ok(tag);
-        }
+    if let Some(stamp) = stamp.as_deref().filter(|_| !req.rebuild)
+        && let Some(tag) = made_by_this_executable(engine, &req.target.repository(), stamp).await?
+    {
+        on_event(ImageEvent::Reused { tag: tag.clone() });
+        return Ok(tag);
     }
     let ctx = context_for(req.target, &req.ca_certs)?;
     let (tag, hash) = tag_for(req.target, &ctx, &base, &base_id);
@@ -224,6 +218,21 @@ pub async fn ensure(
         prune_gateways(engine, &id).await;
     }
     Ok(tag)
+}
+
+/// The tag in `repository` of an image this executable made (its `LABEL_EXE_STAMP`), if any:
+/// images whose content is sandpen itself are found by the stamp, not by hashing it.
+pub async fn made_by_this_executable(
+    engine: &Engine,
+    repository: &str,
+    stamp: &str,
+) -> Result<Option<String>, ImageError> {
+    let made = engine.images_with_label(LABEL_EXE_STAMP, stamp).await?;
+    let ours = format!("{repository}:");
+    Ok(made
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .find(|t| t.starts_with(&ours)))
 }
 
 /// A gateway image is made per sandpen build: older ones (made more than ten minutes ago, and
@@ -284,7 +293,7 @@ pub async fn build(
 }
 
 /// The executable of this very process (the gateway image carries it).
-fn own_executable() -> Result<PathBuf, ImageError> {
+pub(crate) fn own_executable() -> Result<PathBuf, ImageError> {
     std::env::current_exe().map_err(|e| ImageError::Bootstrap {
         base: Target::Gateway.repository(),
         reason: format!("finding sandpen's own executable: {e}"),
@@ -292,7 +301,7 @@ fn own_executable() -> Result<PathBuf, ImageError> {
 }
 
 /// Size, modification time and inode of the executable: a new build changes them.
-fn exe_stamp() -> Result<String, ImageError> {
+pub(crate) fn exe_stamp() -> Result<String, ImageError> {
     use std::os::unix::fs::MetadataExt;
     let exe = own_executable()?;
     let m = std::fs::metadata(&exe).map_err(|e| ImageError::Bootstrap {

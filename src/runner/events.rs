@@ -117,6 +117,9 @@ pub struct TaskResult {
     /// collected: `sandpen gc` collects it.
     pub left_for_gc: bool,
     pub container_id: Option<String>,
+    /// The node the task ran on, on a Swarm (its host name); None on one engine.
+    #[serde(default)]
+    pub node: Option<String>,
     pub image: String,
     /// The limits sandpen asked the engine for.
     pub limits: Limits,
@@ -211,6 +214,7 @@ impl TaskResult {
             gateway: None,
             left_for_gc: false,
             container_id: None,
+            node: None,
             image: image.to_string(),
             limits,
             limits_enforced: true,

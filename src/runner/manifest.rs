@@ -17,6 +17,10 @@ pub struct Manifest {
     /// Whether the engine applied the tasks' limits (`Dialect::cgroup_per_container`).
     #[serde(default = "crate::runner::events::yes")]
     pub limits_enforced: bool,
+    /// Where the tasks ran, when not in containers of one engine: `swarm` (a Swarm's
+    /// services, whose work `gc` can only take from what came back, never from a sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     pub tasks: Vec<ManifestTask>,
 }
 

@@ -310,6 +310,7 @@ mod tests {
             image: "i".into(),
             user: (1000, 1000),
             limits_enforced: true,
+            backend: None,
             tasks: vec![task("done"), task("busy"), task("waiting")],
         }
         .write(&layout.manifest())

@@ -24,16 +24,21 @@ use secrecy::ExposeSecret;
 
 use crate::engine::spec::{ContainerSpec, HOME, WORKDIR};
 
-/// Where a node keeps what sandpen delivers: the task's files arrive over the network, into
-/// these writable places (the root is read-only). The workspace is a volume of the node (its
-/// size is the node's disk, not the task's memory); the rest is memory, bounded.
-pub const DELIVERED: [(&str, i64); 5] = [
+/// Where a node keeps what sandpen delivers: the task's files arrive over the network into
+/// these writable places (the root is read-only). Volumes of the node for what may be large
+/// (the checkout, the borrowed objects, the result): their size is the node's disk, not the
+/// task's memory. The image sandpen adds its entry step to makes them open to any uid
+/// (`swarm::image`), and a new volume takes its mode from the image.
+pub const VOLUMES: [&str; 3] = [WORKDIR, "/run/sandpen", OUT_DIR];
+/// The rest is memory, bounded, as for a local container.
+pub const TMPFS: [(&str, i64); 3] = [
     ("/tmp", 1 << 30),
     (HOME, 512 << 20),
     ("/home/sandpen/.claude", 256 << 20),
-    ("/run/sandpen", 64 << 20),
-    ("/sandpen-out", 256 << 20),
 ];
+
+/// The out directory of the collection (`collect::sandbox::OUT`): sent back to sandpen.
+pub const OUT_DIR: &str = "/sandpen-out";
 
 /// Where one task's service goes and how it ends.
 #[derive(Debug, Clone, Default)]
@@ -56,16 +61,15 @@ pub enum JobError {
 }
 
 fn delivered_roots() -> String {
-    let mut roots: Vec<&str> = DELIVERED.iter().map(|(p, _)| *p).collect();
-    roots.push(WORKDIR);
-    roots.join(", ")
+    let tmpfs = TMPFS.iter().map(|(p, _)| *p);
+    VOLUMES.into_iter().chain(tmpfs).collect::<Vec<_>>().join(", ")
 }
 
 /// Whether `target` lies in a place the service has writable (so the entry step can put a
 /// delivered file there).
 pub fn deliverable(target: &str) -> bool {
     let under = |root: &str| target == root || target.starts_with(&format!("{root}/"));
-    under(WORKDIR) || DELIVERED.iter().any(|(root, _)| under(root))
+    VOLUMES.into_iter().any(under) || TMPFS.iter().any(|(root, _)| under(root))
 }
 
 /// The service of one task. Its bind mounts are not mounts here: each must be deliverable.
@@ -76,12 +80,15 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
         });
     }
     let (uid, gid) = spec.user;
-    let mut mounts = vec![Mount {
-        target: Some(WORKDIR.into()),
-        typ: Some(MountType::VOLUME),
-        ..Default::default()
-    }];
-    mounts.extend(DELIVERED.iter().map(|(path, size)| Mount {
+    let mut mounts: Vec<Mount> = VOLUMES
+        .iter()
+        .map(|path| Mount {
+            target: Some(path.to_string()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        })
+        .collect();
+    mounts.extend(TMPFS.iter().map(|(path, size)| Mount {
         target: Some(path.to_string()),
         typ: Some(MountType::TMPFS),
         tmpfs_options: Some(MountTmpfsOptions {
@@ -188,6 +195,7 @@ mod tests {
             network: "bridge".into(),
             engine_log: false,
             gated: false,
+            self_collect: None,
         }
     }
 

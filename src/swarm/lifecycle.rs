@@ -11,7 +11,9 @@ use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::{SwarmEngine, service_spec};
+use super::entry::OOM_KILLS;
+use super::job::OUT_DIR;
+use super::{Delivery, EXCHANGE_ENV, SwarmEngine, service_spec};
 use crate::engine::containers::output_stream;
 use crate::engine::error::is_not_found;
 use crate::engine::spec::ContainerSpec;
@@ -20,6 +22,10 @@ use crate::engine::{
     short,
 };
 
+/// Where the entry step is in a task's image (`swarm::image`).
+pub const ENTRY: &str = "/usr/local/bin/sandpen";
+/// How long a task may take to start: its node pulls the image, or waits for room.
+const START_LIMIT: Duration = Duration::from_secs(600);
 /// How often a task's state is asked for while it runs.
 const POLL: Duration = Duration::from_millis(500);
 /// The log stream of a task never ends by itself (the Swarm keeps following it): once the task
@@ -74,8 +80,9 @@ impl SwarmEngine {
                     }
                 })
                 .await?;
-                // Gone: its container is down and the Swarm let go of it.
-                return Ok(Some(got.unwrap_or_else(|| gone(task))));
+                // Gone: its container is down and the Swarm let go of it (as last seen: its
+                // node, its exit code).
+                Some(got.unwrap_or_else(|| gone(task)))
             }
             None => {
                 let context = format!("listing the tasks of service {}", short(service));
@@ -141,6 +148,91 @@ impl SwarmEngine {
 
     /// Removes the service, once its task is known: a removed service's task is found only
     /// by its own id.
+    async fn create_service(
+        &self,
+        service: bollard::models::ServiceSpec,
+        context: &str,
+    ) -> Result<String, EngineError> {
+        let created = EngineError::limited(context, CALL_TIMEOUT, async {
+            self.engine
+                .docker()
+                .create_service(service, None)
+                .await
+                .map_err(|e| EngineError::api(context, &e))
+        })
+        .await?;
+        created.id.ok_or_else(|| EngineError::Api {
+            context: context.to_string(),
+            reason: "the engine gave no service id".into(),
+        })
+    }
+
+    /// The spec as its service runs it: its files registered with the exchange, and its
+    /// command behind the entry step, which fetches them, collects and sends the work back.
+    fn delivered(&self, spec: &ContainerSpec) -> Result<(ContainerSpec, Option<String>), String> {
+        let Some(exchange) = &self.exchange else {
+            return match spec.mounts.is_empty() {
+                true => Ok((spec.clone(), None)),
+                false => Err("no exchange to deliver its mounted files through".into()),
+            };
+        };
+        let out = spec
+            .mounts
+            .iter()
+            .find(|m| !m.read_only && m.target == OUT_DIR)
+            .map(|m| m.source.clone());
+        let url = exchange
+            .register(Delivery {
+                task: spec.name.clone(),
+                workspace: spec.workspace.clone(),
+                mounts: spec.mounts.clone(),
+                out,
+            })
+            .map_err(|e| format!("registering its files: {e}"))?;
+        let mut spec = spec.clone();
+        // The URL holds the task's token: a secret, kept out of logs like the credentials.
+        spec.secrets.push((EXCHANGE_ENV.to_string(), url.clone().into()));
+        let (grace, deadline) = (
+            self.placement.grace.as_secs(),
+            spec.self_collect.as_ref().map_or(0, |c| c.deadline.as_secs()),
+        );
+        let mut cmd: Vec<String> = [
+            ENTRY,
+            "entry",
+            "--deadline-secs",
+            &deadline.to_string(),
+            "--grace-secs",
+            &grace.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(c) = &spec.self_collect {
+            cmd.extend(["--collect".to_string(), c.shell.clone()]);
+        }
+        cmd.push("--".into());
+        cmd.append(&mut spec.cmd);
+        spec.cmd = cmd;
+        Ok((spec, Some(url)))
+    }
+
+    /// Whether the task's entry step counted an OOM kill in its container (sent back with
+    /// its out directory, so known once its work came back).
+    fn oom_killed(&self, service: &str) -> bool {
+        let Some(url) = self.urls.lock().unwrap().get(service).cloned() else {
+            return false;
+        };
+        let dir = self.exchange.as_ref().and_then(|e| e.returned_to(&url));
+        let read = dir.and_then(|d| crate::collect::read_small_file(&d.join(OOM_KILLS), 64));
+        read.and_then(|t| t.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    }
+
+    fn forget(&self, url: &str) {
+        if let Some(exchange) = &self.exchange {
+            exchange.forget(url);
+        }
+    }
+
     async fn remove_service(&self, service: &str) -> Result<(), EngineError> {
         self.task_of(service).await?;
         let context = format!("removing service {}", short(service));
@@ -170,27 +262,62 @@ fn gone(mut task: Task) -> Task {
 impl ContainerEngine for SwarmEngine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let context = format!("creating service {}", spec.name);
-        let service = service_spec(spec, &self.placement).map_err(|e| EngineError::Api {
+        let refused = |reason: String| EngineError::Api {
             context: context.clone(),
-            reason: e.to_string(),
-        })?;
-        let created = EngineError::limited(&context, CALL_TIMEOUT, async {
-            self.engine
-                .docker()
-                .create_service(service, None)
-                .await
-                .map_err(|e| EngineError::api(&context, &e))
-        })
-        .await?;
-        created.id.ok_or_else(|| EngineError::Api {
-            context,
-            reason: "the engine gave no service id".into(),
-        })
+            reason,
+        };
+        let (spec, url) = self.delivered(spec).map_err(refused)?;
+        let service = service_spec(&spec, &self.placement).map_err(|e| refused(e.to_string()));
+        let created = match service {
+            Ok(service) => self.create_service(service, &context).await,
+            Err(e) => Err(e),
+        };
+        match (&created, url) {
+            (Ok(id), Some(url)) => {
+                self.urls.lock().unwrap().insert(id.clone(), url);
+            }
+            (Err(_), Some(url)) => self.forget(&url),
+            _ => {}
+        }
+        created
     }
 
-    /// The Swarm scheduled the task when the service was made.
-    async fn start(&self, _id: &str) -> Result<(), EngineError> {
-        Ok(())
+    /// The Swarm scheduled the task when the service was made; this waits until its container
+    /// runs (or ran), so that the task's time counts from there and not from its node's pull
+    /// of the image or its wait for room.
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        let waiting = async {
+            loop {
+                if let Some(task) = self.task_of(id).await?
+                    && (phase(&task) != Phase::Live
+                        || task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+                {
+                    return Ok::<(), EngineError>(());
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        match tokio::time::timeout(START_LIMIT, waiting).await {
+            Ok(r) => r,
+            Err(_) => {
+                let task = self.task_of(id).await.ok().flatten();
+                let status = task.as_ref().and_then(|t| t.status.as_ref());
+                let state = status
+                    .and_then(|s| s.state)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let said = status
+                    .and_then(|s| s.err.clone().or(s.message.clone()))
+                    .unwrap_or_default();
+                Err(EngineError::Api {
+                    context: format!("starting service {}", short(id)),
+                    reason: format!(
+                        "its task did not run within {}s (state {state}: {said}); `docker service ps` on the manager says why",
+                        START_LIMIT.as_secs()
+                    ),
+                })
+            }
+        }
     }
 
     async fn wait(&self, id: &str) -> Result<i64, EngineError> {
@@ -252,15 +379,22 @@ impl ContainerEngine for SwarmEngine {
             context: format!("inspecting service {}", short(id)),
             reason: "the Swarm shows no task for it".into(),
         })?;
+        // The Swarm's `Err` of a container that exited is only "non-zero exit (N)": an error of
+        // the engine is a task that never got to run its container.
+        let ran = task
+            .status
+            .as_ref()
+            .and_then(|s| s.container_status.as_ref())
+            .and_then(|c| c.exit_code);
         let error = task
             .status
             .as_ref()
             .and_then(|s| s.err.clone())
-            .filter(|e| !e.is_empty());
+            .filter(|e| !e.is_empty() && ran.is_none());
         Ok(ExitState {
             exit_code: exit_code(&task),
-            // The Swarm does not say; the node's engine would (not reachable in general).
-            oom_killed: false,
+            // The Swarm does not say: the entry step counted the cgroup's kills.
+            oom_killed: self.oom_killed(id),
             error,
         })
     }
@@ -276,13 +410,28 @@ impl ContainerEngine for SwarmEngine {
         self.remove_service(id).await
     }
 
-    /// Removes the service and waits, within the call limit, until its container is down.
+    /// Removes the service and waits, within the call limit, until its container is down;
+    /// then its token is dead.
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         self.remove_service(id).await?;
         let context = format!("waiting for the container of service {} to stop", short(id));
-        EngineError::limited(&context, CALL_TIMEOUT, self.until_down(id))
-            .await
-            .map(|_| ())
+        EngineError::limited(&context, CALL_TIMEOUT, self.until_down(id)).await?;
+        if let Some(url) = self.urls.lock().unwrap().remove(id) {
+            self.forget(&url);
+        }
+        Ok(())
+    }
+
+    fn shares_disk(&self) -> bool {
+        false
+    }
+
+    async fn node(&self, id: &str) -> Option<String> {
+        let node = self.node_of(id).await.ok().flatten()?;
+        Some(match node.hostname.is_empty() {
+            true => node.id,
+            false => node.hostname,
+        })
     }
 
     async fn list(&self, key: &str, value: Option<&str>) -> Result<Vec<ListedContainer>, EngineError> {
@@ -308,7 +457,8 @@ impl ContainerEngine for SwarmEngine {
                     id: s.id.unwrap_or_default(),
                     name: spec.name.unwrap_or_default(),
                     labels: spec.labels.unwrap_or_default(),
-                    state: "service".into(),
+                    // Its task may still run: no exit code is taken from a listed service.
+                    state: "running".into(),
                 }
             })
             .collect())

@@ -2,14 +2,23 @@
 //! one-replica service on whichever node the Swarm picks. `SwarmEngine` puts services behind
 //! the same `ContainerEngine` trait the runner uses for local containers, so the scheduler,
 //! the events and the reports keep their shape. Nodes share no disk with sandpen's machine, so
-//! nothing is bind-mounted (`job.rs`: what a service can and cannot say), and the task's files
-//! must be delivered over the network (not yet: `sandpen run --backend swarm` does not exist).
+//! nothing is bind-mounted (`job.rs`: what a service can and cannot say): the task's files
+//! travel through the run's exchange (`exchange.rs`) to the entry step in its container
+//! (`entry.rs`), which runs the command, collects, and sends the out directory back.
 
+mod entry;
+mod exchange;
+mod image;
 mod job;
 mod lifecycle;
+mod reach;
 mod registry;
 
+pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
+pub use exchange::{Delivery, Exchange};
+pub use image::with_entry;
 pub use job::{JobError, Placement, deliverable, service_spec};
+pub use reach::{ReachError, check as check_reach};
 pub use registry::{RegistryError, check_address, publish};
 
 use std::collections::HashMap;
@@ -23,6 +32,9 @@ pub struct SwarmEngine {
     engine: Engine,
     placement: Placement,
     tasks: Arc<Mutex<HashMap<String, bollard::models::Task>>>,
+    /// Where tasks' files are served and their work received; each service's URL there.
+    exchange: Option<Arc<Exchange>>,
+    urls: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// Why an engine cannot run sandpen's tasks as services.
@@ -45,6 +57,15 @@ impl crate::exit::HasExitCode for SwarmError {
             Self::Engine(e) => e.exit_code(),
         }
     }
+}
+
+/// What the Swarm's ready, active nodes hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub nodes: usize,
+    pub max_cpus: i64,
+    pub max_memory: i64,
+    pub total_memory: i64,
 }
 
 /// A node of the Swarm, as the report names it.
@@ -82,7 +103,63 @@ impl SwarmEngine {
             engine,
             placement,
             tasks: Default::default(),
+            exchange: None,
+            urls: Default::default(),
         })
+    }
+
+    /// Delivers tasks' files through `exchange` (without one, a spec may mount nothing).
+    pub fn with_exchange(mut self, exchange: Arc<Exchange>) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// What the Swarm's ready nodes hold: the most CPUs and memory of one node (no task may
+    /// ask for more) and the memory of all (what the running tasks' limits share).
+    pub async fn capacity(&self) -> Result<Capacity, EngineError> {
+        let context = "listing the Swarm's nodes";
+        let nodes = EngineError::limited(context, CALL_TIMEOUT, async {
+            let opts = None::<bollard::query_parameters::ListNodesOptions>;
+            self.engine
+                .docker()
+                .list_nodes(opts)
+                .await
+                .map_err(|e| EngineError::api(context, &e))
+        })
+        .await?;
+        let mut cap = Capacity::default();
+        for node in nodes {
+            let ready = node.status.and_then(|s| s.state) == Some(bollard::models::NodeState::READY);
+            let active = node.spec.and_then(|s| s.availability)
+                == Some(bollard::models::NodeSpecAvailabilityEnum::ACTIVE);
+            let res = node.description.and_then(|d| d.resources).unwrap_or_default();
+            if !(ready && active) {
+                continue;
+            }
+            let (cpus, mem) = (
+                res.nano_cpus.unwrap_or(0) / 1_000_000_000,
+                res.memory_bytes.unwrap_or(0),
+            );
+            cap.nodes += 1;
+            cap.max_cpus = cap.max_cpus.max(cpus);
+            cap.max_memory = cap.max_memory.max(mem);
+            cap.total_memory += mem;
+        }
+        Ok(cap)
+    }
+
+    /// Whether the service's task fetched its files from the exchange.
+    pub fn fetched(&self, service: &str) -> bool {
+        let url = self.urls.lock().unwrap().get(service).cloned();
+        match (&self.exchange, url) {
+            (Some(exchange), Some(url)) => exchange.fetched(&url),
+            _ => false,
+        }
+    }
+
+    /// Where the exchange serves, for messages.
+    pub fn exchange_addr(&self) -> Option<String> {
+        self.exchange.as_ref().map(|e| e.addr().to_string())
     }
 
     /// The manager's engine (images, registry pushes).

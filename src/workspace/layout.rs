@@ -97,6 +97,12 @@ impl RunDir {
         self.internal().join("run.json")
     }
 
+    /// Whether the run's tasks ran on a Docker Swarm (its manifest says so).
+    pub fn on_swarm(&self) -> bool {
+        crate::runner::manifest::Manifest::read(&self.manifest())
+            .is_ok_and(|m| m.backend.as_deref() == Some("swarm"))
+    }
+
     pub fn path(&self) -> &Path {
         &self.root
     }

@@ -269,6 +269,23 @@ impl Swarm {
             .collect()
     }
 
+    /// No service is left, and within 30 s no container on any node.
+    pub fn assert_clean(&self, when: &str) {
+        assert!(
+            self.services().is_empty(),
+            "services left {when}: {:?}",
+            self.services()
+        );
+        let clean = wait_for(Duration::from_secs(30), || {
+            self.containers().is_empty().then_some(())
+        });
+        assert!(
+            clean.is_some(),
+            "containers left on the nodes {when}: {:?}",
+            self.containers()
+        );
+    }
+
     /// Containers left on any node (their names).
     pub fn containers(&self) -> Vec<String> {
         self.nodes

@@ -19,6 +19,7 @@ use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
 
 mod gateway;
+mod swarm;
 
 use gateway::{check_gateway_input, host_credentials, start_gateway};
 pub use gateway::{gateway_image, gateway_possible};
@@ -86,8 +87,11 @@ pub struct Prepared {
     pub credentials: Vec<(String, SecretString)>,
     /// In gateway mode: the gateway's image and price table.
     pub gateway: Option<(String, PriceTable)>,
-    /// The engine's memory (`MemTotal`), which the running tasks' memory limits share.
+    /// The engine's memory (`MemTotal`), which the running tasks' memory limits share (on a
+    /// Swarm, its nodes' together).
     pub engine_memory: i64,
+    /// With `--backend swarm`: where the tasks go instead of `engine`'s containers.
+    pub swarm: Option<swarm::OnSwarm>,
 }
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
@@ -116,6 +120,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let mut plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
     let gateway_mode = args.network == GATEWAY;
     check_gateway_input(args, &plan, gateway_mode)?;
+    let swarm_input = swarm::check_input(args)?;
     let prices = match &args.prices {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
@@ -143,16 +148,30 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
 
     let engine = super::connect(host).await?;
     let info = engine.info().clone();
-    plan.check_cpus(info.ncpu)?;
-    let lowered = plan.fit_default_memory(info.mem_total);
+    let mut on_swarm = match &swarm_input {
+        Some(input) => Some(swarm::connect(&engine, input, runner::STOP_GRACE).await?),
+        None => None,
+    };
+    // What one task may ask for, and what the running tasks share: one engine, or a Swarm's
+    // biggest node and all its nodes together.
+    let (ncpu, one, all) = match &on_swarm {
+        Some(on) => (
+            on.capacity.max_cpus,
+            on.capacity.max_memory,
+            on.capacity.total_memory,
+        ),
+        None => (info.ncpu, info.mem_total, info.mem_total),
+    };
+    plan.check_cpus(ncpu)?;
+    let lowered = plan.fit_default_memory(one);
     if lowered > 0 {
         eprintln!(
             "note: the engine has {} of memory, less than the default limit of 4 GiB: {lowered} task(s) get {} (set `memory` or --memory to choose)",
-            indicatif::HumanBytes(info.mem_total as u64),
-            indicatif::HumanBytes(info.mem_total as u64)
+            indicatif::HumanBytes(one as u64),
+            indicatif::HumanBytes(one as u64)
         );
     }
-    plan.check_memory(info.mem_total)?;
+    plan.check_memory(one)?;
     for line in engine.dialect().warnings() {
         eprintln!(
             "warning: {} at {}: {line}",
@@ -180,6 +199,10 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
             super::ensure_image(&engine, &req).await?
         }
     };
+    let image = match (&mut on_swarm, &swarm_input) {
+        (Some(on), Some(input)) => swarm::ready(on, input, &image).await?,
+        _ => image,
+    };
     let gateway = match gateway_mode {
         true => Some((gateway_image(&engine).await?, prices)),
         false => None,
@@ -197,7 +220,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         image,
         credentials,
         gateway,
-        engine_memory: info.mem_total,
+        engine_memory: all,
+        swarm: on_swarm,
     })
 }
 
@@ -248,6 +272,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         image: p.image.clone(),
         user: p.repo.task_user(),
         limits_enforced: p.engine.dialect().cgroup_per_container(),
+        backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
         tasks: p
             .plan
             .tasks
@@ -330,7 +355,10 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
 
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
 
-    let report = runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await;
+    let report = match p.swarm {
+        Some(on) => runner::execute(on.engine, p.plan, cfg, events, stop.clone()).await,
+        None => runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await,
+    };
     signals.abort();
     control.abort();
     let _ = tokio::join!(signals, control);

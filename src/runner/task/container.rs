@@ -27,6 +27,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct ContainerEnd {
     pub id: Option<String>,
+    /// Where it ran, when the engine spans several machines.
+    pub node: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub stopped_for: Option<StopReason>,
@@ -65,6 +67,13 @@ pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -
     } else {
         watch_running(ctx, &id, checkout, &mut end).await
     };
+    if end.started_at.is_some() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        end.node = tokio::time::timeout(left, ctx.engine.node(&id))
+            .await
+            .ok()
+            .flatten();
+    }
     if end.settled && end.started_at.is_some() {
         match within(deadline, "inspecting the container", ctx.engine.exit_state(&id)).await {
             Ok(s) => end.exit = Some(s),
@@ -123,10 +132,22 @@ async fn watch_running<E: ContainerEngine>(
             return Instant::now() + CLEANUP_BUDGET;
         }
     };
-    if let Err(e) = ctx.engine.start(id).await {
-        end.problems.push(e.to_string());
-        end.settled = !matches!(e, EngineError::TimedOut { .. });
-        return Instant::now() + STOP_MARGIN;
+    // A Swarm's task may wait for its node to pull the image: a stop does not wait for that.
+    let starting = tokio::select! {
+        r = ctx.engine.start(id) => Some(r),
+        _ = ctx.stop.graceful.cancelled() => None,
+    };
+    match starting {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            end.problems.push(e.to_string());
+            end.settled = !matches!(e, EngineError::TimedOut { .. });
+            return Instant::now() + STOP_MARGIN;
+        }
+        None => {
+            end.stopped_for = Some(StopReason::Cancelled);
+            return stop(ctx, id, end.stopped_for, end).await;
+        }
     }
     let task = &ctx.task.id;
     let gate = match (input, &ctx.admission, &ctx.cfg.gateway) {

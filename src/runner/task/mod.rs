@@ -281,6 +281,7 @@ fn write_prompt<E>(ctx: &Ctx<E>) -> Result<(), String> {
 /// The container's end into the task's report entry: what was measured, and the verdict.
 fn apply_end<E>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
     result.container_id = end.id;
+    result.node = end.node;
     result.started_at = end.started_at;
     result.finished_at = end.finished_at;
     let stats = &end.stats;

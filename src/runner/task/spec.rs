@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Ctx;
 use crate::agent;
 use crate::engine::ContainerEngine;
-use crate::engine::spec::{BindMount, ContainerSpec, HOME};
+use crate::engine::spec::{BindMount, ContainerSpec, HOME, SelfCollect};
 use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
@@ -72,11 +72,24 @@ fn with_credentials<E: ContainerEngine>(
         network: network.to_string(),
         engine_log: cfg.keep_containers,
         gated: false,
+        // Far from sandpen's disk the container collects after its command however it ended:
+        // no sandbox can reach what it leaves.
+        self_collect: ctx
+            .in_place
+            .as_ref()
+            .filter(|_| !ctx.engine.shares_disk())
+            .map(|p| SelfCollect {
+                shell: p.collect.clone(),
+                deadline: task.timeout,
+            }),
     }
 }
 
-fn command<E>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
+fn command<E: ContainerEngine>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
     let (cfg, task) = (&ctx.cfg, &ctx.task);
-    let then = ctx.in_place.as_ref().map_or("", |p| p.shell.as_str());
+    let then = match ctx.engine.shares_disk() {
+        true => ctx.in_place.as_ref().map_or("", |p| p.shell.as_str()),
+        false => "",
+    };
     agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then)
 }

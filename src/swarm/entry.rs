@@ -1,0 +1,271 @@
+//! The entry step of a task's container on a Swarm node (`sandpen entry`, the first program of
+//! the task's service, from the image sandpen adds itself to): fetch the task's files from the
+//! run's exchange, run the task's command, then collect its work in the container (the same
+//! collection script as a local container's, whether the command ended by itself or was
+//! stopped: there is no sandbox to fall back on), and send the out directory back.
+//!
+//! A stop reaches it as SIGTERM (the service's removal): it passes it on to the command and
+//! collects within what is left of the grace.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The variable that names the task's exchange URL (kept from the command's environment).
+pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
+/// The variable the collection line reads its time budget from, in seconds.
+pub const LEFT_ENV: &str = "left";
+/// The out directory, sent back once the collection ran.
+const OUT: &str = "/sandpen-out";
+/// The file of the out directory that counts the container's OOM kills.
+pub const OOM_KILLS: &str = "oom-kills";
+/// Kept back from the grace for sending the result.
+const SEND_MARGIN: u64 = 3;
+/// The least the collection gets.
+const MIN_COLLECT: u64 = 3;
+
+/// What `sandpen entry` is told.
+#[derive(Debug, Clone)]
+pub struct EntryArgs {
+    /// The task's timeout as the host counts it, and the grace of a stop.
+    pub deadline: Duration,
+    pub grace: Duration,
+    /// Shell lines that collect the work (they read `$left`).
+    pub collect: Option<String>,
+    pub command: Vec<String>,
+}
+
+/// Runs the entry step; the command's exit code.
+pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let url = std::env::var(EXCHANGE_ENV).map_err(|_| anyhow::anyhow!("{EXCHANGE_ENV} is not set"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    fetch(&client, &url).await?;
+
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("no command to run"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(rest)
+        .env_remove(EXCHANGE_ENV)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
+    let (code, stopped_at) = wait_passing_stops(&mut child).await;
+
+    if let Some(collect) = &args.collect {
+        let left = match stopped_at {
+            Some(at) => args
+                .grace
+                .saturating_sub(at.elapsed())
+                .as_secs()
+                .saturating_sub(SEND_MARGIN),
+            None => args
+                .deadline
+                .saturating_sub(started.elapsed())
+                .as_secs()
+                .saturating_sub(SEND_MARGIN),
+        };
+        let status = tokio::process::Command::new("sh")
+            .args(["-c", collect])
+            .env(LEFT_ENV, left.max(MIN_COLLECT).to_string())
+            .env_remove(EXCHANGE_ENV)
+            .status()
+            .await;
+        if let Err(e) = status {
+            eprintln!("sandpen entry: running the collection: {e}");
+        }
+    }
+    // The Swarm does not say that a task was killed for memory: its own cgroup does.
+    if let Some(kills) = oom_kills() {
+        let _ = std::fs::write(Path::new(OUT).join(OOM_KILLS), format!("{kills}\n"));
+    }
+    if let Err(e) = send_out(&client, &url).await {
+        eprintln!("sandpen entry: sending the result back: {e:#}");
+    }
+    Ok(code)
+}
+
+/// Waits for the command, passing SIGTERM, SIGINT and SIGHUP on to it; its exit code (128 +
+/// the signal that ended it) and when the first stop came.
+async fn wait_passing_stops(child: &mut tokio::process::Child) -> (i32, Option<Instant>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let pid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let mut stopped_at = None;
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return (status_code(child.wait().await), None);
+    };
+    loop {
+        let sig = tokio::select! {
+            status = child.wait() => return (status_code(status), stopped_at),
+            _ = term.recv() => rustix::process::Signal::TERM,
+            _ = int.recv() => rustix::process::Signal::INT,
+            _ = hup.recv() => rustix::process::Signal::HUP,
+        };
+        stopped_at.get_or_insert_with(Instant::now);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+}
+
+fn status_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => s.code().or(s.signal().map(|n| 128 + n)).unwrap_or(1),
+        Err(_) => 1,
+    }
+}
+
+/// How many processes the kernel killed in this container for want of memory: cgroup v2's
+/// `memory.events`, or v1's `memory.oom_control` (as the container sees its own cgroup).
+fn oom_kills() -> Option<u64> {
+    let count = |file: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let line = text.lines().find(|l| l.starts_with("oom_kill "))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    count("/sys/fs/cgroup/memory.events").or_else(|| count("/sys/fs/cgroup/memory/memory.oom_control"))
+}
+
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The task's files, unpacked at `/` (the checkout into the workspace volume, the rest into
+/// the service's tmpfs mounts): only into places delivered files may go.
+async fn fetch(client: &Http, url: &str) -> anyhow::Result<()> {
+    let got = client
+        .get(format!("{url}/files").parse()?)
+        .await
+        .map_err(|e| anyhow::anyhow!("fetching the task's files from {}: {e}", host_of(url)))?;
+    if !got.status().is_success() {
+        anyhow::bail!(
+            "fetching the task's files: the exchange answered {}",
+            got.status()
+        );
+    }
+    let tar = got.into_body().collect().await?.to_bytes();
+    tokio::task::spawn_blocking(move || unpack(&tar, Path::new("/"))).await??;
+    Ok(())
+}
+
+fn unpack(tar: &[u8], root: &Path) -> anyhow::Result<()> {
+    let mut archive = tar::Archive::new(tar);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let target = format!("/{}", path.display());
+        if !super::job::deliverable(&target) {
+            anyhow::bail!("the exchange sent {target}, outside the places it may fill");
+        }
+        // A place that exists (a mount point: root's, open to all) keeps its mode: only its
+        // owner could change it.
+        let here = root.join(&path);
+        if entry.header().entry_type().is_dir() && here.is_dir() {
+            continue;
+        }
+        // `unpack_in` refuses `..` and links out of the root.
+        entry.unpack_in(root)?;
+    }
+    Ok(())
+}
+
+/// The out directory's regular files, sent back.
+async fn send_out(client: &Http, url: &str) -> anyhow::Result<()> {
+    let tar = tokio::task::spawn_blocking(|| pack_out(Path::new(OUT))).await??;
+    let req = hyper::Request::put(format!("{url}/out")).body(Full::new(Bytes::from(tar)))?;
+    let answer = client.request(req).await?;
+    if !answer.status().is_success() {
+        let why = answer.into_body().collect().await?.to_bytes();
+        anyhow::bail!("the exchange answered: {}", String::from_utf8_lossy(&why).trim());
+    }
+    Ok(())
+}
+
+fn pack_out(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            tar.append_path_with_name(entry.path(), entry.file_name())?;
+        }
+    }
+    Ok(tar.into_inner()?)
+}
+
+fn host_of(url: &str) -> &str {
+    url.trim_start_matches("http://").split('/').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_go_only_where_deliveries_may() {
+        let root = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "etc/passwd", &b"x\n"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let err = unpack(&tar, root.path()).unwrap_err();
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
+        assert!(!root.path().join("etc/passwd").exists());
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "workspace/a.txt", &b"a\n"[..]).unwrap();
+        unpack(&b.into_inner().unwrap(), root.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("workspace/a.txt")).unwrap(),
+            "a\n"
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_the_out_directory_are_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("done"), "0\n").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("hints")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let tar = pack_out(dir.path()).unwrap();
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["done"]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_is_passed_on_and_the_command_ends_with_its_own_code() {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "trap 'exit 7' TERM; sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let me = rustix::process::getpid();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::TERM);
+        });
+        let (code, stopped) = tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child))
+            .await
+            .unwrap();
+        assert_eq!(code, 7);
+        assert!(stopped.is_some());
+    }
+}
