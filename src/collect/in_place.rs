@@ -12,7 +12,6 @@
 //! little time left before the task's timeout, or when the script did not report success, the
 //! sandbox collects as before.
 
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -90,12 +89,7 @@ pub async fn prepare(job: &Job<'_>, timeout: Duration) -> Result<InPlace, Collec
 /// The hints of a collection done in place, if it ran to its end and succeeded. Read only
 /// once the engine confirmed the container gone.
 pub fn outcome(out_dir: &Path) -> Option<Hints> {
-    let read = |name: &str, limit: u64| -> Option<String> {
-        let file = super::import::open_regular_file(&out_dir.join(name), limit).ok()?;
-        let mut text = String::new();
-        file.take(limit).read_to_string(&mut text).ok()?;
-        Some(text)
-    };
+    let read = |name: &str, limit: u64| super::read_small_file(&out_dir.join(name), limit);
     if read(DONE, 16)?.trim() != "0" {
         return None;
     }
@@ -105,13 +99,7 @@ pub fn outcome(out_dir: &Path) -> Option<Hints> {
 /// Why a collection did not come back, as far as its out directory says (its errors, the
 /// start of them), for the message.
 pub fn errors(out_dir: &Path) -> String {
-    let text = super::import::open_regular_file(&out_dir.join("errors"), 4096)
-        .ok()
-        .and_then(|f| {
-            let mut text = String::new();
-            f.take(4096).read_to_string(&mut text).ok().map(|_| text)
-        })
-        .unwrap_or_default();
+    let text = super::read_small_file(&out_dir.join("errors"), 4096).unwrap_or_default();
     match text.trim() {
         "" => "nothing came back".into(),
         t => format!(
