@@ -229,10 +229,10 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
          [[task]]\nid = \"hog\"\nmemory = \"96m\"\nprompt_text = '''\nhead -c 400000000 /dev/zero | tail\n'''\n\
          [[task]]\nid = \"slow\"\ntimeout = \"3s\"\nprompt_text = '''\necho started > slow.txt\nsleep 60\n'''\n",
     );
-    let started = Instant::now();
-    let mut cmd = sandpen();
-    common::with_test_credentials(&mut cmd);
-    let out = output(
+    // `sandpen run --backend swarm` at the manager, in the repository, nodes reaching `addr`.
+    let swarm_run = |addr: &str| {
+        let mut cmd = sandpen();
+        common::with_test_credentials(&mut cmd);
         cmd.env("DOCKER_HOST", &manager)
             .current_dir(repo.path())
             .args([
@@ -244,16 +244,13 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
                 "--registry",
                 &cluster.registry,
             ])
-            .args([
-                "--advertise-addr",
-                &cluster.host_addr,
-                "--image",
-                &probe,
-                "--memory",
-                "256m",
-                "-j",
-                "6",
-            ])
+            .args(["--advertise-addr", addr, "--image", &probe]);
+        cmd
+    };
+    let started = Instant::now();
+    let out = output(
+        swarm_run(&cluster.host_addr)
+            .args(["--memory", "256m", "-j", "6"])
             .arg("--repo")
             .arg(repo.path())
             .arg("--report")
@@ -315,23 +312,7 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
 
     // An address the nodes cannot reach (this machine's loopback): found by the probe before
     // any task, exit 3, the fix named, nothing left.
-    let mut cmd = sandpen();
-    common::with_test_credentials(&mut cmd);
-    let out = output(
-        cmd.env("DOCKER_HOST", &manager)
-            .current_dir(repo.path())
-            .args([
-                "run",
-                "--backend",
-                "swarm",
-                "--network",
-                "bridge",
-                "--registry",
-                &cluster.registry,
-            ])
-            .args(["--advertise-addr", "127.0.0.1", "--image", &probe])
-            .arg(&tasks.path),
-    );
+    let out = output(swarm_run("127.0.0.1").arg(&tasks.path));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("cannot reach this machine"),

@@ -56,6 +56,18 @@ pub fn sandpen() -> Command {
     cmd
 }
 
+/// Runs a command that must succeed; its stdout. Panics with its stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip ARGS...`, which must succeed (the test engines' network namespaces and links).
+pub fn ip(args: &[&str]) {
+    run_ok(Command::new("ip").args(args));
+}
+
 /// Runs a command and returns its output; panics with the whole output if it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))

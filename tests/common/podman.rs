@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{output, stderr, wait_for};
+use super::{ip, run_ok, stderr, wait_for};
 
 /// Whether the Podman tests are asked for (CI sets it after installing Podman).
 pub fn wanted() -> bool {
@@ -31,16 +31,6 @@ pub struct Podman {
     service: Child,
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args));
-}
-
 /// The test user's uid, gid and home, made on first use.
 fn test_user() -> (u32, u32, PathBuf) {
     let exists = Command::new("id")
@@ -48,7 +38,7 @@ fn test_user() -> (u32, u32, PathBuf) {
         .output()
         .is_ok_and(|o| o.status.success());
     if !exists {
-        run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]));
+        run_ok(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", USER]));
     }
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
@@ -57,7 +47,12 @@ fn test_user() -> (u32, u32, PathBuf) {
             "{file} gives {USER} no subordinate ids (useradd adds them on Debian)"
         );
     }
-    let id = |flag: &str| -> u32 { run(Command::new("id").args([flag, USER])).trim().parse().unwrap() };
+    let id = |flag: &str| -> u32 {
+        run_ok(Command::new("id").args([flag, USER]))
+            .trim()
+            .parse()
+            .unwrap()
+    };
     (id("-u"), id("-g"), PathBuf::from(format!("/home/{USER}")))
 }
 
@@ -108,11 +103,13 @@ impl Podman {
             // Its own XDG_RUNTIME_DIR, like a login session's.
             let xdg = dir.join("xdg");
             std::fs::create_dir_all(&xdg).unwrap();
-            run(Command::new("chown")
-                .arg("-R")
-                .arg(format!("{uid}:{gid}"))
-                .arg(&dir));
-            run(Command::new("chmod").arg("700").arg(&xdg));
+            run_ok(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(&dir),
+            );
+            run_ok(Command::new("chmod").arg("700").arg(&xdg));
             cmd.args([
                 "setpriv",
                 &format!("--reuid={uid}"),
@@ -196,16 +193,18 @@ impl Podman {
     /// Gives `path` (a repository, a task file's directory) to the rootless user.
     pub fn hand_over(&self, path: &Path) {
         if let Some((uid, gid, _)) = &self.user {
-            run(Command::new("chown")
-                .arg("-R")
-                .arg(format!("{uid}:{gid}"))
-                .arg(path));
+            run_ok(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(path),
+            );
         }
     }
 
     /// `podman` talking to this service through its socket (as root: root reaches any socket).
     pub fn cli(&self, args: &[&str]) -> String {
-        run(Command::new("podman").arg("--url").arg(&self.host).args(args))
+        run_ok(Command::new("podman").arg("--url").arg(&self.host).args(args))
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{output, stderr, wait_for};
+use super::{ip, output, run_ok, stderr, wait_for};
 
 /// Whether the Swarm tests are asked for (CI sets it after installing the registry).
 pub fn wanted() -> bool {
@@ -39,16 +39,6 @@ pub struct Swarm {
     registry_proc: Child,
     /// The system engine's networks before, to check after.
     networks_before: String,
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args));
 }
 
 fn docker_at(host: &str, args: &[&str]) -> std::process::Output {
@@ -141,29 +131,31 @@ impl Swarm {
         );
 
         let manager = me.nodes[0].host.clone();
-        run(Command::new("docker").env("DOCKER_HOST", &manager).args([
+        run_ok(Command::new("docker").env("DOCKER_HOST", &manager).args([
             "swarm",
             "init",
             "--advertise-addr",
             &me.nodes[0].addr,
         ]));
-        let token = run(Command::new("docker").env("DOCKER_HOST", &manager).args([
+        let token = run_ok(Command::new("docker").env("DOCKER_HOST", &manager).args([
             "swarm",
             "join-token",
             "-q",
             "worker",
         ]));
         for node in &me.nodes[1..] {
-            run(Command::new("timeout")
-                .args(["60", "docker"])
-                .env("DOCKER_HOST", &node.host)
-                .args([
-                    "swarm",
-                    "join",
-                    "--token",
-                    token.trim(),
-                    &format!("{}:2377", me.nodes[0].addr),
-                ]));
+            run_ok(
+                Command::new("timeout")
+                    .args(["60", "docker"])
+                    .env("DOCKER_HOST", &node.host)
+                    .args([
+                        "swarm",
+                        "join",
+                        "--token",
+                        token.trim(),
+                        &format!("{}:2377", me.nodes[0].addr),
+                    ]),
+            );
         }
         let ready = wait_for(Duration::from_secs(30), || {
             let o = docker_at(&manager, &["node", "ls", "--format", "{{.Status}}"]);
@@ -195,7 +187,7 @@ impl Swarm {
         std::fs::create_dir_all(&dir).unwrap();
         // The system's storage driver (this machine's kernel needs fuse-overlayfs), the
         // registry as insecure (plain HTTP), and addresses of its own for its bridges.
-        let driver = run(Command::new("docker").args(["info", "--format", "{{.Driver}}"]));
+        let driver = run_ok(Command::new("docker").args(["info", "--format", "{{.Driver}}"]));
         let config = dir.join("daemon.json");
         let json = serde_json::json!({
             "storage-driver": driver.trim(),
