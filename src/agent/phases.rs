@@ -78,6 +78,9 @@ struct RawState {
     completed: Vec<serde_json::Value>,
 }
 
+/// The most of a state file read.
+pub const STATE_LIMIT: u64 = 64 * 1024;
+
 /// Reads a task's state file from its checkout on the host. The checkout belongs to the task,
 /// so nothing on the way may be a symlink (it could point at the host's files), the file is
 /// opened without following links and without blocking (a FIFO would block a plain open
@@ -101,7 +104,7 @@ pub fn read_state(checkout: &Path, task_id: &str) -> Option<PhaseState> {
         return None;
     }
     let mut text = String::new();
-    file.take(64 * 1024).read_to_string(&mut text).ok()?;
+    file.take(STATE_LIMIT).read_to_string(&mut text).ok()?;
     parse_state(&text)
 }
 

@@ -23,6 +23,10 @@ pub const LEFT_ENV: &str = "left";
 const OUT: &str = "/sandpen-out";
 /// The file of the out directory that counts the container's OOM kills.
 pub const OOM_KILLS: &str = "oom-kills";
+/// How often the container's cgroup is read and sent.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// A reading the exchange does not take within this is dropped.
+const SAMPLE_SEND_LIMIT: Duration = Duration::from_secs(2);
 /// Kept back from the grace for sending the result.
 const SEND_MARGIN: u64 = 3;
 /// The least the collection gets.
@@ -55,7 +59,11 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
+    let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
     let (code, stopped_at) = wait_passing_stops(&mut child).await;
+    sampling.abort();
+    // The last reading, at the command's end: the task's figures run to here.
+    send_reading(&client, &url).await;
 
     if let Some(collect) = &args.collect {
         let left = match stopped_at {
@@ -134,6 +142,32 @@ fn oom_kills() -> Option<u64> {
         line.split_whitespace().nth(1)?.parse().ok()
     };
     count("/sys/fs/cgroup/memory.events").or_else(|| count("/sys/fs/cgroup/memory/memory.oom_control"))
+}
+
+/// Sends a reading of the container's cgroup about once a second, from the command's start.
+async fn send_readings(client: Http, url: String) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        send_reading(&client, &url).await;
+    }
+}
+
+/// One reading, sent; a reading that cannot be made or sent is a figure missing, not an error
+/// of the task.
+async fn send_reading(client: &Http, url: &str) {
+    let Some(reading) = super::sample::Reading::of_own_cgroup() else {
+        return;
+    };
+    let Ok(body) = serde_json::to_vec(&reading) else {
+        return;
+    };
+    let Ok(req) = hyper::Request::post(format!("{url}/stats")).body(Full::new(Bytes::from(body)))
+    else {
+        return;
+    };
+    let _ = tokio::time::timeout(SAMPLE_SEND_LIMIT, client.request(req)).await;
 }
 
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;

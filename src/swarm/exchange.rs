@@ -10,6 +10,8 @@
 //!   written anew without following links; the host then reads them as it reads what a local
 //!   container collected in place (untrusted data: a task that forges them forges only its
 //!   own result, which it controls anyway).
+//! - `POST /v1/TOKEN/stats`: one reading of the container's cgroup (`sample.rs`), about once a
+//!   second while the command runs; the runner follows them as the task's stats stream.
 //!
 //! The checkout read here is sandpen's own fresh one: a task on a Swarm never touches it.
 
@@ -24,14 +26,20 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
+use tokio::sync::mpsc;
 
+use super::sample::Reading;
 use crate::engine::spec::BindMount;
 
 /// The most a task's out directory may weigh (its result bundle is most of it).
 pub const OUT_LIMIT: usize = 2 << 30;
 /// The most files it may hold.
 const OUT_FILES: usize = 64;
+/// The most a reading may weigh.
+const READING_LIMIT: usize = 4096;
+/// Readings kept for a runner that does not follow them yet (the rest are dropped).
+const READINGS_KEPT: usize = 64;
 
 /// What the exchange serves one task, and where its result goes.
 #[derive(Debug, Clone)]
@@ -45,11 +53,14 @@ pub struct Delivery {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     delivery: Option<Delivery>,
     fetched: bool,
     returned: bool,
+    readings: mpsc::Sender<Reading>,
+    /// Until the runner takes it.
+    follower: Option<mpsc::Receiver<Reading>>,
 }
 
 type Slots = Arc<Mutex<HashMap<String, Slot>>>;
@@ -75,8 +86,11 @@ impl Exchange {
         let slots: Slots = Default::default();
         let app = Router::new()
             .route("/v1/{token}/files", get(files))
-            .route("/v1/{token}/out", put(out))
-            .layer(DefaultBodyLimit::max(OUT_LIMIT))
+            .route("/v1/{token}/out", put(out).layer(DefaultBodyLimit::max(OUT_LIMIT)))
+            .route(
+                "/v1/{token}/stats",
+                post(stats).layer(DefaultBodyLimit::max(READING_LIMIT)),
+            )
             .with_state(slots.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -91,9 +105,13 @@ impl Exchange {
     /// A task's files, served under a new token; the URL its entry step is given.
     pub fn register(&self, delivery: Delivery) -> std::io::Result<String> {
         let token = new_token()?;
+        let (readings, follower) = mpsc::channel(READINGS_KEPT);
         let slot = Slot {
             delivery: Some(delivery),
-            ..Default::default()
+            fetched: false,
+            returned: false,
+            readings,
+            follower: Some(follower),
         };
         self.slots.lock().unwrap().insert(token.clone(), slot);
         Ok(format!("http://{}/v1/{token}", self.addr))
@@ -101,30 +119,36 @@ impl Exchange {
 
     /// Ends a task's token: nothing more is served to it or taken from it.
     pub fn forget(&self, url: &str) {
-        if let Some(token) = url.rsplit('/').next() {
-            self.slots.lock().unwrap().remove(token);
-        }
+        self.slots.lock().unwrap().remove(token_of(url));
     }
 
     /// Where a task's returned out directory is, once it came back.
     pub fn returned_to(&self, url: &str) -> Option<PathBuf> {
-        let token = url.rsplit('/').next().unwrap_or_default();
         let slots = self.slots.lock().unwrap();
-        let slot = slots.get(token).filter(|s| s.returned)?;
+        let slot = slots.get(token_of(url)).filter(|s| s.returned)?;
         slot.delivery.as_ref()?.out.clone()
+    }
+
+    /// The task's cgroup readings as they come, once (None for an unknown task or a second
+    /// call). The stream ends when the task's token does.
+    pub fn readings(&self, url: &str) -> Option<mpsc::Receiver<Reading>> {
+        self.slots.lock().unwrap().get_mut(token_of(url))?.follower.take()
     }
 
     /// Whether the task fetched its files.
     pub fn fetched(&self, url: &str) -> bool {
-        let token = url.rsplit('/').next().unwrap_or_default();
-        self.slots.lock().unwrap().get(token).is_some_and(|s| s.fetched)
+        self.slots.lock().unwrap().get(token_of(url)).is_some_and(|s| s.fetched)
     }
 
     /// Whether the task's out directory came back.
     pub fn returned(&self, url: &str) -> bool {
-        let token = url.rsplit('/').next().unwrap_or_default();
-        self.slots.lock().unwrap().get(token).is_some_and(|s| s.returned)
+        self.slots.lock().unwrap().get(token_of(url)).is_some_and(|s| s.returned)
     }
+}
+
+/// The token of a task's URL (its last segment).
+fn token_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
 }
 
 fn new_token() -> std::io::Result<String> {
@@ -177,6 +201,19 @@ fn pack(d: &Delivery) -> std::io::Result<Vec<u8>> {
         }
     }
     tar.into_inner()
+}
+
+async fn stats(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Bytes) -> Response {
+    let Some(readings) = slots.lock().unwrap().get(&token).map(|s| s.readings.clone()) else {
+        return refuse(StatusCode::NOT_FOUND, "no such task");
+    };
+    let reading: Reading = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a reading: {e}")),
+    };
+    // A runner that is not keeping up loses readings, never blocks the node.
+    let _ = readings.try_send(reading);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Bytes) -> Response {
@@ -341,6 +378,27 @@ mod tests {
             409,
             "taken once"
         );
+        let mut readings = ex.readings(&url).expect("a registered task's readings");
+        assert!(ex.readings(&url).is_none(), "taken once");
+        let reading = crate::swarm::sample::Reading {
+            read: "2026-12-03T10:00:00Z".into(),
+            memory_bytes: Some(7 << 20),
+            ..Default::default()
+        };
+        let post = |body: Vec<u8>| {
+            let req = hyper::Request::post(format!("{url}/stats"))
+                .body(http_body_util::Full::new(Bytes::from(body)))
+                .unwrap();
+            client.request(req)
+        };
+        let sent = post(serde_json::to_vec(&reading).unwrap()).await.unwrap();
+        assert_eq!(sent.status(), 204);
+        assert_eq!(readings.recv().await, Some(reading));
+        assert_eq!(post(b"{oops".to_vec()).await.unwrap().status(), 400);
+        assert_eq!(post(vec![b' '; 8192]).await.unwrap().status(), 413, "bounded");
+        ex.forget(&url);
+        assert_eq!(readings.recv().await, None, "the stream ends with the token");
+
         let wrong = format!("http://{}/v1/{}/files", ex.addr(), "0".repeat(64));
         assert_eq!(client.get(wrong.parse().unwrap()).await.unwrap().status(), 404);
     }

@@ -11,9 +11,7 @@ use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::entry::OOM_KILLS;
-use super::job::OUT_DIR;
-use super::{Delivery, EXCHANGE_ENV, SwarmEngine, service_spec};
+use super::{SwarmEngine, service_spec};
 use crate::engine::containers::output_stream;
 use crate::engine::error::is_not_found;
 use crate::engine::spec::ContainerSpec;
@@ -22,8 +20,6 @@ use crate::engine::{
     short,
 };
 
-/// Where the entry step is in a task's image (`swarm::image`).
-pub const ENTRY: &str = "/usr/local/bin/sandpen";
 /// How long a task may take to start: its node pulls the image, or waits for room.
 const START_LIMIT: Duration = Duration::from_secs(600);
 /// How often a task's state is asked for while it runs.
@@ -167,72 +163,6 @@ impl SwarmEngine {
         })
     }
 
-    /// The spec as its service runs it: its files registered with the exchange, and its
-    /// command behind the entry step, which fetches them, collects and sends the work back.
-    fn delivered(&self, spec: &ContainerSpec) -> Result<(ContainerSpec, Option<String>), String> {
-        let Some(exchange) = &self.exchange else {
-            return match spec.mounts.is_empty() {
-                true => Ok((spec.clone(), None)),
-                false => Err("no exchange to deliver its mounted files through".into()),
-            };
-        };
-        let out = spec
-            .mounts
-            .iter()
-            .find(|m| !m.read_only && m.target == OUT_DIR)
-            .map(|m| m.source.clone());
-        let url = exchange
-            .register(Delivery {
-                task: spec.name.clone(),
-                workspace: spec.workspace.clone(),
-                mounts: spec.mounts.clone(),
-                out,
-            })
-            .map_err(|e| format!("registering its files: {e}"))?;
-        let mut spec = spec.clone();
-        // The URL holds the task's token: a secret, kept out of logs like the credentials.
-        spec.secrets.push((EXCHANGE_ENV.to_string(), url.clone().into()));
-        let (grace, deadline) = (
-            self.placement.grace.as_secs(),
-            spec.self_collect.as_ref().map_or(0, |c| c.deadline.as_secs()),
-        );
-        let mut cmd: Vec<String> = [
-            ENTRY,
-            "entry",
-            "--deadline-secs",
-            &deadline.to_string(),
-            "--grace-secs",
-            &grace.to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        if let Some(c) = &spec.self_collect {
-            cmd.extend(["--collect".to_string(), c.shell.clone()]);
-        }
-        cmd.push("--".into());
-        cmd.append(&mut spec.cmd);
-        spec.cmd = cmd;
-        Ok((spec, Some(url)))
-    }
-
-    /// Whether the task's entry step counted an OOM kill in its container (sent back with
-    /// its out directory, so known once its work came back).
-    fn oom_killed(&self, service: &str) -> bool {
-        let Some(url) = self.urls.lock().unwrap().get(service).cloned() else {
-            return false;
-        };
-        let dir = self.exchange.as_ref().and_then(|e| e.returned_to(&url));
-        let read = dir.and_then(|d| crate::collect::read_small_file(&d.join(OOM_KILLS), 64));
-        read.and_then(|t| t.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
-    }
-
-    fn forget(&self, url: &str) {
-        if let Some(exchange) = &self.exchange {
-            exchange.forget(url);
-        }
-    }
-
     async fn remove_service(&self, service: &str) -> Result<(), EngineError> {
         self.task_of(service).await?;
         let context = format!("removing service {}", short(service));
@@ -368,10 +298,9 @@ impl ContainerEngine for SwarmEngine {
         })
     }
 
-    /// None yet: the node's engine may be out of reach, and a figure sandpen cannot read is
-    /// left out, never made up.
-    fn stats(&self, _id: &str) -> StatsStream {
-        futures_util::stream::empty().boxed()
+    /// The readings the task's entry step sends of its own cgroup (`sample.rs`).
+    fn stats(&self, id: &str) -> StatsStream {
+        self.readings(id)
     }
 
     async fn exit_state(&self, id: &str) -> Result<ExitState, EngineError> {

@@ -6,6 +6,7 @@
 //! travel through the run's exchange (`exchange.rs`) to the entry step in its container
 //! (`entry.rs`), which runs the command, collects, and sends the out directory back.
 
+mod delivered;
 mod entry;
 mod exchange;
 mod image;
@@ -13,6 +14,7 @@ mod job;
 mod lifecycle;
 mod reach;
 mod registry;
+mod sample;
 
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
 pub use exchange::{Delivery, Exchange};

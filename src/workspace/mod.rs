@@ -76,6 +76,17 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// A file as committed at `rev`, if it is there and no larger than `limit` (its size is
+    /// asked first: a task may have written it). Read as a blob: no filter or textconv runs.
+    pub async fn small_file_at(&self, rev: &str, path: &Path, limit: u64) -> Option<String> {
+        let object = format!("{rev}:{}", path.display());
+        let size = git::git(&self.root, ["cat-file", "-s", &object]).await.ok()?;
+        if size.trim().parse::<u64>().ok()? > limit {
+            return None;
+        }
+        git::git(&self.root, ["cat-file", "blob", &object]).await.ok()
+    }
+
     /// The repository around `dir` (or the working directory).
     pub async fn discover(dir: Option<&Path>) -> Result<Self, WorkspaceError> {
         let start = match dir {

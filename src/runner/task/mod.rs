@@ -22,7 +22,7 @@ use crate::collect;
 use crate::engine::ContainerEngine;
 use crate::monitor::AgentProgress;
 use crate::plan::TaskSpec;
-use crate::workspace::Checkout;
+use crate::workspace::{Checkout, Repo};
 
 pub use container::STOP_MARGIN;
 
@@ -229,6 +229,12 @@ pub(crate) async fn run<E: ContainerEngine>(
         return finish(result, TaskStatus::Error, Some(msg), started);
     }
 
+    // A container on another machine that never ran did nothing, and can send nothing back:
+    // the task ends as it was classified (cancelled while its node pulled the image, say).
+    if !ctx.engine.shares_disk() && result.started_at.is_none() {
+        let (status, message) = (result.status, result.message.take());
+        return finish(result, status, message, started);
+    }
     // The work comes back whatever happened to the container, cancelled runs included.
     let collecting = Instant::now();
     let collected = collect::collect(&ctx.engine, &job).await;
@@ -237,6 +243,16 @@ pub(crate) async fn run<E: ContainerEngine>(
     match collected {
         Ok(c) => {
             result.set_collected(c);
+            // The checkout here never saw a task that ran on another machine: its state
+            // file is read from the work that came back.
+            if !ctx.engine.shares_disk()
+                && let Some(head) = result.head_commit.clone()
+                && let Some(state) = state_at(&cfg.repo, &head, &id).await
+            {
+                result.last_phase = Some(state.phase);
+                result.last_phase_name = Some(state.name);
+                result.phases_completed = state.completed.len() as u32;
+            }
             finish(result, status, message, started)
         }
         Err(e) => {
@@ -267,6 +283,13 @@ async fn read_state(checkout: &std::path::Path, id: &str) -> Option<phases::Phas
         .ok()?
         .ok()
         .flatten()
+}
+
+/// The task's state file as committed at `rev` of the user's repository.
+async fn state_at(repo: &Repo, rev: &str, id: &str) -> Option<phases::PhaseState> {
+    let path = phases::state_path(id);
+    let text = repo.small_file_at(rev, &path, phases::STATE_LIMIT).await?;
+    phases::parse_state(&text)
 }
 
 /// The prompt, as a file mounted read-only into the container (it reaches the CLI on stdin).

@@ -1,0 +1,96 @@
+//! What the run's exchange does for `SwarmEngine`: a service's command behind the entry step
+//! with the task's files registered, and what came back from it (its OOM count, its stats).
+
+use futures_util::StreamExt;
+
+use super::entry::OOM_KILLS;
+use super::job::OUT_DIR;
+use super::{Delivery, EXCHANGE_ENV, SwarmEngine};
+use crate::engine::StatsStream;
+use crate::engine::spec::ContainerSpec;
+
+/// Where the entry step is in a task's image (`swarm::image`).
+pub const ENTRY: &str = "/usr/local/bin/sandpen";
+
+impl SwarmEngine {
+    /// The spec as its service runs it: its files registered with the exchange, and its
+    /// command behind the entry step, which fetches them, collects and sends the work back.
+    pub(super) fn delivered(&self, spec: &ContainerSpec) -> Result<(ContainerSpec, Option<String>), String> {
+        let Some(exchange) = &self.exchange else {
+            return match spec.mounts.is_empty() {
+                true => Ok((spec.clone(), None)),
+                false => Err("no exchange to deliver its mounted files through".into()),
+            };
+        };
+        let out = spec
+            .mounts
+            .iter()
+            .find(|m| !m.read_only && m.target == OUT_DIR)
+            .map(|m| m.source.clone());
+        let url = exchange
+            .register(Delivery {
+                task: spec.name.clone(),
+                workspace: spec.workspace.clone(),
+                mounts: spec.mounts.clone(),
+                out,
+            })
+            .map_err(|e| format!("registering its files: {e}"))?;
+        let mut spec = spec.clone();
+        // The URL holds the task's token: a secret, kept out of logs like the credentials.
+        spec.secrets.push((EXCHANGE_ENV.to_string(), url.clone().into()));
+        let (grace, deadline) = (
+            self.placement.grace.as_secs(),
+            spec.self_collect.as_ref().map_or(0, |c| c.deadline.as_secs()),
+        );
+        let mut cmd: Vec<String> = [
+            ENTRY,
+            "entry",
+            "--deadline-secs",
+            &deadline.to_string(),
+            "--grace-secs",
+            &grace.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(c) = &spec.self_collect {
+            cmd.extend(["--collect".to_string(), c.shell.clone()]);
+        }
+        cmd.push("--".into());
+        cmd.append(&mut spec.cmd);
+        spec.cmd = cmd;
+        Ok((spec, Some(url)))
+    }
+
+    /// Whether the task's entry step counted an OOM kill in its container (sent back with
+    /// its out directory, so known once its work came back).
+    pub(super) fn oom_killed(&self, service: &str) -> bool {
+        let Some(url) = self.urls.lock().unwrap().get(service).cloned() else {
+            return false;
+        };
+        let dir = self.exchange.as_ref().and_then(|e| e.returned_to(&url));
+        let read = dir.and_then(|d| crate::collect::read_small_file(&d.join(OOM_KILLS), 64));
+        read.and_then(|t| t.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    }
+
+    pub(super) fn forget(&self, url: &str) {
+        if let Some(exchange) = &self.exchange {
+            exchange.forget(url);
+        }
+    }
+
+    /// The readings the service's entry step sends of its own cgroup (`sample.rs`), as the
+    /// engine's stats stream. None without an exchange: a figure sandpen cannot read is left
+    /// out, never made up.
+    pub(super) fn readings(&self, service: &str) -> StatsStream {
+        let url = self.urls.lock().unwrap().get(service).cloned();
+        let Some(readings) = url.and_then(|u| self.exchange.as_ref()?.readings(&u)) else {
+            return futures_util::stream::empty().boxed();
+        };
+        futures_util::stream::unfold(readings, |mut r| async move {
+            let reading = r.recv().await?;
+            Some((Ok(reading.into_stats()), r))
+        })
+        .boxed()
+    }
+}

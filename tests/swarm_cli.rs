@@ -1,0 +1,148 @@
+//! One real task on a Swarm's worker node (issue 11): the real Claude Code CLI in the agent
+//! image, pulled by its node from the registry by digest, through the WorkflowManager's eleven
+//! phases, against sandpen's scripted model server at the address the nodes reach. The Swarm,
+//! the registry and the server are the test's own; the agent image is built on the system
+//! engine (the nodes have no way out to PyPI) and loaded into the manager, as a user who
+//! builds where the network is would.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::swarm::{self, Swarm};
+use common::{dump, field, git, read_report, sandpen, task};
+use sandpen::demo;
+use sandpen::model_server::{ModelServer, Script};
+
+/// Whole sentences of the bundled WorkflowManager definition no other prompt would hold.
+const BUNDLED: &str = include_str!("../src/agent/workflow-manager.md");
+const SENTENCES: [&str; 2] = [
+    "The task id is in the environment variable SANDPEN_TASK_ID (also ORCHESTRATOR_TASK_ID).",
+    "Finish with every change committed and a short summary of what was done.",
+];
+
+/// The run, the image's push and its pull by the worker included.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
+    if !swarm::wanted() {
+        eprintln!("skipped: set SANDPEN_TEST_SWARM=1 (as root, with docker-registry installed)");
+        return;
+    }
+    for s in SENTENCES {
+        assert!(BUNDLED.contains(s), "the bundled definition no longer says {s:?}");
+    }
+    let (cluster, agent) = tokio::task::spawn_blocking(|| {
+        let agent = common::image("agent");
+        let cluster = Swarm::start(1, 2);
+        swarm::load_into(&agent, cluster.manager());
+        (cluster, agent)
+    })
+    .await
+    .unwrap();
+    let worker = cluster.nodes[1].hostname.clone();
+
+    let sample = demo::TASKS.iter().find(|t| t.id == "add-slugify").unwrap();
+    let id = sample.id;
+    let full = demo::script();
+    let want = full.tasks[id].clone();
+    let script = Script {
+        tasks: [(id.to_string(), want.clone())].into_iter().collect(),
+        rate_limit: None,
+    };
+    let host: std::net::IpAddr = cluster.host_addr.parse().unwrap();
+    let server = ModelServer::start(script, SocketAddr::new(host, 0), None)
+        .await
+        .expect("starting the model server where the nodes reach it");
+
+    let repo = tempfile::tempdir().unwrap();
+    let p = repo.path();
+    demo::write_repo(p).unwrap();
+    std::fs::create_dir_all(p.join("tasks")).unwrap();
+    std::fs::write(p.join(format!("tasks/{id}.md")), format!("{}\n", sample.prompt)).unwrap();
+    for args in [
+        &["init", "--quiet", "--initial-branch=main"][..],
+        &["config", "user.name", "sandpen-e2e"],
+        &["config", "user.email", "e2e@sandpen.invalid"],
+        &["add", "-A"],
+        &["commit", "--quiet", "-m", "the repository under test"],
+    ] {
+        git(p, args);
+    }
+    let base = git(p, &["rev-parse", "HEAD"]).trim().to_string();
+
+    let report_path = p.join("report.json");
+    let mut cmd = sandpen();
+    cmd.current_dir(p)
+        .env("DOCKER_HOST", cluster.manager())
+        .env("ANTHROPIC_API_KEY", "sk-sandpen-swarm-not-a-real-key")
+        .env("ANTHROPIC_BASE_URL", format!("http://{}/task/{{task}}", server.addr))
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .args(["run", "--backend", "swarm", "--network", "bridge"])
+        .args(["--registry", &cluster.registry, "--advertise-addr", &cluster.host_addr])
+        .args(["--constraint", "node.role==worker", "--image", &agent])
+        .arg("--report")
+        .arg(&report_path)
+        .arg(format!("tasks/{id}.md"));
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let started = Instant::now();
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("the run ends within its limit")
+        .unwrap();
+    let recorded = server.recorded();
+    server.stop().await;
+    let code = out.status.code().unwrap_or(-1);
+    let dump = dump(code, started.elapsed(), &out);
+    assert_eq!(code, 0, "{dump}");
+
+    let report = read_report(&report_path).unwrap_or_else(|e| panic!("{e}: {dump}"));
+    let t = task(&report, id);
+    assert_eq!(field(t, "status"), "succeeded", "{t:#}\n{dump}");
+    assert_eq!(field(t, "node"), worker, "placed on the worker: {t:#}");
+    let a = &t["agent"];
+    assert_eq!(a["subtype"], "success", "{a:#}");
+    assert_eq!(a["num_turns"], want.turns.len(), "{a:#}");
+    // The WorkflowManager's progress, read from the state file that came back with the work.
+    assert_eq!(t["last_phase"], 11, "{t:#}");
+    assert_eq!(t["phases_completed"], 11, "{t:#}");
+    assert!(t["peak_memory_bytes"].as_u64().unwrap_or(0) > 0, "{t:#}");
+
+    // The work, as the same branch a local run makes: a commit per phase and the code.
+    let run_id = field(&report, "run_id");
+    let branch = field(t, "branch");
+    assert_eq!(branch, format!("sandpen/{id}/{run_id}"), "{t:#}");
+    let subjects = git(p, &["log", "--format=%s", &format!("{base}..{branch}")]);
+    for (n, name) in sandpen::agent::phases::PHASES.iter().enumerate() {
+        let subject = format!("phase {}: {name}", n + 1);
+        assert!(subjects.lines().any(|l| l == subject), "no {subject:?}:\n{subjects}");
+    }
+    for (path, content) in [sample.code, sample.test] {
+        assert_eq!(git(p, &["show", &format!("{branch}:{path}")]), content, "{path}");
+    }
+    assert_eq!(git(p, &["fsck", "--no-progress"]).trim(), "");
+
+    // The model saw the WorkflowManager's instructions on every turn of the script.
+    let requests: Vec<_> = recorded.iter().filter(|r| r.task == id && !r.side_request).collect();
+    let steps: BTreeSet<usize> = requests.iter().map(|r| r.step).collect();
+    assert_eq!(steps, (0..want.turns.len()).collect::<BTreeSet<_>>(), "{dump}");
+    for r in &requests {
+        for s in SENTENCES {
+            assert!(r.system.contains(s), "step {}: no {s:?} in the system prompt", r.step);
+        }
+        assert!(r.api_key_present, "step {}: no credentials sent", r.step);
+    }
+    eprintln!(
+        "swarm e2e {id}: on {worker}, {} turns, {} requests, run {:.1}s (task {:.1}s), peak memory {} MiB",
+        a["num_turns"],
+        requests.len(),
+        started.elapsed().as_secs_f64(),
+        t["duration_s"].as_f64().unwrap_or(0.0),
+        t["peak_memory_bytes"].as_u64().unwrap_or(0) >> 20,
+    );
+    cluster.assert_clean("after the run");
+}
