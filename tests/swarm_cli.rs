@@ -79,10 +79,18 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     cmd.current_dir(p)
         .env("DOCKER_HOST", cluster.manager())
         .env("ANTHROPIC_API_KEY", "sk-sandpen-swarm-not-a-real-key")
-        .env("ANTHROPIC_BASE_URL", format!("http://{}/task/{{task}}", server.addr))
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{}/task/{{task}}", server.addr),
+        )
         .env_remove("ANTHROPIC_AUTH_TOKEN")
         .args(["run", "--backend", "swarm", "--network", "bridge"])
-        .args(["--registry", &cluster.registry, "--advertise-addr", &cluster.host_addr])
+        .args([
+            "--registry",
+            &cluster.registry,
+            "--advertise-addr",
+            &cluster.host_addr,
+        ])
         .args(["--constraint", "node.role==worker", "--image", &agent])
         .arg("--report")
         .arg(&report_path)
@@ -119,7 +127,10 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let subjects = git(p, &["log", "--format=%s", &format!("{base}..{branch}")]);
     for (n, name) in sandpen::agent::phases::PHASES.iter().enumerate() {
         let subject = format!("phase {}: {name}", n + 1);
-        assert!(subjects.lines().any(|l| l == subject), "no {subject:?}:\n{subjects}");
+        assert!(
+            subjects.lines().any(|l| l == subject),
+            "no {subject:?}:\n{subjects}"
+        );
     }
     for (path, content) in [sample.code, sample.test] {
         assert_eq!(git(p, &["show", &format!("{branch}:{path}")]), content, "{path}");
@@ -127,12 +138,19 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     assert_eq!(git(p, &["fsck", "--no-progress"]).trim(), "");
 
     // The model saw the WorkflowManager's instructions on every turn of the script.
-    let requests: Vec<_> = recorded.iter().filter(|r| r.task == id && !r.side_request).collect();
+    let requests: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.task == id && !r.side_request)
+        .collect();
     let steps: BTreeSet<usize> = requests.iter().map(|r| r.step).collect();
     assert_eq!(steps, (0..want.turns.len()).collect::<BTreeSet<_>>(), "{dump}");
     for r in &requests {
         for s in SENTENCES {
-            assert!(r.system.contains(s), "step {}: no {s:?} in the system prompt", r.step);
+            assert!(
+                r.system.contains(s),
+                "step {}: no {s:?} in the system prompt",
+                r.step
+            );
         }
         assert!(r.api_key_present, "step {}: no credentials sent", r.step);
     }

@@ -41,6 +41,9 @@ pub struct FakeEngine {
     init_lines: Arc<HashMap<String, String>>,
     state: Arc<Mutex<State>>,
     stopped: Arc<tokio::sync::Notify>,
+    /// On another machine (shares no disk), where task containers never get past their
+    /// node's pull of the image; notified when one starts waiting for it.
+    far: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl FakeEngine {
@@ -55,6 +58,14 @@ impl FakeEngine {
     pub fn with_init(mut self, task: &str, line: &str) -> Self {
         Arc::make_mut(&mut self.init_lines).insert(task.into(), line.into());
         self
+    }
+
+    /// Makes it a far engine whose task containers wait for an image pull that never ends;
+    /// the returned notice comes when one begins to wait.
+    pub fn far_and_pulling(mut self) -> (Self, Arc<tokio::sync::Notify>) {
+        let pulling = Arc::new(tokio::sync::Notify::new());
+        self.far = Some(pulling.clone());
+        (self, pulling)
     }
 
     pub fn max_running(&self) -> usize {
@@ -132,6 +143,12 @@ impl ContainerEngine for FakeEngine {
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
+        if let Some(pulling) = &self.far
+            && id.ends_with("-task")
+        {
+            pulling.notify_one();
+            std::future::pending::<()>().await;
+        }
         let mut s = self.state.lock().unwrap();
         s.running += 1;
         s.max_running = s.max_running.max(s.running);
@@ -194,6 +211,10 @@ impl ContainerEngine for FakeEngine {
         let memory = s.memory.remove(id).unwrap_or(0);
         s.reserved = s.reserved.saturating_sub(memory);
         Ok(())
+    }
+
+    fn shares_disk(&self) -> bool {
+        self.far.is_none()
     }
 
     async fn list(&self, _key: &str, _value: Option<&str>) -> Result<Vec<ListedContainer>, EngineError> {

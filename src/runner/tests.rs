@@ -225,6 +225,26 @@ async fn a_task_cancelled_while_its_checkout_is_made_gets_no_container() {
     assert!(t.container_id.is_none(), "{t:?}");
 }
 
+#[tokio::test]
+async fn a_task_cancelled_before_its_far_container_runs_is_cancelled_not_an_error() {
+    let (engine, pulling) = FakeEngine::new([("t", Behaviour { secs: 5.0, code: 0 })]).far_and_pulling();
+    let stop = Stop::default();
+    let (tx, mut rx) = EventSender::channel();
+    let display = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let cancel = stop.graceful.clone();
+    tokio::spawn(async move {
+        pulling.notified().await;
+        cancel.cancel();
+    });
+    let r = run_with(engine.clone(), vec![task("t", &[], 60)], 1, false, tx, stop).await;
+    display.abort();
+    assert_eq!(engine.created_tasks(), ["t"], "its container was made");
+    let t = &r.tasks[0];
+    // Nothing ran, so nothing could come back: that is not a failed collection.
+    assert_eq!(t.status, TaskStatus::Cancelled, "{t:?}");
+    assert!(t.started_at.is_none(), "{t:?}");
+}
+
 const GIB: u64 = 1 << 30;
 
 fn task_with_memory(id: &str, bytes: u64) -> TaskSpec {

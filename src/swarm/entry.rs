@@ -163,8 +163,7 @@ async fn send_reading(client: &Http, url: &str) {
     let Ok(body) = serde_json::to_vec(&reading) else {
         return;
     };
-    let Ok(req) = hyper::Request::post(format!("{url}/stats")).body(Full::new(Bytes::from(body)))
-    else {
+    let Ok(req) = hyper::Request::post(format!("{url}/stats")).body(Full::new(Bytes::from(body))) else {
         return;
     };
     let _ = tokio::time::timeout(SAMPLE_SEND_LIMIT, client.request(req)).await;

@@ -86,7 +86,10 @@ impl Exchange {
         let slots: Slots = Default::default();
         let app = Router::new()
             .route("/v1/{token}/files", get(files))
-            .route("/v1/{token}/out", put(out).layer(DefaultBodyLimit::max(OUT_LIMIT)))
+            .route(
+                "/v1/{token}/out",
+                put(out).layer(DefaultBodyLimit::max(OUT_LIMIT)),
+            )
             .route(
                 "/v1/{token}/stats",
                 post(stats).layer(DefaultBodyLimit::max(READING_LIMIT)),
@@ -137,12 +140,20 @@ impl Exchange {
 
     /// Whether the task fetched its files.
     pub fn fetched(&self, url: &str) -> bool {
-        self.slots.lock().unwrap().get(token_of(url)).is_some_and(|s| s.fetched)
+        self.slots
+            .lock()
+            .unwrap()
+            .get(token_of(url))
+            .is_some_and(|s| s.fetched)
     }
 
     /// Whether the task's out directory came back.
     pub fn returned(&self, url: &str) -> bool {
-        self.slots.lock().unwrap().get(token_of(url)).is_some_and(|s| s.returned)
+        self.slots
+            .lock()
+            .unwrap()
+            .get(token_of(url))
+            .is_some_and(|s| s.returned)
     }
 }
 

@@ -42,7 +42,13 @@ impl crate::exit::HasExitCode for ReachError {
 }
 
 /// Runs the probe through `swarm` (which serves its exchange); Ok once a node fetched from it.
-pub async fn check(swarm: &SwarmEngine, image: &str, owner: &Owner) -> Result<(), ReachError> {
+/// When `stopped` resolves first, the probe is removed and the check is `Interrupted`.
+pub async fn check(
+    swarm: &SwarmEngine,
+    image: &str,
+    owner: &Owner,
+    stopped: impl std::future::Future<Output = ()>,
+) -> Result<(), ReachError> {
     let empty = tempfile::tempdir().map_err(|e| EngineError::Api {
         context: "making the probe's delivery".into(),
         reason: e.to_string(),
@@ -69,22 +75,12 @@ pub async fn check(swarm: &SwarmEngine, image: &str, owner: &Owner) -> Result<()
         self_collect: None,
     };
     let id = swarm.create(&spec).await?;
-    // Ctrl-C (or SIGTERM) while it runs: the probe goes before sandpen does.
-    let waited = {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut int, mut term) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
-        let stopped = async {
-            match (&mut int, &mut term) {
-                (Ok(int), Ok(term)) => tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} },
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            w = tokio::time::timeout(PROBE_LIMIT, swarm.wait(&id)) => w,
-            _ = stopped => {
-                let _ = swarm.remove(&id).await;
-                return Err(ReachError::Interrupted);
-            }
+    // Stopped (Ctrl-C, say) while it runs: the probe goes before sandpen does.
+    let waited = tokio::select! {
+        w = tokio::time::timeout(PROBE_LIMIT, swarm.wait(&id)) => w,
+        _ = stopped => {
+            let _ = swarm.remove(&id).await;
+            return Err(ReachError::Interrupted);
         }
     };
     let fetched = swarm.fetched(&id);

@@ -7,8 +7,7 @@
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
-    ContainerStatsResponse,
+    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats, ContainerStatsResponse,
 };
 
 /// One reading of a container's cgroup, as the entry step sends it.
@@ -137,7 +136,11 @@ mod tests {
         r.read = "2026-12-03T10:00:02.000000000Z".into();
         r.cpu_ns = Some(2_250_000_000);
         let s = sample_after(Some(&first), &r.into_stats(), Duration::from_secs(4));
-        assert_eq!(s.cpu_percent, Some(75.0), "0.75 s of CPU over the second between readings");
+        assert_eq!(
+            s.cpu_percent,
+            Some(75.0),
+            "0.75 s of CPU over the second between readings"
+        );
     }
 
     #[test]
@@ -155,14 +158,24 @@ mod tests {
         );
         let r = read_cgroup(d.path()).unwrap();
         assert_eq!(
-            (r.cpu_ns, r.memory_bytes, r.memory_inactive_file, r.memory_limit, r.pids),
+            (
+                r.cpu_ns,
+                r.memory_bytes,
+                r.memory_inactive_file,
+                r.memory_limit,
+                r.pids
+            ),
             (Some(42), Some(1000), Some(100), Some(2000), Some(3))
         );
 
         let d = tempfile::tempdir().unwrap();
         write(
             d.path(),
-            &[("cgroup.controllers", ""), ("memory.current", "10\n"), ("memory.max", "max\n")],
+            &[
+                ("cgroup.controllers", ""),
+                ("memory.current", "10\n"),
+                ("memory.max", "max\n"),
+            ],
         );
         assert_eq!(read_cgroup(d.path()).unwrap().memory_limit, None);
         assert!(read_cgroup(tempfile::tempdir().unwrap().path()).is_none());

@@ -1,6 +1,5 @@
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -19,13 +18,12 @@ use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
 
 mod gateway;
+mod signals;
 mod swarm;
 
 use gateway::{check_gateway_input, host_credentials, start_gateway};
 pub use gateway::{gateway_image, gateway_possible};
-
-/// After a second interrupt, how long sandpen waits for the kill before it leaves.
-const SECOND_INTERRUPT_EXIT: Duration = Duration::from_millis(1500);
+use signals::Signals;
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
@@ -259,7 +257,7 @@ async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
     .into())
 }
 
-pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
+pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let run_id = runner::new_run_id();
     let layout = p.repo.run_dir(&run_id).await?;
     // Held until this process ends, however it ends: `gc` judges the run by it.
@@ -302,7 +300,17 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let (events, rx) = EventSender::channel();
     // Watched from here on: a Ctrl-C while the gateway starts stops the run as any other.
     let stop = Stop::default();
-    let signals = tokio::spawn(watch_signals(stop.clone(), events.clone(), layout.clone()));
+    let signals = p
+        .swarm
+        .as_mut()
+        .and_then(|on| on.signals.take())
+        .or_else(Signals::new);
+    let signals = tokio::spawn(signals::watch(
+        signals,
+        stop.clone(),
+        events.clone(),
+        layout.clone(),
+    ));
     let control = tokio::spawn(crate::runs::control::serve(layout.clone(), {
         let (stop, events) = (stop.clone(), events.clone());
         move |request| obey(&stop, &events, request)
@@ -378,35 +386,6 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     })
 }
 
-/// Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a cancelled CI job): the first stops every
-/// container with the grace; the second kills them and leaves within 2 s whatever the engine
-/// does, saying what may be left for `sandpen gc`.
-async fn watch_signals(stop: Stop, events: EventSender, layout: RunDir) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
-    for count in 1.. {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        if count == 1 {
-            stop.graceful.cancel();
-            events.send(Event::RunCancelling { kill: false });
-            continue;
-        }
-        stop.kill.cancel();
-        events.send(Event::RunCancelling { kill: true });
-        tokio::spawn(leave_after(SECOND_INTERRUPT_EXIT, layout.clone()));
-    }
-}
-
 /// `sandpen stop` from another terminal: the run, as a first Ctrl-C stops it, or one task.
 fn obey(stop: &Stop, events: &EventSender, request: crate::runs::control::StopRequest) {
     match request.task {
@@ -420,18 +399,6 @@ fn obey(stop: &Stop, events: &EventSender, request: crate::runs::control::StopRe
         }
         Some(_) => {}
     }
-}
-
-async fn leave_after(delay: Duration, layout: RunDir) {
-    tokio::time::sleep(delay).await;
-    warn(&format!(
-        "second interrupt: leaving now. Containers of this run may be left on the engine and some \
-         checkouts uncollected under {}; `sandpen gc` removes the containers, brings the work \
-         back as branches and completes {}",
-        layout.root.display(),
-        layout.report().display()
-    ));
-    std::process::exit(exit::INTERRUPTED);
 }
 
 /// sandpen's WorkflowManager definition, mounted read-only into every container.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::signals::Signals;
 use crate::cli::{BackendArg, RunArgs};
 use crate::engine::Engine;
 use crate::exit::UsageError;
@@ -22,6 +23,8 @@ pub struct SwarmInput {
 pub struct OnSwarm {
     pub engine: SwarmEngine,
     pub capacity: Capacity,
+    /// Listening since the reach probe, for the run to take over.
+    pub signals: Option<Signals>,
 }
 
 /// The Swarm flags, or their absence: refused when they do not fit together.
@@ -93,7 +96,11 @@ pub async fn connect(engine: &Engine, input: &SwarmInput, grace: Duration) -> an
             "the Swarm has no ready, active node to run tasks on\nfix: `docker node ls` on the manager shows why".into(),
         ));
     }
-    Ok(OnSwarm { engine, capacity })
+    Ok(OnSwarm {
+        engine,
+        capacity,
+        signals: None,
+    })
 }
 
 /// The task image with its entry step, pushed to the registry; the exchange serving. Returns
@@ -118,7 +125,16 @@ pub async fn ready(on: &mut OnSwarm, input: &SwarmInput, task_image: &str) -> an
         process_start: crate::owner::this_start_time(),
         run_dir: std::path::PathBuf::new(),
     };
-    crate::swarm::check_reach(&on.engine, &pinned, &probe).await?;
+    // Ctrl-C from here on stops the probe, and later the run: listened for once, never lost.
+    on.signals = on.signals.take().or_else(Signals::new);
+    let (engine, signals) = (&on.engine, &mut on.signals);
+    let stopped = async {
+        match signals {
+            Some(s) => s.next().await,
+            None => std::future::pending().await,
+        }
+    };
+    crate::swarm::check_reach(engine, &pinned, &probe, stopped).await?;
     Ok(pinned)
 }
 
