@@ -11,9 +11,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures_util::TryStreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 /// The variable that names the task's exchange URL (kept from the command's environment).
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
@@ -47,7 +51,7 @@ pub struct EntryArgs {
 pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let url = std::env::var(EXCHANGE_ENV).map_err(|_| anyhow::anyhow!("{EXCHANGE_ENV} is not set"))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
     fetch(&client, &url).await?;
 
     let (program, rest) = args
@@ -163,13 +167,22 @@ async fn send_reading(client: &Http, url: &str) {
     let Ok(body) = serde_json::to_vec(&reading) else {
         return;
     };
-    let Ok(req) = hyper::Request::post(format!("{url}/stats")).body(Full::new(Bytes::from(body))) else {
+    let Ok(req) = hyper::Request::post(format!("{url}/stats")).body(whole(body)) else {
         return;
     };
     let _ = tokio::time::timeout(SAMPLE_SEND_LIMIT, client.request(req)).await;
 }
 
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+/// Request bodies: whole, or streamed as they are made.
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+fn whole(data: Vec<u8>) -> Body {
+    Full::new(Bytes::from(data)).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The pipe between packing or unpacking a tar and the network.
+const STREAM_BUFFER: usize = 256 << 10;
 
 /// The task's files, unpacked at `/` (the checkout into the workspace volume, the rest into
 /// the service's tmpfs mounts): only into places delivered files may go.
@@ -184,12 +197,14 @@ async fn fetch(client: &Http, url: &str) -> anyhow::Result<()> {
             got.status()
         );
     }
-    let tar = got.into_body().collect().await?.to_bytes();
-    tokio::task::spawn_blocking(move || unpack(&tar, Path::new("/"))).await??;
+    // Unpacked as it comes: the files never sit whole in the task's memory.
+    let body = got.into_body().into_data_stream().map_err(std::io::Error::other);
+    let from = SyncIoBridge::new(StreamReader::new(body));
+    tokio::task::spawn_blocking(move || unpack(from, Path::new("/"))).await??;
     Ok(())
 }
 
-fn unpack(tar: &[u8], root: &Path) -> anyhow::Result<()> {
+fn unpack(tar: impl std::io::Read, root: &Path) -> anyhow::Result<()> {
     let mut archive = tar::Archive::new(tar);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
@@ -212,11 +227,19 @@ fn unpack(tar: &[u8], root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The out directory's regular files, sent back.
+/// The out directory's regular files, sent back as they are packed (its result bundle may be
+/// large: it never sits whole in the task's memory).
 async fn send_out(client: &Http, url: &str) -> anyhow::Result<()> {
-    let tar = tokio::task::spawn_blocking(|| pack_out(Path::new(OUT))).await??;
-    let req = hyper::Request::put(format!("{url}/out")).body(Full::new(Bytes::from(tar)))?;
-    let answer = client.request(req).await?;
+    let (packed, sent) = tokio::io::duplex(STREAM_BUFFER);
+    let into = SyncIoBridge::new(packed);
+    let packing = tokio::task::spawn_blocking(move || pack_out(Path::new(OUT), into));
+    let frames = ReaderStream::new(sent).map_ok(Frame::data);
+    let req = hyper::Request::put(format!("{url}/out")).body(StreamBody::new(frames).boxed_unsync())?;
+    let answer = client.request(req).await;
+    let packed = packing.await?;
+    // A request that failed explains a packing cut short, not the other way round.
+    let answer = answer?;
+    packed?;
     if !answer.status().is_success() {
         let why = answer.into_body().collect().await?.to_bytes();
         anyhow::bail!("the exchange answered: {}", String::from_utf8_lossy(&why).trim());
@@ -224,8 +247,8 @@ async fn send_out(client: &Http, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pack_out(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(Vec::new());
+fn pack_out<W: std::io::Write>(dir: &Path, into: W) -> anyhow::Result<W> {
+    let mut tar = tar::Builder::new(into);
     tar.follow_symlinks(false);
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -233,7 +256,9 @@ fn pack_out(dir: &Path) -> anyhow::Result<Vec<u8>> {
             tar.append_path_with_name(entry.path(), entry.file_name())?;
         }
     }
-    Ok(tar.into_inner()?)
+    let mut into = tar.into_inner()?;
+    into.flush()?;
+    Ok(into)
 }
 
 fn host_of(url: &str) -> &str {
@@ -253,7 +278,7 @@ mod tests {
         h.set_mode(0o644);
         b.append_data(&mut h, "etc/passwd", &b"x\n"[..]).unwrap();
         let tar = b.into_inner().unwrap();
-        let err = unpack(&tar, root.path()).unwrap_err();
+        let err = unpack(&tar[..], root.path()).unwrap_err();
         assert!(err.to_string().contains("/etc/passwd"), "{err}");
         assert!(!root.path().join("etc/passwd").exists());
 
@@ -262,7 +287,7 @@ mod tests {
         h.set_size(2);
         h.set_mode(0o644);
         b.append_data(&mut h, "workspace/a.txt", &b"a\n"[..]).unwrap();
-        unpack(&b.into_inner().unwrap(), root.path()).unwrap();
+        unpack(&b.into_inner().unwrap()[..], root.path()).unwrap();
         assert_eq!(
             std::fs::read_to_string(root.path().join("workspace/a.txt")).unwrap(),
             "a\n"
@@ -275,7 +300,7 @@ mod tests {
         std::fs::write(dir.path().join("done"), "0\n").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", dir.path().join("hints")).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let tar = pack_out(dir.path()).unwrap();
+        let tar = pack_out(dir.path(), Vec::new()).unwrap();
         let names: Vec<String> = tar::Archive::new(&tar[..])
             .entries()
             .unwrap()

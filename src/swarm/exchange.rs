@@ -16,7 +16,7 @@
 //! The checkout read here is sandpen's own fresh one: a task on a Swarm never touches it.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,10 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 use super::sample::Reading;
 use crate::engine::spec::BindMount;
@@ -36,6 +39,8 @@ use crate::engine::spec::BindMount;
 pub const OUT_LIMIT: usize = 2 << 30;
 /// The most files it may hold.
 const OUT_FILES: usize = 64;
+/// The pipe between packing a task's files and sending them.
+const STREAM_BUFFER: usize = 256 << 10;
 /// The most a reading may weigh.
 const READING_LIMIT: usize = 4096;
 /// Readings kept for a runner that does not follow them yet (the rest are dropped).
@@ -186,19 +191,21 @@ async fn files(State(slots): State<Slots>, UrlPath(token): UrlPath<String>) -> R
     let Some(delivery) = delivery else {
         return refuse(StatusCode::NOT_FOUND, "no such task");
     };
-    match tokio::task::spawn_blocking(move || pack(&delivery)).await {
-        Ok(Ok(tar)) => Response::new(Body::from(tar)),
-        Ok(Err(e)) => refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("packing the task's files: {e}"),
-        ),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    // Streamed as it is packed: a checkout of gigabytes never sits in sandpen's memory. A
+    // failure cuts the stream short, and the entry step's unpacking says so.
+    let (packed, sent) = tokio::io::duplex(STREAM_BUFFER);
+    let into = SyncIoBridge::new(packed);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = pack(&delivery, into) {
+            tracing::warn!(task = %delivery.task, "sending the task's files: {e}");
+        }
+    });
+    Response::new(Body::from_stream(ReaderStream::new(sent)))
 }
 
-/// The tar the entry step unpacks at `/`.
-fn pack(d: &Delivery) -> std::io::Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(Vec::new());
+/// The tar the entry step unpacks at `/`, written into `into`.
+fn pack<W: Write>(d: &Delivery, into: W) -> std::io::Result<W> {
+    let mut tar = tar::Builder::new(into);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
     let workdir = crate::engine::spec::WORKDIR.trim_start_matches('/');
@@ -211,7 +218,9 @@ fn pack(d: &Delivery) -> std::io::Result<Vec<u8>> {
             tar.append_path_with_name(&m.source, target)?;
         }
     }
-    tar.into_inner()
+    let mut into = tar.into_inner()?;
+    into.flush()?;
+    Ok(into)
 }
 
 async fn stats(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Bytes) -> Response {
@@ -227,7 +236,7 @@ async fn stats(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Bytes) -> Response {
+async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Body) -> Response {
     let dir = {
         let mut slots = slots.lock().unwrap();
         match slots.get_mut(&token) {
@@ -244,7 +253,12 @@ async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: 
     let Some(dir) = dir else {
         return refuse(StatusCode::NOT_FOUND, "this task returns nothing");
     };
-    match tokio::task::spawn_blocking(move || unpack_out(&body, &dir)).await {
+    // Unpacked as it comes (a result bundle may be large), within the bound.
+    let body = http_body_util::Limited::new(body, OUT_LIMIT)
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(format!("{e} (the most is {OUT_LIMIT} bytes)")));
+    let from = SyncIoBridge::new(StreamReader::new(body));
+    match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
         Ok(Ok(n)) => (StatusCode::OK, format!("{n} files\n")).into_response(),
         Ok(Err(e)) => refuse(StatusCode::BAD_REQUEST, e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -253,7 +267,7 @@ async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: 
 
 /// Writes the returned files into `dir`: plain names, regular files, a bounded count, each
 /// created anew (a link or anything else already there is removed, never followed).
-fn unpack_out(tar: &[u8], dir: &Path) -> Result<usize, String> {
+fn unpack_out(tar: impl Read, dir: &Path) -> Result<usize, String> {
     let mut archive = tar::Archive::new(tar);
     let mut n = 0;
     for entry in archive.entries().map_err(|e| e.to_string())? {
@@ -320,7 +334,7 @@ mod tests {
         let victim = tempfile::NamedTempFile::new().unwrap();
         std::os::unix::fs::symlink(victim.path(), d.join("hints")).unwrap();
         let n = unpack_out(
-            &tar_of(&[("hints", b"sandpen-collect: head abc\n"), ("done", b"0\n")]),
+            &tar_of(&[("hints", b"sandpen-collect: head abc\n"), ("done", b"0\n")])[..],
             d,
         )
         .unwrap();
@@ -334,7 +348,7 @@ mod tests {
         );
         for bad in ["../x", "a/b", ".git", "/etc/x"] {
             let tar = tar_of(&[(bad, b"x")]);
-            assert!(unpack_out(&tar, d).is_err(), "{bad}");
+            assert!(unpack_out(&tar[..], d).is_err(), "{bad}");
         }
     }
 
