@@ -329,7 +329,13 @@ fn doctor_describes_the_engine_and_the_images() {
     let out = output(sandpen().arg("doctor").env_remove("ANTHROPIC_API_KEY"));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for want in ["API 1.", "cgroups", "linux/", "ANTHROPIC_API_KEY is not set"] {
+    for want in [
+        "API 1.",
+        "cgroups",
+        "linux/",
+        "ANTHROPIC_API_KEY is not set",
+        "\nswarm       ",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(text.contains(&format!("built and current ({probe})")), "{text}");

@@ -208,6 +208,12 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
     }
     let cluster = Swarm::start(1, 1);
     let manager = cluster.manager().to_string();
+    // `sandpen doctor` tells a manager, and its nodes, from a worker.
+    let doctor = |host: &str| stdout(&output(sandpen().arg("doctor").env("DOCKER_HOST", host)));
+    let said = doctor(&manager);
+    assert!(said.contains("swarm       a manager: 2 nodes ready and active"), "{said}");
+    let said = doctor(&cluster.nodes[1].host);
+    assert!(said.contains("swarm       not a manager (a worker"), "{said}");
     common::image("probe");
     swarm::load_into("sandpen-base:bookworm", &manager);
     let built = output(sandpen().env("DOCKER_HOST", &manager).args([

@@ -5,6 +5,7 @@ use crate::engine::EngineInfo;
 use crate::engine::spec::CREDENTIAL_ENV;
 use crate::exit;
 use crate::image::{self, BaseChoice, ImageStatus, Target};
+use crate::swarm::SwarmStatus;
 
 #[derive(Serialize)]
 struct Report {
@@ -15,6 +16,7 @@ struct Report {
     base_in_use: Option<String>,
     images: Vec<ImageStatus>,
     credentials: Vec<(String, bool)>,
+    swarm: SwarmStatus,
 }
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
@@ -32,6 +34,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|v| (v.to_string(), std::env::var_os(v).is_some_and(|x| !x.is_empty())))
         .collect();
+    let swarm = crate::swarm::status(&engine).await?;
     let report = Report {
         engine: info,
         base_image: base.into(),
@@ -39,6 +42,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         base_in_use,
         images,
         credentials,
+        swarm,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -92,6 +96,19 @@ fn print_text(r: &Report) {
             println!("            other builds: {}", s.stale_tags.join(", "));
         }
     }
+    let swarm = match &r.swarm {
+        SwarmStatus::Manager(c) => format!(
+            "a manager: {} nodes ready and active (the largest {} CPUs, {:.1} GiB); \
+             `run --backend swarm` runs tasks on them",
+            c.nodes,
+            c.max_cpus,
+            c.max_memory as f64 / (1u64 << 30) as f64
+        ),
+        SwarmStatus::NotManager(why) => {
+            format!("not a manager ({why}); `run --backend swarm` needs DOCKER_HOST at one")
+        }
+    };
+    println!("swarm       {swarm}");
     for (var, set) in &r.credentials {
         println!(
             "{:<11} {var} {}",

@@ -62,12 +62,31 @@ impl crate::exit::HasExitCode for SwarmError {
 }
 
 /// What the Swarm's ready, active nodes hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Capacity {
     pub nodes: usize,
     pub max_cpus: i64,
     pub max_memory: i64,
     pub total_memory: i64,
+}
+
+/// The engine's place in a Swarm, as `sandpen doctor` tells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwarmStatus {
+    /// A manager: `run --backend swarm` can run here, on these nodes.
+    Manager(Capacity),
+    /// Not a manager, and why (a worker, or in no Swarm).
+    NotManager(String),
+}
+
+/// Whether `engine` can run tasks as services, and on what.
+pub async fn status(engine: &Engine) -> Result<SwarmStatus, EngineError> {
+    match SwarmEngine::new(engine.clone(), Placement::default()).await {
+        Ok(swarm) => Ok(SwarmStatus::Manager(swarm.capacity().await?)),
+        Err(SwarmError::NotManager { state, .. }) => Ok(SwarmStatus::NotManager(state)),
+        Err(SwarmError::Engine(e)) => Err(e),
+    }
 }
 
 /// A node of the Swarm, as the report names it.
@@ -93,6 +112,7 @@ impl SwarmEngine {
         if swarm.control_available != Some(true) {
             let state = match swarm.local_node_state.map(|s| s.to_string()) {
                 Some(s) if s == "active" => "a worker: it cannot create services".to_string(),
+                Some(s) if s == "inactive" => "it is in no Swarm".to_string(),
                 Some(s) if !s.is_empty() => format!("its Swarm state is {s:?}"),
                 _ => "it is in no Swarm".to_string(),
             };
