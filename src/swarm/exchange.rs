@@ -254,15 +254,21 @@ async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: 
         return refuse(StatusCode::NOT_FOUND, "this task returns nothing");
     };
     // Unpacked as it comes (a result bundle may be large), within the bound.
-    let body = http_body_util::Limited::new(body, OUT_LIMIT)
-        .into_data_stream()
-        .map_err(|e| std::io::Error::other(format!("{e} (the most is {OUT_LIMIT} bytes)")));
-    let from = SyncIoBridge::new(StreamReader::new(body));
+    let from = bounded(body, OUT_LIMIT);
     match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
         Ok(Ok(n)) => (StatusCode::OK, format!("{n} files\n")).into_response(),
         Ok(Err(e)) => refuse(StatusCode::BAD_REQUEST, e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// A request body as a blocking reader (for a blocking thread) that fails once more than
+/// `limit` bytes came.
+fn bounded(body: Body, limit: usize) -> impl Read + Send + 'static {
+    let body = http_body_util::Limited::new(body, limit)
+        .into_data_stream()
+        .map_err(move |e| std::io::Error::other(format!("{e} (the most is {limit} bytes)")));
+    SyncIoBridge::new(StreamReader::new(body))
 }
 
 /// Writes the returned files into `dir`: plain names, regular files, a bounded count, each
@@ -350,6 +356,20 @@ mod tests {
             let tar = tar_of(&[(bad, b"x")]);
             assert!(unpack_out(&tar[..], d).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_its_bound_fails_as_it_is_read() {
+        let read = |len: usize| {
+            let mut from = bounded(Body::from(vec![7u8; len]), 1000);
+            tokio::task::spawn_blocking(move || {
+                let mut all = Vec::new();
+                from.read_to_end(&mut all).map(|_| all.len())
+            })
+        };
+        assert_eq!(read(1000).await.unwrap().unwrap(), 1000);
+        let err = read(1001).await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("the most is 1000 bytes"), "{err}");
     }
 
     #[tokio::test]
