@@ -52,7 +52,13 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let url = std::env::var(EXCHANGE_ENV).map_err(|_| anyhow::anyhow!("{EXCHANGE_ENV} is not set"))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    fetch(&client, &url).await?;
+    // From the container's start: the first reading, of a cgroup that has hardly run, is the
+    // baseline of the CPU figures (the runner counts the first one against its own clock).
+    let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
+    if let Err(e) = fetch(&client, &url).await {
+        sampling.abort();
+        return Err(e);
+    }
 
     let (program, rest) = args
         .command
@@ -63,7 +69,6 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
-    let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
     let (code, stopped_at) = wait_passing_stops(&mut child).await;
     sampling.abort();
     // The last reading, at the command's end: the task's figures run to here.
