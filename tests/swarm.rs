@@ -211,7 +211,10 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
     // `sandpen doctor` tells a manager, and its nodes, from a worker.
     let doctor = |host: &str| stdout(&output(sandpen().arg("doctor").env("DOCKER_HOST", host)));
     let said = doctor(&manager);
-    assert!(said.contains("swarm       a manager: 2 nodes ready and active"), "{said}");
+    assert!(
+        said.contains("swarm       a manager: 2 nodes ready and active"),
+        "{said}"
+    );
     let said = doctor(&cluster.nodes[1].host);
     assert!(said.contains("swarm       not a manager (a worker"), "{said}");
     common::image("probe");

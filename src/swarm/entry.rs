@@ -183,7 +183,9 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
 fn whole(data: Vec<u8>) -> Body {
-    Full::new(Bytes::from(data)).map_err(|never| match never {}).boxed_unsync()
+    Full::new(Bytes::from(data))
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// The pipe between packing or unpacking a tar and the network.
