@@ -36,24 +36,28 @@ const FIGURES: [Figure; 11] = [
     (many::FIGURE, many::measure),
 ];
 
+/// sandpen's benchmarks, side by side with what users would use instead; writes the page.
+#[derive(clap::Parser)]
+#[command(name = "sandpen-bench")]
+struct Args {
+    /// A few small rounds of each figure: proves the harness works, judges no timing.
+    #[arg(long)]
+    quick: bool,
+    /// Where the page goes [default: docs/BENCHMARKS.md, or target/BENCHMARKS.quick.md with
+    /// --quick].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Only the figures whose names start so (`--only 9`), for working on one figure.
+    #[arg(long, value_name = "N")]
+    only: Option<String>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| match quick {
-            true => PathBuf::from("target/BENCHMARKS.quick.md"),
-            false => PathBuf::from("docs/BENCHMARKS.md"),
-        });
-    // `--only 9`: the figures whose names start so (for working on one figure).
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let Args { quick, out, only } = clap::Parser::parse();
+    let out = out.unwrap_or_else(|| match quick {
+        true => PathBuf::from("target/BENCHMARKS.quick.md"),
+        false => PathBuf::from("docs/BENCHMARKS.md"),
+    });
     let ctx = Ctx::setup(quick);
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
     for (name, measure) in FIGURES {
