@@ -187,7 +187,11 @@ pub async fn ensure(
     } else {
         tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id)
     };
-    if !req.rebuild {
+    // An image made by this executable's bytes under another stamp (a rebuild that produced the
+    // same executable, a fresh clone of the same sources) is built again from the layer cache,
+    // which takes seconds and records this stamp: reused as it is, every run would read and
+    // hash the whole executable again to find it.
+    if !req.rebuild && stamp.is_none() {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });
             return Ok(tag);
