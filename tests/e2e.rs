@@ -19,34 +19,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use common::agent::{agent_requests, assert_a_commit_per_phase, bundled_sentences, repo_with};
 use common::*;
 use sandpen::demo;
 use sandpen::model_server::{ModelServer, Recorded, Script, Turn, Usage};
-
-/// sandpen's bundled WorkflowManager definition, as the test reads it from the source tree.
-const BUNDLED_DEFINITION: &str = include_str!("../src/agent/workflow-manager.md");
-
-/// Whole sentences of the bundled definition that no other prompt would hold.
-const BUNDLED_SENTENCES: [&str; 2] = [
-    "The task id is in the environment variable SANDPEN_TASK_ID (also ORCHESTRATOR_TASK_ID).",
-    "Finish with every change committed and a short summary of what was done.",
-];
 
 /// The host's key in these tests: it reaches the model server only through the gateway.
 const E2E_KEY: &str = "sk-sandpen-e2e-not-a-real-key";
 
 /// No sandpen run of these tests may take longer than this.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
-
-fn bundled_sentences() -> [&'static str; 2] {
-    for s in BUNDLED_SENTENCES {
-        assert!(
-            BUNDLED_DEFINITION.contains(s),
-            "the bundled definition no longer says {s:?}: update this test"
-        );
-    }
-    BUNDLED_SENTENCES
-}
 
 /// The agent image (built or reused once per test binary), without blocking the runtime.
 async fn agent_image() -> String {
@@ -85,31 +67,6 @@ async fn run_scripted(repo: &Path, id: &str, script: Script) -> (Finished, Vec<R
 
 fn base_url(server: &ModelServer) -> String {
     format!("http://{}/task/{{task}}", server.addr)
-}
-
-/// A committed git repository: the demo's Python project, `extra` files, and one prompt file
-/// `tasks/<id>.md` per `(id, prompt)`.
-fn repo_with(extra: &[(&str, &str)], prompts: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::tempdir().expect("creating a temporary directory");
-    let p = dir.path();
-    demo::write_repo(p).expect("writing the demo repository");
-    for (path, content) in extra {
-        let f = p.join(path);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, content).unwrap();
-    }
-    for (id, prompt) in prompts {
-        let f = p.join("tasks").join(format!("{id}.md"));
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, format!("{prompt}\n")).unwrap();
-    }
-    git(p, &["init", "--quiet", "--initial-branch=main"]);
-    git(p, &["config", "user.name", "sandpen-e2e"]);
-    git(p, &["config", "user.email", "e2e@sandpen.invalid"]);
-    git(p, &["config", "commit.gpgsign", "false"]);
-    git(p, &["add", "-A"]);
-    git(p, &["commit", "--quiet", "-m", "the repository under test"]);
-    dir
 }
 
 fn head(repo: &Path) -> String {
@@ -188,15 +145,6 @@ async fn run_agent(repo: &Path, base_url: &str, extra: &[&str], prompts: &[&str]
         args,
     )
     .await
-}
-
-/// The requests of the agent's own conversation (side requests left out) for `task`.
-fn agent_requests(recorded: &[Recorded], task: &str) -> Vec<Recorded> {
-    recorded
-        .iter()
-        .filter(|r| r.task == task && !r.side_request)
-        .cloned()
-        .collect()
 }
 
 fn assert_no_containers_left(run_id: &str) {
@@ -288,14 +236,7 @@ async fn three_tasks_in_parallel_through_the_workflow_manager() {
         assert!(count >= 11, "{branch} has {count} commits beyond the base");
         assert_eq!(t["commits"], count, "{t:#}");
         assert_eq!(t["salvaged"], false, "every phase was committed: {t:#}");
-        let subjects = git(repo.path(), &["log", "--format=%s", &format!("{base}..{branch}")]);
-        for (n, name) in sandpen::agent::phases::PHASES.iter().enumerate() {
-            let subject = format!("phase {}: {name}", n + 1);
-            assert!(
-                subjects.lines().any(|l| l == subject),
-                "{branch} lacks the commit {subject:?}:\n{subjects}"
-            );
-        }
+        assert_a_commit_per_phase(repo.path(), &base, branch);
         for (path, content) in [sample.code, sample.test] {
             let got = git(repo.path(), &["show", &format!("{branch}:{path}")]);
             assert_eq!(got, content, "{path} on {branch}");

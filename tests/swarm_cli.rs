@@ -11,17 +11,11 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::agent::{agent_requests, assert_a_commit_per_phase, bundled_sentences, repo_with};
 use common::swarm::{self, Swarm};
 use common::{dump, field, git, read_report, sandpen, task};
 use sandpen::demo;
 use sandpen::model_server::{ModelServer, Script};
-
-/// Whole sentences of the bundled WorkflowManager definition no other prompt would hold.
-const BUNDLED: &str = include_str!("../src/agent/workflow-manager.md");
-const SENTENCES: [&str; 2] = [
-    "The task id is in the environment variable SANDPEN_TASK_ID (also ORCHESTRATOR_TASK_ID).",
-    "Finish with every change committed and a short summary of what was done.",
-];
 
 /// The run, the image's push and its pull by the worker included.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -32,9 +26,7 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
         eprintln!("skipped: set SANDPEN_TEST_SWARM=1 (as root, with docker-registry installed)");
         return;
     }
-    for s in SENTENCES {
-        assert!(BUNDLED.contains(s), "the bundled definition no longer says {s:?}");
-    }
+    let sentences = bundled_sentences();
     let (cluster, agent) = tokio::task::spawn_blocking(|| {
         let agent = common::image("agent");
         let cluster = Swarm::start(1, 2);
@@ -58,20 +50,8 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
         .await
         .expect("starting the model server where the nodes reach it");
 
-    let repo = tempfile::tempdir().unwrap();
+    let repo = repo_with(&[], &[(id, sample.prompt)]);
     let p = repo.path();
-    demo::write_repo(p).unwrap();
-    std::fs::create_dir_all(p.join("tasks")).unwrap();
-    std::fs::write(p.join(format!("tasks/{id}.md")), format!("{}\n", sample.prompt)).unwrap();
-    for args in [
-        &["init", "--quiet", "--initial-branch=main"][..],
-        &["config", "user.name", "sandpen-e2e"],
-        &["config", "user.email", "e2e@sandpen.invalid"],
-        &["add", "-A"],
-        &["commit", "--quiet", "-m", "the repository under test"],
-    ] {
-        git(p, args);
-    }
     let base = git(p, &["rev-parse", "HEAD"]).trim().to_string();
 
     let report_path = p.join("report.json");
@@ -124,28 +104,18 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let run_id = field(&report, "run_id");
     let branch = field(t, "branch");
     assert_eq!(branch, format!("sandpen/{id}/{run_id}"), "{t:#}");
-    let subjects = git(p, &["log", "--format=%s", &format!("{base}..{branch}")]);
-    for (n, name) in sandpen::agent::phases::PHASES.iter().enumerate() {
-        let subject = format!("phase {}: {name}", n + 1);
-        assert!(
-            subjects.lines().any(|l| l == subject),
-            "no {subject:?}:\n{subjects}"
-        );
-    }
+    assert_a_commit_per_phase(p, &base, branch);
     for (path, content) in [sample.code, sample.test] {
         assert_eq!(git(p, &["show", &format!("{branch}:{path}")]), content, "{path}");
     }
     assert_eq!(git(p, &["fsck", "--no-progress"]).trim(), "");
 
     // The model saw the WorkflowManager's instructions on every turn of the script.
-    let requests: Vec<_> = recorded
-        .iter()
-        .filter(|r| r.task == id && !r.side_request)
-        .collect();
+    let requests = agent_requests(&recorded, id);
     let steps: BTreeSet<usize> = requests.iter().map(|r| r.step).collect();
     assert_eq!(steps, (0..want.turns.len()).collect::<BTreeSet<_>>(), "{dump}");
     for r in &requests {
-        for s in SENTENCES {
+        for s in sentences {
             assert!(
                 r.system.contains(s),
                 "step {}: no {s:?} in the system prompt",

@@ -17,7 +17,6 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 /// The variable that names the task's exchange URL (kept from the command's environment).
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
@@ -55,10 +54,7 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     // From the container's start: the first reading, of a cgroup that has hardly run, is the
     // baseline of the CPU figures (the runner counts the first one against its own clock).
     let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
-    if let Err(e) = fetch(&client, &url).await {
-        sampling.abort();
-        return Err(e);
-    }
+    fetch(&client, &url).await?;
 
     let (program, rest) = args
         .command
@@ -188,9 +184,6 @@ fn whole(data: Vec<u8>) -> Body {
         .boxed_unsync()
 }
 
-/// The pipe between packing or unpacking a tar and the network.
-const STREAM_BUFFER: usize = 256 << 10;
-
 /// The task's files, unpacked at `/` (the checkout into the workspace volume, the rest into
 /// the service's tmpfs mounts): only into places delivered files may go.
 async fn fetch(client: &Http, url: &str) -> anyhow::Result<()> {
@@ -205,8 +198,7 @@ async fn fetch(client: &Http, url: &str) -> anyhow::Result<()> {
         );
     }
     // Unpacked as it comes: the files never sit whole in the task's memory.
-    let body = got.into_body().into_data_stream().map_err(std::io::Error::other);
-    let from = SyncIoBridge::new(StreamReader::new(body));
+    let from = super::pipe::reader(got.into_body());
     tokio::task::spawn_blocking(move || unpack(from, Path::new("/"))).await??;
     Ok(())
 }
@@ -237,10 +229,8 @@ fn unpack(tar: impl std::io::Read, root: &Path) -> anyhow::Result<()> {
 /// The out directory's regular files, sent back as they are packed (its result bundle may be
 /// large: it never sits whole in the task's memory).
 async fn send_out(client: &Http, url: &str) -> anyhow::Result<()> {
-    let (packed, sent) = tokio::io::duplex(STREAM_BUFFER);
-    let into = SyncIoBridge::new(packed);
-    let packing = tokio::task::spawn_blocking(move || pack_out(Path::new(OUT), into));
-    let frames = ReaderStream::new(sent).map_ok(Frame::data);
+    let (sent, packing) = super::pipe::packed(|into| pack_out(Path::new(OUT), into));
+    let frames = sent.map_ok(Frame::data);
     let req = hyper::Request::put(format!("{url}/out")).body(StreamBody::new(frames).boxed_unsync())?;
     let answer = client.request(req).await;
     let packed = packing.await?;

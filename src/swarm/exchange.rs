@@ -27,10 +27,8 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
-use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 use super::sample::Reading;
 use crate::engine::spec::BindMount;
@@ -39,8 +37,6 @@ use crate::engine::spec::BindMount;
 pub const OUT_LIMIT: usize = 2 << 30;
 /// The most files it may hold.
 const OUT_FILES: usize = 64;
-/// The pipe between packing a task's files and sending them.
-const STREAM_BUFFER: usize = 256 << 10;
 /// The most a reading may weigh.
 const READING_LIMIT: usize = 4096;
 /// Readings kept for a runner that does not follow them yet (the rest are dropped).
@@ -193,14 +189,12 @@ async fn files(State(slots): State<Slots>, UrlPath(token): UrlPath<String>) -> R
     };
     // Streamed as it is packed: a checkout of gigabytes never sits in sandpen's memory. A
     // failure cuts the stream short, and the entry step's unpacking says so.
-    let (packed, sent) = tokio::io::duplex(STREAM_BUFFER);
-    let into = SyncIoBridge::new(packed);
-    tokio::task::spawn_blocking(move || {
+    let (sent, _) = super::pipe::packed(move |into| {
         if let Err(e) = pack(&delivery, into) {
             tracing::warn!(task = %delivery.task, "sending the task's files: {e}");
         }
     });
-    Response::new(Body::from_stream(ReaderStream::new(sent)))
+    Response::new(Body::from_stream(sent))
 }
 
 /// The tar the entry step unpacks at `/`, written into `into`.
@@ -266,9 +260,8 @@ async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: 
 /// `limit` bytes came.
 fn bounded(body: Body, limit: usize) -> impl Read + Send + 'static {
     let body = http_body_util::Limited::new(body, limit)
-        .into_data_stream()
-        .map_err(move |e| std::io::Error::other(format!("{e} (the most is {limit} bytes)")));
-    SyncIoBridge::new(StreamReader::new(body))
+        .map_err(move |e| format!("{e} (the most is {limit} bytes)"));
+    super::pipe::reader(body)
 }
 
 /// Writes the returned files into `dir`: plain names, regular files, a bounded count, each

@@ -12,6 +12,7 @@ mod exchange;
 mod image;
 mod job;
 mod lifecycle;
+mod pipe;
 mod reach;
 mod registry;
 mod sample;

@@ -2,6 +2,7 @@
 //! or to the engine a test names for its own thread (`podman.rs`).
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod podman;
 pub mod swarm;
 

@@ -214,10 +214,12 @@ pub(crate) async fn run<E: ContainerEngine>(
     if let Some(mut u) = gateway_use.take() {
         u.settled = settled;
     }
-    if let Some(state) = read_state(&checkout.path, &id).await {
-        result.last_phase = Some(state.phase);
-        result.last_phase_name = Some(state.name);
-        result.phases_completed = state.completed.len() as u32;
+    // A container on this machine wrote its state file into the checkout here; one elsewhere
+    // left this checkout as it was made (its state is read from the work that comes back).
+    if ctx.engine.shares_disk()
+        && let Some(state) = read_state(&checkout.path, &id).await
+    {
+        set_state(&mut result, state);
     }
     if !settled {
         result.left_for_gc = true;
@@ -243,15 +245,11 @@ pub(crate) async fn run<E: ContainerEngine>(
     match collected {
         Ok(c) => {
             result.set_collected(c);
-            // The checkout here never saw a task that ran on another machine: its state
-            // file is read from the work that came back.
             if !ctx.engine.shares_disk()
                 && let Some(head) = result.head_commit.clone()
                 && let Some(state) = state_at(&cfg.repo, &head, &id).await
             {
-                result.last_phase = Some(state.phase);
-                result.last_phase_name = Some(state.name);
-                result.phases_completed = state.completed.len() as u32;
+                set_state(&mut result, state);
             }
             finish(result, status, message, started)
         }
@@ -283,6 +281,13 @@ async fn read_state(checkout: &std::path::Path, id: &str) -> Option<phases::Phas
         .ok()?
         .ok()
         .flatten()
+}
+
+/// The WorkflowManager's progress as its state file tells it (it overrides the output's marker).
+fn set_state(result: &mut TaskResult, state: phases::PhaseState) {
+    result.last_phase = Some(state.phase);
+    result.last_phase_name = Some(state.name);
+    result.phases_completed = state.completed.len() as u32;
 }
 
 /// The task's state file as committed at `rev` of the user's repository.
