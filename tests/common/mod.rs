@@ -185,6 +185,12 @@ pub fn git_output(dir: &Path, args: &[&str]) -> Output {
     output(Command::new("git").arg("-C").arg(dir).args(args))
 }
 
+/// Where sandpen keeps the runs of the repository at `repo` (each run a directory named by its
+/// id). Tests find run directories only through this, never by a path of their own.
+pub fn runs_dir(repo: &Path) -> PathBuf {
+    repo.join(".sandpen").join("runs")
+}
+
 /// A fresh git repository with one commit (README), its identity configured locally.
 pub fn make_repo() -> TempDir {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
