@@ -125,7 +125,7 @@ fn eight_checkouts_cost_their_working_trees_and_every_result_comes_back() {
 
     // Disk: eight checkouts at most 1.5 times the working tree each, plus what they wrote
     // (a few small files, logs and the report).
-    let runs = p.join(".sandpen/runs").join(run_id);
+    let runs = runs_dir(p).join(run_id);
     let used = disk(&runs);
     let bound = 8 * tree * 3 / 2 + 1_000_000;
     eprintln!(

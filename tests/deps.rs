@@ -161,7 +161,7 @@ fn conflicting_results_skip_the_dependent_naming_the_paths() {
     assert!(!msg.contains("p.txt") && msg.contains("fix: "), "{msg}");
     assert!(r["base_commit"].is_null() && r["container_id"].is_null(), "{r:#}");
     assert!(
-        !dir.join(format!(".sandpen/runs/{run_id}/r")).exists(),
+        !runs_dir(dir).join(format!("{run_id}/r")).exists(),
         "no checkout"
     );
     let kept = format!("refs/sandpen/r/{run_id}/base");
@@ -220,5 +220,5 @@ fn an_unknown_deps_from_is_refused_before_anything() {
         err.contains("--deps-from") && err.contains("results") && err.contains("base"),
         "{err}"
     );
-    assert!(!repo.path().join(".sandpen").exists());
+    assert!(!runs_dir(repo.path()).exists());
 }

@@ -751,10 +751,7 @@ async fn a_task_over_its_budget_ends_budget_exceeded_and_sends_nothing_more() {
     assert_eq!(g["budget_exceeded"], true, "{g:#}");
 
     // The gateway's audit: the requests it sent on, in order, with their cost.
-    let run_dir = repo
-        .path()
-        .join(".sandpen/runs")
-        .join(report["run_id"].as_str().unwrap());
+    let run_dir = runs_dir(repo.path()).join(report["run_id"].as_str().unwrap());
     let audit = std::fs::read_to_string(run_dir.join("egress.jsonl")).unwrap();
     let costs: Vec<f64> = audit
         .lines()

@@ -24,7 +24,7 @@ fn sleepers(ids: &[&str], seconds: u32, timeout: &str) -> String {
 
 /// The run's directory (the only one under the repository's runs).
 fn run_dir(repo: &Path) -> PathBuf {
-    let runs = repo.join(".sandpen/runs");
+    let runs = runs_dir(repo);
     wait_for(Duration::from_secs(20), || {
         std::fs::read_dir(&runs).ok()?.next()?.ok().map(|e| e.path())
     })
@@ -358,7 +358,7 @@ fn no_verbosity_prints_the_api_key() {
         let mut written = String::from_utf8_lossy(&out.stdout).into_owned();
         written.push_str(&String::from_utf8_lossy(&out.stderr));
         assert!(written.lines().count() > 3, "it did log: {written}");
-        for entry in walkdir::WalkDir::new(repo.path().join(".sandpen")) {
+        for entry in walkdir::WalkDir::new(runs_dir(repo.path())) {
             let entry = entry.unwrap();
             if entry.file_type().is_file() {
                 written.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));

@@ -57,7 +57,7 @@ impl Drop for BridgeServer {
 
 /// The run directory of the only run in `repo`.
 fn run_dir(repo: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(repo.join(".sandpen/runs")).ok()?.find_map(|e| {
+    std::fs::read_dir(runs_dir(repo)).ok()?.find_map(|e| {
         let p = e.ok()?.path();
         p.is_dir().then_some(p)
     })
@@ -233,7 +233,7 @@ fn bad_gateway_input_is_refused_before_anything_is_made() {
         let err = stderr(&run.out);
         assert!(err.contains(says), "{extra:?}: {err}");
         assert!(
-            !repo.path().join(".sandpen/runs").exists() || run_dir(repo.path()).is_none(),
+            !runs_dir(repo.path()).exists() || run_dir(repo.path()).is_none(),
             "nothing made"
         );
     }

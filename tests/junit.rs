@@ -86,5 +86,5 @@ fn an_unwritable_junit_path_is_refused_before_anything_starts() {
         "{}",
         run.dump()
     );
-    assert!(!repo.path().join(".sandpen/runs").exists(), "nothing made");
+    assert!(!runs_dir(repo.path()).exists(), "nothing made");
 }

@@ -195,7 +195,7 @@ fn logs_follow_reads_a_live_task_to_its_end_and_ps_shows_it_running() {
     let mut bg = spawn_run(repo.path(), &toml, &[]);
     // Running: its log has the agent's first line.
     let log = wait_for(Duration::from_secs(60), || {
-        let runs = repo.path().join(".sandpen/runs");
+        let runs = runs_dir(repo.path());
         let dir = std::fs::read_dir(runs).ok()?.flatten().next()?.path();
         let log = dir.join("slow.log");
         std::fs::read_to_string(&log)

@@ -341,7 +341,7 @@ prompt_text = "echo b > b.txt"
         said.contains("--network gateway") && said.contains("fix:"),
         "{said}"
     );
-    assert!(!repo.path().join(".sandpen").exists(), "nothing made");
+    assert!(!runs_dir(repo.path()).exists(), "nothing made");
     // The demo, which runs in gateway mode, says so before it builds anything.
     let demo_dir = repo.path().join("demo");
     let demo = output(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -40,10 +40,6 @@ prompt_text = "echo merged > m.txt; git add m.txt; git commit -qm merged"
 
 fn prune(repo: &Path, args: &[&str]) -> Output {
     output(sandpen().arg("prune").args(args).arg("--repo").arg(repo))
-}
-
-fn runs_dir(repo: &Path) -> PathBuf {
-    repo.join(".sandpen/runs")
 }
 
 fn said(out: &Output) -> String {
@@ -110,17 +106,17 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
     assert!(out.status.success(), "{}", said(&out));
     let text = stdout(&out);
     assert!(
-        line(&text, &format!("would remove .sandpen/runs/{run}/intact ("))
+        line(&text, &format!("would remove .git/sandpen/runs/{run}/intact ("))
             .ends_with("its result is in the repository"),
         "{text}"
     );
     assert_eq!(
-        line(&text, &format!("kept .sandpen/runs/{run}/secret")),
-        format!("kept .sandpen/runs/{run}/secret: uncommitted paths were left out of the salvage (.env)")
+        line(&text, &format!("kept .git/sandpen/runs/{run}/secret")),
+        format!("kept .git/sandpen/runs/{run}/secret: uncommitted paths were left out of the salvage (.env)")
     );
     assert_eq!(
-        line(&text, &format!("kept .sandpen/runs/{run}/doomed")),
-        format!("kept .sandpen/runs/{run}/doomed: branch sandpen/doomed/{run} was deleted")
+        line(&text, &format!("kept .git/sandpen/runs/{run}/doomed")),
+        format!("kept .git/sandpen/runs/{run}/doomed: branch sandpen/doomed/{run} was deleted")
     );
     assert!(
         line(&text, &format!("kept run {live}")).contains("its sandpen process is running"),
@@ -133,7 +129,7 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
         "{text}"
     );
     assert!(
-        line(&text, &format!("would remove .sandpen/runs/{run}/merged ("))
+        line(&text, &format!("would remove .git/sandpen/runs/{run}/merged ("))
             .ends_with("its result is in the repository"),
         "{text}"
     );
@@ -151,7 +147,7 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
     assert!(out.status.success(), "{}", said(&out));
     let text = stdout(&out);
     assert!(
-        text.contains(&format!("removed .sandpen/runs/{run}/intact (")),
+        text.contains(&format!("removed .git/sandpen/runs/{run}/intact (")),
         "{text}"
     );
     assert!(
@@ -202,7 +198,7 @@ fn prune_removes_only_what_the_repository_holds_and_never_a_live_run() {
     assert!(out.status.success(), "{}", said(&out));
     let text = stdout(&out);
     assert!(
-        text.contains(&format!("removed .sandpen/runs/{live}/sleeper (")),
+        text.contains(&format!("removed .git/sandpen/runs/{live}/sleeper (")),
         "{text}"
     );
     assert!(

@@ -1,5 +1,5 @@
 //! Bad input through the CLI: exit code 2, a message that says where the problem is, and
-//! nothing created (no `.sandpen` directory, no container). Real engine, probe image.
+//! nothing created (no run directory, no container). Real engine, probe image.
 
 mod common;
 
@@ -17,7 +17,7 @@ fn now_s() -> f64 {
 }
 
 /// Runs `cmd` (a `sandpen run ...`) and checks that it refused: exit 2, every `expected`
-/// fragment in its stderr, no `.sandpen` in any of `dirs`, and no container event on the
+/// fragment in its stderr, no sandpen directory in any of `dirs`, and no container event on the
 /// engine from that process. Returns how long the process took, and its stderr.
 fn assert_refused(case: &str, mut cmd: Command, dirs: &[&Path], expected: &[&str]) -> (Duration, String) {
     let since = now_s();
@@ -43,8 +43,8 @@ fn assert_refused(case: &str, mut cmd: Command, dirs: &[&Path], expected: &[&str
     }
     for d in dirs {
         assert!(
-            !d.join(".sandpen").exists(),
-            "{case}: nothing created, but {} has .sandpen",
+            !d.join(".sandpen").exists() && !sandpen_dir_of(d).is_some_and(|s| s.exists()),
+            "{case}: nothing created, but {} has sandpen's directory",
             d.display()
         );
     }
@@ -268,11 +268,11 @@ fn a_run_without_credentials_is_refused() {
 
 #[test]
 fn a_valid_run_is_accepted_by_the_same_checks() {
-    // The control: the same setup with valid input runs, creates .sandpen and a container.
+    // The control: the same setup with valid input runs, creates a run and a container.
     let repo = make_repo();
     let run = run_tasks(repo.path(), VALID, &[]);
     assert_eq!(run.code, 0, "{}", run.dump());
-    assert!(repo.path().join(".sandpen").is_dir());
+    assert!(runs_dir(repo.path()).is_dir());
     assert_eq!(field(task(&run.report(), "ok"), "status"), "succeeded");
 }
 

@@ -100,11 +100,7 @@ prompt_text = "exit 3"
 
     // The report in the run directory is the same as the --report copy.
     let in_repo = read_report(
-        &repo
-            .path()
-            .join(".sandpen/runs")
-            .join(&run_id)
-            .join("report.json"),
+        &runs_dir(repo.path()).join(&run_id).join("report.json"),
     )
     .unwrap();
     assert_eq!(in_repo, report);
@@ -230,7 +226,7 @@ prompt_text = "mkdir -p src; echo 'work in progress' > src/wip.txt; echo changed
     assert_eq!(
         git(p, &["status", "--porcelain", "--untracked-files=all"]),
         status_before,
-        "the user's working tree is as it was (and .sandpen/ is not in git status)"
+        "the user's working tree is as it was (the runs are not in it)"
     );
     assert_eq!(git(p, &["rev-parse", "HEAD"]), head_before);
     assert_eq!(git(p, &["symbolic-ref", "HEAD"]), branch_before);
@@ -238,14 +234,10 @@ prompt_text = "mkdir -p src; echo 'work in progress' > src/wip.txt; echo changed
         std::fs::read_to_string(p.join("README")).unwrap(),
         "edited by the user\n"
     );
-    assert!(p.join(".sandpen").is_dir());
+    assert!(runs_dir(p).is_dir());
+    assert!(!p.join(".sandpen").exists(), "nothing of sandpen's in the working tree");
     let ignored = git(p, &["status", "--porcelain", "--ignored"]);
-    assert!(
-        !ignored
-            .lines()
-            .any(|l| l.starts_with("??") && l.contains(".sandpen")),
-        "{ignored}"
-    );
+    assert!(!ignored.lines().any(|l| l.contains("sandpen")), "{ignored}");
 }
 
 #[test]
@@ -346,7 +338,8 @@ fn a_task_cannot_reach_the_users_repository_through_its_git_metadata() {
         p,
         &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"],
     );
-    // From <repo>/.sandpen/runs/<run>/<task>/.git, five levels up is the user's repository:
+    // From <git-dir>/sandpen/runs/<run>/<task>/.git, five levels up is the user's git directory
+    // (and from where older sandpens kept runs, <repo>/.sandpen/runs/..., its working tree):
     // `commondir` would make the checkout a worktree of it, so sandpen's salvage commit would
     // move the user's branch; alternates would read the user's objects.
     let run = run_tasks(
@@ -355,7 +348,7 @@ fn a_task_cannot_reach_the_users_repository_through_its_git_metadata() {
 [[task]]
 id = "sneaky"
 timeout = "1m"
-prompt_text = "echo ../../../../../.git > .git/commondir; echo ../../../../../.git/objects > .git/objects/info/alternates; echo loot > loot.txt"
+prompt_text = "echo ../../../../.. > .git/commondir; echo ../../../../../../objects > .git/objects/info/alternates; echo loot > loot.txt"
 "#,
         &[],
     );

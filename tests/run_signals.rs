@@ -67,7 +67,7 @@ fn sigint_stops_every_task_and_exits_130() {
     assert_eq!(started, 3, "the fourth task never started: {report:#}");
     // The report in the run directory too.
     let run_id = field(&report, "run_id");
-    let in_repo = repo.path().join(".sandpen/runs").join(run_id).join("report.json");
+    let in_repo = runs_dir(repo.path()).join(run_id).join("report.json");
     assert!(in_repo.is_file(), "{} exists", in_repo.display());
 }
 
@@ -130,7 +130,7 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     for gc in &both {
         assert!(gc.status.success(), "gc failed:\n{out}\n{err}");
     }
-    let dead_dir = dead_repo.path().join(".sandpen/runs");
+    let dead_dir = runs_dir(dead_repo.path());
     let completions = both
         .iter()
         .filter(|gc| stdout(gc).contains(&format!("completed run {}", dead_dir.display())))
@@ -146,7 +146,7 @@ fn gc_removes_a_killed_runs_containers_and_keeps_a_live_runs() {
     let left = containers(&dead_filter);
     assert!(left.is_empty(), "gc removed the dead run's containers: {left:?}");
     // The dead run's work came back as branches, and its report was completed.
-    let runs = dead_repo.path().join(".sandpen/runs");
+    let runs = runs_dir(dead_repo.path());
     let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
     let run_id = run_dir.file_name().unwrap().to_string_lossy().to_string();
     let report: serde_json::Value =

@@ -31,7 +31,7 @@ fn stop(repo: &Path, args: &[&str]) -> Output {
 /// Waits until task `id`'s container runs; the run's id.
 fn running(repo: &Path, bg: &Background, id: &str) -> String {
     wait_for(Duration::from_secs(90), || {
-        let run = std::fs::read_dir(repo.join(".sandpen/runs"))
+        let run = std::fs::read_dir(runs_dir(repo))
             .ok()?
             .flatten()
             .next()?;
@@ -64,7 +64,7 @@ fn stopping_one_task_cancels_it_alone_and_stopping_the_run_ends_it_as_ctrl_c_doe
     let status = bg.wait_exit(Duration::from_secs(90)).expect("the run ends");
     // One task stopped is not a cancelled run: the run fails, as any run with a failed task.
     assert_eq!(status.code(), Some(1), "{}", bg.stderr());
-    let report = read_report(&repo.path().join(format!(".sandpen/runs/{run}/report.json"))).unwrap();
+    let report = read_report(&runs_dir(repo.path()).join(format!("{run}/report.json"))).unwrap();
     assert_eq!(report["cancelled"], false);
     assert_eq!(field(task(&report, "long"), "status"), "cancelled");
     assert_eq!(
@@ -79,7 +79,7 @@ fn stopping_one_task_cancels_it_alone_and_stopping_the_run_ends_it_as_ctrl_c_doe
     // The whole run, the latest of the repository when no run is named.
     let mut bg = spawn_run(repo.path(), TASKS, &["--network", "none"]);
     let second = wait_for(Duration::from_secs(90), || {
-        let runs: Vec<_> = std::fs::read_dir(repo.path().join(".sandpen/runs"))
+        let runs: Vec<_> = std::fs::read_dir(runs_dir(repo.path()))
             .ok()?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -98,7 +98,7 @@ fn stopping_one_task_cancels_it_alone_and_stopping_the_run_ends_it_as_ctrl_c_doe
     );
     let status = bg.wait_exit(Duration::from_secs(30)).expect("the run ends");
     assert_eq!(status.code(), Some(130), "as Ctrl-C: {}", bg.stderr());
-    let report = read_report(&repo.path().join(format!(".sandpen/runs/{second}/report.json"))).unwrap();
+    let report = read_report(&runs_dir(repo.path()).join(format!("{second}/report.json"))).unwrap();
     assert_eq!(report["cancelled"], true);
     for id in ["long", "short", "after"] {
         assert_eq!(field(task(&report, id), "status"), "cancelled", "{report:#}");

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::swarm::{self, Swarm};
-use common::{output, sandpen, stderr, stdout, wait_for};
+use common::{output, runs_dir, sandpen, stderr, stdout, wait_for};
 use futures_util::StreamExt;
 use sandpen::engine::spec::{ContainerSpec, Limits};
 use sandpen::engine::{ContainerEngine, Engine, Stream};
@@ -346,7 +346,7 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
         "the probe's service is gone: {:?}",
         cluster.services()
     );
-    let runs = std::fs::read_dir(repo.path().join(".sandpen/runs"))
+    let runs = std::fs::read_dir(runs_dir(repo.path()))
         .unwrap()
         .count();
     assert_eq!(runs, 1, "no run directory beyond the first run's");
@@ -454,7 +454,7 @@ fn bad_swarm_input_is_refused_before_anything_is_made() {
         );
         assert!(err.contains("fix:"), "{args:?}: {err}");
         assert!(
-            !repo.path().join(".sandpen/runs").exists(),
+            !runs_dir(repo.path()).exists(),
             "{args:?} made a run directory"
         );
     }

@@ -14,7 +14,7 @@ use common::*;
 
 /// The only run directory of `repo`.
 fn run_dir(repo: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(repo.join(".sandpen/runs"))
+    let runs: Vec<_> = std::fs::read_dir(runs_dir(repo))
         .expect("a run directory")
         .map(|e| e.unwrap().path())
         .collect();
@@ -310,7 +310,7 @@ fn sigkill_after_the_first_task_leaves_a_report_holding_it() {
                 [[task]]\nid = \"slow2\"\nprompt_text = \"sleep 120\"\n";
     let mut run = spawn_run(repo.path(), toml, &[]);
     let report_path = || {
-        std::fs::read_dir(repo.path().join(".sandpen/runs"))
+        std::fs::read_dir(runs_dir(repo.path()))
             .ok()?
             .next()?
             .ok()

@@ -4,7 +4,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run's id: a directory under the repository's `.sandpen/runs/`.
+    /// The run's id: a directory under the repository's `.git/sandpen/runs/` (`sandpen ps` lists them).
     #[arg(value_name = "RUN")]
     pub run: String,
 

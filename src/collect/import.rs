@@ -87,6 +87,7 @@ pub(super) async fn import(job: &Job<'_>, out_dir: &Path, hints: Hints) -> Resul
         head: hints.head.clone(),
         head_branch: hints.head_branch.as_deref().map(shown),
         left_out: hints.left_out,
+        left_out_large: hints.left_out_large,
         unreachable_commits: hints.unreachable_commits,
         unreachable_refs,
         tags: hints.tags.iter().map(|(_, name)| shown(name)).collect(),

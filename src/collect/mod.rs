@@ -36,6 +36,9 @@ pub struct Collected {
     /// Uncommitted paths kept out of the salvage because they look like credentials (they
     /// stay in the checkout).
     pub left_out: Vec<String>,
+    /// Uncommitted files kept out of the salvage by its bounds (`SalvageLimits`); they stay
+    /// in the checkout.
+    pub left_out_large: Vec<LargeFile>,
     /// The branch HEAD was on in the checkout; None for a detached HEAD.
     pub head_branch: Option<String>,
     /// Every other branch the task created or moved, as brought back.
@@ -64,6 +67,32 @@ pub struct BranchResult {
     /// The commit it held when it came back (None in reports of older sandpens).
     #[serde(default)]
     pub tip: Option<String>,
+}
+
+/// An uncommitted file the salvage left out for its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LargeFile {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// What the salvage takes of a task's uncommitted files: none above `file_bytes`, and no more
+/// than `total_bytes` in all (the smallest first). A task's leftovers are not a way to put
+/// hundreds of megabytes into the user's repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SalvageLimits {
+    pub file_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl Default for SalvageLimits {
+    fn default() -> Self {
+        Self {
+            file_bytes: 10 << 20,
+            total_bytes: 100 << 20,
+        }
+    }
 }
 
 /// A repository nested in a task's checkout.
@@ -104,6 +133,7 @@ pub struct Job<'a> {
     pub user: (u32, u32),
     pub handed: bool,
     pub limits: Limits,
+    pub salvage: SalvageLimits,
     /// Whether what the task's container collected in place may be taken: not when sandpen
     /// stopped it (the script did not run, and whatever is there the task wrote).
     pub ended_by_itself: bool,
@@ -134,10 +164,26 @@ pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Co
             sandbox::run_sandbox(engine, job, &out_dir, since).await
         }
     };
-    // Whatever the sandbox did, the files go back to their owner.
-    crate::workspace::hand_back(&job.run.checkout(job.task), job.handed, job.repo.owner).await?;
+    // Whatever the sandbox did, the files go back to their owner, and no git on the host may
+    // read the task's repository from now on.
+    let checkout = job.run.checkout(job.task);
+    crate::workspace::hand_back(&checkout, job.handed, job.repo.owner).await?;
     crate::workspace::hand_back(&out_dir, job.handed, job.repo.owner).await?;
+    make_inert(checkout).await?;
     import::import(job, &out_dir, hints?).await
+}
+
+/// `workspace::make_inert`, off the async workers.
+async fn make_inert(checkout: std::path::PathBuf) -> Result<(), WorkspaceError> {
+    let context = format!("moving the git directories of {} aside", checkout.display());
+    let done = tokio::task::spawn_blocking(move || crate::workspace::make_inert(&checkout))
+        .await
+        .map_err(|e| WorkspaceError::io(&context, std::io::Error::other(e)))?
+        .map_err(|e| WorkspaceError::io(&context, e))?;
+    if done.incomplete {
+        tracing::warn!("{context}: the tree is too large to walk whole; do not run git in it");
+    }
+    Ok(())
 }
 
 /// A small regular file, read without following links and within `limit` bytes: for files a

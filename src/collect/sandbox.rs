@@ -45,6 +45,7 @@ pub(super) struct Hints {
     pub bundle: bool,
     pub salvaged: bool,
     pub left_out: Vec<String>,
+    pub left_out_large: Vec<super::LargeFile>,
     /// Branches the task created or moved: (commit, name).
     pub branches: Vec<(String, String)>,
     /// More branches than the sandbox brings back.
@@ -84,6 +85,15 @@ impl Hints {
                 "bundle" => h.bundle = true,
                 "salvaged" => h.salvaged = true,
                 "left-out" => push(&mut h.left_out, Some(value.to_string())),
+                "left-out-large" => push(
+                    &mut h.left_out_large,
+                    value.split_once('\t').and_then(|(n, p)| {
+                        Some(super::LargeFile {
+                            path: p.to_string(),
+                            bytes: n.parse().ok()?,
+                        })
+                    }),
+                ),
                 "branch" => push(&mut h.branches, pair(value)),
                 "branches-over" => h.branches_over = value.trim().parse().ok(),
                 "tag" => push(&mut h.tags, pair(value)),
@@ -106,17 +116,16 @@ impl Hints {
     }
 }
 
-/// The script's arguments: the base, the task, the run, when the checkout was made, and where
-/// the checkout's borrowed objects are on the host (for the checkout to point at when the
-/// script is done; empty: it borrows none).
+/// The script's arguments: the base, the task, the run, when the checkout was made, and the
+/// salvage's bounds.
 pub(super) fn script_args(job: &Job<'_>, since: u64) -> Vec<String> {
-    let objects = job.repo.objects.as_ref();
     vec![
         job.base.to_string(),
         job.task.to_string(),
         job.run_id().to_string(),
         since.to_string(),
-        objects.map(|o| o.display().to_string()).unwrap_or_default(),
+        job.salvage.file_bytes.to_string(),
+        job.salvage.total_bytes.to_string(),
     ]
 }
 

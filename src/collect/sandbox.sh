@@ -4,13 +4,14 @@
 # repositories...) can only ever run here, inside the sandbox, never on the host.
 #
 # Arguments: the base commit, the task id, the run id, when the checkout was made (epoch s), and
-# where the objects the checkout borrows are on the host (empty: it borrows none).
+# the salvage's bounds: the largest uncommitted file it takes and the most it takes in all
+# (bytes).
 # /sandpen-out/start-refs holds the checkout's refs as sandpen made it ("<oid> <ref>" lines).
 # Writes /sandpen-out/result.bundle holding HEAD, every branch the task created or moved, and
 # the commits no branch reaches, and prints lines "sandpen-collect: KEY VALUE" for the host
 # (untrusted hints: the host checks what it uses).
 set -u
-base=$1 task=$2 run=$3 since=${4:-0} host_objects=${5:-}
+base=$1 task=$2 run=$3 since=${4:-0} max_file=${5:-10485760} max_total=${6:-104857600}
 # Where the user's object store is mounted, read-only (OBJECTS_MOUNT in workspace/objects.rs).
 borrowed=/run/sandpen/objects
 out=/sandpen-out
@@ -27,12 +28,11 @@ fi
 # in here they point at nothing, so they go, and git is told where the repository is.
 rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates
 # The checkout borrows the user's objects from the read-only mount, whatever the task wrote
-# there. When the sandbox is done it points at them where the host has them, so the user can
-# look at the checkout with git.
+# there. (Once collected, the host renames every .git of the checkout aside: no git on the
+# host ever reads this repository.)
 alternates=.git/objects/info/alternates
 if [ -d "$borrowed" ]; then
     mkdir -p .git/objects/info && printf '%s\n' "$borrowed" > "$alternates"
-    [ -n "$host_objects" ] && trap 'printf "%s\n" "$host_objects" > "$alternates" 2>/dev/null' EXIT
 fi
 export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
 
@@ -79,6 +79,24 @@ while IFS= read -r p; do
     fi
 done < "$out/nested"
 set -- "$@" ":(exclude,glob)**/$aside" ":(exclude,glob)**/$aside/**"
+# A name with a line break cannot be listed safely below: such paths stay out (named at the end).
+nl='
+'
+set -- "$@" ":(exclude,glob)**/*$nl*" ":(exclude,glob)**/*$nl*/**"
+# Large files stay out of the salvage (they stay in the checkout; the report names them with
+# their sizes): each one above max_file bytes, and, the smallest taken first, whatever would
+# bring the salvage above max_total bytes. Sizes are what the files hold now (wc -c).
+g -c core.quotePath=false ls-files -z --others --modified --exclude-standard -- . "$@" 2>/dev/null \
+    | xargs -0 -r sh -c 'wc -c /dev/null "$@" 2>/dev/null | sed "1d;\$d"' sh \
+    | sort -n | awk -v f="$max_file" -v t="$max_total" '
+        { n = $1; p = $0; sub(/^ *[0-9]+ /, "", p) }
+        n > f || sum + n > t { print n "\t" p; next }
+        { sum += n }' > "$out/large"
+tab=$(printf '\t')
+while IFS=$tab read -r size path; do
+    set -- "$@" ":(exclude,literal)$path"
+    say left-out-large "$size	$path"
+done < "$out/large"
 # Files whose index entry looks stale (a new owner, a racy timestamp) are compared first, so
 # that `add` does not hash unchanged files again: git writes anew, locally, an object it cannot
 # freshen in the read-only borrowed store.
@@ -107,7 +125,7 @@ done < "$out/moved"
 # excluded patterns, made positive.
 n=$#
 for p in "$@"; do
-    case $p in *"$aside"*) continue ;; esac
+    case $p in *"$aside"* | ":(exclude,literal)"*) continue ;; esac
     set -- "$@" ":(glob)${p#:(exclude,glob)}"
 done
 shift "$n"

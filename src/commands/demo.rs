@@ -28,7 +28,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     req.bootstrap_base = true;
     let image = super::ensure_image(&engine, &req).await?;
 
-    let sandpen_dir = dir.join(workspace::SANDPEN_DIR);
+    let sandpen_dir = Repo::discover(Some(&dir)).await?.runs.sandpen_dir().to_path_buf();
     std::fs::create_dir_all(&sandpen_dir)?;
     let record = sandpen_dir.join("demo-model-requests.jsonl");
     // Only the run's gateway talks to the model server, from the engine host's network: the
@@ -93,6 +93,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         report: args.report.clone(),
         junit: args.junit.clone(),
         html: args.html.clone(),
+        salvage: Default::default(),
     };
     let code = super::run::execute(prepared, opts).await;
     server.stop().await;

@@ -61,7 +61,7 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     }
     // Runs of this repository whose sandpen died after its containers were gone.
     if let Ok(repo) = Repo::discover(None).await {
-        for dir in gc::repo_runs(&repo.root) {
+        for dir in repo.runs.runs() {
             if finished.contains(&dir) {
                 continue;
             }

@@ -32,13 +32,13 @@ pub async fn run(host: Option<&str>, args: PruneArgs) -> anyhow::Result<i32> {
     // An unknown run is said before anything is judged or removed.
     let mut layouts: Vec<RunDir> = Vec::new();
     for id in &args.runs {
-        let layout = runs::find_run(&repo.root, Some(id))?;
+        let layout = runs::find_run(&repo.runs, Some(id))?;
         if !layouts.contains(&layout) {
             layouts.push(layout);
         }
     }
     if args.runs.is_empty() {
-        layouts = runs::runs(&repo.root);
+        layouts = runs::runs(&repo.runs);
     }
     let engine = super::connect(host).await?;
     let on_engine = gc::by_run(engine.list(LABEL_OWNER, None).await?);

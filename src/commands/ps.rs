@@ -12,7 +12,7 @@ use crate::engine::spec::{LABEL_OWNER, LABEL_RUN, LABEL_RUN_DIR};
 use crate::engine::{ContainerEngine, Engine, ListedContainer};
 use crate::exit;
 use crate::runs::{self, RunSummary, RunView, TaskState};
-use crate::workspace::{Repo, RunDir, SANDPEN_DIR};
+use crate::workspace::{Repo, RunDir};
 
 /// Live states first, in the order a task goes through them.
 const LIVE: [&str; 5] = ["running", "preparing", "collecting", "queued", "unfinished"];
@@ -21,7 +21,7 @@ pub async fn run(host: Option<&str>, args: PsArgs) -> anyhow::Result<i32> {
     let repo = Repo::discover(args.repo.as_deref()).await?;
     // A bad run id is said before the engine is asked anything.
     let one = match &args.run {
-        Some(id) => Some(runs::find_run(&repo.root, Some(id))?),
+        Some(id) => Some(runs::find_run(&repo.runs, Some(id))?),
         None => None,
     };
     // The engine adds the containers' states; without it the run directories still say most.
@@ -56,15 +56,14 @@ pub async fn run(host: Option<&str>, args: PsArgs) -> anyhow::Result<i32> {
                     by_run.insert(r.run_id, r.containers);
                 }
             }
-            let mut layouts = runs::runs(&repo.root);
+            let mut layouts = runs::runs(&repo.runs);
             // Runs of this repository the engine has containers of, whose directory is gone.
-            let runs_dir = repo.root.join(SANDPEN_DIR).join("runs");
             for (id, containers) in &by_run {
                 let dir = containers
                     .first()
                     .and_then(|c| c.labels.get(LABEL_RUN_DIR))
                     .map(PathBuf::from);
-                if let Some(dir) = dir.filter(|d| d.starts_with(&runs_dir))
+                if let Some(dir) = dir.filter(|d| repo.runs.holds(d))
                     && !layouts.iter().any(|l| &runs::run_id(l) == id)
                 {
                     layouts.push(RunDir::new(dir));

@@ -11,7 +11,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
     super::run::check_output_file("--html", Some(&args.html))?;
     let repo = Repo::discover(args.repo.as_deref()).await?;
     // Found as `ps` and `logs` find runs: an unknown one exits 2 and the known ones are named.
-    let dir = crate::runs::find_run(&repo.root, Some(&args.run))?;
+    let dir = crate::runs::find_run(&repo.runs, Some(&args.run))?;
     let path = dir.report();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         let fix = match e.kind() {

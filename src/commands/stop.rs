@@ -68,14 +68,14 @@ pub async fn run(args: StopArgs) -> anyhow::Result<i32> {
 
 /// The run and the task that the arguments name.
 fn target(repo: &Repo, args: &StopArgs) -> anyhow::Result<(RunDir, Option<String>)> {
-    let known_run = |id: &str| runs::runs(&repo.root).iter().any(|r| runs::run_id(r) == id);
+    let known_run = |id: &str| runs::runs(&repo.runs).iter().any(|r| runs::run_id(r) == id);
     let (run, task) = match (&args.first, &args.second) {
         (Some(run), Some(task)) => (Some(run.as_str()), Some(task.clone())),
         (Some(one), None) if known_run(one) => (Some(one.as_str()), None),
         (Some(task), None) => (None, Some(task.clone())),
         (None, _) => (None, None),
     };
-    let layout = runs::find_run(&repo.root, run)?;
+    let layout = runs::find_run(&repo.runs, run)?;
     if let Some(t) = &task {
         runs::find_task(&layout, t)?;
     }

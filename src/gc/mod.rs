@@ -7,12 +7,12 @@ mod finish;
 pub use finish::finish_run;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::engine::ListedContainer;
 use crate::engine::spec::{LABEL_OWNER, LABEL_OWNER_START, LABEL_RUN, LABEL_RUN_DIR};
 use crate::owner::{Lease, LeaseState, OwnerState, lease_held, lease_state, owner_state};
-use crate::workspace::{RunDir, SANDPEN_DIR};
+use crate::workspace::RunDir;
 
 /// The containers of one run, as the engine lists them.
 #[derive(Debug)]
@@ -69,20 +69,6 @@ pub fn claim(run: &RunOnEngine) -> Result<Option<Lease>, OwnerState> {
             state => Err(state),
         },
     }
-}
-
-/// The run directories of the repository at `repo_root`, oldest first (run ids sort by time).
-pub fn repo_runs(repo_root: &Path) -> Vec<PathBuf> {
-    let runs = repo_root.join(SANDPEN_DIR).join("runs");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
 }
 
 #[cfg(test)]

@@ -75,6 +75,13 @@ pub fn judge(entry: Option<&TaskResult>, base: Option<&str>, refs: &Refs) -> Ver
             some_of(&t.salvage_left_out)
         ));
     }
+    if !t.salvage_left_out_large.is_empty() {
+        let paths: Vec<String> = t.salvage_left_out_large.iter().map(|f| f.path.clone()).collect();
+        why.push(format!(
+            "uncommitted files were left out of the salvage for their size ({})",
+            some_of(&paths)
+        ));
+    }
     for n in &t.nested_repos {
         why.push(match (&n.reason, n.salvaged) {
             (Some(r), false) => format!("nested repository {} was kept as it was ({r})", n.path),

@@ -80,6 +80,9 @@ pub struct TaskResult {
     /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
     /// *.pem, id_rsa, ...); they stay in the checkout.
     pub salvage_left_out: Vec<String>,
+    /// Uncommitted files left out of the salvage for their size (they stay in the checkout).
+    #[serde(default)]
+    pub salvage_left_out_large: Vec<crate::collect::LargeFile>,
     /// The branch HEAD was on in the checkout (None: a detached HEAD, or nothing collected).
     #[serde(default)]
     pub head_branch: Option<String>,
@@ -176,6 +179,7 @@ impl TaskResult {
         self.commits = c.commits;
         self.salvaged = c.salvaged;
         self.salvage_left_out = c.left_out;
+        self.salvage_left_out_large = c.left_out_large;
         self.head_branch = c.head_branch;
         self.head_commit = c.head;
         self.branches = c.branches;
@@ -203,6 +207,7 @@ impl TaskResult {
             commits: 0,
             salvaged: false,
             salvage_left_out: Vec::new(),
+            salvage_left_out_large: Vec::new(),
             head_branch: None,
             head_commit: None,
             branches: Vec::new(),

@@ -35,7 +35,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct RunConfig {
     pub run_id: String,
     pub repo: Repo,
-    /// `<repo>/.sandpen/runs/<run-id>`: checkouts, logs, report.
+    /// `<git-dir>/sandpen/runs/<run-id>` (`RunsHome`): checkouts, logs, report.
     pub layout: RunDir,
     /// The run's base (`--base`, resolved): where a task without dependencies starts.
     pub base: String,
@@ -60,6 +60,8 @@ pub struct RunConfig {
     /// In gateway mode: the run's gateway (tasks join its network, get a token instead of
     /// `credentials`, and are metered).
     pub gateway: Option<GatewayHandle>,
+    /// What a task's salvage may commit.
+    pub salvage: crate::collect::SalvageLimits,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -95,6 +95,7 @@ async fn run_on(
         grace: Duration::from_secs(1),
         credentials: vec![],
         gateway: None,
+        salvage: Default::default(),
     };
     execute(engine, Plan { tasks }, cfg, tx, stop).await
 }

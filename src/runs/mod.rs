@@ -1,5 +1,5 @@
 //! The runs of a repository as they stand, for `sandpen ps` and `sandpen logs`: found where
-//! `gc` finds them (`gc::repo_runs`), their owner judged as `gc` judges it (`gc::judge`: the
+//! they live (`workspace::RunsHome`), their owner judged as `gc` judges it (`gc::judge`: the
 //! lease, else the containers' owner label), and described from whatever exists so far: the
 //! manifest, the report (partial while the run goes on), the logs, the engine's containers.
 
@@ -10,12 +10,12 @@ mod status;
 pub use follow::follow;
 pub use status::{RunSummary, RunView, TaskState, TaskView, describe, task_state};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::exit::{self, HasExitCode};
 use crate::runner::RunReport;
 use crate::runner::manifest::Manifest;
-use crate::workspace::RunDir;
+use crate::workspace::{RunDir, RunsHome};
 
 /// How many known names an error lists before it says how many more there are.
 const LISTED: usize = 10;
@@ -69,11 +69,8 @@ fn listing(known: &[String]) -> String {
 }
 
 /// The run directories of the repository, oldest first.
-pub fn runs(repo_root: &Path) -> Vec<RunDir> {
-    crate::gc::repo_runs(repo_root)
-        .into_iter()
-        .map(RunDir::new)
-        .collect()
+pub fn runs(home: &RunsHome) -> Vec<RunDir> {
+    home.runs().into_iter().map(RunDir::new).collect()
 }
 
 /// The run directory's name: its run id.
@@ -86,9 +83,9 @@ pub fn run_id(layout: &RunDir) -> String {
 }
 
 /// The run `id`, or the latest run when None.
-pub fn find_run(repo_root: &Path, id: Option<&str>) -> Result<RunDir, RunsError> {
-    let all = runs(repo_root);
-    let dir = repo_root.join(crate::workspace::SANDPEN_DIR).join("runs");
+pub fn find_run(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> {
+    let all = runs(home);
+    let dir = home.dir();
     let Some(id) = id else {
         return all.into_iter().last().ok_or(RunsError::NoRuns { dir });
     };
@@ -169,12 +166,12 @@ mod tests {
     #[test]
     fn runs_are_found_by_id_or_latest_and_unknown_ones_are_named() {
         let repo = tempfile::tempdir().unwrap();
-        let root = repo.path();
+        let root = &RunsHome::new(&repo.path().join(".git"), repo.path());
         let err = find_run(root, None).unwrap_err();
         assert!(matches!(err, RunsError::NoRuns { .. }));
         assert_eq!(err.exit_code(), exit::INVALID_INPUT);
         for id in ["20260101-100000-aaaa", "20260102-100000-bbbb"] {
-            std::fs::create_dir_all(root.join(".sandpen/runs").join(id)).unwrap();
+            std::fs::create_dir_all(root.dir().join(id)).unwrap();
         }
         assert_eq!(run_id(&find_run(root, None).unwrap()), "20260102-100000-bbbb");
         assert_eq!(

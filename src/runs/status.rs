@@ -311,6 +311,7 @@ mod tests {
             user: (1000, 1000),
             limits_enforced: true,
             backend: None,
+            salvage: Default::default(),
             tasks: vec![task("done"), task("busy"), task("waiting")],
         }
         .write(&layout.manifest())

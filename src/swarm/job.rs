@@ -182,7 +182,7 @@ mod tests {
             secrets: vec![("ANTHROPIC_API_KEY".into(), "sk-canary".into())],
             user: (1000, 1000),
             labels: HashMap::from([("sandpen.run".into(), "r".into())]),
-            workspace: "/repo/.sandpen/runs/r/t".into(),
+            workspace: "/repo/.git/sandpen/runs/r/t".into(),
             mounts: vec![BindMount::read_only(
                 "/x/agents",
                 format!("{HOME}/.claude/agents"),

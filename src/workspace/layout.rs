@@ -1,4 +1,4 @@
-//! The files of one run, under `<repo>/.sandpen/runs/<run-id>/`: one place that knows the
+//! The files of one run, under `<git-dir>/sandpen/runs/<run-id>/` (`RunsHome`): one place that knows the
 //! layout. Task ids start with a letter or digit, so sandpen's own files live under `_sandpen/`
 //! and can never collide with a task's checkout (a task named `agents` is fine).
 

@@ -4,7 +4,9 @@
 
 mod checkout;
 mod git;
+mod home;
 mod index_stat;
+mod inert;
 mod layout;
 mod merge;
 mod objects;
@@ -12,6 +14,8 @@ mod owner;
 mod result;
 
 pub use checkout::{Checkout, hand_back, task_branch};
+pub use home::RunsHome;
+pub use inert::{GIT_ASIDE, HEAD_ASIDE, Inert, make_inert};
 pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
@@ -21,9 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::exit::{self, HasExitCode};
-
-/// Where sandpen keeps its runs, inside the user's repository (and out of git status).
-pub const SANDPEN_DIR: &str = ".sandpen";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -71,6 +72,8 @@ pub struct Repo {
     /// The object store checkouts borrow (read-only, through alternates); None when they
     /// get a full copy (`objects::shareable`).
     pub objects: Option<PathBuf>,
+    /// Where the repository's runs are.
+    pub runs: RunsHome,
     /// Serialises writes to the user's repository (refs, objects) from parallel tasks.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -108,12 +111,20 @@ impl Repo {
                 reason: reason_of(e),
             })?;
         let root = PathBuf::from(top.trim());
+        let common = git::git(&root, ["rev-parse", "--git-common-dir"])
+            .await
+            .map_err(|e| WorkspaceError::NotARepo {
+                path: root.clone(),
+                reason: reason_of(e),
+            })?;
+        let runs = RunsHome::new(&root.join(common.trim()), &root);
         let owner = owner::owner_of(&root)
             .map_err(|e| WorkspaceError::io(format!("reading {}", root.display()), e))?;
         let mut repo = Self {
             root,
             owner,
             objects: None,
+            runs,
             lock: Arc::default(),
         };
         repo.objects = objects::shareable(&repo.root, repo.task_user() == owner).await;
@@ -136,45 +147,15 @@ impl Repo {
         })
     }
 
-    /// `<repo>/.sandpen/runs/<run-id>`, created, with `.sandpen/` kept out of git status.
+    /// The directory of a new run (`RunsHome`), created with sandpen's own `_sandpen/`.
     pub async fn run_dir(&self, run_id: &str) -> Result<RunDir, WorkspaceError> {
-        self.exclude_sandpen_dir().await?;
-        let dir = RunDir::new(self.root.join(SANDPEN_DIR).join("runs").join(run_id));
-        std::fs::create_dir_all(dir.internal())
-            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.root.display()), e))?;
+        let root = self.runs.create_run(run_id).map_err(|e| {
+            WorkspaceError::io(format!("creating the run directory {}", self.runs.dir().join(run_id).display()), e)
+        })?;
+        let dir = RunDir::new(root);
+        std::fs::create_dir(dir.internal())
+            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.internal().display()), e))?;
         Ok(dir)
-    }
-
-    /// Adds `/.sandpen/` to the repository's info/exclude (not .gitignore: that would be a
-    /// change to the user's tracked files).
-    async fn exclude_sandpen_dir(&self) -> Result<(), WorkspaceError> {
-        let path = git::git(
-            &self.root,
-            [
-                "rev-parse",
-                "--path-format=absolute",
-                "--git-path",
-                "info/exclude",
-            ],
-        )
-        .await?;
-        let path = PathBuf::from(path.trim());
-        let line = format!("/{SANDPEN_DIR}/");
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current.lines().any(|l| l.trim() == line) {
-            return Ok(());
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| WorkspaceError::io(format!("creating {}", parent.display()), e))?;
-        }
-        let sep = if current.is_empty() || current.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
-        let text = format!("{current}{sep}# sandpen's runs, checkouts and logs\n{line}\n");
-        std::fs::write(&path, text).map_err(|e| WorkspaceError::io(format!("writing {}", path.display()), e))
     }
 
     /// The uid:gid tasks run as: the repository's owner, or an unprivileged user when root

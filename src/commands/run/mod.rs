@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
+use crate::collect::SalvageLimits;
 use crate::agent;
 use crate::cli::{DepsFromArg, RunArgs};
 use crate::engine::Engine;
@@ -51,6 +52,8 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
     /// Where to write the run as an HTML page.
     pub html: Option<PathBuf>,
+    /// What a task's salvage may commit.
+    pub salvage: SalvageLimits,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -70,6 +73,10 @@ impl From<&RunArgs> for RunOptions {
             report: a.report.clone(),
             junit: a.junit.clone(),
             html: a.html.clone(),
+            salvage: SalvageLimits {
+                file_bytes: a.salvage_max_file,
+                total_bytes: a.salvage_max_total,
+            },
         }
     }
 }
@@ -271,6 +278,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         user: p.repo.task_user(),
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+        salvage: opts.salvage,
         tasks: p
             .plan
             .tasks
@@ -337,6 +345,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
+        salvage: opts.salvage,
     };
 
     let mut report_paths = vec![layout.report()];

@@ -7,7 +7,7 @@ mod charts;
 mod escape;
 mod page;
 mod samples;
-mod scale;
+pub(crate) mod scale;
 mod table;
 mod timeline;
 

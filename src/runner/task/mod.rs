@@ -161,6 +161,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         user,
         handed: checkout.handed_to().is_some(),
         limits: ctx.task.limits,
+        salvage: cfg.salvage,
         ended_by_itself: false,
     };
     // Without it the sandbox collects, as it does for a task that was stopped.
