@@ -160,10 +160,7 @@ fn conflicting_results_skip_the_dependent_naming_the_paths() {
     );
     assert!(!msg.contains("p.txt") && msg.contains("fix: "), "{msg}");
     assert!(r["base_commit"].is_null() && r["container_id"].is_null(), "{r:#}");
-    assert!(
-        !runs_dir(dir).join(format!("{run_id}/r")).exists(),
-        "no checkout"
-    );
+    assert!(!runs_dir(dir).join(format!("{run_id}/r")).exists(), "no checkout");
     let kept = format!("refs/sandpen/r/{run_id}/base");
     assert!(
         !git_output(dir, &["rev-parse", "--verify", "-q", &kept])

@@ -147,6 +147,10 @@ fn cases(markers: &Path, user: &Path) -> BTreeMap<&'static str, (String, bool)> 
         commands.push_str(&format!("git config {key} \"{}\"\n", mark(&m("top-commands"))));
     }
     commands.push_str("git config commit.gpgsign true\n");
+    commands.push_str(&format!(
+        "git config alias.st \"!{}\"\n",
+        mark(&m("top-commands"))
+    ));
     add("top-commands", commands, false);
     add(
         "include",
@@ -237,6 +241,26 @@ fn cases(markers: &Path, user: &Path) -> BTreeMap<&'static str, (String, bool)> 
     c
 }
 
+/// What a user runs in a directory of a finished checkout, as the user, with the user's
+/// environment: whatever it prints or fails with, it must run nothing the task planted.
+fn host_git_everywhere(dir: &Path) {
+    for args in [
+        &["status"][..],
+        &["diff"],
+        &["diff", "--cached"],
+        &["log", "-p", "-2"],
+        &["st"],
+        &["add", "--dry-run", "."],
+    ] {
+        let _ = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+    }
+}
+
 /// The user's own git files, byte for byte (info/exclude without sandpen's line).
 fn snapshot(repo: &Path) -> BTreeMap<String, Vec<u8>> {
     let git = repo.join(".git");
@@ -293,14 +317,32 @@ fn no_task_runs_code_on_the_host_or_changes_the_users_repository() {
     let run_id = field(&report, "run_id").to_string();
     eprintln!("red team: {} cases in {:?}", cases.len(), run.elapsed);
 
-    let fired: Vec<String> = std::fs::read_dir(markers.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let fired = || -> Vec<String> {
+        std::fs::read_dir(markers.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
     assert!(
-        fired.is_empty(),
-        "commands ran on the host for: {fired:?}\n{}",
+        fired().is_empty(),
+        "commands ran on the host for: {:?}\n{}",
+        fired(),
         run.dump()
+    );
+    // After the run, the user does the natural next thing: git in a task's checkout (or a
+    // shell prompt does it on `cd`), and in the repository nested in it.
+    for id in cases.keys() {
+        let checkout = Path::new(field(task(&report, id), "checkout")).to_path_buf();
+        for dir in [checkout.clone(), checkout.join("sub")] {
+            if dir.is_dir() {
+                host_git_everywhere(&dir);
+            }
+        }
+    }
+    assert!(
+        fired().is_empty(),
+        "the host's git in a finished checkout ran a task's command for: {:?}",
+        fired()
     );
 
     let fsck = git_output(
@@ -391,4 +433,69 @@ fn no_task_runs_code_on_the_host_or_changes_the_users_repository() {
 
     let left = containers(&format!("label=sandpen.run={run_id}"));
     assert!(left.is_empty(), "containers left: {left:?}");
+}
+
+/// Every path under `dir` (not following links).
+fn paths_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .map(|e| e.unwrap().path().to_path_buf())
+        .collect()
+}
+
+#[test]
+fn a_merged_result_can_neither_remove_nor_redirect_the_runs() {
+    let repo = make_repo();
+    let p = &std::fs::canonicalize(repo.path()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // Results that track `.sandpen` (where older sandpens kept the runs): as a file, and with a
+    // symlink at `.sandpen/runs` to a place outside the repository.
+    let toml = format!(
+        "[[task]]\nid = \"file\"\nprompt_text = \"set -e; echo not-a-directory > .sandpen; \
+         git add -f .sandpen; git commit -qm file\"\n\n\
+         [[task]]\nid = \"link\"\nprompt_text = \"set -e; mkdir .sandpen; ln -s {} .sandpen/runs; \
+         git add -f .sandpen/runs; git commit -qm link\"\n",
+        elsewhere.path().display()
+    );
+    let run = run_tasks(p, &toml, &[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let report = run.report();
+    let run_id = field(&report, "run_id").to_string();
+    let before = paths_under(&runs_dir(p));
+    assert!(before.len() > 10, "the run's files: {before:?}");
+    let main = git(p, &["rev-parse", "HEAD"]);
+    for id in ["file", "link"] {
+        // The user takes the result in.
+        git(
+            p,
+            &["merge", "-q", "--no-edit", &format!("sandpen/{id}/{run_id}")],
+        );
+        assert!(p.join(".sandpen").symlink_metadata().is_ok(), "{id}: merged");
+        let ps = output(sandpen().arg("ps").arg("--repo").arg(p));
+        assert!(
+            ps.status.success() && stdout(&ps).contains(&run_id),
+            "{id}: ps still lists the run: {}{}",
+            stdout(&ps),
+            stderr(&ps)
+        );
+        for f in &before {
+            assert!(
+                f.symlink_metadata().is_ok(),
+                "{id}: {} is still there",
+                f.display()
+            );
+        }
+        // The next run writes where it should, and nothing through the task's link.
+        let next = run_tasks(p, "[[task]]\nid = \"after\"\nprompt_text = \"echo after\"\n", &[]);
+        assert_eq!(next.code, 0, "{id}: {}", next.dump());
+        let next_id = field(&next.report(), "run_id").to_string();
+        assert!(runs_dir(p).join(&next_id).join("report.json").is_file(), "{id}");
+        assert_eq!(
+            paths_under(elsewhere.path()).len(),
+            1,
+            "{id}: nothing written through the link"
+        );
+        git(p, &["reset", "-q", "--hard", main.trim()]);
+    }
 }

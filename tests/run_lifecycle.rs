@@ -99,10 +99,7 @@ prompt_text = "exit 3"
     assert!(left.is_empty(), "containers left behind: {left:?}");
 
     // The report in the run directory is the same as the --report copy.
-    let in_repo = read_report(
-        &runs_dir(repo.path()).join(&run_id).join("report.json"),
-    )
-    .unwrap();
+    let in_repo = read_report(&runs_dir(repo.path()).join(&run_id).join("report.json")).unwrap();
     assert_eq!(in_repo, report);
 }
 
@@ -235,7 +232,10 @@ prompt_text = "mkdir -p src; echo 'work in progress' > src/wip.txt; echo changed
         "edited by the user\n"
     );
     assert!(runs_dir(p).is_dir());
-    assert!(!p.join(".sandpen").exists(), "nothing of sandpen's in the working tree");
+    assert!(
+        !p.join(".sandpen").exists(),
+        "nothing of sandpen's in the working tree"
+    );
     let ignored = git(p, &["status", "--porcelain", "--ignored"]);
     assert!(!ignored.lines().any(|l| l.contains("sandpen")), "{ignored}");
 }

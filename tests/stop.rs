@@ -31,10 +31,7 @@ fn stop(repo: &Path, args: &[&str]) -> Output {
 /// Waits until task `id`'s container runs; the run's id.
 fn running(repo: &Path, bg: &Background, id: &str) -> String {
     wait_for(Duration::from_secs(90), || {
-        let run = std::fs::read_dir(runs_dir(repo))
-            .ok()?
-            .flatten()
-            .next()?;
+        let run = std::fs::read_dir(runs_dir(repo)).ok()?.flatten().next()?;
         let run = run.file_name().to_string_lossy().into_owned();
         (!running_containers(&format!("name=sandpen-{run}-{id}")).is_empty()).then_some(run)
     })

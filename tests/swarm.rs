@@ -346,9 +346,7 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
         "the probe's service is gone: {:?}",
         cluster.services()
     );
-    let runs = std::fs::read_dir(runs_dir(repo.path()))
-        .unwrap()
-        .count();
+    let runs = std::fs::read_dir(runs_dir(repo.path())).unwrap().count();
     assert_eq!(runs, 1, "no run directory beyond the first run's");
 
     // Ctrl-C while a task runs on the Swarm: its service is removed, nothing is left.
@@ -453,9 +451,6 @@ fn bad_swarm_input_is_refused_before_anything_is_made() {
             "{args:?}: expected {expected:?} in: {err}"
         );
         assert!(err.contains("fix:"), "{args:?}: {err}");
-        assert!(
-            !runs_dir(repo.path()).exists(),
-            "{args:?} made a run directory"
-        );
+        assert!(!runs_dir(repo.path()).exists(), "{args:?} made a run directory");
     }
 }

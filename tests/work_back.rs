@@ -218,10 +218,16 @@ fn a_nested_repository_comes_back_as_its_files() {
         ["sub".to_string(), "sub/deeper".to_string()].into(),
         "{t:#}"
     );
-    // The checkout is as the task left it: both repositories are still there.
+    // The checkout holds both repositories, renamed aside so that no git on the host reads
+    // them (their HEADs too: a repository-like directory would be found as a bare one).
     let checkout = run_dir(repo.path()).join("nest");
-    assert!(checkout.join("sub/.git/HEAD").is_file());
-    assert!(checkout.join("sub/deeper/.git").is_dir());
+    assert!(
+        checkout
+            .join("sub/.git.sandpen-inert/HEAD.sandpen-inert")
+            .is_file()
+    );
+    assert!(checkout.join("sub/deeper/.git.sandpen-inert").is_dir());
+    assert!(!checkout.join("sub/.git").exists() && !checkout.join(".git").exists());
     assert!(
         !checkout
             .join(format!(
@@ -436,5 +442,63 @@ fn a_slow_json_reader_slows_the_run_without_growing_memory_or_losing_events() {
     assert!(
         peak < 16 * 1024,
         "peak anonymous RSS {peak} KiB; sandpen said:\n{tail}"
+    );
+}
+
+#[test]
+fn the_salvage_leaves_large_files_out_and_names_them() {
+    let repo = make_repo();
+    let pack_kib = |p: &Path| -> u64 {
+        git(p, &["count-objects", "-v"])
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(k, _)| *k == "size" || *k == "size-pack")
+            .map(|(_, v)| v.trim().parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = pack_kib(repo.path());
+    // One 300 MB file, one small one, and twelve of 9 MiB: eleven fit in the 100 MiB a
+    // salvage takes in all, the twelfth does not. Random bytes: nothing compresses away.
+    let script = "set -e\nhead -c 300000000 /dev/urandom > big.bin\necho small > small.txt\n\
+                  mkdir parts\nfor i in 01 02 03 04 05 06 07 08 09 10 11 12; do \
+                  head -c 9437184 /dev/urandom > parts/p$i; done\n";
+    let toml = format!("[[task]]\nid = \"heavy\"\nprompt_text = '''\n{script}'''\n");
+    let run = run_tasks(repo.path(), &toml, &[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let report = run.report();
+    let t = task(&report, "heavy");
+    let branch = field(t, "branch");
+    let files = git(repo.path(), &["ls-tree", "-r", "--name-only", branch]);
+    assert!(files.lines().any(|l| l == "small.txt"), "{files}");
+    assert!(!files.lines().any(|l| l == "big.bin"), "{files}");
+    let parts = files.lines().filter(|l| l.starts_with("parts/")).count();
+    assert_eq!(parts, 11, "eleven parts fit in 100 MiB: {files}");
+    let large: Vec<(String, u64)> = t["salvage_left_out_large"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (field(f, "path").to_string(), f["bytes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(large.len(), 2, "{t:#}");
+    assert!(large.contains(&("big.bin".into(), 300_000_000)), "{large:?}");
+    assert!(
+        large
+            .iter()
+            .any(|(p, n)| p.starts_with("parts/p") && *n == 9437184),
+        "{large:?}"
+    );
+    let grown_mb = (pack_kib(repo.path()) - before) / 1024;
+    eprintln!("the repository grew by {grown_mb} MiB");
+    assert!(grown_mb < 110, "the pack grew by {grown_mb} MiB");
+    // They stay in the checkout, and the summary names them.
+    let checkout = Path::new(field(t, "checkout"));
+    assert_eq!(
+        std::fs::metadata(checkout.join("big.bin")).unwrap().len(),
+        300_000_000
+    );
+    assert!(
+        stderr(&run.out).contains("big.bin") || stdout(&run.out).contains("big.bin"),
+        "{}",
+        run.dump()
     );
 }

@@ -148,7 +148,13 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
         let files: Vec<String> = t
             .salvage_left_out_large
             .iter()
-            .map(|f| format!("{} ({})", f.path, crate::report::html::scale::bytes(f.bytes as f64)))
+            .map(|f| {
+                format!(
+                    "{} ({})",
+                    f.path,
+                    crate::report::html::scale::bytes(f.bytes as f64)
+                )
+            })
             .collect();
         notes.push(format!(
             "left out of the salvage for their size (still in the checkout): {}",

@@ -72,8 +72,7 @@ impl RunsHome {
 
     /// Whether `path` is where a run of this repository would be.
     pub fn holds(&self, path: &Path) -> bool {
-        path.parent()
-            .is_some_and(|p| p == self.dir() || p == self.legacy)
+        path.parent().is_some_and(|p| p == self.dir() || p == self.legacy)
     }
 
     /// The directory below which `dir` is sandpen's to check: the git directory is the
@@ -82,7 +81,11 @@ impl RunsHome {
         if dir.starts_with(&self.sandpen) {
             self.sandpen.parent().map(Path::to_path_buf).unwrap_or_default()
         } else {
-            self.legacy.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+            self.legacy
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
         }
     }
 }
@@ -130,9 +133,16 @@ mod tests {
         let h = home(repo.path());
         let new = h.create_run("20260102-100000-bbbb").unwrap();
         assert_eq!(new, repo.path().join(".git/sandpen/runs/20260102-100000-bbbb"));
-        assert!(h.create_run("20260102-100000-bbbb").is_err(), "a run directory is made once");
+        assert!(
+            h.create_run("20260102-100000-bbbb").is_err(),
+            "a run directory is made once"
+        );
         std::fs::create_dir_all(repo.path().join(".sandpen/runs/20260101-100000-aaaa")).unwrap();
-        let names: Vec<_> = h.runs().iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        let names: Vec<_> = h
+            .runs()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
         assert_eq!(names, ["20260101-100000-aaaa", "20260102-100000-bbbb"]);
         assert!(h.holds(&new) && h.holds(&repo.path().join(".sandpen/runs/x")));
         assert!(!h.holds(&repo.path().join("x")));

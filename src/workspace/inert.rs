@@ -75,7 +75,11 @@ fn looks_like_git_dir(dir: Option<&Path>) -> bool {
 fn rename_aside(path: &Path, to: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     for n in 0..1000 {
-        let name = if n == 0 { to.to_string() } else { format!("{to}-{n}") };
+        let name = if n == 0 {
+            to.to_string()
+        } else {
+            format!("{to}-{n}")
+        };
         let target = dir.join(&name);
         if target.symlink_metadata().is_ok() {
             continue;
@@ -95,7 +99,9 @@ mod tests {
 
     /// git in `dir`, looking for a repository no higher than the test's own directory.
     fn git(dir: &Path, args: &[&str]) -> std::process::Output {
-        let ceiling = dir.ancestors().find(|a| a.file_name().is_some_and(|n| n == "checkout"));
+        let ceiling = dir
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "checkout"));
         Command::new("git")
             .arg("-C")
             .arg(dir)
@@ -127,14 +133,33 @@ mod tests {
 
         let done = make_inert(&co).unwrap();
         assert!(!done.incomplete);
-        for dir in ["", "nested", "bare", "wt", "ln", ".git.sandpen-inert-1", "nested/.git.sandpen-inert"] {
+        for dir in [
+            "",
+            "nested",
+            "bare",
+            "wt",
+            "ln",
+            ".git.sandpen-inert-1",
+            "nested/.git.sandpen-inert",
+        ] {
             let out = git(&co.join(dir), &["rev-parse", "--git-dir"]);
-            assert!(!out.status.success(), "git finds a repository in {dir:?}: {out:?}");
+            assert!(
+                !out.status.success(),
+                "git finds a repository in {dir:?}: {out:?}"
+            );
         }
-        assert_eq!(std::fs::read_to_string(co.join(GIT_ASIDE)).unwrap(), "the task's own\n");
+        assert_eq!(
+            std::fs::read_to_string(co.join(GIT_ASIDE)).unwrap(),
+            "the task's own\n"
+        );
         assert!(co.join("docs/HEAD").is_file());
         assert!(co.join("bare").join(HEAD_ASIDE).is_file());
-        assert!(co.join("ln/.git.sandpen-inert").symlink_metadata().unwrap().is_symlink());
+        assert!(
+            co.join("ln/.git.sandpen-inert")
+                .symlink_metadata()
+                .unwrap()
+                .is_symlink()
+        );
         assert_eq!(make_inert(&co).unwrap().renamed, 0, "once is enough");
     }
 }

@@ -150,7 +150,13 @@ impl Repo {
     /// The directory of a new run (`RunsHome`), created with sandpen's own `_sandpen/`.
     pub async fn run_dir(&self, run_id: &str) -> Result<RunDir, WorkspaceError> {
         let root = self.runs.create_run(run_id).map_err(|e| {
-            WorkspaceError::io(format!("creating the run directory {}", self.runs.dir().join(run_id).display()), e)
+            WorkspaceError::io(
+                format!(
+                    "creating the run directory {}",
+                    self.runs.dir().join(run_id).display()
+                ),
+                e,
+            )
         })?;
         let dir = RunDir::new(root);
         std::fs::create_dir(dir.internal())

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::collect::SalvageLimits;
 use crate::agent;
 use crate::cli::{DepsFromArg, RunArgs};
+use crate::collect::SalvageLimits;
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
