@@ -39,6 +39,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     pub disk: Option<String>,
 
+    /// What each task's stdout log and stderr log may keep on disk, e.g. 1g (default); past
+    /// it a log keeps its first and last halves with a line saying how much was dropped.
+    #[arg(long, value_name = "SIZE")]
+    pub log_limit: Option<String>,
+
     /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
     #[arg(
         long,
