@@ -9,13 +9,23 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The smallest spill file: a small cap must not mean a file per few bytes.
 const MIN_SEGMENT: u64 = 64 * 1024;
+
+/// What the line between head and tail looks like.
+#[derive(Debug, Clone, Copy)]
+pub enum Marker {
+    /// A sentence, naming the setting that raises the cap (`--log-limit`).
+    Text(&'static str),
+    /// A JSON line `{"kind":"dropped","bytes":N,"limit":L}`, for a file of JSON lines: each
+    /// write must then be whole lines, the head ends at a line and the tail starts at one.
+    JsonLine,
+}
 
 /// A capped log file; see the module. `finish` writes the tail (dropping it does too, errors
 /// ignored), and `dropped` counts the bytes left out at any moment.
@@ -26,8 +36,7 @@ pub struct CappedLog {
     head_max: u64,
     tail_max: u64,
     segment_max: u64,
-    /// How to raise the cap, for the marker (`--log-limit`).
-    setting: &'static str,
+    marker: Marker,
     head: u64,
     head_ends_line: bool,
     /// Bytes past the head, written to spill files (some of them since removed).
@@ -42,7 +51,7 @@ pub struct CappedLog {
 
 impl CappedLog {
     /// Creates (truncates) `path`, capped at `limit` bytes plus the marker.
-    pub fn create(path: &Path, limit: u64, setting: &'static str) -> io::Result<Self> {
+    pub fn create(path: &Path, limit: u64, marker: Marker) -> io::Result<Self> {
         let file = File::create(path)?;
         let limit = limit.max(2);
         let head_max = limit / 2;
@@ -54,7 +63,7 @@ impl CappedLog {
             head_max,
             tail_max,
             segment_max: (tail_max / 4).max(MIN_SEGMENT),
-            setting,
+            marker,
             head: 0,
             head_ends_line: true,
             spilled: 0,
@@ -73,7 +82,12 @@ impl CappedLog {
 
     /// Appends `bytes`: to the file while the head has room, else to the spill files.
     pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let room = (self.head_max - self.head).min(bytes.len() as u64) as usize;
+        let mut room = (self.head_max - self.head).min(bytes.len() as u64) as usize;
+        if matches!(self.marker, Marker::JsonLine) && room < bytes.len() {
+            // Lines go whole to the head or not at all, and none after the first that did not.
+            room = 0;
+            self.head_max = self.head;
+        }
         if room > 0 {
             Write::write_all(&mut self.file, &bytes[..room])?;
             self.head += room as u64;
@@ -130,21 +144,18 @@ impl CappedLog {
         }
         self.finished = true;
         self.current = None;
-        let dropped = self.spilled.saturating_sub(self.tail_max);
+        let mut dropped = self.spilled.saturating_sub(self.tail_max);
         if !self.segments.is_empty() {
+            let mut tail = io::BufReader::new(self.tail()?);
+            if dropped > 0 && matches!(self.marker, Marker::JsonLine) {
+                // The tail's first line, cut by the cap, is dropped too.
+                dropped += tail.skip_until(b'\n')? as u64;
+            }
             let mut out = io::BufWriter::new(&self.file);
             if dropped > 0 {
-                out.write_all(self.marker(dropped).as_bytes())?;
+                out.write_all(self.marker_line(dropped).as_bytes())?;
             }
-            let held: u64 = self.segments.iter().map(|s| s.1).sum();
-            let mut skip = held.saturating_sub(self.tail_max);
-            for (path, len) in &self.segments {
-                let mut f = File::open(path)?;
-                let from = skip.min(*len);
-                skip -= from;
-                f.seek(SeekFrom::Start(from))?;
-                io::copy(&mut (&mut f).take(len - from), &mut out)?;
-            }
+            io::copy(&mut tail, &mut out)?;
             out.flush()?;
             for (path, _) in self.segments.drain(..) {
                 std::fs::remove_file(&path)?;
@@ -154,14 +165,34 @@ impl CappedLog {
         Ok(dropped)
     }
 
+    /// The last `tail_max` bytes the spill files hold, as one reader.
+    fn tail(&self) -> io::Result<Box<dyn Read>> {
+        let held: u64 = self.segments.iter().map(|s| s.1).sum();
+        let mut skip = held.saturating_sub(self.tail_max);
+        let mut tail: Box<dyn Read> = Box::new(io::empty());
+        for (path, len) in &self.segments {
+            let mut f = File::open(path)?;
+            let from = skip.min(*len);
+            skip -= from;
+            f.seek(SeekFrom::Start(from))?;
+            tail = Box::new(tail.chain(f.take(len - from)));
+        }
+        Ok(tail)
+    }
+
     /// The one line between head and tail (on a line of its own).
-    fn marker(&self, dropped: u64) -> String {
+    fn marker_line(&self, dropped: u64) -> String {
         let newline = if self.head_ends_line { "" } else { "\n" };
-        format!(
-            "{newline}[sandpen: {dropped} bytes of output dropped here: the log is capped at {} ({})]\n",
-            size_text(self.limit),
-            self.setting
-        )
+        match self.marker {
+            Marker::Text(setting) => format!(
+                "{newline}[sandpen: {dropped} bytes of output dropped here: the log is capped at {} ({setting})]\n",
+                size_text(self.limit),
+            ),
+            Marker::JsonLine => {
+                let line = serde_json::json!({"kind": "dropped", "bytes": dropped, "limit": self.limit});
+                format!("{newline}{line}\n")
+            }
+        }
     }
 }
 
@@ -200,7 +231,7 @@ mod tests {
     fn output_within_the_cap_is_kept_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
-        let mut log = CappedLog::create(&path, 1000, "--log-limit").unwrap();
+        let mut log = CappedLog::create(&path, 1000, Marker::Text("--log-limit")).unwrap();
         for _ in 0..10 {
             log.write_all(b"0123456789\n").unwrap();
         }
@@ -214,7 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
         let limit = 1 << 20;
-        let mut log = CappedLog::create(&path, limit, "--log-limit").unwrap();
+        let mut log = CappedLog::create(&path, limit, Marker::Text("--log-limit")).unwrap();
         let dropped = log.dropped();
         // Lines numbered 0..N, written in odd chunk sizes across head and segments.
         let all: Vec<u8> = (0..200_000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
@@ -243,7 +274,7 @@ mod tests {
     fn a_log_dropped_unfinished_still_gets_its_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
-        let mut log = CappedLog::create(&path, 100, "x").unwrap();
+        let mut log = CappedLog::create(&path, 100, Marker::Text("x")).unwrap();
         let dropped = log.dropped();
         log.write_all(&[b'a'; 50]).unwrap();
         log.write_all(&[b'b'; 500]).unwrap();
@@ -254,6 +285,28 @@ mod tests {
         assert_eq!(dropped.load(Ordering::Relaxed), 500);
         assert!(String::from_utf8_lossy(&kept).contains("[sandpen: 500 bytes of output dropped here: the log is capped at 100 bytes (x)]"));
         assert_eq!(spill_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn json_lines_stay_whole_lines_around_a_json_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("egress.jsonl");
+        let mut log = CappedLog::create(&path, 100_000, Marker::JsonLine).unwrap();
+        let mut total = 0;
+        for i in 0..10_000 {
+            let line = format!("{{\"n\":{i}}}\n");
+            total += line.len() as u64;
+            log.write_all(line.as_bytes()).unwrap();
+        }
+        let dropped = log.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let at = lines.iter().position(|l| l["kind"] == "dropped").expect("a marker");
+        assert_eq!(lines[at]["bytes"], dropped);
+        assert_eq!((lines[0]["n"].as_u64(), lines.last().unwrap()["n"].as_u64()), (Some(0), Some(9999)));
+        let kept = text.len() as u64 - (text.lines().nth(at).unwrap().len() as u64 + 1);
+        assert_eq!(kept + dropped, total, "every byte is kept or counted");
+        assert!(kept <= 100_000, "{kept}");
     }
 
     #[test]

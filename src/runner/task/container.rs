@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::watch::{self, DiskSummary, OutputSummary};
 use super::{Ctx, gate, spec};
-use crate::capped_log::CappedLog;
+use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
 
 /// How a task's logs are given more room, named in their marker.
-const LOG_SETTING: &str = "--log-limit";
+const LOG_MARKER: Marker = Marker::Text("--log-limit");
 /// What the engine gets to stop a container beyond the grace, all calls together.
 pub const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// The budget of the calls after a container ended by itself (drain, inspect, remove).
@@ -111,8 +111,8 @@ async fn watch_running<E: ContainerEngine>(
 ) -> Instant {
     let limit = ctx.task.log_limit_bytes;
     let files = (
-        CappedLog::create(&ctx.log, limit, LOG_SETTING),
-        CappedLog::create(&ctx.stderr_log, limit, LOG_SETTING),
+        CappedLog::create(&ctx.log, limit, LOG_MARKER),
+        CappedLog::create(&ctx.stderr_log, limit, LOG_MARKER),
         File::create(ctx.cfg.layout.stats_log(&ctx.task.id)),
     );
     let (log, stderr_log, stats_log) = match files {
