@@ -261,7 +261,6 @@ async fn watch_running<E: ContainerEngine>(
     }
     // A stream the engine never ends must not outlive the task (it holds an event sender).
     output.abort();
-    let _ = (&mut output).await;
     end.log_dropped = (
         dropped.0.load(Ordering::Relaxed),
         dropped.1.load(Ordering::Relaxed),
