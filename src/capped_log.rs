@@ -209,7 +209,7 @@ impl Drop for CappedLog {
 /// `1073741824` as "1 GiB"; a size that is not a whole unit in bytes.
 pub fn size_text(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -223,7 +223,13 @@ mod tests {
     fn spill_files(dir: &Path) -> usize {
         std::fs::read_dir(dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tail."))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tail.")
+            })
             .count()
     }
 
@@ -248,7 +254,9 @@ mod tests {
         let mut log = CappedLog::create(&path, limit, Marker::Text("--log-limit")).unwrap();
         let dropped = log.dropped();
         // Lines numbered 0..N, written in odd chunk sizes across head and segments.
-        let all: Vec<u8> = (0..200_000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let all: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
         for chunk in all.chunks(7919) {
             log.write_all(chunk).unwrap();
         }
@@ -265,7 +273,9 @@ mod tests {
         let marker = String::from_utf8_lossy(&kept[half..kept.len() - half]).into_owned();
         assert_eq!(
             marker.trim_start_matches('\n'),
-            format!("[sandpen: {n} bytes of output dropped here: the log is capped at 1 MiB (--log-limit)]\n")
+            format!(
+                "[sandpen: {n} bytes of output dropped here: the log is capped at 1 MiB (--log-limit)]\n"
+            )
         );
         assert_eq!(spill_files(dir.path()), 0);
     }
@@ -283,7 +293,10 @@ mod tests {
         let kept = std::fs::read(&path).unwrap();
         assert!(kept.starts_with(&[b'a'; 50]) && kept.ends_with(&[b'c'; 50]));
         assert_eq!(dropped.load(Ordering::Relaxed), 500);
-        assert!(String::from_utf8_lossy(&kept).contains("[sandpen: 500 bytes of output dropped here: the log is capped at 100 bytes (x)]"));
+        assert!(
+            String::from_utf8_lossy(&kept)
+                .contains("[sandpen: 500 bytes of output dropped here: the log is capped at 100 bytes (x)]")
+        );
         assert_eq!(spill_files(dir.path()), 0);
     }
 
@@ -301,9 +314,15 @@ mod tests {
         let dropped = log.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let at = lines.iter().position(|l| l["kind"] == "dropped").expect("a marker");
+        let at = lines
+            .iter()
+            .position(|l| l["kind"] == "dropped")
+            .expect("a marker");
         assert_eq!(lines[at]["bytes"], dropped);
-        assert_eq!((lines[0]["n"].as_u64(), lines.last().unwrap()["n"].as_u64()), (Some(0), Some(9999)));
+        assert_eq!(
+            (lines[0]["n"].as_u64(), lines.last().unwrap()["n"].as_u64()),
+            (Some(0), Some(9999))
+        );
         let kept = text.len() as u64 - (text.lines().nth(at).unwrap().len() as u64 + 1);
         assert_eq!(kept + dropped, total, "every byte is kept or counted");
         assert!(kept <= 100_000, "{kept}");

@@ -19,27 +19,30 @@ const LAST_ERR: &str = "the-last-line-on-stderr";
 /// What `sandpen logs` and `ps` may hold at their peak, whatever the log holds.
 const RSS_BOUND_KIB: u64 = 50 * 1024;
 
-/// The marker line of a capped log and what it says was dropped, with the log split around it.
+/// A log capped at 16 MiB split around its marker line: head, marker, tail, and the count
+/// the marker states. The head is the first half of the cap, exactly.
 fn split_at_marker(log: &[u8]) -> (&[u8], String, &[u8], u64) {
+    let head = (8 * MIB) as usize;
     let start = b"[sandpen: ";
     let at = log
         .windows(start.len())
         .position(|w| w == start)
         .expect("a capped log has a marker");
-    let end = at + log[at..].iter().position(|&b| b == b'\n').expect("the marker ends its line");
+    // On a line of its own: a newline of its own before it when the head ended mid-line.
+    let own_newline = !log[..head].ends_with(b"\n");
+    assert_eq!(at, head + usize::from(own_newline), "the marker follows the head");
+    let end = at
+        + log[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("the marker ends its line");
     let marker = String::from_utf8(log[at..end].to_vec()).unwrap();
     let dropped: u64 = marker["[sandpen: ".len()..]
         .split(' ')
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {marker:?}"));
-    // The marker's own line: a newline before it when the head ended mid-line.
-    let before = if at > 0 && log[at - 1] == b'\n' && !log[..at - 1].ends_with(b"\n") {
-        at - 1
-    } else {
-        at
-    };
-    (&log[..before], marker, &log[end + 1..], dropped)
+    (&log[..head], marker, &log[end + 1..], dropped)
 }
 
 #[test]
@@ -55,21 +58,21 @@ fn a_task_printing_hundreds_of_megabytes_keeps_a_capped_log_and_succeeds() {
     let run = run_tasks(repo.path(), &toml, &["--log-limit", "16m"]);
     let report = run.report();
     let t = task(&report, "loud");
-    eprintln!("a task of {STDOUT_BYTES} bytes on stdout: {:?} in all", run.elapsed);
+    eprintln!(
+        "a task of {STDOUT_BYTES} bytes on stdout: {:?} in all",
+        run.elapsed
+    );
     assert_eq!(t["status"], "succeeded", "{}", run.dump());
 
     let log = std::fs::read(field(t, "log")).unwrap();
     let (head, marker, tail, dropped) = split_at_marker(&log);
     assert_eq!(
         marker,
-        format!("[sandpen: {dropped} bytes of output dropped here: the log is capped at 16 MiB (--log-limit)]")
+        format!(
+            "[sandpen: {dropped} bytes of output dropped here: the log is capped at 16 MiB (--log-limit)]"
+        )
     );
-    assert!(
-        (head.len() + tail.len()) as u64 <= 16 * MIB,
-        "head {} + tail {}",
-        head.len(),
-        tail.len()
-    );
+    assert_eq!(tail.len() as u64, 8 * MIB, "the last half of the cap");
     // The head: the probe's init line, then the task's first bytes.
     let init_end = head.iter().position(|&b| b == b'\n').unwrap();
     let init: serde_json::Value = serde_json::from_slice(&head[..init_end]).unwrap();
@@ -111,7 +114,11 @@ fn a_task_printing_hundreds_of_megabytes_keeps_a_capped_log_and_succeeds() {
 fn peak_rss(repo: &Path, args: &[&str]) -> (Option<i32>, String, u64) {
     let probe = sandpen();
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-v").arg(probe.get_program()).args(args).arg("--repo").arg(repo);
+    cmd.arg("-v")
+        .arg(probe.get_program())
+        .args(args)
+        .arg("--repo")
+        .arg(repo);
     for (k, v) in probe.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
@@ -137,12 +144,19 @@ fn two_gib_without_a_newline(path: &PathBuf) {
 #[test]
 fn logs_and_ps_read_a_two_gib_log_without_a_newline_in_bounded_memory() {
     let repo = make_repo();
-    let run = run_tasks(repo.path(), "[[task]]\nid = \"t\"\nprompt_text = \"echo hi\"\n", &[]);
+    let run = run_tasks(
+        repo.path(),
+        "[[task]]\nid = \"t\"\nprompt_text = \"echo hi\"\n",
+        &[],
+    );
     let report = run.report();
     let t = task(&report, "t");
     assert_eq!(t["status"], "succeeded", "{}", run.dump());
     let run_id = report["run_id"].as_str().unwrap().to_string();
-    let (log, err_log) = (PathBuf::from(field(t, "log")), PathBuf::from(field(t, "stderr_log")));
+    let (log, err_log) = (
+        PathBuf::from(field(t, "log")),
+        PathBuf::from(field(t, "stderr_log")),
+    );
     two_gib_without_a_newline(&log);
     two_gib_without_a_newline(&err_log);
 
@@ -177,7 +191,11 @@ fn logs_and_ps_read_a_two_gib_log_without_a_newline_in_bounded_memory() {
     eprintln!("sandpen ps {run_id}: peak RSS {kib} KiB");
     assert_eq!(code, Some(0), "{err}");
     assert!(kib < RSS_BOUND_KIB, "sandpen ps peaked at {kib} KiB");
-    let view = output(sandpen().args(["ps", &run_id, "--json", "--repo"]).arg(repo.path()));
+    let view = output(
+        sandpen()
+            .args(["ps", &run_id, "--json", "--repo"])
+            .arg(repo.path()),
+    );
     let view: serde_json::Value = serde_json::from_slice(&view.stdout).unwrap();
     assert_eq!(view["tasks"][0]["turns"], 7, "{view:#}");
 }

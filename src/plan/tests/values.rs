@@ -127,8 +127,16 @@ fn the_log_limit_comes_from_task_defaults_flag_or_built_in() {
         ..Flags::default()
     };
     let plan = load_with(&[tasks], &flags).unwrap();
-    assert_eq!(plan.get("a").unwrap().log_limit_bytes, 16 * MIB as u64, "the flag wins");
-    assert_eq!(plan.get("b").unwrap().log_limit_bytes, 4096, "the task's own key wins");
+    assert_eq!(
+        plan.get("a").unwrap().log_limit_bytes,
+        16 * MIB as u64,
+        "the flag wins"
+    );
+    assert_eq!(
+        plan.get("b").unwrap().log_limit_bytes,
+        4096,
+        "the task's own key wins"
+    );
     let p = write(dir.path(), "c.md", "x");
     assert_eq!(ok(&[p]).tasks[0].log_limit_bytes, GIB as u64, "built-in 1 GiB");
 }
