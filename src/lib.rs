@@ -4,6 +4,7 @@
 //! lives in this library so that integration tests can drive the same code.
 
 pub mod agent;
+pub mod capped_log;
 pub mod cli;
 pub mod collect;
 pub mod commands;

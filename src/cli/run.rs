@@ -39,6 +39,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     pub disk: Option<String>,
 
+    /// What each task's stdout log and stderr log may keep on disk, e.g. 1g (default); past
+    /// it a log keeps its first and last halves with a line saying how much was dropped.
+    #[arg(long, value_name = "SIZE")]
+    pub log_limit: Option<String>,
+
     /// The largest uncommitted file a task's salvage commits, e.g. 10m (default); a larger one
     /// stays in the checkout and the report names it.
     #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = crate::plan::parse_size)]

@@ -1,12 +1,14 @@
 //! `sandpen logs [RUN] TASK`: a task's session as a transcript, its raw log or its stderr;
 //! `-f` follows a live task to its end.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::LogsArgs;
 use crate::exit;
 use crate::runs;
+use crate::runs::lines::{self, CutLines};
 use crate::transcript::{Transcript, render};
 use crate::workspace::{Repo, RunDir};
 
@@ -32,21 +34,24 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     if transcript && let Ok(p) = std::fs::read(layout.prompt(task)) {
         out.write(render(&t.prompt(&String::from_utf8_lossy(&p))).as_bytes());
     }
+    // Read in pieces, whatever the log holds: memory stays bounded (`runs::lines`).
     if !args.follow {
-        match std::fs::read(&path) {
-            Ok(bytes) if transcript => {
-                for line in bytes.split(|&b| b == b'\n') {
-                    t.push(line).iter().for_each(|e| out.write(render(e).as_bytes()));
-                }
-            }
-            Ok(bytes) => out.write(&bytes),
+        let shown = match transcript {
+            true => lines::each_line(&path, 0, |line, cut| {
+                show(&mut t, &mut out, line, cut);
+                out.closed
+            }),
+            false => copy_raw(&path, &mut out),
+        };
+        match shown {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => no_output_yet(&layout, task),
             Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         }
         return Ok(exit::SUCCESS);
     }
-    // Lines are whole only at their newline: a part waits for the rest.
-    let mut pending = Vec::new();
+    // Lines are whole only at their newline: a part waits for the rest (up to a bound).
+    let mut pending = CutLines::new(lines::MAX_LINE);
     runs::follow(
         &path,
         0,
@@ -59,16 +64,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
             if args.stderr {
                 return out.closed; // stderr has no result line: it ends with the task
             }
-            pending.extend_from_slice(bytes);
-            let whole = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            for line in pending[..whole].split(|&b| b == b'\n') {
-                for e in t.push(line) {
-                    if transcript {
-                        out.write(render(&e).as_bytes());
-                    }
+            pending.push(bytes, &mut |line, cut| {
+                match transcript {
+                    true => show(&mut t, &mut out, line, cut),
+                    false => drop(t.push(line)), // only to see the result line
                 }
-            }
-            pending.drain(..whole);
+                false
+            });
             t.ended() || out.closed
         },
     )
@@ -76,11 +78,33 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     .map_err(|e| anyhow::anyhow!("following {}: {e}", path.display()))?;
     if transcript {
         // A last line the task never finished.
-        t.push(&pending)
-            .iter()
-            .for_each(|e| out.write(render(e).as_bytes()));
+        pending.finish(&mut |line, cut| {
+            show(&mut t, &mut out, line, cut);
+            false
+        });
     }
     Ok(exit::SUCCESS)
+}
+
+/// One line of the log as transcript entries; a line cut short says so.
+fn show(t: &mut Transcript, out: &mut Out, line: &[u8], cut: u64) {
+    for e in t.push_cut(line, cut) {
+        out.write(render(&e).as_bytes());
+    }
+}
+
+/// The log's bytes as stored, a piece at a time, until the reader goes.
+fn copy_raw(path: &Path, out: &mut Out) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0; 64 * 1024];
+    while !out.closed {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write(&buf[..n]);
+    }
+    Ok(())
 }
 
 /// A task that has not started has no log: said on stderr, not an error.

@@ -3,7 +3,6 @@
 //! meter; everything removed at the end.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use super::price::PriceTable;
 use super::protocol::{Command, Report};
 use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
+use crate::capped_log::{CappedLog, Marker};
 use crate::engine::spec::{Limits, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream};
 use crate::monitor::LineAssembler;
@@ -32,6 +32,10 @@ const ACK_LIMIT: Duration = Duration::from_secs(10);
 const RELEASE_LIMIT: Duration = Duration::from_secs(3);
 /// Each removal at the end (as the runner's final sweep).
 const REMOVE_LIMIT: Duration = Duration::from_secs(5);
+/// What `egress.jsonl` and `gateway.log` keep per run: tasks make their lines, so a task
+/// could otherwise fill the host's disk through them (`CappedLog`: head, marker, tail).
+const AUDIT_LIMIT: u64 = 256 << 20;
+const GATEWAY_LOG_LIMIT: u64 = 64 << 20;
 
 /// What a run's gateway needs to know.
 pub struct GatewayOptions {
@@ -244,14 +248,12 @@ impl Gateway {
             prices: opts.prices.clone(),
         })
         .await?;
-        let open = |p: &PathBuf| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
+        let open = |p: &PathBuf, limit, marker| {
+            CappedLog::create(p, limit, marker)
                 .map_err(|e| GatewayError::Start(format!("opening {}: {e}", p.display())))
         };
-        let (mut audit, mut log) = (open(&opts.audit)?, open(&opts.log)?);
+        let mut audit = open(&opts.audit, AUDIT_LIMIT, Marker::JsonLine)?;
+        let mut log = open(&opts.log, GATEWAY_LOG_LIMIT, Marker::Text("a fixed cap per run"))?;
         let _ = log.write_all(&stderr);
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
         let (paused, events) = (self.paused.clone(), opts.events.clone());
@@ -291,7 +293,10 @@ impl Gateway {
                         }
                         _ => {}
                     }
-                    let _ = audit.write_all(&line).and_then(|()| audit.write_all(b"\n"));
+                    // One write per line: the cap keeps whole lines.
+                    let mut line = line;
+                    line.push(b'\n');
+                    let _ = audit.write_all(&line);
                     if let Some(task) = task_of(&report) {
                         meters
                             .lock()

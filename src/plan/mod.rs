@@ -45,6 +45,8 @@ pub struct TaskSpec {
     pub env: BTreeMap<String, String>,
     /// What the task may hold in its checkout (bytes), enforced while it runs.
     pub disk_bytes: Option<u64>,
+    /// The most each of its output logs (stdout, stderr) keeps on disk (`log_limit`).
+    pub log_limit_bytes: u64,
     /// Hosts the task may reach through the gateway beyond the run's list (`allow_hosts`).
     pub allow_hosts: Vec<String>,
     /// The most its model requests may cost, metered at the gateway (`max_cost`, USD).
@@ -64,6 +66,8 @@ pub struct Flags {
     pub timeout: Option<String>,
     /// `--disk`
     pub disk: Option<String>,
+    /// `--log-limit`
+    pub log_limit: Option<String>,
     /// `--max-cost` (USD)
     pub max_cost: Option<String>,
 }
@@ -76,6 +80,7 @@ pub struct Defaults {
     pub pids: i64,
     pub timeout: Duration,
     pub disk_bytes: u64,
+    pub log_limit_bytes: u64,
 }
 
 impl Default for Defaults {
@@ -86,6 +91,7 @@ impl Default for Defaults {
             pids: 1024,
             timeout: Duration::from_secs(45 * 60),
             disk_bytes: 10 << 30,
+            log_limit_bytes: 1 << 30,
         }
     }
 }
@@ -278,6 +284,7 @@ struct Overrides {
     pids: Option<i64>,
     timeout: Option<Duration>,
     disk_bytes: Option<u64>,
+    log_limit_bytes: Option<u64>,
     max_cost: Option<f64>,
 }
 
@@ -286,6 +293,7 @@ struct Resolved {
     limits: Limits,
     timeout: Duration,
     disk_bytes: u64,
+    log_limit_bytes: u64,
     max_cost: Option<f64>,
 }
 
@@ -298,6 +306,7 @@ impl Overrides {
             pids: self.pids.or(lower.pids),
             timeout: self.timeout.or(lower.timeout),
             disk_bytes: self.disk_bytes.or(lower.disk_bytes),
+            log_limit_bytes: self.log_limit_bytes.or(lower.log_limit_bytes),
             max_cost: self.max_cost.or(lower.max_cost),
         }
     }
@@ -311,6 +320,7 @@ impl Overrides {
             },
             timeout: self.timeout.unwrap_or(base.timeout),
             disk_bytes: self.disk_bytes.unwrap_or(base.disk_bytes),
+            log_limit_bytes: self.log_limit_bytes.unwrap_or(base.log_limit_bytes),
             max_cost: self.max_cost,
         }
     }
@@ -340,6 +350,7 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
         pids: flag("pids-limit", &flags.pids, parse_pids, errors),
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
         disk_bytes: flag("disk", &flags.disk, parse_size, errors),
+        log_limit_bytes: flag("log-limit", &flags.log_limit, parse_size, errors),
         max_cost: flag("max-cost", &flags.max_cost, units::parse_cost, errors),
     }
 }

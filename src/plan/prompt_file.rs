@@ -53,6 +53,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
         limits,
         timeout,
         disk_bytes,
+        log_limit_bytes,
         max_cost,
     } = ctx.flags.resolve(ctx.defaults);
     Some(Draft {
@@ -67,6 +68,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             depends_on: Vec::new(),
             env: BTreeMap::new(),
             disk_bytes: Some(disk_bytes),
+            log_limit_bytes,
             allow_hosts: Vec::new(),
             max_cost,
         },

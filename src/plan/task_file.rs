@@ -35,6 +35,7 @@ struct RawDefaults {
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
+    log_limit: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
@@ -52,6 +53,7 @@ struct RawTask {
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
+    log_limit: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
@@ -109,7 +111,15 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
         Some(d) => (
             overrides(
                 &src,
-                [&d.cpus, &d.memory, &d.pids, &d.timeout, &d.disk, &d.max_cost],
+                [
+                    &d.cpus,
+                    &d.memory,
+                    &d.pids,
+                    &d.timeout,
+                    &d.disk,
+                    &d.log_limit,
+                    &d.max_cost,
+                ],
                 errors,
             ),
             env(&src, d.env.as_ref(), errors),
@@ -212,6 +222,7 @@ fn load_task(
             &task.pids,
             &task.timeout,
             &task.disk,
+            &task.log_limit,
             &task.max_cost,
         ],
         errors,
@@ -225,6 +236,7 @@ fn load_task(
         limits,
         timeout,
         disk_bytes,
+        log_limit_bytes,
         max_cost,
     } = own.over(shared.overrides).resolve(ctx.defaults);
     let (id, at) = id?;
@@ -239,6 +251,7 @@ fn load_task(
             depends_on: deps.iter().map(|d| d.id.clone()).collect(),
             env: env_vars,
             disk_bytes: Some(disk_bytes),
+            log_limit_bytes,
             allow_hosts: hosts,
             max_cost,
         },
@@ -337,9 +350,9 @@ fn resolve_prompt_path(task_file: &Path, prompt: &str) -> PathBuf {
 }
 
 /// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk,
-/// max_cost.
-fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 6], errors: &mut Vec<PlanError>) -> Overrides {
-    let [cpus, memory, pids, timeout, disk, max_cost] = keys;
+/// log_limit, max_cost.
+fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 7], errors: &mut Vec<PlanError>) -> Overrides {
+    let [cpus, memory, pids, timeout, disk, log_limit, max_cost] = keys;
     fn check<T>(
         src: &Source,
         key: &str,
@@ -364,6 +377,7 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 6], errors: &mut Vec<
         pids: check(src, "pids", pids, units::pids_value, errors),
         timeout: check(src, "timeout", timeout, units::timeout_value, errors),
         disk_bytes: check(src, "disk", disk, units::disk_value, errors),
+        log_limit_bytes: check(src, "log_limit", log_limit, units::disk_value, errors),
         max_cost: check(src, "max_cost", max_cost, units::cost_value, errors),
     }
 }

@@ -139,6 +139,12 @@ pub struct TaskResult {
     pub peak_disk_bytes: Option<u64>,
     pub log: String,
     pub stderr_log: String,
+    /// Bytes of stdout and of stderr left out of the logs by their cap (`--log-limit`): 0
+    /// when the output fitted.
+    #[serde(default)]
+    pub log_dropped_bytes: u64,
+    #[serde(default)]
+    pub stderr_dropped_bytes: u64,
     /// The task's CPU and memory samples over time (`<task>.stats.jsonl`, one JSON line each).
     #[serde(default)]
     pub stats_log: Option<String>,
@@ -230,6 +236,8 @@ impl TaskResult {
             peak_disk_bytes: None,
             log: String::new(),
             stderr_log: String::new(),
+            log_dropped_bytes: 0,
+            stderr_dropped_bytes: 0,
             stats_log: None,
             checkout: String::new(),
             agent: None,

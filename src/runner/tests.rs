@@ -35,6 +35,7 @@ fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         env: Default::default(),
         disk_bytes: None,
+        log_limit_bytes: 1 << 30,
         allow_hosts: Vec::new(),
         max_cost: None,
     }

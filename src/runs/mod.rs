@@ -5,6 +5,7 @@
 
 pub mod control;
 mod follow;
+pub mod lines;
 mod status;
 
 pub use follow::follow;

@@ -251,16 +251,27 @@ fn live_view(layout: &RunDir, task: &str, state: TaskState, detail: bool) -> Tas
     view
 }
 
-/// The CLI's turns so far: its result's count once it has one, else the messages seen.
+/// What `ps` reads of a live task's log: its last part, as a log can hold gigabytes.
+const LOG_TAIL: u64 = 16 << 20;
+
+/// The CLI's turns so far: its result's count once it has one, else the messages seen. Only
+/// the log's last `LOG_TAIL` bytes are read; a longer log without a result there has no count
+/// (the messages before that part are not seen).
 fn turns_in_log(layout: &RunDir, task: &str) -> Option<u32> {
-    let log = std::fs::read(layout.log(task)).ok()?;
     let mut progress = AgentProgress::default();
-    for line in log.split(|&b| b == b'\n') {
-        if let Some(e) = parse_line(line) {
+    let whole = super::lines::last_lines(&layout.log(task), LOG_TAIL, |line, cut| {
+        if cut == 0
+            && let Some(e) = parse_line(line)
+        {
             progress.apply(&e);
         }
+        false
+    })
+    .ok()?;
+    match progress.result {
+        Some(r) => Some(r.num_turns),
+        None => whole.then_some(progress.turns),
     }
-    Some(progress.result.map_or(progress.turns, |r| r.num_turns))
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {

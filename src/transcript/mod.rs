@@ -79,6 +79,8 @@ pub enum Entry {
     Output(String),
     /// A line that starts like JSON but does not parse (cut short, or garbled).
     Partial(String),
+    /// The bytes of a line past the reader's bound (`runs::lines`): not read.
+    Cut(u64),
 }
 
 /// The state a transcript needs across lines.
@@ -110,6 +112,15 @@ impl Transcript {
     /// Whether the session's result line has been seen.
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// The entries of a line of which the reader left out the last `cut` bytes.
+    pub fn push_cut(&mut self, line: &[u8], cut: u64) -> Vec<Entry> {
+        let mut entries = self.push(line);
+        if cut > 0 {
+            entries.push(Entry::Cut(cut));
+        }
+        entries
     }
 
     /// The entries of one line of the log (without its newline).

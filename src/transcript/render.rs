@@ -79,6 +79,7 @@ pub fn render(entry: &Entry) -> String {
         }
         Entry::Output(text) => format!("| {text}\n"),
         Entry::Partial(text) => format!("(an incomplete line) {text}\n"),
+        Entry::Cut(bytes) => format!("(the line goes on for {bytes} more bytes, not shown)\n"),
     }
 }
 

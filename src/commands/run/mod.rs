@@ -115,6 +115,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
         disk: args.disk.clone(),
+        log_limit: args.log_limit.clone(),
         max_cost: args.max_cost.clone(),
     };
     let prompts = PromptPolicy::for_run(

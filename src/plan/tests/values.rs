@@ -61,6 +61,8 @@ fn bad_resource_values_name_line_and_key() {
         ("disk = \"0\"", "greater than zero"),
         ("disk = \"lots\"", "not a size"),
         ("disk = -5", "expected a size"),
+        ("log_limit = \"0\"", "greater than zero"),
+        ("log_limit = \"lots\"", "not a size"),
     ];
     for (line, want) in cases {
         let key = line.split(' ').next().unwrap();
@@ -109,6 +111,37 @@ fn the_disk_limit_comes_from_task_defaults_flag_or_built_in() {
 }
 
 #[test]
+fn the_log_limit_comes_from_task_defaults_flag_or_built_in() {
+    let dir = TempDir::new().unwrap();
+    let tasks = write(
+        dir.path(),
+        "tasks.toml",
+        "[defaults]\nlog_limit = \"64m\"\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n\
+         [[task]]\nid = \"b\"\nprompt_text = \"x\"\nlog_limit = 4096\n",
+    );
+    let plan = ok(std::slice::from_ref(&tasks));
+    assert_eq!(plan.get("a").unwrap().log_limit_bytes, 64 * MIB as u64);
+    assert_eq!(plan.get("b").unwrap().log_limit_bytes, 4096);
+    let flags = Flags {
+        log_limit: Some("16m".into()),
+        ..Flags::default()
+    };
+    let plan = load_with(&[tasks], &flags).unwrap();
+    assert_eq!(
+        plan.get("a").unwrap().log_limit_bytes,
+        16 * MIB as u64,
+        "the flag wins"
+    );
+    assert_eq!(
+        plan.get("b").unwrap().log_limit_bytes,
+        4096,
+        "the task's own key wins"
+    );
+    let p = write(dir.path(), "c.md", "x");
+    assert_eq!(ok(&[p]).tasks[0].log_limit_bytes, GIB as u64, "built-in 1 GiB");
+}
+
+#[test]
 fn bad_flags_name_the_flag() {
     let dir = TempDir::new().unwrap();
     let p = write(dir.path(), "a.md", "x");
@@ -140,6 +173,13 @@ fn bad_flags_name_the_flag() {
                 ..Flags::default()
             },
             "--timeout \"0m\"",
+        ),
+        (
+            Flags {
+                log_limit: Some("big".into()),
+                ..Flags::default()
+            },
+            "--log-limit \"big\"",
         ),
     ];
     for (flags, want) in cases {

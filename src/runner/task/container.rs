@@ -5,17 +5,20 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{self, DiskSummary, OutputSummary};
 use super::{Ctx, gate, spec};
+use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
 
+/// How a task's logs are given more room, named in their marker.
+const LOG_MARKER: Marker = Marker::Text("--log-limit");
 /// What the engine gets to stop a container beyond the grace, all calls together.
 pub const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// The budget of the calls after a container ended by itself (drain, inspect, remove).
@@ -37,6 +40,8 @@ pub struct ContainerEnd {
     pub output: OutputSummary,
     pub stats: StatsSummary,
     pub disk: DiskSummary,
+    /// Bytes of stdout and of stderr the capped logs left out (`--log-limit`).
+    pub log_dropped: (u64, u64),
     /// What went wrong with the engine or the logs, in words; a task with any is `error`.
     pub problems: Vec<String>,
     /// The engine confirmed that no process of the task runs any more (the container is
@@ -104,9 +109,10 @@ async fn watch_running<E: ContainerEngine>(
     checkout: &std::path::Path,
     end: &mut ContainerEnd,
 ) -> Instant {
+    let limit = ctx.task.log_limit_bytes;
     let files = (
-        File::create(&ctx.log),
-        File::create(&ctx.stderr_log),
+        CappedLog::create(&ctx.log, limit, LOG_MARKER),
+        CappedLog::create(&ctx.stderr_log, limit, LOG_MARKER),
         File::create(ctx.cfg.layout.stats_log(&ctx.task.id)),
     );
     let (log, stderr_log, stats_log) = match files {
@@ -174,6 +180,8 @@ async fn watch_running<E: ContainerEngine>(
     let disk_over = CancellationToken::new();
     let watchers_stop = CancellationToken::new();
     let state_file_seen = Arc::new(AtomicBool::new(false));
+    // Read once the watcher has ended, however it ended (the logs finish as they drop).
+    let dropped = (log.dropped(), stderr_log.dropped());
     let mut output = tokio::spawn(watch::output(
         attached,
         log,
@@ -253,6 +261,10 @@ async fn watch_running<E: ContainerEngine>(
     }
     // A stream the engine never ends must not outlive the task (it holds an event sender).
     output.abort();
+    end.log_dropped = (
+        dropped.0.load(Ordering::Relaxed),
+        dropped.1.load(Ordering::Relaxed),
+    );
     tracing::debug!(task = %ctx.task.id, "output drained");
     end.stats = stats.await.unwrap_or_default();
     end.disk = disk.await.unwrap_or_default();

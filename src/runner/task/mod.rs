@@ -318,6 +318,7 @@ fn apply_end<E>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
     result.mean_cpu_percent = stats.mean_cpu_percent;
     result.peak_cpu_percent = stats.peak_cpu_percent;
     result.peak_disk_bytes = end.disk.peak_bytes;
+    (result.log_dropped_bytes, result.stderr_dropped_bytes) = end.log_dropped;
     let progress: &AgentProgress = &end.output.progress;
     result.agent = agent_summary(progress);
     result.api_retries = progress.api_retries;

@@ -15,6 +15,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, phases};
+use crate::capped_log::CappedLog;
 use crate::engine::{OutputStream, StatsStream, Stream};
 use crate::monitor::{
     AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
@@ -32,13 +33,14 @@ pub struct OutputSummary {
     pub marker_phase: u32,
 }
 
-/// Appends every chunk to the task's log files as it arrives (nothing buffered in sandpen, so
-/// a crash loses nothing), and follows the CLI's stream-json on stdout. `violation` is
-/// cancelled when the CLI's init event lacks the WorkflowManager.
+/// Appends every chunk to the task's capped log files as it arrives (the head is on disk as it
+/// comes; past the cap, the tail waits in spill files: see `CappedLog`), and follows the CLI's
+/// stream-json on stdout, every line of it whatever the cap. `violation` is cancelled when the
+/// CLI's init event lacks the WorkflowManager.
 pub async fn output(
     mut output: OutputStream,
-    mut log: File,
-    mut stderr_log: File,
+    mut log: CappedLog,
+    mut stderr_log: CappedLog,
     task: String,
     events: EventSender,
     violation: CancellationToken,
@@ -110,7 +112,13 @@ pub async fn output(
     for event in pending {
         events.send_volume(event).await;
     }
-    Ok(sum)
+    // The tails, copied after the heads: off the async workers, they may be large.
+    let finished = tokio::task::spawn_blocking(move || (log.finish(), stderr_log.finish())).await;
+    match finished {
+        Ok((Ok(_), Ok(_))) => Ok(sum),
+        Ok((Err(e), _) | (_, Err(e))) => Err(format!("writing the tail of the task's log: {e}")),
+        Err(e) => Err(format!("writing the tail of the task's log: {e}")),
+    }
 }
 
 /// Follows the engine's stats stream from the container's start until `stop` (the container
