@@ -104,20 +104,19 @@ impl Repo {
                 reason: "no such directory".into(),
             });
         }
-        let top = git::git(&start, ["rev-parse", "--show-toplevel"])
+        // Its top directory, and the git directory its worktrees share (where the runs live).
+        let out = git::git(&start, ["rev-parse", "--show-toplevel", "--git-common-dir"])
             .await
             .map_err(|e| WorkspaceError::NotARepo {
                 path: start.clone(),
                 reason: reason_of(e),
             })?;
-        let root = PathBuf::from(top.trim());
-        let common = git::git(&root, ["rev-parse", "--git-common-dir"])
-            .await
-            .map_err(|e| WorkspaceError::NotARepo {
-                path: root.clone(),
-                reason: reason_of(e),
-            })?;
-        let runs = RunsHome::new(&root.join(common.trim()), &root);
+        let mut lines = out.lines();
+        let root = PathBuf::from(lines.next().unwrap_or_default().trim());
+        // Relative to `start` when git gives it relative; one spelling for every command.
+        let common = start.join(lines.next().unwrap_or_default().trim());
+        let common = std::fs::canonicalize(&common).unwrap_or(common);
+        let runs = RunsHome::new(&common, &root);
         let owner = owner::owner_of(&root)
             .map_err(|e| WorkspaceError::io(format!("reading {}", root.display()), e))?;
         let mut repo = Self {
