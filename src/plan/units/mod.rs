@@ -286,7 +286,9 @@ pub fn parse_cost(s: &str) -> Result<f64, String> {
 
 fn check_cost(v: f64) -> Result<f64, String> {
     if !(v.is_finite() && v > 0.0) {
-        return Err(format!("a budget must be more than 0 USD, got {v}"));
+        return Err(format!(
+            "a budget must be more than 0 USD, got {v}; use an amount such as 2.50"
+        ));
     }
     if v > MAX_COST_USD {
         return Err(format!(

@@ -143,14 +143,22 @@ fn pids_and_timeout_tables() {
 fn maximums_are_accepted_and_no_more() {
     assert_eq!(parse_timeout("7d"), Ok(MAX_TIMEOUT));
     assert_eq!(parse_memory("1t"), Ok(1 << 40));
-    assert!(parse_memory("1025g").unwrap_err().contains("maximum memory limit of 1.00 TiB"));
+    assert!(
+        parse_memory("1025g")
+            .unwrap_err()
+            .contains("maximum memory limit of 1.00 TiB")
+    );
     assert_eq!(parse_disk("16t"), Ok(16 << 40));
     assert!(parse_disk("17t").unwrap_err().contains("\"16t\" or less"));
     assert!(disk_value(&Value::Integer(1 << 50)).unwrap_err().contains("16t"));
     assert_eq!(parse_prompt_size("64m"), Ok(MAX_PROMPT_BYTES));
     assert!(parse_prompt_size("65m").unwrap_err().contains("\"64m\" or less"));
     assert_eq!(parse_cost("1000"), Ok(1000.0));
-    assert!(parse_cost("1000.01").unwrap_err().contains("maximum budget of 1000 USD"));
+    assert!(
+        parse_cost("1000.01")
+            .unwrap_err()
+            .contains("maximum budget of 1000 USD")
+    );
     assert_eq!(parse_turns("10000"), Ok(MAX_TURNS));
     for (input, want) in [
         ("10001", "maximum of 10000 turns"),
