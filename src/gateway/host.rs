@@ -372,7 +372,9 @@ impl Gateway {
         );
         if let Err(e) = removed.await {
             failures.push(format!(
-                "the gateway container could not be removed ({e}); `sandpen gc` removes it"
+                "the gateway container {} ({}) could not be removed ({e}); `sandpen gc` removes it",
+                self.name,
+                short(&self.container)
             ));
         }
         let removed = EngineError::limited(

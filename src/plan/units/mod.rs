@@ -230,9 +230,7 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err(format!("the timeout must be greater than zero; {TIMEOUT_HINT}"));
     }
     if d > MAX_TIMEOUT {
-        return Err(format!(
-            "more than sandpen's maximum timeout of 7 days; use \"7d\" or less"
-        ));
+        return Err("more than sandpen's maximum timeout of 7 days; use \"7d\" or less".into());
     }
     Ok(d)
 }
