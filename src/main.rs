@@ -23,7 +23,7 @@ fn main() {
     let code = match runtime.block_on(sandpen::commands::dispatch(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", sandpen::commands::render(&err));
             sandpen::commands::exit_code(&err)
         }
     };

@@ -5,72 +5,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::refused::{VALID, assert_refused};
 use common::*;
-
-fn now_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// Runs `cmd` (a `sandpen run ...`) and checks that it refused: exit 2, every `expected`
-/// fragment in its stderr, no sandpen directory in any of `dirs`, and no container event on the
-/// engine from that process. Returns how long the process took, and its stderr.
-fn assert_refused(case: &str, mut cmd: Command, dirs: &[&Path], expected: &[&str]) -> (Duration, String) {
-    let since = now_s();
-    let start = Instant::now();
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{case}: cannot start sandpen: {e}"));
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let elapsed = start.elapsed();
-    let until = now_s() + 0.5;
-    let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{case}: invalid input exits 2\nstdout:\n{}\nstderr:\n{err}",
-        stdout(&out)
-    );
-    for e in expected {
-        assert!(err.contains(e), "{case}: the message mentions {e:?}:\n{err}");
-    }
-    for d in dirs {
-        assert!(
-            !d.join(".sandpen").exists() && !sandpen_dir_of(d).is_some_and(|s| s.exists()),
-            "{case}: nothing created, but {} has sandpen's directory",
-            d.display()
-        );
-    }
-    let events = docker(&[
-        "events",
-        "--since",
-        &format!("{since:.3}"),
-        "--until",
-        &format!("{until:.3}"),
-        "--filter",
-        "type=container",
-        "--filter",
-        &owner_filter(pid),
-        "--format",
-        "{{.Action}} {{.Actor.ID}}",
-    ]);
-    assert!(events.status.success(), "docker events: {}", stderr(&events));
-    assert_eq!(
-        stdout(&events),
-        "",
-        "{case}: the engine saw container events from sandpen (pid {pid})"
-    );
-    (elapsed, err)
-}
-
-const VALID: &str = "[[task]]\nid = \"ok\"\nprompt_text = \"echo ok\"\ntimeout = \"1m\"\n";
 
 #[test]
 fn bad_task_files_are_refused_with_their_file_and_line() {
@@ -170,19 +108,6 @@ fn bad_task_files_are_refused_with_their_file_and_line() {
     }
 }
 
-/// `sandpen run --image <probe> <args...> <valid tasks.toml>` in a fresh repository.
-fn refused_with_flags(case: &str, args: &[&str], expected: &[&str]) {
-    let repo = make_repo();
-    let tasks = task_file(VALID);
-    let mut cmd = sandpen();
-    with_test_credentials(&mut cmd)
-        .current_dir(repo.path())
-        .arg("run")
-        .args(args)
-        .arg(&tasks.path);
-    assert_refused(case, cmd, &[repo.path()], expected);
-}
-
 #[test]
 fn a_repo_that_is_not_a_git_repository_is_refused() {
     let plain = tempfile::tempdir().unwrap();
@@ -200,50 +125,6 @@ fn a_repo_that_is_not_a_git_repository_is_refused() {
         cmd,
         &[plain.path(), repo.path()],
         &[&shown, "not inside a git repository"],
-    );
-}
-
-#[test]
-fn bad_flags_are_refused() {
-    let probe = image("probe");
-    refused_with_flags(
-        "--base nosuchref",
-        &["--image", &probe, "--base", "nosuchref"],
-        &["--base nosuchref", "does not name a commit"],
-    );
-    refused_with_flags(
-        "--cpus 64",
-        &["--image", &probe, "--cpus", "64"],
-        &["asks for 64 CPUs", "tasks.toml"],
-    );
-    refused_with_flags("--jobs 0", &["--image", &probe, "--jobs", "0"], &["--jobs 0"]);
-    refused_with_flags(
-        "--image that does not exist",
-        &["--image", "sandpen-no-such:image"],
-        &["--image sandpen-no-such:image", "no such image"],
-    );
-    refused_with_flags(
-        "--memory 5m",
-        &["--image", &probe, "--memory", "5m"],
-        &["--memory", "5m", "6 MiB"],
-    );
-    // More memory than the engine has: the task could never run beside another.
-    let total = stdout(&docker(&["info", "--format", "{{.MemTotal}}"]));
-    let total = indicatif::HumanBytes(total.trim().parse().expect("MemTotal")).to_string();
-    refused_with_flags(
-        "--memory 1024g",
-        &["--image", &probe, "--memory", "1024g"],
-        &[
-            "task `ok` has a memory limit of 1.00 TiB",
-            &format!("the Docker engine has only {total}"),
-            "lower `memory`",
-            "--memory",
-        ],
-    );
-    refused_with_flags(
-        "--timeout soon",
-        &["--image", &probe, "--timeout", "soon"],
-        &["--timeout", "soon"],
     );
 }
 

@@ -4,6 +4,8 @@ use clap::{Args, ValueEnum};
 
 use super::CaCerts;
 
+/// Every numeric flag takes a value that starts with `-` (`--timeout -5s` as `--timeout=-5s`),
+/// so that its parser says why a negative value is refused, whichever form was typed.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Prompt files (*.md, one task each) and/or task files (*.toml).
@@ -15,28 +17,28 @@ pub struct RunArgs {
     pub repo: Option<PathBuf>,
 
     /// Containers at once.
-    #[arg(short, long, value_name = "N", default_value_t = 4)]
+    #[arg(short, long, value_name = "N", default_value = "4", allow_hyphen_values = true, value_parser = crate::plan::parse_jobs)]
     pub jobs: usize,
 
     /// CPUs per task (Docker's --cpus).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub cpus: Option<String>,
 
     /// Memory per task (Docker's meaning: 512m is 512 MiB).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory: Option<String>,
 
     /// Maximum processes per task.
-    #[arg(long = "pids-limit", value_name = "N")]
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
 
     /// Wall-clock limit per task, e.g. 45m.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
     /// What a task may hold in its checkout, e.g. 10g (default); over it, the task is stopped
     /// as disk_exceeded (checked every 2 s, so it can overshoot by what it writes meanwhile).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub disk: Option<String>,
 
     /// What each task's stdout log and stderr log may keep on disk, e.g. 1g (default); past
@@ -59,7 +61,8 @@ pub struct RunArgs {
         value_name = "SIZE",
         env = "SANDPEN_MAX_PROMPT_SIZE",
         default_value = "1MiB",
-        value_parser = crate::plan::parse_size
+        allow_hyphen_values = true,
+        value_parser = crate::plan::parse_prompt_size
     )]
     pub max_prompt_size: u64,
 
@@ -86,7 +89,7 @@ pub struct RunArgs {
 
     /// The most each task's model requests may cost (USD, metered at the gateway); a task
     /// that reaches it ends budget_exceeded.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
     pub max_cost: Option<String>,
 
     /// A TOML price table replacing the built-in one (docs/gateway.md).
@@ -94,7 +97,7 @@ pub struct RunArgs {
     pub prices: Option<PathBuf>,
 
     /// The CLI's --max-turns.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value = "50", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
     pub max_turns: u32,
 
     /// Where tasks start (a commit-ish).

@@ -176,6 +176,10 @@ async fn finish<E: ContainerEngine>(engine: &E, dir: &Path, exits: &HashMap<Stri
                 println!("  {l}");
             }
         }
-        Err(e) => eprintln!("warning: could not complete run {}: {e:#}", dir.display()),
+        Err(e) => eprintln!(
+            "warning: could not complete run {}: {}",
+            dir.display(),
+            super::render(&e)
+        ),
     }
 }

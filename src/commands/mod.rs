@@ -78,6 +78,24 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     err.chain().find_map(known).unwrap_or(crate::exit::FAILURE)
 }
 
+/// An error and its causes on one line, each cause once: a message that already says its
+/// cause (thiserror's `"{context}: {source}"`) is not followed by it again, as anyhow's `{:#}`
+/// would.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Builds or reuses an image, showing progress on stderr.
 async fn ensure_image(engine: &Engine, req: &ImageRequest) -> Result<String, ImageError> {
     let mut display = BuildDisplay::stderr();
@@ -89,4 +107,25 @@ async fn ensure_image(engine: &Engine, req: &ImageRequest) -> Result<String, Ima
 /// Connects to the engine; every command that needs one starts here.
 async fn connect(host: Option<&str>) -> anyhow::Result<Engine> {
     Ok(Engine::connect(host).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let said = io.to_string();
+        // A variant whose message holds its source, and a context above it.
+        let err = anyhow::Error::from(crate::workspace::WorkspaceError::Io {
+            context: "creating /x".into(),
+            source: io,
+        })
+        .context("starting the run");
+        assert_eq!(render(&err), format!("starting the run: creating /x: {said}"));
+        // A cause the message does not hold is still said.
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render(&err), "outer: inner");
+    }
 }

@@ -13,7 +13,7 @@ pub enum EngineError {
     Api { context: String, reason: String },
 
     /// A call that got no answer in time: the engine is hung, overloaded or gone.
-    #[error("{context}: the engine did not answer within {}s", limit.as_secs())]
+    #[error("{context}: the engine did not answer within {}", seconds(*limit))]
     TimedOut {
         context: String,
         limit: std::time::Duration,
@@ -60,6 +60,25 @@ impl HasExitCode for EngineError {
     }
 }
 
+/// A wait as the user reads it: whole seconds, or tenths below ten ("12s", "1.5s").
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if d.subsec_millis() == 0 || s >= 10.0 {
+        format!("{}s", s.round())
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// What the engine may still hold when it stopped answering, and what removes it: the one
+/// wording of every such message (`what`: names and ids).
+pub fn left_for_gc(what: &[String]) -> String {
+    format!(
+        "left on the engine: {}; run `sandpen gc` once the engine answers",
+        what.join(", ")
+    )
+}
+
 /// bollard's errors wrap hyper's, whose Display hides the cause ("client error (Connect)").
 /// Joining the source chain gives the user the part that matters ("No such file or directory").
 pub(crate) fn describe(err: &bollard::errors::Error) -> String {
@@ -99,4 +118,22 @@ pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
         err,
         bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_read_as_given() {
+        assert_eq!(seconds(Duration::from_secs(12)), "12s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(seconds(Duration::from_millis(12_400)), "12s");
+        let e = EngineError::TimedOut {
+            context: "stopping".into(),
+            limit: Duration::from_millis(2500),
+        };
+        assert_eq!(e.to_string(), "stopping: the engine did not answer within 2.5s");
+    }
 }

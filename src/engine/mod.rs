@@ -13,7 +13,7 @@ mod system;
 
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use dialect::{Dialect, EngineKind};
-pub use error::EngineError;
+pub use error::{EngineError, left_for_gc};
 pub use images::{BuildFailure, BuildLine, ImageSummary};
 pub use networks::RunNetwork;
 pub use service::{Input, ServiceSpec};

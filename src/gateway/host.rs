@@ -21,7 +21,9 @@ use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
 use crate::capped_log::{CappedLog, Marker};
 use crate::engine::spec::{Limits, Owner};
-use crate::engine::{Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream};
+use crate::engine::{
+    Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream, left_for_gc, short,
+};
 use crate::monitor::LineAssembler;
 use crate::runner::{Event, EventSender};
 
@@ -60,9 +62,15 @@ pub fn network_name(run_id: &str) -> String {
     format!("sandpen-{run_id}")
 }
 
+/// The gateway container's name, likewise.
+pub fn container_name(run_id: &str) -> String {
+    format!("sandpen-{run_id}-gateway")
+}
+
 /// The gateway's container, started, before it knows its address.
 pub struct Launched {
     id: String,
+    name: String,
     output: OutputStream,
     input: Input,
 }
@@ -79,6 +87,8 @@ pub struct Gateway {
     engine: Engine,
     network: RunNetwork,
     container: String,
+    /// The container's name, for the user.
+    name: String,
     /// Where tasks connect, once the gateway said it listens.
     addr: std::sync::OnceLock<SocketAddr>,
     allow: Vec<String>,
@@ -135,7 +145,7 @@ impl Gateway {
         opts: &GatewayOptions,
     ) -> Result<Launched, GatewayError> {
         let spec = ServiceSpec {
-            name: format!("sandpen-{}-gateway", owner.run_id),
+            name: container_name(&owner.run_id),
             image: opts.image.clone(),
             cmd: vec![],
             labels: owner.labels("", "gateway"),
@@ -156,7 +166,12 @@ impl Gateway {
             Ok::<_, GatewayError>((output, input))
         };
         match started.await {
-            Ok((output, input)) => Ok(Launched { id, output, input }),
+            Ok((output, input)) => Ok(Launched {
+                id,
+                name: spec.name,
+                output,
+                input,
+            }),
             Err(e) => {
                 let _ = crate::engine::ContainerEngine::remove(engine, &id).await;
                 Err(e)
@@ -175,6 +190,7 @@ impl Gateway {
             engine: engine.clone(),
             network,
             container: container.id,
+            name: container.name,
             addr: Default::default(),
             allow: opts.allow.clone(),
             input: tokio::sync::Mutex::new(Some(container.input)),
@@ -361,7 +377,9 @@ impl Gateway {
         );
         if let Err(e) = removed.await {
             failures.push(format!(
-                "the gateway container could not be removed ({e}); `sandpen gc` removes it"
+                "the gateway container {} ({}) could not be removed ({e}); `sandpen gc` removes it",
+                self.name,
+                short(&self.container)
             ));
         }
         let removed = EngineError::limited(
@@ -449,11 +467,11 @@ impl TaskGateway for Gateway {
             if let Ok(mut input) = tokio::time::timeout(Duration::from_secs(1), self.input.lock()).await {
                 input.take();
             }
-            vec![format!(
-                "the gateway container and network {} were not removed (the engine did not answer); \
-                 `sandpen gc` removes them",
-                self.network.name
-            )]
+            let left = [
+                format!("the gateway container {} ({})", self.name, short(&self.container)),
+                format!("the network {}", self.network.name),
+            ];
+            vec![format!("not removed: {}", left_for_gc(&left))]
         })
     }
 }

@@ -22,7 +22,10 @@ use std::time::Duration;
 pub use error::PlanError;
 pub use policy::{DEFAULT_MAX_PROMPT_BYTES, PromptPolicy, repo_top};
 pub use read::MAX_TASK_FILE_BYTES;
-pub use units::{MIN_MEMORY_BYTES, parse_cpus, parse_memory, parse_pids, parse_size, parse_timeout};
+pub use units::{
+    MAX_PROMPT_BYTES, MAX_TIMEOUT, MAX_TURNS, MIN_MEMORY_BYTES, parse_cpus, parse_disk, parse_jobs,
+    parse_memory, parse_pids, parse_prompt_size, parse_size, parse_timeout, parse_turns,
+};
 
 /// The tasks of one run, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -349,7 +352,7 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
         memory_bytes: flag("memory", &flags.memory, parse_memory, errors),
         pids: flag("pids-limit", &flags.pids, parse_pids, errors),
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
-        disk_bytes: flag("disk", &flags.disk, parse_size, errors),
+        disk_bytes: flag("disk", &flags.disk, parse_disk, errors),
         log_limit_bytes: flag("log-limit", &flags.log_limit, parse_size, errors),
         max_cost: flag("max-cost", &flags.max_cost, units::parse_cost, errors),
     }

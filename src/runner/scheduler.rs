@@ -8,14 +8,17 @@ use super::RunConfig;
 use super::admission::{Admission, Verdict};
 use super::base;
 use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
-use super::task::Stop;
+use super::task::{Stop, container_name};
 use crate::engine::spec::LABEL_RUN;
-use crate::engine::{ContainerEngine, EngineError};
+use crate::engine::{ContainerEngine, EngineError, left_for_gc, short};
 use crate::plan::{Plan, TaskSpec};
 
 /// The final sweep's limits: listing, and each removal. Short, so a dead engine delays the end
-/// of the run by seconds, not minutes.
+/// of the run by seconds, not minutes; shorter still once a task's container went without
+/// the engine confirming it (the engine was not answering a moment ago: a last look, within
+/// the `STOP_MARGIN` of a stop).
 const SWEEP_LIST_LIMIT: Duration = Duration::from_secs(3);
+const SWEEP_LIST_WHEN_HUNG: Duration = Duration::from_secs(1);
 const SWEEP_REMOVE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Runs every task of `plan`. Returns when all tasks have an outcome; cancelled runs included.
@@ -170,7 +173,21 @@ pub async fn execute<E: ContainerEngine>(
     let (mut cleanup_failures, engine_answers) = if cfg.keep_containers {
         (Vec::new(), true)
     } else {
-        sweep(&engine, &cfg.run_id).await
+        let unconfirmed: Vec<String> = plan
+            .tasks
+            .iter()
+            .filter_map(|t| done.get(&t.id))
+            .filter(|r| r.left_for_gc)
+            .filter_map(|r| {
+                let id = r.container_id.as_deref()?;
+                Some(format!(
+                    "container {} ({})",
+                    container_name(&cfg.run_id, &r.id),
+                    short(id)
+                ))
+            })
+            .collect();
+        sweep(&engine, &cfg.run_id, &unconfirmed).await
     };
     // The gateway and the run's network: ended already when the last task was done with them
     // (this waits for that), else now.
@@ -212,22 +229,28 @@ pub async fn execute<E: ContainerEngine>(
 }
 
 /// Removes every container still labelled with the run; says what it could not, and whether
-/// the engine answered at all.
-async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str) -> (Vec<String>, bool) {
+/// the engine answered at all. `unconfirmed`: the task containers the engine never confirmed
+/// gone, named when it does not answer now either.
+async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str, unconfirmed: &[String]) -> (Vec<String>, bool) {
+    let limit = match unconfirmed.is_empty() {
+        true => SWEEP_LIST_LIMIT,
+        false => SWEEP_LIST_WHEN_HUNG,
+    };
     let listed = EngineError::limited(
         "listing the run's containers",
-        SWEEP_LIST_LIMIT,
+        limit,
         engine.list(LABEL_RUN, Some(run_id)),
     )
     .await;
     let left = match listed {
         Ok(left) => left,
-        Err(e) => {
+        Err(e) if unconfirmed.is_empty() => {
             let failure = format!(
                 "could not check the engine for containers of run {run_id} ({e}); `sandpen gc` removes any that are left"
             );
             return (vec![failure], false);
         }
+        Err(e) => return (vec![format!("{e}; {}", left_for_gc(unconfirmed))], false),
     };
     let mut failures = Vec::new();
     for c in left {

@@ -94,10 +94,8 @@ impl RunsHome {
 fn real_dir(dir: &Path, create: bool) -> io::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(io::Error::other(format!(
-            "{} is not a directory (a file or a symlink is there); move it away",
-            dir.display()
-        ))),
+        // ENOTDIR, as creating something inside it would say (`run_dir_error` says the fix).
+        Ok(_) => Err(io::Error::from_raw_os_error(20)),
         Err(e) if create && e.kind() == io::ErrorKind::NotFound => match std::fs::create_dir(dir) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => real_dir(dir, false),
             r => r,
@@ -161,7 +159,7 @@ mod tests {
         // A link in sandpen's own place (none can be made by a result; checked anyway).
         std::os::unix::fs::symlink(elsewhere.path(), repo.path().join(".git/sandpen")).unwrap();
         let err = h.create_run("20260103-100000-cccc").unwrap_err();
-        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert!(err.to_string().contains("Not a directory"), "{err}");
         assert!(!elsewhere.path().join("runs/20260103-100000-cccc").exists());
         assert!(h.runs().is_empty());
         // A run entry that is a link is not a run.

@@ -31,11 +31,21 @@ pub enum WorkspaceError {
     #[error("{} is not inside a git repository: {reason}\nfix: run sandpen inside a git repository or pass --repo DIR", path.display())]
     NotARepo { path: PathBuf, reason: String },
 
-    #[error("--base {base} does not name a commit in {}: {reason}\nfix: pass an existing branch, tag or commit (default HEAD; a new repository needs a first commit)", repo.display())]
+    #[error("--base {base} does not name a commit in {}: {reason}\nfix: pass an existing branch, tag or commit (default HEAD)", repo.display())]
     BaseNotFound {
         base: String,
         repo: PathBuf,
         reason: String,
+    },
+
+    #[error("{} has no commits yet, so there is nothing for a task to start from\nfix: make a first commit (`git commit`), then run sandpen again", repo.display())]
+    NoCommits { repo: PathBuf },
+
+    #[error("cannot make the run directory {}: {reason}\nfix: {fix}", path.display())]
+    RunDir {
+        path: PathBuf,
+        reason: String,
+        fix: String,
     },
 
     #[error("{context}: {reason}")]
@@ -57,7 +67,10 @@ impl WorkspaceError {
 impl HasExitCode for WorkspaceError {
     fn exit_code(&self) -> i32 {
         match self {
-            Self::NotARepo { .. } | Self::BaseNotFound { .. } => exit::INVALID_INPUT,
+            Self::NotARepo { .. }
+            | Self::BaseNotFound { .. }
+            | Self::NoCommits { .. }
+            | Self::RunDir { .. } => exit::INVALID_INPUT,
             _ => exit::FAILURE,
         }
     }
@@ -133,33 +146,39 @@ impl Repo {
     /// The commit `rev` names.
     pub async fn resolve(&self, rev: &str) -> Result<String, WorkspaceError> {
         let spec = format!("{rev}^{{commit}}");
-        git::git(
+        let resolved = git::git(
             &self.root,
             ["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
         )
         .await
-        .map(|s| s.trim().to_string())
-        .map_err(|e| WorkspaceError::BaseNotFound {
+        .map(|s| s.trim().to_string());
+        let Err(e) = resolved else { return resolved };
+        // `--quiet` makes git say nothing: the reason is ours to give.
+        let reason = reason_of(e);
+        let no_commits = git::git(&self.root, ["rev-list", "-n", "1", "--all"]).await;
+        if reason.trim().is_empty() && no_commits.is_ok_and(|s| s.trim().is_empty()) {
+            return Err(WorkspaceError::NoCommits {
+                repo: self.root.clone(),
+            });
+        }
+        Err(WorkspaceError::BaseNotFound {
             base: rev.into(),
             repo: self.root.clone(),
-            reason: reason_of(e),
+            reason: match reason.trim() {
+                "" => "no branch, tag or commit of that name".into(),
+                said => said.into(),
+            },
         })
     }
 
     /// The directory of a new run (`RunsHome`), created with sandpen's own `_sandpen/`.
     pub async fn run_dir(&self, run_id: &str) -> Result<RunDir, WorkspaceError> {
-        let root = self.runs.create_run(run_id).map_err(|e| {
-            WorkspaceError::io(
-                format!(
-                    "creating the run directory {}",
-                    self.runs.dir().join(run_id).display()
-                ),
-                e,
-            )
-        })?;
+        let root = self
+            .runs
+            .create_run(run_id)
+            .map_err(|e| run_dir_error(&self.runs.dir().join(run_id), e))?;
         let dir = RunDir::new(root);
-        std::fs::create_dir(dir.internal())
-            .map_err(|e| WorkspaceError::io(format!("creating {}", dir.internal().display()), e))?;
+        std::fs::create_dir(dir.internal()).map_err(|e| run_dir_error(&dir.internal(), e))?;
         Ok(dir)
     }
 
@@ -192,5 +211,25 @@ fn reason_of(e: WorkspaceError) -> String {
     match e {
         WorkspaceError::Git { reason, .. } => reason,
         other => other.to_string(),
+    }
+}
+
+/// Why a run directory cannot be made, and what to move or change: the first part of its path
+/// that is in the way, or the deepest one that exists.
+fn run_dir_error(path: &Path, e: std::io::Error) -> WorkspaceError {
+    // Not following links: a link where a directory should be is in the way too.
+    let existing = path.ancestors().skip(1).find(|a| a.symlink_metadata().is_ok());
+    let fix = match existing {
+        Some(a) if !a.symlink_metadata().is_ok_and(|m| m.is_dir()) => format!(
+            "{} is a file or a link where sandpen keeps its runs; move it away",
+            a.display()
+        ),
+        Some(a) => format!("make {} writable for you", a.display()),
+        None => "run sandpen in a repository you can write".into(),
+    };
+    WorkspaceError::RunDir {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+        fix,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod podman;
+pub mod refused;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};

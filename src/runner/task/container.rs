@@ -13,14 +13,20 @@ use tokio_util::sync::CancellationToken;
 use super::watch::{self, DiskSummary, OutputSummary};
 use super::{Ctx, gate, spec};
 use crate::capped_log::{CappedLog, Marker};
-use crate::engine::{ContainerEngine, EngineError, ExitState, short};
+use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
 
 /// How a task's logs are given more room, named in their marker.
 const LOG_MARKER: Marker = Marker::Text("--log-limit");
-/// What the engine gets to stop a container beyond the grace, all calls together.
+/// What the engine gets beyond the grace to stop a run, all calls together: a task's stop,
+/// kill, wait and removal take up to `STOP_CALLS_MARGIN` of it, the run's last look for
+/// leftovers (`scheduler::SWEEP_LIST_WHEN_HUNG`) and the report the rest, so that a first
+/// Ctrl-C ends sandpen within the grace plus this even when the engine does not answer.
 pub const STOP_MARGIN: Duration = Duration::from_secs(5);
+const STOP_CALLS_MARGIN: Duration = Duration::from_secs(2);
+/// The least time an engine call is given: a call given less fails for nothing.
+const MIN_CALL: Duration = Duration::from_secs(1);
 /// The budget of the calls after a container ended by itself (drain, inspect, remove).
 const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
 /// How long output may keep arriving after the container stopped.
@@ -88,14 +94,22 @@ pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -
     if ctx.cfg.keep_containers && end.settled {
         return end;
     }
+    let what = format!(
+        "container {} ({})",
+        spec::container_name(&ctx.cfg.run_id, &ctx.task.id),
+        short(&id)
+    );
+    // A container the engine did not confirm stopped, once the stop's time is up: the engine
+    // is not answering, and another call would only hold the run's end.
+    if !end.settled && deadline.saturating_duration_since(Instant::now()) < MIN_CALL {
+        end.problems.push(left_for_gc(&[what]));
+        return end;
+    }
     match within(deadline, "removing the container", ctx.engine.remove(&id)).await {
         Ok(()) => end.settled = true,
         Err(e) => {
             end.settled = false;
-            end.problems.push(format!(
-                "{e}; container {} may be left on the engine (`sandpen gc` removes it)",
-                short(&id)
-            ));
+            end.problems.push(format!("{e}; {}", left_for_gc(&[what])));
         }
     }
     end
@@ -288,7 +302,7 @@ async fn stop<E: ContainerEngine>(
             reason,
         });
     }
-    let deadline = Instant::now() + ctx.cfg.grace + STOP_MARGIN;
+    let deadline = Instant::now() + ctx.cfg.grace + STOP_CALLS_MARGIN;
     let stopped = tokio::select! {
         r = within(deadline, "stopping the container", ctx.engine.stop(id, ctx.cfg.grace)) => r,
         _ = ctx.stop.kill.cancelled() => within(deadline, "killing the container", ctx.engine.kill(id)).await,
@@ -298,32 +312,36 @@ async fn stop<E: ContainerEngine>(
         Ok(()) => within(deadline, "waiting for the container", ctx.engine.wait(id)).await,
         Err(e) => Err(e),
     };
-    if waited.is_err() {
-        let last = deadline.max(Instant::now() + Duration::from_secs(2));
-        let _ = within(last, "killing the container", ctx.engine.kill(id)).await;
-        waited = within(last, "waiting for the container", ctx.engine.wait(id)).await;
+    // A kill after a stop the engine refused; not after one it never answered (no time is
+    // left then, and it would not answer the kill either).
+    if waited.is_err() && deadline.saturating_duration_since(Instant::now()) >= MIN_CALL {
+        let _ = within(deadline, "killing the container", ctx.engine.kill(id)).await;
+        waited = within(deadline, "waiting for the container", ctx.engine.wait(id)).await;
     }
     match waited {
         Ok(code) => {
             end.waited_code = Some(code);
             end.settled = true;
+            deadline.max(Instant::now() + Duration::from_secs(2))
         }
-        Err(e) => end.problems.push(format!(
-            "the engine did not confirm that container {} stopped ({e})",
-            short(id)
-        )),
+        Err(e) => {
+            end.problems.push(format!(
+                "the engine did not confirm that container {} stopped ({e})",
+                short(id)
+            ));
+            deadline
+        }
     }
-    deadline.max(Instant::now() + Duration::from_secs(2))
 }
 
-/// An engine call cut off at `deadline`.
+/// An engine call cut off at `deadline`, or after `MIN_CALL` if less is left.
 async fn within<T>(
     deadline: Instant,
     what: &str,
     call: impl std::future::Future<Output = Result<T, EngineError>>,
 ) -> Result<T, EngineError> {
     let left = deadline.saturating_duration_since(Instant::now());
-    EngineError::limited(what, left, call).await
+    EngineError::limited(what, left.max(MIN_CALL), call).await
 }
 
 /// Failure injection for the tests of every exit path. Compiled in, inert unless the variable

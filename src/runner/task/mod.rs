@@ -25,6 +25,7 @@ use crate::plan::TaskSpec;
 use crate::workspace::{Checkout, Repo};
 
 pub use container::STOP_MARGIN;
+pub(crate) use spec::container_name;
 
 /// Tokens that stop a run: the first asks containers to stop (with the grace), the second
 /// kills them at once. Each task also has its own graceful token, a child of the run's, that

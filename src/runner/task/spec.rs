@@ -47,7 +47,7 @@ fn with_credentials<E: ContainerEngine>(
         .collect();
     env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
     ContainerSpec {
-        name: format!("sandpen-{}-{}", cfg.run_id, task.id),
+        name: container_name(&cfg.run_id, &task.id),
         image: cfg.image.clone(),
         cmd: command(ctx, false),
         env,
@@ -92,4 +92,9 @@ fn command<E: ContainerEngine>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
         false => "",
     };
     agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then)
+}
+
+/// A task's container's name: what the engine shows, and what sandpen names as left behind.
+pub fn container_name(run_id: &str, task: &str) -> String {
+    format!("sandpen-{run_id}-{task}")
 }

@@ -12,6 +12,20 @@ pub const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
 /// The kernel's CFS quota cannot go below 1 ms per 100 ms, so Docker refuses under 0.01 CPU.
 const MIN_NANO_CPUS: i64 = 10_000_000;
 
+// The largest values accepted (README's task-file section lists them): beyond them a value is a
+// typo, and an absurd one would reach the engine, `timeout` or a timer that cannot hold it.
+/// A week: longer is not one task but a service.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_NANO_CPUS: i64 = 1024 * 1_000_000_000;
+const MAX_MEMORY_BYTES: i64 = 1 << 40;
+/// The kernel's own ceiling on process ids (`PID_MAX_LIMIT`).
+const MAX_PIDS: i64 = 1 << 22;
+const MAX_DISK_BYTES: u64 = 16 << 40;
+pub const MAX_PROMPT_BYTES: u64 = 64 << 20;
+const MAX_COST_USD: f64 = 1000.0;
+/// The CLI's `--max-turns`.
+pub const MAX_TURNS: u32 = 10_000;
+
 const CPUS_HINT: &str = "use a positive number of CPUs such as 1.5 or 2";
 const MEMORY_HINT: &str =
     "use a number with an optional unit b, k, m or g (k = 1024), such as \"512m\" or \"4g\"";
@@ -49,9 +63,11 @@ fn nano_cpus_from_f64(value: f64) -> Result<i64, String> {
         return Err(format!("CPUs must be greater than zero; {CPUS_HINT}"));
     }
     let nano = (value * NANO).round();
-    if nano >= i64::MAX as f64 {
+    if nano > MAX_NANO_CPUS as f64 {
         return Err(format!(
-            "{value} CPUs is far more than any machine has; {CPUS_HINT}"
+            "{value} CPUs is more than sandpen's maximum of {}; use {} or fewer",
+            MAX_NANO_CPUS / 1_000_000_000,
+            MAX_NANO_CPUS / 1_000_000_000
         ));
     }
     let nano = nano as i64;
@@ -78,6 +94,33 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("the size must be greater than zero; {SIZE_HINT}"));
     }
     Ok(bytes as u64)
+}
+
+/// A task's disk limit: a size, at most `MAX_DISK_BYTES`.
+pub fn parse_disk(s: &str) -> Result<u64, String> {
+    at_most(parse_size(s)?, (MAX_DISK_BYTES, "16t"), "a disk limit")
+}
+
+/// The largest prompt accepted: a size, at most `MAX_PROMPT_BYTES`.
+pub fn parse_prompt_size(s: &str) -> Result<u64, String> {
+    at_most(parse_size(s)?, (MAX_PROMPT_BYTES, "64m"), "a prompt size")
+}
+
+/// `bytes`, unless over `max` (the maximum, and how it is written).
+fn at_most(bytes: u64, (max, written): (u64, &str), what: &str) -> Result<u64, String> {
+    if bytes > max {
+        return Err(format!(
+            "{} is more than sandpen's maximum for {what} of {}; use \"{written}\" or less",
+            bytesize(bytes),
+            bytesize(max)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `16 TiB`, `64 MiB`: sizes as the messages say them.
+fn bytesize(b: u64) -> String {
+    indicatif::HumanBytes(b).to_string()
 }
 
 /// A count of bytes, positive or zero. `what` (the subject, the noun) and `hint` make the
@@ -132,6 +175,13 @@ fn check_memory(bytes: i64) -> Result<i64, String> {
     if bytes <= 0 {
         return Err(format!("memory must be greater than zero; {MEMORY_HINT}"));
     }
+    if bytes > MAX_MEMORY_BYTES {
+        return Err(format!(
+            "{} is more than sandpen's maximum memory limit of {}; use \"1t\" or less",
+            bytesize(bytes as u64),
+            bytesize(MAX_MEMORY_BYTES as u64)
+        ));
+    }
     if bytes < MIN_MEMORY_BYTES {
         return Err(format!(
             "{bytes} bytes is below Docker's minimum memory limit of 6 MiB; \
@@ -150,9 +200,7 @@ pub fn parse_pids(s: &str) -> Result<i64, String> {
     if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("`{t}` is not a whole number; {PIDS_HINT}"));
     }
-    let n: i64 = t
-        .parse()
-        .map_err(|_| format!("`{t}` is too large; {PIDS_HINT}"))?;
+    let n: i64 = t.parse().unwrap_or(i64::MAX);
     check_pids(n)
 }
 
@@ -162,16 +210,27 @@ fn check_pids(n: i64) -> Result<i64, String> {
             "the process limit must be greater than zero; {PIDS_HINT}"
         ));
     }
+    if n > MAX_PIDS {
+        return Err(format!(
+            "more than the kernel's maximum of {MAX_PIDS} processes; use {MAX_PIDS} or fewer"
+        ));
+    }
     Ok(n)
 }
 
 /// humantime syntax: `45m`, `1h 30m`, `90s`. Zero would kill every task at once.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("a timeout cannot be negative; {TIMEOUT_HINT}"));
+    }
     let d =
         humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); {TIMEOUT_HINT}"))?;
     if d.is_zero() {
         return Err(format!("the timeout must be greater than zero; {TIMEOUT_HINT}"));
+    }
+    if d > MAX_TIMEOUT {
+        return Err("more than sandpen's maximum timeout of 7 days; use \"7d\" or less".into());
     }
     Ok(d)
 }
@@ -206,8 +265,8 @@ pub(super) fn memory_value(v: &Value) -> Result<i64, String> {
 
 pub(super) fn disk_value(v: &Value) -> Result<u64, String> {
     match v {
-        Value::String(s) => parse_size(s),
-        Value::Integer(i) if *i > 0 => Ok(*i as u64),
+        Value::String(s) => parse_disk(s),
+        Value::Integer(i) if *i > 0 => at_most(*i as u64, (MAX_DISK_BYTES, "16t"), "a disk limit"),
         other => Err(format!(
             "expected a size such as \"10g\" or \"500m\", got {other}"
         )),
@@ -224,10 +283,56 @@ pub fn parse_cost(s: &str) -> Result<f64, String> {
 }
 
 fn check_cost(v: f64) -> Result<f64, String> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("a budget must be more than 0 USD, got {v}"))
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!(
+            "a budget must be more than 0 USD, got {v}; use an amount such as 2.50"
+        ));
+    }
+    if v > MAX_COST_USD {
+        return Err(format!(
+            "{v} USD is more than sandpen's maximum budget of {MAX_COST_USD} USD per task; use {MAX_COST_USD} or less"
+        ));
+    }
+    Ok(v)
+}
+
+/// The CLI's `--max-turns`: a whole number from 1 to `MAX_TURNS`.
+pub fn parse_turns(s: &str) -> Result<u32, String> {
+    let n = whole(
+        s,
+        MAX_TURNS as u64,
+        "turns",
+        "use a whole number of turns such as 50",
+    )?;
+    Ok(n as u32)
+}
+
+/// `--jobs`: how many containers at once, 1 or more.
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    let n = whole(
+        s,
+        u32::MAX as u64,
+        "containers at once",
+        "use 1 or more, such as 4",
+    )?;
+    Ok(n as usize)
+}
+
+/// A whole number from 1 to `max` of `noun`; `hint` says how to write one.
+fn whole(s: &str, max: u64, noun: &str, hint: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("the number of {noun} cannot be negative; {hint}"));
+    }
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{t}` is not a whole number; {hint}"));
+    }
+    match t.parse::<u64>().unwrap_or(u64::MAX) {
+        0 => Err(format!("the number of {noun} must be at least 1; {hint}")),
+        n if n > max => Err(format!(
+            "more than sandpen's maximum of {max} {noun}; use {max} or fewer"
+        )),
+        n => Ok(n),
     }
 }
 
@@ -288,177 +393,4 @@ pub(super) fn check_env_key(key: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIB: i64 = 1024 * 1024;
-
-    #[test]
-    fn memory_table() {
-        let ok: &[(&str, i64)] = &[
-            ("512m", 536_870_912),
-            ("512M", 536_870_912),
-            ("512mb", 536_870_912),
-            ("512MiB", 536_870_912),
-            ("512 m", 536_870_912),
-            ("1g", 1024 * MIB),
-            ("4g", 4096 * MIB),
-            ("4GB", 4096 * MIB),
-            ("1.5g", 1_610_612_736),
-            ("6m", 6 * MIB),
-            ("6144k", 6 * MIB),
-            ("6291456", 6 * MIB),
-            ("6291456b", 6 * MIB),
-            ("1t", 1024 * 1024 * MIB),
-            (" 2g ", 2048 * MIB),
-        ];
-        for (input, want) in ok {
-            assert_eq!(parse_memory(input), Ok(*want), "{input}");
-        }
-        let bad: &[(&str, &str)] = &[
-            ("5m", "minimum"),
-            ("100", "minimum"),
-            ("6291455", "minimum"),
-            ("0", "greater than zero"),
-            ("0g", "greater than zero"),
-            ("-1g", "positive"),
-            ("abc", "not a memory size"),
-            ("", "empty"),
-            ("1x", "not a memory size"),
-            ("g", "not a memory size"),
-            ("1.g", "not a memory size"),
-            (".5g", "not a memory size"),
-            ("1.2.3g", "not a memory size"),
-            ("1gg", "not a memory size"),
-            ("99999999999999999999", "too large"),
-            ("9999999999p", "too large"),
-        ];
-        for (input, want) in bad {
-            let err = parse_memory(input).expect_err(input);
-            assert!(err.contains(want), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn size_table() {
-        for (input, want) in [
-            ("512k", 512 * 1024),
-            ("2m", 2 * MIB as u64),
-            ("4MiB", 4 * MIB as u64),
-            ("1MiB", MIB as u64),
-            ("100", 100),
-            ("1", 1),
-        ] {
-            assert_eq!(parse_size(input), Ok(want), "{input}");
-        }
-        for (input, want) in [
-            ("0", "greater than zero"),
-            ("-1k", "positive"),
-            ("lots", "is not a size"),
-            ("", "empty"),
-            ("9999999999p", "too large"),
-        ] {
-            let err = parse_size(input).expect_err(input);
-            assert!(err.contains(want), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn cpus_table() {
-        let ok: &[(&str, i64)] = &[
-            ("1.5", 1_500_000_000),
-            ("2", 2_000_000_000),
-            ("0.5", 500_000_000),
-            (".5", 500_000_000),
-            ("0.01", 10_000_000),
-            ("0.3333333333", 333_333_333),
-            (" 4 ", 4_000_000_000),
-        ];
-        for (input, want) in ok {
-            assert_eq!(parse_cpus(input), Ok(*want), "{input}");
-        }
-        let bad: &[(&str, &str)] = &[
-            ("0", "greater than zero"),
-            ("0.0", "greater than zero"),
-            ("-1", "positive"),
-            ("NaN", "not a number"),
-            ("inf", "not a number"),
-            ("1e3", "not a number"),
-            ("abc", "not a number"),
-            ("1.2.3", "not a number"),
-            (".", "not a number"),
-            ("", "empty"),
-            ("0.001", "minimum"),
-            ("99999999999999999999", "far more"),
-        ];
-        for (input, want) in bad {
-            let err = parse_cpus(input).expect_err(input);
-            assert!(err.contains(want), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn pids_and_timeout_tables() {
-        assert_eq!(parse_pids("1024"), Ok(1024));
-        for (input, want) in [
-            ("0", "greater than zero"),
-            ("-1", "positive"),
-            ("1.5", "whole number"),
-            ("x", "whole number"),
-            ("", "whole number"),
-            ("99999999999999999999", "too large"),
-        ] {
-            let err = parse_pids(input).expect_err(input);
-            assert!(err.contains(want), "{input}: {err}");
-        }
-        assert_eq!(parse_timeout("45m"), Ok(Duration::from_secs(45 * 60)));
-        assert_eq!(parse_timeout("1h 30m"), Ok(Duration::from_secs(90 * 60)));
-        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
-        for (input, want) in [
-            ("0s", "greater than zero"),
-            ("0", "greater than zero"),
-            ("soon", "not a duration"),
-            ("", "not a duration"),
-        ] {
-            let err = parse_timeout(input).expect_err(input);
-            assert!(err.contains(want), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn toml_values() {
-        assert_eq!(cpus_value(&Value::Integer(2)), Ok(2_000_000_000));
-        assert_eq!(cpus_value(&Value::Float(1.5)), Ok(1_500_000_000));
-        assert!(cpus_value(&Value::Float(f64::NAN)).is_err());
-        assert!(cpus_value(&Value::Integer(-2)).is_err());
-        assert!(cpus_value(&Value::Boolean(true)).is_err());
-        assert_eq!(memory_value(&Value::Integer(6 * MIB)), Ok(6 * MIB));
-        assert!(memory_value(&Value::Integer(100)).unwrap_err().contains("6 MiB"));
-        assert!(memory_value(&Value::Float(1.5)).is_err());
-        assert_eq!(pids_value(&Value::Integer(7)), Ok(7));
-        assert!(pids_value(&Value::Integer(0)).is_err());
-        assert!(pids_value(&Value::Float(1.0)).is_err());
-        assert!(
-            timeout_value(&Value::Integer(90))
-                .unwrap_err()
-                .contains("\"90s\"")
-        );
-    }
-
-    #[test]
-    fn env_keys() {
-        assert!(check_env_key("FEATURE_FLAG").is_ok());
-        assert!(check_env_key("_x1").is_ok());
-        for bad in ["", "1A", "A-B", "A B", "Ä"] {
-            assert!(check_env_key(bad).unwrap_err().contains("[A-Za-z_]"), "{bad}");
-        }
-        for reserved in [
-            "SANDPEN_X",
-            "ANTHROPIC_API_KEY",
-            "IS_SANDBOX",
-            "ORCHESTRATOR_TASK_ID",
-        ] {
-            assert!(check_env_key(reserved).unwrap_err().contains("set by sandpen"));
-        }
-    }
-}
+mod tests;
