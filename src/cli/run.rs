@@ -48,12 +48,12 @@ pub struct RunArgs {
 
     /// The largest uncommitted file a task's salvage commits, e.g. 10m (default); a larger one
     /// stays in the checkout and the report names it.
-    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = crate::plan::parse_size)]
-    pub salvage_max_file: u64,
+    #[arg(long, value_name = "SIZE")]
+    pub salvage_max_file: Option<String>,
 
     /// The most a task's salvage commits in all, e.g. 100m (default; the smallest files first).
-    #[arg(long, value_name = "SIZE", default_value = "100MiB", value_parser = crate::plan::parse_size)]
-    pub salvage_max_total: u64,
+    #[arg(long, value_name = "SIZE")]
+    pub salvage_max_total: Option<String>,
 
     /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
     #[arg(

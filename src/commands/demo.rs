@@ -93,7 +93,6 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         report: args.report.clone(),
         junit: args.junit.clone(),
         html: args.html.clone(),
-        salvage: Default::default(),
     };
     let code = super::run::execute(prepared, opts).await;
     server.stop().await;

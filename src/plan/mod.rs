@@ -50,12 +50,15 @@ pub struct TaskSpec {
     pub disk_bytes: Option<u64>,
     /// The most each of its output logs (stdout, stderr) keeps on disk (`log_limit`).
     pub log_limit_bytes: u64,
+    /// What its salvage may commit (`salvage_max_file`, `salvage_max_total`).
+    pub salvage: SalvageLimits,
     /// Hosts the task may reach through the gateway beyond the run's list (`allow_hosts`).
     pub allow_hosts: Vec<String>,
     /// The most its model requests may cost, metered at the gateway (`max_cost`, USD).
     pub max_cost: Option<f64>,
 }
 
+pub use crate::collect::SalvageLimits;
 /// A task's hard limits: the engine's own type, so the plan hands them over unchanged.
 pub use crate::engine::spec::Limits;
 
@@ -71,6 +74,10 @@ pub struct Flags {
     pub disk: Option<String>,
     /// `--log-limit`
     pub log_limit: Option<String>,
+    /// `--salvage-max-file`
+    pub salvage_max_file: Option<String>,
+    /// `--salvage-max-total`
+    pub salvage_max_total: Option<String>,
     /// `--max-cost` (USD)
     pub max_cost: Option<String>,
 }
@@ -84,6 +91,7 @@ pub struct Defaults {
     pub timeout: Duration,
     pub disk_bytes: u64,
     pub log_limit_bytes: u64,
+    pub salvage: SalvageLimits,
 }
 
 impl Default for Defaults {
@@ -95,6 +103,7 @@ impl Default for Defaults {
             timeout: Duration::from_secs(45 * 60),
             disk_bytes: 10 << 30,
             log_limit_bytes: 1 << 30,
+            salvage: SalvageLimits::default(),
         }
     }
 }
@@ -288,6 +297,8 @@ struct Overrides {
     timeout: Option<Duration>,
     disk_bytes: Option<u64>,
     log_limit_bytes: Option<u64>,
+    salvage_file: Option<u64>,
+    salvage_total: Option<u64>,
     max_cost: Option<f64>,
 }
 
@@ -297,6 +308,7 @@ struct Resolved {
     timeout: Duration,
     disk_bytes: u64,
     log_limit_bytes: u64,
+    salvage: SalvageLimits,
     max_cost: Option<f64>,
 }
 
@@ -310,6 +322,8 @@ impl Overrides {
             timeout: self.timeout.or(lower.timeout),
             disk_bytes: self.disk_bytes.or(lower.disk_bytes),
             log_limit_bytes: self.log_limit_bytes.or(lower.log_limit_bytes),
+            salvage_file: self.salvage_file.or(lower.salvage_file),
+            salvage_total: self.salvage_total.or(lower.salvage_total),
             max_cost: self.max_cost.or(lower.max_cost),
         }
     }
@@ -324,6 +338,10 @@ impl Overrides {
             timeout: self.timeout.unwrap_or(base.timeout),
             disk_bytes: self.disk_bytes.unwrap_or(base.disk_bytes),
             log_limit_bytes: self.log_limit_bytes.unwrap_or(base.log_limit_bytes),
+            salvage: SalvageLimits {
+                file_bytes: self.salvage_file.unwrap_or(base.salvage.file_bytes),
+                total_bytes: self.salvage_total.unwrap_or(base.salvage.total_bytes),
+            },
             max_cost: self.max_cost,
         }
     }
@@ -354,6 +372,8 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
         disk_bytes: flag("disk", &flags.disk, parse_disk, errors),
         log_limit_bytes: flag("log-limit", &flags.log_limit, parse_size, errors),
+        salvage_file: flag("salvage-max-file", &flags.salvage_max_file, parse_size, errors),
+        salvage_total: flag("salvage-max-total", &flags.salvage_max_total, parse_size, errors),
         max_cost: flag("max-cost", &flags.max_cost, units::parse_cost, errors),
     }
 }

@@ -54,6 +54,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
         timeout,
         disk_bytes,
         log_limit_bytes,
+        salvage,
         max_cost,
     } = ctx.flags.resolve(ctx.defaults);
     Some(Draft {
@@ -69,6 +70,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             env: BTreeMap::new(),
             disk_bytes: Some(disk_bytes),
             log_limit_bytes,
+            salvage,
             allow_hosts: Vec::new(),
             max_cost,
         },

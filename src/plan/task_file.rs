@@ -36,6 +36,8 @@ struct RawDefaults {
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
     log_limit: Option<Spanned<Value>>,
+    salvage_max_file: Option<Spanned<Value>>,
+    salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
@@ -54,6 +56,8 @@ struct RawTask {
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
     log_limit: Option<Spanned<Value>>,
+    salvage_max_file: Option<Spanned<Value>>,
+    salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
     env: Option<Env>,
@@ -118,6 +122,8 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
                     &d.timeout,
                     &d.disk,
                     &d.log_limit,
+                    &d.salvage_max_file,
+                    &d.salvage_max_total,
                     &d.max_cost,
                 ],
                 errors,
@@ -223,6 +229,8 @@ fn load_task(
             &task.timeout,
             &task.disk,
             &task.log_limit,
+            &task.salvage_max_file,
+            &task.salvage_max_total,
             &task.max_cost,
         ],
         errors,
@@ -237,6 +245,7 @@ fn load_task(
         timeout,
         disk_bytes,
         log_limit_bytes,
+        salvage,
         max_cost,
     } = own.over(shared.overrides).resolve(ctx.defaults);
     let (id, at) = id?;
@@ -252,6 +261,7 @@ fn load_task(
             env: env_vars,
             disk_bytes: Some(disk_bytes),
             log_limit_bytes,
+            salvage,
             allow_hosts: hosts,
             max_cost,
         },
@@ -350,9 +360,19 @@ fn resolve_prompt_path(task_file: &Path, prompt: &str) -> PathBuf {
 }
 
 /// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk,
-/// log_limit, max_cost.
-fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 7], errors: &mut Vec<PlanError>) -> Overrides {
-    let [cpus, memory, pids, timeout, disk, log_limit, max_cost] = keys;
+/// log_limit, salvage_max_file, salvage_max_total, max_cost.
+fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 9], errors: &mut Vec<PlanError>) -> Overrides {
+    let [
+        cpus,
+        memory,
+        pids,
+        timeout,
+        disk,
+        log_limit,
+        salvage_file,
+        salvage_total,
+        max_cost,
+    ] = keys;
     fn check<T>(
         src: &Source,
         key: &str,
@@ -378,6 +398,8 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 7], errors: &mut Vec<
         timeout: check(src, "timeout", timeout, units::timeout_value, errors),
         disk_bytes: check(src, "disk", disk, units::disk_value, errors),
         log_limit_bytes: check(src, "log_limit", log_limit, units::disk_value, errors),
+        salvage_file: check(src, "salvage_max_file", salvage_file, units::disk_value, errors),
+        salvage_total: check(src, "salvage_max_total", salvage_total, units::disk_value, errors),
         max_cost: check(src, "max_cost", max_cost, units::cost_value, errors),
     }
 }

@@ -21,9 +21,6 @@ pub struct Manifest {
     /// services, whose work `gc` can only take from what came back, never from a sandbox).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
-    /// What a task's salvage may commit (the defaults in manifests of older sandpens).
-    #[serde(default)]
-    pub salvage: crate::collect::SalvageLimits,
     pub tasks: Vec<ManifestTask>,
 }
 
@@ -31,6 +28,9 @@ pub struct Manifest {
 pub struct ManifestTask {
     pub id: String,
     pub limits: Limits,
+    /// What its salvage may commit (the defaults in manifests of older sandpens).
+    #[serde(default)]
+    pub salvage: crate::collect::SalvageLimits,
 }
 
 impl Manifest {

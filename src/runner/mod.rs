@@ -60,8 +60,6 @@ pub struct RunConfig {
     /// In gateway mode: the run's gateway (tasks join its network, get a token instead of
     /// `credentials`, and are metered).
     pub gateway: Option<GatewayHandle>,
-    /// What a task's salvage may commit.
-    pub salvage: crate::collect::SalvageLimits,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

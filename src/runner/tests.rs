@@ -36,6 +36,7 @@ fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
         env: Default::default(),
         disk_bytes: None,
         log_limit_bytes: 1 << 30,
+        salvage: Default::default(),
         allow_hosts: Vec::new(),
         max_cost: None,
     }
@@ -96,7 +97,6 @@ async fn run_on(
         grace: Duration::from_secs(1),
         credentials: vec![],
         gateway: None,
-        salvage: Default::default(),
     };
     execute(engine, Plan { tasks }, cfg, tx, stop).await
 }

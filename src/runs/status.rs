@@ -313,6 +313,7 @@ mod tests {
         let task = |id: &str| ManifestTask {
             id: id.into(),
             limits,
+            salvage: Default::default(),
         };
         Manifest {
             run_id: "20260101-100000-abcd".into(),
@@ -322,7 +323,6 @@ mod tests {
             user: (1000, 1000),
             limits_enforced: true,
             backend: None,
-            salvage: Default::default(),
             tasks: vec![task("done"), task("busy"), task("waiting")],
         }
         .write(&layout.manifest())

@@ -5,7 +5,6 @@ use secrecy::SecretString;
 
 use crate::agent;
 use crate::cli::{DepsFromArg, RunArgs};
-use crate::collect::SalvageLimits;
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
@@ -52,8 +51,6 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
     /// Where to write the run as an HTML page.
     pub html: Option<PathBuf>,
-    /// What a task's salvage may commit.
-    pub salvage: SalvageLimits,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -73,10 +70,6 @@ impl From<&RunArgs> for RunOptions {
             report: a.report.clone(),
             junit: a.junit.clone(),
             html: a.html.clone(),
-            salvage: SalvageLimits {
-                file_bytes: a.salvage_max_file,
-                total_bytes: a.salvage_max_total,
-            },
         }
     }
 }
@@ -116,6 +109,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         timeout: args.timeout.clone(),
         disk: args.disk.clone(),
         log_limit: args.log_limit.clone(),
+        salvage_max_file: args.salvage_max_file.clone(),
+        salvage_max_total: args.salvage_max_total.clone(),
         max_cost: args.max_cost.clone(),
     };
     let prompts = PromptPolicy::for_run(
@@ -279,7 +274,6 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         user: p.repo.task_user(),
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
-        salvage: opts.salvage,
         tasks: p
             .plan
             .tasks
@@ -287,6 +281,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
             .map(|t| ManifestTask {
                 id: t.id.clone(),
                 limits: t.limits,
+                salvage: t.salvage,
             })
             .collect(),
     }
@@ -346,7 +341,6 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
-        salvage: opts.salvage,
     };
 
     let mut report_paths = vec![layout.report()];

@@ -310,3 +310,39 @@ fn the_default_memory_limit_fits_a_small_engine_and_a_given_one_does_not_move() 
             .contains("`given`")
     );
 }
+
+#[test]
+fn the_salvage_bounds_come_from_task_defaults_flag_or_built_in() {
+    let dir = TempDir::new().unwrap();
+    let tasks = write(
+        dir.path(),
+        "tasks.toml",
+        "[defaults]\nsalvage_max_file = \"1m\"\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n\
+         [[task]]\nid = \"b\"\nprompt_text = \"x\"\nsalvage_max_total = \"2m\"\n",
+    );
+    let plan = ok(std::slice::from_ref(&tasks));
+    let (a, b) = (plan.get("a").unwrap().salvage, plan.get("b").unwrap().salvage);
+    assert_eq!((a.file_bytes, a.total_bytes), (MIB as u64, 100 * MIB as u64));
+    assert_eq!((b.file_bytes, b.total_bytes), (MIB as u64, 2 * MIB as u64));
+    let flags = Flags {
+        salvage_max_total: Some("5m".into()),
+        ..Flags::default()
+    };
+    let plan = load_with(&[tasks], &flags).unwrap();
+    assert_eq!(
+        plan.get("a").unwrap().salvage.total_bytes,
+        5 * MIB as u64,
+        "the flag wins"
+    );
+    assert_eq!(
+        plan.get("b").unwrap().salvage.total_bytes,
+        2 * MIB as u64,
+        "the task's own key wins"
+    );
+    let p = write(dir.path(), "c.md", "x");
+    assert_eq!(
+        ok(&[p]).tasks[0].salvage.file_bytes,
+        10 * MIB as u64,
+        "built-in 10 MiB"
+    );
+}

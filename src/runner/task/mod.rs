@@ -162,7 +162,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         user,
         handed: checkout.handed_to().is_some(),
         limits: ctx.task.limits,
-        salvage: cfg.salvage,
+        salvage: ctx.task.salvage,
         ended_by_itself: false,
     };
     // Without it the sandbox collects, as it does for a task that was stopped.
