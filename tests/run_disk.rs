@@ -66,8 +66,9 @@ impl Sampler {
     }
 }
 
-/// Runs one task writing 4000 MiB with `dd` to `target` under `disk = "100m"`; checks that it
-/// ended `disk_exceeded` with its peak within the limit plus `OVERSHOOT`. Returns the run's
+/// Runs one task writing 4000 MiB with `dd` to `target` under `disk = "100m"`, deaf to SIGTERM
+/// (a stop with a grace would let it write on); checks that it ended `disk_exceeded` with its
+/// peak within the limit plus `OVERSHOOT`. Returns the run's
 /// directory and the report entry.
 fn fast_writer(repo: &Path, target: &str) -> (PathBuf, serde_json::Value) {
     let toml = format!(
@@ -77,6 +78,7 @@ id = "writer"
 timeout = "2m"
 disk = "100m"
 prompt_text = """
+trap '' TERM
 echo small > small.txt && git add small.txt && git commit -qm small
 dd if=/dev/zero of={target} bs=1M count=4000 2>&1 | tail -1
 sleep 100
