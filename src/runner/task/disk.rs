@@ -48,11 +48,15 @@ pub async fn watch(
     stop: CancellationToken,
 ) -> DiskSummary {
     let sum = Arc::new(Tally::default());
-    let (t, s, e, st) = (trees.clone(), sum.clone(), exceeded, stop.clone());
+    // Ends the blocking loop at `stop`, or when this watcher is dropped (a runtime shutting
+    // down waits for its blocking threads).
+    let quit = stop.child_token();
+    let _quit_on_drop = quit.clone().drop_guard();
+    let (t, s, e) = (trees.clone(), sum.clone(), exceeded);
     // One blocking thread for the task's life: the walks and the polls block, and a stuck
     // filesystem must not hold an async worker. Abandoned at `stop`; it ends within a poll
     // (or at the end of the walk it is in).
-    let watching = tokio::task::spawn_blocking(move || watch_blocking(&t, limit, &e, &st, &s));
+    let watching = tokio::task::spawn_blocking(move || watch_blocking(&t, limit, &e, &quit, &s));
     tokio::select! {
         _ = watching => stop.cancelled().await,
         _ = stop.cancelled() => {}
@@ -238,6 +242,7 @@ mod tests {
         assert!(!exceeded.is_cancelled());
         // Quiet: a walk at the start, one per backstop, one at the end.
         assert!((3..=5).contains(&sum.walks), "{sum:?}");
-        assert!(share < 0.1, "{sum:?}");
+        // 3.6% here (debug build); loose, for a machine busy with other work.
+        assert!(share < 0.25, "{sum:?}");
     }
 }
