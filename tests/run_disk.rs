@@ -68,8 +68,7 @@ impl Sampler {
 
 /// Runs one task writing 4000 MiB with `dd` to `target` under `disk = "100m"`, deaf to SIGTERM
 /// (a stop with a grace would let it write on); checks that it ended `disk_exceeded` with its
-/// peak within the limit plus `OVERSHOOT`. Returns the run's
-/// directory and the report entry.
+/// peak within the limit plus `OVERSHOOT`. Returns the run's directory and the report entry.
 fn fast_writer(repo: &Path, target: &str) -> (PathBuf, serde_json::Value) {
     let toml = format!(
         r#"
@@ -109,7 +108,8 @@ sleep 100
     assert!(peak > limit, "it was over its limit when stopped: {t:#}");
     assert!(
         peak <= limit + OVERSHOOT,
-        "peak {peak} past {limit} + 256 MiB: {t:#}"
+        "peak {peak} past {limit} + 256 MiB: {t:#}\n{}",
+        run.dump()
     );
     assert!(seen <= limit + OVERSHOOT, "the test saw {seen} on disk: {t:#}");
     assert!(

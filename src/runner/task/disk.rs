@@ -110,7 +110,9 @@ fn watch_blocking(
         let fs_before = fs_used(trees);
         let began = Instant::now();
         let (bytes, took) = sum.walk(trees);
+        tracing::trace!(bytes, ?took, "walked");
         if limit.is_some_and(|l| bytes > l) {
+            tracing::debug!(bytes, ?took, "over the disk limit");
             exceeded.cancel();
             return;
         }
