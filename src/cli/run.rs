@@ -36,8 +36,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
-    /// What a task may hold in its checkout, e.g. 10g (default); over it, the task is stopped
-    /// as disk_exceeded (checked every 2 s, so it can overshoot by what it writes meanwhile).
+    /// What a task may hold in its checkout and out directory together, e.g. 10g (default);
+    /// over it, the task is killed at once as disk_exceeded (watched continuously: a fast
+    /// writer overshoots by what it writes in a fraction of a second).
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub disk: Option<String>,
 

@@ -1,7 +1,7 @@
 //! `sandpen prune`: removes the checkouts of finished runs whose result is safely in the
-//! repository (`prune::checkouts` judges them), names the others and why they stay, and with
-//! `--logs` removes a run's directory once none of its checkouts is left. A live run, or one
-//! the engine still has containers of, is never touched.
+//! repository (`prune::checkouts` judges them), with their out directories, names the others
+//! and why they stay, and with `--logs` removes a run's directory once none of its checkouts
+//! is left. A live run, or one the engine still has containers of, is never touched.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -130,7 +130,7 @@ fn prune_run(root: &Path, layout: &RunDir, refs: &Refs, args: &PruneArgs, tally:
                 tally.kept += 1;
                 left += 1;
             }
-            Verdict::Remove => match remove(&c.path, args.dry_run) {
+            Verdict::Remove => match remove_task(layout, &c, args.dry_run) {
                 Ok(bytes) => {
                     let verb = if args.dry_run { "would remove" } else { "removed" };
                     println!(
@@ -174,6 +174,18 @@ fn prune_run(root: &Path, layout: &RunDir, refs: &Refs, args: &PruneArgs, tally:
             eprintln!("error: removing {}: {e}", shown(&layout.root));
             tally.failed = true;
         }
+    }
+}
+
+/// The task's checkout and its out directory (sandpen's channel with the task's container,
+/// never the user's work, and of no use once the result came back): the disk they take,
+/// removed unless dry.
+fn remove_task(layout: &RunDir, c: &prune::Checkout, dry_run: bool) -> std::io::Result<u64> {
+    let bytes = remove(&c.path, dry_run)?;
+    let out = layout.collect_out(&c.task);
+    match std::fs::symlink_metadata(&out) {
+        Ok(_) => Ok(bytes + remove(&out, dry_run)?),
+        Err(_) => Ok(bytes),
     }
 }
 

@@ -11,6 +11,9 @@
 //! sets `OOMKilled`. On v1 the kernel signals an eventfd registered on `memory.oom_control`
 //! the moment it kills (as containerd and conmon listen), so a kill is seen while the cgroup
 //! still exists; v2's `memory.events` counts kills and is read with every reading.
+//!
+//! And it kills: the processes in it get SIGKILL from sandpen at once (`kill_all`), before
+//! the engine, busy, gets to it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +30,8 @@ use super::StatsStream;
 const EARLY_EVERY: Duration = Duration::from_millis(200);
 const EARLY_FOR: Duration = Duration::from_secs(2);
 const EVERY: Duration = Duration::from_secs(1);
+/// Passes over the cgroup's processes when killing them (each catches what forked meanwhile).
+const KILL_ROUNDS: usize = 3;
 
 /// Where one container's figures are, by cgroup version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +81,28 @@ impl Cgroup {
         unified
             .contains(container_id)
             .then(|| Self::V2(root.join(unified.trim_start_matches('/'))))
+    }
+
+    /// SIGKILLs every process in the cgroup at once, without the engine (whose kill waits its
+    /// turn behind all else it does: seconds on a busy machine), in a few rounds for processes
+    /// forked meanwhile. The signals sent (a process still dying is signalled again).
+    pub fn kill_all(&self, container_id: &str) -> usize {
+        let procs = match self {
+            Self::V1 { pids, .. } => pids.join("cgroup.procs"),
+            Self::V2(dir) => dir.join("cgroup.procs"),
+        };
+        let mut killed = 0;
+        for _ in 0..KILL_ROUNDS {
+            let Ok(list) = std::fs::read_to_string(&procs) else {
+                break;
+            };
+            let pids: Vec<i32> = list.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.is_empty() {
+                break;
+            }
+            killed += pids.into_iter().filter(|&p| kill_in(p, container_id)).count();
+        }
+        killed
     }
 
     /// One reading, as the Engine API would give it; `None` once the cgroup is gone (the
@@ -216,6 +243,18 @@ impl OomEvents {
 }
 
 /// The first number in a cgroup file ("max" and unreadable files are `None`).
+/// SIGKILLs process `pid` if it is in the container's cgroup. The process is held by a pidfd
+/// before its cgroup is checked, and the signal goes through that pidfd: to the process that
+/// was checked, or (if it ended and its pid was reused) to none.
+fn kill_in(pid: i32, container_id: &str) -> bool {
+    use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+    let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) else {
+        return false;
+    };
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| t.contains(container_id));
+    ours && pidfd_send_signal(&fd, Signal::KILL).is_ok()
+}
+
 fn number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path)
         .ok()?

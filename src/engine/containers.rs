@@ -267,6 +267,11 @@ impl ContainerEngine for Engine {
         futures_util::stream::once(async move {
             match engine.local_cgroup(&id).await {
                 Some(cg) => {
+                    engine
+                        .cgroups
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone(), cg.clone());
                     let seen = engine.oom_seen.clone();
                     cg.stream(move || {
                         seen.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
@@ -319,7 +324,20 @@ impl ContainerEngine for Engine {
         .await
     }
 
+    /// SIGKILL: first from sandpen through the container's cgroup when this host shows it
+    /// (at once, where the engine may take seconds to get to it), then through the engine.
     async fn kill(&self, id: &str) -> Result<(), EngineError> {
+        let cgroup = self
+            .cgroups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(cg) = cgroup {
+            let full_id = id.to_string();
+            let killed = tokio::task::spawn_blocking(move || cg.kill_all(&full_id)).await;
+            tracing::debug!(container = short(id), ?killed, "killed through its cgroup");
+        }
         let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
         let context = format!("killing container {}", short(id));
         EngineError::limited(&context, CALL_TIMEOUT, async {
@@ -341,6 +359,7 @@ impl ContainerEngine for Engine {
         EngineError::limited(&context, CALL_TIMEOUT, async {
             let remove = || self.docker().remove_container(id, Some(opts.clone()));
             self.oom_seen.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.cgroups.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
             match super::dialect::retrying(remove).await {
                 Ok(()) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),

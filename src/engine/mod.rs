@@ -43,6 +43,9 @@ pub struct Engine {
     info: std::sync::Arc<EngineInfo>,
     /// Containers whose cgroup counted an OOM kill (`cgroup.rs`), for engines that do not say.
     oom_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The cgroups of running containers that this host shows (found by `stats`), for a kill
+    /// that does not wait for the engine.
+    cgroups: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, cgroup::Cgroup>>>,
 }
 
 impl Engine {
@@ -76,6 +79,7 @@ impl Engine {
             dialect,
             info,
             oom_seen: Default::default(),
+            cgroups: Default::default(),
         })
     }
 

@@ -16,7 +16,7 @@ pub enum TaskStatus {
     TimedOut,
     Cancelled,
     Skipped,
-    /// Stopped for writing more than its disk limit to its checkout.
+    /// Stopped for writing more than its disk limit to its checkout and out directory.
     DiskExceeded,
     /// Its model requests reached its budget (`max_cost`), metered at the gateway.
     BudgetExceeded,
@@ -133,8 +133,8 @@ pub struct TaskResult {
     pub peak_memory_bytes: Option<u64>,
     pub mean_cpu_percent: Option<f64>,
     pub peak_cpu_percent: Option<f64>,
-    /// The task's disk limit (what its checkout may hold), and the most the checkout held
-    /// when measured (every 2 s while it ran).
+    /// The task's disk limit (what its checkout and out directory may hold together), and
+    /// the most they held when measured (while it ran, and once its container stopped).
     pub disk_limit_bytes: Option<u64>,
     pub peak_disk_bytes: Option<u64>,
     pub log: String,
@@ -261,7 +261,7 @@ pub enum StopReason {
     Cancelled,
     /// The CLI did not load the WorkflowManager.
     Governance,
-    /// The checkout grew past the task's disk limit.
+    /// The checkout and out directory grew past the task's disk limit.
     Disk,
 }
 

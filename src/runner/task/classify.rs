@@ -78,7 +78,8 @@ pub fn classify(end: &Ending, timeout: Duration, disk_limit: Option<u64>) -> Ver
         Some(StopReason::Disk) => {
             let limit = disk_limit.map(|b| indicatif::HumanBytes(b).to_string());
             let msg = format!(
-                "stopped: its checkout grew past its disk limit of {}; the work up to then is kept",
+                "stopped: its checkout and out directory grew past its disk limit of {}; the \
+                 work up to then is kept",
                 limit.unwrap_or_else(|| "?".into())
             );
             return Verdict::new(TaskStatus::DiskExceeded, msg, code);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{self, DiskSummary, OutputSummary};
+use super::disk::{self, DiskSummary};
+use super::watch::{self, OutputSummary};
 use super::{Ctx, gate, spec};
 use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
@@ -221,8 +222,10 @@ async fn watch_running<E: ContainerEngine>(
         watchers_stop.clone(),
         state_file_seen,
     ));
-    let disk = tokio::spawn(watch::disk(
-        checkout.to_path_buf(),
+    // The out directory is mounted writable for the in-place collection: it counts too.
+    let trees = vec![checkout.to_path_buf(), ctx.cfg.layout.collect_out(task)];
+    let disk = tokio::spawn(disk::watch(
+        trees,
         ctx.task.disk_bytes,
         disk_over.clone(),
         watchers_stop.clone(),
@@ -282,13 +285,16 @@ async fn watch_running<E: ContainerEngine>(
     tracing::debug!(task = %ctx.task.id, "output drained");
     end.stats = stats.await.unwrap_or_default();
     end.disk = disk.await.unwrap_or_default();
+    let (walks, walking) = (end.disk.walks, end.disk.walking);
+    tracing::debug!(task = %ctx.task.id, walks, ?walking, peak = ?end.disk.peak_bytes, "disk measured");
     let _ = phases.await;
     tracing::debug!(task = %ctx.task.id, "watchers ended");
     deadline
 }
 
-/// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C), and a
-/// wait, all within the grace plus `STOP_MARGIN`. Returns the deadline the remaining cleanup
+/// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C, or for a
+/// task over its disk limit, which gets no grace to write more), and a wait, all within the
+/// grace plus `STOP_MARGIN`. Returns the deadline the remaining cleanup
 /// calls share. `end.settled` is set only when the engine confirmed the container stopped.
 async fn stop<E: ContainerEngine>(
     ctx: &Ctx<E>,
@@ -303,8 +309,12 @@ async fn stop<E: ContainerEngine>(
         });
     }
     let deadline = Instant::now() + ctx.cfg.grace + STOP_CALLS_MARGIN;
+    let grace = match reason {
+        Some(StopReason::Disk) => Duration::ZERO,
+        _ => ctx.cfg.grace,
+    };
     let stopped = tokio::select! {
-        r = within(deadline, "stopping the container", ctx.engine.stop(id, ctx.cfg.grace)) => r,
+        r = within(deadline, "stopping the container", stop_within(ctx, id, grace)) => r,
         _ = ctx.stop.kill.cancelled() => within(deadline, "killing the container", ctx.engine.kill(id)).await,
     };
     tracing::debug!(task = %ctx.task.id, ok = stopped.is_ok(), "stop answered");
@@ -331,6 +341,14 @@ async fn stop<E: ContainerEngine>(
             ));
             deadline
         }
+    }
+}
+
+/// SIGTERM then SIGKILL after `grace`, or SIGKILL alone without one.
+async fn stop_within<E: ContainerEngine>(ctx: &Ctx<E>, id: &str, grace: Duration) -> Result<(), EngineError> {
+    match grace.is_zero() {
+        true => ctx.engine.kill(id).await,
+        false => ctx.engine.stop(id, grace).await,
     }
 }
 

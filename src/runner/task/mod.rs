@@ -3,6 +3,7 @@
 
 mod classify;
 mod container;
+mod disk;
 mod gate;
 mod spec;
 mod watch;

@@ -1,10 +1,10 @@
 //! The watchers of a running task, each on its own tokio task and each returning a summary:
-//! output (log files and the CLI's stream-json), engine stats, the workflow state file, and the
-//! checkout's size on disk. None of them prints; they report through events.
+//! output (log files and the CLI's stream-json), engine stats and the workflow state file (the
+//! size on disk is `disk.rs`'s). None of them prints; they report through events.
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,9 +22,8 @@ use crate::monitor::{
 };
 use crate::runner::events::{Event, EventSender, now_rfc3339};
 
-/// How often the state file is read and the checkout's size measured.
+/// How often the state file is read.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
-pub const DISK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What the output told: the CLI's progress, and the highest phase marker in its messages.
 #[derive(Debug, Default)]
@@ -237,71 +236,9 @@ pub async fn phases(
     }
 }
 
-/// The most the checkout held on disk while it was measured.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DiskSummary {
-    pub peak_bytes: Option<u64>,
-}
-
-/// Measures the checkout's size every few seconds; cancels `exceeded` once it is over `limit`.
-pub async fn disk(
-    checkout: PathBuf,
-    limit: Option<u64>,
-    exceeded: CancellationToken,
-    stop: CancellationToken,
-) -> DiskSummary {
-    let mut sum = DiskSummary::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(DISK_INTERVAL) => {}
-            _ = stop.cancelled() => return sum,
-        }
-        let c = checkout.clone();
-        let measured = tokio::task::spawn_blocking(move || disk_usage(&c));
-        let bytes = tokio::select! {
-            r = measured => r.unwrap_or(0),
-            _ = stop.cancelled() => return sum,
-        };
-        sum.peak_bytes = Some(sum.peak_bytes.unwrap_or(0).max(bytes));
-        if limit.is_some_and(|l| bytes > l) {
-            exceeded.cancel();
-            return sum;
-        }
-    }
-}
-
-/// Bytes allocated on disk under `root` (like `du -s`), never following symlinks. Files that
-/// vanish while it walks are skipped.
-pub fn disk_usage(root: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.blocks() * 512)
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disk_usage_counts_what_is_allocated_and_not_what_links_point_at() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = disk_usage(dir.path());
-        std::fs::write(dir.path().join("a"), vec![1u8; 1 << 20]).unwrap();
-        let with_file = disk_usage(dir.path());
-        assert!(with_file >= empty + (1 << 20), "{with_file} vs {empty}");
-        let big = tempfile::tempdir().unwrap();
-        std::fs::write(big.path().join("b"), vec![1u8; 4 << 20]).unwrap();
-        std::os::unix::fs::symlink(big.path(), dir.path().join("link")).unwrap();
-        assert!(
-            disk_usage(dir.path()) < with_file + (1 << 20),
-            "a symlink is not followed"
-        );
-    }
 
     #[tokio::test]
     async fn every_sample_of_the_task_goes_to_its_stats_log_and_an_empty_one_does_not() {
@@ -350,20 +287,5 @@ mod tests {
         );
         assert_eq!(lines[1].cpu_percent, Some(50.0));
         assert!(matches!(rx.recv().await, Some(Event::Stats { .. })));
-    }
-
-    #[tokio::test]
-    async fn the_disk_watcher_fires_once_the_checkout_is_over_its_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a"), vec![1u8; 2 << 20]).unwrap();
-        let (exceeded, stop) = (CancellationToken::new(), CancellationToken::new());
-        let sum = tokio::time::timeout(
-            DISK_INTERVAL * 3,
-            disk(dir.path().into(), Some(1 << 20), exceeded.clone(), stop),
-        )
-        .await
-        .expect("the watcher returns once the limit is passed");
-        assert!(exceeded.is_cancelled());
-        assert!(sum.peak_bytes.unwrap() >= 2 << 20);
     }
 }
