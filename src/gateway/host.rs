@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
-use super::protocol::{Command, Report};
+use super::protocol::{Command, CredentialKind, Report};
 use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
 use crate::engine::spec::{Limits, Owner};
@@ -38,8 +38,8 @@ pub struct GatewayOptions {
     pub image: String,
     /// The model API: the real one, or the host's `ANTHROPIC_BASE_URL`.
     pub upstream: String,
-    /// The header (`x-api-key` or `authorization`) and the real credential.
-    pub credential: Option<(String, SecretString)>,
+    /// The real credential, and how it is sent upstream.
+    pub credential: Option<(CredentialKind, SecretString)>,
     pub prices: PriceTable,
     /// What every task may reach (the defaults and `--allow-host`).
     pub allow: Vec<String>,
@@ -236,7 +236,7 @@ impl Gateway {
         let _ = self.addr.set(addr);
         self.send(&Command::Config {
             upstream: opts.upstream.clone(),
-            credential_header: opts.credential.as_ref().map(|(h, _)| h.clone()),
+            credential_kind: opts.credential.as_ref().map(|(k, _)| *k),
             credential: opts
                 .credential
                 .as_ref()

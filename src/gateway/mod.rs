@@ -10,6 +10,7 @@
 //! per task when it ends, and a shutdown.
 
 pub mod allow;
+pub mod budget;
 mod host;
 pub mod meter;
 pub mod price;
