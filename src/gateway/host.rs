@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 
 use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
+use tokio_util::sync::CancellationToken;
+
 use super::protocol::{Command, CredentialKind, Report};
 use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
@@ -83,6 +85,8 @@ pub struct Gateway {
     output: Mutex<Option<OutputStream>>,
     meters: Arc<Mutex<HashMap<String, GatewayUsage>>>,
     waiters: Arc<Mutex<Waiters>>,
+    /// Per task, cancelled when its budget is reached.
+    spent: Arc<Mutex<HashMap<String, CancellationToken>>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
     paused: Arc<Window>,
 }
@@ -177,6 +181,7 @@ impl Gateway {
             output: Mutex::new(Some(container.output)),
             meters: Default::default(),
             waiters: Default::default(),
+            spent: Default::default(),
             paused: Default::default(),
         }
     }
@@ -254,6 +259,7 @@ impl Gateway {
         let (mut audit, mut log) = (open(&opts.audit)?, open(&opts.log)?);
         let _ = log.write_all(&stderr);
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
+        let spent = self.spent.clone();
         let (paused, events) = (self.paused.clone(), opts.events.clone());
         tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
@@ -273,6 +279,7 @@ impl Gateway {
                             continue;
                         }
                         Report::Ready { .. } => continue,
+                        Report::BudgetExceeded { task, .. } => spent_signal(&spent, task).cancel(),
                         Report::RateLimited {
                             task,
                             status,
@@ -383,6 +390,11 @@ pub(super) fn new_token() -> Result<String, GatewayError> {
     Ok(hex::encode(bytes))
 }
 
+/// The signal that `task`'s budget is spent, made by whichever side asks first.
+fn spent_signal(spent: &Mutex<HashMap<String, CancellationToken>>, task: &str) -> CancellationToken {
+    spent.lock().unwrap().entry(task.to_string()).or_default().clone()
+}
+
 impl TaskGateway for Gateway {
     fn network(&self) -> &str {
         &self.network.name
@@ -434,6 +446,10 @@ impl TaskGateway for Gateway {
             }
             self.meters.lock().unwrap().get(task).cloned().unwrap_or_default()
         })
+    }
+
+    fn spent<'a>(&'a self, task: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(spent_signal(&self.spent, task).cancelled_owned())
     }
 
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>> {

@@ -212,6 +212,7 @@ async fn watch_running<E: ContainerEngine>(
         _ = ctx.stop.graceful.cancelled() => { end.stopped_for = Some(StopReason::Cancelled); None }
         _ = violation.cancelled() => { end.stopped_for = Some(StopReason::Governance); None }
         _ = disk_over.cancelled() => { end.stopped_for = Some(StopReason::Disk); None }
+        _ = budget_spent(ctx) => { end.stopped_for = Some(StopReason::Budget); None }
     };
     let deadline = match waited {
         Some(Ok(code)) => {
@@ -259,6 +260,14 @@ async fn watch_running<E: ContainerEngine>(
     let _ = phases.await;
     tracing::debug!(task = %ctx.task.id, "watchers ended");
     deadline
+}
+
+/// Resolves once the gateway says the task's budget is spent (never without a gateway).
+async fn budget_spent<E>(ctx: &Ctx<E>) {
+    match (&ctx.cfg.gateway, &ctx.admission) {
+        (Some(g), Some(_)) => g.gw.spent(&ctx.task.id).await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C), and a
