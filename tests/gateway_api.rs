@@ -156,12 +156,25 @@ fn only_message_calls_reach_the_upstream_and_everything_else_is_refused_and_logg
         format!("call POST /v1/messages/count_tokens '{OK_BODY}'"),
     ];
     calls.extend(REFUSED.iter().map(|(m, t)| format!("call {m} '{t}' '{OK_BODY}'")));
+    // The same server through the proxy (allowlisted): a request must name it as its Host.
+    let server = upstream.server.as_ref().unwrap().addr.to_string();
+    calls.push(format!(
+        r#"auth=$(printf 'sandpen:%s' "$ANTHROPIC_API_KEY" | base64 -w0)
+proxied() {{
+  exec 3<>/dev/tcp/$gh/$gp
+  printf 'GET http://{server}/via-proxy HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\nConnection: close\r\n\r\n' "$1" "$auth" >&3
+  echo "PROXY $1 => $(tr -d '\r' <&3 | head -1)"
+  exec 3<&-
+}}
+proxied evil.example
+proxied {server}"#
+    ));
     let toml = toml_task("probe", &bash_prompt(&calls.join("\n")));
     let (out, elapsed, tasks) = run_against(
         &upstream,
         repo.path(),
         &toml,
-        &[],
+        &["--allow-host", &server],
         &[("ANTHROPIC_API_KEY", HOST_KEY)],
         &[],
     );
@@ -169,6 +182,8 @@ fn only_message_calls_reach_the_upstream_and_everything_else_is_refused_and_logg
     assert_eq!(code, 0, "{}", dump(code, elapsed, &out));
     let report = read_report(&tasks.report).unwrap();
     let log = log_of(&report, "probe");
+    let answers: Vec<&str> = log.lines().filter(|l| l.contains(" => ")).collect();
+    eprintln!("{}", answers.join("\n"));
     let said = |m: &str, t: &str| {
         log.lines()
             .find(|l| l.starts_with(&format!("{m} {t} => ")))
@@ -189,9 +204,17 @@ fn only_message_calls_reach_the_upstream_and_everything_else_is_refused_and_logg
         );
     }
 
+    assert!(log.contains("PROXY evil.example => HTTP/1.1 403"), "{log}");
+    assert!(log.contains(&format!("PROXY {server} => HTTP/1.1 404")), "{log}");
+
     // The upstream saw the two message calls (the token count answered 404 by this server),
-    // with the host's key as x-api-key and nothing the task sent as a credential.
-    let got = upstream.recorded();
+    // with the host's key as x-api-key and nothing the task sent as a credential; and the
+    // proxied request that named it, without a key.
+    let mut got = upstream.recorded();
+    let proxied: Vec<Recorded> = got.iter().filter(|r| r.target == "/via-proxy").cloned().collect();
+    assert_eq!(proxied.len(), 1, "{got:#?}");
+    assert_eq!(proxied[0].key_header, None, "no key through the proxy");
+    got.retain(|r| r.target != "/via-proxy");
     let targets: Vec<(&str, &str)> = got
         .iter()
         .map(|r| (r.method.as_str(), r.target.as_str()))

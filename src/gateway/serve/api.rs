@@ -86,14 +86,11 @@ fn spent(cost: f64, max: f64) -> Response<Body> {
 pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let target = req.uri().path_and_query().map_or("", |p| p.as_str()).to_string();
-    let call = match route::admit(req.method(), &target) {
-        Ok(ApiCall::Hello) => return Response::new(full("")),
-        Ok(call) => call,
-        Err(Refusal(why)) => {
-            let task = token(&req).and_then(|t| state.access(&t)).map(|a| a.task);
-            return deny(state, &req, task, StatusCode::FORBIDDEN, &why);
-        }
-    };
+    let admitted = route::admit(req.method(), &target);
+    if admitted == Ok(ApiCall::Hello) {
+        return Response::new(full(""));
+    }
+    // Who asks first: a caller without a live token learns nothing of what passes.
     let Some(access) = token(&req).and_then(|t| state.access(&t)) else {
         state.report(&Report::Refused {
             at: now(),
@@ -108,6 +105,10 @@ pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incom
             "authentication_error",
             "sandpen gateway: this key is not a live token of this run",
         );
+    };
+    let call = match admitted {
+        Ok(call) => call,
+        Err(Refusal(why)) => return deny(state, &req, Some(access.task), StatusCode::FORBIDDEN, &why),
     };
     let Some(slot) = state.slot(&access.task) else {
         let why =
