@@ -232,3 +232,53 @@ impl State {
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_task(max_cost_usd: Option<f64>) -> Arc<State> {
+        let state = Arc::new(State::new(std::io::sink()));
+        let admit = Command::Admit {
+            task: "t".into(),
+            token: "tok".into(),
+            allow: vec![],
+            max_cost_usd,
+        };
+        state.apply(admit).unwrap();
+        state
+    }
+
+    #[test]
+    fn a_task_has_at_most_its_share_of_requests_in_flight() {
+        let state = with_task(None);
+        let held: Vec<Slot> = (0..PER_TASK).map_while(|_| state.slot("t")).collect();
+        assert_eq!(held.len(), PER_TASK as usize);
+        assert!(state.slot("t").is_none(), "one more than its share");
+        assert!(state.slot("other").is_some(), "another task's share is its own");
+        drop(held);
+        assert!(state.slot("t").is_some(), "freed as they end");
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_room_and_the_spent_budget_refuses() {
+        let state = with_task(Some(1.0));
+        let first = state.reserve("t", 0.6).await.unwrap();
+        let second = {
+            let state = state.clone();
+            tokio::spawn(async move { state.reserve("t", 0.6).await.map(|r| r.settle(0.8)) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "0.6 beside 0.6 held does not fit in 1.0");
+        first.settle(0.3);
+        second.await.unwrap().unwrap();
+        // 0.3 + 0.8: spent, and said so.
+        let (spent, max) = state.access("tok").unwrap().over_budget.expect("spent");
+        assert!((spent - 1.1).abs() < 1e-9 && max == 1.0, "{spent} {max}");
+        assert!(matches!(state.reserve("t", 0.01).await, Err(Some(_))));
+        // A failed request gives back what it held.
+        let state = with_task(Some(1.0));
+        drop(state.reserve("t", 0.9).await.unwrap());
+        assert!(state.reserve("t", 0.9).await.is_ok());
+    }
+}
