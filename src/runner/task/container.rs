@@ -262,10 +262,19 @@ async fn watch_running<E: ContainerEngine>(
     deadline
 }
 
-/// Resolves once the gateway says the task's budget is spent (never without a gateway).
+/// How long a task whose budget is spent has to end by itself before it is stopped. The CLI
+/// ends at its next (refused) model request; stopped at once, it could be cut off in the
+/// middle of a git command and leave the checkout locked for the collection.
+const BUDGET_GRACE: Duration = Duration::from_secs(15);
+
+/// Resolves [`BUDGET_GRACE`] after the gateway says the task's budget is spent (never without
+/// a gateway).
 async fn budget_spent<E>(ctx: &Ctx<E>) {
     match (&ctx.cfg.gateway, &ctx.admission) {
-        (Some(g), Some(_)) => g.gw.spent(&ctx.task.id).await,
+        (Some(g), Some(_)) => {
+            g.gw.spent(&ctx.task.id).await;
+            tokio::time::sleep(BUDGET_GRACE).await;
+        }
         _ => std::future::pending().await,
     }
 }
