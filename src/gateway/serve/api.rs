@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::body::{Body, Watched, full};
 use super::limits;
 use super::route::{self, ApiCall, Refusal};
-use super::state::{PER_TASK, Reservation, Slot, State, now};
+use super::state::{Access, PER_TASK, Reservation, Slot, State, now};
 use super::upstream::{self, Upstream};
 use crate::gateway::protocol::Report;
 use crate::gateway::usage::UsageReader;
@@ -83,15 +83,18 @@ fn spent(cost: f64, max: f64) -> Response<Body> {
     )
 }
 
-pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let target = req.uri().path_and_query().map_or("", |p| p.as_str()).to_string();
-    let admitted = route::admit(req.method(), &target);
+/// Who asks, for what, with room for it: or the gateway's own answer.
+fn check(
+    state: &Arc<State>,
+    req: &Request<Incoming>,
+) -> Result<(Access, ApiCall, Slot), Box<Response<Body>>> {
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let admitted = route::admit(req.method(), target);
     if admitted == Ok(ApiCall::Hello) {
-        return Response::new(full(""));
+        return Err(Box::new(Response::new(full(""))));
     }
     // Who asks first: a caller without a live token learns nothing of what passes.
-    let Some(access) = token(&req).and_then(|t| state.access(&t)) else {
+    let Some(access) = token(req).and_then(|t| state.access(&t)) else {
         state.report(&Report::Refused {
             at: now(),
             reason: format!(
@@ -100,30 +103,48 @@ pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incom
                 route::shown(req.uri().path())
             ),
         });
-        return api_error(
+        return Err(Box::new(api_error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
             "sandpen gateway: this key is not a live token of this run",
-        );
+        )));
     };
     let call = match admitted {
         Ok(call) => call,
-        Err(Refusal(why)) => return deny(state, &req, Some(access.task), StatusCode::FORBIDDEN, &why),
+        Err(Refusal(why)) => {
+            return Err(Box::new(deny(
+                state,
+                req,
+                Some(access.task),
+                StatusCode::FORBIDDEN,
+                &why,
+            )));
+        }
     };
     let Some(slot) = state.slot(&access.task) else {
         let why =
             format!("this task has {PER_TASK} requests in flight, the most it may; retry when one has ended");
-        return deny(
+        let task = Some(access.task);
+        return Err(Box::new(deny(
             state,
-            &req,
-            Some(access.task),
+            req,
+            task,
             StatusCode::TOO_MANY_REQUESTS,
             &why,
-        );
+        )));
     };
     if let Some((cost, max)) = access.over_budget {
-        return spent(cost, max);
+        return Err(Box::new(spent(cost, max)));
     }
+    Ok((access, call, slot))
+}
+
+pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (access, call, slot) = match check(state, &req) {
+        Ok(ok) => ok,
+        Err(answer) => return *answer,
+    };
     let Some(config) = state.config() else {
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
