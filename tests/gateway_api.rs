@@ -402,3 +402,42 @@ fn a_subscription_token_alone_reaches_the_upstream_as_a_bearer_and_never_the_con
     let text = serde_json::to_string(&audit_lines(&report, repo.path())).unwrap();
     assert!(!text.contains(OAUTH), "no token in the audit");
 }
+
+#[test]
+fn a_task_has_at_most_64_requests_in_flight() {
+    // Each answer takes 4 s: 70 requests sent at once are all in flight together.
+    let turn = Turn::text("ok").with_delay(4000);
+    let upstream = Upstream::start(Script::one("many", vec![turn]));
+    let repo = make_repo();
+    let body = r#"{"model":"m","max_tokens":5,"tools":[{"name":"Bash"}],"messages":[{"role":"user","content":"go"}]}"#;
+    let script = format!(
+        "i=0; while [ $i -lt 70 ]; do i=$((i+1)); call POST /v1/messages '{body}' > /tmp/r.$i & done\n\
+         wait\ncat /tmp/r.*"
+    );
+    let toml = toml_task("many", &bash_prompt(&script));
+    let (out, elapsed, tasks) = run_against(
+        &upstream,
+        repo.path(),
+        &toml,
+        &[],
+        &[("ANTHROPIC_API_KEY", HOST_KEY)],
+        &[],
+    );
+    let code = out.status.code().unwrap_or(-1);
+    assert_eq!(code, 0, "{}", dump(code, elapsed, &out));
+    let report = read_report(&tasks.report).unwrap();
+    let log = log_of(&report, "many");
+    let passed = log.matches("=> HTTP/1.1 200").count();
+    let limited = log.matches("=> HTTP/1.1 429").count();
+    eprintln!("70 at once: {passed} passed, {limited} answered 429");
+    assert_eq!((passed, limited), (64, 6), "{log}");
+    assert!(log.contains("64 requests in flight"), "{log}");
+    let reached = upstream.recorded().iter().filter(|r| r.task == "many").count();
+    assert_eq!(reached, 64);
+    let audit = audit_lines(&report, repo.path());
+    let denied = audit
+        .iter()
+        .filter(|l| l["kind"] == "api_denied" && l["task"] == "many" && l["status"] == 429)
+        .count();
+    assert_eq!(denied, 6, "{audit:#?}");
+}
