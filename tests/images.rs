@@ -356,4 +356,17 @@ fn doctor_describes_the_engine_and_the_images() {
             .contains("[\"ANTHROPIC_API_KEY\",true]"),
         "{v}"
     );
+    assert_eq!(v["credential_in_use"], "ANTHROPIC_API_KEY", "{v}");
+    // A subscription's token alone: named as the one a run would use, never printed.
+    let token = "sk-ant-oat01-test-do-not-print";
+    let out = output(
+        sandpen()
+            .arg("doctor")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_AUTH_TOKEN")
+            .env("CLAUDE_CODE_OAUTH_TOKEN", token),
+    );
+    let text = stdout(&out);
+    assert!(!text.contains(token), "never prints the token");
+    assert!(text.contains("a run would use CLAUDE_CODE_OAUTH_TOKEN"), "{text}");
 }

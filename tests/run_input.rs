@@ -135,6 +135,7 @@ fn a_run_without_credentials_is_refused() {
     let mut cmd = sandpen();
     cmd.env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
         .env("ANTHROPIC_BASE_URL", "")
         .current_dir(repo.path())
         .args(["run", "--image", &image("probe")])

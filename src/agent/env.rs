@@ -5,7 +5,12 @@
 use crate::engine::spec::{HOME, WORKDIR};
 
 /// Credentials passed from the host into every task container when set (never printed).
-pub const CREDENTIAL_ENV: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"];
+pub const CREDENTIAL_ENV: [&str; 4] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+];
 
 /// Every variable sandpen sets in a task's container, with its value.
 pub fn task_env(run_id: &str, task_id: &str) -> Vec<(&'static str, String)> {

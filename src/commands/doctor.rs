@@ -4,6 +4,7 @@ use crate::cli::DoctorArgs;
 use crate::engine::EngineInfo;
 use crate::engine::spec::CREDENTIAL_ENV;
 use crate::exit;
+use crate::gateway::protocol::CredentialKind;
 use crate::image::{self, BaseChoice, ImageStatus, Target};
 use crate::swarm::SwarmStatus;
 
@@ -16,6 +17,8 @@ struct Report {
     base_in_use: Option<String>,
     images: Vec<ImageStatus>,
     credentials: Vec<(String, bool)>,
+    /// The variable whose credential a run would send the model API (never its value).
+    credential_in_use: Option<String>,
     swarm: SwarmStatus,
 }
 
@@ -34,6 +37,12 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|v| (v.to_string(), std::env::var_os(v).is_some_and(|x| !x.is_empty())))
         .collect();
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    let credential_in_use = CredentialKind::ALL
+        .into_iter()
+        .map(CredentialKind::env)
+        .find(|v| set(v))
+        .map(String::from);
     let swarm = crate::swarm::status(&engine).await?;
     let report = Report {
         engine: info,
@@ -42,6 +51,7 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         base_in_use,
         images,
         credentials,
+        credential_in_use,
         swarm,
     };
     if args.json {
@@ -116,4 +126,11 @@ fn print_text(r: &Report) {
             if *set { "is set" } else { "is not set" }
         );
     }
+    let used = match &r.credential_in_use {
+        Some(var) => {
+            format!("a run would use {var} (in gateway mode it goes to the gateway alone; tasks get a token)")
+        }
+        None => "a run would have no credential for the model API".to_string(),
+    };
+    println!("{:<11} {used}", "credentials");
 }

@@ -16,7 +16,9 @@ use tokio::sync::oneshot;
 
 use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
-use super::protocol::{Command, Report};
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{Command, CredentialKind, Report};
 use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
 use crate::capped_log::{CappedLog, Marker};
@@ -44,8 +46,8 @@ pub struct GatewayOptions {
     pub image: String,
     /// The model API: the real one, or the host's `ANTHROPIC_BASE_URL`.
     pub upstream: String,
-    /// The header (`x-api-key` or `authorization`) and the real credential.
-    pub credential: Option<(String, SecretString)>,
+    /// The real credential, and how it is sent upstream.
+    pub credential: Option<(CredentialKind, SecretString)>,
     pub prices: PriceTable,
     /// What every task may reach (the defaults and `--allow-host`).
     pub allow: Vec<String>,
@@ -97,6 +99,8 @@ pub struct Gateway {
     output: Mutex<Option<OutputStream>>,
     meters: Arc<Mutex<HashMap<String, GatewayUsage>>>,
     waiters: Arc<Mutex<Waiters>>,
+    /// Per task, cancelled when its budget is reached.
+    spent: Arc<Mutex<HashMap<String, CancellationToken>>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
     paused: Arc<Window>,
 }
@@ -197,6 +201,7 @@ impl Gateway {
             output: Mutex::new(Some(container.output)),
             meters: Default::default(),
             waiters: Default::default(),
+            spent: Default::default(),
             paused: Default::default(),
         }
     }
@@ -256,7 +261,7 @@ impl Gateway {
         let _ = self.addr.set(addr);
         self.send(&Command::Config {
             upstream: opts.upstream.clone(),
-            credential_header: opts.credential.as_ref().map(|(h, _)| h.clone()),
+            credential_kind: opts.credential.as_ref().map(|(k, _)| *k),
             credential: opts
                 .credential
                 .as_ref()
@@ -272,6 +277,7 @@ impl Gateway {
         let mut log = open(&opts.log, GATEWAY_LOG_LIMIT, Marker::Text("a fixed cap per run"))?;
         let _ = log.write_all(&stderr);
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
+        let spent = self.spent.clone();
         let (paused, events) = (self.paused.clone(), opts.events.clone());
         tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
@@ -291,6 +297,7 @@ impl Gateway {
                             continue;
                         }
                         Report::Ready { .. } => continue,
+                        Report::BudgetExceeded { task, .. } => spent_signal(&spent, task).cancel(),
                         Report::RateLimited {
                             task,
                             status,
@@ -406,6 +413,11 @@ pub(super) fn new_token() -> Result<String, GatewayError> {
     Ok(hex::encode(bytes))
 }
 
+/// The signal that `task`'s budget is spent, made by whichever side asks first.
+fn spent_signal(spent: &Mutex<HashMap<String, CancellationToken>>, task: &str) -> CancellationToken {
+    spent.lock().unwrap().entry(task.to_string()).or_default().clone()
+}
+
 impl TaskGateway for Gateway {
     fn network(&self) -> &str {
         &self.network.name
@@ -457,6 +469,10 @@ impl TaskGateway for Gateway {
             }
             self.meters.lock().unwrap().get(task).cloned().unwrap_or_default()
         })
+    }
+
+    fn spent<'a>(&'a self, task: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(spent_signal(&self.spent, task).cancelled_owned())
     }
 
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>> {

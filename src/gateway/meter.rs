@@ -26,7 +26,8 @@ pub struct GatewayUsage {
     pub upstream_529: u32,
     /// Connections and requests through the proxy that were let through.
     pub egress_allowed: u32,
-    /// Destinations refused (`host:port`), each once.
+    /// Destinations refused (`host:port`), and model API calls refused (`METHOD /path`), each
+    /// once.
     pub denied: Vec<String>,
 }
 
@@ -63,6 +64,12 @@ impl GatewayUsage {
                     self.denied.push(dest);
                 }
             }
+            Report::ApiDenied { method, path, .. } => {
+                let call = format!("{method} {path}");
+                if !self.denied.contains(&call) && self.denied.len() < DENIED_LIMIT {
+                    self.denied.push(call);
+                }
+            }
             Report::BudgetExceeded { max_cost_usd, .. } => {
                 self.budget_exceeded = true;
                 self.max_cost_usd = Some(*max_cost_usd);
@@ -75,12 +82,12 @@ impl GatewayUsage {
 /// The task a report is about.
 pub fn task_of(report: &Report) -> Option<&str> {
     match report {
-        Report::Egress { task, .. } => task.as_deref(),
+        Report::Egress { task, .. } | Report::ApiDenied { task, .. } => task.as_deref(),
         Report::Model { task, .. }
         | Report::BudgetExceeded { task, .. }
         | Report::RateLimited { task, .. }
         | Report::Admitted { task }
         | Report::Released { task } => Some(task),
-        Report::Ready { .. } | Report::Refused { .. } => None,
+        Report::Ready { .. } | Report::Refused { .. } | Report::Dropped { .. } => None,
     }
 }

@@ -10,6 +10,7 @@
 //! per task when it ends, and a shutdown.
 
 pub mod allow;
+pub mod budget;
 mod host;
 pub mod meter;
 pub mod price;
@@ -94,6 +95,12 @@ pub trait TaskGateway: Send + Sync {
     /// acknowledgement, after which every report about the task has been read (not worth
     /// waiting for when the engine, which carries it, does not answer).
     fn release<'a>(&'a self, task: &'a str, wait: bool) -> BoxFuture<'a, GatewayUsage>;
+    /// Resolves once `task`'s metered cost has reached its budget (the runner then stops its
+    /// container). Never, by default.
+    fn spent<'a>(&'a self, task: &'a str) -> BoxFuture<'a, ()> {
+        let _ = task;
+        Box::pin(std::future::pending())
+    }
     /// Ends the gateway and removes it and the network; says what could not be removed.
     /// `engine_answers` false: only ends it (its input closes), leaving the rest for `gc`.
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>>;

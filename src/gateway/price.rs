@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::Usage;
 
+/// The output a request without `max_tokens` is reserved for.
+const DEFAULT_MAX_TOKENS: u64 = 32_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Price {
     /// Matches a model whose name starts with it (`claude-sonnet-4` covers its dated versions).
@@ -77,6 +80,16 @@ impl PriceTable {
             .expect("a price table is never empty")
     }
 
+    /// The most a request can cost before it is sent: `max_tokens` of output (32000 when the
+    /// body names none) and its body's bytes / 4 as input tokens, at the dearest input rate
+    /// (a cache write). A budget reserves this while the request is in flight.
+    pub fn worst_case(&self, model: &str, max_tokens: Option<u64>, body_bytes: usize) -> f64 {
+        let p = self.entry(model);
+        let input = p.cache_write.unwrap_or(p.input * 1.25).max(p.input);
+        let output = max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as f64 * p.output;
+        (output + (body_bytes / 4) as f64 * input) / 1e6
+    }
+
     pub fn cost(&self, model: &str, u: &Usage) -> f64 {
         let p = self.entry(model);
         let per = |tokens: u64, usd: f64| tokens as f64 * usd / 1e6;
@@ -119,5 +132,13 @@ mod tests {
         assert!((t.cost("m-1", &u) - 2.0).abs() < 1e-9);
         assert!(PriceTable::from_toml("[[price]]\nmodel = \"m\"\ninput = -1.0\noutput = 2.0\n").is_err());
         assert!(PriceTable::from_toml("").is_err());
+    }
+
+    #[test]
+    fn the_worst_case_is_all_of_max_tokens_and_a_quarter_of_the_body_at_the_cache_write_rate() {
+        let t = PriceTable::from_toml("[[price]]\nmodel = \"m\"\ninput = 2.0\noutput = 20.0\n").unwrap();
+        // 20 tokens out at $20/M, 400 bytes = 100 tokens in at $2.5/M.
+        assert!((t.worst_case("m", Some(20), 400) - (0.0004 + 0.00025)).abs() < 1e-12);
+        assert!((t.worst_case("m", None, 0) - 0.64).abs() < 1e-12);
     }
 }

@@ -17,8 +17,8 @@ pub enum Command {
         /// The model API: `https://api.anthropic.com`, or the host's own `ANTHROPIC_BASE_URL`
         /// (`{task}` in it becomes the task's id).
         upstream: String,
-        /// `x-api-key` or `authorization` (sent as `Bearer <credential>`); None sends none.
-        credential_header: Option<String>,
+        /// How the credential is sent; None sends none.
+        credential_kind: Option<CredentialKind>,
         credential: Option<String>,
         /// Per-model prices, USD per million tokens.
         prices: crate::gateway::price::PriceTable,
@@ -34,6 +34,35 @@ pub enum Command {
     /// The task has ended: its token dies.
     Release { task: String },
 }
+
+/// The host's credential for the model API, by the variable it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `ANTHROPIC_API_KEY`: sent as `x-api-key`.
+    ApiKey,
+    /// `ANTHROPIC_AUTH_TOKEN`: sent as `Authorization: Bearer`.
+    AuthToken,
+    /// `CLAUDE_CODE_OAUTH_TOKEN` (a subscription's, from `claude setup-token`): sent as
+    /// `Authorization: Bearer` with the OAuth beta the CLI itself names.
+    OauthToken,
+}
+
+impl CredentialKind {
+    /// In the order a run picks them when several are set.
+    pub const ALL: [Self; 3] = [Self::ApiKey, Self::AuthToken, Self::OauthToken];
+
+    pub fn env(self) -> &'static str {
+        match self {
+            Self::ApiKey => "ANTHROPIC_API_KEY",
+            Self::AuthToken => "ANTHROPIC_AUTH_TOKEN",
+            Self::OauthToken => "CLAUDE_CODE_OAUTH_TOKEN",
+        }
+    }
+}
+
+/// The `anthropic-beta` value that OAuth tokens need upstream.
+pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 
 /// What one model request used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -93,6 +122,21 @@ pub enum Report {
     Refused {
         at: String,
         reason: String,
+    },
+    /// A call to the model API that the gateway does not pass (`serve::route`), or a task
+    /// over its limit of requests in flight: answered by the gateway, never sent upstream.
+    ApiDenied {
+        at: String,
+        task: Option<String>,
+        method: String,
+        /// The target as the task sent it, shortened.
+        path: String,
+        status: u16,
+        reason: String,
+    },
+    /// Traffic reports the gateway dropped because its reader was too slow to take them.
+    Dropped {
+        count: u64,
     },
     /// A command was applied (sandpen waits for these: every report about a task before its
     /// `released` has been read when it arrives).

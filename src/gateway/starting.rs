@@ -151,6 +151,15 @@ impl TaskGateway for Starting {
         })
     }
 
+    fn spent<'a>(&'a self, task: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match self.serving().await {
+                Ok(gw) => gw.spent(task).await,
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
+
     /// Waits for the start to end either way (never cancels it half way, which would leave a
     /// container or a network behind), then removes what it made.
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>> {

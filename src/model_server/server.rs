@@ -17,6 +17,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::script::{Block, Script, Turn};
 
+fn key_header(headers: &HeaderMap) -> Option<String> {
+    ["x-api-key", "authorization"]
+        .into_iter()
+        .find(|h| headers.contains_key(*h))
+        .map(String::from)
+}
+
+fn beta(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("anthropic-beta")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
 fn key_digest(headers: &axum::http::HeaderMap) -> Option<String> {
     use sha2::Digest;
     let key = match headers.get("x-api-key") {
@@ -53,6 +67,17 @@ pub struct Recorded {
     #[serde(default)]
     pub first_user_texts: Vec<(String, usize)>,
     pub answer: String,
+    /// The request's method and target (path and query) as they arrived.
+    #[serde(default)]
+    pub method: String,
+    #[serde(default)]
+    pub target: String,
+    /// Which header carried the key (`x-api-key` or `authorization`), never its value.
+    #[serde(default)]
+    pub key_header: Option<String>,
+    /// The `anthropic-beta` header as it arrived.
+    #[serde(default)]
+    pub anthropic_beta: Option<String>,
 }
 
 struct Shared {
@@ -88,7 +113,7 @@ impl ModelServer {
             recorded: Mutex::default(),
         });
         let app = Router::new()
-            .route("/task/{task}/v1/messages", post(messages))
+            .route("/task/{task}/v1/messages", post(messages).fallback(not_found))
             .fallback(not_found)
             // Large prompts are part of what the tests prove arrives whole.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
@@ -146,7 +171,32 @@ fn first_user_texts(messages: &Value) -> Vec<(String, usize)> {
         .collect()
 }
 
-async fn not_found() -> Response {
+/// Any other request: recorded (so that a test sees all that arrived), answered 404.
+async fn not_found(
+    State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    shared.note(Recorded {
+        at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        task: String::new(),
+        step: 0,
+        side_request: false,
+        stream: false,
+        model: String::new(),
+        system: String::new(),
+        messages: 0,
+        tools: Vec::new(),
+        api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
+        api_key_sha256: key_digest(&headers),
+        first_user_texts: Vec::new(),
+        answer: "404 no such endpoint".into(),
+        method: method.to_string(),
+        target: uri.path_and_query().map_or("", |p| p.as_str()).to_string(),
+        key_header: key_header(&headers),
+        anthropic_beta: beta(&headers),
+    });
     api_error(
         StatusCode::NOT_FOUND,
         "not_found_error",
@@ -157,6 +207,7 @@ async fn not_found() -> Response {
 async fn messages(
     State(shared): State<Arc<Shared>>,
     Path(task): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -200,6 +251,10 @@ async fn messages(
         api_key_sha256: key_digest(&headers),
         first_user_texts: first_user_texts(&req["messages"]),
         answer: String::new(),
+        method: "POST".into(),
+        target: uri.path_and_query().map_or("", |p| p.as_str()).to_string(),
+        key_header: key_header(&headers),
+        anthropic_beta: beta(&headers),
     };
 
     // The rate-limit window: a 429 (recorded, so a test can count what reached the server).

@@ -263,6 +263,8 @@ pub enum StopReason {
     Governance,
     /// The checkout and out directory grew past the task's disk limit.
     Disk,
+    /// The gateway metered the task's model cost up to its budget.
+    Budget,
 }
 
 #[derive(Debug, Clone, Serialize)]

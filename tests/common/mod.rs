@@ -230,6 +230,7 @@ pub const TEST_API_KEY: &str = "sandpen-test-not-a-real-key";
 pub fn with_test_credentials(cmd: &mut Command) -> &mut Command {
     cmd.env("ANTHROPIC_API_KEY", TEST_API_KEY)
         .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
         .env_remove("ANTHROPIC_BASE_URL")
 }
 

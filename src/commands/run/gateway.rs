@@ -11,6 +11,7 @@ use crate::engine::spec::Owner;
 use crate::exit::UsageError;
 use crate::gateway::allow::HostPattern;
 use crate::gateway::price::PriceTable;
+use crate::gateway::protocol::CredentialKind;
 use crate::gateway::{GatewayHandle, GatewayOptions, Starting};
 use crate::image::{ImageRequest, Target};
 use crate::plan::Plan;
@@ -100,9 +101,9 @@ pub(super) fn start_gateway(
         || "https://api.anthropic.com".to_string(),
         |v| v.expose_secret().to_string(),
     );
-    let credential = cred("ANTHROPIC_API_KEY")
-        .map(|v| ("x-api-key".to_string(), v))
-        .or_else(|| cred("ANTHROPIC_AUTH_TOKEN").map(|v| ("authorization".to_string(), v)));
+    let credential = CredentialKind::ALL
+        .into_iter()
+        .find_map(|k| cred(k.env()).map(|v| (k, v)));
     let mut allow: Vec<String> = crate::gateway::allow::DEFAULTS
         .iter()
         .map(|s| s.to_string())

@@ -137,9 +137,10 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let credentials = host_credentials();
     if credentials.is_empty() {
         return Err(UsageError(
-            "no credentials for the Claude CLI: none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or \
-             ANTHROPIC_BASE_URL is set\nfix: export ANTHROPIC_API_KEY=... (or point ANTHROPIC_BASE_URL \
-             at a proxy or a scripted model server); `sandpen demo` runs without any"
+            "no credentials for the Claude CLI: none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, \
+             CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_BASE_URL is set\nfix: export ANTHROPIC_API_KEY=..., \
+             or with a Claude subscription CLAUDE_CODE_OAUTH_TOKEN=... (from `claude setup-token`), or \
+             point ANTHROPIC_BASE_URL at a proxy or a scripted model server; `sandpen demo` runs without any"
                 .into(),
         )
         .into());

@@ -1,63 +1,28 @@
 //! The model API: a task's CLI sends its requests here (`ANTHROPIC_BASE_URL`) with its token as
-//! its key. The gateway knows the task by the token, refuses a task whose budget is spent,
-//! swaps in the real credential, sends the request on to the upstream, and meters the answer's
-//! `usage` as it streams back.
+//! its key. The gateway passes only the calls `route::admit` allows, knows the task by the
+//! token, holds each model request's worst case against the task's budget while it is in
+//! flight, swaps in the real credential, sends the request on to the upstream, and meters the
+//! answer's `usage` as it streams back.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::body::{Body, Watched, full};
 use super::limits;
-use super::state::{State, now};
+use super::route::{self, ApiCall, Refusal};
+use super::state::{Access, PER_TASK, Reservation, Slot, State, now};
+use super::upstream::{self, Upstream};
 use crate::gateway::protocol::Report;
 use crate::gateway::usage::UsageReader;
 
 /// The largest request body passed on (a long conversation with images stays well under).
 const REQUEST_LIMIT: usize = 64 << 20;
-
-pub type Clients = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The upstream client, made once off the async workers. Loading the system's CA certificates
-/// takes about 200 ms in the gateway's container: the gateway listens and takes commands
-/// meanwhile, so a run's first task does not wait for it (only a model request would).
-#[derive(Default)]
-pub struct Upstream(tokio::sync::OnceCell<Result<Clients, String>>);
-
-impl Upstream {
-    pub async fn get(&self) -> Result<&Clients, &str> {
-        let made = self
-            .0
-            .get_or_init(|| async {
-                match tokio::task::spawn_blocking(clients).await {
-                    Ok(Ok(c)) => Ok(c),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(format!("loading the system's CA certificates: {e}")),
-                }
-            })
-            .await;
-        made.as_ref().map_err(String::as_str)
-    }
-}
-
-/// The upstream client: HTTPS with the system's roots, or plain HTTP (a scripted server).
-fn clients() -> anyhow::Result<Clients> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| anyhow::anyhow!("loading the system's CA certificates: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
-}
 
 /// An answer in the API's own error shape, so the CLI reports it as it reports any API error.
 fn api_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
@@ -83,47 +48,103 @@ fn token(req: &Request<Incoming>) -> Option<String> {
     auth.strip_prefix("Bearer ").map(str::to_string)
 }
 
-/// Headers that belong to one hop, or carry a credential: never passed on.
-const DROPPED: [&str; 10] = [
-    "host",
-    "x-api-key",
-    "authorization",
-    "proxy-authorization",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "upgrade",
-    "content-length",
-];
+/// A call answered by the gateway itself: audited, never sent upstream.
+fn deny(
+    state: &State,
+    req: &Request<Incoming>,
+    task: Option<String>,
+    status: StatusCode,
+    why: &str,
+) -> Response<Body> {
+    state.report(&Report::ApiDenied {
+        at: now(),
+        task,
+        method: route::shown(req.method().as_str()),
+        path: route::shown(req.uri().path_and_query().map_or("", |p| p.as_str())),
+        status: status.as_u16(),
+        reason: why.to_string(),
+    });
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_error"
+    } else {
+        "invalid_request_error"
+    };
+    api_error(status, kind, &format!("sandpen gateway: {why}"))
+}
 
-pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let Some(access) = token(&req).and_then(|t| state.access(&t)) else {
+fn spent(cost: f64, max: f64) -> Response<Body> {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &format!(
+            "sandpen gateway: this task's budget of ${max:.4} is spent (${cost:.4} metered); \
+             no further model requests are sent"
+        ),
+    )
+}
+
+/// Who asks, for what, with room for it: or the gateway's own answer.
+fn check(
+    state: &Arc<State>,
+    req: &Request<Incoming>,
+) -> Result<(Access, ApiCall, Slot), Box<Response<Body>>> {
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let admitted = route::admit(req.method(), target);
+    if admitted == Ok(ApiCall::Hello) {
+        return Err(Box::new(Response::new(full(""))));
+    }
+    // Who asks first: a caller without a live token learns nothing of what passes.
+    let Some(access) = token(req).and_then(|t| state.access(&t)) else {
         state.report(&Report::Refused {
             at: now(),
             reason: format!(
                 "{} {} without a live token of this run",
                 req.method(),
-                req.uri().path()
+                route::shown(req.uri().path())
             ),
         });
-        return api_error(
+        return Err(Box::new(api_error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
             "sandpen gateway: this key is not a live token of this run",
-        );
+        )));
+    };
+    let call = match admitted {
+        Ok(call) => call,
+        Err(Refusal(why)) => {
+            return Err(Box::new(deny(
+                state,
+                req,
+                Some(access.task),
+                StatusCode::FORBIDDEN,
+                &why,
+            )));
+        }
+    };
+    let Some(slot) = state.slot(&access.task) else {
+        let why =
+            format!("this task has {PER_TASK} requests in flight, the most it may; retry when one has ended");
+        let task = Some(access.task);
+        return Err(Box::new(deny(
+            state,
+            req,
+            task,
+            StatusCode::TOO_MANY_REQUESTS,
+            &why,
+        )));
     };
     if let Some((cost, max)) = access.over_budget {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            &format!(
-                "sandpen gateway: this task's budget of ${max:.4} is spent (${cost:.4} metered); \
-                 no further model requests are sent"
-            ),
-        );
+        return Err(Box::new(spent(cost, max)));
     }
+    Ok((access, call, slot))
+}
+
+pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (access, call, slot) = match check(state, &req) {
+        Ok(ok) => ok,
+        Err(answer) => return *answer,
+    };
     let Some(config) = state.config() else {
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,140 +164,162 @@ pub async fn forward(state: &Arc<State>, upstream: &Upstream, req: Request<Incom
         }
     };
     #[derive(Deserialize)]
-    struct Model {
+    struct Asked {
         model: Option<String>,
+        max_tokens: Option<u64>,
     }
-    let model = serde_json::from_slice::<Model>(&bytes)
-        .ok()
-        .and_then(|m| m.model)
-        .unwrap_or_default();
-
-    let base = config.upstream.replace("{task}", &access.task);
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let request = || {
-        let mut up = Request::builder().method(parts.method.clone()).uri(&url);
-        for (k, v) in &parts.headers {
-            if !DROPPED.contains(&k.as_str()) && !k.as_str().starts_with("proxy-") {
-                up = up.header(k, v);
+    let asked = serde_json::from_slice::<Asked>(&bytes).ok();
+    let max_tokens = asked.as_ref().and_then(|a| a.max_tokens);
+    let model = asked.and_then(|a| a.model).unwrap_or_default();
+    // Only model requests cost: they hold their worst case until their answer has ended.
+    let reservation = if call == ApiCall::Messages {
+        let worst = config.prices.worst_case(&model, max_tokens, bytes.len());
+        match state.reserve(&access.task, worst).await {
+            Ok(r) => Some(r),
+            Err(Some((cost, max))) => return spent(cost, max),
+            Err(None) => {
+                return api_error(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication_error",
+                    "sandpen gateway: this task has ended",
+                );
             }
         }
-        if let Some((name, value)) = &config.credential {
-            up = if name == "authorization" {
-                up.header(header::AUTHORIZATION, format!("Bearer {value}"))
-            } else {
-                up.header(name.as_str(), value.as_str())
-            };
-        }
-        up.body(Full::new(bytes.clone()))
+    } else {
+        None
     };
-    let metered = parts.method == hyper::Method::POST;
-    let report = |status: u16, usage, cost_usd| Report::Model {
-        at: now(),
+    let exchange = Exchange {
+        state: state.clone(),
         task: access.task.clone(),
-        model: model.clone(),
-        status,
-        usage,
-        cost_usd,
-        latency_ms: started.elapsed().as_millis() as u64,
+        call,
+        model,
+        started,
     };
-    // Sent, and sent again after each 429 or 529 while the run's gate says to wait.
-    let mut holds = 0;
-    let answer = loop {
-        let turn = if metered { state.gate.pass().await } else { None };
-        let up = match request() {
-            Ok(r) => r,
-            Err(e) => {
-                return api_error(
-                    StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    &format!("sandpen gateway: {e}"),
-                );
-            }
-        };
-        let clients = match upstream.get().await {
-            Ok(c) => c,
-            Err(e) => {
-                return api_error(
-                    StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    &format!("sandpen gateway: {e}"),
-                );
-            }
-        };
-        let answer = match clients.request(up).await {
-            Ok(a) => a,
-            Err(e) => {
-                state.report(&report(502, Default::default(), 0.0));
-                return api_error(
-                    StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    &format!("sandpen gateway: the model API could not be reached ({e})"),
-                );
-            }
-        };
-        let status = answer.status().as_u16();
-        if metered && matches!(status, 429 | 529) && holds < limits::MAX_HOLDS {
-            let wait = limits::wait_after(answer.headers());
-            state.gate.limited(wait);
-            state.report(&report(status, Default::default(), 0.0));
-            state.report(&Report::RateLimited {
-                at: now(),
-                task: access.task.clone(),
-                status,
-                retry_after_ms: wait.as_millis() as u64,
-            });
-            holds += 1;
-            drop(turn);
-            continue;
-        }
-        if metered && !matches!(status, 429 | 529) {
-            state.gate.cleared();
-        }
-        break answer;
-    };
-    let status = answer.status().as_u16();
-    // The CLI's probes (`HEAD /api/hello`) pass unmetered; every POST is a model request.
-    if parts.method != hyper::Method::POST {
-        let (p, b) = answer.into_parts();
-        return Response::from_parts(p, b.map_err(Into::into).boxed());
+    let query = parts.uri.query();
+    let make = || upstream::request(&config, &access.task, call, query, &parts.headers, bytes.clone());
+    match exchange.send(upstream, make).await {
+        Ok(answer) => exchange.answer(answer, reservation, slot),
+        Err(r) => r,
     }
-    let content_type = answer
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let reader = Arc::new(Mutex::new(Some(UsageReader::new(&content_type))));
-    let (parts, body) = answer.into_parts();
-    let (seen, state) = (reader.clone(), state.clone());
-    let task = access.task;
-    let watched = Watched::new(
-        body,
-        move |d| {
-            if let Some(r) = seen.lock().unwrap().as_mut() {
-                r.push(d);
+}
+
+/// One admitted call on its way upstream and back.
+struct Exchange {
+    state: Arc<State>,
+    task: String,
+    call: ApiCall,
+    model: String,
+    started: Instant,
+}
+
+impl Exchange {
+    fn report(&self, status: u16, usage: crate::gateway::protocol::Usage, cost_usd: f64) -> Report {
+        Report::Model {
+            at: now(),
+            task: self.task.clone(),
+            model: self.model.clone(),
+            status,
+            usage,
+            cost_usd,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Sent, and sent again after each 429 or 529 while the run's gate says to wait.
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        make: impl Fn() -> Result<Request<http_body_util::Full<Bytes>>, hyper::http::Error>,
+    ) -> Result<Response<Incoming>, Response<Body>> {
+        let metered = self.call == ApiCall::Messages;
+        let bad_gateway = |e: &dyn std::fmt::Display| {
+            api_error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("sandpen gateway: {e}"),
+            )
+        };
+        let mut holds = 0;
+        loop {
+            let turn = if metered {
+                self.state.gate.pass().await
+            } else {
+                None
+            };
+            let up = make().map_err(|e| bad_gateway(&e))?;
+            let clients = upstream.get().await.map_err(|e| bad_gateway(&e))?;
+            let answer = match clients.request(up).await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.state.report(&self.report(502, Default::default(), 0.0));
+                    return Err(bad_gateway(&format!("the model API could not be reached ({e})")));
+                }
+            };
+            let status = answer.status().as_u16();
+            if metered && matches!(status, 429 | 529) && holds < limits::MAX_HOLDS {
+                let wait = limits::wait_after(answer.headers());
+                self.state.gate.limited(wait);
+                self.state.report(&self.report(status, Default::default(), 0.0));
+                self.state.report(&Report::RateLimited {
+                    at: now(),
+                    task: self.task.clone(),
+                    status,
+                    retry_after_ms: wait.as_millis() as u64,
+                });
+                holds += 1;
+                drop(turn);
+                continue;
             }
-        },
-        move || {
-            let usage = reader
-                .lock()
-                .unwrap()
-                .take()
-                .map(UsageReader::finish)
-                .unwrap_or_default();
-            let cost_usd = state.cost(&model, &usage);
-            state.report(&Report::Model {
-                at: now(),
-                task: task.clone(),
-                model,
-                status,
-                usage,
-                cost_usd,
-                latency_ms: started.elapsed().as_millis() as u64,
-            });
-            state.meter(&task, cost_usd);
-        },
-    );
-    Response::from_parts(parts, watched.map_err(Into::into).boxed())
+            if metered && !matches!(status, 429 | 529) {
+                self.state.gate.cleared();
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The answer streamed back to the task; a model request's usage metered as it passes and
+    /// its reservation replaced by its cost when it ends. The task's slot is held till then.
+    fn answer(
+        self,
+        answer: Response<Incoming>,
+        reservation: Option<Reservation>,
+        slot: Slot,
+    ) -> Response<Body> {
+        let status = answer.status().as_u16();
+        let Some(reservation) = reservation else {
+            let (p, b) = answer.into_parts();
+            let held = Watched::new(b, |_| {}, move || drop(slot));
+            return Response::from_parts(p, held.map_err(Into::into).boxed());
+        };
+        let content_type = answer
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let reader = Arc::new(Mutex::new(Some(UsageReader::new(&content_type))));
+        let (parts, body) = answer.into_parts();
+        let seen = reader.clone();
+        let watched = Watched::new(
+            body,
+            move |d| {
+                if let Some(r) = seen.lock().unwrap().as_mut() {
+                    r.push(d);
+                }
+            },
+            move || {
+                let usage = reader
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .map(UsageReader::finish)
+                    .unwrap_or_default();
+                let cost_usd = self.state.cost(&self.model, &usage);
+                self.state.report(&self.report(status, usage, cost_usd));
+                reservation.settle(cost_usd);
+                drop(slot);
+            },
+        );
+        Response::from_parts(parts, watched.map_err(Into::into).boxed())
+    }
 }

@@ -6,8 +6,11 @@
 mod api;
 mod body;
 mod limits;
+mod out;
 mod proxy;
+mod route;
 mod state;
+mod upstream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,8 +28,8 @@ use super::protocol::{Command, Report};
 
 /// Serves until stdin ends. `listen` None: the address arrives as the first `listen` command.
 pub async fn run(listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let state = Arc::new(State::default());
-    let clients = Arc::new(api::Upstream::default());
+    let state = Arc::new(State::new(std::io::stdout()));
+    let clients = Arc::new(upstream::Upstream::default());
     let warm = clients.clone();
     tokio::spawn(async move {
         if let Err(e) = warm.get().await {
@@ -48,12 +51,18 @@ pub async fn run(listen: Option<SocketAddr>) -> anyhow::Result<()> {
     state.report(&Report::Ready {
         addr: listener.local_addr()?.to_string(),
     });
+    let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
+                let Ok(open) = connections.clone().try_acquire_owned() else {
+                    turn_away(&stream);
+                    continue;
+                };
                 let (state, clients) = (state.clone(), clients.clone());
                 tokio::spawn(async move {
+                    let _open = open;
                     let service = service_fn(move |req| handle(state.clone(), clients.clone(), req));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -64,6 +73,25 @@ pub async fn run(listen: Option<SocketAddr>) -> anyhow::Result<()> {
             _ = &mut commands => return Ok(()),
         }
     }
+}
+
+/// Connections the gateway serves at once, from all tasks (each task also has its own limit of
+/// requests in flight, `state::PER_TASK`).
+const CONNECTIONS: usize = 1024;
+
+/// The answer to a connection over [`CONNECTIONS`]: written at once if the socket takes it
+/// (it is small), never waited for, then the connection is closed.
+fn turn_away(stream: &tokio::net::TcpStream) {
+    let body = format!(
+        "{{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"sandpen \
+         gateway: {CONNECTIONS} connections are open, the most it serves; retry when one has ended\"}}}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
 }
 
 /// Applies commands until stdin ends; the first `listen` goes to `told`.
@@ -94,7 +122,7 @@ async fn read_commands(state: Arc<State>, told: tokio::sync::oneshot::Sender<Soc
 
 async fn handle(
     state: Arc<State>,
-    clients: Arc<api::Upstream>,
+    clients: Arc<upstream::Upstream>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     Ok(if req.method() == Method::CONNECT {

@@ -14,7 +14,7 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
 use super::body::{Body, Watched, full};
-use super::state::{State, now};
+use super::state::{PER_TASK, State, now};
 use crate::gateway::allow::is_private;
 use crate::gateway::protocol::Report;
 
@@ -129,6 +129,25 @@ fn refuse(status: StatusCode, reason: &str) -> Response<Body> {
     r
 }
 
+/// A task over its limit of connections and requests in flight.
+fn too_many(state: &State, task: String, method: &str, host: &str, port: u16) -> Response<Body> {
+    let why = format!(
+        "this task has {PER_TASK} connections and requests in flight, the most it may; retry when one has ended"
+    );
+    audit(state, Some(task), method, host, port, Err(why.clone()), false);
+    refuse(StatusCode::TOO_MANY_REQUESTS, &why)
+}
+
+/// Whether a plain-HTTP request's `Host` names its target (the port 80 when it names none).
+fn host_matches(named: Option<&str>, host: &str, port: u16) -> bool {
+    // No user part: a server may read either side of an `@`.
+    let named = named.filter(|n| !n.contains('@'));
+    let Some(a) = named.and_then(|n| n.parse::<hyper::http::uri::Authority>().ok()) else {
+        return false;
+    };
+    a.host().trim_matches(['[', ']']).eq_ignore_ascii_case(host) && a.port_u16().unwrap_or(80) == port
+}
+
 /// `CONNECT host:port`: checked, connected, then a byte tunnel.
 pub async fn connect(state: &Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     let Some((host, port)) = req.uri().authority().map(|a| {
@@ -145,6 +164,9 @@ pub async fn connect(state: &Arc<State>, mut req: Request<Incoming>) -> Response
             audit(state, task, "CONNECT", &host, port, Err(d.reason.clone()), false);
             return refuse(d.status, &d.reason);
         }
+    };
+    let Some(slot) = state.slot(&task) else {
+        return too_many(state, task, "CONNECT", &host, port);
     };
     let upstream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
@@ -167,6 +189,7 @@ pub async fn connect(state: &Arc<State>, mut req: Request<Incoming>) -> Response
             }
             Err(e) => Err(e.to_string()),
         };
+        drop(slot);
         audit(&state, Some(task), "CONNECT", &host, port, outcome, true);
     });
     Response::new(full(""))
@@ -194,6 +217,19 @@ pub async fn forward(state: &Arc<State>, req: Request<Incoming>) -> Response<Bod
             audit(state, task, &method, &host, port, Err(d.reason.clone()), false);
             return refuse(d.status, &d.reason);
         }
+    };
+    // The server reads the Host header, not the target the allowlist checked.
+    let named = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host_matches(named, &host, port) {
+        let why = format!(
+            "the Host header ({}) is not the target {host}:{port}",
+            named.map_or("none".to_string(), super::route::shown)
+        );
+        audit(state, Some(task), &method, &host, port, Err(why.clone()), false);
+        return refuse(StatusCode::FORBIDDEN, &why);
+    }
+    let Some(slot) = state.slot(&task) else {
+        return too_many(state, task, &method, &host, port);
     };
     let sent = async {
         let tcp = tokio::net::TcpStream::connect(addr)
@@ -235,6 +271,7 @@ pub async fn forward(state: &Arc<State>, req: Request<Incoming>) -> Response<Bod
                     counted.fetch_add(d.len() as u64, Ordering::Relaxed);
                 },
                 move || {
+                    drop(slot);
                     let down = down.load(Ordering::Relaxed);
                     audit(&state, Some(task), &method, &host, port, Ok((up, down)), true);
                 },
@@ -244,6 +281,34 @@ pub async fn forward(state: &Arc<State>, req: Request<Incoming>) -> Response<Bod
         Err(why) => {
             audit(state, Some(task), &method, &host, port, Err(why.clone()), true);
             refuse(StatusCode::BAD_GATEWAY, &why)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_matches;
+
+    #[test]
+    fn a_plain_http_request_must_name_its_target_as_its_host() {
+        for (named, host, port) in [
+            ("pypi.org", "pypi.org", 80),
+            ("PyPI.org:80", "pypi.org", 80),
+            ("10.0.0.1:8080", "10.0.0.1", 8080),
+            ("[::1]:81", "::1", 81),
+        ] {
+            assert!(host_matches(Some(named), host, port), "{named}");
+        }
+        for (named, host, port) in [
+            (Some("evil.example"), "pypi.org", 80),
+            (Some("pypi.org:81"), "pypi.org", 80),
+            (Some("pypi.org"), "pypi.org", 8080),
+            (Some("pypi.org.evil.example"), "pypi.org", 80),
+            (Some("a@pypi.org"), "pypi.org", 80),
+            (Some(""), "pypi.org", 80),
+            (None, "pypi.org", 80),
+        ] {
+            assert!(!host_matches(named, host, port), "{named:?}");
         }
     }
 }

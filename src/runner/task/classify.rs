@@ -84,6 +84,11 @@ pub fn classify(end: &Ending, timeout: Duration, disk_limit: Option<u64>) -> Ver
             );
             return Verdict::new(TaskStatus::DiskExceeded, msg, code);
         }
+        Some(StopReason::Budget) => {
+            let msg = "stopped: its model requests reached its budget (metered at the gateway); \
+                       the work up to then is kept";
+            return Verdict::new(TaskStatus::BudgetExceeded, msg.to_string(), code);
+        }
         None => {}
     }
     if let Some(state) = &end.exit {
@@ -240,6 +245,7 @@ mod tests {
             (StopReason::Cancelled, TaskStatus::Cancelled),
             (StopReason::Governance, TaskStatus::Failed),
             (StopReason::Disk, TaskStatus::DiskExceeded),
+            (StopReason::Budget, TaskStatus::BudgetExceeded),
         ] {
             let end = Ending {
                 stopped_for: Some(reason),

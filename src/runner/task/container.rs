@@ -237,6 +237,7 @@ async fn watch_running<E: ContainerEngine>(
         _ = ctx.stop.graceful.cancelled() => { end.stopped_for = Some(StopReason::Cancelled); None }
         _ = violation.cancelled() => { end.stopped_for = Some(StopReason::Governance); None }
         _ = disk_over.cancelled() => { end.stopped_for = Some(StopReason::Disk); None }
+        _ = budget_spent(ctx) => { end.stopped_for = Some(StopReason::Budget); None }
     };
     let deadline = match waited {
         Some(Ok(code)) => {
@@ -290,6 +291,23 @@ async fn watch_running<E: ContainerEngine>(
     let _ = phases.await;
     tracing::debug!(task = %ctx.task.id, "watchers ended");
     deadline
+}
+
+/// How long a task whose budget is spent has to end by itself before it is stopped. The CLI
+/// ends at its next (refused) model request; stopped at once, it could be cut off in the
+/// middle of a git command and leave the checkout locked for the collection.
+const BUDGET_GRACE: Duration = Duration::from_secs(15);
+
+/// Resolves [`BUDGET_GRACE`] after the gateway says the task's budget is spent (never without
+/// a gateway).
+async fn budget_spent<E>(ctx: &Ctx<E>) {
+    match (&ctx.cfg.gateway, &ctx.admission) {
+        (Some(g), Some(_)) => {
+            g.gw.spent(&ctx.task.id).await;
+            tokio::time::sleep(BUDGET_GRACE).await;
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 /// Stops the container: SIGTERM, SIGKILL after the grace (at once on a second Ctrl-C, or for a

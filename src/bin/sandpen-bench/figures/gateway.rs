@@ -104,7 +104,10 @@ async fn round_trips(ctx: &Ctx, image: &str) -> Measured<(Sample, Sample, f64)> 
         &GatewayOptions {
             image: image.to_string(),
             upstream: format!("http://{}/task/{{task}}", server.addr),
-            credential: Some(("x-api-key".into(), "sk-bench-not-a-key".to_string().into())),
+            credential: Some((
+                sandpen::gateway::protocol::CredentialKind::ApiKey,
+                "sk-bench-not-a-key".to_string().into(),
+            )),
             prices: Default::default(),
             allow: Vec::new(),
             audit: run_dir.join("egress.jsonl"),
