@@ -502,3 +502,18 @@ fn the_salvage_leaves_large_files_out_and_names_them() {
         run.dump()
     );
 }
+
+#[test]
+fn a_task_stopped_mid_commit_still_has_its_work_salvaged() {
+    // A stale index.lock, as a git command killed by a stop leaves it.
+    let repo = make_repo();
+    let toml = "[[task]]\nid = \"locked\"\ntimeout = \"3s\"\n\
+                prompt_text = \"echo work > work.txt; touch .git/index.lock; sleep 60\"\n";
+    let run = run_tasks(repo.path(), toml, &[]);
+    let report = run.report();
+    let t = task(&report, "locked");
+    assert_eq!(field(t, "status"), "timed_out", "{t:#}");
+    let branch = field(t, "branch");
+    let shown = git(repo.path(), &["show", &format!("{branch}:work.txt")]);
+    assert_eq!(shown, "work\n", "{t:#}");
+}

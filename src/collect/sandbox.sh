@@ -35,6 +35,9 @@ if [ -d "$borrowed" ]; then
     mkdir -p .git/objects/info && printf '%s\n' "$borrowed" > "$alternates"
 fi
 export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
+# A task stopped in the middle of a git command leaves its locks behind, and no git of the task
+# runs any more (its CLI ended, or its container is gone): they would fail the salvage commit.
+rm -f .git/index.lock .git/HEAD.lock
 
 g() {
     git --no-replace-objects -c core.hooksPath=/dev/null -c core.fsmonitor=false \
