@@ -160,6 +160,9 @@ pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Co
         None if remote => Err(CollectError::NotReturned(in_place::errors(&out_dir))),
         None => {
             let (start_refs, since) = start_refs(job).await?;
+            // Collected once already by a sandpen that died before it said so.
+            crate::workspace::revive(&job.run.checkout(job.task))
+                .map_err(|e| WorkspaceError::io("making the checkout a repository again", e))?;
             sandbox::prepare_out_dir(&out_dir, job, &start_refs)?;
             sandbox::run_sandbox(engine, job, &out_dir, since).await
         }

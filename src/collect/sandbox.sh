@@ -82,6 +82,8 @@ while IFS= read -r p; do
     fi
 done < "$out/nested"
 set -- "$@" ":(exclude,glob)**/$aside" ":(exclude,glob)**/$aside/**"
+# What the host renamed aside when it last collected (workspace/inert.rs): never content.
+set -- "$@" ":(exclude,glob)**/.git.sandpen-inert*" ":(exclude,glob)**/.git.sandpen-inert*/**"
 # A name with a line break cannot be listed safely below: such paths stay out (named at the end).
 nl='
 '
@@ -128,7 +130,7 @@ done < "$out/moved"
 # excluded patterns, made positive.
 n=$#
 for p in "$@"; do
-    case $p in *"$aside"* | ":(exclude,literal)"*) continue ;; esac
+    case $p in *"$aside"* | *sandpen-inert* | ":(exclude,literal)"*) continue ;; esac
     set -- "$@" ":(glob)${p#:(exclude,glob)}"
 done
 shift "$n"

@@ -60,6 +60,24 @@ pub fn make_inert(checkout: &Path) -> io::Result<Inert> {
     Ok(Inert { renamed, incomplete })
 }
 
+/// Undoes [`make_inert`] for the checkout's own repository (nested ones stay aside, and the
+/// collection leaves their renamed directories out), for a collection that must run again: a
+/// sandpen killed after it made the checkout inert, whose run `gc` finishes. Whether it did.
+pub fn revive(checkout: &Path) -> io::Result<bool> {
+    let git = checkout.join(".git");
+    let aside = checkout.join(GIT_ASIDE);
+    let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+    if git.symlink_metadata().is_ok() || !is_dir(&aside) {
+        return Ok(false);
+    }
+    std::fs::rename(&aside, &git)?;
+    let head = git.join(HEAD_ASIDE);
+    if head.symlink_metadata().is_ok() && git.join("HEAD").symlink_metadata().is_err() {
+        std::fs::rename(head, git.join("HEAD"))?;
+    }
+    Ok(true)
+}
+
 /// A directory git could take for a git directory: one with `refs`, `objects` or `commondir`
 /// beside its `HEAD` (what git's own check looks for, made broader, never narrower).
 fn looks_like_git_dir(dir: Option<&Path>) -> bool {
@@ -161,5 +179,16 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(make_inert(&co).unwrap().renamed, 0, "once is enough");
+        // Made a repository again for a collection that must run again (its own only).
+        std::fs::remove_file(co.join(GIT_ASIDE)).unwrap();
+        std::fs::rename(co.join(".git.sandpen-inert-1"), co.join(GIT_ASIDE)).unwrap();
+        assert!(revive(&co).unwrap());
+        assert!(git(&co, &["rev-parse", "--git-dir"]).status.success());
+        assert!(
+            !git(&co.join("nested"), &["rev-parse", "--show-toplevel"])
+                .stdout
+                .ends_with(b"nested\n")
+        );
+        assert!(!revive(&co).unwrap(), "once");
     }
 }

@@ -15,7 +15,7 @@ mod result;
 
 pub use checkout::{Checkout, hand_back, task_branch};
 pub use home::RunsHome;
-pub use inert::{GIT_ASIDE, HEAD_ASIDE, Inert, make_inert};
+pub use inert::{GIT_ASIDE, HEAD_ASIDE, Inert, make_inert, revive};
 pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
