@@ -136,14 +136,14 @@ fn eight_checkouts_cost_their_working_trees_and_every_result_comes_back() {
         "the run's directory holds {used} bytes, over {bound}"
     );
 
-    // Once collected, a checkout points at the objects where the host has them: git works in
-    // it on the host.
+    // Once collected, a checkout holds no repository git would find: on the host, git in it
+    // finds the user's own git directory around the runs. The work is on its branch.
     let checkout = runs.join("t0");
-    assert_eq!(
-        git(&checkout, &["log", "-1", "--format=%s"]).trim(),
-        "task 0",
-        "git works in a collected checkout on the host"
-    );
+    let found = git(&checkout, &["rev-parse", "--absolute-git-dir"]);
+    let users = git(p, &["rev-parse", "--absolute-git-dir"]);
+    assert_eq!(found.trim(), users.trim(), "git in a collected checkout finds the user's");
+    let branch = format!("sandpen/t0/{run_id}");
+    assert_eq!(git(p, &["log", "-1", "--format=%s", &branch]).trim(), "task 0");
 }
 
 #[test]
