@@ -141,7 +141,11 @@ fn eight_checkouts_cost_their_working_trees_and_every_result_comes_back() {
     let checkout = runs.join("t0");
     let found = git(&checkout, &["rev-parse", "--absolute-git-dir"]);
     let users = git(p, &["rev-parse", "--absolute-git-dir"]);
-    assert_eq!(found.trim(), users.trim(), "git in a collected checkout finds the user's");
+    assert_eq!(
+        found.trim(),
+        users.trim(),
+        "git in a collected checkout finds the user's"
+    );
     let branch = format!("sandpen/t0/{run_id}");
     assert_eq!(git(p, &["log", "-1", "--format=%s", &branch]).trim(), "task 0");
 }

@@ -287,7 +287,21 @@ fn an_orphan_container_ends_itself_at_its_deadline() {
     let report = report_of(repo.path());
     let gc = output(sandpen().arg("gc").current_dir(repo.path()));
     assert!(gc.status.success(), "{}", stderr(&gc));
-    assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
+    let run_filter = format!("label=sandpen.run={}", report["run_id"].as_str().unwrap());
+    assert!(
+        left(&report).is_empty(),
+        "after gc: {}\ngc said:\n{}{}",
+        stdout(&docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &run_filter,
+            "--format",
+            "{{.Names}} {{.Status}} {{.Labels}}"
+        ])),
+        stdout(&gc),
+        stderr(&gc)
+    );
     let report = report_of(repo.path());
     assert_eq!(report["complete"], true, "gc completed the report: {report:#}");
     assert!(
