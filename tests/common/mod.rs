@@ -189,8 +189,9 @@ pub fn git_output(dir: &Path, args: &[&str]) -> Output {
 /// Where sandpen keeps the runs of the repository at `repo` (each run a directory named by its
 /// id). Tests find run directories only through this, never by a path of their own.
 pub fn runs_dir(repo: &Path) -> PathBuf {
-    let common = git(repo, &["rev-parse", "--path-format=absolute", "--git-common-dir"]);
-    PathBuf::from(common.trim()).join("sandpen").join("runs")
+    sandpen_dir_of(repo)
+        .unwrap_or_else(|| panic!("{} is not in a git repository", repo.display()))
+        .join("runs")
 }
 
 /// A fresh git repository with one commit (README), its identity configured locally.
@@ -488,7 +489,17 @@ pub fn max_overlap(iv: &[(String, f64, f64)]) -> usize {
 
 /// sandpen's directory in the git directory of the repository at `dir`, if `dir` is in one.
 pub fn sandpen_dir_of(dir: &Path) -> Option<PathBuf> {
-    let out = git_output(dir, &["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    // Whoever owns it (a test's repository may be another user's).
+    let out = git_output(
+        dir,
+        &[
+            "-c",
+            "safe.directory=*",
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-common-dir",
+        ],
+    );
     out.status
         .success()
         .then(|| PathBuf::from(stdout(&out).trim()).join("sandpen"))
