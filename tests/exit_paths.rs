@@ -39,6 +39,40 @@ fn left(run: &serde_json::Value) -> Vec<String> {
     containers(&format!("label=sandpen.run={}", run["run_id"].as_str().unwrap()))
 }
 
+/// `sandpen gc` until the run of `repo` is finished: no container of it left and its lease
+/// free. gc finishes every dead run on the engine, so another test's gc may be finishing this
+/// one, holding its lease (this gc then keeps it: "another `sandpen gc` is finishing it").
+/// The last gc's output.
+fn gc_until_finished(repo: &Path) -> std::process::Output {
+    let _one_at_a_time = gc_lock();
+    gc_loop(repo)
+}
+
+/// gc acts on every dead run of the engine: a test that needs a dead run left alone for a
+/// while (the orphan's own deadline) holds this, and the other tests' gc waits.
+fn gc_lock() -> std::sync::MutexGuard<'static, ()> {
+    static GC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GC.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn gc_loop(repo: &Path) -> std::process::Output {
+    let lease = run_dir(repo).join("_sandpen/lease");
+    let mut last = None;
+    wait_for(Duration::from_secs(120), || {
+        let gc = output(sandpen().arg("gc").current_dir(repo));
+        assert!(gc.status.success(), "{}", stderr(&gc));
+        last = Some(gc);
+        let free = output(
+            std::process::Command::new("flock")
+                .arg("-n")
+                .arg(&lease)
+                .arg("true"),
+        );
+        (left(&report_of(repo)).is_empty() && free.status.success()).then_some(())
+    });
+    last.expect("gc ran")
+}
+
 /// Waits until `n` of the run's task containers run.
 fn wait_running(run: &mut Background, n: usize) {
     let filter = owner_filter(run.pid());
@@ -103,8 +137,7 @@ fn a_second_interrupt_leaves_within_two_seconds() {
         "says what to do:\n{err}"
     );
     // Whatever was left, gc finishes it.
-    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
-    assert!(gc.status.success(), "{}", stderr(&gc));
+    gc_until_finished(repo.path());
     let report = report_of(repo.path());
     assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
 }
@@ -242,8 +275,7 @@ fn a_hung_engine_ends_the_task_in_bounded_time_and_gc_finishes_it() {
 
     // The engine answers again: gc removes the container and brings the work back.
     engine.frozen.store(false, Ordering::Relaxed);
-    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
-    assert!(gc.status.success(), "{}", stderr(&gc));
+    let gc = gc_until_finished(repo.path());
     assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
     let report = report_of(repo.path());
     let t = task(&report, "hung");
@@ -273,6 +305,8 @@ fn an_orphan_container_ends_itself_at_its_deadline() {
     wait_for(Duration::from_secs(30), || started.exists().then_some(()))
         .unwrap_or_else(|| panic!("the task never started:\n{}", run.stderr()));
     let filter = owner_filter(run.pid());
+    // No other test's gc may finish this dead run before its deadline does.
+    let _alone = gc_lock();
     let killed = Instant::now();
     run.signal("KILL");
     run.wait_exit(Duration::from_secs(10))
@@ -285,8 +319,7 @@ fn an_orphan_container_ends_itself_at_its_deadline() {
     eprintln!("orphan: ended {ended:?} after sandpen was killed");
     assert!(ended < Duration::from_secs(30), "{ended:?}");
     let report = report_of(repo.path());
-    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
-    assert!(gc.status.success(), "{}", stderr(&gc));
+    let gc = gc_loop(repo.path());
     let run_filter = format!("label=sandpen.run={}", report["run_id"].as_str().unwrap());
     assert!(
         left(&report).is_empty(),
@@ -419,8 +452,7 @@ fn a_double_interrupt_ends_sandpen_within_two_seconds_even_with_a_hung_engine() 
     assert_eq!(status.code(), Some(130));
     assert!(run.stderr().contains("sandpen gc"), "{}", run.stderr());
     engine.frozen.store(false, Ordering::Relaxed);
-    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
-    assert!(gc.status.success(), "{}", stderr(&gc));
+    gc_until_finished(repo.path());
     let report = report_of(repo.path());
     assert!(left(&report).is_empty(), "after gc: {:?}", left(&report));
 }
@@ -475,8 +507,7 @@ fn one_interrupt_with_a_hung_engine_ends_within_the_grace_and_lists_what_is_left
     assert!(err.contains("run `sandpen gc` once the engine answers"), "{err}");
 
     engine.frozen.store(false, Ordering::Relaxed);
-    let gc = output(sandpen().arg("gc").current_dir(repo.path()));
-    assert!(gc.status.success(), "{}", stderr(&gc));
+    let gc = gc_until_finished(repo.path());
     let left = containers(&format!("label=sandpen.run={run_id}"));
     assert!(left.is_empty(), "after gc: {left:?}\n{}", stderr(&gc));
     let networks = stdout(&docker(&[
