@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod frozen;
 pub mod podman;
 pub mod refused;
 pub mod swarm;
