@@ -14,19 +14,26 @@ use std::path::{Path, PathBuf};
 /// The runs of one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunsHome {
-    /// `<git-common-dir>/sandpen`: sandpen's directory in the repository's git directory.
+    /// The repository's git directory shared by its worktrees: the user's, trusted.
+    git_dir: PathBuf,
+    /// Its top-level working directory, where older sandpens kept runs (`.sandpen/runs`).
+    root: PathBuf,
+    /// `<git_dir>/sandpen`: sandpen's directory in the git directory.
     sandpen: PathBuf,
-    /// `<repo>/.sandpen/runs`, where older sandpens kept runs.
-    legacy: PathBuf,
 }
+
+/// Where new runs go, below the git directory; where older sandpens' are, below the root.
+const HERE: [&str; 2] = ["sandpen", "runs"];
+const LEGACY: [&str; 2] = [".sandpen", "runs"];
 
 impl RunsHome {
     /// `common_dir` is the repository's git directory shared by all its worktrees
     /// (`git rev-parse --git-common-dir`), `root` its top-level working directory.
     pub fn new(common_dir: &Path, root: &Path) -> Self {
         Self {
-            sandpen: common_dir.join("sandpen"),
-            legacy: root.join(".sandpen").join("runs"),
+            git_dir: common_dir.to_path_buf(),
+            root: root.to_path_buf(),
+            sandpen: common_dir.join(HERE[0]),
         }
     }
 
@@ -37,21 +44,13 @@ impl RunsHome {
 
     /// Where new runs go.
     pub fn dir(&self) -> PathBuf {
-        self.sandpen.join("runs")
-    }
-
-    /// Where runs of older sandpens are, if anything is there.
-    pub fn legacy_dir(&self) -> &Path {
-        &self.legacy
+        self.sandpen.join(HERE[1])
     }
 
     /// Makes the directory of a new run, and every directory on the way that does not exist
     /// yet; refuses one that is there but is not a real directory (a symlink, a file).
     pub fn create_run(&self, run_id: &str) -> io::Result<PathBuf> {
-        let run = self.dir().join(run_id);
-        for dir in [&self.sandpen, &self.dir()] {
-            real_dir(dir, true)?;
-        }
+        let run = real_chain(&self.git_dir, &HERE, true)?.join(run_id);
         std::fs::create_dir(&run)?;
         Ok(run)
     }
@@ -59,9 +58,9 @@ impl RunsHome {
     /// Every run directory, oldest first (run ids sort by time): the ones here, then those of
     /// older sandpens. Only real directories: a symlink anywhere on the way is not followed.
     pub fn runs(&self) -> Vec<PathBuf> {
-        let mut all: Vec<PathBuf> = [self.dir(), self.legacy.clone()]
-            .iter()
-            .filter(|d| is_real_dir_chain(d, self.base_of(d)))
+        let mut all: Vec<PathBuf> = [(&self.git_dir, HERE), (&self.root, LEGACY)]
+            .into_iter()
+            .filter_map(|(base, names)| real_chain(base, &names, false).ok())
             .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path())
@@ -72,22 +71,20 @@ impl RunsHome {
 
     /// Whether `path` is where a run of this repository would be.
     pub fn holds(&self, path: &Path) -> bool {
-        path.parent().is_some_and(|p| p == self.dir() || p == self.legacy)
+        path.parent()
+            .is_some_and(|p| p == self.dir() || p == self.root.join(LEGACY[0]).join(LEGACY[1]))
     }
+}
 
-    /// The directory below which `dir` is sandpen's to check: the git directory is the
-    /// user's, `.sandpen` is in the working tree.
-    fn base_of(&self, dir: &Path) -> PathBuf {
-        if dir.starts_with(&self.sandpen) {
-            self.sandpen.parent().map(Path::to_path_buf).unwrap_or_default()
-        } else {
-            self.legacy
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
-        }
+/// `base` joined with `names`, each step a real directory (made when `create` and missing),
+/// never a symlink to one.
+fn real_chain(base: &Path, names: &[&str], create: bool) -> io::Result<PathBuf> {
+    let mut at = base.to_path_buf();
+    for name in names {
+        at.push(name);
+        real_dir(&at, create)?;
     }
+    Ok(at)
 }
 
 /// `dir` is a real directory (made when `create` and missing); never a symlink to one.
@@ -102,18 +99,6 @@ fn real_dir(dir: &Path, create: bool) -> io::Result<()> {
         },
         Err(e) => Err(e),
     }
-}
-
-/// Every directory from below `base` down to `dir` is a real directory.
-fn is_real_dir_chain(dir: &Path, base: PathBuf) -> bool {
-    let Ok(rest) = dir.strip_prefix(&base) else {
-        return false;
-    };
-    let mut at = base;
-    rest.components().all(|c| {
-        at.push(c);
-        real_dir(&at, false).is_ok()
-    })
 }
 
 #[cfg(test)]
