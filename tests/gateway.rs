@@ -74,9 +74,70 @@ fn networks_of(run_id: &str) -> Vec<String> {
     stdout(&out).lines().map(str::to_string).collect()
 }
 
+/// Listeners on the engine host (the test's own process): on the default bridge's address
+/// (docker0) and on all addresses. Counts what connects.
+struct HostListeners {
+    docker0: String,
+    any_addr: String,
+    port_docker0: u16,
+    port_any: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HostListeners {
+    fn start() -> Self {
+        // The bridge's own address on the host (docker0), as `ip` shows it.
+        let shown = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "docker0"])
+            .output()
+            .unwrap();
+        let docker0 = String::from_utf8_lossy(&shown.stdout)
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(!docker0.is_empty(), "the default bridge has a gateway address");
+        // Another address of this host, not loopback nor docker0: the first `hostname -I`.
+        let all = std::process::Command::new("hostname").arg("-I").output().unwrap();
+        let any_addr = String::from_utf8_lossy(&all.stdout)
+            .split_whitespace()
+            .find(|a| *a != docker0 && a.contains('.'))
+            .unwrap_or(&docker0)
+            .to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listen = |addr: &str| {
+            let l = std::net::TcpListener::bind((addr, 0)).unwrap();
+            let port = l.local_addr().unwrap().port();
+            let n = accepted.clone();
+            std::thread::spawn(move || {
+                for _ in l.incoming() {
+                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            port
+        };
+        let port_docker0 = listen(&docker0);
+        let port_any = listen("0.0.0.0");
+        Self {
+            docker0,
+            any_addr,
+            port_docker0,
+            port_any,
+            accepted,
+        }
+    }
+}
+
 /// The prompt of the task that probes the boundary from inside. It reaches the gateway through
 /// its own HTTPS_PROXY setting, with bash's /dev/tcp (the probe image has no curl).
-fn probe_script(server: &str) -> String {
+fn probe_script(server: &str, host: &HostListeners) -> String {
+    let tcp = |name: &str, addr: &str, port: u16| {
+        format!(
+            "if timeout 4 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>/dev/null; then echo \"{name}: open\"; else echo \"{name}: closed\"; fi\n"
+        )
+    };
     // The canary is put together at run time: the prompt itself must not hold it.
     format!(
         r#"set -u
@@ -91,22 +152,28 @@ req() {{
 }}
 echo "ALLOWED: $(req {server}:8080)"
 echo "DENIED: $(req {server}:8081)"
-if timeout 4 bash -c 'exec 3<>/dev/tcp/{server}/8080' 2>/dev/null; then echo "DIRECT: open"; else echo "DIRECT: closed"; fi
-case "${{ANTHROPIC_BASE_URL:-}}" in http://$gh:$gp) echo "BASE: the gateway";; *) echo "BASE: elsewhere";; esac
-while [ ! -s peer-ip ]; do sleep 0.2; done
-timeout 4 bash -c "exec 3<>/dev/tcp/$(cat peer-ip)/9" 2>/dev/null; echo "PEER: $?"
-"#
+{direct}{docker0}{any}case "${{ANTHROPIC_BASE_URL:-}}" in http://$gh:$gp) echo "BASE: the gateway";; *) echo "BASE: elsewhere";; esac
+echo "ROUTES: $(tail -n +2 /proc/net/route | wc -l)"
+echo "INTERFACES: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
+if getent hosts example.com >/dev/null 2>&1; then echo "DNS: answered"; else echo "DNS: none"; fi
+while [ ! -e peer-done ]; do sleep 0.2; done
+echo "PEER: checked"
+"#,
+        direct = tcp("DIRECT", server, 8080),
+        docker0 = tcp("HOST-DOCKER0", &host.docker0, host.port_docker0),
+        any = tcp("HOST-ANY", &host.any_addr, host.port_any),
     )
 }
 
 #[test]
 fn a_task_reaches_only_the_gateway_and_allowlisted_hosts_through_it() {
     let server = BridgeServer::start();
+    let host = HostListeners::start();
     let repo = make_repo();
     let toml = format!(
         "[[task]]\nid = \"probe\"\nprompt_text = '''\n{}'''\n\n\
          [[task]]\nid = \"peer\"\nprompt_text = \"for i in $(seq 1 300); do [ -e stop ] && exit 0; sleep 0.2; done\"\n",
-        probe_script(&server.ip)
+        probe_script(&server.ip, &host)
     );
     let allowed = format!("{}:8080", server.ip);
     let mut run = spawn_run_with(
@@ -115,20 +182,25 @@ fn a_task_reaches_only_the_gateway_and_allowlisted_hosts_through_it() {
         &["--allow-host", &allowed],
         &[("ANTHROPIC_API_KEY", CANARY)],
     );
-    // Tell the probe where its peer is, once both run.
+    // Once both run: the peer (another task's container) has no address to be reached at, nor
+    // has the probe: no network but their own loopback.
     let dir = wait_for(Duration::from_secs(60), || {
         let d = run_dir(repo.path())?;
         let run_id = d.file_name()?.to_string_lossy().to_string();
-        let ip = stdout(&docker(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &format!("sandpen-{run_id}-peer"),
-        ]))
-        .trim()
-        .to_string();
-        (!ip.is_empty() && d.join("probe").is_dir()).then(|| {
-            std::fs::write(d.join("probe/peer-ip"), &ip).unwrap();
+        let inspect = |task: &str| {
+            let out = docker(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.NetworkMode}} [{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}]",
+                &format!("sandpen-{run_id}-{task}"),
+            ]);
+            out.status.success().then(|| stdout(&out).trim().to_string())
+        };
+        let (peer, probe) = (inspect("peer")?, inspect("probe")?);
+        assert_eq!(peer, "none []", "the peer's network");
+        assert_eq!(probe, "none []", "the probe's network");
+        d.join("probe").is_dir().then(|| {
+            std::fs::write(d.join("probe/peer-done"), "").unwrap();
             d
         })
     })
@@ -154,15 +226,21 @@ fn a_task_reaches_only_the_gateway_and_allowlisted_hosts_through_it() {
         log.contains("DENIED: HTTP/1.1 403"),
         "another port is refused:\n{log}"
     );
-    assert!(
-        log.contains("DIRECT: closed"),
-        "no way out but the gateway:\n{log}"
+    for closed in ["DIRECT: closed", "HOST-DOCKER0: closed", "HOST-ANY: closed"] {
+        assert!(
+            log.contains(closed),
+            "no way out but the gateway ({closed}):\n{log}"
+        );
+    }
+    assert_eq!(
+        host.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a task reached the engine host's listeners:\n{log}"
     );
     assert!(log.contains("BASE: the gateway"), "{log}");
-    assert!(
-        log.contains("PEER: 124"),
-        "another task's container is unreachable (124: timed out):\n{log}"
-    );
+    assert!(log.contains("ROUTES: 0\n"), "no route at all:\n{log}");
+    assert!(log.contains("INTERFACES: lo \n"), "loopback only:\n{log}");
+    assert!(log.contains("DNS: none"), "no resolver answers:\n{log}");
 
     // The audit names both attempts; the report counts them; the summary names the denial.
     let audit = std::fs::read_to_string(dir.join("egress.jsonl")).unwrap();
@@ -187,10 +265,12 @@ fn a_task_reaches_only_the_gateway_and_allowlisted_hosts_through_it() {
     );
     assert!(g["egress_allowed"].as_u64().unwrap() >= 1, "{g:#}");
 
-    // Nothing of the run is left: no container, no network.
+    // Nothing of the run is left: no container, no network, no socket, no relay.
     let run_id = report["run_id"].as_str().unwrap();
     assert!(containers(&format!("label=sandpen.run={run_id}")).is_empty());
     assert!(networks_of(run_id).is_empty(), "{:?}", networks_of(run_id));
+    let internal = dir.join("_sandpen");
+    assert!(!internal.join("gateway").exists() && !internal.join("sandpen-relay").exists());
 }
 
 #[test]
@@ -253,14 +333,14 @@ fn ctrl_c_and_sigkill_with_gc_leave_no_container_and_no_network() {
         let run_id = run_dir(repo.path())
             .and_then(|d| Some(d.file_name()?.to_string_lossy().to_string()))
             .unwrap();
-        assert_eq!(networks_of(&run_id).len(), 1, "the run has its network");
+        assert!(networks_of(&run_id).is_empty(), "a run makes no network");
         run.signal(signal);
         run.wait_exit(Duration::from_secs(40)).expect("sandpen ends");
         if signal == "KILL" {
             // Nothing cleaned up after a SIGKILL: gc does it.
             let gc = output(sandpen().arg("gc").current_dir(repo.path()));
             assert!(gc.status.success(), "{}", stderr(&gc));
-            assert!(stdout(&gc).contains("removed network"), "{}", stdout(&gc));
+            assert!(stdout(&gc).contains("removed"), "{}", stdout(&gc));
         }
         assert!(
             containers(&format!("label=sandpen.run={run_id}")).is_empty(),

@@ -32,7 +32,7 @@ fn spec(name: &str, image: &str, script: &str, memory_mib: i64) -> ContainerSpec
             memory_bytes: memory_mib << 20,
             pids: 64,
         },
-        network: "bridge".into(),
+        network: sandpen::engine::NetworkMode::Bridge,
         engine_log: false,
         gated: false,
         self_collect: None,

@@ -1,10 +1,14 @@
 //! The gate of a task container in gateway mode. The container starts while the run's gateway
 //! is still being made (the two are the slow part of a run's start, and each takes about as
 //! long as the other), but its program must not send a request before the gateway knows its
-//! token. So the command's shell first reads one line on its standard input: the gateway's
-//! address, which sandpen writes once the gateway has admitted the task. From it the shell sets
-//! the settings that name the address, then runs the task. Input closed without a line (the
-//! gateway never admitted the task): the task does not run.
+//! token. So the command's shell first reads one line on its standard input: the address to
+//! reach the gateway at, on the container's own loopback, which sandpen writes once the
+//! gateway has admitted the task. The shell starts the relay there (`gateway::relay`: the
+//! container has no network, the relay pipes to the gateway's socket), sets the settings that
+//! name the address, then runs the task. Input closed without a line (the gateway never
+//! admitted the task), or a relay that cannot listen: the task does not run.
+
+use crate::gateway::relay::{RELAY_MOUNT, socket_in_container};
 
 /// The exit code of a container whose gate never opened.
 pub const NOT_ADMITTED: i64 = 125;
@@ -25,9 +29,15 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// The shell lines before the task's `exec`: `gw` is `host:port`.
 pub fn script() -> String {
+    script_with(RELAY_MOUNT, &socket_in_container())
+}
+
+/// The script with the relay and the socket at the given paths (tests run it on the host).
+fn script_with(relay: &str, socket: &str) -> String {
     let mut s = format!(
         "IFS= read -r gw || {{ echo 'sandpen: the run'\\''s gateway did not admit this task' >&2; exit {NOT_ADMITTED}; }}\n\
-         p=\"http://sandpen:${TOKEN}@$gw\"; np=\"${{gw%:*}},localhost,127.0.0.1\"\n\
+         {relay} \"$gw\" {socket} >/dev/null || {{ echo 'sandpen: no way to the run'\\''s gateway' >&2; exit {NOT_ADMITTED}; }}\n\
+         p=\"http://sandpen:${TOKEN}@$gw\"; np=\"localhost,127.0.0.1\"\n\
          export {BASE_URL}=\"http://$gw\""
     );
     for name in PROXY {
@@ -45,9 +55,13 @@ mod tests {
     use super::*;
     use std::process::{Command, Stdio};
 
-    /// The script as `sh` runs it: with a line, the settings; without, exit 125.
-    fn run(input: Option<&str>) -> (i32, String) {
-        let script = format!("{}env | grep -iE 'proxy|anthropic' | sort", script());
+    /// The script as `sh` runs it, with `relay` in the relay's place: with a line, the
+    /// settings; without, exit 125.
+    fn run_with(relay: &str, input: Option<&str>) -> (i32, String) {
+        let script = format!(
+            "{}env | grep -iE 'proxy|anthropic' | sort",
+            script_with(relay, "/x.sock")
+        );
         let mut child = Command::new("sh")
             .args(["-c", &script])
             .env_clear()
@@ -66,26 +80,48 @@ mod tests {
         (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
     }
 
+    fn run(input: Option<&str>) -> (i32, String) {
+        run_with("true", input)
+    }
+
     #[test]
     fn the_address_sets_the_model_api_and_the_proxies() {
-        let (code, env) = run(Some("172.18.0.1:40123\n"));
+        let (code, env) = run(Some("127.0.0.1:41733\n"));
         assert_eq!(code, 0);
         assert!(
-            env.contains("ANTHROPIC_BASE_URL=http://172.18.0.1:40123\n"),
+            env.contains("ANTHROPIC_BASE_URL=http://127.0.0.1:41733\n"),
             "{env}"
         );
         for name in PROXY {
             assert!(
-                env.contains(&format!("{name}=http://sandpen:tok123@172.18.0.1:40123\n")),
+                env.contains(&format!("{name}=http://sandpen:tok123@127.0.0.1:41733\n")),
                 "{env}"
             );
         }
         for name in NO_PROXY {
-            assert!(
-                env.contains(&format!("{name}=172.18.0.1,localhost,127.0.0.1\n")),
-                "{env}"
-            );
+            assert!(env.contains(&format!("{name}=localhost,127.0.0.1\n")), "{env}");
         }
+    }
+
+    #[test]
+    fn a_relay_that_cannot_start_stops_the_task() {
+        let (code, env) = run_with("false", Some("127.0.0.1:41733\n"));
+        assert_eq!(code, NOT_ADMITTED as i32);
+        assert_eq!(env, "");
+    }
+
+    #[test]
+    fn the_relay_is_started_on_the_address_with_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = dir.path().join("relay");
+        std::fs::write(
+            &relay,
+            "#!/bin/sh\ntest \"$1\" = 127.0.0.1:41733 && test \"$2\" = /x.sock\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&relay, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let (code, env) = run_with(relay.to_str().unwrap(), Some("127.0.0.1:41733\n"));
+        assert_eq!(code, 0, "{env}");
     }
 
     #[test]

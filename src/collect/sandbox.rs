@@ -181,7 +181,7 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         )
         .collect(),
         limits: job.limits,
-        network: "none".into(),
+        network: crate::engine::NetworkMode::None,
         engine_log: false,
         gated: false,
         self_collect: None,

@@ -163,38 +163,24 @@ impl Dialect {
         (self.kind == EngineKind::Podman && self.rootless).then(|| "keep-id".into())
     }
 
-    /// Whether a container on the host's network can reach the bridges of the engine's own
-    /// networks, as the run's gateway must (it listens on the run network's bridge address).
-    /// A rootless engine keeps its networks in a namespace of its own (Podman's rootless
-    /// netns, Docker's RootlessKit): not from the host's.
-    pub fn host_reaches_networks(&self) -> bool {
-        !self.rootless
+    /// The container user that writes what host user `ids` owns (the run's gateway directory):
+    /// the same ids, but in a rootless Docker Engine, whose container root is the user (a
+    /// rootless Podman keeps the ids: `keep-id`).
+    pub fn user_owning(&self, ids: (u32, u32)) -> (u32, u32) {
+        match (self.kind, self.rootless) {
+            (EngineKind::Docker, true) => (0, 0),
+            _ => ids,
+        }
     }
 
     /// What this engine does not do that sandpen would use, for `doctor` and the run's start.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.host_reaches_networks() {
-            out.push(
-                "a rootless engine keeps its networks out of the host's reach, where the run's \
-                 gateway listens: gateway mode needs a rootful engine; use --network none (or \
-                 bridge, which gives the task your key and the internet)"
-                    .into(),
-            );
-        }
         if !self.cgroup_per_container() {
             out.push(
                 "a rootless engine on cgroup v1 gives containers no cgroup of their own: tasks run \
                  without CPU, memory or pids limits and without CPU or memory figures (the report \
                  says so: limits_enforced false); fix: a host with cgroup v2, or a rootful engine"
-                    .into(),
-            );
-        }
-        if self.kind == EngineKind::Podman && self.host_reaches_networks() {
-            out.push(
-                "Podman's networks cannot turn off traffic between containers: in gateway mode \
-                 the tasks of a run can reach each other (their way out is still only the \
-                 gateway); use --network none for tasks that need no model API"
                     .into(),
             );
         }
@@ -326,14 +312,11 @@ mod tests {
         );
         assert!(d.rootless && d.cgroup_v1 && d.local);
         assert!(!d.cgroup_per_container());
-        assert!(!d.host_reaches_networks());
         let warnings = d.warnings();
-        assert!(
-            warnings[0].contains("gateway mode needs a rootful engine"),
-            "{warnings:?}"
-        );
-        assert!(warnings[1].contains("no cgroup of their own"), "{warnings:?}");
+        assert!(warnings[0].contains("no cgroup of their own"), "{warnings:?}");
         assert_eq!(d.userns_mode().as_deref(), Some("keep-id"));
+        // keep-id: the gateway runs as the user who owns its directory.
+        assert_eq!(d.user_owning((1001, 1001)), (1001, 1001));
         let v2 = SystemInfo {
             cgroup_version: Some(SystemInfoCgroupVersionEnum::_2),
             ..info
@@ -377,9 +360,8 @@ mod tests {
         let u = d.ulimits().unwrap();
         assert_eq!(u[1].name.as_deref(), Some("nproc"));
         assert_eq!((u[1].soft, u[1].hard), (Some(32768), Some(32768)));
-        let warnings = d.warnings();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("reach each other"));
+        // Tasks have no network in gateway mode: nothing to say about Podman's.
+        assert!(d.warnings().is_empty(), "{:?}", d.warnings());
         // This process's own table parses too.
         assert!(Rlimits::of_process(std::process::id()).is_some());
     }

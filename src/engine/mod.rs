@@ -15,7 +15,7 @@ pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, 
 pub use dialect::{Dialect, EngineKind};
 pub use error::{EngineError, left_for_gc};
 pub use images::{BuildFailure, BuildLine, ImageSummary};
-pub use networks::RunNetwork;
+pub use networks::NetworkMode;
 pub use service::{Input, ServiceSpec};
 pub use system::EngineInfo;
 

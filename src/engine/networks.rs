@@ -1,58 +1,52 @@
-//! Networks: the run's own network for gateway mode (internal: no route out; inter-container
-//! traffic off: no task reaches another), and finding and removing them by label.
+//! Networks: the mode a container's network is in (`NetworkMode`), and finding and removing
+//! the networks of runs made by earlier versions (one per run), by label.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-
-use bollard::models::NetworkCreateRequest;
 
 use super::{CALL_TIMEOUT, Engine, EngineError};
 
-/// A network made for one run.
-#[derive(Debug, Clone)]
-pub struct RunNetwork {
-    pub name: String,
-    /// The engine host's address on it: the only address its containers can reach.
-    pub gateway: IpAddr,
+/// A container's network as the engine takes it. Named, not a string: the few kinds sandpen
+/// means differ in what a task can reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Loopback only: nothing outside the container, no resolver.
+    None,
+    /// The engine's default bridge: the internet, and the host's addresses.
+    Bridge,
+    /// The engine host's own network namespace (sandpen's gateway only).
+    Host,
+    /// A network the user made on the engine.
+    Named(String),
 }
 
-impl Engine {
-    pub async fn create_internal_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<RunNetwork, EngineError> {
-        let context = format!("creating network {name}");
-        let request = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            internal: Some(true),
-            options: Some(HashMap::from([(
-                "com.docker.network.bridge.enable_icc".to_string(),
-                "false".to_string(),
-            )])),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        EngineError::limited(&context, CALL_TIMEOUT, async {
-            self.docker()
-                .create_network(request)
-                .await
-                .map_err(|e| EngineError::api(&context, &e))
-        })
-        .await?;
-        match self.network_gateway(name).await {
-            Ok(gateway) => Ok(RunNetwork {
-                name: name.to_string(),
-                gateway,
-            }),
-            Err(e) => {
-                let _ = self.remove_network(name).await;
-                Err(e)
-            }
+impl NetworkMode {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "none" => Self::None,
+            "bridge" => Self::Bridge,
+            "host" => Self::Host,
+            other => Self::Named(other.to_string()),
         }
     }
 
+    /// As the engine's API names it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::None => "none",
+            Self::Bridge => "bridge",
+            Self::Host => "host",
+            Self::Named(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Engine {
     /// Removes a network; one that is already gone is not an error.
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         let context = format!("removing network {name}");

@@ -19,12 +19,14 @@ pub struct ServiceSpec {
     pub labels: HashMap<String, String>,
     pub user: (u32, u32),
     pub limits: Limits,
-    pub network: String,
+    pub network: super::NetworkMode,
+    /// Its only writable places (the root is read-only).
+    pub mounts: Vec<super::spec::BindMount>,
 }
 
 impl ServiceSpec {
-    /// No capabilities, no privilege gain, an init, a read-only root, no swap, no TTY, no
-    /// mounts; stdin open, so the caller can talk to it.
+    /// No capabilities, no privilege gain, an init, a read-only root, no swap, no TTY, only
+    /// the mounts it names; stdin open, so the caller can talk to it.
     pub fn to_body(&self, dialect: &super::Dialect) -> ContainerCreateBody {
         let (uid, gid) = self.user;
         ContainerCreateBody {
@@ -39,7 +41,8 @@ impl ServiceSpec {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
-                network_mode: Some(self.network.clone()),
+                network_mode: Some(self.network.to_string()),
+                mounts: Some(self.mounts.iter().map(super::spec::BindMount::to_mount).collect()),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("none".into()),
                     config: None,

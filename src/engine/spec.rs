@@ -53,6 +53,7 @@ pub const WORKDIR: &str = "/workspace";
 /// The task user's home inside the container (a tmpfs).
 pub const HOME: &str = "/home/sandpen";
 
+pub use super::NetworkMode;
 pub use crate::agent::env::CREDENTIAL_ENV;
 
 /// Hard limits, in the engine's units.
@@ -72,6 +73,18 @@ pub struct BindMount {
 }
 
 impl BindMount {
+    /// As the Engine API takes it: a bind mount (the source must exist; the engine makes
+    /// none).
+    pub fn to_mount(&self) -> Mount {
+        Mount {
+            target: Some(self.target.clone()),
+            source: Some(self.source.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(self.read_only),
+            ..Default::default()
+        }
+    }
+
     pub fn read_only(source: impl Into<PathBuf>, target: impl Into<String>) -> Self {
         Self {
             source: source.into(),
@@ -118,7 +131,7 @@ pub struct ContainerSpec {
     pub workspace: PathBuf,
     pub mounts: Vec<BindMount>,
     pub limits: Limits,
-    pub network: String,
+    pub network: super::NetworkMode,
     /// Keep the engine's own log of the container (for `docker logs` when debugging). sandpen
     /// reads output by attaching and writes its own logs, so by default the engine keeps none:
     /// no second copy on disk, no rotation to lose data to.
@@ -155,13 +168,7 @@ impl ContainerSpec {
             read_only: Some(false),
             ..Default::default()
         }];
-        mounts.extend(self.mounts.iter().map(|m| Mount {
-            target: Some(m.target.clone()),
-            source: Some(m.source.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(m.read_only),
-            ..Default::default()
-        }));
+        mounts.extend(self.mounts.iter().map(BindMount::to_mount));
         let mut env = self.env.clone();
         env.extend(
             self.secrets
@@ -177,7 +184,7 @@ impl ContainerSpec {
                 (format!("{HOME}/.claude"), tmpfs_opts("256m")),
             ])),
             mounts: Some(mounts),
-            network_mode: Some(self.network.clone()),
+            network_mode: Some(self.network.to_string()),
             log_config: (!self.engine_log).then(|| HostConfigLogConfig {
                 typ: Some("none".into()),
                 config: None,
@@ -226,7 +233,7 @@ mod tests {
                 memory_bytes: 512 << 20,
                 pids: 256,
             },
-            network: "none".into(),
+            network: super::NetworkMode::None,
             engine_log: false,
             gated: false,
             self_collect: None,

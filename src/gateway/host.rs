@@ -1,10 +1,11 @@
-//! sandpen's side of a run's gateway: the run's network and the gateway container, made once
-//! per run; a token per task; the gateway's reports read into `egress.jsonl` and each task's
-//! meter; everything removed at the end.
+//! sandpen's side of a run's gateway: its directory, the relay and the gateway container, made
+//! once per run; a token per task; the gateway's reports read into `egress.jsonl` and each
+//! task's meter; everything removed at the end. No network is made: tasks have none.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,14 +19,13 @@ use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Command, CredentialKind, Report};
+use super::protocol::{Command, CredentialKind, Endpoint, Report};
+use super::relay::{self, Placement};
 use super::window::Window;
 use super::{Admission, GatewayError, TaskGateway};
 use crate::capped_log::{CappedLog, Marker};
-use crate::engine::spec::{Limits, Owner};
-use crate::engine::{
-    Engine, EngineError, Input, OutputStream, RunNetwork, ServiceSpec, Stream, left_for_gc, short,
-};
+use crate::engine::spec::{BindMount, Limits, NetworkMode, Owner};
+use crate::engine::{Engine, EngineError, Input, OutputStream, ServiceSpec, Stream, left_for_gc, short};
 use crate::monitor::LineAssembler;
 use crate::runner::{Event, EventSender};
 
@@ -55,11 +55,15 @@ pub struct GatewayOptions {
     pub audit: PathBuf,
     /// The gateway's own messages (stderr).
     pub log: PathBuf,
+    /// Where its socket goes (`RunDir::gateway_dir`), and the relay (`RunDir::relay`).
+    pub dir: PathBuf,
+    pub relay: PathBuf,
     /// Where rate limits are told as they happen (for the displays).
     pub events: Option<EventSender>,
 }
 
-/// The run's network: named for the run, so that `gc` and a task know it before it exists.
+/// The network of a run made by an earlier sandpen (one per run, before tasks had none): named
+/// for the run, so that `gc` can still find and remove it.
 pub fn network_name(run_id: &str) -> String {
     format!("sandpen-{run_id}")
 }
@@ -87,12 +91,12 @@ type Waiters = HashMap<String, oneshot::Sender<()>>;
 
 pub struct Gateway {
     engine: Engine,
-    network: RunNetwork,
+    placement: Placement,
     container: String,
     /// The container's name, for the user.
     name: String,
-    /// Where tasks connect, once the gateway said it listens.
-    addr: std::sync::OnceLock<SocketAddr>,
+    /// Once the gateway said it listens.
+    listening: AtomicBool,
     allow: Vec<String>,
     input: tokio::sync::Mutex<Option<Input>>,
     /// Its reports, until `ready` reads them.
@@ -106,24 +110,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Makes the run's network and its gateway and waits until it serves; on any failure
-    /// removes what it made.
+    /// Makes the run's gateway directory, relay and container, and waits until it serves; on
+    /// any failure removes what it made.
     pub async fn start(engine: &Engine, owner: &Owner, opts: &GatewayOptions) -> Result<Self, GatewayError> {
-        let (network, container) =
-            tokio::join!(Self::network(engine, owner), Self::container(engine, owner, opts));
-        let (network, container) = match (network, container) {
-            (Ok(n), Ok(c)) => (n, c),
-            (network, container) => {
-                if let Ok(n) = &network {
-                    let _ = engine.remove_network(&n.name).await;
-                }
-                if let Ok(c) = &container {
-                    let _ = crate::engine::ContainerEngine::remove(engine, &c.id).await;
-                }
-                return Err(network.err().or(container.err()).expect("one of the two failed"));
+        let placement = Self::place(opts).await?;
+        let container = match Self::container(engine, owner, opts, &placement).await {
+            Ok(c) => c,
+            Err(e) => {
+                placement.remove();
+                return Err(e);
             }
         };
-        let gw = Self::assemble(engine, network, container, opts);
+        let gw = Self::assemble(engine, placement, container, opts);
         match gw.ready(opts).await {
             Ok(()) => Ok(gw),
             Err(e) => {
@@ -133,35 +131,44 @@ impl Gateway {
         }
     }
 
-    /// The run's network: internal (no route out), inter-container traffic off.
-    pub async fn network(engine: &Engine, owner: &Owner) -> Result<RunNetwork, GatewayError> {
-        let name = network_name(&owner.run_id);
-        Ok(engine
-            .create_internal_network(&name, owner.labels("", "network"))
-            .await?)
+    /// The directory the socket goes in and the relay, on the host (files: off the runtime).
+    pub async fn place(opts: &GatewayOptions) -> Result<Placement, GatewayError> {
+        let (dir, relay) = (opts.dir.clone(), opts.relay.clone());
+        let made = tokio::task::spawn_blocking(move || Placement::make(&dir, &relay)).await;
+        match made {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(GatewayError::Start(format!(
+                "making its directory {}: {e}",
+                opts.dir.display()
+            ))),
+            Err(e) => Err(GatewayError::Start(format!("making its directory: {e}"))),
+        }
     }
 
-    /// The gateway's container, started; it waits for its address (`ready`). It does not
-    /// need the network to exist: the two are made at once. On failure removes what it made.
+    /// The gateway's container, started; it waits to be told where to listen (`ready`). On
+    /// failure removes what it made.
     pub async fn container(
         engine: &Engine,
         owner: &Owner,
         opts: &GatewayOptions,
+        placement: &Placement,
     ) -> Result<Launched, GatewayError> {
         let spec = ServiceSpec {
             name: container_name(&owner.run_id),
             image: opts.image.clone(),
             cmd: vec![],
             labels: owner.labels("", "gateway"),
-            user: (65534, 65534),
+            // Its directory's owner: it alone writes there.
+            user: engine.dialect().user_owning(placement.owner),
             limits: Limits {
                 nano_cpus: 1_000_000_000,
                 memory_bytes: 256 << 20,
                 pids: 256,
             },
-            // The host's network: the run network's address is the host's own, and the
-            // gateway needs the way out that the run network lacks.
-            network: "host".into(),
+            // The host's network: the gateway is the tasks' way out (and the model API may be
+            // a server on the host's loopback). It listens on no address, only its socket.
+            network: NetworkMode::Host,
+            mounts: vec![placement.gateway_mount()],
         };
         let id = engine.create_service(&spec).await?;
         let started = async {
@@ -183,19 +190,19 @@ impl Gateway {
         }
     }
 
-    /// The gateway of a network and a container: `ready` tells it where to listen.
+    /// The gateway of a directory and a container: `ready` tells it where to listen.
     pub fn assemble(
         engine: &Engine,
-        network: RunNetwork,
+        placement: Placement,
         container: Launched,
         opts: &GatewayOptions,
     ) -> Self {
         Self {
             engine: engine.clone(),
-            network,
+            placement,
             container: container.id,
             name: container.name,
-            addr: Default::default(),
+            listening: AtomicBool::new(false),
             allow: opts.allow.clone(),
             input: tokio::sync::Mutex::new(Some(container.input)),
             output: Mutex::new(Some(container.output)),
@@ -206,15 +213,15 @@ impl Gateway {
         }
     }
 
-    /// Waits for the gateway's address, configures it, and reads its reports from then on.
-    /// A failure leaves the gateway in place: tasks may have joined its network already.
+    /// Tells the gateway where to listen, waits until it does, configures it, and reads its
+    /// reports from then on. A failure leaves the gateway in place (`shutdown` removes it).
     pub async fn ready(&self, opts: &GatewayOptions) -> Result<(), GatewayError> {
         let taken = self.output.lock().unwrap().take();
         let Some(mut output) = taken else {
             return Err(GatewayError::Start("it was made ready twice".into()));
         };
         let listen = Command::Listen {
-            addr: SocketAddr::new(self.network.gateway, 0),
+            on: Endpoint::Unix(relay::socket_in_container().into()),
         };
         match tokio::time::timeout(ACK_LIMIT, self.send(&listen)).await {
             Ok(sent) => sent?,
@@ -230,8 +237,8 @@ impl Gateway {
                     continue;
                 }
                 for line in lines.push(&bytes) {
-                    if let Ok(Report::Ready { addr }) = serde_json::from_slice(&line) {
-                        return Ok(Some(addr));
+                    if let Ok(Report::Ready { .. }) = serde_json::from_slice(&line) {
+                        return Ok(Some(()));
                     }
                 }
             }
@@ -239,10 +246,8 @@ impl Gateway {
         })
         .await;
         let said = || String::from_utf8_lossy(&stderr).trim().to_string();
-        let addr = match ready {
-            Ok(Ok(Some(addr))) => addr
-                .parse()
-                .map_err(|_| GatewayError::Start(format!("it said it listens on {addr:?}")))?,
+        match ready {
+            Ok(Ok(Some(()))) => {}
             Ok(Ok(None)) => {
                 return Err(GatewayError::Start(format!(
                     "it ended before it listened: {}",
@@ -258,7 +263,7 @@ impl Gateway {
                 )));
             }
         };
-        let _ = self.addr.set(addr);
+        self.listening.store(true, Ordering::SeqCst);
         self.send(&Command::Config {
             upstream: opts.upstream.clone(),
             credential_kind: opts.credential.as_ref().map(|(k, _)| *k),
@@ -389,16 +394,11 @@ impl Gateway {
                 short(&self.container)
             ));
         }
-        let removed = EngineError::limited(
-            "removing the run's network",
-            REMOVE_LIMIT,
-            self.engine.remove_network(&self.network.name),
-        );
-        if let Err(e) = removed.await {
-            failures.push(format!(
-                "network {} could not be removed ({e}); `sandpen gc` removes it",
-                self.network.name
-            ));
+        // Its socket and the relay go once the container is gone (no task container is left
+        // then either: the gateway ends after the last task's). Small files: no need to leave
+        // the runtime for them.
+        if failures.is_empty() {
+            self.placement.remove();
         }
         failures
     }
@@ -419,8 +419,8 @@ fn spent_signal(spent: &Mutex<HashMap<String, CancellationToken>>, task: &str) -
 }
 
 impl TaskGateway for Gateway {
-    fn network(&self) -> &str {
-        &self.network.name
+    fn task_mounts(&self) -> Vec<BindMount> {
+        self.placement.task_mounts()
     }
 
     fn prepare<'a>(&'a self, _task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>> {
@@ -441,10 +441,9 @@ impl TaskGateway for Gateway {
         max_cost_usd: Option<f64>,
     ) -> BoxFuture<'a, Result<SocketAddr, GatewayError>> {
         Box::pin(async move {
-            let addr = *self
-                .addr
-                .get()
-                .ok_or_else(|| GatewayError::Start("it is not listening yet".into()))?;
+            if !self.listening.load(Ordering::SeqCst) {
+                return Err(GatewayError::Start("it is not listening yet".into()));
+            }
             let mut all = self.allow.clone();
             all.extend(allow.iter().cloned());
             let admit = Command::Admit {
@@ -454,7 +453,7 @@ impl TaskGateway for Gateway {
                 max_cost_usd,
             };
             self.send_and_wait(task, &admit, ACK_LIMIT).await?;
-            Ok(addr)
+            Ok(relay::LISTEN)
         })
     }
 
@@ -483,10 +482,11 @@ impl TaskGateway for Gateway {
             if let Ok(mut input) = tokio::time::timeout(Duration::from_secs(1), self.input.lock()).await {
                 input.take();
             }
-            let left = [
-                format!("the gateway container {} ({})", self.name, short(&self.container)),
-                format!("the network {}", self.network.name),
-            ];
+            let left = [format!(
+                "the gateway container {} ({})",
+                self.name,
+                short(&self.container)
+            )];
             vec![format!("not removed: {}", left_for_gc(&left))]
         })
     }

@@ -1,13 +1,15 @@
 //! The egress gateway: a task's only way out. One gateway container per run, on the engine
-//! host's network, listening on the address of the run's internal network (no route out,
-//! inter-container traffic off). Task containers reach nothing but it: it is their model API
+//! host's network, listening on a Unix socket in the run's gateway directory. Task containers
+//! have no network at all (`--network none`: no route to the engine host, to each other or to
+//! a resolver); each reaches the socket through a relay on its own loopback (`relay`). So they
+//! reach nothing but the gateway: it is their model API
 //! (`ANTHROPIC_BASE_URL`, with a per-task token instead of the real key, which stays with
 //! sandpen and the gateway) and their HTTP proxy (`HTTPS_PROXY`, allowlisted hosts only). It
 //! meters each task's model usage and cost, enforces budgets, and reports every egress attempt
 //! and model request, which sandpen writes to `egress.jsonl`.
 //!
-//! The runner sees only [`TaskGateway`]: a network to join, an admission per task, a meter
-//! per task when it ends, and a shutdown.
+//! The runner sees only [`TaskGateway`]: mounts for each task container, an admission per
+//! task, a meter per task when it ends, and a shutdown.
 
 pub mod allow;
 pub mod budget;
@@ -15,6 +17,7 @@ mod host;
 pub mod meter;
 pub mod price;
 pub mod protocol;
+pub mod relay;
 pub mod serve;
 mod starting;
 pub mod usage;
@@ -77,13 +80,13 @@ impl Admission {
 
 /// The gateway as the runner uses it.
 pub trait TaskGateway: Send + Sync {
-    /// The network task containers join.
-    fn network(&self) -> &str;
-    /// Waits until a task may start (the network exists; the upstream does not limit the run)
+    /// What every task container mounts to reach the gateway (its network is none).
+    fn task_mounts(&self) -> Vec<crate::engine::spec::BindMount>;
+    /// Waits until a task may start (its mounts exist; the upstream does not limit the run)
     /// and gives it a new token, not yet live.
     fn prepare<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>>;
     /// Makes `task`'s token live (`allow` adds to the run's allowlist) and says the address its
-    /// container connects to, for its gate.
+    /// container connects to (its relay's, on its own loopback), for its gate.
     fn admit<'a>(
         &'a self,
         task: &'a str,
@@ -101,14 +104,14 @@ pub trait TaskGateway: Send + Sync {
         let _ = task;
         Box::pin(std::future::pending())
     }
-    /// Ends the gateway and removes it and the network; says what could not be removed.
+    /// Ends the gateway and removes it, its socket and the relay; says what could not be removed.
     /// `engine_answers` false: only ends it (its input closes), leaving the rest for `gc`.
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>>;
 }
 
 /// The run's gateway as the run's configuration holds it. It also knows how many tasks may
 /// still use it: when the last one is done with it (its container gone, or it never started),
-/// the gateway and the network are removed at once, while collections go on, so that their
+/// the gateway is removed at once, while collections go on, so that their
 /// cost is off the run's critical path.
 #[derive(Clone)]
 pub struct GatewayHandle {
@@ -129,7 +132,7 @@ impl GatewayHandle {
         }
     }
 
-    /// Something of the run may still be attached to the network (the engine did not answer).
+    /// Some task container may still be there (the engine did not answer).
     pub fn unsettled(&self) {
         self.settled.store(false, std::sync::atomic::Ordering::SeqCst);
     }
@@ -177,6 +180,6 @@ impl Drop for GatewayUser {
 
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GatewayHandle({})", self.gw.network())
+        write!(f, "GatewayHandle({} mounts)", self.gw.task_mounts().len())
     }
 }

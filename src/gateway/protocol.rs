@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
-    /// Where to listen, when not given on the command line: the run network's address, which
-    /// exists only once the network does (the container is made meanwhile, off the run's
-    /// critical path).
-    Listen { addr: std::net::SocketAddr },
+    /// Where to listen, when not given on the command line (the container is made before the
+    /// run's gateway directory is ready for it, off the run's critical path).
+    Listen { on: Endpoint },
     /// Once, before any admission: where model requests go and with what credential.
     Config {
         /// The model API: `https://api.anthropic.com`, or the host's own `ANTHROPIC_BASE_URL`
@@ -33,6 +32,24 @@ pub enum Command {
     },
     /// The task has ended: its token dies.
     Release { task: String },
+}
+
+/// Where the gateway listens: in a run, a Unix socket in the run's gateway directory, which
+/// task containers reach through their relay (`gateway::relay`); an address for tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Tcp(std::net::SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 /// The host's credential for the model API, by the variable it came from.
@@ -76,7 +93,7 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Report {
-    /// Listening; `addr` is what task containers connect to.
+    /// Listening; `addr` is where (an address, or the socket's path in the container).
     Ready {
         addr: String,
     },

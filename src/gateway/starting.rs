@@ -1,7 +1,7 @@
 //! The run's gateway while it is being made. Its making runs beside the run's first checkouts
-//! and containers instead of before them: a task waits only for the network before its
-//! container is made, and for the gateway to serve before its gate opens (`agent::gate`).
-//! A failed start fails each admission with the same words.
+//! and containers instead of before them: a task waits only for the gateway's directory and
+//! relay before its container is made, and for the gateway to serve before its gate opens
+//! (`agent::gate`). A failed start fails each admission with the same words.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,76 +9,57 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::relay::{self, Placement};
 use super::{Admission, Gateway, GatewayError, GatewayOptions, GatewayUsage, TaskGateway};
 use secrecy::SecretString;
 
-use crate::engine::spec::Owner;
-use crate::engine::{Engine, EngineError, RunNetwork};
+use crate::engine::Engine;
+use crate::engine::spec::{BindMount, Owner};
 
 #[derive(Clone)]
 enum Phase {
     Launching,
-    /// The network exists (tasks may join it); the gateway does not serve yet.
-    Network,
+    /// The directory and the relay exist (tasks may mount them); the gateway does not serve yet.
+    Placed,
     Serving(Arc<Gateway>),
-    /// With what is left to remove at the run's end (tasks may have joined the network).
+    /// With what is left to remove at the run's end.
     Failed(Leftover, String),
 }
 
 #[derive(Clone)]
 enum Leftover {
     Nothing,
-    Network(RunNetwork),
+    Placement(Placement),
     Gateway(Arc<Gateway>),
 }
 
 pub struct Starting {
-    engine: Engine,
-    network: String,
+    mounts: Vec<BindMount>,
     phase: watch::Receiver<Phase>,
 }
 
 impl Starting {
     /// Starts making the run's gateway at once.
     pub fn spawn(engine: Engine, owner: Owner, opts: GatewayOptions) -> Self {
-        let network = super::network_name(&owner.run_id);
+        let mounts = relay::task_mounts(&opts.dir, &opts.relay);
         let (tx, phase) = watch::channel(Phase::Launching);
-        let e = engine.clone();
         tokio::spawn(async move {
-            let engine = e;
-            let made = async {
-                let n = Gateway::network(&engine, &owner).await;
-                if n.is_ok() {
-                    tx.send_replace(Phase::Network);
-                }
-                n
+            let placement = match Gateway::place(&opts).await {
+                Ok(p) => p,
+                Err(e) => return tx.send_replace(Phase::Failed(Leftover::Nothing, words(&e))),
             };
-            let (network, container) = tokio::join!(made, Gateway::container(&engine, &owner, &opts));
-            let (network, container) = match (network, container) {
-                (Ok(n), Ok(c)) => (n, c),
-                (network, container) => {
-                    if let Ok(c) = &container {
-                        let _ = crate::engine::ContainerEngine::remove(&engine, c.id()).await;
-                    }
-                    let why = match (&network, &container) {
-                        (Err(e), _) | (_, Err(e)) => words(e),
-                        _ => unreachable!("one of the two failed"),
-                    };
-                    let left = network.map_or(Leftover::Nothing, Leftover::Network);
-                    return tx.send_replace(Phase::Failed(left, why));
-                }
+            tx.send_replace(Phase::Placed);
+            let container = match Gateway::container(&engine, &owner, &opts, &placement).await {
+                Ok(c) => c,
+                Err(e) => return tx.send_replace(Phase::Failed(Leftover::Placement(placement), words(&e))),
             };
-            let gw = Arc::new(Gateway::assemble(&engine, network, container, &opts));
+            let gw = Arc::new(Gateway::assemble(&engine, placement, container, &opts));
             match gw.ready(&opts).await {
                 Ok(()) => tx.send_replace(Phase::Serving(gw)),
                 Err(e) => tx.send_replace(Phase::Failed(Leftover::Gateway(gw), words(&e))),
             }
         });
-        Self {
-            engine,
-            network,
-            phase,
-        }
+        Self { mounts, phase }
     }
 
     /// The first phase that `done` accepts, or a failure. A start that panicked counts as one.
@@ -111,8 +92,8 @@ fn words(e: &GatewayError) -> String {
 }
 
 impl TaskGateway for Starting {
-    fn network(&self) -> &str {
-        &self.network
+    fn task_mounts(&self) -> Vec<BindMount> {
+        self.mounts.clone()
     }
 
     fn prepare<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>> {
@@ -120,7 +101,7 @@ impl TaskGateway for Starting {
             match self.reach(|p| !matches!(p, Phase::Launching)).await {
                 Phase::Serving(gw) => gw.prepare(task).await,
                 // Not serving, so not limited by the upstream yet.
-                Phase::Network => Ok(Admission {
+                Phase::Placed => Ok(Admission {
                     token: SecretString::from(super::host::new_token()?),
                 }),
                 Phase::Failed(_, e) => Err(GatewayError::Failed(e)),
@@ -161,27 +142,18 @@ impl TaskGateway for Starting {
     }
 
     /// Waits for the start to end either way (never cancels it half way, which would leave a
-    /// container or a network behind), then removes what it made.
+    /// container behind), then removes what it made.
     fn shutdown(&self, engine_answers: bool) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let network = match self.reach(|p| matches!(p, Phase::Serving(_))).await {
+            match self.reach(|p| matches!(p, Phase::Serving(_))).await {
                 Phase::Serving(gw) | Phase::Failed(Leftover::Gateway(gw), _) => {
-                    return gw.shutdown(engine_answers).await;
+                    gw.shutdown(engine_answers).await
                 }
-                Phase::Failed(Leftover::Network(n), _) => n,
-                _ => return Vec::new(),
-            };
-            let removed = EngineError::limited(
-                "removing the run's network",
-                std::time::Duration::from_secs(5),
-                self.engine.remove_network(&network.name),
-            );
-            match removed.await {
-                Ok(()) => Vec::new(),
-                Err(e) => vec![format!(
-                    "network {} could not be removed ({e}); `sandpen gc` removes it",
-                    network.name
-                )],
+                Phase::Failed(Leftover::Placement(p), _) => {
+                    p.remove();
+                    Vec::new()
+                }
+                _ => Vec::new(),
             }
         })
     }

@@ -42,7 +42,8 @@ pub struct RunConfig {
     /// Where a task with dependencies starts: their results (the default) or the base.
     pub deps_from: DepsFrom,
     pub image: String,
-    pub network: String,
+    /// The tasks' network (none in gateway mode).
+    pub network: crate::engine::NetworkMode,
     pub max_turns: u32,
     pub jobs: usize,
     /// The engine's memory (`MemTotal`, bytes): the running tasks' memory limits add up to no
@@ -57,8 +58,8 @@ pub struct RunConfig {
     pub credentials: Vec<(String, SecretString)>,
     /// The labels that tie every container to this run and this process, for `gc`.
     pub owner: Owner,
-    /// In gateway mode: the run's gateway (tasks join its network, get a token instead of
-    /// `credentials`, and are metered).
+    /// In gateway mode: the run's gateway (tasks mount its socket and relay, get a token
+    /// instead of `credentials`, and are metered).
     pub gateway: Option<GatewayHandle>,
 }
 

@@ -87,7 +87,7 @@ async fn run_on(
         base,
         deps_from: Default::default(),
         image: "fake".into(),
-        network: "none".into(),
+        network: crate::engine::NetworkMode::None,
         max_turns: 5,
         jobs,
         engine_memory,

@@ -192,7 +192,7 @@ mod tests {
                 memory_bytes: 512 << 20,
                 pids: 256,
             },
-            network: "bridge".into(),
+            network: crate::engine::NetworkMode::Bridge,
             engine_log: false,
             gated: false,
             self_collect: None,

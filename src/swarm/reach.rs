@@ -69,7 +69,7 @@ pub async fn check(
             memory_bytes: 64 << 20,
             pids: 64,
         },
-        network: "bridge".into(),
+        network: crate::engine::NetworkMode::Bridge,
         engine_log: false,
         gated: false,
         self_collect: None,

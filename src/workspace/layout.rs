@@ -46,6 +46,17 @@ impl RunDir {
         self.root.join("gateway.log")
     }
 
+    /// Where the run's gateway listens (its socket), mounted into its container and, read-only,
+    /// into every task's (`gateway::relay`).
+    pub fn gateway_dir(&self) -> PathBuf {
+        self.internal().join("gateway")
+    }
+
+    /// The relay every gateway-mode task container runs, mounted read-only.
+    pub fn relay(&self) -> PathBuf {
+        self.internal().join("sandpen-relay")
+    }
+
     /// sandpen's own files of the run.
     pub fn internal(&self) -> PathBuf {
         self.root.join("_sandpen")

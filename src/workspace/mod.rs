@@ -19,7 +19,7 @@ pub use inert::{GIT_ASIDE, HEAD_ASIDE, Inert, make_inert, revive};
 pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
-pub use owner::chown_tree;
+pub use owner::{chown_tree, owner_of};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,20 +18,6 @@ use crate::plan::Plan;
 use crate::runner::EventSender;
 use crate::workspace::RunDir;
 
-/// Gateway mode needs an engine whose networks the host's network reaches: not a rootless one.
-pub fn gateway_possible(engine: &Engine) -> Result<(), UsageError> {
-    if engine.dialect().host_reaches_networks() {
-        return Ok(());
-    }
-    Err(UsageError(format!(
-        "--network gateway (the default): {} at {} keeps its networks where the run's gateway \
-         cannot listen\nfix: --network none for tasks that need no model API, --network bridge \
-         to give them your key and the internet, or a rootful engine",
-        engine.dialect().name(),
-        engine.address()
-    )))
-}
-
 /// The gateway image: sandpen's own executable on the base, made once per sandpen build (and
 /// said only then: reusing it is every run's normal case).
 pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
@@ -120,6 +106,8 @@ pub(super) fn start_gateway(
         allow,
         audit: layout.egress(),
         log: layout.gateway_log(),
+        dir: layout.gateway_dir(),
+        relay: layout.relay(),
         events: Some(events),
     };
     let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);

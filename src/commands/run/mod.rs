@@ -5,8 +5,8 @@ use secrecy::SecretString;
 
 use crate::agent;
 use crate::cli::{DepsFromArg, RunArgs};
-use crate::engine::Engine;
 use crate::engine::spec::Owner;
+use crate::engine::{Engine, NetworkMode};
 use crate::exit::{self, UsageError};
 use crate::gateway::price::PriceTable;
 use crate::image::{ImageRequest, Target};
@@ -21,8 +21,8 @@ mod gateway;
 mod signals;
 mod swarm;
 
+pub use gateway::gateway_image;
 use gateway::{check_gateway_input, host_credentials, start_gateway};
-pub use gateway::{gateway_image, gateway_possible};
 use signals::Signals;
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
@@ -182,9 +182,6 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         );
     }
     check_network(&engine, &args.network).await?;
-    if gateway_mode {
-        gateway_possible(&engine)?;
-    }
     let image = match &args.image {
         Some(tag) => {
             if engine.image_id(tag).await?.is_none() {
@@ -333,7 +330,11 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         base: p.base,
         deps_from: opts.deps_from,
         image: p.image,
-        network: opts.network.clone(),
+        // In gateway mode tasks have no network: their way out is the gateway's relay.
+        network: match opts.network.as_str() {
+            GATEWAY => NetworkMode::None,
+            other => NetworkMode::parse(other),
+        },
         max_turns: opts.max_turns,
         jobs: opts.jobs,
         engine_memory: p.engine_memory.max(0) as u64,

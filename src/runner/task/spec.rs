@@ -7,14 +7,16 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Ctx;
 use crate::agent;
 use crate::engine::ContainerEngine;
+use crate::engine::NetworkMode;
 use crate::engine::spec::{BindMount, ContainerSpec, HOME, SelfCollect};
 use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     // In gateway mode the task gets the gateway's settings and its own token, never the real
-    // credentials, and joins the run's network.
+    // credentials, and no network: it mounts the gateway's socket and the relay to it.
     if let (Some(a), Some(g)) = (&ctx.admission, &ctx.cfg.gateway) {
-        let mut spec = with_credentials(ctx, checkout, a.secrets(), g.gw.network());
+        let mut spec = with_credentials(ctx, checkout, a.secrets(), &NetworkMode::None);
+        spec.mounts.extend(g.gw.task_mounts());
         spec.env.extend(a.env().iter().map(|(k, v)| format!("{k}={v}")));
         spec.gated = true;
         spec.cmd = command(ctx, true);
@@ -38,7 +40,7 @@ fn with_credentials<E: ContainerEngine>(
     ctx: &Ctx<E>,
     checkout: &Path,
     secrets: Vec<(String, SecretString)>,
-    network: &str,
+    network: &NetworkMode,
 ) -> ContainerSpec {
     let (cfg, task) = (&ctx.cfg, &ctx.task);
     let mut env: Vec<String> = agent::env::task_env(&cfg.run_id, &task.id)
@@ -69,7 +71,7 @@ fn with_credentials<E: ContainerEngine>(
         .chain(ctx.in_place.iter().flat_map(|p| p.mounts.iter().cloned()))
         .collect(),
         limits: task.limits,
-        network: network.to_string(),
+        network: network.clone(),
         engine_log: cfg.keep_containers,
         gated: false,
         // Far from sandpen's disk the container collects after its command however it ended:
