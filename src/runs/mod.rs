@@ -7,6 +7,7 @@ pub mod control;
 mod follow;
 pub mod lines;
 mod status;
+pub mod tail;
 
 pub use follow::follow;
 pub use status::{RunSummary, RunView, TaskState, TaskView, describe, task_state};

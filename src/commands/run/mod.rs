@@ -105,6 +105,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let flags = Flags {
         cpus: args.cpus.clone(),
         memory: args.memory.clone(),
+        memory_request: args.memory_request.clone(),
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
         disk: args.disk.clone(),
