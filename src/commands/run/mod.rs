@@ -283,6 +283,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
             .map(|t| ManifestTask {
                 id: t.id.clone(),
                 limits: t.limits,
+                memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
                 salvage: t.salvage,
             })
             .collect(),
