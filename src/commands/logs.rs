@@ -35,9 +35,9 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     let transcript = !args.raw && !args.stderr;
     // The session, then its stderr, then its end: stderr unless one stream was picked.
     let with_stderr = transcript && !args.stdout;
-    let mut out = Out::new(args.tail);
     if !args.follow && !transcript && let Some(n) = args.tail {
         // Raw bytes or stderr: the last lines, read from the log's end.
+        let mut out = Out::new(None);
         for line in runs::tail::last_lines(&path, n, false) {
             out.write(&line);
             out.write(b"\n");
@@ -47,6 +47,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
         }
         return Ok(exit::SUCCESS);
     }
+    let mut out = Out::new(args.tail);
     let mut t = Transcript::new();
     if transcript && let Ok(p) = std::fs::read(layout.prompt(task)) {
         out.write(render(&t.prompt(&String::from_utf8_lossy(&p))).as_bytes());
