@@ -164,10 +164,14 @@ fn logs_renders_the_session_and_raw_and_stderr_are_the_files_bytes() {
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
+    // Its stderr follows the session, apart from the tool results; `--stdout` leaves it out.
     assert!(
-        !text.contains("| to-stderr"),
-        "stderr is not in the transcript:\n{text}"
+        !text.contains("| to-stderr") && text.contains("    probe script exited with code 0\nstderr:\n    to-stderr\n"),
+        "stderr after the transcript:\n{text}"
     );
+    assert!(text.ends_with("sandpen: task talk succeeded\n"), "{text}");
+    let only = stdout(&sandpen_in(repo.path(), &["logs", "talk", "--stdout"]));
+    assert!(!only.contains("stderr:\n    to-stderr"), "{only}");
 
     let run_id = report["run_id"].as_str().unwrap();
     let raw = sandpen_in(repo.path(), &["logs", run_id, "talk", "--raw"]);
