@@ -20,7 +20,9 @@ fn sandpen_in(repo: &Path, args: &[&str]) -> Output {
 fn element<'a>(xml: &'a str, open: &str, close: &str) -> &'a str {
     let start = xml.find(open).unwrap_or_else(|| panic!("no {open} in:\n{xml}"));
     let rest = &xml[start..];
-    &rest[..rest.find(close).unwrap_or_else(|| panic!("no {close} in:\n{rest}"))]
+    &rest[..rest
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close} in:\n{rest}"))]
 }
 
 #[test]
@@ -29,15 +31,14 @@ fn a_failed_tasks_stderr_is_in_the_summary_junit_html_ps_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let (junit, html) = (dir.path().join("run.xml"), dir.path().join("run.html"));
     // The prompt does not hold the line it prints: only its output can show it.
-    let toml = format!(
-        r#"
+    let toml = r#"
 [[task]]
 id = "bad"
 prompt_text = '''
 m=frob
 echo compiling >&2
 echo 'warning: unused' >&2
-echo "error: could not find module ${{m}}nicate" >&2
+echo "error: could not find module ${m}nicate" >&2
 exit 1
 '''
 
@@ -50,12 +51,18 @@ prompt_text = "head -c 400000000 /dev/zero | tail"
 id = "slow"
 timeout = "2s"
 prompt_text = "sleep 300"
-"#
-    );
+"#;
     let run = run_tasks(
         repo.path(),
-        &toml,
-        &["-j", "3", "--junit", junit.to_str().unwrap(), "--html", html.to_str().unwrap()],
+        toml,
+        &[
+            "-j",
+            "3",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
     );
     assert_eq!(run.code, 1, "{}", run.dump());
     let report = run.report();
@@ -72,9 +79,13 @@ prompt_text = "sleep 300"
 
     // The summary: the reason, the stderr line under it, and where the rest is.
     let all = format!("{}{}", stdout(&run.out), stderr(&run.out));
-    assert!(all.contains(&format!("  bad: exited with code 1")), "{}", run.dump());
+    assert!(all.contains("  bad: exited with code 1"), "{}", run.dump());
     assert!(all.contains(&format!("    | {ERROR_LINE}\n")), "{}", run.dump());
-    assert!(all.contains(&format!("sandpen logs {run_id} TASK")), "{}", run.dump());
+    assert!(
+        all.contains(&format!("sandpen logs {run_id} TASK")),
+        "{}",
+        run.dump()
+    );
 
     // JUnit: the failure's message and body, and the case's system-err.
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -84,27 +95,40 @@ prompt_text = "sleep 300"
         failure.contains(&format!("stderr: {ERROR_LINE}\"")),
         "in the message: {failure}"
     );
-    assert!(failure.contains(&format!("exited with code 1\ncompiling")), "body: {failure}");
+    assert!(
+        failure.contains("exited with code 1\ncompiling"),
+        "body: {failure}"
+    );
     let err = element(case, "<system-err>", "</system-err>");
     assert!(err.contains(ERROR_LINE), "{case}");
 
     // The HTML page's task table.
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains(&format!(r#"<pre class="tail">compiling"#)), "no tail in the page");
+    assert!(
+        page.contains(r#"<pre class="tail">compiling"#),
+        "no tail in the page"
+    );
     assert!(page.contains(ERROR_LINE));
 
     // ps RUN.
     let ps = sandpen_in(repo.path(), &["ps", &run_id]);
     assert!(ps.status.success(), "{}", stderr(&ps));
-    assert!(stdout(&ps).contains(&format!("    | {ERROR_LINE}")), "{}", stdout(&ps));
+    assert!(
+        stdout(&ps).contains(&format!("    | {ERROR_LINE}")),
+        "{}",
+        stdout(&ps)
+    );
 
     // logs: stderr without --stderr, after the session; --stdout leaves it out.
     let logs = sandpen_in(repo.path(), &["logs", "bad"]);
     assert!(logs.status.success(), "{}", stderr(&logs));
     let text = stdout(&logs);
-    assert!(text.contains(&format!("stderr:\n    compiling\n")), "{text}");
+    assert!(text.contains("stderr:\n    compiling\n"), "{text}");
     assert!(text.contains(ERROR_LINE), "{text}");
-    assert!(text.contains("sandpen: task bad failed: exited with code 1"), "{text}");
+    assert!(
+        text.contains("sandpen: task bad failed: exited with code 1"),
+        "{text}"
+    );
     let only = stdout(&sandpen_in(repo.path(), &["logs", "bad", "--stdout"]));
     assert!(!only.contains(ERROR_LINE) && only.contains("result:"), "{only}");
 
@@ -115,7 +139,10 @@ prompt_text = "sleep 300"
     let tail = stdout(&sandpen_in(repo.path(), &["logs", "bad", "-n", "2"]));
     let lines: Vec<&str> = tail.lines().collect();
     assert_eq!(lines.len(), 3, "two lines and the end line: {tail}");
-    assert_eq!(lines[..2], [&format!("    warning: unused")[..], &format!("    {ERROR_LINE}")[..]]);
+    assert_eq!(
+        lines[..2],
+        ["    warning: unused", &format!("    {ERROR_LINE}")[..]]
+    );
 
     // An OOM kill and a timeout are said as such, not as the CLI's result line would.
     let hog = stdout(&sandpen_in(repo.path(), &["logs", "hog"]));

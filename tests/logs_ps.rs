@@ -166,7 +166,8 @@ fn logs_renders_the_session_and_raw_and_stderr_are_the_files_bytes() {
     }
     // Its stderr follows the session, apart from the tool results; `--stdout` leaves it out.
     assert!(
-        !text.contains("| to-stderr") && text.contains("    probe script exited with code 0\nstderr:\n    to-stderr\n"),
+        !text.contains("| to-stderr")
+            && text.contains("    probe script exited with code 0\nstderr:\n    to-stderr\n"),
         "stderr after the transcript:\n{text}"
     );
     assert!(text.ends_with("sandpen: task talk succeeded\n"), "{text}");

@@ -17,7 +17,7 @@ fn engine_memory() -> u64 {
 fn sixteen_tasks_at_j16_with_the_default_limits_run_at_once() {
     let total = engine_memory();
     assert!(
-        total >= 16 * (512 << 20) && total < 16 * (4 << 30),
+        (16 * (512 << 20)..16 * (4 << 30)).contains(&total),
         "this test needs an engine between 8 and 64 GiB, not {total} bytes"
     );
     let toml: String = (1..=16)
@@ -31,10 +31,18 @@ fn sixteen_tasks_at_j16_with_the_default_limits_run_at_once() {
     let containers = intervals(&report, "started_at", "finished_at");
     eprintln!("slots {slots:?}\ncontainers {containers:?}");
     assert_eq!(max_overlap(&slots), 16, "all 16 admitted at once: {slots:?}");
-    assert_eq!(max_overlap(&containers), 16, "16 containers ran at once: {containers:?}");
+    assert_eq!(
+        max_overlap(&containers),
+        16,
+        "16 containers ran at once: {containers:?}"
+    );
     for t in report["tasks"].as_array().unwrap() {
         assert_eq!(t["memory_request_bytes"], 512 << 20, "{t:#}");
-        assert_eq!(t["limits"]["memory_bytes"], 4u64 << 30, "the limit is unchanged: {t:#}");
+        assert_eq!(
+            t["limits"]["memory_bytes"],
+            4u64 << 30,
+            "the limit is unchanged: {t:#}"
+        );
     }
     assert!(report.get("memory_held").is_none(), "{report:#}");
     assert!(
@@ -46,7 +54,11 @@ fn sixteen_tasks_at_j16_with_the_default_limits_run_at_once() {
         .join(field(&report, "run_id"))
         .join("_sandpen/run.json");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    assert_eq!(manifest["tasks"][0]["memory_request_bytes"], 512 << 20, "{manifest:#}");
+    assert_eq!(
+        manifest["tasks"][0]["memory_request_bytes"],
+        512 << 20,
+        "{manifest:#}"
+    );
 }
 
 #[test]
@@ -91,9 +103,18 @@ fn a_run_held_back_by_memory_says_so_at_its_start_and_in_its_summary() {
     let all = format!("{}{}", stdout(&run.out), stderr(&run.out));
     let said = all.matches("memory holds back -j 3").count();
     assert_eq!(said, 2, "at the start and in the summary: {}", run.dump());
-    assert!(all.contains("fits the memory reservations of 2 tasks at once"), "{all}");
-    assert!(all.contains("1 task waited for memory"), "the summary counts: {all}");
-    assert!(all.contains("--memory-request") && all.contains("pass -j 2"), "{all}");
+    assert!(
+        all.contains("fits the memory reservations of 2 tasks at once"),
+        "{all}"
+    );
+    assert!(
+        all.contains("1 task waited for memory"),
+        "the summary counts: {all}"
+    );
+    assert!(
+        all.contains("--memory-request") && all.contains("pass -j 2"),
+        "{all}"
+    );
     let report = run.report();
     assert_eq!(report["memory_held"]["at_once"], 2, "{report:#}");
     assert_eq!(report["memory_held"]["waited"], 1, "{report:#}");

@@ -203,8 +203,14 @@ mod tests {
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         for want in [
             format!("[default: {}]", d.nano_cpus / 1_000_000_000),
-            format!("[default: {}g, or the engine's memory if less]", d.memory_bytes >> 30),
-            format!("[default: {}m, or the limit if less]", d.memory_request_bytes >> 20),
+            format!(
+                "[default: {}g, or the engine's memory if less]",
+                d.memory_bytes >> 30
+            ),
+            format!(
+                "[default: {}m, or the limit if less]",
+                d.memory_request_bytes >> 20
+            ),
             format!("[default: {}]", d.pids),
             format!("[default: {}m]", d.timeout.as_secs() / 60),
             format!("{}g (default)", d.disk_bytes >> 30),

@@ -35,7 +35,10 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     let transcript = !args.raw && !args.stderr;
     // The session, then its stderr, then its end: stderr unless one stream was picked.
     let with_stderr = transcript && !args.stdout;
-    if !args.follow && !transcript && let Some(n) = args.tail {
+    if !args.follow
+        && !transcript
+        && let Some(n) = args.tail
+    {
         // Raw bytes or stderr: the last lines, read from the log's end.
         let mut out = Out::new(None);
         for line in runs::tail::last_lines(&path, n, false) {
@@ -170,7 +173,10 @@ fn show_stderr(path: &Path, tail: Option<usize>, out: &mut Out) {
 
 /// The task's report entry, once it has ended.
 fn entry(layout: &RunDir, task: &str) -> Option<TaskResult> {
-    runs::read_report(layout)?.tasks.into_iter().find(|t| t.id == task)
+    runs::read_report(layout)?
+        .tasks
+        .into_iter()
+        .find(|t| t.id == task)
 }
 
 /// How the task ended, from its report entry: the CLI's own result line cannot know that the

@@ -167,7 +167,10 @@ fn run_table(view: &RunView) -> String {
         }
     }
     if view.tasks.iter().any(|t| !t.stderr_tail.is_empty()) {
-        out.push_str(&format!("see a task's whole session and stderr: sandpen logs {} TASK\n", s.run_id));
+        out.push_str(&format!(
+            "see a task's whole session and stderr: sandpen logs {} TASK\n",
+            s.run_id
+        ));
     }
     out
 }

@@ -151,6 +151,9 @@ mod tests {
             xml.contains(r#"message="bad &lt;&amp;&gt; message; stderr: error: could not find module m""#),
             "{xml}"
         );
-        assert!(xml.contains("warning: w\nerror: could not find module m</failure>"), "{xml}");
+        assert!(
+            xml.contains("warning: w\nerror: could not find module m</failure>"),
+            "{xml}"
+        );
     }
 }

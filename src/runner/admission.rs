@@ -167,11 +167,7 @@ mod tests {
                 total: 23 * GIB
             }
         );
-        assert_eq!(
-            a.check(mem(3 * GIB)),
-            Verdict::Start,
-            "exactly what is free fits"
-        );
+        assert_eq!(a.check(mem(3 * GIB)), Verdict::Start, "exactly what is free fits");
         a.release(mem(10 * GIB));
         assert_eq!(a.check(mem(10 * GIB)), Verdict::Start);
     }
@@ -207,8 +203,14 @@ mod hold_tests {
         let held = MemoryHold::estimate(16, engine, &[4 * GIB; 16]).expect("held back");
         assert_eq!((held.at_once, held.request_bytes), (5, 4 << 30));
         let text = held.describe();
-        assert!(text.contains("-j 16") && text.contains("5 tasks at once"), "{text}");
-        assert!(text.contains("--memory-request") && text.contains("-j 5"), "{text}");
+        assert!(
+            text.contains("-j 16") && text.contains("5 tasks at once"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--memory-request") && text.contains("-j 5"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -45,7 +45,12 @@ pub async fn execute<E: ContainerEngine>(
     });
 
     // Said at the start when the engine's memory will hold back `--jobs` (tasks ready at once).
-    let first: Vec<i64> = plan.tasks.iter().filter(|t| t.depends_on.is_empty()).map(|t| t.memory_request_bytes).collect();
+    let first: Vec<i64> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.depends_on.is_empty())
+        .map(|t| t.memory_request_bytes)
+        .collect();
     let mut memory_held = MemoryHold::estimate(cfg.jobs, cfg.engine_memory, &first);
     if let Some(hold) = &memory_held {
         events.send(Event::MemoryHold { hold: hold.clone() });

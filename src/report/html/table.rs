@@ -99,7 +99,11 @@ fn row(s: &mut String, t: &TaskResult) {
     let mut message = t.message.as_deref().map_or_else(dash, esc);
     if !t.stderr_tail.is_empty() {
         // The last lines of its stderr, as the summary shows them (`report::failure`).
-        let _ = write!(message, r#"<pre class="tail">{}</pre>"#, esc(&t.stderr_tail.join("\n")));
+        let _ = write!(
+            message,
+            r#"<pre class="tail">{}</pre>"#,
+            esc(&t.stderr_tail.join("\n"))
+        );
     }
     let _ = write!(
         s,
@@ -142,7 +146,8 @@ mod tests {
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(
-            html.contains(r#"<pre class="tail">error: &lt;script&gt;x&lt;/script&gt;"#) && html.contains("\nsecond</pre>"),
+            html.contains(r#"<pre class="tail">error: &lt;script&gt;x&lt;/script&gt;"#)
+                && html.contains("\nsecond</pre>"),
             "the stderr tail, escaped: {html}"
         );
         assert!(html.contains("<td>7</td><td>$0.0123</td>"), "{html}");
