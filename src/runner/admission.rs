@@ -220,4 +220,15 @@ mod hold_tests {
         let one = MemoryHold::estimate(4, GIB as u64, &[2 * GIB; 4]).unwrap();
         assert_eq!(one.at_once, 1, "a task alone always starts");
     }
+
+    #[test]
+    fn the_event_says_the_hold_as_json() {
+        let hold = MemoryHold::estimate(8, 8 * GIB as u64, &[2 * GIB; 8]).unwrap();
+        let json = serde_json::to_value(crate::runner::Event::MemoryHold { hold }).unwrap();
+        assert_eq!(json["event"], "memory_hold");
+        assert_eq!(
+            (json["jobs"].as_u64(), json["at_once"].as_u64()),
+            (Some(8), Some(4))
+        );
+    }
 }
