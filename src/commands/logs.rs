@@ -151,21 +151,24 @@ async fn follow(
 /// The task's stderr after its session, indented as the transcript's entries are.
 fn show_stderr(path: &Path, tail: Option<usize>, out: &mut Out) {
     let mut header = false;
-    let mut line_out = |out: &mut Out, line: &[u8]| {
+    let mut line_out = |out: &mut Out, line: &[u8], cut: u64| {
         if !std::mem::replace(&mut header, true) {
             out.write(b"stderr:\n");
         }
         out.write(b"    ");
         out.write(line);
+        if cut > 0 {
+            out.write(format!(" (the line goes on for {cut} more bytes, not shown)").as_bytes());
+        }
         out.write(b"\n");
     };
     match tail {
         // Only the last lines can be shown: read from the end.
         Some(n) => runs::tail::last_lines(path, n, false)
             .iter()
-            .for_each(|l| line_out(out, l)),
-        None => drop(lines::each_line(path, 0, |line, _| {
-            line_out(out, line);
+            .for_each(|l| line_out(out, l, 0)),
+        None => drop(lines::each_line(path, 0, |line, cut| {
+            line_out(out, line, cut);
             out.closed
         })),
     }

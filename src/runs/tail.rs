@@ -14,8 +14,11 @@ use crate::runner::TaskResult;
 pub const FAILURE_LINES: usize = 5;
 /// The widest a failure line is shown (characters), past which it is cut with `…`.
 pub const FAILURE_WIDTH: usize = 200;
-/// The first window read from a log's end; doubled until it holds the lines asked for.
+/// The first window read from a log's end; grown until it holds the lines asked for.
 const WINDOW: u64 = 64 * 1024;
+/// The most of a log's end read for its failure lines: at every task's end, so one pass over
+/// little, whatever the log holds (a log without a newline there gives none).
+const FAILURE_WINDOW: u64 = 256 * 1024;
 
 /// The last `FAILURE_LINES` non-blank lines of the task's stderr, or of its output when its
 /// stderr has none; empty when neither exists.
@@ -23,7 +26,7 @@ pub fn failure_tail(t: &TaskResult) -> Vec<String> {
     [&t.stderr_log, &t.log]
         .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| last_lines(Path::new(p), FAILURE_LINES, true))
+        .map(|p| last_lines_within(Path::new(p), FAILURE_LINES, true, FAILURE_WINDOW))
         .find(|lines| !lines.is_empty())
         .unwrap_or_default()
         .into_iter()
@@ -32,9 +35,14 @@ pub fn failure_tail(t: &TaskResult) -> Vec<String> {
 }
 
 /// The file's last `n` lines (raw bytes, each at most `lines::MAX_LINE`), skipping blank ones
-/// if asked; an unreadable file has none.
+/// if asked; an unreadable file has none. Reads back as far as it takes, in bounded memory.
 pub fn last_lines(path: &Path, n: usize, skip_blank: bool) -> Vec<Vec<u8>> {
-    let mut window = WINDOW;
+    last_lines_within(path, n, skip_blank, u64::MAX)
+}
+
+/// `last_lines`, reading no more than the last `most` bytes.
+fn last_lines_within(path: &Path, n: usize, skip_blank: bool, most: u64) -> Vec<Vec<u8>> {
+    let mut window = WINDOW.min(most);
     loop {
         let mut ring: VecDeque<Vec<u8>> = VecDeque::with_capacity(n.min(1024));
         let whole = lines::last_lines(path, window, |line, _cut| {
@@ -48,8 +56,8 @@ pub fn last_lines(path: &Path, n: usize, skip_blank: bool) -> Vec<Vec<u8>> {
         });
         match whole {
             Ok(true) => return ring.into(),
-            Ok(false) if ring.len() >= n => return ring.into(),
-            Ok(false) => window = window.saturating_mul(4),
+            Ok(false) if ring.len() >= n || window >= most => return ring.into(),
+            Ok(false) => window = window.saturating_mul(4).min(most),
             Err(_) => return Vec::new(),
         }
     }
@@ -93,6 +101,17 @@ mod tests {
         let many = last_lines(&path, 50_000, false);
         assert_eq!(many.len(), 50_000, "the window grows until it holds them");
         assert!(last_lines(&dir.path().join("none"), 3, true).is_empty());
+        // Failure lines look no further back than their window.
+        let far = dir.path().join("far.log");
+        let mut text = "early\n".to_string();
+        text.push_str(&"x".repeat(2 * FAILURE_WINDOW as usize));
+        std::fs::write(&far, text).unwrap();
+        assert!(last_lines_within(&far, 5, true, FAILURE_WINDOW).is_empty());
+        assert_eq!(
+            last_lines(&far, 2, true).len(),
+            2,
+            "logs --tail reads back further"
+        );
     }
 
     #[test]
