@@ -1,5 +1,5 @@
-//! `sandpen logs [RUN] TASK`: a task's session as a transcript, then its stderr, then how it
-//! ended (from its report entry: an OOM kill, a timeout, a budget stop, a cancellation say
+//! `sandpen logs [RUN] TASK`: a task's session as a transcript with its stderr where it came
+//! (as `docker logs` interleaves them), then how it ended (from its report entry: an OOM kill, a timeout, a budget stop, a cancellation say
 //! so); or its raw log or its stderr alone; `-n N` the last lines; `-f` follows a live task.
 
 use std::collections::VecDeque;
@@ -12,6 +12,7 @@ use crate::exit::{self, UsageError};
 use crate::runner::{TaskResult, TaskStatus};
 use crate::runs;
 use crate::runs::lines::{self, CutLines};
+use crate::runs::streams::{Cursor, Order};
 use crate::transcript::{Transcript, render};
 use crate::workspace::{Repo, RunDir};
 
@@ -56,9 +57,22 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
         out.write(render(&t.prompt(&String::from_utf8_lossy(&p))).as_bytes());
     }
     // Read in pieces, whatever the log holds: memory stays bounded (`runs::lines`).
+    let ended = entry(&layout, task);
+    // Interleaved where the order was noted and the logs hold every byte (not capped).
+    let uncut = ended
+        .as_ref()
+        .is_none_or(|e| e.log_dropped_bytes == 0 && e.stderr_dropped_bytes == 0);
+    let mut mix = (with_stderr && uncut && !args.follow)
+        .then(|| Mix::open(&layout, task))
+        .flatten();
     if !args.follow {
+        let mut at = 0;
         let shown = match transcript {
             true => lines::each_line(&path, 0, |line, cut| {
+                if let Some(m) = &mut mix {
+                    m.before(at, &mut out);
+                }
+                at += line.len() as u64 + cut + 1;
                 show(&mut t, &mut out, line, cut);
                 out.closed
             }),
@@ -72,11 +86,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     } else {
         follow(&args, &layout, task, &path, transcript, &mut t, &mut out).await?;
     }
-    if with_stderr {
-        show_stderr(&layout.stderr_log(task), args.tail, &mut out);
+    match (with_stderr, mix) {
+        (true, Some(mut m)) => m.rest(&mut out),
+        (true, None) => show_stderr(&layout.stderr_log(task), args.tail, &mut out),
+        (false, _) => {}
     }
     out.flush_tail();
-    if transcript && let Some(entry) = entry(&layout, task) {
+    if transcript && let Some(entry) = ended.or_else(|| entry(&layout, task)) {
         out.write(format!("{}\n", ending(&entry)).as_bytes());
     }
     Ok(exit::SUCCESS)
@@ -148,29 +164,61 @@ async fn follow(
     Ok(())
 }
 
-/// The task's stderr after its session, indented as the transcript's entries are.
+/// The task's stderr after its session, indented as the transcript's entries are: for a
+/// task whose order of output was not noted (or whose logs were capped).
 fn show_stderr(path: &Path, tail: Option<usize>, out: &mut Out) {
-    let mut header = false;
-    let mut line_out = |out: &mut Out, line: &[u8], cut: u64| {
-        if !std::mem::replace(&mut header, true) {
-            out.write(b"stderr:\n");
-        }
-        out.write(b"    ");
-        out.write(line);
-        if cut > 0 {
-            out.write(format!(" (the line goes on for {cut} more bytes, not shown)").as_bytes());
-        }
-        out.write(b"\n");
-    };
+    let mut first = true;
     match tail {
         // Only the last lines can be shown: read from the end.
         Some(n) => runs::tail::last_lines(path, n, false)
             .iter()
-            .for_each(|l| line_out(out, l, 0)),
+            .for_each(|l| stderr_line(out, l, 0, &mut first)),
         None => drop(lines::each_line(path, 0, |line, cut| {
-            line_out(out, line, cut);
+            stderr_line(out, line, cut, &mut first);
             out.closed
         })),
+    }
+}
+
+/// One stderr line, under a `stderr:` header when it is the first of its block.
+fn stderr_line(out: &mut Out, line: &[u8], cut: u64, first: &mut bool) {
+    if std::mem::take(first) {
+        out.write(b"stderr:\n");
+    }
+    out.write(b"    ");
+    out.write(line);
+    if cut > 0 {
+        out.write(format!(" (the line goes on for {cut} more bytes, not shown)").as_bytes());
+    }
+    out.write(b"\n");
+}
+
+/// stderr's lines put among the session's where they arrived (`runs::streams`).
+struct Mix {
+    order: Order,
+    cursor: Cursor,
+}
+
+impl Mix {
+    fn open(layout: &RunDir, task: &str) -> Option<Self> {
+        Some(Self {
+            order: Order::read(&layout.streams_log(task))?,
+            cursor: Cursor::open(&layout.stderr_log(task)),
+        })
+    }
+
+    /// The stderr lines that arrived before stdout's byte `at`.
+    fn before(&mut self, at: u64, out: &mut Out) {
+        let upto = self.order.stderr_before(at);
+        let mut first = true;
+        self.cursor
+            .until(upto, &mut |line, cut| stderr_line(out, line, cut, &mut first));
+    }
+
+    fn rest(&mut self, out: &mut Out) {
+        let mut first = true;
+        self.cursor
+            .until(u64::MAX, &mut |line, cut| stderr_line(out, line, cut, &mut first));
     }
 }
 

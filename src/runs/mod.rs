@@ -7,6 +7,7 @@ pub mod control;
 mod follow;
 pub mod lines;
 mod status;
+pub mod streams;
 pub mod tail;
 
 pub use follow::follow;

@@ -17,6 +17,7 @@ use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
+use crate::runs::streams::StreamOrder;
 
 /// How a task's logs are given more room, named in their marker.
 const LOG_MARKER: Marker = Marker::Text("--log-limit");
@@ -201,6 +202,7 @@ async fn watch_running<E: ContainerEngine>(
         attached,
         log,
         stderr_log,
+        StreamOrder::create(&ctx.cfg.layout.streams_log(&ctx.task.id)).ok(),
         task.clone(),
         ctx.events.clone(),
         violation.clone(),
