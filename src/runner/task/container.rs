@@ -200,9 +200,11 @@ async fn watch_running<E: ContainerEngine>(
     let dropped = (log.dropped(), stderr_log.dropped());
     let mut output = tokio::spawn(watch::output(
         attached,
-        log,
-        stderr_log,
-        StreamOrder::create(&ctx.cfg.layout.streams_log(&ctx.task.id)).ok(),
+        watch::OutputFiles {
+            log,
+            stderr_log,
+            order: StreamOrder::create(&ctx.cfg.layout.streams_log(&ctx.task.id)).ok(),
+        },
         task.clone(),
         ctx.events.clone(),
         violation.clone(),

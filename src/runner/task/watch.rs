@@ -33,20 +33,31 @@ pub struct OutputSummary {
     pub marker_phase: u32,
 }
 
+/// Where the task's output goes: its two logs, and the order they were written in, if that
+/// file could be made (`runs::streams`).
+pub struct OutputFiles {
+    pub log: CappedLog,
+    pub stderr_log: CappedLog,
+    pub order: Option<StreamOrder>,
+}
+
 /// Appends every chunk to the task's capped log files as it arrives (the head is on disk as it
 /// comes; past the cap, the tail waits in spill files: see `CappedLog`), and follows the CLI's
 /// stream-json on stdout, every line of it whatever the cap. `violation` is cancelled when the
 /// CLI's init event lacks the WorkflowManager.
 pub async fn output(
     mut output: OutputStream,
-    mut log: CappedLog,
-    mut stderr_log: CappedLog,
-    mut order: Option<StreamOrder>,
+    files: OutputFiles,
     task: String,
     events: EventSender,
     violation: CancellationToken,
     state_file_seen: Arc<AtomicBool>,
 ) -> Result<OutputSummary, String> {
+    let OutputFiles {
+        mut log,
+        mut stderr_log,
+        mut order,
+    } = files;
     let mut lines = LineAssembler::new();
     let mut sum = OutputSummary::default();
     let mut last_activity = String::new();
