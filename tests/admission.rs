@@ -1,4 +1,4 @@
-//! Admission by memory on the real engine: the running tasks' memory limits add up to no more
+//! Admission by memory on the real engine: the running tasks' memory reservations add up to no more
 //! than the engine's memory (`MemTotal`), and a task that would not fit waits, said as an
 //! event. The limits are large fractions of the real engine's memory, not a pretend-small
 //! engine; they are only cgroup limits, so sleeping tasks under them use next to nothing.
@@ -27,7 +27,7 @@ fn three_tasks_of_two_fifths_of_the_engine_run_two_at_a_time() {
     let limit = mib << 20;
     let toml: String = (1..=3)
         .map(|i| {
-            format!("[[task]]\nid = \"m{i}\"\nmemory = \"{mib}m\"\ntimeout = \"1m\"\nprompt_text = \"sleep 3\"\n\n")
+            format!("[[task]]\nid = \"m{i}\"\nmemory = \"{mib}m\"\nmemory_request = \"{mib}m\"\ntimeout = \"1m\"\nprompt_text = \"sleep 3\"\n\n")
         })
         .collect();
     let repo = make_repo();

@@ -164,10 +164,17 @@ fn logs_renders_the_session_and_raw_and_stderr_are_the_files_bytes() {
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
+    // Its stderr where it came, before the result line (the two streams are two pipes: lines
+    // written a moment apart may arrive in either order), apart from the tool results;
+    // `--stdout` leaves it out.
+    let at = text.find("stderr:\n    to-stderr\n");
     assert!(
-        !text.contains("| to-stderr"),
-        "stderr is not in the transcript:\n{text}"
+        !text.contains("| to-stderr") && at.is_some_and(|at| at < text.find("result: success").unwrap()),
+        "stderr interleaved:\n{text}"
     );
+    assert!(text.ends_with("sandpen: task talk succeeded\n"), "{text}");
+    let only = stdout(&sandpen_in(repo.path(), &["logs", "talk", "--stdout"]));
+    assert!(!only.contains("stderr:\n    to-stderr"), "{only}");
 
     let run_id = report["run_id"].as_str().unwrap();
     let raw = sandpen_in(repo.path(), &["logs", run_id, "talk", "--raw"]);

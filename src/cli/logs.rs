@@ -25,7 +25,20 @@ pub struct LogsArgs {
     #[arg(long)]
     pub raw: bool,
 
-    /// The task's standard error log instead, as stored.
-    #[arg(long)]
+    /// Only the task's standard error log, as stored. By default its lines follow the
+    /// session's (the logs keep no timestamps to interleave them by).
+    #[arg(long, conflicts_with = "stdout")]
     pub stderr: bool,
+
+    /// Only the session (its standard output), without its standard error.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// Only the last N lines of what would be shown (the task's end line aside).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<usize>,
+
+    /// Refused: the logs are stored as the container wrote them, without timestamps.
+    #[arg(long)]
+    pub timestamps: bool,
 }

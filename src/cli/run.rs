@@ -16,23 +16,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
 
-    /// Containers at once.
+    /// Containers at once, as the engine's memory allows (see --memory-request).
     #[arg(short, long, value_name = "N", default_value = "4", allow_hyphen_values = true, value_parser = crate::plan::parse_jobs)]
     pub jobs: usize,
 
-    /// CPUs per task (Docker's --cpus).
+    /// CPUs per task (Docker's --cpus) [default: 2]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub cpus: Option<String>,
 
-    /// Memory per task (Docker's meaning: 512m is 512 MiB).
+    /// Hard memory limit per task (Docker's meaning: 512m is 512 MiB); over it the task is
+    /// OOM-killed [default: 4g, or the engine's memory if less]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory: Option<String>,
 
-    /// Maximum processes per task.
+    /// Memory reserved per task from the engine's when deciding what may start (at most its
+    /// limit): tasks start while their reservations fit, each may still use up to --memory.
+    /// The real Claude CLI peaks near 250 MiB [default: 512m, or the limit if less]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_request: Option<String>,
+
+    /// Maximum processes per task [default: 1024]
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
 
-    /// Wall-clock limit per task, e.g. 45m.
+    /// Wall-clock limit per task [default: 45m]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
@@ -89,7 +96,7 @@ pub struct RunArgs {
     pub allow_hosts: Vec<String>,
 
     /// The most each task's model requests may cost (USD, metered at the gateway); a task
-    /// that reaches it ends budget_exceeded.
+    /// that reaches it ends budget_exceeded [default: none]
     #[arg(long, value_name = "USD", allow_hyphen_values = true)]
     pub max_cost: Option<String>,
 
@@ -177,4 +184,40 @@ pub enum DepsFromArg {
     Results,
     /// --base, as a task without dependencies.
     Base,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `run --help` states every built-in default, and states it as `plan::Defaults` has it.
+    #[test]
+    fn the_help_shows_the_defaults_the_plan_uses() {
+        let d = crate::plan::Defaults::default();
+        let mut cmd = crate::cli::Cli::command();
+        let help = cmd
+            .find_subcommand_mut("run")
+            .expect("a run command")
+            .render_long_help()
+            .to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for want in [
+            format!("[default: {}]", d.nano_cpus / 1_000_000_000),
+            format!(
+                "[default: {}g, or the engine's memory if less]",
+                d.memory_bytes >> 30
+            ),
+            format!(
+                "[default: {}m, or the limit if less]",
+                d.memory_request_bytes >> 20
+            ),
+            format!("[default: {}]", d.pids),
+            format!("[default: {}m]", d.timeout.as_secs() / 60),
+            format!("{}g (default)", d.disk_bytes >> 30),
+            format!("{}g (default)", d.log_limit_bytes >> 30),
+            "[default: 4]".to_string(),
+        ] {
+            assert!(help.contains(&want), "`run --help` lacks {want:?}:\n{help}");
+        }
+    }
 }

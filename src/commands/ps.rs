@@ -162,6 +162,15 @@ fn run_table(view: &RunView) -> String {
         if let Some(m) = &t.message {
             out.push_str(&format!("  {}: {m}\n", t.id));
         }
+        for line in &t.stderr_tail {
+            out.push_str(&format!("    | {line}\n"));
+        }
+    }
+    if view.tasks.iter().any(|t| !t.stderr_tail.is_empty()) {
+        out.push_str(&format!(
+            "see a task's whole session and stderr: sandpen logs {} TASK\n",
+            s.run_id
+        ));
     }
     out
 }

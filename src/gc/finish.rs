@@ -54,6 +54,7 @@ pub async fn finish_run<E: ContainerEngine>(
             stats_log: Some(layout.stats_log(&task.id).display().to_string()),
             exit_code: exit_codes.get(&task.id).copied(),
             limits_enforced: manifest.limits_enforced,
+            memory_request_bytes: task.memory_request_bytes,
             ..TaskResult::new(&task.id, &manifest.image, task.limits)
         });
         result.left_for_gc = false;
@@ -101,6 +102,7 @@ pub async fn finish_run<E: ContainerEngine>(
                 }
             }
         }
+        result.stderr_tail = crate::runs::tail::failure_tail(&result);
         lines.push(format!(
             "task {}: {}{}",
             task.id,

@@ -120,6 +120,19 @@ pub enum PlanError {
         default: String,
     },
 
+    #[error(
+        "{source_file}: task `{id}` reserves {request} of memory (`memory_request`) but may use \
+         only {limit} (`memory`)\nfix: lower `memory_request` or --memory-request to at most \
+         the limit, or raise `memory`; the reservation is what admission counts against the \
+         engine's memory, the limit what the task may use"
+    )]
+    RequestAboveLimit {
+        id: String,
+        source_file: PathBuf,
+        request: String,
+        limit: String,
+    },
+
     /// Several independent problems, reported together so one run shows them all.
     #[error("{}", join(.0))]
     Multiple(Vec<PlanError>),

@@ -42,6 +42,9 @@ pub struct TaskSpec {
     /// The file the task was defined in (the prompt file, or the task file).
     pub source: PathBuf,
     pub limits: Limits,
+    /// What admission reserves for it from the engine's memory (`memory_request`): at most
+    /// `limits.memory_bytes`, which stays the hard limit (Kubernetes' requests and limits).
+    pub memory_request_bytes: i64,
     pub timeout: Duration,
     /// Ids of tasks that must succeed first, in the order written, without repeats.
     pub depends_on: Vec<String>,
@@ -67,6 +70,8 @@ pub use crate::engine::spec::Limits;
 pub struct Flags {
     pub cpus: Option<String>,
     pub memory: Option<String>,
+    /// `--memory-request`
+    pub memory_request: Option<String>,
     /// `--pids-limit`
     pub pids: Option<String>,
     pub timeout: Option<String>,
@@ -87,6 +92,8 @@ pub struct Flags {
 pub struct Defaults {
     pub nano_cpus: i64,
     pub memory_bytes: i64,
+    /// Reserved per task by admission unless a task says otherwise (or its limit is lower).
+    pub memory_request_bytes: i64,
     pub pids: i64,
     pub timeout: Duration,
     pub disk_bytes: u64,
@@ -94,11 +101,17 @@ pub struct Defaults {
     pub salvage: SalvageLimits,
 }
 
+/// 512 MiB: twice what the real Claude CLI peaks at.
+pub const DEFAULT_MEMORY_REQUEST: i64 = 512 << 20;
+
 impl Default for Defaults {
     fn default() -> Self {
         Self {
             nano_cpus: 2_000_000_000,
             memory_bytes: 4 * 1024 * 1024 * 1024,
+            // The real Claude CLI peaks near 250 MiB: reserving the 4 GiB limit for each task
+            // capped `-j 16` at 5 on a 23.5 GiB engine.
+            memory_request_bytes: DEFAULT_MEMORY_REQUEST,
             pids: 1024,
             timeout: Duration::from_secs(45 * 60),
             disk_bytes: 10 << 30,
@@ -144,6 +157,7 @@ impl Plan {
         for t in &mut self.tasks {
             if t.limits.memory_bytes == default {
                 t.limits.memory_bytes = engine_memory;
+                t.memory_request_bytes = t.memory_request_bytes.min(engine_memory);
                 lowered += 1;
             }
         }
@@ -248,6 +262,7 @@ pub fn load(
             });
         }
     }
+    errors.extend(drafts.iter().filter_map(|d| request_above_limit(&d.spec)));
     if let Some(e) = PlanError::from_all(errors) {
         return Err(e);
     }
@@ -272,6 +287,17 @@ pub fn load(
     Ok(Plan { tasks })
 }
 
+/// A reservation larger than the hard limit would reserve memory the task can never use.
+fn request_above_limit(t: &TaskSpec) -> Option<PlanError> {
+    let human = |b: i64| indicatif::HumanBytes(b.max(0) as u64).to_string();
+    (t.memory_request_bytes > t.limits.memory_bytes).then(|| PlanError::RequestAboveLimit {
+        id: t.id.clone(),
+        source_file: t.source.clone(),
+        request: human(t.memory_request_bytes),
+        limit: human(t.limits.memory_bytes),
+    })
+}
+
 /// What `load` hands to the file readers.
 struct Context<'a> {
     /// Values from CLI flags (those that parsed).
@@ -293,6 +319,7 @@ struct Draft {
 struct Overrides {
     nano_cpus: Option<i64>,
     memory_bytes: Option<i64>,
+    memory_request: Option<i64>,
     pids: Option<i64>,
     timeout: Option<Duration>,
     disk_bytes: Option<u64>,
@@ -305,6 +332,7 @@ struct Overrides {
 /// A task's resources, every layer applied.
 struct Resolved {
     limits: Limits,
+    memory_request_bytes: i64,
     timeout: Duration,
     disk_bytes: u64,
     log_limit_bytes: u64,
@@ -318,6 +346,7 @@ impl Overrides {
         Overrides {
             nano_cpus: self.nano_cpus.or(lower.nano_cpus),
             memory_bytes: self.memory_bytes.or(lower.memory_bytes),
+            memory_request: self.memory_request.or(lower.memory_request),
             pids: self.pids.or(lower.pids),
             timeout: self.timeout.or(lower.timeout),
             disk_bytes: self.disk_bytes.or(lower.disk_bytes),
@@ -329,10 +358,15 @@ impl Overrides {
     }
 
     fn resolve(self, base: &Defaults) -> Resolved {
+        let memory_bytes = self.memory_bytes.unwrap_or(base.memory_bytes);
         Resolved {
+            // Unsaid, never above the limit; said, checked against it (`request_above_limit`).
+            memory_request_bytes: self
+                .memory_request
+                .unwrap_or(base.memory_request_bytes.min(memory_bytes)),
             limits: Limits {
                 nano_cpus: self.nano_cpus.unwrap_or(base.nano_cpus),
-                memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+                memory_bytes,
                 pids: self.pids.unwrap_or(base.pids),
             },
             timeout: self.timeout.unwrap_or(base.timeout),
@@ -368,6 +402,7 @@ fn parse_flags(flags: &Flags, errors: &mut Vec<PlanError>) -> Overrides {
     Overrides {
         nano_cpus: flag("cpus", &flags.cpus, parse_cpus, errors),
         memory_bytes: flag("memory", &flags.memory, parse_memory, errors),
+        memory_request: flag("memory-request", &flags.memory_request, parse_memory, errors),
         pids: flag("pids-limit", &flags.pids, parse_pids, errors),
         timeout: flag("timeout", &flags.timeout, parse_timeout, errors),
         disk_bytes: flag("disk", &flags.disk, parse_disk, errors),

@@ -51,6 +51,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
     }
     let Resolved {
         limits,
+        memory_request_bytes,
         timeout,
         disk_bytes,
         log_limit_bytes,
@@ -65,6 +66,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             prompt,
             source: path.to_path_buf(),
             limits,
+            memory_request_bytes,
             timeout,
             depends_on: Vec::new(),
             env: BTreeMap::new(),

@@ -32,6 +32,7 @@ struct RawFile {
 struct RawDefaults {
     cpus: Option<Spanned<Value>>,
     memory: Option<Spanned<Value>>,
+    memory_request: Option<Spanned<Value>>,
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
@@ -52,6 +53,7 @@ struct RawTask {
     depends_on: Option<Vec<Spanned<String>>>,
     cpus: Option<Spanned<Value>>,
     memory: Option<Spanned<Value>>,
+    memory_request: Option<Spanned<Value>>,
     pids: Option<Spanned<Value>>,
     timeout: Option<Spanned<Value>>,
     disk: Option<Spanned<Value>>,
@@ -118,6 +120,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
                 [
                     &d.cpus,
                     &d.memory,
+                    &d.memory_request,
                     &d.pids,
                     &d.timeout,
                     &d.disk,
@@ -225,6 +228,7 @@ fn load_task(
         [
             &task.cpus,
             &task.memory,
+            &task.memory_request,
             &task.pids,
             &task.timeout,
             &task.disk,
@@ -242,6 +246,7 @@ fn load_task(
     hosts.extend(allow_hosts(src, task.allow_hosts.as_deref(), errors));
     let Resolved {
         limits,
+        memory_request_bytes,
         timeout,
         disk_bytes,
         log_limit_bytes,
@@ -256,6 +261,7 @@ fn load_task(
             prompt: prompt?,
             source: src.path.to_path_buf(),
             limits,
+            memory_request_bytes,
             timeout,
             depends_on: deps.iter().map(|d| d.id.clone()).collect(),
             env: env_vars,
@@ -359,12 +365,13 @@ fn resolve_prompt_path(task_file: &Path, prompt: &str) -> PathBuf {
     }
 }
 
-/// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, pids, timeout, disk,
-/// log_limit, salvage_max_file, salvage_max_total, max_cost.
-fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 9], errors: &mut Vec<PlanError>) -> Overrides {
+/// The resource keys of a `[defaults]` or `[[task]]` table: cpus, memory, memory_request,
+/// pids, timeout, disk, log_limit, salvage_max_file, salvage_max_total, max_cost.
+fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec<PlanError>) -> Overrides {
     let [
         cpus,
         memory,
+        memory_request,
         pids,
         timeout,
         disk,
@@ -394,6 +401,7 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 9], errors: &mut Vec<
     Overrides {
         nano_cpus: check(src, "cpus", cpus, units::cpus_value, errors),
         memory_bytes: check(src, "memory", memory, units::memory_value, errors),
+        memory_request: check(src, "memory_request", memory_request, units::memory_value, errors),
         pids: check(src, "pids", pids, units::pids_value, errors),
         timeout: check(src, "timeout", timeout, units::timeout_value, errors),
         disk_bytes: check(src, "disk", disk, units::disk_value, errors),

@@ -1,7 +1,8 @@
 //! `--junit FILE`: the run as JUnit XML for CI systems, one test suite per run and one test
 //! case per task, written (atomically) when the run ends. Failures: `failed`, `oom_killed`,
 //! `timed_out`, `disk_exceeded`, `budget_exceeded`; skipped: `skipped`, `cancelled`; errors:
-//! `error`. Each case carries the task's duration and the tail of its output.
+//! `error`. Each case carries the task's duration and the tail of its output; a failure
+//! carries its reason and the last lines of its stderr (`report::failure`).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -71,7 +72,13 @@ fn case(t: &TaskResult) -> TestCase {
     };
     if t.status != TaskStatus::Succeeded {
         status.set_type(t.status.as_str());
-        status.set_message(t.message.clone().unwrap_or_else(|| t.status.as_str().to_string()));
+        // The message alone is what many CI pages show: the reason and the last stderr line.
+        let mut message = super::failure::reason(t);
+        if let Some(last) = t.stderr_tail.last() {
+            message = format!("{message}; stderr: {last}");
+        }
+        status.set_message(message);
+        status.set_description(super::failure::text(t));
     }
     let mut case = TestCase::new(t.id.clone(), status);
     case.set_classname("sandpen");
@@ -81,6 +88,10 @@ fn case(t: &TaskResult) -> TestCase {
         out = format!("branch: {b}\nlog: {}\n\n{out}", t.log);
     }
     case.set_system_out_lossy(out.as_bytes());
+    let err = tail(Path::new(&t.stderr_log));
+    if !err.is_empty() {
+        case.set_system_err_lossy(err.as_bytes());
+    }
     case
 }
 
@@ -125,6 +136,9 @@ mod tests {
             let mut t = TaskResult::new(id, "img", limits);
             t.status = status;
             t.message = Some(format!("{id} <&> message"));
+            if status == TaskStatus::Failed {
+                t.stderr_tail = vec!["warning: w".into(), "error: could not find module m".into()];
+            }
             run.tasks.push(t);
         }
         let xml = to_xml(&run).unwrap();
@@ -133,5 +147,13 @@ mod tests {
         assert!(xml.contains(r#"errors="1""#), "{xml}");
         assert!(xml.contains(r#"skipped="2""#), "{xml}");
         assert!(xml.contains("spent &lt;&amp;&gt; message"), "escaped: {xml}");
+        assert!(
+            xml.contains(r#"message="bad &lt;&amp;&gt; message; stderr: error: could not find module m""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("warning: w\nerror: could not find module m</failure>"),
+            "{xml}"
+        );
     }
 }

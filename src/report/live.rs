@@ -359,6 +359,7 @@ impl Consumer for LiveView {
                 .into(),
             ),
             Event::CleanupFailed { message } => self.say(format!("cleanup: {message}")),
+            Event::MemoryHold { hold } => self.say(format!("note: {}", hold.describe())),
             Event::RunFinished { report } => self.report = Some((**report).clone()),
         }
     }

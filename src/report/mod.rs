@@ -2,6 +2,7 @@
 //! nothing here touches the engine.
 
 pub mod build;
+pub mod failure;
 pub mod html;
 mod junit;
 mod live;

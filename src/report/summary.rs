@@ -61,22 +61,18 @@ pub fn summary_table(report: &RunReport) -> String {
         report.jobs,
         report.concurrency
     ));
-    for t in report
-        .tasks
-        .iter()
-        .filter(|t| t.message.is_some() && t.status != crate::runner::TaskStatus::Succeeded)
-    {
-        out.push_str(&format!(
-            "  {}: {}\n",
-            t.id,
-            t.message.as_deref().unwrap_or_default()
-        ));
+    for t in report.tasks.iter().filter(|t| super::failure::explained(t)) {
+        out.push_str(&super::failure::block(t));
     }
     for t in &report.tasks {
         for line in work_notes(t) {
             out.push_str(&format!("  {}: {line}\n", t.id));
         }
     }
+    if let Some(hold) = &report.memory_held {
+        out.push_str(&format!("{}\n", hold.describe()));
+    }
+    out.extend(super::failure::pointer(report));
     out
 }
 

@@ -126,6 +126,9 @@ pub struct TaskResult {
     pub image: String,
     /// The limits sandpen asked the engine for.
     pub limits: Limits,
+    /// What admission reserved for it from the engine's memory (`memory_request`).
+    #[serde(default)]
+    pub memory_request_bytes: Option<u64>,
     /// Whether the engine applied them: false where it cannot (a rootless engine on cgroup
     /// v1 gives containers no cgroup of their own; the task then has no CPU or memory figures).
     #[serde(default = "yes")]
@@ -160,6 +163,10 @@ pub struct TaskResult {
     pub phases_completed: u32,
     /// Why the task ended as it did, in words (the error, the dependency that failed, ...).
     pub message: Option<String>,
+    /// A task that did not succeed: the last lines of its stderr (of its output when stderr
+    /// is empty), each cut to a bounded width, read once at its end for every reporter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
 }
 
 /// For `#[serde(default)]` of flags that older reports did not have and were true then.
@@ -228,6 +235,7 @@ impl TaskResult {
             node: None,
             image: image.to_string(),
             limits,
+            memory_request_bytes: None,
             limits_enforced: true,
             peak_memory_bytes: None,
             mean_cpu_percent: None,
@@ -247,6 +255,7 @@ impl TaskResult {
             last_phase_name: None,
             phases_completed: 0,
             message: None,
+            stderr_tail: Vec::new(),
         }
     }
 }
@@ -278,7 +287,12 @@ pub enum Event {
         tasks: Vec<String>,
         at: String,
     },
-    /// The task is ready, but its memory limit does not fit beside the running tasks' limits
+    /// At the start: the engine's memory fits fewer tasks' reservations than `--jobs`.
+    MemoryHold {
+        #[serde(flatten)]
+        hold: super::MemoryHold,
+    },
+    /// The task is ready, but its memory reservation does not fit beside the running tasks' limits
     /// in the engine's memory: it starts once enough is free. Said again when `free_bytes`
     /// changes.
     WaitingForMemory {
@@ -366,6 +380,9 @@ pub struct RunReport {
     pub tasks: Vec<TaskResult>,
     /// What the final cleanup could not remove, in words (`sandpen gc` removes it later).
     pub cleanup_failures: Vec<String>,
+    /// The engine's memory held tasks back from `--jobs` (their reservations did not fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_held: Option<super::MemoryHold>,
 }
 
 impl RunReport {
@@ -384,6 +401,7 @@ impl RunReport {
             complete: false,
             tasks: Vec::new(),
             cleanup_failures: Vec::new(),
+            memory_held: None,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct Manifest {
 pub struct ManifestTask {
     pub id: String,
     pub limits: Limits,
+    /// What admission reserved for it from the engine's memory (`memory_request`; none in
+    /// manifests of older sandpens).
+    #[serde(default)]
+    pub memory_request_bytes: Option<u64>,
     /// What its salvage may commit (the defaults in manifests of older sandpens).
     #[serde(default)]
     pub salvage: crate::collect::SalvageLimits,

@@ -14,6 +14,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use admission::MemoryHold;
 pub use base::DepsFrom;
 pub use events::{Event, EventReceiver, EventSender, Received, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::RunConfig;
-use super::admission::{Admission, Verdict};
+use super::admission::{Admission, MemoryHold, Verdict};
 use super::base;
 use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
 use super::task::{Stop, container_name};
@@ -43,6 +43,19 @@ pub async fn execute<E: ContainerEngine>(
         tasks: plan.tasks.iter().map(|t| t.id.clone()).collect(),
         at: started_at.clone(),
     });
+
+    // Said at the start when the engine's memory will hold back `--jobs` (tasks ready at once).
+    let first: Vec<i64> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.depends_on.is_empty())
+        .map(|t| t.memory_request_bytes)
+        .collect();
+    let mut memory_held = MemoryHold::estimate(cfg.jobs, cfg.engine_memory, &first);
+    if let Some(hold) = &memory_held {
+        events.send(Event::MemoryHold { hold: hold.clone() });
+    }
+    let mut waited: std::collections::HashSet<String> = Default::default();
 
     // The run's own token: cancelled by the caller's, or by fail-fast; one per task below it.
     let run_stop = stop.for_run(plan.tasks.iter().map(|t| t.id.as_str()));
@@ -101,10 +114,10 @@ pub async fn execute<E: ContainerEngine>(
             if ready && !ready_at.contains_key(&t.id) {
                 ready_at.insert(t.id.clone(), now_rfc3339());
             }
-            match (ready && !held).then(|| admission.check(&t.limits)) {
+            match (ready && !held).then(|| admission.check(t.memory_request_bytes)) {
                 Some(Verdict::Start) => {
                     let t = pending.remove(i);
-                    admission.take(&t.limits);
+                    admission.take(t.memory_request_bytes);
                     // From its dependencies' results as they are now, all of them done.
                     let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
                     let handle = running.spawn(base::run_from(
@@ -120,6 +133,7 @@ pub async fn execute<E: ContainerEngine>(
                 }
                 Some(Verdict::Memory { needs, free, total }) => {
                     held = true;
+                    waited.insert(t.id.clone());
                     if told.as_ref() != Some(&(t.id.clone(), free)) {
                         told = Some((t.id.clone(), free));
                         events.send(Event::WaitingForMemory {
@@ -140,7 +154,7 @@ pub async fn execute<E: ContainerEngine>(
         let mut result = match joined {
             Ok((id, result)) => {
                 if let Some(t) = running_ids.remove(&id) {
-                    admission.release(&t.limits);
+                    admission.release(t.memory_request_bytes);
                 }
                 result
             }
@@ -148,7 +162,7 @@ pub async fn execute<E: ContainerEngine>(
                 let t = running_ids
                     .remove(&e.id())
                     .expect("every task is known by its id");
-                admission.release(&t.limits);
+                admission.release(t.memory_request_bytes);
                 let msg = format!(
                     "internal error: sandpen's runner for this task failed ({e}); its container \
                      is removed by the final sweep and its checkout is kept uncollected at {}",
@@ -203,6 +217,10 @@ pub async fn execute<E: ContainerEngine>(
         });
     }
 
+    if !waited.is_empty() {
+        let hold = memory_held.get_or_insert_with(|| MemoryHold::fit(cfg.jobs, cfg.engine_memory, &first));
+        hold.waited = waited.len();
+    }
     let wall_s = started.elapsed().as_secs_f64();
     let tasks: Vec<TaskResult> = plan.tasks.iter().filter_map(|t| done.remove(&t.id)).collect();
     let busy: f64 = tasks.iter().map(|t| t.duration_s).sum();
@@ -214,6 +232,7 @@ pub async fn execute<E: ContainerEngine>(
         complete: true,
         tasks,
         cleanup_failures,
+        memory_held,
         ..RunReport::started(
             &cfg.run_id,
             &cfg.repo.root.display().to_string(),
@@ -267,7 +286,11 @@ async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str, unconfirmed: &[Stri
     (failures, true)
 }
 
-fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, result: TaskResult) {
+fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, mut result: TaskResult) {
+    // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
+    if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
+        result.stderr_tail = crate::runs::tail::failure_tail(&result);
+    }
     events.send(Event::TaskFinished {
         task: result.id.clone(),
         result: Box::new(result.clone()),
@@ -294,6 +317,7 @@ fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -
         status,
         message: Some(message),
         limits_enforced: cfg.limits_enforced,
+        memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
         ..TaskResult::new(&t.id, &cfg.image, t.limits)
     }
 }

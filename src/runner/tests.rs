@@ -31,6 +31,7 @@ fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
             memory_bytes: 64 << 20,
             pids: 64,
         },
+        memory_request_bytes: 64 << 20,
         timeout: Duration::from_secs(timeout_s),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         env: Default::default(),
@@ -252,6 +253,7 @@ const GIB: u64 = 1 << 30;
 fn task_with_memory(id: &str, bytes: u64) -> TaskSpec {
     let mut t = task(id, &[], 60);
     t.limits.memory_bytes = bytes as i64;
+    t.memory_request_bytes = bytes as i64;
     t
 }
 

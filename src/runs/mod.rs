@@ -7,6 +7,8 @@ pub mod control;
 mod follow;
 pub mod lines;
 mod status;
+pub mod streams;
+pub mod tail;
 
 pub use follow::follow;
 pub use status::{RunSummary, RunView, TaskState, TaskView, describe, task_state};

@@ -126,6 +126,9 @@ pub struct TaskView {
     pub container_id: Option<String>,
     /// Why it ended as it did (from the report).
     pub message: Option<String>,
+    /// The last lines of its stderr, for a task that did not succeed (from the report).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
 }
 
 /// Describes the run in `layout`. `containers` are the engine's containers of this run (by
@@ -220,6 +223,7 @@ fn ended_view(e: &TaskResult, state: TaskState) -> TaskView {
         phase_name: e.last_phase_name.clone(),
         container_id: e.container_id.clone(),
         message: e.message.clone(),
+        stderr_tail: e.stderr_tail.clone(),
     }
 }
 
@@ -240,6 +244,7 @@ fn live_view(layout: &RunDir, task: &str, state: TaskState, detail: bool) -> Tas
         phase_name: None,
         container_id: None,
         message: None,
+        stderr_tail: Vec::new(),
     };
     if detail {
         view.turns = turns_in_log(layout, task);
@@ -313,6 +318,7 @@ mod tests {
         let task = |id: &str| ManifestTask {
             id: id.into(),
             limits,
+            memory_request_bytes: None,
             salvage: Default::default(),
         };
         Manifest {

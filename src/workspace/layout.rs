@@ -27,6 +27,11 @@ impl RunDir {
         self.root.join(format!("{task}.stderr.log"))
     }
 
+    /// Where the task's output switched between stdout and stderr (`runs::streams`).
+    pub fn streams_log(&self, task: &str) -> PathBuf {
+        self.root.join(format!("{task}.streams"))
+    }
+
     /// The task's CPU and memory samples over time, one JSON line each (`StatsPoint`).
     pub fn stats_log(&self, task: &str) -> PathBuf {
         self.root.join(format!("{task}.stats.jsonl"))

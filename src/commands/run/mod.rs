@@ -105,6 +105,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     let flags = Flags {
         cpus: args.cpus.clone(),
         memory: args.memory.clone(),
+        memory_request: args.memory_request.clone(),
         pids: args.pids_limit.clone(),
         timeout: args.timeout.clone(),
         disk: args.disk.clone(),
@@ -279,6 +280,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
             .map(|t| ManifestTask {
                 id: t.id.clone(),
                 limits: t.limits,
+                memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
                 salvage: t.salvage,
             })
             .collect(),

@@ -192,3 +192,60 @@ env = { B = "task", _C1 = "" }
         ("default", "task", "")
     );
 }
+
+#[test]
+fn a_memory_request_is_layered_like_a_limit_and_never_above_it_unsaid() {
+    let dir = TempDir::new().unwrap();
+    let tasks = write(
+        dir.path(),
+        "t.toml",
+        r#"
+[defaults]
+memory_request = "1g"
+
+[[task]]
+id = "from-defaults"
+prompt_text = "x"
+
+[[task]]
+id = "own"
+memory_request = "300m"
+prompt_text = "x"
+"#,
+    );
+    let small = write(dir.path(), "small.md", "y");
+    let plan = load_with(
+        &[tasks.clone(), small.clone()],
+        &Flags {
+            memory: Some("256m".into()),
+            ..Flags::default()
+        },
+    );
+    // [defaults] says 1g to tasks whose limit the flag made 256m: refused, each named.
+    let e = plan.unwrap_err().to_string();
+    assert_has(
+        &e,
+        &[
+            "task `from-defaults` reserves 1.00 GiB",
+            "may use only 256.00 MiB",
+            "fix:",
+        ],
+    );
+    assert!(e.contains("task `own` reserves 300.00 MiB"), "{e}");
+    assert!(!e.contains("small"), "unsaid, the default follows the limit: {e}");
+
+    let plan = ok(&[tasks, small]);
+    let of = |id: &str| plan.get(id).unwrap().memory_request_bytes;
+    assert_eq!(of("from-defaults"), GIB);
+    assert_eq!(of("own"), 300 * MIB);
+    assert_eq!(of("small"), 512 * MIB, "the built-in default");
+
+    let mut plan = plan;
+    plan.fit_default_memory(400 * MIB);
+    assert_eq!(plan.get("small").unwrap().limits.memory_bytes, 400 * MIB);
+    assert_eq!(
+        plan.get("small").unwrap().memory_request_bytes,
+        400 * MIB,
+        "a lowered limit lowers the reservation with it"
+    );
+}

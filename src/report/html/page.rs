@@ -42,7 +42,7 @@ polyline.mem { stroke: #0ba5ec; } .mem-dot { fill: #0ba5ec; }
 table.tasks { border-collapse: collapse; width: 100%; font-size: 12px; }
 table.tasks th, table.tasks td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left; vertical-align: top; }
 table.tasks th { background: #f9fafb; font-weight: 600; }
-td.message { max-width: 360px; white-space: pre-wrap; } td.id code { word-break: normal; white-space: nowrap; }
+td.message { max-width: 360px; white-space: pre-wrap; } td.message pre.tail { margin: 4px 0 0; font-size: 11px; white-space: pre-wrap; } td.id code { word-break: normal; white-space: nowrap; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; background: #eaecf0; font-weight: 600; }
 .badge.st-succeeded { background: #d1fadf; color: #05603a; }
 .badge.st-failed, .badge.st-error { background: #fee4e2; color: #912018; }

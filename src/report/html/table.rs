@@ -56,6 +56,9 @@ fn row(s: &mut String, t: &TaskResult) {
         scale::bytes(l.memory_bytes as f64),
         l.pids
     );
+    if let Some(r) = t.memory_request_bytes {
+        let _ = write!(limits, ", {} reserved", scale::bytes(r as f64));
+    }
     if let Some(d) = t.disk_limit_bytes {
         let _ = write!(limits, ", disk {}", scale::bytes(d as f64));
     }
@@ -93,7 +96,15 @@ fn row(s: &mut String, t: &TaskResult) {
         logs.join("<br>")
     };
     let exit = t.exit_code.map_or_else(dash, |c| c.to_string());
-    let message = t.message.as_deref().map_or_else(dash, esc);
+    let mut message = t.message.as_deref().map_or_else(dash, esc);
+    if !t.stderr_tail.is_empty() {
+        // The last lines of its stderr, as the summary shows them (`report::failure`).
+        let _ = write!(
+            message,
+            r#"<pre class="tail">{}</pre>"#,
+            esc(&t.stderr_tail.join("\n"))
+        );
+    }
     let _ = write!(
         s,
         r#"<tr class="st-{status}" data-task="{id}"><td class="id"><code>{id}</code></td><td><span class="badge st-{status}">{status}</span></td><td>{exit}</td><td>{time}</td><td>{turns}</td><td>{cost}</td><td>{}</td><td>{limits}</td><td>{memory}</td><td>{cpu}</td><td>{branch}</td><td class="paths">{logs}</td><td class="message">{message}</td></tr>"#,
@@ -121,6 +132,7 @@ mod tests {
         t.exit_code = Some(3);
         t.message = Some("exit 3: <img src=x onerror=alert(1)>".into());
         t.branch = Some("sandpen/bad/r1".into());
+        t.stderr_tail = vec!["error: <script>x</script>".into(), "second".into()];
         t.agent = Some(AgentSummary {
             num_turns: 7,
             cost_usd: Some(0.0123),
@@ -133,6 +145,11 @@ mod tests {
         );
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
         assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains(r#"<pre class="tail">error: &lt;script&gt;x&lt;/script&gt;"#)
+                && html.contains("\nsecond</pre>"),
+            "the stderr tail, escaped: {html}"
+        );
         assert!(html.contains("<td>7</td><td>$0.0123</td>"), "{html}");
         assert!(html.contains("1.50 CPUs, 1.0 GiB, 64 pids"), "{html}");
         assert!(html.contains("<code>sandpen/bad/r1</code>"), "{html}");

@@ -17,6 +17,7 @@ use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
+use crate::runs::streams::StreamOrder;
 
 /// How a task's logs are given more room, named in their marker.
 const LOG_MARKER: Marker = Marker::Text("--log-limit");
@@ -199,8 +200,11 @@ async fn watch_running<E: ContainerEngine>(
     let dropped = (log.dropped(), stderr_log.dropped());
     let mut output = tokio::spawn(watch::output(
         attached,
-        log,
-        stderr_log,
+        watch::OutputFiles {
+            log,
+            stderr_log,
+            order: StreamOrder::create(&ctx.cfg.layout.streams_log(&ctx.task.id)).ok(),
+        },
         task.clone(),
         ctx.events.clone(),
         violation.clone(),

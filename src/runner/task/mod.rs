@@ -133,6 +133,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         disk_limit_bytes: ctx.task.disk_bytes,
         base_commit: Some(base.clone()),
         limits_enforced: cfg.limits_enforced,
+        memory_request_bytes: Some(ctx.task.memory_request_bytes.max(0) as u64),
         ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
     };
     ctx.events.send(Event::TaskPreparing {

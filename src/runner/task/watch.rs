@@ -21,6 +21,7 @@ use crate::monitor::{
     AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
 };
 use crate::runner::events::{Event, EventSender, now_rfc3339};
+use crate::runs::streams::StreamOrder;
 
 /// How often the state file is read.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,19 +33,31 @@ pub struct OutputSummary {
     pub marker_phase: u32,
 }
 
+/// Where the task's output goes: its two logs, and the order they were written in, if that
+/// file could be made (`runs::streams`).
+pub struct OutputFiles {
+    pub log: CappedLog,
+    pub stderr_log: CappedLog,
+    pub order: Option<StreamOrder>,
+}
+
 /// Appends every chunk to the task's capped log files as it arrives (the head is on disk as it
 /// comes; past the cap, the tail waits in spill files: see `CappedLog`), and follows the CLI's
 /// stream-json on stdout, every line of it whatever the cap. `violation` is cancelled when the
 /// CLI's init event lacks the WorkflowManager.
 pub async fn output(
     mut output: OutputStream,
-    mut log: CappedLog,
-    mut stderr_log: CappedLog,
+    files: OutputFiles,
     task: String,
     events: EventSender,
     violation: CancellationToken,
     state_file_seen: Arc<AtomicBool>,
 ) -> Result<OutputSummary, String> {
+    let OutputFiles {
+        mut log,
+        mut stderr_log,
+        mut order,
+    } = files;
     let mut lines = LineAssembler::new();
     let mut sum = OutputSummary::default();
     let mut last_activity = String::new();
@@ -89,6 +102,12 @@ pub async fn output(
     };
     while let Some(chunk) = output.next().await {
         let (stream, bytes) = chunk.map_err(|e| e.to_string())?;
+        // Only for showing the logs interleaved: a failure to note it costs only that.
+        if let Some(o) = &mut order
+            && o.note(stream == Stream::Stderr, bytes.len()).is_err()
+        {
+            order = None;
+        }
         match stream {
             Stream::Stdout => {
                 log.write_all(&bytes)
@@ -112,7 +131,11 @@ pub async fn output(
         events.send_volume(event).await;
     }
     // The tails, copied after the heads: off the async workers, they may be large.
-    let finished = tokio::task::spawn_blocking(move || (log.finish(), stderr_log.finish())).await;
+    let finished = tokio::task::spawn_blocking(move || {
+        let _ = order.map(StreamOrder::finish);
+        (log.finish(), stderr_log.finish())
+    })
+    .await;
     match finished {
         Ok((Ok(_), Ok(_))) => Ok(sum),
         Ok((Err(e), _) | (_, Err(e))) => Err(format!("writing the tail of the task's log: {e}")),
