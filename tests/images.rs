@@ -243,7 +243,7 @@ async fn an_unpullable_base_falls_back_to_sandpens_own_and_only_that() {
 
     let mut lines = Vec::new();
     let got = image::ensure_base(&engine, &choice, false, &mut |e| {
-        if let ImageEvent::Bootstrap { line } = e {
+        if let ImageEvent::Bootstrap { line } | ImageEvent::StandIn { line } = e {
             lines.push(line)
         }
     })

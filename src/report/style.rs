@@ -71,14 +71,15 @@ impl Style {
         self.terminal.is_some()
     }
 
-    /// The terminal's width now (at least [`MIN_WIDTH`]); None when not a terminal.
+    /// The terminal's width now (at least [`MIN_WIDTH`]); None when not a terminal. Only the
+    /// columns are asked for: a terminal may say its rows are 0 and still be 80 wide.
     pub fn width(&self) -> Option<usize> {
-        let term = match self.terminal? {
-            Stream::Stdout => console::Term::stdout(),
-            Stream::Stderr => console::Term::stderr(),
+        let size = match self.terminal? {
+            Stream::Stdout => rustix::termios::tcgetwinsize(std::io::stdout()),
+            Stream::Stderr => rustix::termios::tcgetwinsize(std::io::stderr()),
         };
-        let (_, cols) = term.size_checked()?;
-        Some((cols as usize).max(MIN_WIDTH))
+        let cols = size.ok().map(|s| s.ws_col as usize).filter(|&c| c > 0)?;
+        Some(cols.max(MIN_WIDTH))
     }
 
     /// `text` in the colour of `tone` (unchanged without colour).
