@@ -40,6 +40,8 @@ pub enum Tone {
 pub struct Style {
     color: bool,
     terminal: Option<Stream>,
+    /// A width that is not read from a terminal (tests).
+    fixed: Option<usize>,
 }
 
 impl Style {
@@ -48,6 +50,17 @@ impl Style {
         Self {
             color: false,
             terminal: None,
+            fixed: None,
+        }
+    }
+
+    /// As on a terminal `width` wide that never changes.
+    #[cfg(test)]
+    pub(crate) fn fixed(width: usize, color: bool) -> Self {
+        Self {
+            color,
+            terminal: None,
+            fixed: Some(width),
         }
     }
 
@@ -60,6 +73,7 @@ impl Style {
         Self {
             color: wants_color(choice, tty, std::env::var_os("NO_COLOR").as_deref()),
             terminal: tty.then_some(stream),
+            fixed: None,
         }
     }
 
@@ -68,12 +82,15 @@ impl Style {
     }
 
     pub fn is_terminal(&self) -> bool {
-        self.terminal.is_some()
+        self.terminal.is_some() || self.fixed.is_some()
     }
 
     /// The terminal's width now (at least [`MIN_WIDTH`]); None when not a terminal. Only the
     /// columns are asked for: a terminal may say its rows are 0 and still be 80 wide.
     pub fn width(&self) -> Option<usize> {
+        if let Some(w) = self.fixed {
+            return Some(w);
+        }
         let size = match self.terminal? {
             Stream::Stdout => rustix::termios::tcgetwinsize(std::io::stdout()),
             Stream::Stderr => rustix::termios::tcgetwinsize(std::io::stderr()),

@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use crate::engine::spec::Limits;
     use crate::gateway::GatewayUsage;
-    use crate::runner::{TaskResult, TaskStatus};
+    use crate::runner::TaskStatus;
 
     #[test]
     fn the_summary_names_what_no_branch_shows_and_what_the_gateway_refused() {
@@ -297,5 +297,75 @@ mod tests {
             text.contains("fix-count: the model API limited it 2 times"),
             "{text}"
         );
+    }
+
+    fn three_tasks() -> RunReport {
+        let limits = Limits {
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 1 << 30,
+            pids: 64,
+        };
+        let mut report = RunReport::started("r", "/repo", "img", 4, "now");
+        for (id, status) in [
+            ("alpha-task-with-a-rather-long-identifier", TaskStatus::Succeeded),
+            ("beta", TaskStatus::Failed),
+            ("gamma", TaskStatus::Cancelled),
+        ] {
+            let mut t = TaskResult::new(id, "img", limits);
+            t.status = status;
+            t.mean_cpu_percent = Some(12.0);
+            t.peak_cpu_percent = Some(40.0);
+            t.peak_memory_bytes = Some(7 << 20);
+            t.branch = Some(format!("sandpen/{id}/20261205-055141-dfd4"));
+            t.message = (status == TaskStatus::Failed)
+                .then(|| "exited with code 3 after a long and winding road of a message".into());
+            report.tasks.push(t);
+        }
+        report
+    }
+
+    fn widest(text: &str) -> usize {
+        text.lines().map(style::width_of).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn without_a_terminal_the_table_is_as_wide_as_it_takes() {
+        let text = summary_table(&three_tasks(), &Style::plain());
+        assert!(text.contains("alpha-task-with-a-rather-long-identifier"), "{text}");
+        assert!(text.contains("cpu mean/peak") && !text.contains('…'), "{text}");
+        assert!(widest(&text) > 120, "{text}");
+        assert!(!text.contains('\x1b'), "no colour: {text}");
+    }
+
+    #[test]
+    fn at_80_columns_ids_and_branches_are_cut_and_everything_fits() {
+        let text = summary_table(&three_tasks(), &Style::fixed(80, false));
+        assert!(widest(&text) <= 80, "{text}");
+        assert!(text.contains("alpha-task-") && text.contains('…'), "{text}");
+        assert!(text.contains("status") && text.contains("branch"), "{text}");
+        // The footer is wrapped, not cut: the whole message is there.
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert!(words.join(" ").contains("a long and winding road of a message"), "{text}");
+    }
+
+    #[test]
+    fn at_60_columns_the_figures_go_first() {
+        let text = summary_table(&three_tasks(), &Style::fixed(60, false));
+        assert!(widest(&text) <= 60, "{text}");
+        assert!(!text.contains("cpu mean/peak"), "{text}");
+        assert!(!text.contains("turns"), "{text}");
+        for kept in ["task", "status", "time", "branch", "beta", "failed"] {
+            assert!(text.contains(kept), "{kept}: {text}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_coloured_only_when_the_style_colours() {
+        let text = summary_table(&three_tasks(), &Style::fixed(100, true));
+        assert!(text.contains("\x1b[38;5;9m failed"), "red: {text}");
+        assert!(text.contains("\x1b[38;5;10m succeeded"), "green: {text}");
+        assert!(text.contains("\x1b[38;5;11m cancelled"), "yellow: {text}");
+        let plain = summary_table(&three_tasks(), &Style::fixed(100, false));
+        assert!(!plain.contains('\x1b'), "{plain}");
     }
 }

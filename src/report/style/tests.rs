@@ -14,10 +14,7 @@ fn colour_follows_the_choice_the_terminal_and_no_color() {
 
 #[test]
 fn statuses_take_their_colours_and_plain_text_takes_none() {
-    let on = Style {
-        color: true,
-        terminal: None,
-    };
+    let on = Style::fixed(80, true);
     assert_eq!(on.state("succeeded", "ok"), "\x1b[32mok\x1b[0m");
     for bad in ["failed", "error", "oom_killed", "timed_out", "disk_exceeded", "budget_exceeded"] {
         assert!(on.state(bad, bad).starts_with("\x1b[31m"), "{bad}");
