@@ -145,7 +145,10 @@ fn strip_escapes(text: &str) -> String {
 fn has_sgr(text: &str) -> bool {
     text.match_indices("\x1b[").any(|(i, _)| {
         let rest = &text[i + 2..];
-        let params = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ';').count();
+        let params = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ';')
+            .count();
         params > 0 && rest[params..].starts_with('m')
     })
 }
@@ -157,7 +160,11 @@ fn assert_fits(text: &str, cols: usize) {
         .into_iter()
         .filter(|l| !l.starts_with("report: ") && !l.starts_with("logs: "))
         .collect();
-    assert!(wide.is_empty(), "lines wider than {cols}: {wide:#?}\n{}", strip_escapes(text));
+    assert!(
+        wide.is_empty(),
+        "lines wider than {cols}: {wide:#?}\n{}",
+        strip_escapes(text)
+    );
 }
 
 fn table_lines(text: &str) -> Vec<String> {
@@ -180,7 +187,10 @@ fn an_80_column_terminal_gets_a_fitted_coloured_summary() {
     assert!(rows.iter().any(|l| l.contains("beta")), "{rows:#?}");
     assert!(has_sgr(&text), "a terminal gets colour:\n{text}");
     // The failed status is red (comfy-table's 256-colour red, or the live view's).
-    assert!(text.contains("\x1b[38;5;9m") || text.contains("\x1b[31m"), "{text}");
+    assert!(
+        text.contains("\x1b[38;5;9m") || text.contains("\x1b[31m"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -190,7 +200,10 @@ fn a_60_column_terminal_gets_fewer_columns_and_no_colour_under_no_color() {
     let rows = table_lines(&text);
     let header = rows.first().expect("a table header");
     assert!(header.contains("task") && header.contains("status"), "{header}");
-    assert!(!header.contains("cpu mean/peak"), "the figures go first: {header}");
+    assert!(
+        !header.contains("cpu mean/peak"),
+        "the figures go first: {header}"
+    );
     assert!(!has_sgr(&text), "NO_COLOR: no colour:\n{text}");
 }
 
@@ -274,7 +287,10 @@ fn a_current_image_is_reused_without_a_word_about_its_base() {
 #[test]
 fn the_screen_player_tells_overflow_from_padding() {
     assert_eq!(overflowing_lines("abcdef\r\n", 4), vec!["abcd"]);
-    assert!(overflowing_lines("ab  cd\r\n", 4).is_empty(), "padding wraps harmlessly");
+    assert!(
+        overflowing_lines("ab  cd\r\n", 4).is_empty(),
+        "padding wraps harmlessly"
+    );
     assert!(overflowing_lines("abcd\r\nefgh\r\n", 4).is_empty());
     // A line redrawn shorter after moving up and erasing is not an overflow.
     assert!(overflowing_lines("abc\r\n\x1b[1A\x1b[2Kxy\r\n", 4).is_empty());

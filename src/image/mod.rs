@@ -93,13 +93,12 @@ impl ImageRequest {
     }
 }
 
-/// Progress of `ensure`, for displays.
+/// Progress of `ensure`, for displays. `StandIn` says the offline base stands in for the one
+/// asked for (which could not be pulled): sent only when something is built on it.
 #[derive(Debug, Clone)]
 pub enum ImageEvent {
     PullingBase { base: String, status: String },
     Bootstrap { line: String },
-    /// The base stands in for the one asked for (which could not be pulled): said only when
-    /// something is built on it.
     StandIn { line: String },
     Reused { tag: String },
     Building { tag: String },

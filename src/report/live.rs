@@ -77,7 +77,11 @@ impl LiveView {
         let target = style.is_terminal().then(ProgressDrawTarget::stderr);
         let mut view = Self::with_target(target, summary_to_stderr);
         view.style = style;
-        let summary = if summary_to_stderr { Stream::Stderr } else { Stream::Stdout };
+        let summary = if summary_to_stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
         view.summary_style = Style::for_stream(color, summary);
         view
     }
@@ -279,7 +283,11 @@ impl LiveView {
             };
         }
         // On a terminal the line is fitted as the live lines are (the summary has it all).
-        let width = self.style.width().filter(|_| self.screen.is_some()).map(|w| w - 1);
+        let width = self
+            .style
+            .width()
+            .filter(|_| self.screen.is_some())
+            .map(|w| w - 1);
         let text = self.row_line(task, &row, width);
         match &self.screen {
             // Only the tasks that ended badly by themselves keep a line; the rest are counted.
@@ -343,7 +351,10 @@ impl Consumer for LiveView {
                 self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
                 self.position = tasks.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
                 self.say_fitted(
-                    format!("run {run_id}: {} tasks, {jobs} at once, image {image}", tasks.len()),
+                    format!(
+                        "run {run_id}: {} tasks, {jobs} at once, image {image}",
+                        tasks.len()
+                    ),
                     true,
                 );
                 self.update("", None);

@@ -133,9 +133,7 @@ fn wants_color(choice: ColorChoice, tty: bool, no_color: Option<&std::ffi::OsStr
 pub fn tone_of(state: &str) -> Tone {
     match state {
         "succeeded" => Tone::Good,
-        "failed" | "error" | "oom_killed" | "timed_out" | "disk_exceeded" | "budget_exceeded" => {
-            Tone::Bad
-        }
+        "failed" | "error" | "oom_killed" | "timed_out" | "disk_exceeded" | "budget_exceeded" => Tone::Bad,
         "cancelled" | "skipped" | "waiting" | "stopping" => Tone::Warn,
         _ => Tone::Plain,
     }
@@ -225,7 +223,13 @@ pub fn fit_columns(cols: &[Column], avail: usize, per_column: usize, edge: usize
         for &i in &order[..dropped] {
             widths[i] = None;
         }
-        let floor = |c: &Column| if last && c.min < c.natural { c.min.min(2) } else { c.min };
+        let floor = |c: &Column| {
+            if last && c.min < c.natural {
+                c.min.min(2)
+            } else {
+                c.min
+            }
+        };
         loop {
             let kept = widths.iter().flatten().count();
             let total: usize = widths.iter().flatten().sum::<usize>() + kept * per_column + edge;

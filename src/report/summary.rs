@@ -331,7 +331,10 @@ mod tests {
     #[test]
     fn without_a_terminal_the_table_is_as_wide_as_it_takes() {
         let text = summary_table(&three_tasks(), &Style::plain());
-        assert!(text.contains("alpha-task-with-a-rather-long-identifier"), "{text}");
+        assert!(
+            text.contains("alpha-task-with-a-rather-long-identifier"),
+            "{text}"
+        );
         assert!(text.contains("cpu mean/peak") && !text.contains('…'), "{text}");
         assert!(widest(&text) > 120, "{text}");
         assert!(!text.contains('\x1b'), "no colour: {text}");
@@ -345,7 +348,10 @@ mod tests {
         assert!(text.contains("status") && text.contains("branch"), "{text}");
         // The footer is wrapped, not cut: the whole message is there.
         let words: Vec<&str> = text.split_whitespace().collect();
-        assert!(words.join(" ").contains("a long and winding road of a message"), "{text}");
+        assert!(
+            words.join(" ").contains("a long and winding road of a message"),
+            "{text}"
+        );
     }
 
     #[test]

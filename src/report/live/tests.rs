@@ -177,5 +177,8 @@ fn on_a_narrow_terminal_ids_are_cut_and_the_figures_go() {
         assert!(line.starts_with("alpha-task-"), "{line}");
         assert!(line.contains('…'), "cut with an ellipsis at {width}: {line}");
     }
-    assert!(view.row_line(id, row, None).starts_with(id), "in full without a terminal");
+    assert!(
+        view.row_line(id, row, None).starts_with(id),
+        "in full without a terminal"
+    );
 }

@@ -5,10 +5,16 @@ fn colour_follows_the_choice_the_terminal_and_no_color() {
     let set = Some(std::ffi::OsStr::new("1"));
     let empty = Some(std::ffi::OsStr::new(""));
     assert!(wants_color(ColorChoice::Auto, true, None));
-    assert!(wants_color(ColorChoice::Auto, true, empty), "an empty NO_COLOR is unset");
+    assert!(
+        wants_color(ColorChoice::Auto, true, empty),
+        "an empty NO_COLOR is unset"
+    );
     assert!(!wants_color(ColorChoice::Auto, true, set));
     assert!(!wants_color(ColorChoice::Auto, false, None), "a pipe gets none");
-    assert!(wants_color(ColorChoice::Always, false, set), "an explicit flag wins");
+    assert!(
+        wants_color(ColorChoice::Always, false, set),
+        "an explicit flag wins"
+    );
     assert!(!wants_color(ColorChoice::Never, true, None));
 }
 
@@ -16,7 +22,14 @@ fn colour_follows_the_choice_the_terminal_and_no_color() {
 fn statuses_take_their_colours_and_plain_text_takes_none() {
     let on = Style::fixed(80, true);
     assert_eq!(on.state("succeeded", "ok"), "\x1b[32mok\x1b[0m");
-    for bad in ["failed", "error", "oom_killed", "timed_out", "disk_exceeded", "budget_exceeded"] {
+    for bad in [
+        "failed",
+        "error",
+        "oom_killed",
+        "timed_out",
+        "disk_exceeded",
+        "budget_exceeded",
+    ] {
         assert!(on.state(bad, bad).starts_with("\x1b[31m"), "{bad}");
     }
     for warn in ["cancelled", "skipped"] {
@@ -24,7 +37,11 @@ fn statuses_take_their_colours_and_plain_text_takes_none() {
     }
     assert_eq!(on.state("running", "running"), "running");
     assert_eq!(Style::plain().state("failed", "failed"), "failed");
-    assert_eq!(width_of(&on.state("failed", "failed")), 6, "escapes take no columns");
+    assert_eq!(
+        width_of(&on.state("failed", "failed")),
+        6,
+        "escapes take no columns"
+    );
 }
 
 #[test]
@@ -69,7 +86,12 @@ fn columns_that_fit_keep_their_widths() {
 #[test]
 fn narrowing_comes_first_then_dropping_in_order() {
     // id (narrowable to 12, never dropped), status, cpu (dropped first), cost (second).
-    let cols = [col(40, 12, None), col(9, 9, None), col(13, 13, Some(0)), col(8, 8, Some(1))];
+    let cols = [
+        col(40, 12, None),
+        col(9, 9, None),
+        col(13, 13, Some(0)),
+        col(8, 8, Some(1)),
+    ];
     let total = |w: &[Option<usize>]| w.iter().flatten().map(|w| w + 3).sum::<usize>() + 1;
     // 80 columns: the id narrows, nothing is dropped.
     let w = fit_columns(&cols, 60, 3, 1);
