@@ -11,6 +11,9 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 
 use super::style::{self, ColorChoice, Stream, Style};
 use super::{Consumer, summary_table};
+use fit::{clear_reflowed, layout};
+
+mod fit;
 use crate::monitor::StatsSample;
 use crate::runner::{Event, RunReport, TaskResult, TaskStatus};
 
@@ -303,31 +306,6 @@ impl LiveView {
 }
 
 const WAITING: &str = "waiting";
-
-/// The id column's width and whether CPU and memory are shown, for ids at most `max_id`
-/// wide on a terminal `width` wide (None: no terminal, everything in full). The id takes at
-/// most a third of the line (but 12 columns at least); below 72 columns CPU and memory go.
-fn layout(max_id: usize, width: Option<usize>) -> (usize, bool) {
-    match width {
-        None => (max_id, true),
-        Some(w) => (max_id.min((w / 3).max(12)), w >= 72),
-    }
-}
-
-/// After the terminal narrowed, the lines it drew at the old width may have been reflowed
-/// onto more rows than the live view accounts for: those rows are cleared (above the frame
-/// the next draw writes) so that no stale frame stays behind.
-fn clear_reflowed(screen: &mut Screen, width: usize) {
-    if width < screen.width && width > 0 {
-        let rows: usize = screen.drawn.iter().map(|&n| n.max(1).div_ceil(width)).sum();
-        let extra = rows.saturating_sub(screen.drawn.len());
-        if extra > 0 {
-            // suspend clears the frame as drawn, then this clears the rows the reflow added.
-            screen.multi.suspend(|| eprint!("\x1b[{extra}A\x1b[J"));
-        }
-    }
-    screen.width = width;
-}
 
 /// Statuses the terminal only counts: a success, or an end the run decided (fail-fast, Ctrl-C,
 /// a failed dependency), which the summary explains.

@@ -1,5 +1,6 @@
 //! The live view's lines and counts, without a terminal.
 
+use super::fit::extra_rows;
 use super::*;
 
 fn started(view: &mut LiveView, tasks: &[String]) {
@@ -181,4 +182,13 @@ fn on_a_narrow_terminal_ids_are_cut_and_the_figures_go() {
         view.row_line(id, row, None).starts_with(id),
         "in full without a terminal"
     );
+}
+
+#[test]
+fn a_frame_reflowed_by_a_narrower_terminal_takes_more_rows() {
+    // Three lines padded to 120 columns, the last 50 wide: 290 columns, 5 rows at 60.
+    assert_eq!(extra_rows(3, 50, 120, 60), 2);
+    assert_eq!(extra_rows(3, 50, 120, 120), 0, "the same width: nothing");
+    assert_eq!(extra_rows(1, 30, 120, 60), 0, "one short line still fits");
+    assert_eq!(extra_rows(1, 100, 120, 60), 1);
 }
