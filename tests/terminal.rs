@@ -234,6 +234,17 @@ fn pipes_get_colour_only_when_asked_and_a_second_run_builds_no_image() {
     // Nothing in the files takes colour.
     let report = std::fs::read_to_string(&second.tasks.report).unwrap();
     assert!(!report.contains('\x1b'), "report.json holds no escapes");
+    // `ps` colours the states as `run` does.
+    let run_id = second.report()["run_id"].as_str().expect("a run id").to_string();
+    let ps = |extra: &[&str]| {
+        let mut cmd = sandpen();
+        cmd.current_dir(repo.path()).args(["ps", &run_id]).args(extra);
+        run_ok(&mut cmd)
+    };
+    let coloured = ps(&["--color", "always"]);
+    assert!(has_sgr(&coloured) && coloured.contains("failed"), "{coloured}");
+    let plain = ps(&[]);
+    assert!(!has_sgr(&plain) && plain.contains("failed"), "{plain}");
 }
 
 #[test]

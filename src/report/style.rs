@@ -139,6 +139,16 @@ pub fn tone_of(state: &str) -> Tone {
     }
 }
 
+/// The colour of `tone` in a comfy-table cell (which measures its cells without escapes).
+pub fn table_color(tone: Tone) -> Option<comfy_table::Color> {
+    match tone {
+        Tone::Good => Some(comfy_table::Color::Green),
+        Tone::Bad => Some(comfy_table::Color::Red),
+        Tone::Warn => Some(comfy_table::Color::Yellow),
+        Tone::Plain => None,
+    }
+}
+
 /// Display columns of `text`, escapes not counted.
 pub fn width_of(text: &str) -> usize {
     console::measure_text_width(text)

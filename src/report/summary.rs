@@ -1,8 +1,8 @@
 //! The human summary that ends a run.
 
-use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::style::{self, Column, Style, Tone};
+use super::style::{self, Column, Style};
 use crate::runner::{RunReport, TaskResult};
 use indicatif::HumanBytes;
 
@@ -55,7 +55,7 @@ pub fn summary_table(report: &RunReport, style: &Style) -> String {
     for (t, row) in report.tasks.iter().zip(rows) {
         let mut cells = fitted(row.to_vec());
         if style.color()
-            && let Some(color) = color_of(style::tone_of(t.status.as_str()))
+            && let Some(color) = style::table_color(style::tone_of(t.status.as_str()))
         {
             cells[1] = cells[1].clone().fg(color);
         }
@@ -157,15 +157,6 @@ fn column_widths(rows: &[[String; 9]], width: Option<usize>) -> Vec<Option<usize
     match width {
         Some(w) => style::fit_columns(&cols, w, 3, 1),
         None => cols.iter().map(|c| Some(c.natural)).collect(),
-    }
-}
-
-fn color_of(tone: Tone) -> Option<Color> {
-    match tone {
-        Tone::Good => Some(Color::Green),
-        Tone::Bad => Some(Color::Red),
-        Tone::Warn => Some(Color::Yellow),
-        Tone::Plain => None,
     }
 }
 
