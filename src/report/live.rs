@@ -444,7 +444,10 @@ impl Consumer for LiveView {
             let _ = screen.multi.clear();
         }
         // The counts stay on screen (the tasks that ended badly are above them).
-        eprintln!("{}", self.counts());
+        match self.style.width() {
+            Some(w) => eprintln!("{}", style::wrap(&self.counts(), w - 1, 2).join("\n")),
+            None => eprintln!("{}", self.counts()),
+        }
         if let Some(report) = &self.report {
             let table = summary_table(report, &self.summary_style);
             if self.summary_to_stderr {
