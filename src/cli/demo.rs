@@ -33,4 +33,7 @@ pub struct DemoArgs {
     /// NDJSON events on stdout instead of the live view.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }

@@ -50,6 +50,15 @@ pub struct CaCerts {
     pub ca_certs: Vec<PathBuf>,
 }
 
+/// `--color`, shared by the commands that show task statuses.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ColorArg {
+    /// Colour the statuses: auto (on a terminal, unless NO_COLOR is set), always, never.
+    /// Files (report.json, JUnit, HTML, logs) never get colour.
+    #[arg(long = "color", value_name = "WHEN", value_enum, default_value_t)]
+    pub color: crate::report::style::ColorChoice,
+}
+
 /// Run many AI coding tasks in parallel, each sealed in its own Docker container.
 #[derive(Debug, Parser)]
 #[command(name = "sandpen", version, about, long_about = None, propagate_version = true)]

@@ -16,4 +16,7 @@ pub struct PsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }

@@ -134,6 +134,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub color: super::ColorArg,
+
     /// Cancel the remaining tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,

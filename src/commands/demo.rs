@@ -91,6 +91,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         report: args.report.clone(),
         junit: args.junit.clone(),
         html: args.html.clone(),
+        color: args.color.color,
     };
     let code = super::run::execute(prepared, opts).await;
     server.stop().await;

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::HumanBytes;
 
 use crate::cli::PsArgs;
 use crate::engine::spec::{LABEL_OWNER, LABEL_RUN, LABEL_RUN_DIR};
 use crate::engine::{ContainerEngine, Engine, ListedContainer};
 use crate::exit;
+use crate::report::style::{self, Stream, Style};
 use crate::runs::{self, RunSummary, RunView, TaskState};
 use crate::workspace::{Repo, RunDir};
 
@@ -46,7 +47,7 @@ pub async fn run(host: Option<&str>, args: PsArgs) -> anyhow::Result<i32> {
             }
             match args.json {
                 true => serde_json::to_string_pretty(&view)? + "\n",
-                false => run_table(&view),
+                false => run_table(&view, &Style::for_stream(args.color.color, Stream::Stdout)),
             }
         }
         None => {
@@ -125,7 +126,7 @@ fn runs_table(all: &[RunSummary]) -> String {
     table.to_string() + "\n"
 }
 
-fn run_table(view: &RunView) -> String {
+fn run_table(view: &RunView, style: &Style) -> String {
     let s = &view.summary;
     let mut out = format!(
         "run {} (started {}; {}; {})\n",
@@ -137,8 +138,11 @@ fn run_table(view: &RunView) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     table.set_header(["task", "state", "elapsed", "cpu", "memory", "turns", "phase"]);
+    if style.color() {
+        table.enforce_styling();
+    }
     for t in &view.tasks {
-        table.add_row([
+        let mut row: Vec<Cell> = [
             t.id.clone(),
             t.state.as_str().to_string(),
             t.elapsed_s.map_or("-".into(), duration),
@@ -150,7 +154,15 @@ fn run_table(view: &RunView) -> String {
                 (Some(p), None) => format!("{p}/11"),
                 _ => "-".into(),
             },
-        ]);
+        ]
+        .map(Cell::new)
+        .to_vec();
+        if style.color()
+            && let Some(color) = style::table_color(style::tone_of(t.state.as_str()))
+        {
+            row[1] = row[1].clone().fg(color);
+        }
+        table.add_row(row);
     }
     out.push_str(&table.to_string());
     out.push('\n');

@@ -113,7 +113,7 @@ pub async fn ensure_base(
         return Err(unavailable());
     };
     if let Some(id) = engine.image_id(offline).await? {
-        on_event(ImageEvent::Bootstrap {
+        on_event(ImageEvent::StandIn {
             line: format!("pulling {base} failed ({reason}); building on {offline}, made offline by sandpen"),
         });
         return Ok((offline.clone(), id));

@@ -7,6 +7,7 @@ pub mod assets;
 mod base;
 mod context;
 mod error;
+mod stamp;
 
 pub use base::{BaseChoice, BootstrapOptions, bootstrap_base, ensure_base};
 pub use context::BuildContext;
@@ -92,11 +93,13 @@ impl ImageRequest {
     }
 }
 
-/// Progress of `ensure`, for displays.
+/// Progress of `ensure`, for displays. `StandIn` says the offline base stands in for the one
+/// asked for (which could not be pulled): sent only when something is built on it.
 #[derive(Debug, Clone)]
 pub enum ImageEvent {
     PullingBase { base: String, status: String },
     Bootstrap { line: String },
+    StandIn { line: String },
     Reused { tag: String },
     Building { tag: String },
     Build(BuildLine),
@@ -165,9 +168,17 @@ pub async fn ensure(
         Target::Gateway => choice.present(engine).await?,
         _ => None,
     };
+    // Which base stands in matters only to a build: held until one starts.
+    let mut held = Vec::new();
     let (base, base_id) = match present {
         Some(b) => b,
-        None => ensure_base(engine, &choice, req.bootstrap_base, on_event).await?,
+        None => {
+            ensure_base(engine, &choice, req.bootstrap_base, &mut |e| match e {
+                ImageEvent::StandIn { .. } => held.push(e),
+                e => on_event(e),
+            })
+            .await?
+        }
     };
     // The gateway's content is sandpen's executable: found by its stamp, not by hashing it.
     let stamp = match req.target {
@@ -180,17 +191,30 @@ pub async fn ensure(
         on_event(ImageEvent::Reused { tag: tag.clone() });
         return Ok(tag);
     }
+    if let Some(stamp) = stamp.as_deref().filter(|_| !req.rebuild)
+        && let Some(tag) = stamp::recorded(engine, stamp).await?
+    {
+        on_event(ImageEvent::Reused { tag: tag.clone() });
+        return Ok(tag);
+    }
     let ctx = context_for(req.target, &req.ca_certs)?;
     let (tag, hash) = tag_for(req.target, &ctx, &base, &base_id);
+    // An image of this executable's bytes made under another stamp (a copy of the executable,
+    // `cargo install`, a rebuild that produced the same bytes) is current, as `doctor` says:
+    // it is reused, and this stamp recorded beside it so that the next run need not hash the
+    // executable again to find it.
+    if let Some(stamp) = stamp.as_deref().filter(|_| !req.rebuild)
+        && let Some(id) = engine.image_id(&tag).await?
+    {
+        stamp::record(engine, &id, stamp).await?;
+        on_event(ImageEvent::Reused { tag: tag.clone() });
+        return Ok(tag);
+    }
     let (_, sources) = if req.ca_certs.is_empty() {
         (String::new(), hash.clone())
     } else {
         tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id)
     };
-    // An image made by this executable's bytes under another stamp (a rebuild that produced the
-    // same executable, a fresh clone of the same sources) is built again from the layer cache,
-    // which takes seconds and records this stamp: reused as it is, every run would read and
-    // hash the whole executable again to find it.
     if !req.rebuild && stamp.is_none() {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });
@@ -216,6 +240,7 @@ pub async fn ensure(
         (LABEL_SOURCES.to_string(), sources),
     ]);
     labels.extend(stamp.map(|s| (LABEL_EXE_STAMP.to_string(), s)));
+    held.into_iter().for_each(&mut *on_event);
     // A rebuild starts from nothing: no layer cache, so new packages are fetched.
     let id = build(engine, &ctx, &tag, &args, &labels, req.rebuild, on_event).await?;
     if req.target == Target::Gateway {

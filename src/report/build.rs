@@ -1,23 +1,27 @@
-//! Shows image build progress: a spinner with the current step on a terminal, the step lines
-//! otherwise (CI logs). The full build output is kept to be shown on failure.
+//! Shows image build progress: on a terminal, one line that updates (the step the build is
+//! at, fitted to the width) and the result; otherwise (CI logs) a line when a build starts and
+//! one when it ends, never every step. The full build output is kept to be shown on failure.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::style::{self, ColorChoice, Stream, Style};
 use crate::engine::BuildLine;
 use crate::image::ImageEvent;
 
 pub struct BuildDisplay {
     bar: Option<ProgressBar>,
+    style: Style,
+    building: String,
     step: String,
 }
 
 impl BuildDisplay {
     /// A display on stderr; a spinner only when stderr is a terminal.
     pub fn stderr() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let style = Style::for_stream(ColorChoice::Auto, Stream::Stderr);
+        let bar = style.is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
@@ -27,6 +31,8 @@ impl BuildDisplay {
         });
         Self {
             bar,
+            style,
+            building: String::new(),
             step: String::new(),
         }
     }
@@ -37,26 +43,38 @@ impl BuildDisplay {
                 self.show(&format!("pulling {base}: {status}"), false)
             }
             ImageEvent::Bootstrap { line } => self.show(&format!("bootstrap: {line}"), true),
+            ImageEvent::StandIn { line } => self.show(&line, true),
             ImageEvent::Reused { tag } => self.show(&format!("{tag} is current, reusing it"), true),
-            ImageEvent::Building { tag } => self.show(&format!("building {tag}"), true),
+            ImageEvent::Building { tag } => {
+                self.building = format!("building {tag}");
+                self.step.clear();
+                match &self.bar {
+                    Some(_) => self.show(&self.building, false),
+                    None => self.show(&self.building, true),
+                }
+            }
             ImageEvent::Build(BuildLine::Step(step)) => {
-                self.step = step.clone();
-                self.show(&step, true);
+                self.step = step;
+                self.show(&format!("{}: {}", self.building, self.step), false);
             }
             ImageEvent::Build(BuildLine::Output(line)) => {
-                let msg = format!("{}  | {}", self.step, truncate(&line, 80));
+                let msg = format!("{}: {} | {line}", self.building, self.step);
                 self.show(&msg, false);
             }
             ImageEvent::Built { tag, seconds } => self.show(&format!("built {tag} in {seconds:.1}s"), true),
         }
     }
 
-    /// Sets the spinner's message; `keep` lines are also printed (above the spinner on a
-    /// terminal, plainly otherwise).
+    /// Sets the spinner's message (fitted to the terminal: it must not wrap); `keep` lines are
+    /// also printed (above the spinner on a terminal, plainly otherwise).
     fn show(&self, msg: &str, keep: bool) {
         match &self.bar {
             Some(bar) if keep => bar.println(msg),
-            Some(bar) => bar.set_message(msg.to_string()),
+            Some(bar) => {
+                // The spinner and the elapsed time take 7 columns; one more stays free.
+                let room = self.style.width().map_or(80, |w| w - 8);
+                bar.set_message(style::truncate(msg, room))
+            }
             None if keep => eprintln!("{msg}"),
             None => {}
         }
@@ -66,12 +84,5 @@ impl BuildDisplay {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

@@ -5,12 +5,15 @@
 //! plain lines at each change of state. Ends with the summary.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::style::{self, ColorChoice, Stream, Style};
 use super::{Consumer, summary_table};
+use fit::{clear_reflowed, layout};
+
+mod fit;
 use crate::monitor::StatsSample;
 use crate::runner::{Event, RunReport, TaskResult, TaskStatus};
 
@@ -45,6 +48,9 @@ struct Screen {
     counts: ProgressBar,
     /// One bar per line shown under the counts, reused as tasks come and go.
     lines: Vec<ProgressBar>,
+    /// The terminal's width when the lines were last set, and each line's width then.
+    width: usize,
+    drawn: Vec<usize>,
 }
 
 pub struct LiveView {
@@ -56,19 +62,31 @@ pub struct LiveView {
     /// Tasks that have ended, by status.
     ended: [usize; STATUSES.len()],
     width: usize,
+    /// The live lines' terminal (stderr) and the summary's stream.
+    style: Style,
+    summary_style: Style,
     /// Where the summary goes: stdout normally, stderr when stdout carries JSON.
     summary_to_stderr: bool,
     report: Option<RunReport>,
 }
 
-fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).expect("valid template")
+fn template(text: &str) -> ProgressStyle {
+    ProgressStyle::with_template(text).expect("valid template")
 }
 
 impl LiveView {
-    pub fn new(summary_to_stderr: bool) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        Self::with_target(tty.then(ProgressDrawTarget::stderr), summary_to_stderr)
+    pub fn new(summary_to_stderr: bool, color: ColorChoice) -> Self {
+        let style = Style::for_stream(color, Stream::Stderr);
+        let target = style.is_terminal().then(ProgressDrawTarget::stderr);
+        let mut view = Self::with_target(target, summary_to_stderr);
+        view.style = style;
+        let summary = if summary_to_stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        view.summary_style = Style::for_stream(color, summary);
+        view
     }
 
     /// Live lines drawn to `target`, or plain lines (None).
@@ -77,18 +95,24 @@ impl LiveView {
             screen: target.map(|target| {
                 let multi = MultiProgress::with_draw_target(target);
                 let counts = multi.add(ProgressBar::new_spinner());
-                counts.set_style(style("{spinner} {wide_msg}"));
+                // `msg`, not `wide_msg`: a line is as wide as its text (fitted to the
+                // terminal here), so what a resize reflowed can be counted and cleared.
+                counts.set_style(template("{spinner} {msg}"));
                 counts.enable_steady_tick(Duration::from_millis(250));
                 Screen {
                     multi,
                     counts,
                     lines: Vec::new(),
+                    width: 0,
+                    drawn: Vec::new(),
                 }
             }),
             position: HashMap::new(),
             active: BTreeMap::new(),
             ended: [0; STATUSES.len()],
             width: 8,
+            style: Style::plain(),
+            summary_style: Style::plain(),
             summary_to_stderr,
             report: None,
         }
@@ -115,10 +139,12 @@ impl LiveView {
         let Some((_, row)) = self.position.get(task).and_then(|at| self.active.get(at)) else {
             return String::new();
         };
-        self.row_line(task, row)
+        self.row_line(task, row, None)
     }
 
-    fn row_line(&self, task: &str, row: &Row) -> String {
+    /// The task's line: in full, or fitted to a terminal `width` wide.
+    fn row_line(&self, task: &str, row: &Row, width: Option<usize>) -> String {
+        let (id_width, stats) = layout(self.width, width);
         let elapsed = row
             .started
             .map(|s| format!("{:>5.0}s", s.elapsed().as_secs_f64()))
@@ -138,11 +164,16 @@ impl LiveView {
             (false, true) => row.phase.clone(),
             (false, false) => format!("{} · {}", row.phase, row.activity),
         };
-        format!(
-            "{task:<w$} {:<10} {elapsed} {cpu} {mem}  {doing}",
-            row.state,
-            w = self.width
-        )
+        let state = self.style.state(row.state, &format!("{:<10}", row.state));
+        let id = style::fit(task, id_width);
+        let line = match stats {
+            true => format!("{id} {state} {elapsed} {cpu} {mem}  {doing}"),
+            false => format!("{id} {state} {elapsed}  {doing}"),
+        };
+        match width {
+            Some(w) => style::truncate(&line, w),
+            None => line,
+        }
     }
 
     /// `3 running · 1 waiting for memory · 480 queued · 14 succeeded · 2 failed`
@@ -158,7 +189,8 @@ impl LiveView {
         parts.push(format!("{queued} queued"));
         for (status, n) in STATUSES.iter().zip(self.ended) {
             if n > 0 {
-                parts.push(format!("{n} {}", status.as_str()));
+                let text = format!("{n} {}", status.as_str());
+                parts.push(self.style.state(status.as_str(), &text));
             }
         }
         format!("{ended}/{} done: {}", self.position.len(), parts.join(" · "))
@@ -166,26 +198,41 @@ impl LiveView {
 
     /// Redraws the terminal's lines; a plain log gets `plain` (if any) for `task`.
     fn update(&mut self, task: &str, plain: Option<String>) {
-        let Some(screen) = &self.screen else {
+        if self.screen.is_none() {
             if let Some(p) = plain {
                 eprintln!("{task:<w$} {p}", w = self.width);
             }
             return;
-        };
-        screen.counts.set_message(self.counts());
+        }
+        // Read at every frame: the terminal may have been resized. Each line stays a column
+        // short of the width (its 2-column prefix included), so none wraps.
+        let width = self.style.width().map(|w| w - 3);
+        let counts = self.counts();
         let mut texts: Vec<String> = self
             .active
             .values()
             .take(MAX_TASK_LINES)
-            .map(|(t, r)| self.row_line(t, r))
+            .map(|(t, r)| self.row_line(t, r, width))
             .collect();
         if self.active.len() > MAX_TASK_LINES {
             texts.push(format!("… and {} more", self.active.len() - MAX_TASK_LINES));
         }
         let Some(screen) = &mut self.screen else { return };
+        if let Some(w) = width {
+            clear_reflowed(screen, w + 3);
+        }
+        let counts = match width {
+            Some(w) => style::truncate(&counts, w),
+            None => counts,
+        };
+        screen.drawn = std::iter::once(&counts)
+            .chain(&texts)
+            .map(|t| 2 + style::width_of(t))
+            .collect();
+        screen.counts.set_message(counts);
         while screen.lines.len() < texts.len() {
             let bar = screen.multi.add(ProgressBar::new_spinner());
-            bar.set_style(style("  {wide_msg}"));
+            bar.set_style(template("  {msg}"));
             screen.lines.push(bar);
         }
         while screen.lines.len() > texts.len() {
@@ -195,6 +242,16 @@ impl LiveView {
         }
         for (bar, text) in screen.lines.iter().zip(texts) {
             bar.set_message(text);
+        }
+    }
+
+    /// Prints `text` above the live lines, fitted to the terminal (wrapped when `wrap`, else
+    /// cut); in the log as it is.
+    fn say_fitted(&self, text: String, wrap: bool) {
+        match self.style.width().filter(|_| self.screen.is_some()) {
+            Some(w) if wrap => self.say(style::wrap(&text, w - 1, 2).join("\n")),
+            Some(w) => self.say(style::truncate(&text, w - 1)),
+            None => self.say(text),
         }
     }
 
@@ -228,10 +285,16 @@ impl LiveView {
                 format!("{} · {m}", row.activity)
             };
         }
-        let text = self.row_line(task, &row);
+        // On a terminal the line is fitted as the live lines are (the summary has it all).
+        let width = self
+            .style
+            .width()
+            .filter(|_| self.screen.is_some())
+            .map(|w| w - 1);
+        let text = self.row_line(task, &row, width);
         match &self.screen {
             // Only the tasks that ended badly by themselves keep a line; the rest are counted.
-            Some(_) if !ended_quietly(result.status) => self.say(text),
+            Some(_) if !ended_quietly(result.status) => self.say_fitted(text, false),
             Some(_) => {}
             None => {
                 let ended: usize = self.ended.iter().sum();
@@ -265,10 +328,13 @@ impl Consumer for LiveView {
             } => {
                 self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
                 self.position = tasks.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
-                self.say(format!(
-                    "run {run_id}: {} tasks, {jobs} at once, image {image}",
-                    tasks.len()
-                ));
+                self.say_fitted(
+                    format!(
+                        "run {run_id}: {} tasks, {jobs} at once, image {image}",
+                        tasks.len()
+                    ),
+                    true,
+                );
                 self.update("", None);
             }
             Event::WaitingForMemory {
@@ -358,8 +424,8 @@ impl Consumer for LiveView {
                 }
                 .into(),
             ),
-            Event::CleanupFailed { message } => self.say(format!("cleanup: {message}")),
-            Event::MemoryHold { hold } => self.say(format!("note: {}", hold.describe())),
+            Event::CleanupFailed { message } => self.say_fitted(format!("cleanup: {message}"), true),
+            Event::MemoryHold { hold } => self.say_fitted(format!("note: {}", hold.describe()), true),
             Event::RunFinished { report } => self.report = Some((**report).clone()),
         }
     }
@@ -379,9 +445,12 @@ impl Consumer for LiveView {
             let _ = screen.multi.clear();
         }
         // The counts stay on screen (the tasks that ended badly are above them).
-        eprintln!("{}", self.counts());
+        match self.style.width() {
+            Some(w) => eprintln!("{}", style::wrap(&self.counts(), w - 1, 2).join("\n")),
+            None => eprintln!("{}", self.counts()),
+        }
         if let Some(report) = &self.report {
-            let table = summary_table(report);
+            let table = summary_table(report, &self.summary_style);
             if self.summary_to_stderr {
                 eprint!("{table}")
             } else {

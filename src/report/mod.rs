@@ -7,6 +7,7 @@ pub mod html;
 mod junit;
 mod live;
 mod ndjson;
+pub mod style;
 mod summary;
 mod writer;
 

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
     /// Where to write the run as an HTML page.
     pub html: Option<PathBuf>,
+    /// Colour in the live view and the summary.
+    pub color: report::style::ColorChoice,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -70,6 +72,7 @@ impl From<&RunArgs> for RunOptions {
             report: a.report.clone(),
             junit: a.junit.clone(),
             html: a.html.clone(),
+            color: a.color.color,
         }
     }
 }
@@ -366,7 +369,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     if opts.json {
         consumers.push(Box::new(Ndjson));
     } else {
-        consumers.push(Box::new(LiveView::new(false)));
+        consumers.push(Box::new(LiveView::new(false, opts.color)));
     }
 
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));

@@ -1,5 +1,6 @@
 //! The live view's lines and counts, without a terminal.
 
+use super::fit::extra_rows;
 use super::*;
 
 fn started(view: &mut LiveView, tasks: &[String]) {
@@ -152,4 +153,42 @@ fn a_task_waiting_for_memory_says_what_it_needs() {
     let line = view.line("c");
     assert!(line.contains(" preparing ") && !line.contains("memory"), "{line}");
     assert_eq!(view.counts(), "1/3 done: 2 running · 0 queued · 1 succeeded");
+}
+
+#[test]
+fn on_a_narrow_terminal_ids_are_cut_and_the_figures_go() {
+    assert_eq!(layout(40, None), (40, true), "no terminal: everything in full");
+    assert_eq!(layout(40, Some(77)), (25, true));
+    assert_eq!(layout(8, Some(77)), (8, true), "a short id keeps its width");
+    assert_eq!(layout(40, Some(57)), (19, false));
+    let id = "alpha-task-with-a-rather-long-identifier";
+    let mut view = LiveView::with_target(None, false);
+    started(&mut view, &[id.into()]);
+    view.on_event(&preparing(id));
+    view.on_event(&Event::Phase {
+        task: id.into(),
+        phase: 3,
+        name: "branch management".into(),
+        completed: vec![1, 2],
+    });
+    let (_, row) = view.active.values().next().expect("the task's row");
+    for width in [57, 77, 117] {
+        let line = view.row_line(id, row, Some(width));
+        assert!(style::width_of(&line) <= width, "{width}: {line}");
+        assert!(line.starts_with("alpha-task-"), "{line}");
+        assert!(line.contains('…'), "cut with an ellipsis at {width}: {line}");
+    }
+    assert!(
+        view.row_line(id, row, None).starts_with(id),
+        "in full without a terminal"
+    );
+}
+
+#[test]
+fn a_frame_reflowed_by_a_narrower_terminal_takes_more_rows() {
+    // Three lines padded to 120 columns, the last 50 wide: 290 columns, 5 rows at 60.
+    assert_eq!(extra_rows(3, 50, 120, 60), 2);
+    assert_eq!(extra_rows(3, 50, 120, 120), 0, "the same width: nothing");
+    assert_eq!(extra_rows(1, 30, 120, 60), 0, "one short line still fits");
+    assert_eq!(extra_rows(1, 100, 120, 60), 1);
 }
