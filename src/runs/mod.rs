@@ -6,6 +6,7 @@
 pub mod control;
 mod follow;
 pub mod lines;
+pub mod results;
 mod status;
 
 pub use follow::follow;
@@ -32,6 +33,9 @@ pub enum RunsError {
         dir: PathBuf,
         known: Vec<String>,
     },
+
+    #[error("{prefix} begins several runs: {}\nfix: pass more of the run id", matching.join(", "))]
+    AmbiguousRun { prefix: String, matching: Vec<String> },
 
     #[error(
         "run {run} has no task {task}\nfix: pass one of its tasks (`sandpen ps {run}` lists them): {}",
@@ -92,6 +96,19 @@ pub fn find_run(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> 
     };
     if let Some(found) = all.iter().find(|r| run_id(r) == id) {
         return Ok(found.clone());
+    }
+    // A unique beginning of a run id names it too.
+    let matching: Vec<&RunDir> = all.iter().filter(|r| !id.is_empty() && run_id(r).starts_with(id)).collect();
+    match matching.as_slice() {
+        [one] => return Ok((*one).clone()),
+        [_, _, ..] => {
+            let matching = matching.iter().map(|r| run_id(r)).collect();
+            return Err(RunsError::AmbiguousRun {
+                prefix: id.to_string(),
+                matching,
+            });
+        }
+        [] => {}
     }
     if all.is_empty() {
         return Err(RunsError::NoRuns { dir });
@@ -179,6 +196,12 @@ mod tests {
             run_id(&find_run(root, Some("20260101-100000-aaaa")).unwrap()),
             "20260101-100000-aaaa"
         );
+        assert_eq!(
+            run_id(&find_run(root, Some("20260101")).unwrap()),
+            "20260101-100000-aaaa"
+        );
+        let err = find_run(root, Some("2026010")).unwrap_err().to_string();
+        assert!(err.contains("begins several runs"), "{err}");
         let err = find_run(root, Some("nope")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("no run nope"), "{text}");
