@@ -101,6 +101,11 @@ impl Repo {
         Ok(self.merge_tree(ours, theirs, attr_source).await?.1)
     }
 
+    /// The best common ancestor of two commits.
+    pub async fn merge_base(&self, a: &str, b: &str) -> Result<String, WorkspaceError> {
+        Ok(git(&self.root, ["merge-base", a, b]).await?.trim().to_string())
+    }
+
     /// Whether `commit` is already part of `tip`'s history.
     pub async fn contains(&self, tip: &str, commit: &str) -> Result<bool, WorkspaceError> {
         let out = super::git::git_output(
