@@ -193,6 +193,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_diff_driver_runs_on_a_result() {
+        // The user configured drivers for their own files; a result naming them in its
+        // `.gitattributes` must not make sandpen run them.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let marker = p.join("driver-ran");
+        git_blocking(p, &["init", "-q", "-b", "main"]);
+        let ran = format!("touch {}; cat", marker.display());
+        git_blocking(p, &["config", "diff.planted.textconv", &ran]);
+        git_blocking(p, &["config", "diff.external", &format!("touch {}", marker.display())]);
+        std::fs::write(p.join("f.txt"), "one\n").unwrap();
+        git_blocking(p, &["add", "f.txt"]);
+        git_blocking(p, &["commit", "-qm", "base"]);
+        std::fs::write(p.join(".gitattributes"), "*.txt diff=planted\n").unwrap();
+        std::fs::write(p.join("f.txt"), "two\n").unwrap();
+        git_blocking(p, &["add", "-A"]);
+        git_blocking(p, &["commit", "-qm", "result"]);
+        let repo = Repo::discover(Some(p)).await.unwrap();
+        assert!(repo.patch("HEAD~1", "HEAD").await.unwrap().contains("+two"));
+        assert_eq!(repo.diffstat("HEAD~1", "HEAD").await.unwrap().files, 2);
+        assert!(!marker.exists(), "a diff driver ran");
+    }
+
+    #[tokio::test]
     async fn a_result_reads_as_commits_files_and_lines_and_conflicts_are_found_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
