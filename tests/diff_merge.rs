@@ -62,7 +62,11 @@ fn independent_results_are_shown_with_their_figures_and_merge_one_commit_each() 
         serde_json::json!({"files": 2, "insertions": 3, "deletions": 0})
     );
     assert!(task(&report, "idle")["changes"].is_null());
-    assert!(stdout(&run.out).contains("2 commit(s), 2 files changed, +3 -0"), "{}", run.dump());
+    assert!(
+        stdout(&run.out).contains("2 commit(s), 2 files changed, +3 -0"),
+        "{}",
+        run.dump()
+    );
 
     let diff = sandpen_in(dir, &["diff", &id]);
     let text = stdout(&diff);
@@ -90,12 +94,22 @@ fn independent_results_are_shown_with_their_figures_and_merge_one_commit_each() 
     let before = state(dir);
     for (args, said) in [
         (vec!["diff", &id, "nope"], "has no task nope"),
-        (vec!["merge", "20990101-000000-zzzz"], "no run 20990101-000000-zzzz"),
-        (vec!["merge", &id, "idle"], "no result to merge for idle: no commits"),
+        (
+            vec!["merge", "20990101-000000-zzzz"],
+            "no run 20990101-000000-zzzz",
+        ),
+        (
+            vec!["merge", &id, "idle"],
+            "no result to merge for idle: no commits",
+        ),
     ] {
         let out = sandpen_in(dir, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(said) && stderr(&out).contains("fix:"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(said) && stderr(&out).contains("fix:"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
         assert_eq!(state(dir), before, "{args:?} changed the repository");
     }
 
@@ -104,7 +118,10 @@ fn independent_results_are_shown_with_their_figures_and_merge_one_commit_each() 
     let merge = sandpen_in(dir, &["merge", prefix, "--exclude", ".github/workflow-states"]);
     assert!(merge.status.success(), "{}{}", stdout(&merge), stderr(&merge));
     let said = stdout(&merge);
-    assert!(said.contains("merged a (sandpen/a/") && said.contains("merged b (sandpen/b/"), "{said}");
+    assert!(
+        said.contains("merged a (sandpen/a/") && said.contains("merged b (sandpen/b/"),
+        "{said}"
+    );
     assert!(!stderr(&merge).contains("state files"), "{}", stderr(&merge));
     let merges = git(dir, &["rev-list", "--merges", "--count", "HEAD"]);
     assert_eq!(merges.trim(), "2", "two merge commits");
@@ -115,7 +132,11 @@ fn independent_results_are_shown_with_their_figures_and_merge_one_commit_each() 
     assert!(!dir.join(".github").exists(), "the state files were left out");
     // Both results are in: a second merge has nothing to do.
     let again = sandpen_in(dir, &["merge", &id]);
-    assert!(stdout(&again).contains("a: already in main"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("a: already in main"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
@@ -145,17 +166,34 @@ fn conflicting_results_are_named_and_the_merge_stops_before_the_second() {
     let dirty = sandpen_in(dir, &["merge", &id]);
     assert_eq!(dirty.status.code(), Some(2), "{}", stderr(&dirty));
     let err = stderr(&dirty);
-    assert!(err.contains("uncommitted changes (README)") && err.contains("git stash"), "{err}");
+    assert!(
+        err.contains("uncommitted changes (README)") && err.contains("git stash"),
+        "{err}"
+    );
     assert_eq!(state(dir), before);
-    assert_eq!(std::fs::read_to_string(dir.join("README")).unwrap(), "my own edit\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README")).unwrap(),
+        "my own edit\n"
+    );
     git(dir, &["checkout", "--", "README"]);
 
     let merge = sandpen_in(dir, &["merge", &id]);
-    assert_eq!(merge.status.code(), Some(1), "{}{}", stdout(&merge), stderr(&merge));
-    assert!(stdout(&merge).contains("merged one (sandpen/one/"), "{}", stdout(&merge));
+    assert_eq!(
+        merge.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&merge),
+        stderr(&merge)
+    );
+    assert!(
+        stdout(&merge).contains("merged one (sandpen/one/"),
+        "{}",
+        stdout(&merge)
+    );
     let err = stderr(&merge);
     assert!(
-        err.contains(&format!("two (sandpen/two/{id}) conflicts with main in README")) && err.contains("fix:"),
+        err.contains(&format!("two (sandpen/two/{id}) conflicts with main in README"))
+            && err.contains("fix:"),
         "{err}"
     );
     // As after the first merge: HEAD is it, the index and working tree are clean.
@@ -163,9 +201,15 @@ fn conflicting_results_are_named_and_the_merge_stops_before_the_second() {
     assert_eq!(git(dir, &["rev-parse", "HEAD^2"]), one);
     assert_eq!(git(dir, &["status", "--porcelain", "--untracked-files=all"]), "");
     assert!(git_output(dir, &["diff", "--cached", "--quiet"]).status.success());
-    assert_eq!(std::fs::read_to_string(dir.join("README")).unwrap(), "first version\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README")).unwrap(),
+        "first version\n"
+    );
     assert!(!dir.join(".git/MERGE_HEAD").exists());
     // diff now says two conflicts with main too.
     let text = stdout(&sandpen_in(dir, &["diff", &id]));
-    assert!(text.contains("two and main: README") && text.contains("already in main"), "{text}");
+    assert!(
+        text.contains("two and main: README") && text.contains("already in main"),
+        "{text}"
+    );
 }

@@ -43,7 +43,11 @@ pub async fn run(args: DiffArgs) -> anyhow::Result<i32> {
                 }
                 shown.push(r);
             }
-            Err(why) => out.write(&format!("\n{}{}: no result ({why})\n", pick.task, status(pick.status))),
+            Err(why) => out.write(&format!(
+                "\n{}{}: no result ({why})\n",
+                pick.task,
+                status(pick.status)
+            )),
         }
     }
     out.write(&conflicts(&repo, &shown, &head, &here).await?);
@@ -59,7 +63,8 @@ pub(super) async fn resolve(repo: &Repo, pick: &results::Pick) -> Result<Resolve
         .map_err(|_| format!("its branch {} is gone", branch.name))?;
     let base = match branch.base {
         Some(b) => b,
-        None => repo.merge_base("HEAD", &tip)
+        None => repo
+            .merge_base("HEAD", &tip)
             .await
             .map_err(|e| format!("no base to compare with: {e}"))?,
     };

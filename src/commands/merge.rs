@@ -31,7 +31,11 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<i32> {
                 status(r.status),
                 r.task
             )),
-            Err(why) if named.is_empty() => note(&format!("{}{}: no result ({why})", pick.task, status(pick.status))),
+            Err(why) if named.is_empty() => note(&format!(
+                "{}{}: no result ({why})",
+                pick.task,
+                status(pick.status)
+            )),
             Err(why) => refused.push(format!("{}: {why}", pick.task)),
         }
     }
@@ -58,9 +62,18 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<i32> {
             message: &message,
         };
         match repo.take_in(&take).await? {
-            Taken::Merged(c) => println!("merged {} ({}) into {here} as {}", r.task, r.branch, &c[..c.len().min(10)]),
+            Taken::Merged(c) => println!(
+                "merged {} ({}) into {here} as {}",
+                r.task,
+                r.branch,
+                &c[..c.len().min(10)]
+            ),
             Taken::AlreadyIn => println!("{}: already in {here}", r.task),
-            Taken::NothingLeft => println!("{}: nothing left to merge once {} are left out", r.task, args.exclude.join(", ")),
+            Taken::NothingLeft => println!(
+                "{}: nothing left to merge once {} are left out",
+                r.task,
+                args.exclude.join(", ")
+            ),
             Taken::Conflict(paths) => return Err(conflict(r, &here, &paths, &todo[i + 1..], &run)),
         }
     }
@@ -111,7 +124,10 @@ fn conflict(r: &Resolved, here: &str, paths: &[String], rest: &[Resolved], run: 
 /// The commit message: which task and run the result came from.
 fn message(r: &Resolved, run: &str, squash: bool) -> String {
     match squash {
-        true => format!("{}: the result of sandpen task {} (run {run}, squashed)", r.task, r.task),
+        true => format!(
+            "{}: the result of sandpen task {} (run {run}, squashed)",
+            r.task, r.task
+        ),
         false => format!("Merge {} (sandpen task {}, run {run})", r.branch, r.task),
     }
 }
@@ -124,7 +140,10 @@ async fn warn_state_files(repo: &Repo, todo: &[Resolved], exclude: &[String]) {
         let Ok((_, files)) = repo.changes(&r.base, &r.tip).await else {
             continue;
         };
-        if files.iter().any(|f| f.path.starts_with(STATE_DIR) && !covered(&f.path)) {
+        if files
+            .iter()
+            .any(|f| f.path.starts_with(STATE_DIR) && !covered(&f.path))
+        {
             note(&format!(
                 "note: the results include the WorkflowManager's state files ({STATE_DIR}); \
                  `--exclude {}` leaves them out",

@@ -98,7 +98,10 @@ pub fn find_run(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> 
         return Ok(found.clone());
     }
     // A unique beginning of a run id names it too.
-    let matching: Vec<&RunDir> = all.iter().filter(|r| !id.is_empty() && run_id(r).starts_with(id)).collect();
+    let matching: Vec<&RunDir> = all
+        .iter()
+        .filter(|r| !id.is_empty() && run_id(r).starts_with(id))
+        .collect();
     match matching.as_slice() {
         [one] => return Ok((*one).clone()),
         [_, _, ..] => {

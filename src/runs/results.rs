@@ -73,7 +73,11 @@ fn branch_of(e: &TaskResult) -> Result<Branch, String> {
         }),
         None if !e.branches.is_empty() => Err(format!(
             "HEAD unchanged; its other branches: {}",
-            e.branches.iter().map(|b| b.branch.as_str()).collect::<Vec<_>>().join(", ")
+            e.branches
+                .iter()
+                .map(|b| b.branch.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         None => Err("no commits".into()),
     }
@@ -112,14 +116,20 @@ mod tests {
             entry("a", TaskStatus::Succeeded, Some("sandpen/a/r")),
         ];
         let all = picks(&layout, Some(&report), &[]);
-        assert_eq!(all.iter().map(|p| p.task.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            all.iter().map(|p| p.task.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         assert_eq!(all[0].result.as_ref().unwrap().name, "sandpen/a/r");
         assert_eq!(all[0].result.as_ref().unwrap().base.as_deref(), Some("b4se"));
         assert_eq!(all[1].result, Err("no commits".into()));
         assert_eq!(all[1].status, Some(TaskStatus::Failed));
         assert!(all[2].result.as_ref().unwrap_err().starts_with("not ended"));
         let named = picks(&layout, Some(&report), &["c".into(), "a".into()]);
-        assert_eq!(named.iter().map(|p| p.task.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            named.iter().map(|p| p.task.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
     }
 
     #[test]
@@ -132,10 +142,18 @@ mod tests {
         }
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (run, tasks) = target(home, &args(&["20260101", "t"])).unwrap();
-        assert_eq!((run_id(&run).as_str(), tasks), ("20260101-100000-aaaa", args(&["t"])));
+        assert_eq!(
+            (run_id(&run).as_str(), tasks),
+            ("20260101-100000-aaaa", args(&["t"]))
+        );
         let (run, tasks) = target(home, &args(&["t"])).unwrap();
-        assert_eq!((run_id(&run).as_str(), tasks), ("20260102-100000-bbbb", args(&["t"])));
-        let err = target(home, &args(&["20250101-000000-zzzz"])).unwrap_err().to_string();
+        assert_eq!(
+            (run_id(&run).as_str(), tasks),
+            ("20260102-100000-bbbb", args(&["t"]))
+        );
+        let err = target(home, &args(&["20250101-000000-zzzz"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no run 20250101-000000-zzzz"), "{err}");
         let err = target(home, &args(&["nope"])).unwrap_err().to_string();
         assert!(err.contains("has no task nope"), "{err}");

@@ -47,7 +47,11 @@ pub struct CommitLine {
 
 impl Repo {
     /// What `tip` changed since `base`: the totals and each file (renames as a delete and an add).
-    pub async fn changes(&self, base: &str, tip: &str) -> Result<(DiffStat, Vec<FileChange>), WorkspaceError> {
+    pub async fn changes(
+        &self,
+        base: &str,
+        tip: &str,
+    ) -> Result<(DiffStat, Vec<FileChange>), WorkspaceError> {
         let mut args = vec!["diff", "--numstat", "-z", "--no-renames"];
         args.extend(NO_DRIVERS);
         args.extend([base, tip, "--"]);
@@ -97,7 +101,12 @@ impl Repo {
 
     /// The paths that conflict when `theirs` is merged into `ours` (none: they merge cleanly),
     /// with the attributes of `attr_source` (the user's branch, never a result).
-    pub async fn conflicts(&self, ours: &str, theirs: &str, attr_source: &str) -> Result<Vec<String>, WorkspaceError> {
+    pub async fn conflicts(
+        &self,
+        ours: &str,
+        theirs: &str,
+        attr_source: &str,
+    ) -> Result<Vec<String>, WorkspaceError> {
         Ok(self.merge_tree(ours, theirs, attr_source).await?.1)
     }
 
@@ -108,12 +117,8 @@ impl Repo {
 
     /// Whether `commit` is already part of `tip`'s history.
     pub async fn contains(&self, tip: &str, commit: &str) -> Result<bool, WorkspaceError> {
-        let out = super::git::git_output(
-            &self.root,
-            &["merge-base", "--is-ancestor", commit, tip],
-            &[],
-        )
-        .await?;
+        let out =
+            super::git::git_output(&self.root, &["merge-base", "--is-ancestor", commit, tip], &[]).await?;
         match out.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
@@ -157,7 +162,13 @@ fn totals(files: &[FileChange]) -> DiffStat {
 /// Text a task wrote, safe to print on a terminal: control characters become U+FFFD.
 pub fn printable(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -168,7 +179,7 @@ mod tests {
 
     #[test]
     fn numstat_gives_each_file_and_the_totals_binary_files_without_lines() {
-        let files = parse_numstat("3\t1\ta.txt\0-\t-\tbin/x.png\00\t2\tdir/b c\0");
+        let files = parse_numstat("3\t1\ta.txt\0-\t-\tbin/x.png\x000\t2\tdir/b c\0");
         assert_eq!(files.len(), 3);
         assert_eq!(files[0].lines, Some((3, 1)));
         assert_eq!(files[1].lines, None);
@@ -202,7 +213,10 @@ mod tests {
         git_blocking(p, &["init", "-q", "-b", "main"]);
         let ran = format!("touch {}; cat", marker.display());
         git_blocking(p, &["config", "diff.planted.textconv", &ran]);
-        git_blocking(p, &["config", "diff.external", &format!("touch {}", marker.display())]);
+        git_blocking(
+            p,
+            &["config", "diff.external", &format!("touch {}", marker.display())],
+        );
         std::fs::write(p.join("f.txt"), "one\n").unwrap();
         git_blocking(p, &["add", "f.txt"]);
         git_blocking(p, &["commit", "-qm", "base"]);
@@ -235,7 +249,10 @@ mod tests {
         let repo = Repo::discover(Some(p)).await.unwrap();
         let (stat, files) = repo.changes("main", "a").await.unwrap();
         assert_eq!(stat.to_string(), "2 files changed, +3 -1");
-        assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a.txt", "f"]);
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["a.txt", "f"]
+        );
         let commits = repo.commit_lines("main", "a").await.unwrap();
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].subject, "change \u{fffd}[31ma");

@@ -117,7 +117,10 @@ impl Repo {
         let mut args = vec!["reset", "--quiet", head, "--"];
         args.extend(specs.iter().map(String::as_str));
         git_env(&self.root, args, &env).await?;
-        Ok(git_env(&self.root, ["write-tree"], &env).await?.trim().to_string())
+        Ok(git_env(&self.root, ["write-tree"], &env)
+            .await?
+            .trim()
+            .to_string())
     }
 
     /// Which of `paths` differ between two trees.
@@ -129,7 +132,11 @@ impl Repo {
         let mut args = vec!["diff", "--name-only", "-z", "--no-renames", a, b, "--"];
         args.extend(specs.iter().map(String::as_str));
         let out = git(&self.root, args).await?;
-        Ok(out.split('\0').filter(|p| !p.is_empty()).map(String::from).collect())
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect())
     }
 }
 
@@ -186,9 +193,17 @@ mod tests {
             panic!("a merges")
         };
         assert_eq!(repo.commit_of("main").await.unwrap(), m);
-        assert_eq!(git_blocking(p, &["rev-list", "--parents", "-n1", "HEAD"]).split(' ').count(), 3);
+        assert_eq!(
+            git_blocking(p, &["rev-list", "--parents", "-n1", "HEAD"])
+                .split(' ')
+                .count(),
+            3
+        );
         assert_eq!(std::fs::read_to_string(p.join("a.txt")).unwrap(), "a\n");
-        assert_eq!(repo.take_in(&take(&a, false, &[])).await.unwrap(), Taken::AlreadyIn);
+        assert_eq!(
+            repo.take_in(&take(&a, false, &[])).await.unwrap(),
+            Taken::AlreadyIn
+        );
         let b = repo.commit_of("b").await.unwrap();
         let got = repo.take_in(&take(&b, false, &[])).await.unwrap();
         assert_eq!(got, Taken::Conflict(vec!["f".into()]));
@@ -197,7 +212,10 @@ mod tests {
         assert!(repo.uncommitted().await.unwrap().is_empty());
         // Excluding the conflicting path settles it: HEAD's content stays, and nothing is left.
         let ex = vec!["f".to_string()];
-        assert_eq!(repo.take_in(&take(&b, false, &ex)).await.unwrap(), Taken::NothingLeft);
+        assert_eq!(
+            repo.take_in(&take(&b, false, &ex)).await.unwrap(),
+            Taken::NothingLeft
+        );
         assert_eq!(std::fs::read_to_string(p.join("f")).unwrap(), "A\n");
     }
 
@@ -207,13 +225,24 @@ mod tests {
         let p = dir.path();
         let w = repo.commit_of("w").await.unwrap();
         let ex = vec!["state/".to_string()];
-        assert_eq!(repo.take_in(&take(&w, true, &ex)).await.unwrap(), Taken::NothingLeft);
-        assert_eq!(repo.commit_of("HEAD").await.unwrap(), repo.commit_of("main").await.unwrap());
+        assert_eq!(
+            repo.take_in(&take(&w, true, &ex)).await.unwrap(),
+            Taken::NothingLeft
+        );
+        assert_eq!(
+            repo.commit_of("HEAD").await.unwrap(),
+            repo.commit_of("main").await.unwrap()
+        );
         let a = repo.commit_of("a").await.unwrap();
         let Taken::Merged(_) = repo.take_in(&take(&a, true, &[])).await.unwrap() else {
             panic!("a squashes")
         };
-        assert_eq!(git_blocking(p, &["rev-list", "--parents", "-n1", "HEAD"]).split(' ').count(), 2);
+        assert_eq!(
+            git_blocking(p, &["rev-list", "--parents", "-n1", "HEAD"])
+                .split(' ')
+                .count(),
+            2
+        );
         assert_eq!(git_blocking(p, &["log", "-1", "--format=%s"]), "take\n");
         std::fs::write(p.join("f"), "dirty\n").unwrap();
         assert_eq!(repo.uncommitted().await.unwrap(), ["f"]);
