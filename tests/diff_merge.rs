@@ -102,6 +102,10 @@ fn independent_results_are_shown_with_their_figures_and_merge_one_commit_each() 
             vec!["merge", &id, "idle"],
             "no result to merge for idle: no commits",
         ),
+        (
+            vec!["merge", &id, "--exclude", "../x"],
+            "is not a path inside the repository",
+        ),
     ] {
         let out = sandpen_in(dir, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

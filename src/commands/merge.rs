@@ -15,6 +15,7 @@ use super::diff::{Resolved, here, resolve, shown_paths, status};
 const STATE_DIR: &str = ".github/workflow-states/";
 
 pub async fn run(args: MergeArgs) -> anyhow::Result<i32> {
+    check_excludes(&args.exclude)?;
     let repo = Repo::discover(args.repo.as_deref()).await?;
     let (layout, named) = results::target(&repo.runs, &args.args)?;
     let run = runs::run_id(&layout);
@@ -61,7 +62,16 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<i32> {
             exclude: &args.exclude,
             message: &message,
         };
-        match repo.take_in(&take).await? {
+        let taken = repo.take_in(&take).await.map_err(|e| {
+            anyhow::anyhow!(
+                "taking {} ({}) in failed: {e}; nothing of it was merged\nfix: do what git asks \
+                 (move untracked files it names out of the way, say), then run `sandpen merge {run}` \
+                 again: the results already in are skipped",
+                r.task,
+                r.branch
+            )
+        })?;
+        match taken {
             Taken::Merged(c) => println!(
                 "merged {} ({}) into {here} as {}",
                 r.task,
@@ -78,6 +88,20 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// `--exclude` takes paths inside the repository, from its top.
+fn check_excludes(exclude: &[String]) -> Result<(), UsageError> {
+    match exclude
+        .iter()
+        .find(|p| p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c == ".."))
+    {
+        Some(bad) => Err(UsageError(format!(
+            "--exclude {bad:?} is not a path inside the repository\nfix: give a path from the \
+             repository's top, e.g. `--exclude .github/workflow-states`"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a working tree or index with changes not committed: a merge would mix with them.

@@ -244,6 +244,19 @@ mod tests {
             2
         );
         assert_eq!(git_blocking(p, &["log", "-1", "--format=%s"]), "take\n");
+        // An untracked file where the result has one: refused, nothing changed.
+        let head = repo.commit_of("HEAD").await.unwrap();
+        let w = repo.commit_of("w").await.unwrap();
+        std::fs::create_dir(p.join("state")).unwrap();
+        std::fs::write(p.join("state/w.json"), "mine\n").unwrap();
+        let err = repo.take_in(&take(&w, false, &[])).await.unwrap_err().to_string();
+        assert!(
+            err.contains("untracked working tree files would be overwritten"),
+            "{err}"
+        );
+        assert_eq!(repo.commit_of("HEAD").await.unwrap(), head);
+        assert_eq!(std::fs::read_to_string(p.join("state/w.json")).unwrap(), "mine\n");
+        assert!(repo.uncommitted().await.unwrap().is_empty());
         std::fs::write(p.join("f"), "dirty\n").unwrap();
         assert_eq!(repo.uncommitted().await.unwrap(), ["f"]);
         assert_eq!(repo.current_branch().await.as_deref(), Some("main"));
