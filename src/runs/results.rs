@@ -5,7 +5,7 @@
 use crate::runner::{RunReport, TaskResult, TaskStatus};
 use crate::workspace::{RunDir, RunsHome};
 
-use super::{RunsError, find_run, find_task, run_id, task_ids};
+use super::{RunsError, find_run, find_run_by_prefix, find_task, run_id, task_ids};
 
 /// One task of the run, with its result or why it has none.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub struct Branch {
 pub fn target(home: &RunsHome, args: &[String]) -> Result<(RunDir, Vec<String>), RunsError> {
     let (run, tasks) = match args.split_first() {
         None => (find_run(home, None)?, Vec::new()),
-        Some((first, rest)) => match find_run(home, Some(first)) {
+        Some((first, rest)) => match find_run_by_prefix(home, Some(first)) {
             Ok(run) => (run, rest.to_vec()),
             Err(e @ RunsError::AmbiguousRun { .. }) => return Err(e),
             // A run id's shape (its date) is a run that is not there, not a task.
