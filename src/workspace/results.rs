@@ -64,6 +64,16 @@ impl Repo {
         Ok(self.changes(base, tip).await?.0)
     }
 
+    /// What a collected result changed since its base, for its report entry: None when it
+    /// brought no commit back (a figure that cannot be read is left out, not the task's error).
+    pub async fn report_changes(&self, base: &str, head: Option<&str>) -> Option<DiffStat> {
+        let head = head.filter(|h| *h != base)?;
+        self.diffstat(base, head)
+            .await
+            .inspect_err(|e| tracing::warn!("reading what {head} changed: {e}"))
+            .ok()
+    }
+
     /// The commits in `tip` that `base` does not have, oldest first.
     pub async fn commit_lines(&self, base: &str, tip: &str) -> Result<Vec<CommitLine>, WorkspaceError> {
         let range = format!("{base}..{tip}");

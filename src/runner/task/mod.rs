@@ -248,7 +248,10 @@ pub(crate) async fn run<E: ContainerEngine>(
     match collected {
         Ok(c) => {
             result.set_collected(c);
-            result.changes = changes(&cfg.repo, &base, result.head_commit.as_deref()).await;
+            result.changes = cfg
+                .repo
+                .report_changes(&base, result.head_commit.as_deref())
+                .await;
             if !ctx.engine.shares_disk()
                 && let Some(head) = result.head_commit.clone()
                 && let Some(state) = state_at(&cfg.repo, &head, &id).await
@@ -265,16 +268,6 @@ pub(crate) async fn run<E: ContainerEngine>(
             finish(result, TaskStatus::Error, Some(msg), started)
         }
     }
-}
-
-/// What the result changed since its base, for the report; None when it brought nothing back
-/// (a figure that cannot be read is left out, not an error of the task).
-async fn changes(repo: &Repo, base: &str, head: Option<&str>) -> Option<crate::workspace::DiffStat> {
-    let head = head.filter(|h| *h != base)?;
-    repo.diffstat(base, head)
-        .await
-        .inspect_err(|e| tracing::warn!("reading what {head} changed: {e}"))
-        .ok()
 }
 
 /// In gateway mode, the task's token, once the run's network exists and the upstream does not
