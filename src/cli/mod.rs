@@ -3,12 +3,14 @@
 
 mod completions;
 mod demo;
+mod diff;
 mod doctor;
 mod entry;
 mod gateway;
 mod gc;
 mod image;
 mod logs;
+mod merge;
 mod model_server;
 mod prune;
 mod ps;
@@ -18,12 +20,14 @@ mod stop;
 
 pub use completions::{CompletionsArgs, ShellArg};
 pub use demo::DemoArgs;
+pub use diff::DiffArgs;
 pub use doctor::DoctorArgs;
 pub use entry::EntryArgs;
 pub use gateway::GatewayArgs;
 pub use gc::GcArgs;
 pub use image::{BootstrapBaseArgs, ImageArgs, ImageBuildArgs, ImageCommand, ImagePushArgs, TargetArg};
 pub use logs::LogsArgs;
+pub use merge::MergeArgs;
 pub use model_server::ModelServerArgs;
 pub use prune::PruneArgs;
 pub use ps::PsArgs;
@@ -89,6 +93,12 @@ pub enum Command {
     /// Stop a live run, or one of its tasks, from another terminal (as Ctrl-C in the run's
     /// own: statuses `cancelled`, containers removed, work brought back, report written).
     Stop(StopArgs),
+    /// What each result of a run changed (commits, files, lines against where its task
+    /// started) and which results conflict with each other or with the current branch.
+    Diff(DiffArgs),
+    /// Take a run's results into the current branch: one merge commit per task (or
+    /// `--squash`), in the run's order, stopping before the first that conflicts.
+    Merge(MergeArgs),
     /// Build, reuse or bootstrap sandpen's images.
     Image(ImageArgs),
     /// Finish runs whose sandpen process is gone: remove their containers, bring their work

@@ -2,12 +2,14 @@
 
 mod completions;
 mod demo;
+mod diff;
 mod doctor;
 mod entry;
 mod gateway;
 mod gc;
 mod image;
 mod logs;
+mod merge;
 mod model_server;
 mod prune;
 mod ps;
@@ -29,6 +31,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Ps(args) => ps::run(host, args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Stop(args) => stop::run(args).await,
+        Command::Diff(args) => diff::run(args).await,
+        Command::Merge(args) => merge::run(args).await,
         Command::Image(args) => image::run(host, args).await,
         Command::Gc(args) => gc::run(host, args).await,
         Command::Prune(args) => prune::run(host, args).await,

@@ -94,6 +94,7 @@ pub async fn finish_run<E: ContainerEngine>(
                         ),
                     });
                     result.set_collected(c);
+                    result.changes = repo.report_changes(&base, result.head_commit.as_deref()).await;
                 }
                 Err(e) => {
                     result.message = Some(format!(

@@ -176,6 +176,7 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
             )
         })
         .collect();
+    notes.splice(0..0, t.changes.map(|c| format!("{} commit(s), {c}", t.commits)));
     if t.branches_not_collected > 0 {
         notes.push(format!(
             "{} more branches stay in the checkout {}",

@@ -76,6 +76,10 @@ pub struct TaskResult {
     pub base_commit: Option<String>,
     pub branch: Option<String>,
     pub commits: u32,
+    /// Files changed and lines added and removed from `base_commit` to `head_commit` (None:
+    /// nothing came back, or a report of an older sandpen).
+    #[serde(default)]
+    pub changes: Option<crate::workspace::DiffStat>,
     pub salvaged: bool,
     /// Uncommitted paths kept out of the salvage because they look like credentials (.env,
     /// *.pem, id_rsa, ...); they stay in the checkout.
@@ -218,6 +222,7 @@ impl TaskResult {
             base_commit: None,
             branch: None,
             commits: 0,
+            changes: None,
             salvaged: false,
             salvage_left_out: Vec::new(),
             salvage_left_out_large: Vec::new(),

@@ -6,6 +6,7 @@
 pub mod control;
 mod follow;
 pub mod lines;
+pub mod results;
 mod status;
 pub mod streams;
 pub mod tail;
@@ -34,6 +35,9 @@ pub enum RunsError {
         dir: PathBuf,
         known: Vec<String>,
     },
+
+    #[error("{prefix} begins several runs: {}\nfix: pass more of the run id", matching.join(", "))]
+    AmbiguousRun { prefix: String, matching: Vec<String> },
 
     #[error(
         "run {run} has no task {task}\nfix: pass one of its tasks (`sandpen ps {run}` lists them): {}",
@@ -103,6 +107,27 @@ pub fn find_run(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> 
         dir,
         known: all.iter().map(run_id).collect(),
     })
+}
+
+/// As `find_run`, and a unique beginning of a run id names it too (`diff`, `merge`; commands
+/// that remove things take whole ids only).
+pub fn find_run_by_prefix(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> {
+    let found = find_run(home, id);
+    let (Some(id), Err(RunsError::UnknownRun { known, .. })) = (id, &found) else {
+        return found;
+    };
+    let matching: Vec<&String> = known
+        .iter()
+        .filter(|r| !id.is_empty() && r.starts_with(id))
+        .collect();
+    match matching.as_slice() {
+        [one] => find_run(home, Some(one.as_str())),
+        [_, _, ..] => Err(RunsError::AmbiguousRun {
+            prefix: id.to_string(),
+            matching: matching.into_iter().cloned().collect(),
+        }),
+        [] => found,
+    }
 }
 
 /// The task ids of a run: the manifest's (written before the first task starts), else the
@@ -181,6 +206,13 @@ mod tests {
             run_id(&find_run(root, Some("20260101-100000-aaaa")).unwrap()),
             "20260101-100000-aaaa"
         );
+        assert!(find_run(root, Some("20260101")).is_err(), "whole ids only");
+        assert_eq!(
+            run_id(&find_run_by_prefix(root, Some("20260101")).unwrap()),
+            "20260101-100000-aaaa"
+        );
+        let err = find_run_by_prefix(root, Some("2026010")).unwrap_err().to_string();
+        assert!(err.contains("begins several runs"), "{err}");
         let err = find_run(root, Some("nope")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("no run nope"), "{text}");

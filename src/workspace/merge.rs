@@ -82,7 +82,7 @@ impl Repo {
     }
 
     /// The merged tree of `ours` and `theirs`, and the paths that conflict (none: clean).
-    async fn merge_tree(
+    pub(super) async fn merge_tree(
         &self,
         ours: &str,
         theirs: &str,

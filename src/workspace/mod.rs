@@ -12,6 +12,8 @@ mod merge;
 mod objects;
 mod owner;
 mod result;
+mod results;
+mod take_in;
 
 pub use checkout::{Checkout, hand_back, task_branch};
 pub use home::RunsHome;
@@ -20,6 +22,8 @@ pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
 pub use owner::{chown_tree, owner_of};
+pub use results::{CommitLine, DiffStat, FileChange, printable};
+pub use take_in::{TakeIn, Taken};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -249,6 +249,10 @@ pub(crate) async fn run<E: ContainerEngine>(
     match collected {
         Ok(c) => {
             result.set_collected(c);
+            result.changes = cfg
+                .repo
+                .report_changes(&base, result.head_commit.as_deref())
+                .await;
             if !ctx.engine.shares_disk()
                 && let Some(head) = result.head_commit.clone()
                 && let Some(state) = state_at(&cfg.repo, &head, &id).await
