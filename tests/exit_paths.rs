@@ -445,7 +445,6 @@ fn one_interrupt_with_a_hung_engine_ends_within_the_grace_and_lists_what_is_left
         let name = format!("sandpen-{run_id}-{name}");
         assert!(err.contains(&name), "{name} is listed as left:\n{err}");
     }
-    assert!(err.contains(&format!("sandpen-{run_id}")), "the network:\n{err}");
     assert!(err.contains("run `sandpen gc` once the engine answers"), "{err}");
 
     engine.frozen.store(false, Ordering::Relaxed);
@@ -459,5 +458,5 @@ fn one_interrupt_with_a_hung_engine_ends_within_the_grace_and_lists_what_is_left
         "--filter",
         &format!("name=sandpen-{run_id}"),
     ]));
-    assert_eq!(networks.trim(), "", "after gc, the run's network is gone");
+    assert_eq!(networks.trim(), "", "a run makes no network");
 }

@@ -83,10 +83,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,
 
-    /// Network for the containers. `gateway` (the default): a network of the run's own with no
-    /// route out, where each task reaches only sandpen's gateway (its model API, with a token
-    /// instead of the real key, and a proxy to the allowlisted hosts). `none`, `bridge`, `host`
-    /// or a network name opt out: the real key then goes into every container.
+    /// Network for the containers. `gateway` (the default): no network at all but a way to
+    /// sandpen's gateway (its model API, with a token instead of the real key, and a proxy to
+    /// the allowlisted hosts); no route to the host, other tasks or DNS. `none` (no model API),
+    /// `bridge`, `host` or a network name opt out: the real key then goes into every container.
     #[arg(long, default_value = "gateway")]
     pub network: String,
 

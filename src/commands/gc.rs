@@ -27,7 +27,8 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
         removed += services.0;
         kept += services.1;
     }
-    // The networks of gateway-mode runs, once their containers are gone.
+    // The networks of gateway-mode runs made by earlier versions (runs make none now), once
+    // their containers are gone.
     let networks = engine.networks_with_label(LABEL_OWNER, None).await?;
     let listed = networks
         .into_iter()
@@ -54,7 +55,12 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
                         "removed network {} (run {}): its sandpen process is gone",
                         net.name, run.run_id
                     ),
-                    Err(e) => eprintln!("warning: network {} stays: {e}", net.name),
+                    Err(e) => eprintln!(
+                        "warning: network {} (run {}) stays: {e}\n  \
+                         if no container uses it (`docker network inspect {}` lists none), the engine \
+                         kept a stale endpoint: restarting the engine frees it, then run `sandpen gc` again",
+                        net.name, run.run_id, net.name
+                    ),
                 }
             }
         }
