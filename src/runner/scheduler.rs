@@ -201,15 +201,24 @@ pub async fn execute<E: ContainerEngine>(
                 ))
             })
             .collect();
-        sweep(&engine, &cfg.run_id, &unconfirmed).await
+        // The gateway's container is its handle's to remove (below): a second removal here
+        // would only wait for that one to finish.
+        let gateway = cfg.gateway.is_some();
+        sweep(&engine, &cfg.run_id, &unconfirmed, gateway).await
     };
-    // The gateway and the run's network: ended already when the last task was done with them
-    // (this waits for that), else now.
+    // The gateway: ended already when the last task was done with it (this waits for that),
+    // else now.
     if let Some(g) = &cfg.gateway {
         if !engine_answers {
             g.unsettled();
         }
-        cleanup_failures.extend(g.end().await);
+        let left = g.end().await;
+        if left.is_empty() || !engine_answers || cfg.keep_containers {
+            cleanup_failures.extend(left);
+        } else {
+            // Left when a task's container was not confirmed gone; the engine answers now.
+            cleanup_failures.extend(sweep(&engine, &cfg.run_id, &[], false).await.0);
+        }
     }
     for message in &cleanup_failures {
         events.send(Event::CleanupFailed {
@@ -250,7 +259,12 @@ pub async fn execute<E: ContainerEngine>(
 /// Removes every container still labelled with the run; says what it could not, and whether
 /// the engine answered at all. `unconfirmed`: the task containers the engine never confirmed
 /// gone, named when it does not answer now either.
-async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str, unconfirmed: &[String]) -> (Vec<String>, bool) {
+async fn sweep<E: ContainerEngine>(
+    engine: &E,
+    run_id: &str,
+    unconfirmed: &[String],
+    skip_gateway: bool,
+) -> (Vec<String>, bool) {
     let limit = match unconfirmed.is_empty() {
         true => SWEEP_LIST_LIMIT,
         false => SWEEP_LIST_WHEN_HUNG,
@@ -272,7 +286,10 @@ async fn sweep<E: ContainerEngine>(engine: &E, run_id: &str, unconfirmed: &[Stri
         Err(e) => return (vec![format!("{e}; {}", left_for_gc(unconfirmed))], false),
     };
     let mut failures = Vec::new();
-    for c in left {
+    let gateway = |c: &crate::engine::ListedContainer| {
+        skip_gateway && c.labels.get(crate::engine::spec::LABEL_ROLE).map(String::as_str) == Some("gateway")
+    };
+    for c in left.into_iter().filter(|c| !gateway(c)) {
         tracing::debug!("removing leftover container {}", c.name);
         if let Err(e) =
             EngineError::limited("removing a container", SWEEP_REMOVE_LIMIT, engine.remove(&c.id)).await
