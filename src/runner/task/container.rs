@@ -247,6 +247,7 @@ async fn watch_running<E: ContainerEngine>(
         Some(Ok(code)) => {
             end.waited_code = Some(code);
             end.settled = true;
+            ctx.exited.cancel();
             Instant::now() + CLEANUP_BUDGET
         }
         Some(Err(e)) => {
@@ -354,6 +355,7 @@ async fn stop<E: ContainerEngine>(
         Ok(code) => {
             end.waited_code = Some(code);
             end.settled = true;
+            ctx.exited.cancel();
             deadline.max(Instant::now() + Duration::from_secs(2))
         }
         Err(e) => {

@@ -96,6 +96,9 @@ pub(crate) struct Ctx<E> {
     pub admission: Option<crate::gateway::Admission>,
     /// How its container collects its work once the CLI ended (else the sandbox does).
     pub in_place: Option<collect::InPlace>,
+    /// Cancelled once the engine said the container's processes ended: nothing in it can use
+    /// the gateway any more, so its token goes while the container is still being removed.
+    pub exited: CancellationToken,
 }
 
 /// Runs `task` from the commit `base` (the scheduler's choice: `--base` or its dependencies'
@@ -111,10 +114,12 @@ pub(crate) async fn run<E: ContainerEngine>(
     let started = Instant::now();
     // Counted off when the container is gone (or the task returns early, or panics).
     let mut gateway_use = cfg.gateway.as_ref().map(|g| g.user());
+    let mut usage = None;
     let layout = &cfg.layout;
     let mut ctx = Ctx {
         admission: None,
         in_place: None,
+        exited: CancellationToken::new(),
         log: layout.log(&task.id),
         stderr_log: layout.stderr_log(&task.id),
         engine,
@@ -177,7 +182,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         Ok(()) => match admit(&mut ctx).await {
             Ok(()) => {
                 let t = Instant::now();
-                let end = container::run(&ctx, &checkout.path).await;
+                let end = run_container(&ctx, &checkout.path, &mut gateway_use, &mut usage).await;
                 result.timings.container_s = Some(t.elapsed().as_secs_f64());
                 Some(end)
             }
@@ -202,8 +207,10 @@ pub(crate) async fn run<E: ContainerEngine>(
     if let Some(end) = end {
         apply_end(&mut result, &ctx, end);
     }
-    if let (Some(g), Some(_)) = (&cfg.gateway, &ctx.admission) {
-        let usage = g.gw.release(&id, settled).await;
+    if usage.is_none() {
+        usage = release_gateway(&ctx, settled, &mut gateway_use).await;
+    }
+    if let Some(usage) = usage {
         if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
             result.status = TaskStatus::BudgetExceeded;
             result.message = Some(format!(
@@ -214,9 +221,6 @@ pub(crate) async fn run<E: ContainerEngine>(
             ));
         }
         result.gateway = Some(usage);
-    }
-    if let Some(mut u) = gateway_use.take() {
-        u.settled = settled;
     }
     // A container on this machine wrote its state file into the checkout here; one elsewhere
     // left this checkout as it was made (its state is read from the work that comes back).
@@ -269,6 +273,44 @@ pub(crate) async fn run<E: ContainerEngine>(
             finish(result, TaskStatus::Error, Some(msg), started)
         }
     }
+}
+
+/// The container's whole life; in gateway mode the task's token is released, and its use of
+/// the gateway counted off, as soon as its processes ended, so that the last task's removal
+/// and the gateway's own removal overlap instead of following each other.
+async fn run_container<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    checkout: &std::path::Path,
+    gateway_use: &mut Option<crate::gateway::GatewayUser>,
+    usage: &mut Option<crate::gateway::GatewayUsage>,
+) -> container::ContainerEnd {
+    let run = container::run(ctx, checkout);
+    tokio::pin!(run);
+    tokio::select! {
+        biased;
+        end = &mut run => end,
+        _ = ctx.exited.cancelled(), if ctx.admission.is_some() => {
+            *usage = release_gateway(ctx, true, gateway_use).await;
+            run.await
+        }
+    }
+}
+
+/// Releases the task's token (waiting for the gateway's answer when `settled`) and counts its
+/// use of the gateway off; its meter, when it had a token.
+async fn release_gateway<E>(
+    ctx: &Ctx<E>,
+    settled: bool,
+    gateway_use: &mut Option<crate::gateway::GatewayUser>,
+) -> Option<crate::gateway::GatewayUsage> {
+    let usage = match (&ctx.cfg.gateway, &ctx.admission) {
+        (Some(g), Some(_)) => Some(g.gw.release(&ctx.task.id, settled).await),
+        _ => None,
+    };
+    if let Some(mut u) = gateway_use.take() {
+        u.settled = settled;
+    }
+    usage
 }
 
 /// In gateway mode, the task's token, once the run's network exists and the upstream does not
