@@ -105,12 +105,85 @@ pub(super) fn forbidden_keys(src: &Source) -> Vec<PlanError> {
         .collect()
 }
 
+/// A table's keys, each with where it is.
+type Keys = BTreeMap<Spanned<String>, IgnoredAny>;
+
+/// The tables whose keys are checked.
+#[derive(Deserialize)]
+struct KeysProbe {
+    defaults: Option<Keys>,
+    task: Option<Vec<Keys>>,
+}
+
+/// The keys a task file takes, where: the strict parse's structs are the truth, and a unit
+/// test holds these lists to them.
+pub(super) struct KnownKeys {
+    pub root: &'static [&'static str],
+    pub defaults: &'static [&'static str],
+    pub task: &'static [&'static str],
+}
+
+/// Every key the strict parse does not know, at once, each with the closest known key: serde
+/// stops at the first. Empty when the lenient parse cannot read the file (or finds none), and
+/// then the strict parse's own error is the one to show.
+pub(super) fn unknown_keys(src: &Source, known: &KnownKeys) -> Vec<PlanError> {
+    let (Ok(root), Ok(probe)) = (
+        toml::from_str::<Keys>(src.text),
+        toml::from_str::<KeysProbe>(src.text),
+    ) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, String, &str, &[&str])> = Vec::new();
+    let mut look = |table: &Keys, name: &'static str, keys: &'static [&'static str]| {
+        for key in table.keys() {
+            if !keys.contains(&key.get_ref().as_str()) {
+                found.push((key.span().start, key.get_ref().clone(), name, keys));
+            }
+        }
+    };
+    look(&root, "the top level", known.root);
+    if let Some(d) = &probe.defaults {
+        look(d, "[defaults]", known.defaults);
+    }
+    for t in probe.task.iter().flatten() {
+        look(t, "[[task]]", known.task);
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(offset, key, table, keys)| {
+            let hint = match closest(&key, keys) {
+                Some(k) => format!(", did you mean `{k}`?"),
+                None => String::new(),
+            };
+            PlanError::Toml {
+                path: src.path.to_path_buf(),
+                line: src.line(offset),
+                column: src.column(offset),
+                message: format!("unknown field `{key}` in {table}{hint}"),
+                fix: format!(
+                    "remove the key or correct its spelling; {table} takes {}",
+                    keys.join(", ")
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The known key nearest to `key`, when it is near enough to be a misspelling.
+fn closest<'k>(key: &str, keys: &[&'k str]) -> Option<&'k str> {
+    keys.iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < k.len().max(key.len()))
+        .min()
+        .map(|(_, k)| k)
+}
+
 pub(super) fn toml_error(src: &Source, e: &toml::de::Error) -> PlanError {
     let offset = e.span().map_or(0, |s| s.start);
     let message = e.message().trim().replace('\n', "; ");
     let fix = if message.starts_with("unknown field") {
-        "remove the key or correct its spelling (the keys allowed here are listed above; \
-         [defaults] takes cpus, memory, memory_request, pids, timeout and env)"
+        "remove the key or correct its spelling (the keys allowed here are listed above)"
     } else if message.contains("expected a sequence") {
         "lists are written in brackets, e.g. depends_on = [\"setup-db\"], and each task is its \
          own [[task]] table (double brackets)"

@@ -14,14 +14,17 @@ use super::graph::Dep;
 use super::policy::NamedBy;
 use super::prompt_file::{ID_RULE, bad_input, suggest_id};
 use super::read::{MAX_TASK_FILE_BYTES, ReadError, read_bounded};
-use super::source::{Source, forbidden_keys, toml_error};
+use super::source::{KnownKeys, Source, forbidden_keys, toml_error, unknown_keys};
 use super::{Context, Draft, Overrides, PlanError, Resolved, TaskSpec, is_valid_id, policy, units};
 
 type Env = BTreeMap<Spanned<String>, Spanned<Value>>;
 
+#[cfg(test)]
+pub(super) type RawFileForTests = RawFile;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+pub(super) struct RawFile {
     defaults: Option<RawDefaults>,
     #[serde(default)]
     task: Vec<Spanned<RawTask>>,
@@ -65,6 +68,43 @@ struct RawTask {
     env: Option<Env>,
 }
 
+/// The keys of the structs above, for naming every unknown key at once (serde names the first).
+pub(super) const KNOWN: KnownKeys = KnownKeys {
+    root: &["defaults", "task"],
+    defaults: &[
+        "cpus",
+        "memory",
+        "memory_request",
+        "pids",
+        "timeout",
+        "disk",
+        "log_limit",
+        "salvage_max_file",
+        "salvage_max_total",
+        "max_cost",
+        "allow_hosts",
+        "env",
+    ],
+    task: &[
+        "id",
+        "prompt",
+        "prompt_text",
+        "depends_on",
+        "cpus",
+        "memory",
+        "memory_request",
+        "pids",
+        "timeout",
+        "disk",
+        "log_limit",
+        "salvage_max_file",
+        "salvage_max_total",
+        "max_cost",
+        "allow_hosts",
+        "env",
+    ],
+};
+
 /// A task file: any number of `[[task]]`s sharing an optional `[defaults]`.
 pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Vec<Draft> {
     let text = match read_bounded(path, MAX_TASK_FILE_BYTES, true) {
@@ -95,10 +135,16 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
             // A key that would replace the agent fails the strict parse (no such field), so
             // the second, lenient parse that explains it is only needed then.
             let forbidden = forbidden_keys(&src);
-            if forbidden.is_empty() {
-                errors.push(toml_error(&src, &e));
-            } else {
+            let unknown = match forbidden.is_empty() {
+                true => unknown_keys(&src, &KNOWN),
+                false => Vec::new(),
+            };
+            if !forbidden.is_empty() {
                 errors.extend(forbidden);
+            } else if !unknown.is_empty() {
+                errors.extend(unknown);
+            } else {
+                errors.push(toml_error(&src, &e));
             }
             return Vec::new();
         }

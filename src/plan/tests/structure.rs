@@ -55,6 +55,55 @@ fn unknown_keys_name_the_line() {
 }
 
 #[test]
+fn every_unknown_key_is_named_at_once_with_the_closest_known_one() {
+    let text = toml_err(
+        "[defaults]\nmemroy = \"1g\"\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\ncpu = 2\n\
+         timeout_s = 5\nzzzz = 1\n[[task]]\nid = \"b\"\nprompt_text = \"x\"\ndepend_on = []\n",
+    );
+    assert_has(
+        &text,
+        &[
+            "tasks.toml:2:1: unknown field `memroy` in [defaults], did you mean `memory`?",
+            "tasks.toml:6:1: unknown field `cpu` in [[task]], did you mean `cpus`?",
+            "tasks.toml:7:1: unknown field `timeout_s` in [[task]], did you mean `timeout`?",
+            "tasks.toml:8:1: unknown field `zzzz` in [[task]]\n",
+            "tasks.toml:12:1: unknown field `depend_on` in [[task]], did you mean `depends_on`?",
+            "[defaults] takes cpus, memory, memory_request",
+        ],
+    );
+    let top = toml_err("tasks = []\n[[task]]\nid = \"a\"\nprompt_text = \"x\"\n");
+    assert_has(
+        &top,
+        &["tasks.toml:1:1: unknown field `tasks` in the top level, did you mean `task`?"],
+    );
+}
+
+/// The lists of known keys are the strict parse's fields, exactly: serde names them all when it
+/// meets an unknown one.
+#[test]
+fn the_known_keys_are_the_parsers_fields() {
+    let expected = |text: &str| -> Vec<String> {
+        let e = toml::from_str::<crate::plan::task_file::RawFileForTests>(text)
+            .err()
+            .unwrap();
+        let msg = e.message().to_string();
+        let list = msg.split("expected").nth(1).unwrap_or_else(|| panic!("{msg}"));
+        let mut keys: Vec<String> = list.split('`').skip(1).step_by(2).map(String::from).collect();
+        keys.sort();
+        keys
+    };
+    let sorted = |k: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    let known = &crate::plan::task_file::KNOWN;
+    assert_eq!(expected("zz = 1\n"), sorted(known.root));
+    assert_eq!(expected("[defaults]\nzz = 1\n"), sorted(known.defaults));
+    assert_eq!(expected("[[task]]\nzz = 1\n"), sorted(known.task));
+}
+
+#[test]
 fn command_like_keys_get_the_governance_message() {
     for key in ["command", "cmd", "entrypoint", "args", "agent"] {
         // In a task, even after another unknown key (which serde would report first).
