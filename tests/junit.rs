@@ -50,6 +50,9 @@ fn the_junit_file_loads_in_a_junit_reader_with_each_status_where_ci_counts_it() 
         &["--junit", junit.to_str().unwrap()],
     );
     assert_eq!(run.code, 1, "{}", run.dump());
+    // The run names the file it wrote.
+    let said = format!("junit: {}", junit.display());
+    assert!(stderr(&run.out).contains(&said), "{}", run.dump());
     let cases = parse(&junit);
     let kind = |id: &str| cases[id]["kind"].as_str().unwrap_or("?").to_string();
     assert_eq!(kind("ok"), "Passed", "{cases:#}");

@@ -76,6 +76,8 @@ fn a_finished_run_is_listed_with_its_counts_and_its_tasks_fields() {
         text.contains(&run_id) && text.contains("1 failed, 1 skipped, 1 succeeded"),
         "{text}"
     );
+    // A run that ended normally is finished, not a run whose owner is gone.
+    assert!(text.contains("finished") && !text.contains("gone"), "{text}");
 
     let view = json_of(&sandpen_in(repo.path(), &["ps", &run_id, "--json"]));
     assert_eq!(view["run_id"], run_id.as_str());

@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -5,4 +7,9 @@ pub struct GcArgs {
     /// Show what would be removed without removing it.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// The git repository whose runs to finish besides those the engine has containers of
+    /// (default: the one around the working directory, if any).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
 }

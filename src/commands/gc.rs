@@ -14,6 +14,11 @@ use crate::workspace::{Repo, RunDir};
 /// back as branches (in the collection sandbox), hands the checkouts back and completes their
 /// reports. A live run is never touched.
 pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
+    // A repository the user named must be one; the one around the working directory may not be.
+    let repo = match &args.repo {
+        Some(dir) => Some(Repo::discover(Some(dir)).await?),
+        None => Repo::discover(None).await.ok(),
+    };
     let engine = super::connect(host).await?;
     // A Swarm manager's services are tasks of runs too (`run --backend swarm`).
     let swarm = SwarmEngine::new(engine.clone(), Placement::default()).await.ok();
@@ -66,7 +71,7 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
         }
     }
     // Runs of this repository whose sandpen died after its containers were gone.
-    if let Ok(repo) = Repo::discover(None).await {
+    if let Some(repo) = repo {
         for dir in repo.runs.runs() {
             if finished.contains(&dir) {
                 continue;

@@ -114,12 +114,12 @@ async fn add_live_stats(engine: &Engine, view: &mut RunView) {
 fn runs_table(all: &[RunSummary]) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["run", "started", "owner", "tasks"]);
+    table.set_header(["run", "started", "state", "tasks"]);
     for r in all {
         table.add_row([
             r.run_id.clone(),
             r.started_at.as_deref().map_or("-".into(), when),
-            owner(r),
+            run_state(r),
             states(r),
         ]);
     }
@@ -132,7 +132,7 @@ fn run_table(view: &RunView, style: &Style) -> String {
         "run {} (started {}; {}; {})\n",
         s.run_id,
         s.started_at.as_deref().map_or("-".into(), when),
-        owner(s),
+        run_state(s),
         states(s)
     );
     let mut table = Table::new();
@@ -187,11 +187,14 @@ fn run_table(view: &RunView, style: &Style) -> String {
     out
 }
 
-/// "alive", or "gone" with what that means for a run that did not end.
-fn owner(r: &RunSummary) -> String {
-    match (r.owner, r.complete) {
-        ("gone", false) => "gone (`sandpen gc` finishes the run)".into(),
-        (o, _) => o.to_string(),
+/// Where the run stands: "finished" once its report is complete, else "running" while its
+/// sandpen lives, or "gone" with what that means.
+fn run_state(r: &RunSummary) -> String {
+    match (r.complete, r.owner) {
+        (true, _) => "finished".into(),
+        (false, "alive") => "running".into(),
+        (false, "gone") => "gone (`sandpen gc` finishes the run)".into(),
+        (false, o) => format!("owner {o}"),
     }
 }
 
@@ -253,6 +256,11 @@ mod tests {
                 .collect(),
         };
         assert_eq!(states(&summary), "2 running, 1 failed, 1 succeeded");
-        assert_eq!(owner(&summary), "gone (`sandpen gc` finishes the run)");
+        assert_eq!(run_state(&summary), "gone (`sandpen gc` finishes the run)");
+        let finished = RunSummary {
+            complete: true,
+            ..summary
+        };
+        assert_eq!(run_state(&finished), "finished");
     }
 }

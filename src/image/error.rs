@@ -69,9 +69,17 @@ impl HasExitCode for ImageError {
     }
 }
 
-/// When a build step failed to verify a TLS certificate (a TLS-inspecting proxy between the
-/// builder and PyPI or Debian), the fix, concretely.
-fn certificate_hint(output: &str) -> String {
+/// Where Debian-like hosts keep the CA certificates they trust.
+pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl ImageError {
+    /// A build step failed to verify a TLS certificate.
+    pub fn is_certificate_failure(&self) -> bool {
+        matches!(self, Self::BuildFailed { step_output, .. } if tls_failure(step_output))
+    }
+}
+
+fn tls_failure(output: &str) -> bool {
     let lower = output.to_ascii_lowercase();
     let tls = [
         "certificate verify failed",
@@ -81,10 +89,16 @@ fn certificate_hint(output: &str) -> String {
         "self-signed certificate",
         "self signed certificate",
     ];
-    if !tls.iter().any(|t| lower.contains(t)) {
+    tls.iter().any(|t| lower.contains(t))
+}
+
+/// When a build step failed to verify a TLS certificate (a TLS-inspecting proxy between the
+/// builder and PyPI or Debian), the fix, concretely.
+fn certificate_hint(output: &str) -> String {
+    if !tls_failure(output) {
         return String::new();
     }
-    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let bundle = HOST_CA_BUNDLE;
     let host = if std::path::Path::new(bundle).is_file() {
         format!(" (this host's bundle may already hold it: --ca-cert {bundle})")
     } else {
@@ -120,5 +134,25 @@ mod tests {
             "the step once: {tls}"
         );
         assert!(!err("No matching distribution found").contains("--ca-cert"));
+    }
+
+    #[test]
+    fn only_a_certificate_failure_is_retried_with_the_hosts_bundle() {
+        let failed = |out: &str| ImageError::BuildFailed {
+            tag: "t".into(),
+            step: None,
+            message: "m".into(),
+            step_output: out.into(),
+            log: String::new(),
+        };
+        assert!(
+            failed("curl: (60) SSL certificate problem: self-signed certificate").is_certificate_failure()
+        );
+        assert!(!failed("No matching distribution found").is_certificate_failure());
+        let other = ImageError::CaCert {
+            path: "x".into(),
+            reason: "certificate verify failed".into(),
+        };
+        assert!(!other.is_certificate_failure());
     }
 }

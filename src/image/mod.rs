@@ -97,13 +97,31 @@ impl ImageRequest {
 /// asked for (which could not be pulled): sent only when something is built on it.
 #[derive(Debug, Clone)]
 pub enum ImageEvent {
-    PullingBase { base: String, status: String },
-    Bootstrap { line: String },
-    StandIn { line: String },
-    Reused { tag: String },
-    Building { tag: String },
+    PullingBase {
+        base: String,
+        status: String,
+    },
+    Bootstrap {
+        line: String,
+    },
+    StandIn {
+        line: String,
+    },
+    /// A line worth keeping about what the build does differently (a retry, say).
+    Note {
+        line: String,
+    },
+    Reused {
+        tag: String,
+    },
+    Building {
+        tag: String,
+    },
     Build(BuildLine),
-    Built { tag: String, seconds: f64 },
+    Built {
+        tag: String,
+        seconds: f64,
+    },
 }
 
 /// The build context of `target` with the given CA certificates added. Reads and checks every
@@ -156,8 +174,36 @@ pub fn tag_for(target: Target, ctx: &BuildContext, base: &str, base_id: &str) ->
 }
 
 /// Returns the tag of an image built from the current context, building it only when no image
-/// with that tag exists (or `rebuild` is set).
+/// with that tag exists (or `rebuild` is set). A build that failed to verify a TLS certificate,
+/// with no CA given, is tried once more with this host's CA bundle: a host behind a
+/// TLS-inspecting proxy trusts that proxy there, and README's first command must work on it.
 pub async fn ensure(
+    engine: &Engine,
+    req: &ImageRequest,
+    on_event: &mut dyn FnMut(ImageEvent),
+) -> Result<String, ImageError> {
+    let first = ensure_once(engine, req, on_event).await;
+    let bundle = std::path::Path::new(error::HOST_CA_BUNDLE);
+    match first {
+        Err(e) if req.ca_certs.is_empty() && e.is_certificate_failure() && bundle.is_file() => {
+            on_event(ImageEvent::Note {
+                line: format!(
+                    "a TLS certificate could not be verified during the build; building again \
+                     with this host's CA bundle ({}); --ca-cert FILE names another",
+                    bundle.display()
+                ),
+            });
+            let again = ImageRequest {
+                ca_certs: vec![bundle.to_path_buf()],
+                ..req.clone()
+            };
+            ensure_once(engine, &again, on_event).await
+        }
+        other => other,
+    }
+}
+
+async fn ensure_once(
     engine: &Engine,
     req: &ImageRequest,
     on_event: &mut dyn FnMut(ImageEvent),

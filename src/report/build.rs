@@ -43,7 +43,7 @@ impl BuildDisplay {
                 self.show(&format!("pulling {base}: {status}"), false)
             }
             ImageEvent::Bootstrap { line } => self.show(&format!("bootstrap: {line}"), true),
-            ImageEvent::StandIn { line } => self.show(&line, true),
+            ImageEvent::StandIn { line } | ImageEvent::Note { line } => self.show(&line, true),
             ImageEvent::Reused { tag } => self.show(&format!("{tag} is current, reusing it"), true),
             ImageEvent::Building { tag } => {
                 self.building = format!("building {tag}");

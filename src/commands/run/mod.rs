@@ -356,14 +356,18 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     // What the writers could not write, said once the display has finished.
     let mut write_errors = vec![writer.errors.clone()];
     let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
+    // The files the user asked for, named at the end once written.
+    let mut asked_for = Vec::new();
     if let Some(path) = &opts.junit {
         let junit = JunitWriter::new(path.clone());
         write_errors.push(junit.errors.clone());
+        asked_for.push(("junit: ", path.clone(), junit.errors.clone()));
         consumers.push(Box::new(junit));
     }
     if let Some(path) = &opts.html {
         let html = HtmlWriter::new(path.clone());
         write_errors.push(html.errors.clone());
+        asked_for.push(("html:  ", path.clone(), html.errors.clone()));
         consumers.push(Box::new(html));
     }
     if opts.json {
@@ -387,6 +391,16 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         warn(&e);
     }
     note(&format!("report: {}", layout.report().display()));
+    if let Some(extra) = &opts.report
+        && write_errors[0].lock().unwrap().is_empty()
+    {
+        note(&format!("report: {}", extra.display()));
+    }
+    for (label, path, errors) in &asked_for {
+        if errors.lock().unwrap().is_empty() {
+            note(&format!("{label}{}", path.display()));
+        }
+    }
     note(&format!("logs:   {}/<task>.log", layout.root.display()));
     Ok(if report.cancelled {
         exit::INTERRUPTED
