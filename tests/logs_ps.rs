@@ -136,6 +136,30 @@ fn a_finished_run_is_listed_with_its_counts_and_its_tasks_fields() {
     let bad = sandpen_in(empty.path(), &["logs", "ok"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("no runs in"), "{}", stderr(&bad));
+
+    // A run is named by a unique end of its id too; `report` takes the latest by default.
+    let suffix = &run_id[run_id.len() - 4..];
+    let by_suffix = json_of(&sandpen_in(repo.path(), &["ps", suffix, "--json"]));
+    assert_eq!(by_suffix["run_id"], run_id.as_str());
+    let page = tempfile::tempdir().unwrap();
+    let html = page.path().join("r.html");
+    let out = sandpen_in(repo.path(), &["report", "--html", html.to_str().unwrap()]);
+    assert!(out.status.success() && html.is_file(), "{}", stderr(&out));
+
+    // A task of an older run, asked of the latest: the run that has it is named.
+    let second = run_tasks(
+        repo.path(),
+        "[[task]]\nid = \"other\"\nprompt_text = \"true\"\n",
+        &[],
+    );
+    assert_eq!(second.code, 0, "{}", second.dump());
+    let bad = sandpen_in(repo.path(), &["logs", "bad"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let e = stderr(&bad);
+    assert!(
+        e.contains("has no task bad") && e.contains(&format!("it is a task of run {run_id}")),
+        "{e}"
+    );
 }
 
 #[test]

@@ -4,9 +4,10 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run's id: a directory under the repository's `.git/sandpen/runs/` (`sandpen ps` lists them).
+    /// The run: its id as `sandpen ps` lists it, a unique beginning or end of it
+    /// (default: the repository's latest run).
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: Option<String>,
 
     /// Write the run as one self-contained HTML page to this file.
     #[arg(long, value_name = "FILE", required = true)]

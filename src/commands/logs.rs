@@ -27,7 +27,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
         None => (None, args.first.as_str()),
     };
     let repo = Repo::discover(args.repo.as_deref()).await?;
-    let layout = runs::find_run(&repo.runs, run)?;
+    let layout = runs::find_run_by_prefix(&repo.runs, run)?;
     runs::find_task(&layout, task)?;
     let path = match args.stderr {
         true => layout.stderr_log(task),

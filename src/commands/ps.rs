@@ -22,7 +22,7 @@ pub async fn run(host: Option<&str>, args: PsArgs) -> anyhow::Result<i32> {
     let repo = Repo::discover(args.repo.as_deref()).await?;
     // A bad run id is said before the engine is asked anything.
     let one = match &args.run {
-        Some(id) => Some(runs::find_run(&repo.runs, Some(id))?),
+        Some(id) => Some(runs::find_run_by_prefix(&repo.runs, Some(id))?),
         None => None,
     };
     // The engine adds the containers' states; without it the run directories still say most.

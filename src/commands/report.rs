@@ -1,4 +1,4 @@
-//! `sandpen report RUN --html FILE`: a run's report.json and its tasks' stats logs, read
+//! `sandpen report [RUN] --html FILE`: a run's report.json and its tasks' stats logs, read
 //! back after the fact, as the page `--html` writes at a run's end.
 
 use crate::cli::ReportArgs;
@@ -11,7 +11,13 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
     super::run::check_output_file("--html", Some(&args.html))?;
     let repo = Repo::discover(args.repo.as_deref()).await?;
     // Found as `ps` and `logs` find runs: an unknown one exits 2 and the known ones are named.
-    let dir = crate::runs::find_run(&repo.runs, Some(&args.run))?;
+    let dir = crate::runs::find_run_by_prefix(&repo.runs, args.run.as_deref())?;
+    let run_id = dir
+        .root
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let path = dir.report();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         let fix = match e.kind() {
@@ -22,14 +28,14 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
         };
         UsageError(format!(
             "run {}: cannot read {} ({e})\nfix: {fix}",
-            args.run,
+            run_id,
             path.display()
         ))
     })?;
     let report: RunReport = serde_json::from_str(&text).map_err(|e| {
         UsageError(format!(
             "run {}: {} is not a report sandpen can read ({e})\nfix: a run whose sandpen died is completed by `sandpen gc`; a report of another sandpen version needs that version",
-            args.run,
+            run_id,
             path.display()
         ))
     })?;

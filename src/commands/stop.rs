@@ -75,7 +75,7 @@ fn target(repo: &Repo, args: &StopArgs) -> anyhow::Result<(RunDir, Option<String
         (Some(task), None) => (None, Some(task.clone())),
         (None, _) => (None, None),
     };
-    let layout = runs::find_run(&repo.runs, run)?;
+    let layout = runs::find_run_by_prefix(&repo.runs, run)?;
     if let Some(t) = &task {
         runs::find_task(&layout, t)?;
     }

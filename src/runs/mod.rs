@@ -40,13 +40,16 @@ pub enum RunsError {
     AmbiguousRun { prefix: String, matching: Vec<String> },
 
     #[error(
-        "run {run} has no task {task}\nfix: pass one of its tasks (`sandpen ps {run}` lists them): {}",
+        "run {run} has no task {task}\nfix: {}pass one of its tasks (`sandpen ps {run}` lists them): {}",
+        elsewhere.as_ref().map(|r| format!("it is a task of run {r}: name that run first (e.g. `sandpen logs {r} {task}`); or ")).unwrap_or_default(),
         listing(known)
     )]
     UnknownTask {
         run: String,
         task: String,
         known: Vec<String>,
+        /// The latest other run beside it that has the task.
+        elsewhere: Option<String>,
     },
 
     #[error("reading {}: {source}", path.display())]
@@ -109,17 +112,21 @@ pub fn find_run(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> 
     })
 }
 
-/// As `find_run`, and a unique beginning of a run id names it too (`diff`, `merge`; commands
-/// that remove things take whole ids only).
+/// As `find_run`, and a unique beginning of a run id names it too, or a unique end (its last
+/// four characters, `3f2a`, are what tells runs of the same second apart). Every command that
+/// reads or stops a run takes these; commands that remove things take whole ids only.
 pub fn find_run_by_prefix(home: &RunsHome, id: Option<&str>) -> Result<RunDir, RunsError> {
     let found = find_run(home, id);
     let (Some(id), Err(RunsError::UnknownRun { known, .. })) = (id, &found) else {
         return found;
     };
-    let matching: Vec<&String> = known
-        .iter()
-        .filter(|r| !id.is_empty() && r.starts_with(id))
-        .collect();
+    let by = |m: fn(&str, &str) -> bool| -> Vec<&String> {
+        known.iter().filter(|r| !id.is_empty() && m(r, id)).collect()
+    };
+    let mut matching = by(|r, id| r.starts_with(id));
+    if matching.is_empty() {
+        matching = by(|r, id| r.ends_with(id));
+    }
     match matching.as_slice() {
         [one] => find_run(home, Some(one.as_str())),
         [_, _, ..] => Err(RunsError::AmbiguousRun {
@@ -163,7 +170,26 @@ pub fn find_task(layout: &RunDir, task: &str) -> Result<(), RunsError> {
         run: run_id(layout),
         task: task.to_string(),
         known,
+        elsewhere: other_run_with(layout, task),
     })
+}
+
+/// The latest run beside `layout` (in the same directory of runs) that has task `task`.
+fn other_run_with(layout: &RunDir, task: &str) -> Option<String> {
+    let parent = layout.root.parent()?;
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .filter(|p| *p != layout.root)
+        .collect();
+    ids.sort();
+    ids.into_iter()
+        .rev()
+        .map(RunDir::new)
+        .find(|r| task_ids(r).iter().any(|t| t == task))
+        .map(|r| run_id(&r))
 }
 
 /// The report as far as it goes; None before the run wrote one (or if it cannot be read).
