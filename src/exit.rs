@@ -12,6 +12,11 @@ pub const ENGINE_UNREACHABLE: i32 = 3;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: i32 = 130;
 
+/// The codes above as `--help` and the man pages show them.
+pub const HELP: &str = "Exit codes: 0 every task succeeded (or the command did what it was asked); \
+1 a task did not succeed, or something failed; 2 invalid input (nothing was started); \
+3 the Docker engine cannot be reached; 130 interrupted (Ctrl-C or SIGTERM).";
+
 /// Library errors that decide the process exit code implement this.
 pub trait HasExitCode {
     fn exit_code(&self) -> i32;

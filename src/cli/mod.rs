@@ -18,7 +18,7 @@ mod report;
 mod run;
 mod stop;
 
-pub use completions::{CompletionsArgs, ShellArg};
+pub use completions::{CompletionsArgs, ManArgs, ShellArg};
 pub use demo::DemoArgs;
 pub use diff::DiffArgs;
 pub use doctor::DoctorArgs;
@@ -65,7 +65,14 @@ pub struct ColorArg {
 
 /// Run many AI coding tasks in parallel, each sealed in its own Docker container.
 #[derive(Debug, Parser)]
-#[command(name = "sandpen", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "sandpen",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = crate::exit::HELP
+)]
 pub struct Cli {
     /// Docker engine address (unix://, tcp://, http://, https://, ssh://).
     /// Overrides DOCKER_HOST.
@@ -83,6 +90,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run tasks in parallel, one container each, through the WorkflowManager agent.
+    #[command(after_help = crate::exit::HELP)]
     Run(Box<RunArgs>),
     /// The runs of this repository (or one run's tasks): state, owner, elapsed, CPU, memory,
     /// turns, phase.
@@ -109,6 +117,7 @@ pub enum Command {
     /// the others, and why they stay.
     Prune(PruneArgs),
     /// Run sample tasks end to end against a scripted model (no account needed).
+    #[command(after_help = crate::exit::HELP)]
     Demo(DemoArgs),
     /// Write a finished run as one self-contained HTML page (`--html FILE`), from its
     /// report.json and the tasks' stats logs.
@@ -120,8 +129,9 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish), e.g.
     /// `sandpen completions bash > ~/.local/share/bash-completion/completions/sandpen`.
     Completions(CompletionsArgs),
-    /// Print sandpen's man page (roff), e.g. `sandpen man > ~/.local/share/man/man1/sandpen.1`.
-    Man,
+    /// Print sandpen's man page (roff), e.g. `sandpen man > ~/.local/share/man/man1/sandpen.1`;
+    /// `--dir DIR` writes a page per command there instead (sandpen-run.1, ...).
+    Man(ManArgs),
     /// The egress gateway of a run (runs in the run's gateway container).
     #[command(hide = true)]
     Gateway(GatewayArgs),

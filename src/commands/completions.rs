@@ -4,7 +4,8 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::{Cli, CompletionsArgs, ShellArg};
+use crate::cli::{Cli, CompletionsArgs, ManArgs, ShellArg};
+use crate::exit::UsageError;
 
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
     let shell = match args.shell {
@@ -25,7 +26,10 @@ fn script(shell: Shell) -> Vec<u8> {
 /// container), which clap_complete would offer: clap has no way to remove a subcommand, so
 /// the root is made again from its own arguments and its visible subcommands.
 fn visible(cmd: clap::Command) -> clap::Command {
-    let mut root = clap::Command::new("sandpen").version(env!("CARGO_PKG_VERSION"));
+    let mut root = clap::Command::new("sandpen")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(cmd.get_about().cloned().unwrap_or_default())
+        .after_help(crate::exit::HELP);
     for arg in cmd.get_arguments() {
         root = root.arg(arg.clone());
     }
@@ -35,10 +39,36 @@ fn visible(cmd: clap::Command) -> clap::Command {
     root
 }
 
-pub fn man() -> anyhow::Result<i32> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-    print(&out)
+pub fn man(args: ManArgs) -> anyhow::Result<i32> {
+    let Some(dir) = args.dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+        return print(&out);
+    };
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "--dir {}: no such directory\nfix: make it first (mkdir -p {}) or name another",
+            dir.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    // Hidden commands (the gateway's and the Swarm entry step's programs) get no page.
+    clap_mangen::generate_to(visible(Cli::command()), &dir)
+        .map_err(|e| anyhow::anyhow!("writing the man pages into {}: {e}", dir.display()))?;
+    let mut pages: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("sandpen") && n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    eprintln!(
+        "wrote {} man pages into {}: {}",
+        pages.len(),
+        dir.display(),
+        pages.join(", ")
+    );
+    Ok(crate::exit::SUCCESS)
 }
 
 /// To stdout; a reader that stops early (`| head`) is not an error.
@@ -53,6 +83,39 @@ fn print(bytes: &[u8]) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn man_dir_writes_a_page_per_visible_command_with_the_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ManArgs {
+            dir: Some(dir.path().to_path_buf()),
+        };
+        assert_eq!(man(args).unwrap(), crate::exit::SUCCESS);
+        let page = |name: &str| std::fs::read_to_string(dir.path().join(name));
+        for name in [
+            "sandpen.1",
+            "sandpen-run.1",
+            "sandpen-logs.1",
+            "sandpen-image-build.1",
+        ] {
+            assert!(page(name).is_ok(), "{name} missing");
+        }
+        assert!(page("sandpen.1").unwrap().contains("Exit codes"));
+        assert!(page("sandpen-run.1").unwrap().contains("Exit codes"));
+        assert!(
+            page("sandpen-gateway.1").is_err(),
+            "the hidden command has no page"
+        );
+        let missing = ManArgs {
+            dir: Some(dir.path().join("nope")),
+        };
+        assert!(
+            man(missing)
+                .unwrap_err()
+                .to_string()
+                .contains("no such directory")
+        );
+    }
 
     #[test]
     fn completions_offer_every_visible_command_and_no_hidden_one() {

@@ -43,7 +43,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Gateway(args) => gateway::run(args).await,
         Command::Entry(args) => entry::run(args).await,
         Command::Completions(args) => completions::completions(args),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(args),
     }
 }
 
