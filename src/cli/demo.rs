@@ -6,6 +6,9 @@ use super::CaCerts;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// Create the sample repository here (a new or empty directory) instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,

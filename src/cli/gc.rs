@@ -4,6 +4,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// Show what would be removed without removing it.
     #[arg(long)]
     pub dry_run: bool,

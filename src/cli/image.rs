@@ -2,6 +2,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     #[command(subcommand)]
     pub command: ImageCommand,
 }

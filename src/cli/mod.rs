@@ -54,6 +54,15 @@ pub struct CaCerts {
     pub ca_certs: Vec<PathBuf>,
 }
 
+/// `--host`, on the commands that talk to an engine (and the top level, before the command).
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArg {
+    /// Docker engine address (unix://, tcp://, http://, https://, ssh://).
+    /// Overrides DOCKER_HOST.
+    #[arg(long = "host", value_name = "URL", global = true)]
+    pub host: Option<String>,
+}
+
 /// `--color`, shared by the commands that show task statuses.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct ColorArg {
@@ -75,8 +84,8 @@ pub struct ColorArg {
 )]
 pub struct Cli {
     /// Docker engine address (unix://, tcp://, http://, https://, ssh://).
-    /// Overrides DOCKER_HOST.
-    #[arg(long, global = true, value_name = "URL")]
+    /// Overrides DOCKER_HOST. Also taken after the commands that use an engine.
+    #[arg(long, value_name = "URL")]
     pub host: Option<String>,
 
     /// More detail on stderr (repeat for more).

@@ -5,6 +5,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ModelServerArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// The script to play (TOML, or JSON with a .json name); see docs/model-server.md.
     #[arg(long, value_name = "FILE")]
     pub script: PathBuf,

@@ -5,6 +5,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// Only runs that ended longer ago than this (e.g. `7d`, `12h`, `30min`); a run that
     /// never ended counts from its start.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]

@@ -4,6 +4,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// A run id: list its tasks (state, elapsed, CPU, memory, turns, phase). Without it, list
     /// the repository's runs.
     #[arg(value_name = "RUN")]

@@ -8,6 +8,9 @@ use super::CaCerts;
 /// so that its parser says why a negative value is refused, whichever form was typed.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArg,
+
     /// Prompt files (*.md, one task each) and/or task files (*.toml).
     #[arg(required = true, value_name = "TASKS")]
     pub tasks: Vec<PathBuf>,

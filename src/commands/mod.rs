@@ -25,21 +25,23 @@ use crate::report::build::BuildDisplay;
 
 /// Runs the parsed command; returns the exit code for outcomes that are not errors.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    let host = cli.host.as_deref();
+    // `--host` after the command wins over one before it.
+    let top = cli.host;
+    let host = |e: &crate::cli::EngineArg| e.host.clone().or_else(|| top.clone());
     match cli.command {
-        Command::Run(args) => run::run(host, *args).await,
-        Command::Ps(args) => ps::run(host, args).await,
+        Command::Run(args) => run::run(host(&args.engine).as_deref(), *args).await,
+        Command::Ps(args) => ps::run(host(&args.engine).as_deref(), args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Stop(args) => stop::run(args).await,
         Command::Diff(args) => diff::run(args).await,
         Command::Merge(args) => merge::run(args).await,
-        Command::Image(args) => image::run(host, args).await,
-        Command::Gc(args) => gc::run(host, args).await,
-        Command::Prune(args) => prune::run(host, args).await,
-        Command::Demo(args) => demo::run(host, args).await,
+        Command::Image(args) => image::run(host(&args.engine).as_deref(), args).await,
+        Command::Gc(args) => gc::run(host(&args.engine).as_deref(), args).await,
+        Command::Prune(args) => prune::run(host(&args.engine).as_deref(), args).await,
+        Command::Demo(args) => demo::run(host(&args.engine).as_deref(), args).await,
         Command::Report(args) => report::run(args).await,
-        Command::Doctor(args) => doctor::run(host, args).await,
-        Command::ModelServer(args) => model_server::run(host, args).await,
+        Command::Doctor(args) => doctor::run(host(&args.engine).as_deref(), args).await,
+        Command::ModelServer(args) => model_server::run(host(&args.engine).as_deref(), args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Entry(args) => entry::run(args).await,
         Command::Completions(args) => completions::completions(args),
