@@ -120,7 +120,14 @@ struct KeysProbe {
 pub(super) struct KnownKeys {
     pub root: &'static [&'static str],
     pub defaults: &'static [&'static str],
-    pub task: &'static [&'static str],
+    /// A task's keys beyond the defaults'.
+    pub task_only: &'static [&'static str],
+}
+
+impl KnownKeys {
+    pub fn task(&self) -> Vec<&'static str> {
+        [self.task_only, self.defaults].concat()
+    }
 }
 
 /// Every key the strict parse does not know, at once, each with the closest known key: serde
@@ -133,11 +140,12 @@ pub(super) fn unknown_keys(src: &Source, known: &KnownKeys) -> Vec<PlanError> {
     ) else {
         return Vec::new();
     };
-    let mut found: Vec<(usize, String, &str, &[&str])> = Vec::new();
-    let mut look = |table: &Keys, name: &'static str, keys: &'static [&'static str]| {
+    let task_keys = known.task();
+    let mut found: Vec<(usize, String, &str, Vec<&str>)> = Vec::new();
+    let mut look = |table: &Keys, name: &'static str, keys: &[&'static str]| {
         for key in table.keys() {
             if !keys.contains(&key.get_ref().as_str()) {
-                found.push((key.span().start, key.get_ref().clone(), name, keys));
+                found.push((key.span().start, key.get_ref().clone(), name, keys.to_vec()));
             }
         }
     };
@@ -146,13 +154,13 @@ pub(super) fn unknown_keys(src: &Source, known: &KnownKeys) -> Vec<PlanError> {
         look(d, "[defaults]", known.defaults);
     }
     for t in probe.task.iter().flatten() {
-        look(t, "[[task]]", known.task);
+        look(t, "[[task]]", &task_keys);
     }
     found.sort();
     found
         .into_iter()
         .map(|(offset, key, table, keys)| {
-            let hint = match closest(&key, keys) {
+            let hint = match closest(&key, &keys) {
                 Some(k) => format!(", did you mean `{k}`?"),
                 None => String::new(),
             };

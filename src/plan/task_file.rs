@@ -69,6 +69,7 @@ struct RawTask {
 }
 
 /// The keys of the structs above, for naming every unknown key at once (serde names the first).
+/// A task takes every key `[defaults]` takes, and its own.
 pub(super) const KNOWN: KnownKeys = KnownKeys {
     root: &["defaults", "task"],
     defaults: &[
@@ -85,24 +86,7 @@ pub(super) const KNOWN: KnownKeys = KnownKeys {
         "allow_hosts",
         "env",
     ],
-    task: &[
-        "id",
-        "prompt",
-        "prompt_text",
-        "depends_on",
-        "cpus",
-        "memory",
-        "memory_request",
-        "pids",
-        "timeout",
-        "disk",
-        "log_limit",
-        "salvage_max_file",
-        "salvage_max_total",
-        "max_cost",
-        "allow_hosts",
-        "env",
-    ],
+    task_only: &["id", "prompt", "prompt_text", "depends_on"],
 };
 
 /// A task file: any number of `[[task]]`s sharing an optional `[defaults]`.

@@ -100,7 +100,7 @@ fn the_known_keys_are_the_parsers_fields() {
     let known = &crate::plan::task_file::KNOWN;
     assert_eq!(expected("zz = 1\n"), sorted(known.root));
     assert_eq!(expected("[defaults]\nzz = 1\n"), sorted(known.defaults));
-    assert_eq!(expected("[[task]]\nzz = 1\n"), sorted(known.task));
+    assert_eq!(expected("[[task]]\nzz = 1\n"), sorted(&known.task()));
 }
 
 #[test]
