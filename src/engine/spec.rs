@@ -54,7 +54,6 @@ pub const WORKDIR: &str = "/workspace";
 pub const HOME: &str = "/home/sandpen";
 
 pub use super::NetworkMode;
-pub use crate::agent::env::CREDENTIAL_ENV;
 
 /// Hard limits, in the engine's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -136,7 +135,7 @@ pub struct ContainerSpec {
     /// reads output by attaching and writes its own logs, so by default the engine keeps none:
     /// no second copy on disk, no rotation to lose data to.
     pub engine_log: bool,
-    /// Its standard input is open for sandpen to write once (the gate, `agent::gate`); closed
+    /// Its standard input is open for sandpen to write once (the gate, `gateway::gate`); closed
     /// when sandpen's attachment ends.
     pub gated: bool,
     /// For an engine that shares no disk with sandpen: how the container collects its work

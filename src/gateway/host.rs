@@ -27,7 +27,6 @@ use crate::capped_log::{CappedLog, Marker};
 use crate::engine::spec::{BindMount, Limits, NetworkMode, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, ServiceSpec, Stream, left_for_gc, short};
 use crate::monitor::LineAssembler;
-use crate::runner::{Event, EventSender};
 
 /// How long the gateway may take to say it listens, and to acknowledge a command (an
 /// admission; a release waits less, as the run's end does not wait on a hung engine).
@@ -58,9 +57,22 @@ pub struct GatewayOptions {
     /// Where its socket goes (`RunDir::gateway_dir`), and the relay (`RunDir::relay`).
     pub dir: PathBuf,
     pub relay: PathBuf,
-    /// Where rate limits are told as they happen (for the displays).
-    pub events: Option<EventSender>,
+    /// Told of each rate limit as it happens (the caller turns it into its displays' event).
+    pub on_rate_limit: Option<OnRateLimit>,
 }
+
+/// The model API limits the run (429 or 529): the gateway holds `task`'s request, and the run
+/// should start no new task, for `resume_in`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub task: String,
+    pub status: u16,
+    pub resume_in: Duration,
+}
+
+/// Where the gateway tells its rate limits: a callback, so the gateway knows nothing of the
+/// runner's events.
+pub type OnRateLimit = std::sync::Arc<dyn Fn(RateLimit) + Send + Sync>;
 
 /// The network of a run made by an earlier sandpen (one per run, before tasks had none): named
 /// for the run, so that `gc` can still find and remove it.
@@ -283,7 +295,7 @@ impl Gateway {
         let _ = log.write_all(&stderr);
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
         let spent = self.spent.clone();
-        let (paused, events) = (self.paused.clone(), opts.events.clone());
+        let (paused, on_rate_limit) = (self.paused.clone(), opts.on_rate_limit.clone());
         tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
                 if stream == Stream::Stderr {
@@ -311,11 +323,11 @@ impl Gateway {
                         } => {
                             let wait = Duration::from_millis(*retry_after_ms);
                             paused.extend(wait);
-                            if let Some(events) = &events {
-                                events.send(Event::RateLimited {
+                            if let Some(tell) = &on_rate_limit {
+                                tell(RateLimit {
                                     task: task.clone(),
                                     status: *status,
-                                    resume_in_s: wait.as_secs_f64(),
+                                    resume_in: wait,
                                 });
                             }
                         }

@@ -13,6 +13,7 @@
 
 pub mod allow;
 pub mod budget;
+pub mod gate;
 mod host;
 pub mod meter;
 pub mod price;
@@ -23,7 +24,7 @@ mod starting;
 pub mod usage;
 pub mod window;
 
-pub use host::{Gateway, GatewayOptions, Launched, network_name};
+pub use host::{Gateway, GatewayOptions, Launched, OnRateLimit, RateLimit, network_name};
 pub use meter::GatewayUsage;
 pub use starting::Starting;
 
@@ -47,7 +48,7 @@ pub enum GatewayError {
 
 /// What a task's container gets from the gateway before it starts: its token, as its API key
 /// (and its proxy password). The gateway's address reaches the container later, through its
-/// gate (`agent::gate`), once the gateway has admitted the token.
+/// gate (`gate.rs`), once the gateway has admitted the token.
 #[derive(Clone)]
 pub struct Admission {
     pub token: SecretString,
@@ -61,7 +62,7 @@ impl Admission {
     }
 
     pub fn secrets(&self) -> Vec<(String, SecretString)> {
-        vec![(crate::agent::gate::TOKEN.to_string(), self.token.clone())]
+        vec![(gate::TOKEN.to_string(), self.token.clone())]
     }
 
     /// Every variable a task's container gets from the gateway, gate included, for the list
@@ -73,7 +74,7 @@ impl Admission {
         a.env()
             .into_iter()
             .map(|(k, _)| k)
-            .chain(crate::agent::gate::names().map(String::from))
+            .chain(gate::names().map(String::from))
             .collect()
     }
 }

@@ -20,8 +20,9 @@ use crate::engine::{OutputStream, StatsStream, Stream};
 use crate::monitor::{
     AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
 };
-use crate::runner::events::{Event, EventSender, now_rfc3339};
-use crate::runs::streams::StreamOrder;
+use crate::runner::channel::EventSender;
+use crate::runner::events::{Event, now_rfc3339};
+use crate::task_log::streams::StreamOrder;
 
 /// How often the state file is read.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,7 +35,7 @@ pub struct OutputSummary {
 }
 
 /// Where the task's output goes: its two logs, and the order they were written in, if that
-/// file could be made (`runs::streams`).
+/// file could be made (`task_log::streams`).
 pub struct OutputFiles {
     pub log: CappedLog,
     pub stderr_log: CappedLog,
