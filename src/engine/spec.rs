@@ -16,8 +16,12 @@ pub const LABEL_OWNER: &str = "sandpen.owner";
 /// The owner process's start time (clock ticks since boot), so that `gc` can tell a live
 /// owner from a new process that reused its pid.
 pub const LABEL_OWNER_START: &str = "sandpen.owner-start";
-/// What the container is for: `task` (the agent) or `collect` (the collection sandbox).
+/// What the container is for: `task` (the agent), `collect` (the collection sandbox) or
+/// `gateway` (the run's gateway).
 pub const LABEL_ROLE: &str = "sandpen.role";
+/// The role of the run's gateway container: set by `gateway::host`, and the one container the
+/// runner's final sweep leaves to the gateway's own handle.
+pub const ROLE_GATEWAY: &str = "gateway";
 /// The run's directory on the host (holds its lease, manifest and report), for `gc`.
 pub const LABEL_RUN_DIR: &str = "sandpen.run-dir";
 

@@ -169,7 +169,7 @@ impl Gateway {
             name: container_name(&owner.run_id),
             image: opts.image.clone(),
             cmd: vec![],
-            labels: owner.labels("", "gateway"),
+            labels: owner.labels("", crate::engine::spec::ROLE_GATEWAY),
             // Its directory's owner: it alone writes there.
             user: engine.dialect().user_owning(placement.owner),
             limits: Limits {

@@ -289,7 +289,9 @@ async fn sweep<E: ContainerEngine>(
     };
     let mut failures = Vec::new();
     let gateway = |c: &crate::engine::ListedContainer| {
-        skip_gateway && c.labels.get(crate::engine::spec::LABEL_ROLE).map(String::as_str) == Some("gateway")
+        skip_gateway
+            && c.labels.get(crate::engine::spec::LABEL_ROLE).map(String::as_str)
+                == Some(crate::engine::spec::ROLE_GATEWAY)
     };
     for c in left.into_iter().filter(|c| !gateway(c)) {
         tracing::debug!("removing leftover container {}", c.name);
