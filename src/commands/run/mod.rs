@@ -209,7 +209,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         true => Some((gateway_image(&engine).await?, prices)),
         false => None,
     };
-    // Failure injection for the test of a gateway that dies before it serves; inert unless set.
+    // Failure injection for the test of a gateway that dies before it serves: test builds only.
+    #[cfg(feature = "fault-injection")]
     let gateway = match std::env::var("SANDPEN_TEST_GATEWAY_IMAGE") {
         Ok(image) => gateway.map(|(_, prices)| (image, prices)),
         Err(_) => gateway,
