@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod atomic_file;
+pub mod blocking_writer;
 pub mod capped_log;
 pub mod cli;
 pub mod collect;

@@ -241,7 +241,7 @@ fn levels(krate: &Crate) -> Level {
     let mut graph = Level::new();
     for (from, to, witness) in &krate.refs {
         let k = from.iter().zip(to).take_while(|(a, b)| a == b).count();
-        if k >= from.len() || k >= to.len() || !krate.modules.contains(&to[..=k].to_vec()) {
+        if k >= from.len() || k >= to.len() || !krate.modules.contains(&to[..=k]) {
             continue; // within one module, into a parent, or to an item of the common parent
         }
         let parent = from[..k].to_vec();

@@ -19,11 +19,11 @@ use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
 use tokio_util::sync::CancellationToken;
 
+use super::files::{self, GatewayLine};
 use super::protocol::{Command, CredentialKind, Endpoint, Report};
 use super::relay::{self, Placement};
 use super::window::Window;
-use super::{Admission, GatewayError, TaskGateway};
-use crate::capped_log::{CappedLog, Marker};
+use super::{Admission, GatewayError, OnRateLimit, RateLimit, TaskGateway};
 use crate::engine::spec::{BindMount, Limits, NetworkMode, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, ServiceSpec, Stream, left_for_gc, short};
 use crate::monitor::LineAssembler;
@@ -35,10 +35,6 @@ const ACK_LIMIT: Duration = Duration::from_secs(10);
 const RELEASE_LIMIT: Duration = Duration::from_secs(3);
 /// Each removal at the end (as the runner's final sweep).
 const REMOVE_LIMIT: Duration = Duration::from_secs(5);
-/// What `egress.jsonl` and `gateway.log` keep per run: tasks make their lines, so a task
-/// could otherwise fill the host's disk through them (`CappedLog`: head, marker, tail).
-const AUDIT_LIMIT: u64 = 256 << 20;
-const GATEWAY_LOG_LIMIT: u64 = 64 << 20;
 
 /// What a run's gateway needs to know.
 pub struct GatewayOptions {
@@ -60,19 +56,6 @@ pub struct GatewayOptions {
     /// Told of each rate limit as it happens (the caller turns it into its displays' event).
     pub on_rate_limit: Option<OnRateLimit>,
 }
-
-/// The model API limits the run (429 or 529): the gateway holds `task`'s request, and the run
-/// should start no new task, for `resume_in`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateLimit {
-    pub task: String,
-    pub status: u16,
-    pub resume_in: Duration,
-}
-
-/// Where the gateway tells its rate limits: a callback, so the gateway knows nothing of the
-/// runner's events.
-pub type OnRateLimit = std::sync::Arc<dyn Fn(RateLimit) + Send + Sync>;
 
 /// The network of a run made by an earlier sandpen (one per run, before tasks had none): named
 /// for the run, so that `gc` can still find and remove it.
@@ -119,6 +102,8 @@ pub struct Gateway {
     spent: Arc<Mutex<HashMap<String, CancellationToken>>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
     paused: Arc<Window>,
+    /// The reader of its reports, which ends once its files are written whole.
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -222,6 +207,7 @@ impl Gateway {
             waiters: Default::default(),
             spent: Default::default(),
             paused: Default::default(),
+            reader: Mutex::new(None),
         }
     }
 
@@ -286,20 +272,15 @@ impl Gateway {
             prices: opts.prices.clone(),
         })
         .await?;
-        let open = |p: &PathBuf, limit, marker| {
-            CappedLog::create(p, limit, marker)
-                .map_err(|e| GatewayError::Start(format!("opening {}: {e}", p.display())))
-        };
-        let mut audit = open(&opts.audit, AUDIT_LIMIT, Marker::JsonLine)?;
-        let mut log = open(&opts.log, GATEWAY_LOG_LIMIT, Marker::Text("a fixed cap per run"))?;
-        let _ = log.write_all(&stderr);
+        let files = files::open(&opts.audit, &opts.log)?;
+        files.send(GatewayLine::Log(stderr.into())).await;
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
         let spent = self.spent.clone();
         let (paused, on_rate_limit) = (self.paused.clone(), opts.on_rate_limit.clone());
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
                 if stream == Stream::Stderr {
-                    let _ = log.write_all(&bytes);
+                    files.send(GatewayLine::Log(bytes)).await;
                     continue;
                 }
                 for line in lines.push(&bytes) {
@@ -336,7 +317,7 @@ impl Gateway {
                     // One write per line: the cap keeps whole lines.
                     let mut line = line;
                     line.push(b'\n');
-                    let _ = audit.write_all(&line);
+                    files.send(GatewayLine::Audit(line)).await;
                     if let Some(task) = task_of(&report) {
                         meters
                             .lock()
@@ -347,7 +328,9 @@ impl Gateway {
                     }
                 }
             }
+            let _ = files.finish().await;
         });
+        *self.reader.lock().unwrap() = Some(reader);
         Ok(())
     }
 
@@ -405,6 +388,14 @@ impl Gateway {
                 self.name,
                 short(&self.container)
             ));
+        }
+        // Its output ends with it: `egress.jsonl` and `gateway.log` are then written whole
+        // (within the limit: a hung disk must not hold the run's end either).
+        let reader = self.reader.lock().unwrap().take();
+        if let Some(reader) = reader
+            && failures.is_empty()
+        {
+            let _ = tokio::time::timeout(REMOVE_LIMIT, reader).await;
         }
         // Its socket and the relay go once the container is gone (no task container is left
         // then either: the gateway ends after the last task's). Small files: no need to leave

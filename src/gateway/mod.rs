@@ -13,6 +13,7 @@
 
 pub mod allow;
 pub mod budget;
+mod files;
 pub mod gate;
 mod host;
 pub mod meter;
@@ -24,7 +25,7 @@ mod starting;
 pub mod usage;
 pub mod window;
 
-pub use host::{Gateway, GatewayOptions, Launched, OnRateLimit, RateLimit, network_name};
+pub use host::{Gateway, GatewayOptions, Launched, network_name};
 pub use meter::GatewayUsage;
 pub use starting::Starting;
 
@@ -45,6 +46,19 @@ pub enum GatewayError {
     #[error("{0}")]
     Failed(String),
 }
+
+/// The model API limits the run (429 or 529): the gateway holds `task`'s request, and the run
+/// should start no new task, for `resume_in`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub task: String,
+    pub status: u16,
+    pub resume_in: std::time::Duration,
+}
+
+/// Where the gateway tells its rate limits: a callback, so the gateway knows nothing of the
+/// runner's events.
+pub type OnRateLimit = std::sync::Arc<dyn Fn(RateLimit) + Send + Sync>;
 
 /// What a task's container gets from the gateway before it starts: its token, as its API key
 /// (and its proxy password). The gateway's address reaches the container later, through its
