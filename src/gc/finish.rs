@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use crate::atomic_file::write_atomically;
 use crate::collect::{self, Job};
 use crate::engine::ContainerEngine;
 use crate::engine::spec::Owner;
 use crate::manifest::Manifest;
-use crate::report::write_atomically;
 use crate::runner::events::now_rfc3339;
 use crate::runner::{RunReport, TaskResult, TaskStatus};
 use crate::workspace::{Repo, RunDir};
