@@ -35,6 +35,8 @@ const ACK_LIMIT: Duration = Duration::from_secs(10);
 const RELEASE_LIMIT: Duration = Duration::from_secs(3);
 /// Each removal at the end (as the runner's final sweep).
 const REMOVE_LIMIT: Duration = Duration::from_secs(5);
+/// Then for its last lines to reach `egress.jsonl` and `gateway.log` (its output has ended).
+const FILES_LIMIT: Duration = Duration::from_secs(2);
 
 /// What a run's gateway needs to know.
 pub struct GatewayOptions {
@@ -395,7 +397,7 @@ impl Gateway {
         if let Some(reader) = reader
             && failures.is_empty()
         {
-            let _ = tokio::time::timeout(REMOVE_LIMIT, reader).await;
+            let _ = tokio::time::timeout(FILES_LIMIT, reader).await;
         }
         // Its socket and the relay go once the container is gone (no task container is left
         // then either: the gateway ends after the last task's). Small files: no need to leave
