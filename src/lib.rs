@@ -4,6 +4,8 @@
 //! lives in this library so that integration tests can drive the same code.
 
 pub mod agent;
+pub mod atomic_file;
+pub mod blocking_writer;
 pub mod capped_log;
 pub mod cli;
 pub mod collect;
@@ -14,6 +16,7 @@ pub mod exit;
 pub mod gateway;
 pub mod gc;
 pub mod image;
+pub mod manifest;
 pub mod model_server;
 pub mod monitor;
 pub mod owner;
@@ -23,5 +26,6 @@ pub mod report;
 pub mod runner;
 pub mod runs;
 pub mod swarm;
+pub mod task_log;
 pub mod transcript;
 pub mod workspace;

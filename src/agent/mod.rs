@@ -2,7 +2,6 @@
 //! container gets and the agent definition sandpen ships.
 
 pub mod env;
-pub mod gate;
 pub mod phases;
 
 use std::path::Path;
@@ -40,7 +39,11 @@ pub fn command(
     then: &str,
 ) -> Vec<String> {
     let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
-    let gate = if gated { gate::script() } else { String::new() };
+    let gate = if gated {
+        crate::gateway::gate::script()
+    } else {
+        String::new()
+    };
     // `<`: the prompt file on stdin.
     let run = if then.is_empty() {
         // No shell stays between the init and the CLI.

@@ -91,7 +91,7 @@ pub struct RunArgs {
     /// the allowlisted hosts); no route to the host, other tasks or DNS. `none` (no model API),
     /// `bridge`, `host` or a network name opt out: the real key then goes into every container.
     #[arg(long, default_value = "gateway")]
-    pub network: String,
+    pub network: crate::runner::TaskNetwork,
 
     /// A host the tasks may reach through the gateway, beyond the model API and PyPI:
     /// `example.com`, `*.example.com`, `host:8443`, or `*` for any (repeatable).

@@ -29,7 +29,7 @@ pub(super) fn prepare_out_dir(dir: &Path, job: &Job, start_refs: &str) -> Result
     // task's user, which may be sandpen's own): it is no one's work, and it counted towards
     // the task's disk limit only while the task ran.
     if std::fs::symlink_metadata(dir).is_ok() {
-        crate::prune::remove_tree(dir).map_err(|e| io("clearing", e))?;
+        crate::workspace::remove_tree(dir).map_err(|e| io("clearing", e))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
     std::fs::write(dir.join("start-refs"), start_refs).map_err(|e| io("writing start-refs in", e))?;

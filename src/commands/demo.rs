@@ -81,7 +81,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     };
     let opts = super::run::RunOptions {
         jobs: args.jobs,
-        network: super::run::GATEWAY.into(),
+        network: crate::runner::TaskNetwork::Gateway,
         allow_hosts: Vec::new(),
         max_turns: 50,
         deps_from: Default::default(),

@@ -1,8 +1,8 @@
 use serde::Serialize;
 
+use crate::agent::env::CREDENTIAL_ENV;
 use crate::cli::DoctorArgs;
 use crate::engine::EngineInfo;
-use crate::engine::spec::CREDENTIAL_ENV;
 use crate::exit;
 use crate::gateway::protocol::CredentialKind;
 use crate::image::{self, BaseChoice, ImageStatus, Target};

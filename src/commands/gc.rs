@@ -81,7 +81,7 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
             let LeaseState::Free(_lease) = lease_state(&RunDir::new(&dir).lease()) else {
                 continue;
             };
-            match (RunDir::new(&dir).on_swarm(), &swarm) {
+            match (crate::manifest::on_swarm(&RunDir::new(&dir)), &swarm) {
                 (false, _) => finish(&engine, &dir, &HashMap::new(), args.dry_run).await,
                 (true, Some(swarm)) => finish(swarm, &dir, &HashMap::new(), args.dry_run).await,
                 (true, None) => println!(

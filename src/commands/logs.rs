@@ -11,8 +11,8 @@ use crate::cli::LogsArgs;
 use crate::exit::{self, UsageError};
 use crate::runner::{TaskResult, TaskStatus};
 use crate::runs;
-use crate::runs::lines::{self, CutLines};
-use crate::runs::streams::{Cursor, Order};
+use crate::task_log::lines::{self, CutLines};
+use crate::task_log::streams::{Cursor, Order};
 use crate::transcript::{Transcript, render};
 use crate::workspace::{Repo, RunDir};
 
@@ -42,7 +42,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     {
         // Raw bytes or stderr: the last lines, read from the log's end.
         let mut out = Out::new(None);
-        for line in runs::tail::last_lines(&path, n, false) {
+        for line in crate::task_log::tail::last_lines(&path, n, false) {
             out.write(&line);
             out.write(b"\n");
         }
@@ -56,7 +56,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     if transcript && let Ok(p) = std::fs::read(layout.prompt(task)) {
         out.write(render(&t.prompt(&String::from_utf8_lossy(&p))).as_bytes());
     }
-    // Read in pieces, whatever the log holds: memory stays bounded (`runs::lines`).
+    // Read in pieces, whatever the log holds: memory stays bounded (`task_log::lines`).
     let ended = entry(&layout, task);
     // Interleaved where the order was noted and the logs hold every byte (not capped).
     let uncut = ended
@@ -170,7 +170,7 @@ fn show_stderr(path: &Path, tail: Option<usize>, out: &mut Out) {
     let mut first = true;
     match tail {
         // Only the last lines can be shown: read from the end.
-        Some(n) => runs::tail::last_lines(path, n, false)
+        Some(n) => crate::task_log::tail::last_lines(path, n, false)
             .iter()
             .for_each(|l| stderr_line(out, l, 0, &mut first)),
         None => drop(lines::each_line(path, 0, |line, cut| {
@@ -193,7 +193,7 @@ fn stderr_line(out: &mut Out, line: &[u8], cut: u64, first: &mut bool) {
     out.write(b"\n");
 }
 
-/// stderr's lines put among the session's where they arrived (`runs::streams`).
+/// stderr's lines put among the session's where they arrived (`task_log::streams`).
 struct Mix {
     order: Order,
     cursor: Cursor,

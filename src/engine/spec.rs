@@ -16,8 +16,12 @@ pub const LABEL_OWNER: &str = "sandpen.owner";
 /// The owner process's start time (clock ticks since boot), so that `gc` can tell a live
 /// owner from a new process that reused its pid.
 pub const LABEL_OWNER_START: &str = "sandpen.owner-start";
-/// What the container is for: `task` (the agent) or `collect` (the collection sandbox).
+/// What the container is for: `task` (the agent), `collect` (the collection sandbox) or
+/// `gateway` (the run's gateway).
 pub const LABEL_ROLE: &str = "sandpen.role";
+/// The role of the run's gateway container: set by `gateway::host`, and the one container the
+/// runner's final sweep leaves to the gateway's own handle.
+pub const ROLE_GATEWAY: &str = "gateway";
 /// The run's directory on the host (holds its lease, manifest and report), for `gc`.
 pub const LABEL_RUN_DIR: &str = "sandpen.run-dir";
 
@@ -54,7 +58,6 @@ pub const WORKDIR: &str = "/workspace";
 pub const HOME: &str = "/home/sandpen";
 
 pub use super::NetworkMode;
-pub use crate::agent::env::CREDENTIAL_ENV;
 
 /// Hard limits, in the engine's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -136,7 +139,7 @@ pub struct ContainerSpec {
     /// reads output by attaching and writes its own logs, so by default the engine keeps none:
     /// no second copy on disk, no rotation to lose data to.
     pub engine_log: bool,
-    /// Its standard input is open for sandpen to write once (the gate, `agent::gate`); closed
+    /// Its standard input is open for sandpen to write once (the gate, `gateway::gate`); closed
     /// when sandpen's attachment ends.
     pub gated: bool,
     /// For an engine that shares no disk with sandpen: how the container collects its work

@@ -19,15 +19,14 @@ use super::meter::{GatewayUsage, task_of};
 use super::price::PriceTable;
 use tokio_util::sync::CancellationToken;
 
+use super::files::{self, GatewayLine};
 use super::protocol::{Command, CredentialKind, Endpoint, Report};
 use super::relay::{self, Placement};
 use super::window::Window;
-use super::{Admission, GatewayError, TaskGateway};
-use crate::capped_log::{CappedLog, Marker};
+use super::{Admission, GatewayError, OnRateLimit, RateLimit, TaskGateway};
 use crate::engine::spec::{BindMount, Limits, NetworkMode, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, ServiceSpec, Stream, left_for_gc, short};
 use crate::monitor::LineAssembler;
-use crate::runner::{Event, EventSender};
 
 /// How long the gateway may take to say it listens, and to acknowledge a command (an
 /// admission; a release waits less, as the run's end does not wait on a hung engine).
@@ -36,10 +35,8 @@ const ACK_LIMIT: Duration = Duration::from_secs(10);
 const RELEASE_LIMIT: Duration = Duration::from_secs(3);
 /// Each removal at the end (as the runner's final sweep).
 const REMOVE_LIMIT: Duration = Duration::from_secs(5);
-/// What `egress.jsonl` and `gateway.log` keep per run: tasks make their lines, so a task
-/// could otherwise fill the host's disk through them (`CappedLog`: head, marker, tail).
-const AUDIT_LIMIT: u64 = 256 << 20;
-const GATEWAY_LOG_LIMIT: u64 = 64 << 20;
+/// Then for its last lines to reach `egress.jsonl` and `gateway.log` (its output has ended).
+const FILES_LIMIT: Duration = Duration::from_secs(2);
 
 /// What a run's gateway needs to know.
 pub struct GatewayOptions {
@@ -58,8 +55,8 @@ pub struct GatewayOptions {
     /// Where its socket goes (`RunDir::gateway_dir`), and the relay (`RunDir::relay`).
     pub dir: PathBuf,
     pub relay: PathBuf,
-    /// Where rate limits are told as they happen (for the displays).
-    pub events: Option<EventSender>,
+    /// Told of each rate limit as it happens (the caller turns it into its displays' event).
+    pub on_rate_limit: Option<OnRateLimit>,
 }
 
 /// The network of a run made by an earlier sandpen (one per run, before tasks had none): named
@@ -107,6 +104,8 @@ pub struct Gateway {
     spent: Arc<Mutex<HashMap<String, CancellationToken>>>,
     /// While the upstream limits the run, no task is admitted (so no container starts).
     paused: Arc<Window>,
+    /// The reader of its reports, which ends once its files are written whole.
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -157,7 +156,7 @@ impl Gateway {
             name: container_name(&owner.run_id),
             image: opts.image.clone(),
             cmd: vec![],
-            labels: owner.labels("", "gateway"),
+            labels: owner.labels("", crate::engine::spec::ROLE_GATEWAY),
             // Its directory's owner: it alone writes there.
             user: engine.dialect().user_owning(placement.owner),
             limits: Limits {
@@ -210,6 +209,7 @@ impl Gateway {
             waiters: Default::default(),
             spent: Default::default(),
             paused: Default::default(),
+            reader: Mutex::new(None),
         }
     }
 
@@ -274,20 +274,15 @@ impl Gateway {
             prices: opts.prices.clone(),
         })
         .await?;
-        let open = |p: &PathBuf, limit, marker| {
-            CappedLog::create(p, limit, marker)
-                .map_err(|e| GatewayError::Start(format!("opening {}: {e}", p.display())))
-        };
-        let mut audit = open(&opts.audit, AUDIT_LIMIT, Marker::JsonLine)?;
-        let mut log = open(&opts.log, GATEWAY_LOG_LIMIT, Marker::Text("a fixed cap per run"))?;
-        let _ = log.write_all(&stderr);
+        let files = files::open(&opts.audit, &opts.log)?;
+        files.send(GatewayLine::Log(stderr.into())).await;
         let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
         let spent = self.spent.clone();
-        let (paused, events) = (self.paused.clone(), opts.events.clone());
-        tokio::spawn(async move {
+        let (paused, on_rate_limit) = (self.paused.clone(), opts.on_rate_limit.clone());
+        let reader = tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
                 if stream == Stream::Stderr {
-                    let _ = log.write_all(&bytes);
+                    files.send(GatewayLine::Log(bytes)).await;
                     continue;
                 }
                 for line in lines.push(&bytes) {
@@ -311,11 +306,11 @@ impl Gateway {
                         } => {
                             let wait = Duration::from_millis(*retry_after_ms);
                             paused.extend(wait);
-                            if let Some(events) = &events {
-                                events.send(Event::RateLimited {
+                            if let Some(tell) = &on_rate_limit {
+                                tell(RateLimit {
                                     task: task.clone(),
                                     status: *status,
-                                    resume_in_s: wait.as_secs_f64(),
+                                    resume_in: wait,
                                 });
                             }
                         }
@@ -324,7 +319,7 @@ impl Gateway {
                     // One write per line: the cap keeps whole lines.
                     let mut line = line;
                     line.push(b'\n');
-                    let _ = audit.write_all(&line);
+                    files.send(GatewayLine::Audit(line)).await;
                     if let Some(task) = task_of(&report) {
                         meters
                             .lock()
@@ -335,7 +330,9 @@ impl Gateway {
                     }
                 }
             }
+            let _ = files.finish().await;
         });
+        *self.reader.lock().unwrap() = Some(reader);
         Ok(())
     }
 
@@ -393,6 +390,14 @@ impl Gateway {
                 self.name,
                 short(&self.container)
             ));
+        }
+        // Its output ends with it: `egress.jsonl` and `gateway.log` are then written whole
+        // (within the limit: a hung disk must not hold the run's end either).
+        let reader = self.reader.lock().unwrap().take();
+        if let Some(reader) = reader
+            && failures.is_empty()
+        {
+            let _ = tokio::time::timeout(FILES_LIMIT, reader).await;
         }
         // Its socket and the relay go once the container is gone (no task container is left
         // then either: the gateway ends after the last task's). Small files: no need to leave

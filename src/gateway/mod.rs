@@ -13,6 +13,8 @@
 
 pub mod allow;
 pub mod budget;
+mod files;
+pub mod gate;
 mod host;
 pub mod meter;
 pub mod price;
@@ -45,9 +47,22 @@ pub enum GatewayError {
     Failed(String),
 }
 
+/// The model API limits the run (429 or 529): the gateway holds `task`'s request, and the run
+/// should start no new task, for `resume_in`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub task: String,
+    pub status: u16,
+    pub resume_in: std::time::Duration,
+}
+
+/// Where the gateway tells its rate limits: a callback, so the gateway knows nothing of the
+/// runner's events.
+pub type OnRateLimit = std::sync::Arc<dyn Fn(RateLimit) + Send + Sync>;
+
 /// What a task's container gets from the gateway before it starts: its token, as its API key
 /// (and its proxy password). The gateway's address reaches the container later, through its
-/// gate (`agent::gate`), once the gateway has admitted the token.
+/// gate (`gate.rs`), once the gateway has admitted the token.
 #[derive(Clone)]
 pub struct Admission {
     pub token: SecretString,
@@ -61,7 +76,7 @@ impl Admission {
     }
 
     pub fn secrets(&self) -> Vec<(String, SecretString)> {
-        vec![(crate::agent::gate::TOKEN.to_string(), self.token.clone())]
+        vec![(gate::TOKEN.to_string(), self.token.clone())]
     }
 
     /// Every variable a task's container gets from the gateway, gate included, for the list
@@ -73,7 +88,7 @@ impl Admission {
         a.env()
             .into_iter()
             .map(|(k, _)| k)
-            .chain(crate::agent::gate::names().map(String::from))
+            .chain(gate::names().map(String::from))
             .collect()
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::Usage;
+use super::usage::Usage;
 
 /// The output a request without `max_tokens` is reserved for.
 const DEFAULT_MAX_TOKENS: u64 = 32_000;

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// In the reports below; `usage.rs` reads it from the model API's answers.
+pub use super::usage::Usage;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
@@ -80,15 +83,6 @@ impl CredentialKind {
 
 /// The `anthropic-beta` value that OAuth tokens need upstream.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
-
-/// What one model request used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_creation_input_tokens: u64,
-    pub cache_read_input_tokens: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

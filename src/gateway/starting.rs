@@ -1,7 +1,7 @@
 //! The run's gateway while it is being made. Its making runs beside the run's first checkouts
 //! and containers instead of before them: a task waits only for the gateway's directory and
 //! relay before its container is made, and for the gateway to serve before its gate opens
-//! (`agent::gate`). A failed start fails each admission with the same words.
+//! (`gateway::gate`). A failed start fails each admission with the same words.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,9 +2,16 @@
 //! `data:` JSON per event; `message_start` carries the input side, `message_delta` the output
 //! count so far) or one JSON body. Bounded: a line longer than `LINE_LIMIT` is skipped.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::protocol::Usage;
+/// What one model request used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
 
 const LINE_LIMIT: usize = 1 << 20;
 

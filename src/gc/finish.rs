@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
+use crate::atomic_file::write_atomically;
 use crate::collect::{self, Job};
 use crate::engine::ContainerEngine;
 use crate::engine::spec::Owner;
-use crate::report::write_atomically;
+use crate::manifest::Manifest;
 use crate::runner::events::now_rfc3339;
-use crate::runner::manifest::Manifest;
 use crate::runner::{RunReport, TaskResult, TaskStatus};
 use crate::workspace::{Repo, RunDir};
 
@@ -103,7 +103,7 @@ pub async fn finish_run<E: ContainerEngine>(
                 }
             }
         }
-        result.stderr_tail = crate::runs::tail::failure_tail(&result);
+        result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);
         lines.push(format!(
             "task {}: {}{}",
             task.id,

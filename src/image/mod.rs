@@ -173,6 +173,34 @@ pub fn tag_for(target: Target, ctx: &BuildContext, base: &str, base_id: &str) ->
     (format!("{}:{}", target.repository(), &hash[..16]), hash)
 }
 
+/// The context, its tag and hash, and the hash of its sources (the same without extra CA
+/// certificates), made off the async workers: the gateway's context is sandpen's own
+/// executable, tens of megabytes read and hashed.
+async fn hashed_context(
+    target: Target,
+    ca_certs: &[PathBuf],
+    base: &str,
+    base_id: &str,
+) -> Result<(BuildContext, String, String, String), ImageError> {
+    let (certs, base, base_id) = (ca_certs.to_vec(), base.to_string(), base_id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let ctx = context_for(target, &certs)?;
+        let (tag, hash) = tag_for(target, &ctx, &base, &base_id);
+        let sources = match certs.is_empty() {
+            true => hash.clone(),
+            false => tag_for(target, &context_for(target, &[])?, &base, &base_id).1,
+        };
+        Ok((ctx, tag, hash, sources))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ImageError::Bootstrap {
+            base: target.repository(),
+            reason: format!("making the build context: {e}"),
+        })
+    })
+}
+
 /// Returns the tag of an image built from the current context, building it only when no image
 /// with that tag exists (or `rebuild` is set). A build that failed to verify a TLS certificate,
 /// with no CA given, is tried once more with this host's CA bundle: a host behind a
@@ -243,8 +271,7 @@ async fn ensure_once(
         on_event(ImageEvent::Reused { tag: tag.clone() });
         return Ok(tag);
     }
-    let ctx = context_for(req.target, &req.ca_certs)?;
-    let (tag, hash) = tag_for(req.target, &ctx, &base, &base_id);
+    let (ctx, tag, hash, sources) = hashed_context(req.target, &req.ca_certs, &base, &base_id).await?;
     // An image of this executable's bytes made under another stamp (a copy of the executable,
     // `cargo install`, a rebuild that produced the same bytes) is current, as `doctor` says:
     // it is reused, and this stamp recorded beside it so that the next run need not hash the
@@ -256,11 +283,6 @@ async fn ensure_once(
         on_event(ImageEvent::Reused { tag: tag.clone() });
         return Ok(tag);
     }
-    let (_, sources) = if req.ca_certs.is_empty() {
-        (String::new(), hash.clone())
-    } else {
-        tag_for(req.target, &context_for(req.target, &[])?, &base, &base_id)
-    };
     if !req.rebuild && stamp.is_none() {
         if engine.image_id(&tag).await?.is_some() {
             on_event(ImageEvent::Reused { tag: tag.clone() });

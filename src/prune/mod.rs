@@ -5,15 +5,14 @@
 //! live or still has containers is the caller's to check first.
 
 mod judge;
-mod remove;
 
+pub use crate::workspace::{disk_usage, remove_tree};
 pub use judge::{Refs, Verdict, judge};
-pub use remove::{disk_usage, remove_tree};
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::runner::manifest::Manifest;
+use crate::manifest::Manifest;
 use crate::runs;
 use crate::workspace::RunDir;
 

@@ -11,12 +11,13 @@ pub mod style;
 mod summary;
 mod writer;
 
+pub use crate::atomic_file::write_atomically;
 pub use html::HtmlWriter;
 pub use junit::JunitWriter;
 pub use live::LiveView;
 pub use ndjson::Ndjson;
 pub use summary::summary_table;
-pub use writer::{ReportWriter, write_atomically};
+pub use writer::ReportWriter;
 
 use std::time::Duration;
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RunConfig;
-use super::events::{EventSender, TaskResult, TaskStatus};
+use super::channel::EventSender;
+use super::events::{TaskResult, TaskStatus};
 use super::task::{self, Stop};
 use crate::engine::ContainerEngine;
 use crate::plan::TaskSpec;
@@ -75,7 +76,7 @@ pub(super) async fn run_from<E: ContainerEngine>(
 ) -> TaskResult {
     match resolve(&cfg, &t.id, &points).await {
         Ok(base) => task::run(engine, cfg, t, base, events, stop).await,
-        Err((status, msg)) => super::scheduler::never_started(&cfg, &t, status, msg),
+        Err((status, msg)) => super::not_run::never_started(&cfg, &t, status, msg),
     }
 }
 

@@ -265,8 +265,6 @@ impl TaskResult {
     }
 }
 
-pub use super::channel::{EventReceiver, EventSender, Received};
-
 /// Why a running task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,7 +5,8 @@ mod admission;
 mod base;
 mod channel;
 pub mod events;
-pub mod manifest;
+mod network;
+mod not_run;
 mod scheduler;
 mod task;
 
@@ -16,7 +17,9 @@ mod tests;
 
 pub use admission::MemoryHold;
 pub use base::DepsFrom;
-pub use events::{Event, EventReceiver, EventSender, Received, RunReport, TaskResult, TaskStatus};
+pub use channel::{EventReceiver, EventSender, Received};
+pub use events::{Event, RunReport, TaskResult, TaskStatus};
+pub use network::TaskNetwork;
 pub use scheduler::execute;
 pub use task::{STOP_MARGIN, Stop};
 
@@ -43,8 +46,8 @@ pub struct RunConfig {
     /// Where a task with dependencies starts: their results (the default) or the base.
     pub deps_from: DepsFrom,
     pub image: String,
-    /// The tasks' network (none in gateway mode).
-    pub network: crate::engine::NetworkMode,
+    /// The tasks' network as the user chose it (`--network`).
+    pub network: TaskNetwork,
     pub max_turns: u32,
     pub jobs: usize,
     /// The engine's memory (`MemTotal`, bytes): the running tasks' memory limits add up to no

@@ -7,7 +7,9 @@ use tokio::task::JoinSet;
 use super::RunConfig;
 use super::admission::{Admission, MemoryHold, Verdict};
 use super::base;
-use super::events::{Event, EventSender, RunReport, TaskResult, TaskStatus, now_rfc3339};
+use super::channel::EventSender;
+use super::events::{Event, RunReport, TaskResult, TaskStatus, now_rfc3339};
+use super::not_run::{never_started, not_run};
 use super::task::{Stop, container_name};
 use crate::engine::spec::LABEL_RUN;
 use crate::engine::{ContainerEngine, EngineError, left_for_gc, short};
@@ -287,7 +289,9 @@ async fn sweep<E: ContainerEngine>(
     };
     let mut failures = Vec::new();
     let gateway = |c: &crate::engine::ListedContainer| {
-        skip_gateway && c.labels.get(crate::engine::spec::LABEL_ROLE).map(String::as_str) == Some("gateway")
+        skip_gateway
+            && c.labels.get(crate::engine::spec::LABEL_ROLE).map(String::as_str)
+                == Some(crate::engine::spec::ROLE_GATEWAY)
     };
     for c in left.into_iter().filter(|c| !gateway(c)) {
         tracing::debug!("removing leftover container {}", c.name);
@@ -306,35 +310,11 @@ async fn sweep<E: ContainerEngine>(
 fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, mut result: TaskResult) {
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
-        result.stderr_tail = crate::runs::tail::failure_tail(&result);
+        result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);
     }
     events.send(Event::TaskFinished {
         task: result.id.clone(),
         result: Box::new(result.clone()),
     });
     done.insert(result.id.clone(), result);
-}
-
-/// The result of a task skipped or cancelled before it started: it will not use the gateway.
-pub(super) fn never_started(
-    cfg: &RunConfig,
-    t: &TaskSpec,
-    status: TaskStatus,
-    message: String,
-) -> TaskResult {
-    if let Some(g) = &cfg.gateway {
-        g.task_done(true);
-    }
-    not_run(cfg, t, status, message)
-}
-
-/// The result of a task that never got a container.
-fn not_run(cfg: &RunConfig, t: &TaskSpec, status: TaskStatus, message: String) -> TaskResult {
-    TaskResult {
-        status,
-        message: Some(message),
-        limits_enforced: cfg.limits_enforced,
-        memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
-        ..TaskResult::new(&t.id, &cfg.image, t.limits)
-    }
 }

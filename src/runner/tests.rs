@@ -88,7 +88,7 @@ async fn run_on(
         base,
         deps_from: Default::default(),
         image: "fake".into(),
-        network: crate::engine::NetworkMode::None,
+        network: super::TaskNetwork::None,
         max_turns: 5,
         jobs,
         engine_memory,

@@ -63,10 +63,15 @@ fn read(path: &Path) -> Option<StopRequest> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// Applies every request as it arrives, until the run ends (the caller aborts this).
+/// Applies every request as it arrives, until the run ends (the caller aborts this). Each look
+/// (a directory listing, reads, removals) runs off the async workers, one at a time.
 pub async fn serve(layout: RunDir, apply: impl Fn(StopRequest) + Send + 'static) {
     loop {
-        for request in take(&layout) {
+        let look = layout.clone();
+        let taken = tokio::task::spawn_blocking(move || take(&look))
+            .await
+            .unwrap_or_default();
+        for request in taken {
             apply(request);
         }
         tokio::time::sleep(POLL).await;

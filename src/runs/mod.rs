@@ -5,20 +5,18 @@
 
 pub mod control;
 mod follow;
-pub mod lines;
 pub mod results;
 mod status;
-pub mod streams;
-pub mod tail;
 
+pub use crate::task_log::{lines, streams, tail};
 pub use follow::follow;
 pub use status::{RunSummary, RunView, TaskState, TaskView, describe, task_state};
 
 use std::path::PathBuf;
 
 use crate::exit::{self, HasExitCode};
+use crate::manifest::Manifest;
 use crate::runner::RunReport;
-use crate::runner::manifest::Manifest;
 use crate::workspace::{RunDir, RunsHome};
 
 /// How many known names an error lists before it says how many more there are.

@@ -264,7 +264,7 @@ const LOG_TAIL: u64 = 16 << 20;
 /// (the messages before that part are not seen).
 fn turns_in_log(layout: &RunDir, task: &str) -> Option<u32> {
     let mut progress = AgentProgress::default();
-    let whole = super::lines::last_lines(&layout.log(task), LOG_TAIL, |line, cut| {
+    let whole = crate::task_log::lines::last_lines(&layout.log(task), LOG_TAIL, |line, cut| {
         if cut == 0
             && let Some(e) = parse_line(line)
         {
@@ -309,8 +309,8 @@ mod tests {
 
     #[test]
     fn a_live_run_is_described_from_its_partial_report_and_its_traces() {
+        use crate::manifest::{Manifest, ManifestTask};
         use crate::runner::RunReport;
-        use crate::runner::manifest::{Manifest, ManifestTask};
         let dir = tempfile::tempdir().unwrap();
         let layout = RunDir::new(dir.path().join("20260101-100000-abcd"));
         std::fs::create_dir_all(layout.internal()).unwrap();

@@ -38,15 +38,7 @@ pub async fn with_entry(
         on_event(ImageEvent::Reused { tag: tag.clone() });
         return Ok(tag);
     }
-    let exe = image::own_executable()?;
-    let bytes = std::fs::read(&exe).map_err(|e| ImageError::Bootstrap {
-        base: REPOSITORY.into(),
-        reason: format!("reading sandpen's own executable {}: {e}", exe.display()),
-    })?;
-    let mut ctx = BuildContext::new();
-    ctx.add("Dockerfile", 0o644, DOCKERFILE.as_bytes().to_vec());
-    ctx.add("sandpen", 0o755, bytes);
-    let hash = ctx.hash([("BASE_IMAGE", task_id.as_str())]);
+    let (ctx, hash) = context(task_id.clone()).await?;
     let tag = format!("{REPOSITORY}:{}", &hash[..16]);
     let args = HashMap::from([("BASE_IMAGE".to_string(), task_image.to_string())]);
     let labels = HashMap::from([
@@ -55,4 +47,25 @@ pub async fn with_entry(
     ]);
     image::build(engine, &ctx, &tag, &args, &labels, false, on_event).await?;
     Ok(tag)
+}
+
+/// The context (sandpen's own executable and the Dockerfile) and its hash, made off the async
+/// workers: the executable is read and hashed whole.
+async fn context(task_id: String) -> Result<(BuildContext, String), ImageError> {
+    let failed = |reason: String| ImageError::Bootstrap {
+        base: REPOSITORY.into(),
+        reason,
+    };
+    tokio::task::spawn_blocking(move || {
+        let exe = image::own_executable()?;
+        let bytes = std::fs::read(&exe)
+            .map_err(|e| failed(format!("reading sandpen's own executable {}: {e}", exe.display())))?;
+        let mut ctx = BuildContext::new();
+        ctx.add("Dockerfile", 0o644, DOCKERFILE.as_bytes().to_vec());
+        ctx.add("sandpen", 0o755, bytes);
+        let hash = ctx.hash([("BASE_IMAGE", task_id.as_str())]);
+        Ok((ctx, hash))
+    })
+    .await
+    .unwrap_or_else(|e| Err(failed(format!("making the build context: {e}"))))
 }

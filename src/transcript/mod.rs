@@ -79,7 +79,7 @@ pub enum Entry {
     Output(String),
     /// A line that starts like JSON but does not parse (cut short, or garbled).
     Partial(String),
-    /// The bytes of a line past the reader's bound (`runs::lines`): not read.
+    /// The bytes of a line past the reader's bound (`task_log::lines`): not read.
     Cut(u64),
 }
 

@@ -27,7 +27,7 @@ impl RunDir {
         self.root.join(format!("{task}.stderr.log"))
     }
 
-    /// Where the task's output switched between stdout and stderr (`runs::streams`).
+    /// Where the task's output switched between stdout and stderr (`task_log::streams`).
     pub fn streams_log(&self, task: &str) -> PathBuf {
         self.root.join(format!("{task}.streams"))
     }
@@ -111,12 +111,6 @@ impl RunDir {
     /// What `gc` needs to finish a run whose sandpen died: repository, base, image, tasks.
     pub fn manifest(&self) -> PathBuf {
         self.internal().join("run.json")
-    }
-
-    /// Whether the run's tasks ran on a Docker Swarm (its manifest says so).
-    pub fn on_swarm(&self) -> bool {
-        crate::runner::manifest::Manifest::read(&self.manifest())
-            .is_ok_and(|m| m.backend.as_deref() == Some("swarm"))
     }
 
     pub fn path(&self) -> &Path {

@@ -11,6 +11,7 @@ mod layout;
 mod merge;
 mod objects;
 mod owner;
+mod remove;
 mod result;
 mod results;
 mod take_in;
@@ -22,6 +23,7 @@ pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
 pub use owner::{chown_tree, owner_of};
+pub use remove::{disk_usage, remove_tree};
 pub use results::{CommitLine, DiffStat, FileChange, printable};
 pub use take_in::{TakeIn, Taken};
 

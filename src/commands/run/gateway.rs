@@ -33,7 +33,7 @@ pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
 }
 
 /// `--allow-host`, `allow_hosts` and `--max-cost` mean something only with the gateway.
-pub(super) fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: bool) -> anyhow::Result<()> {
+pub(super) fn check_gateway_input(args: &RunArgs, plan: &Plan) -> anyhow::Result<()> {
     for entry in &args.allow_hosts {
         if let Err(why) = HostPattern::parse(entry) {
             return Err(UsageError(format!(
@@ -42,7 +42,7 @@ pub(super) fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: boo
             .into());
         }
     }
-    if gateway_mode {
+    if args.network.is_gateway() {
         return Ok(());
     }
     let network = &args.network;
@@ -108,7 +108,13 @@ pub(super) fn start_gateway(
         log: layout.gateway_log(),
         dir: layout.gateway_dir(),
         relay: layout.relay(),
-        events: Some(events),
+        on_rate_limit: Some(std::sync::Arc::new(move |r: crate::gateway::RateLimit| {
+            events.send(crate::runner::Event::RateLimited {
+                task: r.task,
+                status: r.status,
+                resume_in_s: r.resume_in.as_secs_f64(),
+            })
+        })),
     };
     let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
     GatewayHandle::new(std::sync::Arc::new(starting), p.plan.tasks.len())

@@ -5,15 +5,15 @@ use secrecy::SecretString;
 
 use crate::agent;
 use crate::cli::{DepsFromArg, RunArgs};
+use crate::engine::Engine;
 use crate::engine::spec::Owner;
-use crate::engine::{Engine, NetworkMode};
 use crate::exit::{self, UsageError};
 use crate::gateway::price::PriceTable;
 use crate::image::{ImageRequest, Target};
+use crate::manifest::{Manifest, ManifestTask};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
 use crate::report::{self, Consumer, HtmlWriter, JunitWriter, LiveView, Ndjson, ReportWriter};
-use crate::runner::manifest::{Manifest, ManifestTask};
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
 
@@ -34,8 +34,8 @@ pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub jobs: usize,
-    /// `gateway`, or the network task containers join directly.
-    pub network: String,
+    /// The run's gateway, or the network task containers join directly.
+    pub network: runner::TaskNetwork,
     /// What every task may reach through the gateway beyond the defaults.
     pub allow_hosts: Vec<String>,
     pub max_turns: u32,
@@ -123,8 +123,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         args.max_prompt_size,
     );
     let mut plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
-    let gateway_mode = args.network == GATEWAY;
-    check_gateway_input(args, &plan, gateway_mode)?;
+    check_gateway_input(args, &plan)?;
     let swarm_input = swarm::check_input(args)?;
     let prices = match &args.prices {
         Some(path) => std::fs::read_to_string(path)
@@ -206,11 +205,12 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         (Some(on), Some(input)) => swarm::ready(on, input, &image).await?,
         _ => image,
     };
-    let gateway = match gateway_mode {
+    let gateway = match args.network.is_gateway() {
         true => Some((gateway_image(&engine).await?, prices)),
         false => None,
     };
-    // Failure injection for the test of a gateway that dies before it serves; inert unless set.
+    // Failure injection for the test of a gateway that dies before it serves: test builds only.
+    #[cfg(feature = "fault-injection")]
     let gateway = match std::env::var("SANDPEN_TEST_GATEWAY_IMAGE") {
         Ok(image) => gateway.map(|(_, prices)| (image, prices)),
         Err(_) => gateway,
@@ -249,11 +249,11 @@ pub fn check_output_file(flag: &str, path: Option<&std::path::Path>) -> anyhow::
         .map_err(|e| refused(format!("cannot write in {} ({e})", dir.display())).into())
 }
 
-/// The network mode in which tasks reach only the run's gateway.
-pub const GATEWAY: &str = "gateway";
-
-async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
-    if matches!(network, GATEWAY | "none" | "bridge" | "host") || engine.network_exists(network).await? {
+async fn check_network(engine: &Engine, network: &runner::TaskNetwork) -> anyhow::Result<()> {
+    let runner::TaskNetwork::Named(name) = network else {
+        return Ok(());
+    };
+    if engine.network_exists(name).await? {
         return Ok(());
     }
     Err(UsageError(format!(
@@ -335,11 +335,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         base: p.base,
         deps_from: opts.deps_from,
         image: p.image,
-        // In gateway mode tasks have no network: their way out is the gateway's relay.
-        network: match opts.network.as_str() {
-            GATEWAY => NetworkMode::None,
-            other => NetworkMode::parse(other),
-        },
+        network: opts.network.clone(),
         max_turns: opts.max_turns,
         jobs: opts.jobs,
         engine_memory: p.engine_memory.max(0) as u64,

@@ -67,7 +67,7 @@ pub fn check_input(args: &RunArgs) -> anyhow::Result<Option<SwarmInput>> {
                 "--advertise-addr {addr:?} is not an IP address or IP:PORT\nfix: give an address of this machine, for example 10.0.0.5 or 10.0.0.5:7070"
             ))
         })?;
-    if args.network != "bridge" {
+    if args.network != crate::runner::TaskNetwork::Bridge {
         return Err(usage(format!(
             "--network {}: on a Swarm, tasks reach the network through their node's bridge, with \
              the credentials in their environment; the gateway (no route out but an allowlist, \

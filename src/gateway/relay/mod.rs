@@ -4,7 +4,7 @@
 //! the run (`RunDir::gateway_dir`), which every task container gets read-only; in the
 //! container, `sandpen-relay` (`program.rs`, built statically by `src/build.rs` and embedded
 //! here) listens on a loopback port and pipes each connection to that socket. The task's
-//! model API and proxy settings name the loopback port (`agent::gate`).
+//! model API and proxy settings name the loopback port (`gateway::gate`).
 //!
 //! The socket gives a task nothing of another's: every request still needs its own token.
 

@@ -17,7 +17,7 @@ use crate::capped_log::{CappedLog, Marker};
 use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
-use crate::runs::streams::StreamOrder;
+use crate::task_log::streams::StreamOrder;
 
 /// How a task's logs are given more room, named in their marker.
 const LOG_MARKER: Marker = Marker::Text("--log-limit");
@@ -386,13 +386,17 @@ async fn within<T>(
     EngineError::limited(what, left.max(MIN_CALL), call).await
 }
 
-/// Failure injection for the tests of every exit path. Compiled in, inert unless the variable
-/// is set: `SANDPEN_TEST_PANIC_AFTER_START=<task id>` makes that task's runner panic right
-/// after its container started.
+/// Failure injection for the tests of every exit path, only in test builds (the
+/// `fault-injection` feature, which `cargo test` turns on): `SANDPEN_TEST_PANIC_AFTER_START=<task
+/// id>` makes that task's runner panic right after its container started.
 mod test_hooks {
+    #[cfg(feature = "fault-injection")]
     pub fn after_start(task: &str) {
         if std::env::var("SANDPEN_TEST_PANIC_AFTER_START").is_ok_and(|t| t == task) {
             panic!("SANDPEN_TEST_PANIC_AFTER_START: injected panic in task {task}");
         }
     }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub fn after_start(_task: &str) {}
 }

@@ -1,4 +1,4 @@
-//! Opening a task container's gate (`agent::gate`) in gateway mode: once the run's gateway has
+//! Opening a task container's gate (`gateway::gate`) in gateway mode: once the run's gateway has
 //! admitted the task's token, its address goes to the container's standard input, and the
 //! input closes. A refused admission closes the input alone: the container ends without
 //! running the task, and the task ends as `error` with the gateway's words.

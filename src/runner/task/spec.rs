@@ -14,7 +14,7 @@ use crate::workspace::OBJECTS_MOUNT;
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     // In gateway mode the task gets the gateway's settings and its own token, never the real
     // credentials, and no network: it mounts the gateway's socket and the relay to it.
-    if let (Some(a), Some(g)) = (&ctx.admission, &ctx.cfg.gateway) {
+    if let (true, Some(a), Some(g)) = (ctx.cfg.network.is_gateway(), &ctx.admission, &ctx.cfg.gateway) {
         let mut spec = with_credentials(ctx, checkout, a.secrets(), &NetworkMode::None);
         spec.mounts.extend(g.gw.task_mounts());
         spec.env.extend(a.env().iter().map(|(k, v)| format!("{k}={v}")));
@@ -33,7 +33,7 @@ pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> Cont
             (k.clone(), SecretString::from(value))
         })
         .collect();
-    with_credentials(ctx, checkout, secrets, &cfg.network)
+    with_credentials(ctx, checkout, secrets, &cfg.network.container())
 }
 
 fn with_credentials<E: ContainerEngine>(

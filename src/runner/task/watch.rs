@@ -10,18 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerStatsResponse;
+use bytes::Bytes;
 
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, phases};
+use crate::blocking_writer::BlockingWriter;
 use crate::capped_log::CappedLog;
 use crate::engine::{OutputStream, StatsStream, Stream};
 use crate::monitor::{
     AgentEvent, AgentProgress, LineAssembler, StatsPoint, StatsSample, StatsSummary, parse_line, sample_after,
 };
-use crate::runner::events::{Event, EventSender, now_rfc3339};
-use crate::runs::streams::StreamOrder;
+use crate::runner::channel::EventSender;
+use crate::runner::events::{Event, now_rfc3339};
+use crate::task_log::streams::StreamOrder;
 
 /// How often the state file is read.
 const PHASE_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,17 +37,24 @@ pub struct OutputSummary {
 }
 
 /// Where the task's output goes: its two logs, and the order they were written in, if that
-/// file could be made (`runs::streams`).
+/// file could be made (`task_log::streams`).
 pub struct OutputFiles {
     pub log: CappedLog,
     pub stderr_log: CappedLog,
     pub order: Option<StreamOrder>,
 }
 
-/// Appends every chunk to the task's capped log files as it arrives (the head is on disk as it
-/// comes; past the cap, the tail waits in spill files: see `CappedLog`), and follows the CLI's
-/// stream-json on stdout, every line of it whatever the cap. `violation` is cancelled when the
-/// CLI's init event lacks the WorkflowManager.
+/// How many chunks of output may wait for the task's log writer: past that, reading the
+/// container's output waits for the disk (the engine holds the rest).
+const OUTPUT_QUEUE: usize = 64;
+/// How many stats lines may wait for the stats log's writer before the stats watcher waits.
+const STATS_QUEUE: usize = 64;
+
+/// Appends every chunk to the task's capped log files as it arrives, on a writer thread off
+/// the async workers (the head is on disk as it comes; past the cap, the tail waits in spill
+/// files: see `CappedLog`), and follows the CLI's stream-json on stdout, every line of it
+/// whatever the cap. `violation` is cancelled when the CLI's init event lacks the
+/// WorkflowManager.
 pub async fn output(
     mut output: OutputStream,
     files: OutputFiles,
@@ -53,15 +63,12 @@ pub async fn output(
     violation: CancellationToken,
     state_file_seen: Arc<AtomicBool>,
 ) -> Result<OutputSummary, String> {
-    let OutputFiles {
-        mut log,
-        mut stderr_log,
-        mut order,
-    } = files;
+    let writer = BlockingWriter::spawn(files, OUTPUT_QUEUE, write_chunk, close_logs);
     let mut lines = LineAssembler::new();
     let mut sum = OutputSummary::default();
     let mut last_activity = String::new();
-    // Events of one chunk, sent once it is written: sending may wait for a slow display.
+    // Events of one chunk, sent once it is handed to the writer: sending may wait for a slow
+    // display.
     let mut pending: Vec<Event> = Vec::new();
     let mut on_line = |line: &[u8], sum: &mut OutputSummary, pending: &mut Vec<Event>| {
         let Some(ev) = parse_line(line) else { return };
@@ -102,23 +109,15 @@ pub async fn output(
     };
     while let Some(chunk) = output.next().await {
         let (stream, bytes) = chunk.map_err(|e| e.to_string())?;
-        // Only for showing the logs interleaved: a failure to note it costs only that.
-        if let Some(o) = &mut order
-            && o.note(stream == Stream::Stderr, bytes.len()).is_err()
-        {
-            order = None;
-        }
-        match stream {
-            Stream::Stdout => {
-                log.write_all(&bytes)
-                    .map_err(|e| format!("writing the task's log: {e}"))?;
-                for line in lines.push(&bytes) {
-                    on_line(&line, &mut sum, &mut pending);
-                }
+        let stderr = stream == Stream::Stderr;
+        if !stderr {
+            for line in lines.push(&bytes) {
+                on_line(&line, &mut sum, &mut pending);
             }
-            Stream::Stderr => stderr_log
-                .write_all(&bytes)
-                .map_err(|e| format!("writing the task's stderr log: {e}"))?,
+        }
+        if !writer.send((stderr, bytes)).await {
+            let e = writer.finish().await.err();
+            return Err(e.map_or_else(|| "the task's log writer stopped".to_string(), |e| e.to_string()));
         }
         for event in pending.drain(..) {
             events.send_volume(event).await;
@@ -130,17 +129,33 @@ pub async fn output(
     for event in pending {
         events.send_volume(event).await;
     }
-    // The tails, copied after the heads: off the async workers, they may be large.
-    let finished = tokio::task::spawn_blocking(move || {
-        let _ = order.map(StreamOrder::finish);
-        (log.finish(), stderr_log.finish())
-    })
-    .await;
-    match finished {
-        Ok((Ok(_), Ok(_))) => Ok(sum),
-        Ok((Err(e), _) | (_, Err(e))) => Err(format!("writing the tail of the task's log: {e}")),
-        Err(e) => Err(format!("writing the tail of the task's log: {e}")),
+    writer.finish().await.map_err(|e| e.to_string())?;
+    Ok(sum)
+}
+
+/// One chunk into its log, its stream's switch noted (on the writer's thread).
+fn write_chunk(files: &mut OutputFiles, (stderr, bytes): (bool, Bytes)) -> std::io::Result<()> {
+    // Only for showing the logs interleaved: a failure to note it costs only that.
+    if let Some(o) = &mut files.order
+        && o.note(stderr, bytes.len()).is_err()
+    {
+        files.order = None;
     }
+    let (log, which) = match stderr {
+        false => (&mut files.log, "log"),
+        true => (&mut files.stderr_log, "stderr log"),
+    };
+    log.write_all(&bytes)
+        .map_err(|e| std::io::Error::other(format!("writing the task's {which}: {e}")))
+}
+
+/// The tails, copied after the heads, once the output ended (they may be large).
+fn close_logs(files: OutputFiles) -> std::io::Result<()> {
+    let _ = files.order.map(StreamOrder::finish);
+    let tail = |e| std::io::Error::other(format!("writing the tail of the task's log: {e}"));
+    files.log.finish().map_err(tail)?;
+    files.stderr_log.finish().map_err(tail)?;
+    Ok(())
 }
 
 /// Follows the engine's stats stream from the container's start until `stop` (the container
@@ -158,7 +173,7 @@ pub async fn stats(
     stop: CancellationToken,
 ) -> StatsSummary {
     let mut rec = Recorder {
-        log: Some(log),
+        log: Some(stats_writer(log)),
         started,
         prev: None,
         summary: StatsSummary::default(),
@@ -170,7 +185,8 @@ pub async fn stats(
         };
         // An error ends the stream: the engine has nothing more to say about the container.
         let Some(Ok(raw)) = next else { break };
-        if let Some(s) = rec.record(raw) {
+        if let Some((s, line)) = rec.record(raw) {
+            rec.write(line).await;
             events
                 .send_volume(Event::Stats {
                     task: task.clone(),
@@ -180,7 +196,8 @@ pub async fn stats(
         }
     }
     while let Some(Some(Ok(raw))) = stream.next().now_or_never() {
-        if let Some(s) = rec.record(raw) {
+        if let Some((s, line)) = rec.record(raw) {
+            rec.write(line).await;
             events
                 .send_volume(Event::Stats {
                     task: task.clone(),
@@ -189,19 +206,35 @@ pub async fn stats(
                 .await;
         }
     }
+    if let Some(w) = rec.log.take()
+        && let Err(e) = w.finish().await
+    {
+        tracing::warn!("writing the stats log: {e}");
+    }
     rec.summary
+}
+
+/// The stats log's writer: lines appended off the async workers.
+fn stats_writer(log: File) -> BlockingWriter<Vec<u8>> {
+    BlockingWriter::spawn(
+        log,
+        STATS_QUEUE,
+        |f: &mut File, line: Vec<u8>| f.write_all(&line),
+        |_| Ok(()),
+    )
 }
 
 /// Turns raw samples into the stats log's lines and the summary.
 struct Recorder {
-    log: Option<File>,
+    log: Option<BlockingWriter<Vec<u8>>>,
     started: Instant,
     prev: Option<ContainerStatsResponse>,
     summary: StatsSummary,
 }
 
 impl Recorder {
-    fn record(&mut self, raw: ContainerStatsResponse) -> Option<StatsSample> {
+    /// The sample and its line for the stats log.
+    fn record(&mut self, raw: ContainerStatsResponse) -> Option<(StatsSample, Vec<u8>)> {
         let s = sample_after(self.prev.as_ref(), &raw, self.started.elapsed());
         // A stopped container reports zeros; they are not a sample of the task.
         if s.memory_bytes == 0 && s.pids.unwrap_or(0) == 0 {
@@ -210,16 +243,20 @@ impl Recorder {
         self.prev = Some(raw);
         self.summary.add(&s);
         let point = StatsPoint::new(self.started.elapsed().as_secs_f64(), now_rfc3339(), &s);
-        if let Some(log) = &mut self.log {
-            let mut line = serde_json::to_vec(&point).expect("a stats point serialises");
-            line.push(b'\n');
-            // The samples are a record, not the task: a failed write drops the log, not the task.
-            if let Err(e) = log.write_all(&line) {
-                tracing::warn!("writing the stats log: {e}; no more samples are written");
-                self.log = None;
-            }
+        let mut line = serde_json::to_vec(&point).expect("a stats point serialises");
+        line.push(b'\n');
+        Some((s, line))
+    }
+
+    /// The samples are a record, not the task: a failed write drops the log, not the task.
+    async fn write(&mut self, line: Vec<u8>) {
+        if let Some(w) = &self.log
+            && !w.send(line).await
+            && let Some(w) = self.log.take()
+        {
+            let e = w.finish().await.err().map(|e| e.to_string()).unwrap_or_default();
+            tracing::warn!("writing the stats log: {e}; no more samples are written");
         }
-        Some(s)
     }
 }
 

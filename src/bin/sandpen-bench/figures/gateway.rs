@@ -116,7 +116,7 @@ async fn round_trips(ctx: &Ctx, image: &str) -> Measured<(Sample, Sample, f64)> 
             log: run_dir.join("gateway.log"),
             dir: run_dir.join("gateway"),
             relay: run_dir.join("relay"),
-            events: None,
+            on_rate_limit: None,
         },
     )
     .await

@@ -15,7 +15,7 @@ pub struct Manifest {
     /// The uid:gid the tasks ran as.
     pub user: (u32, u32),
     /// Whether the engine applied the tasks' limits (`Dialect::cgroup_per_container`).
-    #[serde(default = "crate::runner::events::yes")]
+    #[serde(default = "yes")]
     pub limits_enforced: bool,
     /// Where the tasks ran, when not in containers of one engine: `swarm` (a Swarm's
     /// services, whose work `gc` can only take from what came back, never from a sandbox).
@@ -37,10 +37,19 @@ pub struct ManifestTask {
     pub salvage: crate::collect::SalvageLimits,
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// Whether the run's tasks ran on a Docker Swarm (its manifest says so).
+pub fn on_swarm(layout: &crate::workspace::RunDir) -> bool {
+    Manifest::read(&layout.manifest()).is_ok_and(|m| m.backend.as_deref() == Some("swarm"))
+}
+
 impl Manifest {
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::report::write_atomically(path, &json)
+        crate::atomic_file::write_atomically(path, &json)
     }
 
     pub fn read(path: &std::path::Path) -> std::io::Result<Self> {

@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use super::lines;
-use crate::runner::TaskResult;
 
 /// How many lines of a failed task's stderr the reports show, as nextest shows a failing
 /// test's output: enough for the error, not the whole log.
@@ -21,9 +20,9 @@ const WINDOW: u64 = 64 * 1024;
 const FAILURE_WINDOW: u64 = 256 * 1024;
 
 /// The last `FAILURE_LINES` non-blank lines of the task's stderr, or of its output when its
-/// stderr has none; empty when neither exists.
-pub fn failure_tail(t: &TaskResult) -> Vec<String> {
-    [&t.stderr_log, &t.log]
+/// stderr has none; empty when neither exists (a path may be empty: no such log).
+pub fn failure_tail(stderr_log: &str, log: &str) -> Vec<String> {
+    [stderr_log, log]
         .into_iter()
         .filter(|p| !p.is_empty())
         .map(|p| last_lines_within(Path::new(p), FAILURE_LINES, true, FAILURE_WINDOW))
@@ -120,18 +119,15 @@ mod tests {
         let (err, out) = (dir.path().join("e.log"), dir.path().join("o.log"));
         std::fs::write(&err, "\n  \n").unwrap();
         std::fs::write(&out, format!("a\n\x1b[2Jb\tc\n{}\n", "x".repeat(500))).unwrap();
-        let limits = crate::engine::spec::Limits {
-            nano_cpus: 1,
-            memory_bytes: 1,
-            pids: 1,
-        };
-        let mut t = TaskResult::new("t", "img", limits);
-        (t.stderr_log, t.log) = (err.display().to_string(), out.display().to_string());
-        let tail = failure_tail(&t);
+        let (err_s, out_s) = (err.display().to_string(), out.display().to_string());
+        let tail = failure_tail(&err_s, &out_s);
         assert_eq!(tail[..2], ["a", "\\u{1b}[2Jb c"], "stderr blank: the output");
         assert_eq!(tail[2].chars().count(), FAILURE_WIDTH + 1);
         assert!(tail[2].ends_with('…'));
         std::fs::write(&err, "error: could not find module frobnicate\n").unwrap();
-        assert_eq!(failure_tail(&t), ["error: could not find module frobnicate"]);
+        assert_eq!(
+            failure_tail(&err_s, &out_s),
+            ["error: could not find module frobnicate"]
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! name the address, then runs the task. Input closed without a line (the gateway never
 //! admitted the task), or a relay that cannot listen: the task does not run.
 
-use crate::gateway::relay::{RELAY_MOUNT, socket_in_container};
+use super::relay::{RELAY_MOUNT, socket_in_container};
 
 /// The exit code of a container whose gate never opened.
 pub const NOT_ADMITTED: i64 = 125;
