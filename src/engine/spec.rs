@@ -142,6 +142,9 @@ pub struct ContainerSpec {
     /// For an engine that shares no disk with sandpen: how the container collects its work
     /// itself (a local container's command carries its own collection, `agent::command`).
     pub self_collect: Option<SelfCollect>,
+    /// The engine's OCI runtime for it (`--runtime`, e.g. gVisor's `runsc`); `None` is the
+    /// engine's default.
+    pub runtime: Option<String>,
 }
 
 /// How a container far from sandpen's disk collects its work, after its command, whether that
@@ -189,6 +192,7 @@ impl ContainerSpec {
                 typ: Some("none".into()),
                 config: None,
             }),
+            runtime: self.runtime.clone(),
             ..hardened(&self.limits, dialect)
         };
         ContainerCreateBody {
@@ -237,6 +241,7 @@ mod tests {
             engine_log: false,
             gated: false,
             self_collect: None,
+            runtime: None,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct EngineInfo {
     pub ncpu: i64,
     pub mem_total: i64,
     pub init_binary: String,
+    /// The OCI runtimes a container may name (`--runtime`), with their executables and
+    /// arguments, and the one used when none is named.
+    pub runtimes: Vec<super::RuntimeInfo>,
+    pub default_runtime: String,
 }
 
 impl EngineInfo {
@@ -35,7 +39,10 @@ impl EngineInfo {
         info: SystemInfo,
     ) -> Self {
         let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+        let (runtimes, default_runtime) = super::runtimes::from_info(&info);
         Self {
+            runtimes,
+            default_runtime,
             address: address.to_string(),
             name: dialect.name().into(),
             dialect,

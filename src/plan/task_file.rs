@@ -41,6 +41,7 @@ struct RawDefaults {
     salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
+    runtime: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -62,6 +63,7 @@ struct RawTask {
     salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
+    runtime: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -136,11 +138,13 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
         ),
         None => (Overrides::default(), BTreeMap::new(), Vec::new()),
     };
+    let file_runtime = raw.defaults.as_ref().and_then(|d| runtime(&src, &d.runtime, errors));
     let shared = Shared {
         // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
         overrides: ctx.flags.over(file_defaults),
         env: default_env,
         allow_hosts: default_allow,
+        runtime: ctx.runtime.clone().or(file_runtime),
         dir,
     };
 
@@ -164,6 +168,8 @@ struct Shared {
     env: BTreeMap<String, String>,
     /// `[defaults] allow_hosts`, which each task's own list adds to.
     allow_hosts: Vec<String>,
+    /// `--runtime`, else `[defaults] runtime`; a task's own key beats both.
+    runtime: Option<String>,
     /// The file's directory, resolved ([`policy::dir_of`]).
     dir: PathBuf,
 }
@@ -270,6 +276,7 @@ fn load_task(
             salvage,
             allow_hosts: hosts,
             max_cost,
+            runtime: runtime(src, &task.runtime, errors).or_else(|| shared.runtime.clone()),
         },
         deps,
     })
@@ -410,6 +417,20 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec
         salvage_total: check(src, "salvage_max_total", salvage_total, units::disk_value, errors),
         max_cost: check(src, "max_cost", max_cost, units::cost_value, errors),
     }
+}
+
+/// A `runtime` key, checked as a name (the engine is asked later).
+fn runtime(src: &Source, value: &Option<Spanned<Value>>, errors: &mut Vec<PlanError>) -> Option<String> {
+    let value = value.as_ref()?;
+    units::runtime_value(value.get_ref())
+        .map_err(|reason| {
+            errors.push(PlanError::BadValue {
+                at: src.at(value.span()),
+                what: format!("`runtime` = {}", value.get_ref()),
+                reason,
+            })
+        })
+        .ok()
 }
 
 /// An `allow_hosts` list, every entry checked as the gateway will read it.
