@@ -140,7 +140,11 @@ fn print_text(r: &Report) {
 fn print_runtimes(e: &EngineInfo) {
     use crate::engine::runtimes::{HOW_TO_ADD_RUNSC, RUNSC};
     for r in &e.runtimes {
-        let default = if r.name == e.default_runtime { " (default)" } else { "" };
+        let default = if r.name == e.default_runtime {
+            " (default)"
+        } else {
+            ""
+        };
         let path = if r.path.is_empty() { "?" } else { &r.path };
         let args = match r.args.is_empty() {
             true => String::new(),
@@ -158,7 +162,10 @@ fn print_runtimes(e: &EngineInfo) {
     for r in gvisor {
         let gaps = r.gvisor_gaps();
         if gaps.is_empty() {
-            println!("{:<11} `run --runtime {}` puts tasks under gVisor", "runtime", r.name);
+            println!(
+                "{:<11} `run --runtime {}` puts tasks under gVisor",
+                "runtime", r.name
+            );
         }
         for gap in gaps {
             println!("warning     {gap}");

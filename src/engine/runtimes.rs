@@ -152,7 +152,11 @@ mod tests {
         let why = refusal(std::slice::from_ref(&bare), "runsc", true).unwrap();
         assert!(why.contains("--host-uds=open"), "{why}");
         assert!(refusal(std::slice::from_ref(&bare), "runsc", false).is_none());
-        let good = rt("gvisor", "/usr/bin/runsc", &["--host-uds", "all", "-network=none"]);
+        let good = rt(
+            "gvisor",
+            "/usr/bin/runsc",
+            &["--host-uds", "all", "-network=none"],
+        );
         assert!(good.is_gvisor());
         assert!(good.gvisor_gaps().is_empty(), "{:?}", good.gvisor_gaps());
         assert!(rt("runc", "runc", &[]).gvisor_gaps().is_empty());

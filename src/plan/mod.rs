@@ -244,17 +244,20 @@ pub fn load(
     let mut errors = Vec::new();
     let ctx = Context {
         flags: parse_flags(flags, &mut errors),
-        runtime: flags.runtime.as_ref().and_then(|r| match units::parse_runtime(r) {
-            Ok(r) => Some(r),
-            Err(reason) => {
-                errors.push(PlanError::Flag {
-                    flag: "runtime",
-                    value: r.clone(),
-                    reason,
-                });
-                None
-            }
-        }),
+        runtime: flags
+            .runtime
+            .as_ref()
+            .and_then(|r| match units::parse_runtime(r) {
+                Ok(r) => Some(r),
+                Err(reason) => {
+                    errors.push(PlanError::Flag {
+                        flag: "runtime",
+                        value: r.clone(),
+                        reason,
+                    });
+                    None
+                }
+            }),
         defaults,
         prompts,
     };

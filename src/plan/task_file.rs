@@ -138,7 +138,10 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
         ),
         None => (Overrides::default(), BTreeMap::new(), Vec::new()),
     };
-    let file_runtime = raw.defaults.as_ref().and_then(|d| runtime(&src, &d.runtime, errors));
+    let file_runtime = raw
+        .defaults
+        .as_ref()
+        .and_then(|d| runtime(&src, &d.runtime, errors));
     let shared = Shared {
         // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
         overrides: ctx.flags.over(file_defaults),
