@@ -269,6 +269,23 @@ mod tests {
     }
 
     #[test]
+    fn a_runtime_is_the_engine_s_default_unless_named() {
+        let body = spec().to_body(&Dialect::DOCKER);
+        assert_eq!(body.host_config.unwrap().runtime, None);
+        let named = ContainerSpec {
+            runtime: Some("runsc".into()),
+            ..spec()
+        };
+        let host = named.to_body(&Dialect::DOCKER).host_config.unwrap();
+        assert_eq!(host.runtime.as_deref(), Some("runsc"));
+        assert_eq!(
+            host.cap_drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "still hardened"
+        );
+    }
+
+    #[test]
     fn credentials_reach_the_container_but_never_a_debug_print() {
         let spec = spec();
         assert!(!format!("{spec:?}").contains("sk-canary"));

@@ -110,7 +110,8 @@ pub(super) fn toml_error(src: &Source, e: &toml::de::Error) -> PlanError {
     let message = e.message().trim().replace('\n', "; ");
     let fix = if message.starts_with("unknown field") {
         "remove the key or correct its spelling (the keys allowed here are listed above; \
-         [defaults] takes cpus, memory, memory_request, pids, timeout and env)"
+         [defaults] takes cpus, memory, memory_request, pids, timeout, disk, log_limit, \
+         salvage_max_file, salvage_max_total, max_cost, allow_hosts, runtime and env)"
     } else if message.contains("expected a sequence") {
         "lists are written in brackets, e.g. depends_on = [\"setup-db\"], and each task is its \
          own [[task]] table (double brackets)"
