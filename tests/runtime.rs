@@ -79,7 +79,9 @@ fn tasks_run_under_gvisor_with_every_promise_kept() {
     let toml = format!(
         "[defaults]\nruntime = \"runsc\"\n\n[[task]]\nid = \"gv\"\nprompt_text = '''{GVISOR_TASK}'''\n\n\
          [[task]]\nid = \"oom\"\nmemory = \"128m\"\n\
-         prompt_text = 'echo start; head -c 400m /dev/zero | tail > /dev/null; echo survived'\n"
+         prompt_text = 'echo start; head -c 400m /dev/zero | tail > /dev/null; echo survived'\n\n\
+         [[task]]\nid = \"disk\"\ndisk = \"50m\"\n\
+         prompt_text = 'dd if=/dev/zero of=big bs=1M count=1000 2>/dev/null; echo survived'\n"
     );
     let tasks = task_file(&toml);
     let out = output(&mut run_on(&probe, repo.path(), &tasks, &[]));
@@ -110,6 +112,9 @@ fn tasks_run_under_gvisor_with_every_promise_kept() {
         "over its memory: {oom}"
     );
     assert!(!log_of(&report, "oom").contains("survived"));
+    // The checkout is the host's directory behind gVisor's file proxy: its growth is seen.
+    let disk = task(&report, "disk");
+    assert_eq!(field(disk, "status"), "disk_exceeded", "{disk}");
     let manifest = std::fs::read_to_string(
         runs_dir(repo.path())
             .join(field(&report, "run_id"))
@@ -118,7 +123,11 @@ fn tasks_run_under_gvisor_with_every_promise_kept() {
     .unwrap();
     assert!(manifest.contains("\"runtime\": \"runsc\""), "{manifest}");
     assert!(engine.containers().is_empty(), "{:?}", engine.containers());
-    eprintln!("gVisor tasks (kernel {kernel}, oom {status}): {:?}", t.elapsed());
+    eprintln!(
+        "gVisor tasks (kernel {kernel}, oom {status}, disk peak {}): {:?}",
+        disk["peak_disk_bytes"],
+        t.elapsed()
+    );
 
     // Ctrl-C while a task runs under gVisor leaves nothing on the engine.
     let t = Instant::now();
