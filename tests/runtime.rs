@@ -58,6 +58,15 @@ fn tasks_run_under_gvisor_with_every_promise_kept() {
     use_engine(&engine.host);
     let repo = make_repo();
 
+    // doctor names the engine's runtimes, runsc's arguments, and that it is ready.
+    let doctor = run_ok(sandpen().arg("doctor"));
+    assert!(doctor.contains("runc (default)"), "{doctor}");
+    assert!(
+        doctor.contains("runsc: /usr/bin/runsc --host-uds=open --network=none")
+            && doctor.contains("`run --runtime runsc` puts tasks under gVisor"),
+        "{doctor}"
+    );
+
     // An unknown runtime: exit 2 naming the engine's, before anything is made.
     let t = Instant::now();
     let tasks = task_file("[[task]]\nid = \"x\"\nprompt_text = \"true\"\n");
