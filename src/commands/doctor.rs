@@ -152,6 +152,14 @@ fn print_runtimes(e: &EngineInfo) {
         };
         println!("{:<11} {}{default}: {path}{args}", "runtime", r.name);
     }
+    if let Some(why) = e.dialect.runtime_refused() {
+        println!(
+            "{:<11} --runtime is refused here: {}",
+            "runtime",
+            why.replace('\n', "; ")
+        );
+        return;
+    }
     let gvisor: Vec<_> = e.runtimes.iter().filter(|r| r.is_gvisor()).collect();
     if gvisor.is_empty() {
         println!(

@@ -269,6 +269,9 @@ fix: make it              the nodes' default (`\"default-runtime\"` in each node
         ))
         .into());
     }
+    if let (Some(name), Some(why)) = (named.first(), info.dialect.runtime_refused()) {
+        return Err(UsageError(format!("runtime {name}: {why}")).into());
+    }
     for name in named {
         if let Some(why) = crate::engine::runtimes::refusal(&info.runtimes, name, gateway_mode) {
             return Err(UsageError(why).into());
