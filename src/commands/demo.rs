@@ -17,13 +17,11 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     super::run::check_output_file("--html", args.html.as_deref())?;
     let engine = super::connect(host).await?;
     // Before the sample repository is made: a runtime the engine lacks leaves nothing behind.
-    if let Some(why) = args.runtime.as_deref().and_then(|rt| {
-        let refused = engine
-            .dialect()
-            .runtime_refused()
-            .map(|w| format!("runtime {rt}: {w}"));
-        refused.or_else(|| crate::engine::runtimes::refusal(&engine.info().runtimes, rt, true))
-    }) {
+    let refused = args
+        .runtime
+        .as_deref()
+        .and_then(|rt| engine.info().runtime_refusal(rt, true));
+    if let Some(why) = refused {
         return Err(UsageError(why).into());
     }
     let dir = sample_dir(args.repo.as_deref())?;

@@ -69,6 +69,18 @@ impl EngineInfo {
     }
 }
 
+impl EngineInfo {
+    /// Why containers cannot run under the runtime `name` here, its fix included: the engine
+    /// cannot choose one per container, lacks it, or (gateway mode) its gVisor cannot reach
+    /// the gateway's socket.
+    pub fn runtime_refusal(&self, name: &str, gateway_mode: bool) -> Option<String> {
+        if let Some(why) = self.dialect.runtime_refused() {
+            return Some(format!("runtime `{name}`: {why}"));
+        }
+        super::runtimes::refusal(&self.runtimes, name, gateway_mode)
+    }
+}
+
 impl Engine {
     /// What the engine said of itself at connect.
     pub fn info(&self) -> &EngineInfo {

@@ -264,16 +264,14 @@ fn check_runtimes(
     named.dedup();
     if on_swarm && let Some(name) = named.first() {
         return Err(UsageError(format!(
-            "runtime {name}: a Swarm service cannot choose its container runtime
-fix: make it              the nodes' default (`\"default-runtime\"` in each node's daemon.json), or run on one              engine (--backend local)"
+            "runtime {name}: a Swarm service cannot choose its container runtime\nfix: make it \
+             the nodes' default (`\"default-runtime\"` in each node's daemon.json), or run on one \
+             engine (--backend local)"
         ))
         .into());
     }
-    if let (Some(name), Some(why)) = (named.first(), info.dialect.runtime_refused()) {
-        return Err(UsageError(format!("runtime {name}: {why}")).into());
-    }
     for name in named {
-        if let Some(why) = crate::engine::runtimes::refusal(&info.runtimes, name, gateway_mode) {
+        if let Some(why) = info.runtime_refusal(name, gateway_mode) {
             return Err(UsageError(why).into());
         }
     }
