@@ -141,7 +141,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
     let file_runtime = raw
         .defaults
         .as_ref()
-        .and_then(|d| runtime(&src, &d.runtime, errors));
+        .and_then(|d| check(&src, "runtime", &d.runtime, units::runtime_value, errors));
     let shared = Shared {
         // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
         overrides: ctx.flags.over(file_defaults),
@@ -279,7 +279,8 @@ fn load_task(
             salvage,
             allow_hosts: hosts,
             max_cost,
-            runtime: runtime(src, &task.runtime, errors).or_else(|| shared.runtime.clone()),
+            runtime: check(src, "runtime", &task.runtime, units::runtime_value, errors)
+                .or_else(|| shared.runtime.clone()),
         },
         deps,
     })
@@ -390,24 +391,6 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec
         salvage_total,
         max_cost,
     ] = keys;
-    fn check<T>(
-        src: &Source,
-        key: &str,
-        value: &Option<Spanned<Value>>,
-        parse: fn(&Value) -> Result<T, String>,
-        errors: &mut Vec<PlanError>,
-    ) -> Option<T> {
-        let value = value.as_ref()?;
-        parse(value.get_ref())
-            .map_err(|reason| {
-                errors.push(PlanError::BadValue {
-                    at: src.at(value.span()),
-                    what: format!("`{key}` = {}", value.get_ref()),
-                    reason,
-                })
-            })
-            .ok()
-    }
     Overrides {
         nano_cpus: check(src, "cpus", cpus, units::cpus_value, errors),
         memory_bytes: check(src, "memory", memory, units::memory_value, errors),
@@ -422,14 +405,20 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec
     }
 }
 
-/// A `runtime` key, checked as a name (the engine is asked later).
-fn runtime(src: &Source, value: &Option<Spanned<Value>>, errors: &mut Vec<PlanError>) -> Option<String> {
+/// One key's value through its parser; a bad one is an error naming the key and its line.
+fn check<T>(
+    src: &Source,
+    key: &str,
+    value: &Option<Spanned<Value>>,
+    parse: fn(&Value) -> Result<T, String>,
+    errors: &mut Vec<PlanError>,
+) -> Option<T> {
     let value = value.as_ref()?;
-    units::runtime_value(value.get_ref())
+    parse(value.get_ref())
         .map_err(|reason| {
             errors.push(PlanError::BadValue {
                 at: src.at(value.span()),
-                what: format!("`runtime` = {}", value.get_ref()),
+                what: format!("`{key}` = {}", value.get_ref()),
                 reason,
             })
         })
