@@ -35,6 +35,10 @@ pub struct ManifestTask {
     /// What its salvage may commit (the defaults in manifests of older sandpens).
     #[serde(default)]
     pub salvage: crate::collect::SalvageLimits,
+    /// The engine's OCI runtime it ran under (`--runtime`), which `gc`'s sandbox uses too;
+    /// none for the engine's default (and in manifests of older sandpens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 fn yes() -> bool {

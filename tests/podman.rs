@@ -45,6 +45,8 @@ fn rootful_podman_runs_the_core_suite() {
     let doctor = output(sandpen().arg("doctor"));
     let said = stdout(&doctor);
     assert!(said.contains("Podman"), "doctor names Podman:\n{said}");
+    // Its compatible API ignores a container's runtime: `--runtime` is refused, and says so.
+    assert!(said.contains("--runtime is refused here"), "{said}");
 
     limits_hardening_and_exact_output();
     oom_timeout_and_two_branches();

@@ -36,6 +36,7 @@ fn spec(name: &str, image: &str, script: &str, memory_mib: i64) -> ContainerSpec
         engine_log: false,
         gated: false,
         self_collect: None,
+        runtime: None,
     }
 }
 

@@ -26,6 +26,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
+    /// The engine's OCI runtime for the tasks, as `run --runtime` (e.g. `runsc`).
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
+
     /// Containers at once.
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,

@@ -93,6 +93,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "gateway")]
     pub network: crate::runner::TaskNetwork,
 
+    /// The engine's OCI runtime for the tasks' containers and their collection, e.g. `runsc`
+    /// (gVisor: a user-space kernel between the task and the host's); the engine must have it
+    /// (`sandpen doctor` lists them). A task file's `runtime` beats it [default: the engine's]
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
+
     /// A host the tasks may reach through the gateway, beyond the model API and PyPI:
     /// `example.com`, `*.example.com`, `host:8443`, or `*` for any (repeatable).
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]

@@ -133,6 +133,8 @@ pub struct Job<'a> {
     pub user: (u32, u32),
     pub handed: bool,
     pub limits: Limits,
+    /// The task's OCI runtime (`--runtime`), which the sandbox runs under too.
+    pub runtime: Option<&'a str>,
     pub salvage: SalvageLimits,
     /// Whether what the task's container collected in place may be taken: not when sandpen
     /// stopped it (the script did not run, and whatever is there the task wrote).

@@ -185,6 +185,8 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         engine_log: false,
         gated: false,
         self_collect: None,
+        // The task's own runtime: what the task planted runs behind the same wall.
+        runtime: job.runtime.map(str::to_string),
     };
     let deadline = Instant::now() + TIME_LIMIT;
     let id = engine.create(&spec).await?;

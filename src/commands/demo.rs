@@ -16,6 +16,14 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
     super::run::check_output_file("--junit", args.junit.as_deref())?;
     super::run::check_output_file("--html", args.html.as_deref())?;
     let engine = super::connect(host).await?;
+    // Before the sample repository is made: a runtime the engine lacks leaves nothing behind.
+    let refused = args
+        .runtime
+        .as_deref()
+        .and_then(|rt| engine.info().runtime_refusal(rt, true));
+    if let Some(why) = refused {
+        return Err(UsageError(why).into());
+    }
     let dir = sample_dir(args.repo.as_deref())?;
     make_repo(&dir).await?;
     eprintln!("sample repository: {}", dir.display());
@@ -50,6 +58,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         memory: Some("1g".into()),
         cpus: Some("1".into()),
         timeout: Some("10m".into()),
+        runtime: args.runtime.clone(),
         ..Default::default()
     };
     let policy = PromptPolicy::for_run(Some(&dir), false, plan::DEFAULT_MAX_PROMPT_BYTES);

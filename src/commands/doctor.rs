@@ -106,6 +106,7 @@ fn print_text(r: &Report) {
             println!("            other builds: {}", s.stale_tags.join(", "));
         }
     }
+    print_runtimes(e);
     let swarm = match &r.swarm {
         SwarmStatus::Manager(c) => format!(
             "a manager: {} nodes ready and active (the largest {} CPUs, {:.1} GiB); \
@@ -133,4 +134,49 @@ fn print_text(r: &Report) {
         None => "a run would have no credential for the model API".to_string(),
     };
     println!("{:<11} {used}", "credentials");
+}
+
+/// The engine's runtimes, whether gVisor is among them, and what it lacks for sandpen.
+fn print_runtimes(e: &EngineInfo) {
+    use crate::engine::runtimes::{HOW_TO_ADD_RUNSC, RUNSC};
+    for r in &e.runtimes {
+        let default = if r.name == e.default_runtime {
+            " (default)"
+        } else {
+            ""
+        };
+        let path = if r.path.is_empty() { "?" } else { &r.path };
+        let args = match r.args.is_empty() {
+            true => String::new(),
+            false => format!(" {}", r.args.join(" ")),
+        };
+        println!("{:<11} {}{default}: {path}{args}", "runtime", r.name);
+    }
+    if let Some(why) = e.dialect.runtime_refused() {
+        println!(
+            "{:<11} --runtime is refused here: {}",
+            "runtime",
+            why.replace('\n', "; ")
+        );
+        return;
+    }
+    let gvisor: Vec<_> = e.runtimes.iter().filter(|r| r.is_gvisor()).collect();
+    if gvisor.is_empty() {
+        println!(
+            "{:<11} no `{RUNSC}` (gVisor, a user-space kernel under `run --runtime {RUNSC}`): {HOW_TO_ADD_RUNSC}",
+            "runtime"
+        );
+    }
+    for r in gvisor {
+        let gaps = r.gvisor_gaps();
+        if gaps.is_empty() {
+            println!(
+                "{:<11} `run --runtime {}` puts tasks under gVisor",
+                "runtime", r.name
+            );
+        }
+        for gap in gaps {
+            println!("warning     {gap}");
+        }
+    }
 }

@@ -173,6 +173,17 @@ impl Dialect {
         }
     }
 
+    /// Why a container cannot name its own OCI runtime here, if it cannot: Podman's
+    /// Docker-compatible API (4.3) ignores `HostConfig.Runtime` and runs the service's default
+    /// (its `info` also lists every runtime its configuration knows, installed or not).
+    pub fn runtime_refused(&self) -> Option<&'static str> {
+        (self.kind == EngineKind::Podman).then_some(
+            "Podman's Docker-compatible API ignores a container's runtime and would run the task \
+             under its default one\nfix: make it the service's default (`runtime = \"runsc\"` under \
+             [engine] in containers.conf, for every container it runs), or use Docker Engine",
+        )
+    }
+
     /// What this engine does not do that sandpen would use, for `doctor` and the run's start.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -331,6 +342,13 @@ mod tests {
         assert_eq!(d.ulimits(), None);
         assert_eq!(d.userns_mode(), None);
         assert!(d.warnings().is_empty());
+    }
+
+    #[test]
+    fn only_docker_lets_a_container_name_its_runtime() {
+        assert_eq!(Dialect::DOCKER.runtime_refused(), None);
+        let podman = Dialect::new(EngineKind::Podman, None, "unix:///tmp/p.sock");
+        assert!(podman.runtime_refused().unwrap().contains("containers.conf"));
     }
 
     #[test]

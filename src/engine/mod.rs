@@ -7,6 +7,7 @@ pub mod dialect;
 pub(crate) mod error;
 mod images;
 mod networks;
+pub mod runtimes;
 mod service;
 pub mod spec;
 mod system;
@@ -16,6 +17,7 @@ pub use dialect::{Dialect, EngineKind};
 pub use error::{EngineError, left_for_gc};
 pub use images::{BuildFailure, BuildLine, ImageSummary};
 pub use networks::NetworkMode;
+pub use runtimes::RuntimeInfo;
 pub use service::{Input, ServiceSpec};
 pub use system::EngineInfo;
 

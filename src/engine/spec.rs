@@ -145,6 +145,9 @@ pub struct ContainerSpec {
     /// For an engine that shares no disk with sandpen: how the container collects its work
     /// itself (a local container's command carries its own collection, `agent::command`).
     pub self_collect: Option<SelfCollect>,
+    /// The engine's OCI runtime for it (`--runtime`, e.g. gVisor's `runsc`); `None` is the
+    /// engine's default.
+    pub runtime: Option<String>,
 }
 
 /// How a container far from sandpen's disk collects its work, after its command, whether that
@@ -192,6 +195,7 @@ impl ContainerSpec {
                 typ: Some("none".into()),
                 config: None,
             }),
+            runtime: self.runtime.clone(),
             ..hardened(&self.limits, dialect)
         };
         ContainerCreateBody {
@@ -240,6 +244,7 @@ mod tests {
             engine_log: false,
             gated: false,
             self_collect: None,
+            runtime: None,
         }
     }
 
@@ -264,6 +269,23 @@ mod tests {
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let tmpfs = host.tmpfs.as_ref().unwrap();
         assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME));
+    }
+
+    #[test]
+    fn a_runtime_is_the_engine_s_default_unless_named() {
+        let body = spec().to_body(&Dialect::DOCKER);
+        assert_eq!(body.host_config.unwrap().runtime, None);
+        let named = ContainerSpec {
+            runtime: Some("runsc".into()),
+            ..spec()
+        };
+        let host = named.to_body(&Dialect::DOCKER).host_config.unwrap();
+        assert_eq!(host.runtime.as_deref(), Some("runsc"));
+        assert_eq!(
+            host.cap_drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "still hardened"
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct EngineInfo {
     pub ncpu: i64,
     pub mem_total: i64,
     pub init_binary: String,
+    /// The OCI runtimes a container may name (`--runtime`), with their executables and
+    /// arguments, and the one used when none is named.
+    pub runtimes: Vec<super::RuntimeInfo>,
+    pub default_runtime: String,
 }
 
 impl EngineInfo {
@@ -35,7 +39,10 @@ impl EngineInfo {
         info: SystemInfo,
     ) -> Self {
         let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+        let (runtimes, default_runtime) = super::runtimes::from_info(&info);
         Self {
+            runtimes,
+            default_runtime,
             address: address.to_string(),
             name: dialect.name().into(),
             dialect,
@@ -59,6 +66,18 @@ impl EngineInfo {
             mem_total: info.mem_total.unwrap_or(0),
             init_binary: text(info.init_binary),
         }
+    }
+}
+
+impl EngineInfo {
+    /// Why containers cannot run under the runtime `name` here, its fix included: the engine
+    /// cannot choose one per container, lacks it, or (gateway mode) its gVisor cannot reach
+    /// the gateway's socket.
+    pub fn runtime_refusal(&self, name: &str, gateway_mode: bool) -> Option<String> {
+        if let Some(why) = self.dialect.runtime_refused() {
+            return Some(format!("runtime `{name}`: {why}"));
+        }
+        super::runtimes::refusal(&self.runtimes, name, gateway_mode)
     }
 }
 

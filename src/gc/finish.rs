@@ -75,6 +75,7 @@ pub async fn finish_run<E: ContainerEngine>(
                 user: manifest.user,
                 handed: true,
                 limits: task.limits,
+                runtime: task.runtime.as_deref(),
                 salvage: task.salvage,
                 // gc may have removed the container while it ran: the sandbox collects.
                 ended_by_itself: false,

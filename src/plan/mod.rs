@@ -59,6 +59,9 @@ pub struct TaskSpec {
     pub allow_hosts: Vec<String>,
     /// The most its model requests may cost, metered at the gateway (`max_cost`, USD).
     pub max_cost: Option<f64>,
+    /// The engine's OCI runtime for its containers (`runtime`, `--runtime`, e.g. `runsc`);
+    /// `None` is the engine's default. Whether the engine has it is checked by `commands/run`.
+    pub runtime: Option<String>,
 }
 
 pub use crate::collect::SalvageLimits;
@@ -85,6 +88,8 @@ pub struct Flags {
     pub salvage_max_total: Option<String>,
     /// `--max-cost` (USD)
     pub max_cost: Option<String>,
+    /// `--runtime`
+    pub runtime: Option<String>,
 }
 
 /// The built-in values, used where neither a task file nor a flag says otherwise.
@@ -239,6 +244,20 @@ pub fn load(
     let mut errors = Vec::new();
     let ctx = Context {
         flags: parse_flags(flags, &mut errors),
+        runtime: flags
+            .runtime
+            .as_ref()
+            .and_then(|r| match units::parse_runtime(r) {
+                Ok(r) => Some(r),
+                Err(reason) => {
+                    errors.push(PlanError::Flag {
+                        flag: "runtime",
+                        value: r.clone(),
+                        reason,
+                    });
+                    None
+                }
+            }),
         defaults,
         prompts,
     };
@@ -302,6 +321,8 @@ fn request_above_limit(t: &TaskSpec) -> Option<PlanError> {
 struct Context<'a> {
     /// Values from CLI flags (those that parsed).
     flags: Overrides,
+    /// `--runtime`, checked: the runtime of every task that names none itself.
+    runtime: Option<String>,
     defaults: &'a Defaults,
     prompts: &'a PromptPolicy,
 }

@@ -75,6 +75,7 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> O
             salvage,
             allow_hosts: Vec::new(),
             max_cost,
+            runtime: ctx.runtime.clone(),
         },
     })
 }

@@ -44,6 +44,7 @@ struct RawDefaults {
     salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
+    runtime: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -65,6 +66,7 @@ struct RawTask {
     salvage_max_total: Option<Spanned<Value>>,
     max_cost: Option<Spanned<Value>>,
     allow_hosts: Option<Vec<Spanned<String>>>,
+    runtime: Option<Spanned<Value>>,
     env: Option<Env>,
 }
 
@@ -84,6 +86,7 @@ pub(super) const KNOWN: KnownKeys = KnownKeys {
         "salvage_max_total",
         "max_cost",
         "allow_hosts",
+        "runtime",
         "env",
     ],
     task_only: &["id", "prompt", "prompt_text", "depends_on"],
@@ -166,11 +169,16 @@ pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> V
         ),
         None => (Overrides::default(), BTreeMap::new(), Vec::new()),
     };
+    let file_runtime = raw
+        .defaults
+        .as_ref()
+        .and_then(|d| check(&src, "runtime", &d.runtime, units::runtime_value, errors));
     let shared = Shared {
         // Precedence: built-in < [defaults] < CLI flags < the task's own keys.
         overrides: ctx.flags.over(file_defaults),
         env: default_env,
         allow_hosts: default_allow,
+        runtime: ctx.runtime.clone().or(file_runtime),
         dir,
     };
 
@@ -194,6 +202,8 @@ struct Shared {
     env: BTreeMap<String, String>,
     /// `[defaults] allow_hosts`, which each task's own list adds to.
     allow_hosts: Vec<String>,
+    /// `--runtime`, else `[defaults] runtime`; a task's own key beats both.
+    runtime: Option<String>,
     /// The file's directory, resolved ([`policy::dir_of`]).
     dir: PathBuf,
 }
@@ -300,6 +310,8 @@ fn load_task(
             salvage,
             allow_hosts: hosts,
             max_cost,
+            runtime: check(src, "runtime", &task.runtime, units::runtime_value, errors)
+                .or_else(|| shared.runtime.clone()),
         },
         deps,
     })
@@ -410,24 +422,6 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec
         salvage_total,
         max_cost,
     ] = keys;
-    fn check<T>(
-        src: &Source,
-        key: &str,
-        value: &Option<Spanned<Value>>,
-        parse: fn(&Value) -> Result<T, String>,
-        errors: &mut Vec<PlanError>,
-    ) -> Option<T> {
-        let value = value.as_ref()?;
-        parse(value.get_ref())
-            .map_err(|reason| {
-                errors.push(PlanError::BadValue {
-                    at: src.at(value.span()),
-                    what: format!("`{key}` = {}", value.get_ref()),
-                    reason,
-                })
-            })
-            .ok()
-    }
     Overrides {
         nano_cpus: check(src, "cpus", cpus, units::cpus_value, errors),
         memory_bytes: check(src, "memory", memory, units::memory_value, errors),
@@ -440,6 +434,26 @@ fn overrides(src: &Source, keys: [&Option<Spanned<Value>>; 10], errors: &mut Vec
         salvage_total: check(src, "salvage_max_total", salvage_total, units::disk_value, errors),
         max_cost: check(src, "max_cost", max_cost, units::cost_value, errors),
     }
+}
+
+/// One key's value through its parser; a bad one is an error naming the key and its line.
+fn check<T>(
+    src: &Source,
+    key: &str,
+    value: &Option<Spanned<Value>>,
+    parse: fn(&Value) -> Result<T, String>,
+    errors: &mut Vec<PlanError>,
+) -> Option<T> {
+    let value = value.as_ref()?;
+    parse(value.get_ref())
+        .map_err(|reason| {
+            errors.push(PlanError::BadValue {
+                at: src.at(value.span()),
+                what: format!("`{key}` = {}", value.get_ref()),
+                reason,
+            })
+        })
+        .ok()
 }
 
 /// An `allow_hosts` list, every entry checked as the gateway will read it.

@@ -23,6 +23,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {
     TaskSpec {
+        runtime: None,
         id: id.into(),
         prompt: "p".into(),
         source: "t.toml".into(),

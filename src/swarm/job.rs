@@ -196,6 +196,7 @@ mod tests {
             engine_log: false,
             gated: false,
             self_collect: None,
+            runtime: None,
         }
     }
 

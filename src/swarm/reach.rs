@@ -73,6 +73,7 @@ pub async fn check(
         engine_log: false,
         gated: false,
         self_collect: None,
+        runtime: None,
     };
     let id = swarm.create(&spec).await?;
     // Stopped (Ctrl-C, say) while it runs: the probe goes before sandpen does.

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod frozen;
 pub mod podman;
 pub mod refused;
+pub mod runsc;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};

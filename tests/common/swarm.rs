@@ -184,50 +184,14 @@ impl Swarm {
         ip(&["-n", &netns, "route", "add", "default", "via", &self.host_addr]);
 
         let dir = self.dir.join(format!("node{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        // The system's storage driver (this machine's kernel needs fuse-overlayfs), the
-        // registry as insecure (plain HTTP), and addresses of its own for its bridges.
-        let driver = run_ok(Command::new("docker").args(["info", "--format", "{{.Driver}}"]));
-        let config = dir.join("daemon.json");
+        // The registry as insecure (plain HTTP), and addresses of its own for its bridges.
         let json = serde_json::json!({
-            "storage-driver": driver.trim(),
             "insecure-registries": [self.registry],
-            "log-driver": "json-file",
             "bip": format!("10.214.{}.1/24", 10 + i),
             "default-address-pools": [{"base": "10.215.0.0/16", "size": 24}],
         });
-        std::fs::write(&config, json.to_string()).unwrap();
         let hostname = format!("{tag}-node{i}");
-        let socket = dir.join("d.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        // `ip netns exec` remounts /sys, and dockerd then finds no devices cgroup: nsenter.
-        let script = format!(
-            "hostname {hostname} && exec dockerd --config-file {c} --host unix://{s} --data-root {d}/root \
-             --exec-root {d}/exec --pidfile {d}/dockerd.pid --cgroup-parent sandpen-{hostname}",
-            c = config.display(),
-            s = socket.display(),
-            d = dir.display(),
-        );
-        let dockerd = Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{netns}"))
-            .args(["unshare", "--uts", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dockerd");
-        let host = format!("unix://{}", socket.display());
-        let up = wait_for(Duration::from_secs(60), || {
-            docker_at(&host, &["info", "--format", "{{.ID}}"])
-                .status
-                .success()
-                .then_some(())
-        });
-        assert!(
-            up.is_some(),
-            "node {i}'s dockerd did not answer: {}",
-            std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-        );
+        let (host, dockerd) = start_dockerd(&dir, &netns, &hostname, json);
         Node {
             host,
             hostname,
@@ -295,8 +259,14 @@ impl Swarm {
 
 /// `docker save IMAGE | DOCKER_HOST=host docker load`.
 pub fn load_into(image: &str, host: &str) {
+    load_all_into(&[image], host)
+}
+
+/// `docker save IMAGE... | DOCKER_HOST=host docker load`: layers they share go once.
+pub fn load_all_into(images: &[&str], host: &str) {
     let mut save = Command::new("docker")
-        .args(["save", image])
+        .arg("save")
+        .args(images)
         .stdout(Stdio::piped())
         .spawn()
         .expect("docker save");
@@ -313,6 +283,68 @@ pub fn load_into(image: &str, host: &str) {
     );
 }
 
+/// Starts a `dockerd` in the network namespace `netns` (the caller's) with the host name
+/// `hostname`, its socket, data and state under `dir`, its containers' cgroups under
+/// `sandpen-<hostname>`, and `config` for its daemon.json (the system's storage driver and the
+/// json-file log driver added), and waits until it answers: its `unix://` address and process.
+pub fn start_dockerd(
+    dir: &Path,
+    netns: &str,
+    hostname: &str,
+    mut config: serde_json::Value,
+) -> (String, Child) {
+    std::fs::create_dir_all(dir).unwrap();
+    // The system's storage driver: this machine's kernel needs fuse-overlayfs.
+    let driver = run_ok(Command::new("docker").args(["info", "--format", "{{.Driver}}"]));
+    config["storage-driver"] = driver.trim().into();
+    config["log-driver"] = "json-file".into();
+    let path = dir.join("daemon.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let socket = dir.join("d.sock");
+    let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+    // `ip netns exec` remounts /sys, and dockerd then finds no devices cgroup: nsenter.
+    let script = format!(
+        "hostname {hostname} && exec dockerd --config-file {c} --host unix://{s} --data-root {d}/root \
+         --exec-root {d}/exec --pidfile {d}/dockerd.pid --cgroup-parent sandpen-{hostname}",
+        c = path.display(),
+        s = socket.display(),
+        d = dir.display(),
+    );
+    let mut dockerd = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{netns}"))
+        .args(["unshare", "--uts", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting dockerd");
+    let host = format!("unix://{}", socket.display());
+    let up = wait_for(Duration::from_secs(60), || {
+        docker_at(&host, &["info", "--format", "{{.ID}}"])
+            .status
+            .success()
+            .then_some(())
+    });
+    if up.is_none() {
+        stop_dockerd(&mut dockerd);
+        panic!(
+            "the dockerd in {netns} did not answer: {}",
+            std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
+    }
+    (host, dockerd)
+}
+
+/// Ends a `dockerd` `start_dockerd` started (it ends its containers as it stops).
+pub fn stop_dockerd(dockerd: &mut Child) {
+    let _ = Command::new("kill").arg(dockerd.id().to_string()).status();
+    let gone = wait_for(Duration::from_secs(20), || dockerd.try_wait().ok().flatten());
+    if gone.is_none() {
+        let _ = dockerd.kill();
+        let _ = dockerd.wait();
+    }
+}
+
 impl Drop for Swarm {
     fn drop(&mut self) {
         let manager = self.manager().to_string();
@@ -321,12 +353,7 @@ impl Drop for Swarm {
         }
         // Workers first, then the manager: each ends its own containers as it stops.
         for node in self.nodes.iter_mut().rev() {
-            let _ = Command::new("kill").arg(node.dockerd.id().to_string()).status();
-            let gone = wait_for(Duration::from_secs(20), || node.dockerd.try_wait().ok().flatten());
-            if gone.is_none() {
-                let _ = node.dockerd.kill();
-                let _ = node.dockerd.wait();
-            }
+            stop_dockerd(&mut node.dockerd);
             let _ = Command::new("ip").args(["netns", "del", &node.netns]).status();
         }
         let _ = self.registry_proc.kill();
@@ -347,7 +374,7 @@ impl Drop for Swarm {
 }
 
 /// Unmounts whatever an ended engine left mounted under `dir` (deepest first).
-fn unmount_under(dir: &Path) -> std::io::Result<()> {
+pub fn unmount_under(dir: &Path) -> std::io::Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts")?;
     let prefix = dir.display().to_string();
     let mut points: Vec<&str> = mounts

@@ -116,6 +116,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         salvage_max_file: args.salvage_max_file.clone(),
         salvage_max_total: args.salvage_max_total.clone(),
         max_cost: args.max_cost.clone(),
+        runtime: args.runtime.clone(),
     };
     let prompts = PromptPolicy::for_run(
         args.repo.as_deref(),
@@ -185,6 +186,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         );
     }
     check_network(&engine, &args.network).await?;
+    check_runtimes(&info, &plan, args.network.is_gateway(), on_swarm.is_some())?;
     let image = match &args.image {
         Some(tag) => {
             if engine.image_id(tag).await?.is_none() {
@@ -249,6 +251,33 @@ pub fn check_output_file(flag: &str, path: Option<&std::path::Path>) -> anyhow::
         .map_err(|e| refused(format!("cannot write in {} ({e})", dir.display())).into())
 }
 
+/// Every runtime the tasks name is one the engine has (and, for gVisor in gateway mode, one
+/// whose tasks can reach the gateway): refused before anything is made.
+fn check_runtimes(
+    info: &crate::engine::EngineInfo,
+    plan: &plan::Plan,
+    gateway_mode: bool,
+    on_swarm: bool,
+) -> anyhow::Result<()> {
+    let mut named: Vec<&str> = plan.tasks.iter().filter_map(|t| t.runtime.as_deref()).collect();
+    named.sort_unstable();
+    named.dedup();
+    if on_swarm && let Some(name) = named.first() {
+        return Err(UsageError(format!(
+            "runtime {name}: a Swarm service cannot choose its container runtime\nfix: make it \
+             the nodes' default (`\"default-runtime\"` in each node's daemon.json), or run on one \
+             engine (--backend local)"
+        ))
+        .into());
+    }
+    for name in named {
+        if let Some(why) = info.runtime_refusal(name, gateway_mode) {
+            return Err(UsageError(why).into());
+        }
+    }
+    Ok(())
+}
+
 async fn check_network(engine: &Engine, network: &runner::TaskNetwork) -> anyhow::Result<()> {
     let runner::TaskNetwork::Named(name) = network else {
         return Ok(());
@@ -285,6 +314,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
                 limits: t.limits,
                 memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
                 salvage: t.salvage,
+                runtime: t.runtime.clone(),
             })
             .collect(),
     }

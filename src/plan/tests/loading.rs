@@ -249,3 +249,63 @@ prompt_text = "x"
         "a lowered limit lowers the reservation with it"
     );
 }
+
+#[test]
+fn a_runtime_is_layered_like_the_limits_and_checked_as_a_name() {
+    let dir = TempDir::new().unwrap();
+    let tasks = write(
+        dir.path(),
+        "tasks.toml",
+        "[defaults]\nruntime = \"kata\"\n[[task]]\nid = \"plain\"\nprompt_text = \"x\"\n\
+         [[task]]\nid = \"own\"\nprompt_text = \"x\"\nruntime = \"runc\"\n",
+    );
+    let other = write(
+        dir.path(),
+        "other.toml",
+        "[[task]]\nid = \"other\"\nprompt_text = \"x\"\n",
+    );
+    let direct = write(dir.path(), "direct.md", "y");
+    let inputs = [tasks, other, direct];
+    let none = ok(&inputs);
+    assert_eq!(
+        none.get("plain").unwrap().runtime.as_deref(),
+        Some("kata"),
+        "[defaults]"
+    );
+    assert_eq!(
+        none.get("own").unwrap().runtime.as_deref(),
+        Some("runc"),
+        "the task's own"
+    );
+    assert_eq!(none.get("other").unwrap().runtime, None, "the engine's default");
+    assert_eq!(none.get("direct").unwrap().runtime, None);
+
+    let flags = Flags {
+        runtime: Some("runsc".into()),
+        ..Flags::default()
+    };
+    let plan = load_with(&inputs, &flags).unwrap();
+    assert_eq!(
+        plan.get("plain").unwrap().runtime.as_deref(),
+        Some("runsc"),
+        "flag beats [defaults]"
+    );
+    assert_eq!(
+        plan.get("own").unwrap().runtime.as_deref(),
+        Some("runc"),
+        "task beats flag"
+    );
+    assert_eq!(plan.get("other").unwrap().runtime.as_deref(), Some("runsc"));
+    assert_eq!(plan.get("direct").unwrap().runtime.as_deref(), Some("runsc"));
+
+    let bad = Flags {
+        runtime: Some("run sc;".into()),
+        ..Flags::default()
+    };
+    assert_has(
+        &err_with(&inputs[1..2], &bad),
+        &["--runtime", "run sc;", "sandpen doctor"],
+    );
+    let text = toml_err("[[task]]\nid = \"a\"\nprompt_text = \"x\"\nruntime = 3\n");
+    assert_has(&text, &["`runtime` = 3", "\"runsc\""]);
+}

@@ -394,3 +394,31 @@ pub(super) fn check_env_key(key: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+
+/// An OCI runtime's name as an engine's `runtimes` holds it (`runsc`, `kata-runtime`,
+/// `io.containerd.runc.v2`): whether the engine has it is checked against the engine later.
+pub fn parse_runtime(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    match valid {
+        true => Ok(name.to_string()),
+        false => Err(format!(
+            "expected the name of one of the engine's runtimes such as runsc (letters, digits, \
+             `.`, `-`, `_`), got {s:?}; `sandpen doctor` lists them"
+        )),
+    }
+}
+
+pub(super) fn runtime_value(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => parse_runtime(s),
+        other => Err(format!(
+            "expected a runtime's name as a string such as \"runsc\", got a {}",
+            other.type_str()
+        )),
+    }
+}

@@ -160,6 +160,7 @@ pub(crate) async fn run<E: ContainerEngine>(
     if let Err(e) = write_prompt(&ctx) {
         return finish(result, TaskStatus::Error, Some(e), started);
     }
+    let runtime = ctx.task.runtime.clone();
     let mut job = collect::Job {
         repo: &cfg.repo,
         run: layout,
@@ -170,6 +171,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         user,
         handed: checkout.handed_to().is_some(),
         limits: ctx.task.limits,
+        runtime: runtime.as_deref(),
         salvage: ctx.task.salvage,
         ended_by_itself: false,
     };

@@ -71,6 +71,7 @@ fn with_credentials<E: ContainerEngine>(
         .chain(ctx.in_place.iter().flat_map(|p| p.mounts.iter().cloned()))
         .collect(),
         limits: task.limits,
+        runtime: task.runtime.clone(),
         network: network.clone(),
         engine_log: cfg.keep_containers,
         gated: false,
