@@ -5,6 +5,7 @@
 
 mod error;
 mod graph;
+mod keys;
 mod policy;
 mod prompt_file;
 mod read;

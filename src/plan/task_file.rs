@@ -11,16 +11,14 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::graph::Dep;
+use super::keys::{KNOWN, unknown_keys};
 use super::policy::NamedBy;
 use super::prompt_file::{ID_RULE, bad_input, suggest_id};
 use super::read::{MAX_TASK_FILE_BYTES, ReadError, read_bounded};
-use super::source::{KnownKeys, Source, forbidden_keys, toml_error, unknown_keys};
+use super::source::{Source, forbidden_keys, toml_error};
 use super::{Context, Draft, Overrides, PlanError, Resolved, TaskSpec, is_valid_id, policy, units};
 
 type Env = BTreeMap<Spanned<String>, Spanned<Value>>;
-
-#[cfg(test)]
-pub(super) type RawFileForTests = RawFile;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,28 +67,6 @@ struct RawTask {
     runtime: Option<Spanned<Value>>,
     env: Option<Env>,
 }
-
-/// The keys of the structs above, for naming every unknown key at once (serde names the first).
-/// A task takes every key `[defaults]` takes, and its own.
-pub(super) const KNOWN: KnownKeys = KnownKeys {
-    root: &["defaults", "task"],
-    defaults: &[
-        "cpus",
-        "memory",
-        "memory_request",
-        "pids",
-        "timeout",
-        "disk",
-        "log_limit",
-        "salvage_max_file",
-        "salvage_max_total",
-        "max_cost",
-        "allow_hosts",
-        "runtime",
-        "env",
-    ],
-    task_only: &["id", "prompt", "prompt_text", "depends_on"],
-};
 
 /// A task file: any number of `[[task]]`s sharing an optional `[defaults]`.
 pub(super) fn load(path: &Path, ctx: &Context, errors: &mut Vec<PlanError>) -> Vec<Draft> {

@@ -83,7 +83,7 @@ fn every_unknown_key_is_named_at_once_with_the_closest_known_one() {
 #[test]
 fn the_known_keys_are_the_parsers_fields() {
     let expected = |text: &str| -> Vec<String> {
-        let e = toml::from_str::<crate::plan::task_file::RawFileForTests>(text)
+        let e = toml::from_str::<crate::plan::task_file::RawFile>(text)
             .err()
             .unwrap();
         let msg = e.message().to_string();
@@ -97,7 +97,7 @@ fn the_known_keys_are_the_parsers_fields() {
         v.sort();
         v
     };
-    let known = &crate::plan::task_file::KNOWN;
+    let known = &crate::plan::keys::KNOWN;
     assert_eq!(expected("zz = 1\n"), sorted(known.root));
     assert_eq!(expected("[defaults]\nzz = 1\n"), sorted(known.defaults));
     assert_eq!(expected("[[task]]\nzz = 1\n"), sorted(&known.task()));
