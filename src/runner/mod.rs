@@ -2,7 +2,9 @@
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
 mod admission;
+pub mod attempts;
 mod base;
+pub mod rerun;
 mod channel;
 pub mod events;
 pub mod manifest;
@@ -15,6 +17,7 @@ mod fake;
 mod tests;
 
 pub use admission::MemoryHold;
+pub use attempts::{Attempt, Earlier};
 pub use base::DepsFrom;
 pub use events::{Event, EventReceiver, EventSender, Received, RunReport, TaskResult, TaskStatus};
 pub use scheduler::execute;
@@ -62,6 +65,8 @@ pub struct RunConfig {
     /// In gateway mode: the run's gateway (tasks mount its socket and relay, get a token
     /// instead of `credentials`, and are metered).
     pub gateway: Option<GatewayHandle>,
+    /// A rerun's earlier attempts: the tasks kept as they were, and where the others continue.
+    pub earlier: Earlier,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -60,7 +60,20 @@ pub async fn execute<E: ContainerEngine>(
     // The run's own token: cancelled by the caller's, or by fail-fast; one per task below it.
     let run_stop = stop.for_run(plan.tasks.iter().map(|t| t.id.as_str()));
     let mut done: HashMap<String, TaskResult> = HashMap::new();
-    let mut pending: Vec<TaskSpec> = plan.tasks.clone();
+    // A rerun's tasks that are not run again: done as they were, in the report from the start.
+    for kept in &cfg.earlier.kept {
+        events.send(Event::TaskFinished {
+            task: kept.id.clone(),
+            result: Box::new(kept.clone()),
+        });
+        done.insert(kept.id.clone(), kept.clone());
+    }
+    let mut pending: Vec<TaskSpec> = plan
+        .tasks
+        .iter()
+        .filter(|t| !done.contains_key(&t.id))
+        .cloned()
+        .collect();
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
     // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
@@ -96,7 +109,7 @@ pub async fn execute<E: ContainerEngine>(
                     )
                 };
                 let t = pending.remove(i);
-                finish(&mut done, &events, never_started(&cfg, &t, status, msg));
+                finish(&cfg, &mut done, &events, never_started(&cfg, &t, status, msg));
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
@@ -104,6 +117,7 @@ pub async fn execute<E: ContainerEngine>(
                 let t = pending.remove(i);
                 let msg = "cancelled before it started".to_string();
                 finish(
+                    &cfg,
                     &mut done,
                     &events,
                     never_started(&cfg, &t, TaskStatus::Cancelled, msg),
@@ -120,6 +134,11 @@ pub async fn execute<E: ContainerEngine>(
                     admission.take(t.memory_request_bytes);
                     // From its dependencies' results as they are now, all of them done.
                     let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
+                    // A rerun continues from the task's own result, with its dependencies'
+                    // new results merged in.
+                    let from = base::continued(cfg.earlier.from.get(&t.id), from, |d| {
+                        cfg.earlier.is_kept(d)
+                    });
                     let handle = running.spawn(base::run_from(
                         engine.clone(),
                         cfg.clone(),
@@ -180,7 +199,7 @@ pub async fn execute<E: ContainerEngine>(
         if cfg.fail_fast && failed {
             run_stop.graceful.cancel();
         }
-        finish(&mut done, &events, result);
+        finish(&cfg, &mut done, &events, result);
     }
 
     // Belt and braces: nothing of this run stays on the engine, whatever happened above.
@@ -232,7 +251,11 @@ pub async fn execute<E: ContainerEngine>(
     }
     let wall_s = started.elapsed().as_secs_f64();
     let tasks: Vec<TaskResult> = plan.tasks.iter().filter_map(|t| done.remove(&t.id)).collect();
-    let busy: f64 = tasks.iter().map(|t| t.duration_s).sum();
+    let busy: f64 = tasks
+        .iter()
+        .filter(|t| !cfg.earlier.is_kept(&t.id))
+        .map(|t| t.duration_s)
+        .sum();
     let report = RunReport {
         finished_at: now_rfc3339(),
         wall_s,
@@ -303,7 +326,13 @@ async fn sweep<E: ContainerEngine>(
     (failures, true)
 }
 
-fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, mut result: TaskResult) {
+fn finish(
+    cfg: &RunConfig,
+    done: &mut HashMap<String, TaskResult>,
+    events: &EventSender,
+    result: TaskResult,
+) {
+    let mut result = cfg.earlier.with_attempts(result);
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
         result.stderr_tail = crate::runs::tail::failure_tail(&result);

@@ -98,6 +98,7 @@ async fn run_on(
         grace: Duration::from_secs(1),
         credentials: vec![],
         gateway: None,
+        earlier: Default::default(),
     };
     execute(engine, Plan { tasks }, cfg, tx, stop).await
 }

@@ -320,6 +320,7 @@ mod tests {
             limits,
             memory_request_bytes: None,
             salvage: Default::default(),
+            definition: None,
         };
         Manifest {
             run_id: "20260101-100000-abcd".into(),

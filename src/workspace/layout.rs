@@ -14,6 +14,13 @@ impl RunDir {
         Self { root: root.into() }
     }
 
+    /// The name under which attempt `n` of `task` keeps its files once a later attempt runs:
+    /// `<task>.<n>.log`, `<task>.<n>/` (its checkout), ... Task ids hold no `.`, so it is no
+    /// task's name.
+    pub fn attempt_key(task: &str, n: u32) -> String {
+        format!("{task}.{n}")
+    }
+
     /// The task's checkout: the only directory of the run a task container can write.
     pub fn checkout(&self, task: &str) -> PathBuf {
         self.root.join(task)

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{Prepared, RunOptions, warn};
 use crate::agent::env::CREDENTIAL_ENV;
-use crate::cli::RunArgs;
+use crate::cli::RunFlags;
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::UsageError;
@@ -33,7 +33,7 @@ pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
 }
 
 /// `--allow-host`, `allow_hosts` and `--max-cost` mean something only with the gateway.
-pub(super) fn check_gateway_input(args: &RunArgs, plan: &Plan, gateway_mode: bool) -> anyhow::Result<()> {
+pub(super) fn check_gateway_input(args: &RunFlags, plan: &Plan, gateway_mode: bool) -> anyhow::Result<()> {
     for entry in &args.allow_hosts {
         if let Err(why) = HostPattern::parse(entry) {
             return Err(UsageError(format!(

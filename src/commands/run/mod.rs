@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use crate::agent;
-use crate::cli::{DepsFromArg, RunArgs};
+use crate::cli::{DepsFromArg, RunArgs, RunFlags};
 use crate::engine::spec::Owner;
 use crate::engine::{Engine, NetworkMode};
 use crate::exit::{self, UsageError};
@@ -27,7 +27,12 @@ use signals::Signals;
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
-    execute(prepared, RunOptions::from(&args)).await
+    let mut opts = RunOptions::from(&args.flags);
+    opts.deps_from = match args.deps_from {
+        DepsFromArg::Results => runner::DepsFrom::Results,
+        DepsFromArg::Base => runner::DepsFrom::Base,
+    };
+    execute(prepared, opts).await
 }
 
 /// How to run a prepared plan: the part of `run`'s arguments that `demo` shares.
@@ -55,17 +60,14 @@ pub struct RunOptions {
     pub color: report::style::ColorChoice,
 }
 
-impl From<&RunArgs> for RunOptions {
-    fn from(a: &RunArgs) -> Self {
+impl From<&RunFlags> for RunOptions {
+    fn from(a: &RunFlags) -> Self {
         Self {
             jobs: a.jobs,
             network: a.network.clone(),
             allow_hosts: a.allow_hosts.clone(),
             max_turns: a.max_turns,
-            deps_from: match a.deps_from {
-                DepsFromArg::Results => runner::DepsFrom::Results,
-                DepsFromArg::Base => runner::DepsFrom::Base,
-            },
+            deps_from: runner::DepsFrom::default(),
             fail_fast: a.fail_fast,
             keep_containers: a.keep_containers,
             json: a.json,
@@ -97,35 +99,63 @@ pub struct Prepared {
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
     // Input first: no git, no engine, until the tasks are known to be valid.
-    check_output_file("--junit", args.junit.as_deref())?;
-    check_output_file("--html", args.html.as_deref())?;
-    if args.jobs == 0 {
-        return Err(UsageError(
-            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
-        )
-        .into());
-    }
-    let flags = Flags {
-        cpus: args.cpus.clone(),
-        memory: args.memory.clone(),
-        memory_request: args.memory_request.clone(),
-        pids: args.pids_limit.clone(),
-        timeout: args.timeout.clone(),
-        disk: args.disk.clone(),
-        log_limit: args.log_limit.clone(),
-        salvage_max_file: args.salvage_max_file.clone(),
-        salvage_max_total: args.salvage_max_total.clone(),
-        max_cost: args.max_cost.clone(),
-    };
+    check_flags(&args.flags)?;
     let prompts = PromptPolicy::for_run(
         args.repo.as_deref(),
         args.allow_outside_prompts,
         args.max_prompt_size,
     );
-    let mut plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
+    let plan = plan::load(&args.tasks, &plan_flags(&args.flags), &Defaults::default(), &prompts)?;
+    let swarm_input = swarm::check_input(&args.swarm, &args.flags.network)?;
+    let target = RunTarget { repo: args.repo.as_deref(), base: &args.base };
+    prepare_plan(host, &args.flags, plan, target, swarm_input).await
+}
+
+/// The flags checked before anything is read: the output files, `--jobs`.
+pub fn check_flags(f: &RunFlags) -> anyhow::Result<()> {
+    check_output_file("--junit", f.junit.as_deref())?;
+    check_output_file("--html", f.html.as_deref())?;
+    if f.jobs == 0 {
+        return Err(UsageError(
+            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The resource flags as typed, for the plan to parse and apply.
+pub fn plan_flags(f: &RunFlags) -> Flags {
+    Flags {
+        cpus: f.cpus.clone(),
+        memory: f.memory.clone(),
+        memory_request: f.memory_request.clone(),
+        pids: f.pids_limit.clone(),
+        timeout: f.timeout.clone(),
+        disk: f.disk.clone(),
+        log_limit: f.log_limit.clone(),
+        salvage_max_file: f.salvage_max_file.clone(),
+        salvage_max_total: f.salvage_max_total.clone(),
+        max_cost: f.max_cost.clone(),
+    }
+}
+
+/// The repository a plan runs in and where its tasks start.
+pub struct RunTarget<'a> {
+    pub repo: Option<&'a std::path::Path>,
+    pub base: &'a str,
+}
+
+/// A valid plan checked against the flags, the repository and the engine, and its image made.
+pub async fn prepare_plan(
+    host: Option<&str>,
+    args: &RunFlags,
+    mut plan: Plan,
+    target: RunTarget<'_>,
+    swarm_input: Option<swarm::SwarmInput>,
+) -> anyhow::Result<Prepared> {
     let gateway_mode = args.network == GATEWAY;
     check_gateway_input(args, &plan, gateway_mode)?;
-    let swarm_input = swarm::check_input(args)?;
     let prices = match &args.prices {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
@@ -149,8 +179,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         )
         .into());
     }
-    let repo = Repo::discover(args.repo.as_deref()).await?;
-    let base = repo.resolve(&args.base).await?;
+    let repo = Repo::discover(target.repo).await?;
+    let base = repo.resolve(target.base).await?;
 
     let engine = super::connect(host).await?;
     let info = engine.info().clone();
@@ -262,33 +292,54 @@ async fn check_network(engine: &Engine, network: &str) -> anyhow::Result<()> {
     .into())
 }
 
-pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
+pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let run_id = runner::new_run_id();
     let layout = p.repo.run_dir(&run_id).await?;
     // Held until this process ends, however it ends: `gc` judges the run by it.
-    let _lease = Lease::take(&layout.lease())?;
+    let lease = Lease::take(&layout.lease())?;
+    let run = InRun {
+        run_id,
+        layout,
+        _lease: lease,
+        earlier: runner::Earlier::default(),
+        manifest: None,
+    };
+    execute_in(p, opts, run).await
+}
+
+/// The run a plan executes in: a new one, or (`rerun`) an earlier one, its lease taken.
+pub struct InRun {
+    pub run_id: String,
+    pub layout: RunDir,
+    /// Held until this process ends, however it ends: `gc` judges the run by it.
+    pub _lease: Lease,
+    pub earlier: runner::Earlier,
+    /// The manifest to write (a rerun's, which keeps what the run recorded); None: the plan's.
+    pub manifest: Option<Manifest>,
+}
+
+pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow::Result<i32> {
+    let (run_id, layout, earlier) = (run.run_id.clone(), run.layout.clone(), run.earlier.clone());
     write_agents(&layout)?;
-    Manifest {
-        run_id: run_id.clone(),
-        repo: p.repo.root.display().to_string(),
-        base: p.base.clone(),
-        image: p.image.clone(),
-        user: p.repo.task_user(),
-        limits_enforced: p.engine.dialect().cgroup_per_container(),
-        backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
-        tasks: p
-            .plan
-            .tasks
-            .iter()
-            .map(|t| ManifestTask {
-                id: t.id.clone(),
-                limits: t.limits,
-                memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
-                salvage: t.salvage,
-            })
-            .collect(),
-    }
-    .write(&layout.manifest())?;
+    let manifest = match run.manifest {
+        Some(m) => m,
+            None => Manifest {
+                run_id: run_id.clone(),
+                repo: p.repo.root.display().to_string(),
+                base: p.base.clone(),
+                image: p.image.clone(),
+                user: p.repo.task_user(),
+                limits_enforced: p.engine.dialect().cgroup_per_container(),
+                backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+                tasks: p
+                    .plan
+                    .tasks
+                    .iter()
+                    .map(ManifestTask::of)
+                    .collect(),
+            },
+    };
+    manifest.write(&layout.manifest())?;
     if opts.keep_containers
         && p.gateway.is_none()
         && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL")
@@ -348,6 +399,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
+        earlier,
     };
 
     let mut report_paths = vec![layout.report()];

@@ -1,0 +1,27 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::RunFlags;
+
+#[derive(Debug, Args)]
+#[command(override_usage = "sandpen rerun [OPTIONS] [RUN] [TASK]...")]
+pub struct RerunArgs {
+    /// The run (its id, or a unique beginning of it; default: the latest run of the
+    /// repository), then the tasks to run again (default: every task that did not succeed).
+    #[arg(value_name = "RUN|TASK")]
+    pub args: Vec<String>,
+
+    /// The git repository of the run (default: the one around the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// Run again a named task that succeeded (refused without it).
+    #[arg(long)]
+    pub force: bool,
+
+    /// The flags `run` takes. A limit given here replaces the one the run recorded for each
+    /// task run again; one not given keeps the recorded value.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
