@@ -68,6 +68,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     };
     let prepared = super::run::prepare_plan(host, &flags, plan, target, None).await?;
     let mut earlier = set_aside(&prepared.repo, &layout, &report, &chosen).await?;
+    attempts::save(&layout.earlier_attempts(), &earlier.attempts)?;
     // Tasks the run never started, not named now: kept as not started, so that nothing waits
     // for them.
     for m in manifest.tasks.iter().filter(|m| !chosen.contains(&m.id)) {

@@ -113,6 +113,36 @@ impl Earlier {
     }
 }
 
+/// The earlier attempts of a rerun's tasks, written before it starts (`RunDir::earlier_attempts`),
+/// so that `gc` can complete a rerun whose sandpen died with every attempt.
+pub fn save(path: &std::path::Path, attempts: &HashMap<String, Vec<Attempt>>) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(attempts).map_err(std::io::Error::other)?;
+    crate::report::write_atomically(path, &json)
+}
+
+/// What `save` wrote; nothing when there is no such file (no rerun) or it cannot be read.
+pub fn load(path: &std::path::Path) -> HashMap<String, Vec<Attempt>> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// An entry `gc` completed, its last attempt as it now says, after the earlier ones (its own
+/// list, or else those `saved`).
+pub fn completed(mut r: TaskResult, saved: &HashMap<String, Vec<Attempt>>) -> TaskResult {
+    let mut all = std::mem::take(&mut r.attempts);
+    match all.is_empty() {
+        true => all = saved.get(&r.id).cloned().unwrap_or_default(),
+        false => {
+            all.pop();
+        }
+    }
+    all.push(Attempt::of(&r, all.len() as u32 + 1));
+    r.attempts = all;
+    r
+}
+
 /// Moves the files of `a`, the last attempt of `task` so far, to its numbered names (logs,
 /// stats, checkout, out directory), so the next attempt starts with none; `a`'s paths follow.
 /// Renames within the run directory only: nothing is copied or removed.
@@ -207,6 +237,18 @@ mod tests {
         let statuses: Vec<_> = second.attempts.iter().map(|a| (a.number, a.status)).collect();
         assert_eq!(statuses, [(1, TaskStatus::Error), (2, TaskStatus::Succeeded)]);
         assert_eq!(recorded(&second), second.attempts);
+        // gc completes an entry: its last attempt says what gc found, after the earlier ones.
+        let mut saved = HashMap::new();
+        saved.insert("a".to_string(), second.attempts[..1].to_vec());
+        let left = TaskResult {
+            status: TaskStatus::Cancelled,
+            ..TaskResult::new("a", "img", LIMITS)
+        };
+        let done = completed(left.clone(), &saved);
+        let statuses: Vec<_> = done.attempts.iter().map(|a| (a.number, a.status)).collect();
+        assert_eq!(statuses, [(1, TaskStatus::Error), (2, TaskStatus::Cancelled)]);
+        assert_eq!(completed(done.clone(), &HashMap::new()).attempts, done.attempts);
+        assert_eq!(completed(left, &HashMap::new()).attempts.len(), 1);
         // A task of a plain run: one attempt.
         let only = Earlier::default().with_attempts(TaskResult::new("b", "img", LIMITS));
         assert_eq!(only.attempts.len(), 1);

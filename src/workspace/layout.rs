@@ -110,6 +110,11 @@ impl RunDir {
         self.internal().join("bundles").join(format!("{task}.bundle"))
     }
 
+    /// A rerun's earlier attempts of the tasks it runs again, for `gc` (`runner::attempts`).
+    pub fn earlier_attempts(&self) -> PathBuf {
+        self.internal().join("attempts.json")
+    }
+
     /// Locked by the live sandpen process that owns the run (see `owner`).
     pub fn lease(&self) -> PathBuf {
         self.internal().join("lease")
