@@ -65,10 +65,18 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
     // succeeded without --force, a run whose sandpen lives.
     let out = rerun(dir, &[&run, "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("has no task nosuch") && stderr(&out).contains("flaky, steady, after"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no task nosuch") && stderr(&out).contains("flaky, steady, after"),
+        "{}",
+        stderr(&out)
+    );
     let out = rerun(dir, &["20000101-000000-0000"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&run), "lists the known runs: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&run),
+        "lists the known runs: {}",
+        stderr(&out)
+    );
     let out = rerun(dir, &["steady"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
@@ -79,14 +87,26 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
     lease.try_lock().unwrap();
     let out = rerun(dir, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("sandpen stop {run}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("sandpen stop {run}")),
+        "{}",
+        stderr(&out)
+    );
     drop(lease);
-    assert!(!runs_dir(dir).join(&run).join("flaky.1.log").exists(), "a refused rerun moved nothing");
+    assert!(
+        !runs_dir(dir).join(&run).join("flaky.1.log").exists(),
+        "a refused rerun moved nothing"
+    );
 
     let start = Instant::now();
     let out = rerun(dir, &[]);
     let took = start.elapsed();
-    assert_eq!(out.status.code(), Some(0), "{}", dump(out.status.code().unwrap_or(-1), took, &out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        dump(out.status.code().unwrap_or(-1), took, &out)
+    );
     eprintln!("rerun took {took:?}");
     let report = report_of(dir, &run);
     assert_eq!(report["complete"], true);
@@ -127,10 +147,20 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
 
     // `logs --attempt`: each attempt's session.
     let mut cmd = sandpen();
-    let first_session = run_ok(cmd.current_dir(dir).args(["logs", &run, "flaky", "--attempt", "1", "--stderr"]));
-    assert!(first_session.contains("the first attempt fails"), "{first_session}");
+    let first_session =
+        run_ok(
+            cmd.current_dir(dir)
+                .args(["logs", &run, "flaky", "--attempt", "1", "--stderr"]),
+        );
+    assert!(
+        first_session.contains("the first attempt fails"),
+        "{first_session}"
+    );
     let mut cmd = sandpen();
-    let out = output(cmd.current_dir(dir).args(["logs", &run, "flaky", "--attempt", "3"]));
+    let out = output(
+        cmd.current_dir(dir)
+            .args(["logs", &run, "flaky", "--attempt", "3"]),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     // Nothing left to run: said, exit 0.

@@ -157,7 +157,6 @@ pub struct RunFlags {
 
     #[command(flatten)]
     pub ca: CaCerts,
-
 }
 
 /// Where tasks run: this engine's containers, or a Docker Swarm's services.

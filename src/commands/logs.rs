@@ -94,7 +94,9 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
         (false, _) => {}
     }
     out.flush_tail();
-    if transcript && let Some(entry) = ended.or_else(|| entry(&layout, task).map(|e| as_attempt(e, attempt.as_ref()))) {
+    if transcript
+        && let Some(entry) = ended.or_else(|| entry(&layout, task).map(|e| as_attempt(e, attempt.as_ref())))
+    {
         out.write(format!("{}\n", ending(&entry)).as_bytes());
     }
     Ok(exit::SUCCESS)

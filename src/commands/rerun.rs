@@ -30,9 +30,8 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     if runs::owner_alive(&layout) {
         return Err(RerunError::Live { run: run_id }.into());
     }
-    let manifest = Manifest::read(&layout.manifest()).map_err(|_| RerunError::Unfinished {
-        run: run_id.clone(),
-    })?;
+    let manifest =
+        Manifest::read(&layout.manifest()).map_err(|_| RerunError::Unfinished { run: run_id.clone() })?;
     let report = match runs::read_report(&layout) {
         Some(r) if r.complete => r,
         _ => return Err(RerunError::Unfinished { run: run_id }.into()),
@@ -40,7 +39,9 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     let mut plan = recorded_plan(&manifest, &run_id)?;
     let chosen = rerun::select(&run_id, &plan.tasks, &report.tasks, &named, force)?;
     if chosen.is_empty() {
-        eprintln!("run {run_id}: every task succeeded; nothing to run again (name a task and pass --force to run it again)");
+        eprintln!(
+            "run {run_id}: every task succeeded; nothing to run again (name a task and pass --force to run it again)"
+        );
         return Ok(exit::SUCCESS);
     }
     let (mut again, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.tasks)

@@ -167,7 +167,12 @@ pub fn set_aside(layout: &RunDir, task: &str, a: &mut Attempt) -> std::io::Resul
         match std::fs::rename(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(std::io::Error::new(e.kind(), format!("moving {} aside: {e}", from.display()))),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("moving {} aside: {e}", from.display()),
+                ));
+            }
         }
     }
     let moved = |p: &str, to: std::path::PathBuf| match p.is_empty() {
@@ -176,7 +181,10 @@ pub fn set_aside(layout: &RunDir, task: &str, a: &mut Attempt) -> std::io::Resul
     };
     a.log = moved(&a.log, layout.log(&key));
     a.stderr_log = moved(&a.stderr_log, layout.stderr_log(&key));
-    a.stats_log = a.stats_log.as_ref().map(|_| layout.stats_log(&key).display().to_string());
+    a.stats_log = a
+        .stats_log
+        .as_ref()
+        .map(|_| layout.stats_log(&key).display().to_string());
     a.checkout = moved(&a.checkout, layout.checkout(&key));
     Ok(())
 }

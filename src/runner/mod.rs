@@ -4,10 +4,10 @@
 mod admission;
 pub mod attempts;
 mod base;
-pub mod rerun;
 mod channel;
 pub mod events;
 pub mod manifest;
+pub mod rerun;
 mod scheduler;
 mod task;
 

@@ -71,8 +71,7 @@ pub fn select(
             true => !succeeded(report, &t.id),
             false => named.contains(&t.id),
         };
-        let after_one =
-            !succeeded(report, &t.id) && t.depends_on.iter().any(|d| chosen.contains(d.as_str()));
+        let after_one = !succeeded(report, &t.id) && t.depends_on.iter().any(|d| chosen.contains(d.as_str()));
         if seed || after_one {
             chosen.insert(&t.id);
         }
@@ -161,7 +160,10 @@ mod tests {
         }
         let mut left = entry("a", TaskStatus::Succeeded);
         left.left_for_gc = true;
-        assert_eq!(select("r", &plan[..1], &[left], &[], false).unwrap(), names(&["a"]));
+        assert_eq!(
+            select("r", &plan[..1], &[left], &[], false).unwrap(),
+            names(&["a"])
+        );
         // All succeeded: nothing.
         let all: Vec<_> = plan.iter().map(|t| entry(&t.id, TaskStatus::Succeeded)).collect();
         assert!(select("r", &plan, &all, &[], false).unwrap().is_empty());

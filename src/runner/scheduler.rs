@@ -136,9 +136,7 @@ pub async fn execute<E: ContainerEngine>(
                     let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
                     // A rerun continues from the task's own result, with its dependencies'
                     // new results merged in.
-                    let from = base::continued(cfg.earlier.from.get(&t.id), from, |d| {
-                        cfg.earlier.is_kept(d)
-                    });
+                    let from = base::continued(cfg.earlier.from.get(&t.id), from, |d| cfg.earlier.is_kept(d));
                     let handle = running.spawn(base::run_from(
                         engine.clone(),
                         cfg.clone(),
@@ -326,12 +324,7 @@ async fn sweep<E: ContainerEngine>(
     (failures, true)
 }
 
-fn finish(
-    cfg: &RunConfig,
-    done: &mut HashMap<String, TaskResult>,
-    events: &EventSender,
-    result: TaskResult,
-) {
+fn finish(cfg: &RunConfig, done: &mut HashMap<String, TaskResult>, events: &EventSender, result: TaskResult) {
     let mut result = cfg.earlier.with_attempts(result);
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {

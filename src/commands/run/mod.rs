@@ -105,9 +105,17 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         args.allow_outside_prompts,
         args.max_prompt_size,
     );
-    let plan = plan::load(&args.tasks, &plan_flags(&args.flags), &Defaults::default(), &prompts)?;
+    let plan = plan::load(
+        &args.tasks,
+        &plan_flags(&args.flags),
+        &Defaults::default(),
+        &prompts,
+    )?;
     let swarm_input = swarm::check_input(&args.swarm, &args.flags.network)?;
-    let target = RunTarget { repo: args.repo.as_deref(), base: &args.base };
+    let target = RunTarget {
+        repo: args.repo.as_deref(),
+        base: &args.base,
+    };
     prepare_plan(host, &args.flags, plan, target, swarm_input).await
 }
 
@@ -323,21 +331,16 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
     write_agents(&layout)?;
     let manifest = match run.manifest {
         Some(m) => m,
-            None => Manifest {
-                run_id: run_id.clone(),
-                repo: p.repo.root.display().to_string(),
-                base: p.base.clone(),
-                image: p.image.clone(),
-                user: p.repo.task_user(),
-                limits_enforced: p.engine.dialect().cgroup_per_container(),
-                backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
-                tasks: p
-                    .plan
-                    .tasks
-                    .iter()
-                    .map(ManifestTask::of)
-                    .collect(),
-            },
+        None => Manifest {
+            run_id: run_id.clone(),
+            repo: p.repo.root.display().to_string(),
+            base: p.base.clone(),
+            image: p.image.clone(),
+            user: p.repo.task_user(),
+            limits_enforced: p.engine.dialect().cgroup_per_container(),
+            backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+            tasks: p.plan.tasks.iter().map(ManifestTask::of).collect(),
+        },
     };
     manifest.write(&layout.manifest())?;
     if opts.keep_containers
