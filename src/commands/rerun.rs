@@ -36,6 +36,9 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
         Some(r) if r.complete => r,
         _ => return Err(RerunError::Unfinished { run: run_id }.into()),
     };
+    if manifest.backend.is_some() {
+        return Err(RerunError::OnSwarm { run: run_id }.into());
+    }
     let mut plan = recorded_plan(&manifest, &run_id)?;
     let chosen = rerun::select(&run_id, &plan.tasks, &report.tasks, &named, force)?;
     if chosen.is_empty() {

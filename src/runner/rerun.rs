@@ -32,6 +32,12 @@ pub enum RerunError {
          fix: start a new run with `sandpen run TASKS`"
     )]
     NotRecorded { run: String },
+
+    #[error(
+        "run {run} ran on a Docker Swarm; rerun runs on one engine only, for now\n\
+         fix: start a new run with `sandpen run --backend swarm TASKS`"
+    )]
+    OnSwarm { run: String },
 }
 
 impl HasExitCode for RerunError {
