@@ -168,3 +168,52 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("nothing to run again"), "{}", stderr(&out));
 }
+
+/// A run killed outright (SIGKILL): once `gc` has finished it, `rerun` takes it like any
+/// other, and the killed attempt stays among the task's attempts.
+#[test]
+fn a_killed_run_finished_by_gc_is_rerun_from_what_gc_brought_back() {
+    let repo = make_repo();
+    let dir = repo.path();
+    let toml = "[[task]]\nid = \"slow\"\ntimeout = \"2m\"\nprompt_text = '''\nset -e\n\
+        if test -f one.txt; then echo two > two.txt; git add two.txt; git commit -qm two; exit 0; fi\n\
+        echo one > one.txt; git add one.txt; git commit -qm one; sleep 60\n'''\n";
+    let mut run = spawn_run(dir, toml, &["--network", "none"]);
+    let pid = run.pid();
+    let running = wait_for(std::time::Duration::from_secs(60), || {
+        (!task_containers(&owner_filter(pid)).is_empty()).then_some(())
+    });
+    assert!(running.is_some(), "the task never ran: {}", run.stderr());
+    // Let it commit before the kill.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    run.signal("KILL");
+    run.wait_exit(std::time::Duration::from_secs(10))
+        .expect("SIGKILL ends sandpen");
+    let out = rerun(dir, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sandpen gc"), "{}", stderr(&out));
+    let mut gc = sandpen();
+    run_ok(gc.current_dir(dir).arg("gc"));
+
+    let start = Instant::now();
+    let out = rerun(dir, &[]);
+    let took = start.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        dump(out.status.code().unwrap_or(-1), took, &out)
+    );
+    let run_id = std::fs::read_dir(runs_dir(dir))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let report = report_of(dir, &run_id.to_string_lossy());
+    let slow = task(&report, "slow");
+    assert_eq!(statuses(slow), ["error", "succeeded"], "{slow:#}");
+    let branch = field(slow, "branch");
+    assert_eq!(git(dir, &["log", "--format=%s", "-2", branch]), "two\none\n");
+    assert!(Path::new(field(&slow["attempts"][0], "log")).is_file());
+}
