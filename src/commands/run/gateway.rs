@@ -81,6 +81,7 @@ pub(super) fn start_gateway(
     (image, prices): &(String, PriceTable),
     opts: &RunOptions,
     events: EventSender,
+    users: usize,
 ) -> GatewayHandle {
     let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
@@ -111,7 +112,7 @@ pub(super) fn start_gateway(
         events: Some(events),
     };
     let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
-    GatewayHandle::new(std::sync::Arc::new(starting), p.plan.tasks.len())
+    GatewayHandle::new(std::sync::Arc::new(starting), users)
 }
 
 /// The credentials set on the host.
