@@ -376,14 +376,11 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         let (stop, events) = (stop.clone(), events.clone());
         move |request| obey(&stop, &events, request)
     }));
-    let gateway = p
-        .gateway
-        .as_ref()
-        .map(|g| {
-            // The tasks that will use it: a rerun's kept tasks do not run.
-            let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
-            start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
-        });
+    let gateway = p.gateway.as_ref().map(|g| {
+        // The tasks that will use it: a rerun's kept tasks do not run.
+        let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
+        start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
+    });
     let cfg = RunConfig {
         run_id: run_id.clone(),
         owner,
