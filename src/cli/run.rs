@@ -147,6 +147,12 @@ pub struct RunFlags {
     #[command(flatten)]
     pub color: super::ColorArg,
 
+    /// Run a task again, as a new attempt in the same run, when an attempt ends `error` (an
+    /// engine or set-up failure, not the agent's), up to N times (0 to 10), after a backoff
+    /// of 2 s, then 4 s, 8 s, ... (at most 60 s).
+    #[arg(long, value_name = "N", default_value = "0", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+
     /// Cancel the remaining tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,

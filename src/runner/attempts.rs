@@ -100,9 +100,11 @@ pub struct Earlier {
 }
 
 impl Earlier {
-    /// `result` with every attempt of its task, itself the last.
-    pub fn with_attempts(&self, mut result: TaskResult) -> TaskResult {
+    /// `result` with every attempt of its task: the earlier ones, those `retried` in this
+    /// process (`--retries`), itself the last.
+    pub fn with_attempts(&self, mut result: TaskResult, retried: &[Attempt]) -> TaskResult {
         let mut all = self.attempts.get(&result.id).cloned().unwrap_or_default();
+        all.extend_from_slice(retried);
         all.push(Attempt::of(&result, all.len() as u32 + 1));
         result.attempts = all;
         result
@@ -238,10 +240,13 @@ mod tests {
         };
         let mut earlier = Earlier::default();
         earlier.attempts.insert("a".into(), recorded(&first));
-        let second = earlier.with_attempts(TaskResult {
-            status: TaskStatus::Succeeded,
-            ..TaskResult::new("a", "img", LIMITS)
-        });
+        let second = earlier.with_attempts(
+            TaskResult {
+                status: TaskStatus::Succeeded,
+                ..TaskResult::new("a", "img", LIMITS)
+            },
+            &[],
+        );
         let statuses: Vec<_> = second.attempts.iter().map(|a| (a.number, a.status)).collect();
         assert_eq!(statuses, [(1, TaskStatus::Error), (2, TaskStatus::Succeeded)]);
         assert_eq!(recorded(&second), second.attempts);
@@ -258,7 +263,7 @@ mod tests {
         assert_eq!(completed(done.clone(), &HashMap::new()).attempts, done.attempts);
         assert_eq!(completed(left, &HashMap::new()).attempts.len(), 1);
         // A task of a plain run: one attempt.
-        let only = Earlier::default().with_attempts(TaskResult::new("b", "img", LIMITS));
+        let only = Earlier::default().with_attempts(TaskResult::new("b", "img", LIMITS), &[]);
         assert_eq!(only.attempts.len(), 1);
     }
 }

@@ -357,6 +357,15 @@ pub enum Event {
         task: String,
         result: Box<TaskResult>,
     },
+    /// An attempt ended `error` and the task runs again (`--retries`) after `after_s`, as
+    /// attempt `attempt` of at most `of`; `message` says why the last one ended.
+    TaskRetrying {
+        task: String,
+        attempt: u32,
+        of: u32,
+        after_s: f64,
+        message: String,
+    },
     /// Ctrl-C or SIGTERM: `kill` is false for the graceful stop, true for the immediate one.
     RunCancelling {
         kill: bool,

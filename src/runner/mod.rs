@@ -56,6 +56,8 @@ pub struct RunConfig {
     /// Whether the engine applies the tasks' limits (`Dialect::cgroup_per_container`).
     pub limits_enforced: bool,
     pub fail_fast: bool,
+    /// How often a task whose attempt ended `error` runs again, as a new attempt (`--retries`).
+    pub retries: u32,
     pub keep_containers: bool,
     pub grace: Duration,
     /// Credentials passed from the host, by name; never logged.

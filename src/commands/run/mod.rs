@@ -47,6 +47,8 @@ pub struct RunOptions {
     /// Where tasks with dependencies start.
     pub deps_from: runner::DepsFrom,
     pub fail_fast: bool,
+    /// How often a task whose attempt ended `error` runs again (`--retries`).
+    pub retries: u32,
     pub keep_containers: bool,
     /// NDJSON on stdout instead of the live view.
     pub json: bool,
@@ -69,6 +71,7 @@ impl From<&RunFlags> for RunOptions {
             max_turns: a.max_turns,
             deps_from: runner::DepsFrom::default(),
             fail_fast: a.fail_fast,
+            retries: a.retries,
             keep_containers: a.keep_containers,
             json: a.json,
             report: a.report.clone(),
@@ -400,6 +403,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         engine_memory: p.engine_memory.max(0) as u64,
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         fail_fast: opts.fail_fast,
+        retries: opts.retries,
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
