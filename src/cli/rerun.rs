@@ -5,7 +5,13 @@ use clap::Args;
 use super::RunFlags;
 
 #[derive(Debug, Args)]
-#[command(override_usage = "sandpen rerun [OPTIONS] [RUN] [TASK]...")]
+#[command(
+    override_usage = "sandpen rerun [OPTIONS] [RUN] [TASK]...",
+    after_help = "The tasks are those the run recorded, not the task files as they are now. A limit \
+                  flag given replaces the value the run recorded for each task run again; one not \
+                  given keeps the recorded value (the defaults shown are `run`'s). --image defaults \
+                  to the run's image; --network to gateway, as for `run`."
+)]
 pub struct RerunArgs {
     /// The run (its id, or a unique beginning of it; default: the latest run of the
     /// repository), then the tasks to run again (default: every task that did not succeed).
