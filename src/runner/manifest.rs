@@ -136,3 +136,47 @@ impl Manifest {
         serde_json::from_slice(&text).map_err(std::io::Error::other)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_comes_back_as_planned_and_a_changed_task_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("tasks.toml");
+        std::fs::write(&source, "[[task]]\nid = \"a\"\n").unwrap();
+        let t = TaskSpec {
+            id: "a".into(),
+            prompt: "do it".into(),
+            source: source.clone(),
+            limits: Limits {
+                nano_cpus: 1_000_000_000,
+                memory_bytes: 1 << 30,
+                pids: 64,
+            },
+            memory_request_bytes: 256 << 20,
+            timeout: Duration::from_secs(90),
+            depends_on: vec!["b".into()],
+            env: BTreeMap::from([("K".into(), "v".into())]),
+            disk_bytes: Some(1 << 20),
+            log_limit_bytes: 1 << 20,
+            salvage: Default::default(),
+            allow_hosts: vec!["example.com".into()],
+            max_cost: Some(0.5),
+        };
+        let recorded = ManifestTask::of(&t);
+        let json = serde_json::to_string(&recorded).unwrap();
+        let back: ManifestTask = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.spec().as_ref(), Some(&t));
+        assert!(!back.source_changed());
+        std::fs::write(&source, "[[task]]\nid = \"a\"\ntimeout = \"1h\"\n").unwrap();
+        assert!(back.source_changed());
+        std::fs::remove_file(&source).unwrap();
+        assert!(back.source_changed(), "a file that is gone differs too");
+        // A manifest of an older sandpen: no definition, nothing to rerun.
+        let old: ManifestTask =
+            serde_json::from_str(r#"{"id":"a","limits":{"nano_cpus":1,"memory_bytes":1,"pids":1}}"#).unwrap();
+        assert!(old.spec().is_none() && !old.source_changed());
+    }
+}
