@@ -32,8 +32,10 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     }
     let manifest =
         Manifest::read(&layout.manifest()).map_err(|_| RerunError::Unfinished { run: run_id.clone() })?;
+    // A task whose container the engine never confirmed gone may still write its checkout:
+    // `gc` first, which collects it.
     let report = match runs::read_report(&layout) {
-        Some(r) if r.complete => r,
+        Some(r) if r.complete && !r.tasks.iter().any(|t| t.left_for_gc) => r,
         _ => return Err(RerunError::Unfinished { run: run_id }.into()),
     };
     if manifest.backend.is_some() {

@@ -22,7 +22,8 @@ pub enum RerunError {
     Live { run: String },
 
     #[error(
-        "run {run} did not finish: its sandpen is gone and its report is incomplete\n\
+        "run {run} did not finish: its sandpen is gone and its report is incomplete, or a task's \
+         work was left for gc\n\
          fix: run `sandpen gc` to finish it (it collects its tasks' work), then rerun"
     )]
     Unfinished { run: String },
