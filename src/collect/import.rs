@@ -57,11 +57,12 @@ pub(super) async fn import(job: &Job<'_>, out_dir: &Path, hints: Hints) -> Resul
     for (n, _) in &hints.unreachable {
         let src = format!("refs/sandpen-collect/unreachable-{n}");
         if in_bundle.contains(&src) {
-            let dest = free_ref(
-                repo,
-                &format!("refs/sandpen/{}/{}/unreachable-{n}", job.task, job.owner.run_id),
-            )
-            .await;
+            let dest = repo
+                .free_ref(&format!(
+                    "refs/sandpen/{}/{}/unreachable-{n}",
+                    job.task, job.owner.run_id
+                ))
+                .await;
             fetch.push((src, dest.clone()));
             unreachable_refs.push(dest);
         }
@@ -116,20 +117,6 @@ pub(super) async fn import(job: &Job<'_>, out_dir: &Path, hints: Hints) -> Resul
         c.head = Some(head);
     }
     Ok(c)
-}
-
-/// `name`, or, when an earlier attempt of the task (`sandpen rerun`) holds it, the first of
-/// `name-2`, `name-3`, ... that is free: the fetch moves what it names, and the earlier
-/// attempt's commits must keep their ref.
-async fn free_ref(repo: &crate::workspace::Repo, name: &str) -> String {
-    let mut candidate = name.to_string();
-    for k in 2..100 {
-        if repo.commit_of(&candidate).await.is_err() {
-            break;
-        }
-        candidate = format!("{name}-{k}");
-    }
-    candidate
 }
 
 fn nested(files: Vec<String>, kept: Vec<(String, String)>) -> Vec<NestedRepo> {

@@ -108,7 +108,10 @@ async fn resolve(cfg: &RunConfig, task: &str, points: &[StartPoint]) -> Result<S
     let commits: Vec<String> = points.iter().map(|p| p.commit.clone()).collect();
     let all = names(points.iter());
     // Beside the task's other refs of the run (its lost commits), out of `git branch`.
-    let keep_as = format!("refs/sandpen/{task}/{}/base", cfg.run_id);
+    let keep_as = cfg
+        .repo
+        .free_ref(&format!("refs/sandpen/{task}/{}/base", cfg.run_id))
+        .await;
     let message = format!(
         "sandpen: the start of task {task}: the results of {all}\n\n\
          Sandpen-Run: {}\nSandpen-Task: {task}",

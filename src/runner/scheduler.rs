@@ -204,16 +204,18 @@ pub async fn execute<E: ContainerEngine>(
         if let Some(t) = spec.filter(|_| retry_wanted(&cfg, &run_stop, &retried, &result))
             && let Some(delay) = retry(&cfg, &events, &mut retried, &result)
         {
-            let own = result
-                .head_commit
-                .clone()
-                .or_else(|| cfg.earlier.from.get(&t.id).cloned());
+            // What the attempt brought back holds every result it started from; without it,
+            // the task starts as the attempt did.
+            let (own, holds_all) = match result.head_commit.clone() {
+                Some(head) => (Some(head), true),
+                None => (cfg.earlier.from.get(&t.id).cloned(), false),
+            };
             admission.take(t.memory_request_bytes);
             if let Some(g) = &cfg.gateway {
                 g.task_again();
             }
             let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
-            let from = base::continued(own.as_ref(), from, |d| cfg.earlier.is_kept(d));
+            let from = base::continued(own.as_ref(), from, |d| holds_all || cfg.earlier.is_kept(d));
             let again = base::run_from(
                 engine.clone(),
                 cfg.clone(),

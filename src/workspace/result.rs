@@ -114,6 +114,20 @@ impl Repo {
         Ok(out.trim() == "true")
     }
 
+    /// `name`, or, when it is taken (by an earlier attempt of the task: `sandpen rerun`,
+    /// `--retries`), the first of `name-2`, `name-3`, ... that is free: what an earlier attempt
+    /// keeps by a ref must keep its ref.
+    pub async fn free_ref(&self, name: &str) -> String {
+        let mut candidate = name.to_string();
+        for k in 2..100 {
+            if self.commit_of(&candidate).await.is_err() {
+                break;
+            }
+            candidate = format!("{name}-{k}");
+        }
+        candidate
+    }
+
     pub async fn commit_of(&self, rev: &str) -> Result<String, WorkspaceError> {
         let spec = format!("{rev}^{{commit}}");
         Ok(git(
