@@ -38,6 +38,10 @@ pub struct LogsArgs {
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<usize>,
 
+    /// The task's attempt N (1 is the first; default: the last). `sandpen rerun` makes more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
+
     /// Refused: the logs are stored as the container wrote them, without timestamps.
     #[arg(long)]
     pub timestamps: bool,

@@ -15,6 +15,7 @@ mod model_server;
 mod prune;
 mod ps;
 mod report;
+mod rerun;
 mod run;
 mod stop;
 
@@ -32,7 +33,8 @@ pub use model_server::ModelServerArgs;
 pub use prune::PruneArgs;
 pub use ps::PsArgs;
 pub use report::ReportArgs;
-pub use run::{BackendArg, DepsFromArg, RunArgs, SwarmArgs};
+pub use rerun::RerunArgs;
+pub use run::{BackendArg, DepsFromArg, RunArgs, RunFlags, SwarmArgs};
 pub use stop::StopArgs;
 
 use std::path::PathBuf;
@@ -101,6 +103,10 @@ pub enum Command {
     /// Run tasks in parallel, one container each, through the WorkflowManager agent.
     #[command(after_help = crate::exit::HELP)]
     Run(Box<RunArgs>),
+    /// Run again the tasks of a run that did not succeed (or the ones named), each from its
+    /// result so far, as new attempts of the same run; its dependents that did not succeed
+    /// follow from its new result.
+    Rerun(Box<RerunArgs>),
     /// The runs of this repository (or one run's tasks): state, owner, elapsed, CPU, memory,
     /// turns, phase.
     Ps(PsArgs),

@@ -19,6 +19,41 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub flags: RunFlags,
+
+    /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "SANDPEN_MAX_PROMPT_SIZE",
+        default_value = "1MiB",
+        allow_hyphen_values = true,
+        value_parser = crate::plan::parse_prompt_size
+    )]
+    pub max_prompt_size: u64,
+
+    /// Read prompt files from anywhere, not only from the task file's directory and the
+    /// repository (they must still be regular files within --max-prompt-size).
+    #[arg(long)]
+    pub allow_outside_prompts: bool,
+
+    /// Where tasks start (a commit-ish).
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub base: String,
+
+    /// Where a task with `depends_on` starts: `results`, its dependencies' results (one's
+    /// branch, or their merge); `base`, --base like every other task.
+    #[arg(long, value_enum, value_name = "FROM", default_value = "results")]
+    pub deps_from: DepsFromArg,
+
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
+}
+
+/// How tasks run: the flags `run` and `rerun` share.
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Containers at once, as the engine's memory allows (see --memory-request).
     #[arg(short, long, value_name = "N", default_value = "4", allow_hyphen_values = true, value_parser = crate::plan::parse_jobs)]
     pub jobs: usize,
@@ -66,22 +101,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     pub salvage_max_total: Option<String>,
 
-    /// Largest prompt accepted, file or inline, e.g. 512k, 2m (k = 1024).
-    #[arg(
-        long,
-        value_name = "SIZE",
-        env = "SANDPEN_MAX_PROMPT_SIZE",
-        default_value = "1MiB",
-        allow_hyphen_values = true,
-        value_parser = crate::plan::parse_prompt_size
-    )]
-    pub max_prompt_size: u64,
-
-    /// Read prompt files from anywhere, not only from the task file's directory and the
-    /// repository (they must still be regular files within --max-prompt-size).
-    #[arg(long)]
-    pub allow_outside_prompts: bool,
-
     /// Image to run (default: build or reuse the agent image).
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,
@@ -117,15 +136,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value = "50", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
     pub max_turns: u32,
 
-    /// Where tasks start (a commit-ish).
-    #[arg(long, value_name = "REF", default_value = "HEAD")]
-    pub base: String,
-
-    /// Where a task with `depends_on` starts: `results`, its dependencies' results (one's
-    /// branch, or their merge); `base`, --base like every other task.
-    #[arg(long, value_enum, value_name = "FROM", default_value = "results")]
-    pub deps_from: DepsFromArg,
-
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -146,6 +156,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub color: super::ColorArg,
 
+    /// Run a task again, as a new attempt in the same run, when an attempt ends `error` (an
+    /// engine or set-up failure, not the agent's), up to N times (0 to 10), after a backoff
+    /// of 2 s, then 4 s, 8 s, ... (at most 60 s).
+    #[arg(long, value_name = "N", default_value = "0", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+
     /// Cancel the remaining tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
@@ -156,9 +172,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub ca: CaCerts,
-
-    #[command(flatten)]
-    pub swarm: SwarmArgs,
 }
 
 /// Where tasks run: this engine's containers, or a Docker Swarm's services.

@@ -57,7 +57,12 @@ pub(super) async fn import(job: &Job<'_>, out_dir: &Path, hints: Hints) -> Resul
     for (n, _) in &hints.unreachable {
         let src = format!("refs/sandpen-collect/unreachable-{n}");
         if in_bundle.contains(&src) {
-            let dest = format!("refs/sandpen/{}/{}/unreachable-{n}", job.task, job.owner.run_id);
+            let dest = repo
+                .free_ref(&format!(
+                    "refs/sandpen/{}/{}/unreachable-{n}",
+                    job.task, job.owner.run_id
+                ))
+                .await;
             fetch.push((src, dest.clone()));
             unreachable_refs.push(dest);
         }

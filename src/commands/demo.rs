@@ -95,6 +95,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         max_turns: 50,
         deps_from: Default::default(),
         fail_fast: false,
+        retries: 0,
         keep_containers: false,
         json: args.json,
         report: args.report.clone(),

@@ -29,9 +29,11 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     let repo = Repo::discover(args.repo.as_deref()).await?;
     let layout = runs::find_run_by_prefix(&repo.runs, run)?;
     runs::find_task(&layout, task)?;
+    // An earlier attempt's files have numbered names (`RunDir::attempt_key`).
+    let (key, attempt) = pick_attempt(&layout, task, args.attempt)?;
     let path = match args.stderr {
-        true => layout.stderr_log(task),
-        false => layout.log(task),
+        true => layout.stderr_log(&key),
+        false => layout.log(&key),
     };
     let transcript = !args.raw && !args.stderr;
     // The session, then its stderr, then its end: stderr unless one stream was picked.
@@ -57,13 +59,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
         out.write(render(&t.prompt(&String::from_utf8_lossy(&p))).as_bytes());
     }
     // Read in pieces, whatever the log holds: memory stays bounded (`task_log::lines`).
-    let ended = entry(&layout, task);
+    let ended = entry(&layout, task).map(|e| as_attempt(e, attempt.as_ref()));
     // Interleaved where the order was noted and the logs hold every byte (not capped).
     let uncut = ended
         .as_ref()
         .is_none_or(|e| e.log_dropped_bytes == 0 && e.stderr_dropped_bytes == 0);
     let mut mix = (with_stderr && uncut && !args.follow)
-        .then(|| Mix::open(&layout, task))
+        .then(|| Mix::open(&layout, &key))
         .flatten();
     if !args.follow {
         let mut at = 0;
@@ -88,11 +90,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<i32> {
     }
     match (with_stderr, mix) {
         (true, Some(mut m)) => m.rest(&mut out),
-        (true, None) => show_stderr(&layout.stderr_log(task), args.tail, &mut out),
+        (true, None) => show_stderr(&layout.stderr_log(&key), args.tail, &mut out),
         (false, _) => {}
     }
     out.flush_tail();
-    if transcript && let Some(entry) = ended.or_else(|| entry(&layout, task)) {
+    if transcript
+        && let Some(entry) = ended.or_else(|| entry(&layout, task).map(|e| as_attempt(e, attempt.as_ref())))
+    {
         out.write(format!("{}\n", ending(&entry)).as_bytes());
     }
     Ok(exit::SUCCESS)
@@ -220,6 +224,39 @@ impl Mix {
         self.cursor
             .until(u64::MAX, &mut |line, cut| stderr_line(out, line, cut, &mut first));
     }
+}
+
+/// The name of attempt `n`'s files (the task's own for the last), and that attempt when it is
+/// an earlier one. An attempt the report does not list is refused, naming those it does.
+fn pick_attempt(
+    layout: &RunDir,
+    task: &str,
+    n: Option<u32>,
+) -> Result<(String, Option<crate::runner::Attempt>), UsageError> {
+    let Some(n) = n else {
+        return Ok((task.to_string(), None));
+    };
+    let attempts = entry(layout, task).map_or_else(Vec::new, |e| crate::runner::attempts::recorded(&e));
+    let last = attempts.len() as u32;
+    match attempts.into_iter().find(|a| a.number == n) {
+        Some(a) if n < last => Ok((RunDir::attempt_key(task, n), Some(a))),
+        Some(_) => Ok((task.to_string(), None)),
+        None => Err(UsageError(format!(
+            "--attempt {n}: task {task} has {last} attempt(s) in this run\nfix: pass --attempt 1 to {}, or leave it out for the last",
+            last.max(1)
+        ))),
+    }
+}
+
+/// The entry as attempt `a` ended, for the end line.
+fn as_attempt(mut e: TaskResult, a: Option<&crate::runner::Attempt>) -> TaskResult {
+    if let Some(a) = a {
+        e.status = a.status;
+        e.message = a.message.clone();
+        e.log_dropped_bytes = a.log_dropped_bytes;
+        e.stderr_dropped_bytes = a.stderr_dropped_bytes;
+    }
+    e
 }
 
 /// The task's report entry, once it has ended.

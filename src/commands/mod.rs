@@ -14,6 +14,7 @@ mod model_server;
 mod prune;
 mod ps;
 mod report;
+mod rerun;
 mod run;
 mod stop;
 
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host = |e: &crate::cli::EngineArg| e.host.clone().or_else(|| top.clone());
     match cli.command {
         Command::Run(args) => run::run(host(&args.engine).as_deref(), *args).await,
+        Command::Rerun(args) => rerun::run(host(&args.engine).as_deref(), *args).await,
         Command::Ps(args) => ps::run(host(&args.engine).as_deref(), args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Stop(args) => stop::run(args).await,
@@ -68,6 +70,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return Some(e.exit_code());
         }
         if let Some(e) = e.downcast_ref::<crate::runs::RunsError>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = e.downcast_ref::<crate::runner::rerun::RerunError>() {
             return Some(e.exit_code());
         }
         if let Some(e) = e.downcast_ref::<crate::swarm::RegistryError>() {

@@ -192,7 +192,7 @@ fn remove_task(layout: &RunDir, c: &prune::Checkout, dry_run: bool) -> std::io::
 /// The disk the tree takes, removed unless dry.
 fn remove(path: &Path, dry_run: bool) -> std::io::Result<u64> {
     match dry_run {
-        true => Ok(prune::disk_usage(path)),
-        false => prune::remove_tree(path),
+        true => Ok(crate::workspace::disk_usage(path)),
+        false => crate::workspace::remove_tree(path),
     }
 }

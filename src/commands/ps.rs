@@ -144,7 +144,11 @@ fn run_table(view: &RunView, style: &Style) -> String {
     for t in &view.tasks {
         let mut row: Vec<Cell> = [
             t.id.clone(),
-            t.state.as_str().to_string(),
+            match t.attempts {
+                // A rerun task: which attempt the row describes.
+                n @ 2.. => format!("{} (attempt {n})", t.state.as_str()),
+                _ => t.state.as_str().to_string(),
+            },
             t.elapsed_s.map_or("-".into(), duration),
             t.cpu_percent.map_or("-".into(), |c| format!("{c:.0}%")),
             t.memory_bytes.map_or("-".into(), |b| HumanBytes(b).to_string()),

@@ -153,6 +153,12 @@ impl GatewayHandle {
     }
 
     /// A task will not use the gateway again; `settled`: its container is known to be gone.
+    /// One more use to wait for: a task run again (`--retries`). The scheduler holds a use of
+    /// its own while retries may come, so the count never reaches zero before this.
+    pub fn task_again(&self) {
+        self.users.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn task_done(&self, settled: bool) {
         use std::sync::atomic::Ordering;
         if !settled {

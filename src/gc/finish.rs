@@ -38,6 +38,7 @@ pub async fn finish_run<E: ContainerEngine>(
         run_dir: layout.root.clone(),
     };
     let mut lines = Vec::new();
+    let saved = crate::runner::attempts::load(&layout.earlier_attempts());
     for task in &manifest.tasks {
         if !unfinished(&report, &task.id) {
             continue;
@@ -105,6 +106,7 @@ pub async fn finish_run<E: ContainerEngine>(
             }
         }
         result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);
+        let result = crate::runner::attempts::completed(result, &saved);
         lines.push(format!(
             "task {}: {}{}",
             task.id,

@@ -230,6 +230,47 @@ pub fn is_valid_id(s: &str) -> bool {
         && bytes[1..].iter().all(|b| allowed(b) || *b == b'_' || *b == b'-')
 }
 
+/// The flags given to `rerun` over the tasks a run recorded: each flag given replaces the
+/// recorded value (the point of a rerun with `--timeout 1h`); the others stay as recorded.
+pub fn apply_flags(tasks: &mut [TaskSpec], flags: &Flags) -> Result<(), PlanError> {
+    let mut errors = Vec::new();
+    let o = parse_flags(flags, &mut errors);
+    let runtime = flag_runtime(flags, &mut errors);
+    if let Some(e) = PlanError::from_all(errors) {
+        return Err(e);
+    }
+    for t in tasks.iter_mut() {
+        t.runtime = runtime.clone().or(t.runtime.take());
+        t.limits.nano_cpus = o.nano_cpus.unwrap_or(t.limits.nano_cpus);
+        t.limits.memory_bytes = o.memory_bytes.unwrap_or(t.limits.memory_bytes);
+        t.limits.pids = o.pids.unwrap_or(t.limits.pids);
+        t.memory_request_bytes = o
+            .memory_request
+            .unwrap_or(t.memory_request_bytes.min(t.limits.memory_bytes));
+        t.timeout = o.timeout.unwrap_or(t.timeout);
+        t.disk_bytes = o.disk_bytes.or(t.disk_bytes);
+        t.log_limit_bytes = o.log_limit_bytes.unwrap_or(t.log_limit_bytes);
+        t.salvage.file_bytes = o.salvage_file.unwrap_or(t.salvage.file_bytes);
+        t.salvage.total_bytes = o.salvage_total.unwrap_or(t.salvage.total_bytes);
+        t.max_cost = o.max_cost.or(t.max_cost);
+    }
+    PlanError::from_all(tasks.iter().filter_map(request_above_limit).collect()).map_or(Ok(()), Err)
+}
+
+/// `--runtime`, checked as a name.
+fn flag_runtime(flags: &Flags, errors: &mut Vec<PlanError>) -> Option<String> {
+    let r = flags.runtime.as_ref()?;
+    units::parse_runtime(r)
+        .map_err(|reason| {
+            errors.push(PlanError::Flag {
+                flag: "runtime",
+                value: r.clone(),
+                reason,
+            })
+        })
+        .ok()
+}
+
 /// Reads and validates every input, prompt files under `prompts`' rules. On failure, the
 /// error holds every problem found (dependency problems only once the tasks themselves are
 /// valid). Runs in O(n log n) for n tasks.
@@ -245,20 +286,7 @@ pub fn load(
     let mut errors = Vec::new();
     let ctx = Context {
         flags: parse_flags(flags, &mut errors),
-        runtime: flags
-            .runtime
-            .as_ref()
-            .and_then(|r| match units::parse_runtime(r) {
-                Ok(r) => Some(r),
-                Err(reason) => {
-                    errors.push(PlanError::Flag {
-                        flag: "runtime",
-                        value: r.clone(),
-                        reason,
-                    });
-                    None
-                }
-            }),
+        runtime: flag_runtime(flags, &mut errors),
         defaults,
         prompts,
     };

@@ -6,7 +6,6 @@
 
 mod judge;
 
-pub use crate::workspace::{disk_usage, remove_tree};
 pub use judge::{Refs, Verdict, judge};
 
 use std::path::PathBuf;
@@ -45,7 +44,12 @@ pub fn checkouts(layout: &RunDir, refs: &Refs) -> Vec<Checkout> {
     dirs.sort();
     dirs.into_iter()
         .map(|(order, task, path)| {
-            let verdict = if order == usize::MAX {
+            let verdict = if let Some((t, n)) = earlier_attempt(&task, &tasks) {
+                // The report does not record what such a checkout left out: never judged gone.
+                Verdict::Keep(format!(
+                    "the checkout of attempt {n} of task {t} (a rerun's earlier attempt: prune keeps it; remove it by hand once you have looked)"
+                ))
+            } else if order == usize::MAX {
                 Verdict::Keep("not the checkout of a task of the run".into())
             } else if let Some(report) = &report {
                 judge(report.tasks.iter().find(|t| t.id == task), base.as_deref(), refs)
@@ -55,6 +59,13 @@ pub fn checkouts(layout: &RunDir, refs: &Refs) -> Vec<Checkout> {
             Checkout { task, path, verdict }
         })
         .collect()
+}
+
+/// `<task>.<n>`: the name of an earlier attempt's checkout (`RunDir::attempt_key`).
+fn earlier_attempt<'a>(name: &'a str, tasks: &[String]) -> Option<(&'a str, u32)> {
+    let (task, n) = name.rsplit_once('.')?;
+    let n = n.parse().ok()?;
+    tasks.iter().any(|t| t == task).then_some((task, n))
 }
 
 /// The commits the run's report says came back whose branch no longer holds them exactly:
@@ -106,7 +117,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = RunDir::new(dir.path().join("20260101-100000-abcd"));
         std::fs::create_dir_all(layout.internal()).unwrap();
-        for d in ["b", "a", "stray"] {
+        for d in ["b", "a", "stray", "a.1"] {
             std::fs::create_dir(layout.checkout(d)).unwrap();
         }
         std::os::unix::fs::symlink(dir.path(), layout.checkout("link")).unwrap();
@@ -135,13 +146,14 @@ mod tests {
         let all = checkouts(&layout, &refs);
         // The report's order; the stray last; the link is not a checkout.
         let names: Vec<&str> = all.iter().map(|c| c.task.as_str()).collect();
-        assert_eq!(names, ["a", "b", "stray"]);
+        assert_eq!(names, ["a", "b", "a.1", "stray"]);
         assert_eq!(all[0].verdict, Verdict::Remove);
         assert_eq!(
             all[1].verdict,
             Verdict::Keep("branch sandpen/b/r was deleted".into())
         );
-        assert!(matches!(&all[2].verdict, Verdict::Keep(w) if w.contains("not the checkout")));
+        assert!(matches!(&all[2].verdict, Verdict::Keep(w) if w.contains("attempt 1 of task a")));
+        assert!(matches!(&all[3].verdict, Verdict::Keep(w) if w.contains("not the checkout")));
         // The run's end decides its age; its start when it has none.
         let ended = humantime::parse_rfc3339("2026-01-01T10:00:00Z").unwrap();
         assert_eq!(run_time(&layout), Some(ended));

@@ -2,15 +2,18 @@
 //! case per task, written (atomically) when the run ends. Failures: `failed`, `oom_killed`,
 //! `timed_out`, `disk_exceeded`, `budget_exceeded`; skipped: `skipped`, `cancelled`; errors:
 //! `error`. Each case carries the task's duration and the tail of its output; a failure
-//! carries its reason and the last lines of its stderr (`report::failure`).
+//! carries its reason and the last lines of its stderr (`report::failure`). A task's earlier
+//! attempts (`sandpen rerun`) that failed are its reruns, as nextest writes them:
+//! `flakyFailure` when it succeeded at last, `rerunFailure` when it did not.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Consumer, write_atomically};
+use super::Consumer;
+use crate::atomic_file::write_atomically;
 use crate::runner::{Event, RunReport, TaskResult, TaskStatus};
 
 /// How much of a task's output goes into its `system-out`.
@@ -80,6 +83,9 @@ fn case(t: &TaskResult) -> TestCase {
         status.set_message(message);
         status.set_description(super::failure::text(t));
     }
+    // Earlier attempts that ran and did not succeed: nextest's `flakyFailure` under a case
+    // that passed at last, `rerunFailure` under one that did not.
+    status.add_reruns(t.attempts.iter().rev().skip(1).rev().filter_map(rerun));
     let mut case = TestCase::new(t.id.clone(), status);
     case.set_classname("sandpen");
     case.set_time(Duration::from_secs_f64(t.duration_s.max(0.0)));
@@ -93,6 +99,30 @@ fn case(t: &TaskResult) -> TestCase {
         case.set_system_err_lossy(err.as_bytes());
     }
     case
+}
+
+/// An earlier attempt as a rerun of the case, when it ran and did not succeed.
+fn rerun(a: &crate::runner::Attempt) -> Option<TestRerun> {
+    if !a.ran() || a.status == TaskStatus::Succeeded {
+        return None;
+    }
+    let mut r = TestRerun::new(match a.status {
+        TaskStatus::Error => NonSuccessKind::Error,
+        _ => NonSuccessKind::Failure,
+    });
+    r.set_type(a.status.as_str());
+    r.set_time(Duration::from_secs_f64(a.duration_s.max(0.0)));
+    r.set_message(format!(
+        "attempt {}: {}",
+        a.number,
+        a.message.as_deref().unwrap_or(a.status.as_str())
+    ));
+    r.set_system_out_lossy(format!("log: {}\n\n{}", a.log, tail(Path::new(&a.log))).as_bytes());
+    let err = tail(Path::new(&a.stderr_log));
+    if !err.is_empty() {
+        r.set_system_err_lossy(err.as_bytes());
+    }
+    Some(r)
 }
 
 /// The last `OUTPUT_TAIL` bytes of a log (a regular file, never through a link).
@@ -142,7 +172,35 @@ mod tests {
             run.tasks.push(t);
         }
         let xml = to_xml(&run).unwrap();
-        assert!(xml.contains(r#"tests="7""#), "{xml}");
+        assert!(
+            !xml.contains("flakyFailure") && !xml.contains("rerunFailure"),
+            "{xml}"
+        );
+        // Reruns: ok failed once then succeeded; bad failed twice; a skipped attempt is no run.
+        let log = |t: &TaskResult, n| TaskResult {
+            log: format!("/nowhere/{}.{n}.log", t.id),
+            ..t.clone()
+        };
+        for (i, earlier) in [
+            (0, TaskStatus::Failed),
+            (1, TaskStatus::Error),
+            (4, TaskStatus::Skipped),
+        ] {
+            let t = &run.tasks[i];
+            let mut first = log(t, 1);
+            first.status = earlier;
+            if earlier == TaskStatus::Skipped {
+                first.log.clear();
+            }
+            let mut attempts = vec![crate::runner::Attempt::of(&first, 1)];
+            attempts.push(crate::runner::Attempt::of(t, 2));
+            run.tasks[i].attempts = attempts;
+        }
+        let xml = to_xml(&run).unwrap();
+        assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+        assert_eq!(xml.matches("<rerunError").count(), 1, "{xml}");
+        assert!(xml.contains("attempt 1: ok &lt;&amp;&gt; message"), "{xml}");
+        assert!(xml.contains("log: /nowhere/ok.1.log"), "{xml}");
         assert!(xml.contains(r#"failures="3""#), "{xml}");
         assert!(xml.contains(r#"errors="1""#), "{xml}");
         assert!(xml.contains(r#"skipped="2""#), "{xml}");

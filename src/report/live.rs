@@ -415,6 +415,19 @@ impl Consumer for LiveView {
                 self.enter(task, "stopping");
                 self.update(task, Some(format!("stopping ({reason:?})").to_lowercase()));
             }
+            Event::TaskRetrying {
+                task,
+                attempt,
+                of,
+                after_s,
+                message,
+            } => {
+                let text = format!("attempt {attempt}/{of} in {after_s:.0}s (the last: {message})");
+                if let Some(r) = self.enter(task, "waiting") {
+                    r.activity.clone_from(&text);
+                }
+                self.update(task, Some(text));
+            }
             Event::TaskFinished { task, result } => self.finished(task, result),
             Event::RunCancelling { kill } => self.say(
                 if *kill {

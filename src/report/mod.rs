@@ -11,7 +11,6 @@ pub mod style;
 mod summary;
 mod writer;
 
-pub use crate::atomic_file::write_atomically;
 pub use html::HtmlWriter;
 pub use junit::JunitWriter;
 pub use live::LiveView;

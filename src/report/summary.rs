@@ -177,6 +177,23 @@ fn work_notes(t: &crate::runner::TaskResult) -> Vec<String> {
         })
         .collect();
     notes.splice(0..0, t.changes.map(|c| format!("{} commit(s), {c}", t.commits)));
+    // A task run more than once: its attempts, oldest first (the figures above are the last's).
+    if let [earlier @ .., last] = t.attempts.as_slice()
+        && !earlier.is_empty()
+    {
+        let before: Vec<String> = earlier
+            .iter()
+            .map(|a| format!("{} {}", a.number, a.status.as_str()))
+            .collect();
+        notes.insert(
+            0,
+            format!(
+                "attempt {} of this run (earlier: {})",
+                last.number,
+                before.join(", ")
+            ),
+        );
+    }
     if t.branches_not_collected > 0 {
         notes.push(format!(
             "{} more branches stay in the checkout {}",
@@ -319,6 +336,23 @@ mod tests {
 
     fn widest(text: &str) -> usize {
         text.lines().map(style::width_of).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_task_run_more_than_once_names_its_attempts() {
+        let limits = crate::engine::spec::Limits {
+            nano_cpus: 1,
+            memory_bytes: 1,
+            pids: 1,
+        };
+        let mut t = crate::runner::TaskResult::new("t", "img", limits);
+        assert!(work_notes(&t).is_empty());
+        t.status = crate::runner::TaskStatus::TimedOut;
+        t.attempts = vec![crate::runner::Attempt::of(&t, 1)];
+        assert!(work_notes(&t).is_empty(), "one attempt: nothing to say");
+        t.status = crate::runner::TaskStatus::Succeeded;
+        t.attempts.push(crate::runner::Attempt::of(&t, 2));
+        assert_eq!(work_notes(&t), ["attempt 2 of this run (earlier: 1 timed_out)"]);
     }
 
     #[test]

@@ -64,6 +64,28 @@ pub(super) fn start_points(
     points
 }
 
+/// Where a task of a rerun starts: from `own`, its earlier attempt's result, when it has one,
+/// merged with the results of the dependencies that ran again (those `kept` are in `own`
+/// already, as the earlier attempt started from them); else from `points` as in any run.
+pub(super) fn continued(
+    own: Option<&String>,
+    points: Vec<StartPoint>,
+    kept: impl Fn(&str) -> bool,
+) -> Vec<StartPoint> {
+    let Some(own) = own else { return points };
+    let mut all = vec![StartPoint {
+        commit: own.clone(),
+        deps: vec!["its earlier attempt".into()],
+    }];
+    for mut p in points {
+        p.deps.retain(|d| !kept(d));
+        if !p.deps.is_empty() && p.commit != *own {
+            all.push(p);
+        }
+    }
+    all
+}
+
 /// Runs `t` from `points`: the one commit, or their merge. A conflict skips the task, naming
 /// the paths; a merge git could not make ends it `error`. Neither gets a checkout.
 pub(super) async fn run_from<E: ContainerEngine>(
@@ -87,7 +109,10 @@ async fn resolve(cfg: &RunConfig, task: &str, points: &[StartPoint]) -> Result<S
     let commits: Vec<String> = points.iter().map(|p| p.commit.clone()).collect();
     let all = names(points.iter());
     // Beside the task's other refs of the run (its lost commits), out of `git branch`.
-    let keep_as = format!("refs/sandpen/{task}/{}/base", cfg.run_id);
+    let keep_as = cfg
+        .repo
+        .free_ref(&format!("refs/sandpen/{task}/{}/base", cfg.run_id))
+        .await;
     let message = format!(
         "sandpen: the start of task {task}: the results of {all}\n\n\
          Sandpen-Run: {}\nSandpen-Task: {task}",
@@ -198,6 +223,24 @@ mod tests {
         assert_eq!(
             from(&["b", "a", "n"], DepsFrom::Results),
             [point("B1", &["b"]), point("A1", &["a", "n"])]
+        );
+    }
+
+    #[test]
+    fn a_rerun_continues_from_its_own_result_with_its_rerun_dependencies() {
+        let own = "O".to_string();
+        let points = vec![point("A2", &["a"]), point("K", &["k"]), point("B", &[])];
+        // Without an earlier result: as in any run.
+        assert_eq!(continued(None, points.clone(), |_| false), points);
+        // With one: it first; `k` was kept (its result is in O already), `a` ran again.
+        assert_eq!(
+            continued(Some(&own), points, |d| d == "k"),
+            [point("O", &["its earlier attempt"]), point("A2", &["a"])]
+        );
+        // A task without dependencies continues from its result alone.
+        assert_eq!(
+            continued(Some(&own), vec![point("B", &[])], |_| false),
+            [point("O", &["its earlier attempt"])]
         );
     }
 

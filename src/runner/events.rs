@@ -171,6 +171,10 @@ pub struct TaskResult {
     /// is empty), each cut to a bounded width, read once at its end for every reporter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
+    /// Every attempt of the task in this run, oldest first, this one last (`sandpen rerun`
+    /// makes more); empty in reports of older sandpens.
+    #[serde(default)]
+    pub attempts: Vec<super::Attempt>,
 }
 
 /// For `#[serde(default)]` of flags that older reports did not have and were true then.
@@ -261,6 +265,7 @@ impl TaskResult {
             phases_completed: 0,
             message: None,
             stderr_tail: Vec::new(),
+            attempts: Vec::new(),
         }
     }
 }
@@ -349,6 +354,15 @@ pub enum Event {
     TaskFinished {
         task: String,
         result: Box<TaskResult>,
+    },
+    /// An attempt ended `error` and the task runs again (`--retries`) after `after_s`, as
+    /// attempt `attempt` of at most `of`; `message` says why the last one ended.
+    TaskRetrying {
+        task: String,
+        attempt: u32,
+        of: u32,
+        after_s: f64,
+        message: String,
     },
     /// Ctrl-C or SIGTERM: `kill` is false for the graceful stop, true for the immediate one.
     RunCancelling {

@@ -44,6 +44,8 @@ pub struct FakeEngine {
     /// On another machine (shares no disk), where task containers never get past their
     /// node's pull of the image; notified when one starts waiting for it.
     far: Option<Arc<tokio::sync::Notify>>,
+    /// Tasks whose next task container's create fails, once each.
+    fail_create: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl FakeEngine {
@@ -66,6 +68,12 @@ impl FakeEngine {
         let pulling = Arc::new(tokio::sync::Notify::new());
         self.far = Some(pulling.clone());
         (self, pulling)
+    }
+
+    /// Makes the create of `task`'s next task container fail, once.
+    pub fn fail_create_once(self, task: &str) -> Self {
+        self.fail_create.lock().unwrap().insert(task.into());
+        self
     }
 
     pub fn max_running(&self) -> usize {
@@ -116,6 +124,12 @@ impl ContainerEngine for FakeEngine {
             _ => None,
         }
         .unwrap_or(Behaviour { secs: 0.0, code: 0 });
+        if role == "task" && self.fail_create.lock().unwrap().remove(&task) {
+            return Err(EngineError::Api {
+                context: "creating a container".into(),
+                reason: "the fake engine failed a create".into(),
+            });
+        }
         let id = format!("fake-{task}-{role}");
         let mut s = self.state.lock().unwrap();
         s.memory.insert(id.clone(), spec.limits.memory_bytes as u64);

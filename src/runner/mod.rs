@@ -2,11 +2,13 @@
 //! dependencies, timeouts, fail-fast and cancellation. It emits events and never prints.
 
 mod admission;
+pub mod attempts;
 mod base;
 mod channel;
 pub mod events;
 mod network;
 mod not_run;
+pub mod rerun;
 mod scheduler;
 mod task;
 
@@ -16,6 +18,7 @@ mod fake;
 mod tests;
 
 pub use admission::MemoryHold;
+pub use attempts::{Attempt, Earlier};
 pub use base::DepsFrom;
 pub use channel::{EventReceiver, EventSender, Received};
 pub use events::{Event, RunReport, TaskResult, TaskStatus};
@@ -56,6 +59,8 @@ pub struct RunConfig {
     /// Whether the engine applies the tasks' limits (`Dialect::cgroup_per_container`).
     pub limits_enforced: bool,
     pub fail_fast: bool,
+    /// How often a task whose attempt ended `error` runs again, as a new attempt (`--retries`).
+    pub retries: u32,
     pub keep_containers: bool,
     pub grace: Duration,
     /// Credentials passed from the host, by name; never logged.
@@ -65,6 +70,8 @@ pub struct RunConfig {
     /// In gateway mode: the run's gateway (tasks mount its socket and relay, get a token
     /// instead of `credentials`, and are metered).
     pub gateway: Option<GatewayHandle>,
+    /// A rerun's earlier attempts: the tasks kept as they were, and where the others continue.
+    pub earlier: Earlier,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -6,6 +6,7 @@ use tokio::task::JoinSet;
 
 use super::RunConfig;
 use super::admission::{Admission, MemoryHold, Verdict};
+use super::attempts::{self, Attempt};
 use super::base;
 use super::channel::EventSender;
 use super::events::{Event, RunReport, TaskResult, TaskStatus, now_rfc3339};
@@ -62,7 +63,22 @@ pub async fn execute<E: ContainerEngine>(
     // The run's own token: cancelled by the caller's, or by fail-fast; one per task below it.
     let run_stop = stop.for_run(plan.tasks.iter().map(|t| t.id.as_str()));
     let mut done: HashMap<String, TaskResult> = HashMap::new();
-    let mut pending: Vec<TaskSpec> = plan.tasks.clone();
+    // The attempts of this run that ended `error` and were retried (`--retries`), by task.
+    let mut retried: HashMap<String, Vec<Attempt>> = HashMap::new();
+    // A rerun's tasks that are not run again: done as they were, in the report from the start.
+    for kept in &cfg.earlier.kept {
+        events.send(Event::TaskFinished {
+            task: kept.id.clone(),
+            result: Box::new(kept.clone()),
+        });
+        done.insert(kept.id.clone(), kept.clone());
+    }
+    let mut pending: Vec<TaskSpec> = plan
+        .tasks
+        .iter()
+        .filter(|t| !done.contains_key(&t.id))
+        .cloned()
+        .collect();
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
     // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
@@ -98,7 +114,13 @@ pub async fn execute<E: ContainerEngine>(
                     )
                 };
                 let t = pending.remove(i);
-                finish(&mut done, &events, never_started(&cfg, &t, status, msg));
+                finish(
+                    &cfg,
+                    &retried,
+                    &mut done,
+                    &events,
+                    never_started(&cfg, &t, status, msg),
+                );
                 i = 0; // a skip can make later tasks skippable too
                 continue;
             }
@@ -106,6 +128,8 @@ pub async fn execute<E: ContainerEngine>(
                 let t = pending.remove(i);
                 let msg = "cancelled before it started".to_string();
                 finish(
+                    &cfg,
+                    &retried,
                     &mut done,
                     &events,
                     never_started(&cfg, &t, TaskStatus::Cancelled, msg),
@@ -122,6 +146,9 @@ pub async fn execute<E: ContainerEngine>(
                     admission.take(t.memory_request_bytes);
                     // From its dependencies' results as they are now, all of them done.
                     let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
+                    // A rerun continues from the task's own result, with its dependencies'
+                    // new results merged in.
+                    let from = base::continued(cfg.earlier.from.get(&t.id), from, |d| cfg.earlier.is_kept(d));
                     let handle = running.spawn(base::run_from(
                         engine.clone(),
                         cfg.clone(),
@@ -153,12 +180,13 @@ pub async fn execute<E: ContainerEngine>(
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let mut result = match joined {
+        let (mut result, spec) = match joined {
             Ok((id, result)) => {
-                if let Some(t) = running_ids.remove(&id) {
+                let t = running_ids.remove(&id);
+                if let Some(t) = &t {
                     admission.release(t.memory_request_bytes);
                 }
-                result
+                (result, t)
             }
             Err(e) => {
                 let t = running_ids
@@ -170,10 +198,41 @@ pub async fn execute<E: ContainerEngine>(
                      is removed by the final sweep and its checkout is kept uncollected at {}",
                     cfg.layout.checkout(&t.id).display()
                 );
-                not_run(&cfg, &t, TaskStatus::Error, msg)
+                (not_run(&cfg, &t, TaskStatus::Error, msg), None)
             }
         };
         result.queued_at = ready_at.get(&result.id).cloned();
+        // An `error` attempt, retries left: the task runs again, from what it brought back.
+        if let Some(t) = spec.filter(|_| retry_wanted(&cfg, &run_stop, &retried, &result))
+            && let Some(delay) = retry(&cfg, &events, &mut retried, &result)
+        {
+            // What the attempt brought back holds every result it started from; without it,
+            // the task starts as the attempt did.
+            let (own, holds_all) = match result.head_commit.clone() {
+                Some(head) => (Some(head), true),
+                None => (cfg.earlier.from.get(&t.id).cloned(), false),
+            };
+            admission.take(t.memory_request_bytes);
+            if let Some(g) = &cfg.gateway {
+                g.task_again();
+            }
+            let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
+            let from = base::continued(own.as_ref(), from, |d| holds_all || cfg.earlier.is_kept(d));
+            let again = base::run_from(
+                engine.clone(),
+                cfg.clone(),
+                t.clone(),
+                from,
+                events.clone(),
+                run_stop.for_task(&t.id),
+            );
+            let handle = running.spawn(async move {
+                tokio::time::sleep(delay).await;
+                again.await
+            });
+            running_ids.insert(handle.id(), t);
+            continue;
+        }
         // Skipped (its dependencies' results conflict) is not a failure of its own.
         let failed = !matches!(
             result.status,
@@ -182,7 +241,7 @@ pub async fn execute<E: ContainerEngine>(
         if cfg.fail_fast && failed {
             run_stop.graceful.cancel();
         }
-        finish(&mut done, &events, result);
+        finish(&cfg, &retried, &mut done, &events, result);
     }
 
     // Belt and braces: nothing of this run stays on the engine, whatever happened above.
@@ -234,7 +293,11 @@ pub async fn execute<E: ContainerEngine>(
     }
     let wall_s = started.elapsed().as_secs_f64();
     let tasks: Vec<TaskResult> = plan.tasks.iter().filter_map(|t| done.remove(&t.id)).collect();
-    let busy: f64 = tasks.iter().map(|t| t.duration_s).sum();
+    let busy: f64 = tasks
+        .iter()
+        .filter(|t| !cfg.earlier.is_kept(&t.id))
+        .map(|t| t.duration_s)
+        .sum();
     let report = RunReport {
         finished_at: now_rfc3339(),
         wall_s,
@@ -307,7 +370,15 @@ async fn sweep<E: ContainerEngine>(
     (failures, true)
 }
 
-fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, mut result: TaskResult) {
+fn finish(
+    cfg: &RunConfig,
+    retried: &HashMap<String, Vec<Attempt>>,
+    done: &mut HashMap<String, TaskResult>,
+    events: &EventSender,
+    result: TaskResult,
+) {
+    let this_run = retried.get(&result.id).map_or(&[][..], Vec::as_slice);
+    let mut result = cfg.earlier.with_attempts(result, this_run);
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
         result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);
@@ -317,4 +388,54 @@ fn finish(done: &mut HashMap<String, TaskResult>, events: &EventSender, mut resu
         result: Box::new(result.clone()),
     });
     done.insert(result.id.clone(), result);
+}
+
+/// The first wait before a retry; it doubles with each retry of the task, up to a minute.
+const RETRY_BACKOFF: Duration = match cfg!(test) {
+    true => Duration::from_millis(20),
+    false => Duration::from_secs(2),
+};
+
+/// Whether the task of `r` runs again: its attempt ended `error` (not one whose work was left
+/// for gc, nor a task that was stopped), and it has retries left.
+fn retry_wanted(
+    cfg: &RunConfig,
+    stop: &Stop,
+    retried: &HashMap<String, Vec<Attempt>>,
+    r: &TaskResult,
+) -> bool {
+    let used = retried.get(&r.id).map_or(0, Vec::len);
+    r.status == TaskStatus::Error
+        && !r.left_for_gc
+        && used < cfg.retries as usize
+        && !stop.task_stopped(&r.id)
+}
+
+/// Keeps `result` as an earlier attempt (its files under numbered names) and says that the
+/// task runs again: after how long. Its files in the way: no retry (None).
+fn retry(
+    cfg: &RunConfig,
+    events: &EventSender,
+    retried: &mut HashMap<String, Vec<Attempt>>,
+    result: &TaskResult,
+) -> Option<Duration> {
+    let before = cfg.earlier.attempts.get(&result.id).map_or(0, Vec::len);
+    let list = retried.entry(result.id.clone()).or_default();
+    let mut attempt = Attempt::of(result, (before + list.len() + 1) as u32);
+    if let Err(e) = attempts::set_aside(&cfg.layout, &result.id, &mut attempt) {
+        tracing::warn!(task = %result.id, "not retried: {e}");
+        return None;
+    }
+    list.push(attempt);
+    let delay = RETRY_BACKOFF
+        .saturating_mul(1 << (list.len() - 1).min(5))
+        .min(Duration::from_secs(60));
+    events.send(Event::TaskRetrying {
+        task: result.id.clone(),
+        attempt: (before + list.len() + 1) as u32,
+        of: before as u32 + cfg.retries + 1,
+        after_s: delay.as_secs_f64(),
+        message: result.message.clone().unwrap_or_else(|| "error".into()),
+    });
+    Some(delay)
 }

@@ -70,6 +70,14 @@ async fn run_on(
     tx: EventSender,
     stop: Stop,
 ) -> super::RunReport {
+    let (_dir, mut cfg) = config(jobs).await;
+    cfg.engine_memory = engine_memory;
+    cfg.fail_fast = fail_fast;
+    execute(engine, Plan { tasks }, cfg, tx, stop).await
+}
+
+/// A run's configuration in a fresh repository (kept while the directory lives).
+async fn config(jobs: usize) -> (tempfile::TempDir, RunConfig) {
     let dir = tempfile::tempdir().unwrap();
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "init"]);
@@ -92,15 +100,17 @@ async fn run_on(
         network: super::TaskNetwork::None,
         max_turns: 5,
         jobs,
-        engine_memory,
+        engine_memory: 0,
         limits_enforced: true,
-        fail_fast,
+        fail_fast: false,
+        retries: 0,
         keep_containers: false,
         grace: Duration::from_secs(1),
         credentials: vec![],
         gateway: None,
+        earlier: Default::default(),
     };
-    execute(engine, Plan { tasks }, cfg, tx, stop).await
+    (dir, cfg)
 }
 
 fn status(r: &super::RunReport, id: &str) -> TaskStatus {
@@ -362,4 +372,54 @@ async fn a_task_larger_than_the_engine_runs_alone_instead_of_waiting_forever() {
     let (r, _) = run_collecting(engine.clone(), 8 * GIB, tasks, 2).await;
     assert!(r.all_succeeded(), "{:?}", r.tasks);
     assert_eq!(engine.max_running(), 1);
+}
+
+#[tokio::test]
+async fn an_error_attempt_is_retried_as_a_new_attempt_and_a_failure_is_not() {
+    let ok = Behaviour { secs: 0.05, code: 0 };
+    let bad = Behaviour { secs: 0.05, code: 1 };
+    let engine = FakeEngine::new([("a", ok), ("f", bad)]).fail_create_once("a");
+    let (_dir, mut cfg) = config(2).await;
+    cfg.retries = 2;
+    let layout = cfg.layout.clone();
+    let (tx, mut rx) = EventSender::channel();
+    let said = tokio::spawn(async move {
+        let mut said = Vec::new();
+        while let Some(e) = rx.recv().await {
+            if let Event::TaskRetrying {
+                task, attempt, of, ..
+            } = e
+            {
+                said.push((task, attempt, of));
+            }
+        }
+        said
+    });
+    let tasks = vec![task("a", &[], 60), task("f", &[], 60)];
+    let r = execute(engine.clone(), Plan { tasks }, cfg, tx, Stop::default()).await;
+    let a = r.tasks.iter().find(|t| t.id == "a").unwrap();
+    assert_eq!(a.status, TaskStatus::Succeeded, "{a:?}");
+    let tries: Vec<_> = a.attempts.iter().map(|t| (t.number, t.status)).collect();
+    assert_eq!(tries, [(1, TaskStatus::Error), (2, TaskStatus::Succeeded)]);
+    assert!(
+        a.attempts[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("failed a create")
+    );
+    // The first attempt's checkout is kept under its number; the last is the task's own.
+    assert!(layout.checkout("a.1").is_dir() && layout.checkout("a").is_dir());
+    // `failed` is the agent's: never retried.
+    let f = r.tasks.iter().find(|t| t.id == "f").unwrap();
+    assert_eq!((f.status, f.attempts.len()), (TaskStatus::Failed, 1));
+    assert_eq!(said.await.unwrap(), [("a".to_string(), 2, 3)]);
+}
+
+#[tokio::test]
+async fn without_retries_an_error_attempt_ends_the_task() {
+    let engine = FakeEngine::new([("a", Behaviour { secs: 0.05, code: 0 })]).fail_create_once("a");
+    let r = run(engine, vec![task("a", &[], 60)], 1, false).await;
+    assert_eq!(status(&r, "a"), TaskStatus::Error);
+    assert_eq!(r.tasks[0].attempts.len(), 1);
 }

@@ -8,7 +8,6 @@ mod follow;
 pub mod results;
 mod status;
 
-pub use crate::task_log::{lines, streams, tail};
 pub use follow::follow;
 pub use status::{RunSummary, RunView, TaskState, TaskView, describe, task_state};
 

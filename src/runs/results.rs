@@ -67,9 +67,15 @@ pub fn picks(layout: &RunDir, report: Option<&RunReport>, named: &[String]) -> V
 
 fn branch_of(e: &TaskResult) -> Result<Branch, String> {
     match &e.branch {
+        // Against where the task first started: a rerun moved the same branch forward, so
+        // it holds every attempt's commits.
         Some(name) => Ok(Branch {
             name: name.clone(),
-            base: e.base_commit.clone(),
+            base: e
+                .attempts
+                .first()
+                .and_then(|a| a.base_commit.clone())
+                .or_else(|| e.base_commit.clone()),
         }),
         None if !e.branches.is_empty() => Err(format!(
             "HEAD unchanged; its other branches: {}",
@@ -125,6 +131,14 @@ mod tests {
         assert_eq!(all[1].result, Err("no commits".into()));
         assert_eq!(all[1].status, Some(TaskStatus::Failed));
         assert!(all[2].result.as_ref().unwrap_err().starts_with("not ended"));
+        // After a rerun: against the first attempt's base.
+        let mut rerun = entry("b", TaskStatus::Succeeded, Some("sandpen/b/r"));
+        rerun.attempts = vec![crate::runner::Attempt::of(&rerun, 1)];
+        rerun.base_commit = Some("attempt2".into());
+        rerun.attempts.push(crate::runner::Attempt::of(&rerun, 2));
+        report.tasks[0] = rerun;
+        let b = &picks(&layout, Some(&report), &["b".into()])[0];
+        assert_eq!(b.result.as_ref().unwrap().base.as_deref(), Some("b4se"));
         let named = picks(&layout, Some(&report), &["c".into(), "a".into()]);
         assert_eq!(
             named.iter().map(|p| p.task.as_str()).collect::<Vec<_>>(),

@@ -129,6 +129,9 @@ pub struct TaskView {
     /// The last lines of its stderr, for a task that did not succeed (from the report).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
+    /// Its attempts in the run (`sandpen rerun` makes more): 1 for most, 0 for a task with
+    /// no report entry yet.
+    pub attempts: usize,
 }
 
 /// Describes the run in `layout`. `containers` are the engine's containers of this run (by
@@ -224,6 +227,7 @@ fn ended_view(e: &TaskResult, state: TaskState) -> TaskView {
         container_id: e.container_id.clone(),
         message: e.message.clone(),
         stderr_tail: e.stderr_tail.clone(),
+        attempts: e.attempts.len().max(1),
     }
 }
 
@@ -245,6 +249,7 @@ fn live_view(layout: &RunDir, task: &str, state: TaskState, detail: bool) -> Tas
         container_id: None,
         message: None,
         stderr_tail: Vec::new(),
+        attempts: 0,
     };
     if detail {
         view.turns = turns_in_log(layout, task);
@@ -321,6 +326,7 @@ mod tests {
             memory_request_bytes: None,
             salvage: Default::default(),
             runtime: None,
+            definition: None,
         };
         Manifest {
             run_id: "20260101-100000-abcd".into(),

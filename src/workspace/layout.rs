@@ -14,6 +14,13 @@ impl RunDir {
         Self { root: root.into() }
     }
 
+    /// The name under which attempt `n` of `task` keeps its files once a later attempt runs:
+    /// `<task>.<n>.log`, `<task>.<n>/` (its checkout), ... Task ids hold no `.`, so it is no
+    /// task's name.
+    pub fn attempt_key(task: &str, n: u32) -> String {
+        format!("{task}.{n}")
+    }
+
     /// The task's checkout: the only directory of the run a task container can write.
     pub fn checkout(&self, task: &str) -> PathBuf {
         self.root.join(task)
@@ -101,6 +108,11 @@ impl RunDir {
     /// sandpen's own copy of a result bundle, out of every container's reach.
     pub fn bundle_copy(&self, task: &str) -> PathBuf {
         self.internal().join("bundles").join(format!("{task}.bundle"))
+    }
+
+    /// A rerun's earlier attempts of the tasks it runs again, for `gc` (`runner::attempts`).
+    pub fn earlier_attempts(&self) -> PathBuf {
+        self.internal().join("attempts.json")
     }
 
     /// Locked by the live sandpen process that owns the run (see `owner`).

@@ -72,7 +72,9 @@ impl Repo {
     }
 
     /// Points `refs/heads/<branch>` at `commit`, which must already be a commit here (a task
-    /// whose branch moved to history the user's repository already holds).
+    /// whose branch moved to history the user's repository already holds). The branch is one of
+    /// sandpen's names for the run's results: made, or moved by a later attempt of the task
+    /// (`sandpen rerun`), as the fetch of a bundle moves its refs.
     pub async fn point_branch(&self, branch: &str, commit: &str) -> Result<(), WorkspaceError> {
         if !(commit.len() == 40 || commit.len() == 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(WorkspaceError::Git {
@@ -84,7 +86,7 @@ impl Repo {
         let _guard = self.lock.lock().await;
         git(
             &self.root,
-            ["update-ref", &format!("refs/heads/{branch}"), &commit, ""],
+            ["update-ref", &format!("refs/heads/{branch}"), &commit],
         )
         .await
         .map(|_| ())
@@ -110,6 +112,20 @@ impl Repo {
         )
         .await?;
         Ok(out.trim() == "true")
+    }
+
+    /// `name`, or, when it is taken (by an earlier attempt of the task: `sandpen rerun`,
+    /// `--retries`), the first of `name-2`, `name-3`, ... that is free: what an earlier attempt
+    /// keeps by a ref must keep its ref.
+    pub async fn free_ref(&self, name: &str) -> String {
+        let mut candidate = name.to_string();
+        for k in 2..100 {
+            if self.commit_of(&candidate).await.is_err() {
+                break;
+            }
+            candidate = format!("{name}-{k}");
+        }
+        candidate
     }
 
     pub async fn commit_of(&self, rev: &str) -> Result<String, WorkspaceError> {

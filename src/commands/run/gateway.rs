@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{Prepared, RunOptions, warn};
 use crate::agent::env::CREDENTIAL_ENV;
-use crate::cli::RunArgs;
+use crate::cli::RunFlags;
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::UsageError;
@@ -33,7 +33,7 @@ pub async fn gateway_image(engine: &Engine) -> anyhow::Result<String> {
 }
 
 /// `--allow-host`, `allow_hosts` and `--max-cost` mean something only with the gateway.
-pub(super) fn check_gateway_input(args: &RunArgs, plan: &Plan) -> anyhow::Result<()> {
+pub(super) fn check_gateway_input(args: &RunFlags, plan: &Plan) -> anyhow::Result<()> {
     for entry in &args.allow_hosts {
         if let Err(why) = HostPattern::parse(entry) {
             return Err(UsageError(format!(
@@ -81,6 +81,7 @@ pub(super) fn start_gateway(
     (image, prices): &(String, PriceTable),
     opts: &RunOptions,
     events: EventSender,
+    users: usize,
 ) -> GatewayHandle {
     let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
@@ -117,7 +118,7 @@ pub(super) fn start_gateway(
         })),
     };
     let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
-    GatewayHandle::new(std::sync::Arc::new(starting), p.plan.tasks.len())
+    GatewayHandle::new(std::sync::Arc::new(starting), users)
 }
 
 /// The credentials set on the host.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use crate::agent;
-use crate::cli::{DepsFromArg, RunArgs};
+use crate::cli::{DepsFromArg, RunArgs, RunFlags};
 use crate::engine::Engine;
 use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
@@ -12,22 +12,31 @@ use crate::gateway::price::PriceTable;
 use crate::image::{ImageRequest, Target};
 use crate::manifest::{Manifest, ManifestTask};
 use crate::owner::{self, Lease};
-use crate::plan::{self, Defaults, Flags, Plan, PromptPolicy};
-use crate::report::{self, Consumer, HtmlWriter, JunitWriter, LiveView, Ndjson, ReportWriter};
+use crate::plan::{self, Defaults, Plan, PromptPolicy};
+use crate::report;
 use crate::runner::{self, Event, EventSender, RunConfig, Stop};
 use crate::workspace::{Repo, RunDir};
 
+mod checks;
 mod gateway;
+mod outputs;
 mod signals;
 mod swarm;
 
+pub use checks::{check_flags, check_output_file, plan_flags};
+use checks::{check_network, check_runtimes};
 pub use gateway::gateway_image;
 use gateway::{check_gateway_input, host_credentials, start_gateway};
 use signals::Signals;
 
 pub async fn run(host: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
     let prepared = prepare(host, &args).await?;
-    execute(prepared, RunOptions::from(&args)).await
+    let mut opts = RunOptions::from(&args.flags);
+    opts.deps_from = match args.deps_from {
+        DepsFromArg::Results => runner::DepsFrom::Results,
+        DepsFromArg::Base => runner::DepsFrom::Base,
+    };
+    execute(prepared, opts).await
 }
 
 /// How to run a prepared plan: the part of `run`'s arguments that `demo` shares.
@@ -42,6 +51,8 @@ pub struct RunOptions {
     /// Where tasks with dependencies start.
     pub deps_from: runner::DepsFrom,
     pub fail_fast: bool,
+    /// How often a task whose attempt ended `error` runs again (`--retries`).
+    pub retries: u32,
     pub keep_containers: bool,
     /// NDJSON on stdout instead of the live view.
     pub json: bool,
@@ -55,18 +66,16 @@ pub struct RunOptions {
     pub color: report::style::ColorChoice,
 }
 
-impl From<&RunArgs> for RunOptions {
-    fn from(a: &RunArgs) -> Self {
+impl From<&RunFlags> for RunOptions {
+    fn from(a: &RunFlags) -> Self {
         Self {
             jobs: a.jobs,
             network: a.network.clone(),
             allow_hosts: a.allow_hosts.clone(),
             max_turns: a.max_turns,
-            deps_from: match a.deps_from {
-                DepsFromArg::Results => runner::DepsFrom::Results,
-                DepsFromArg::Base => runner::DepsFrom::Base,
-            },
+            deps_from: runner::DepsFrom::default(),
             fail_fast: a.fail_fast,
+            retries: a.retries,
             keep_containers: a.keep_containers,
             json: a.json,
             report: a.report.clone(),
@@ -97,35 +106,41 @@ pub struct Prepared {
 
 pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepared> {
     // Input first: no git, no engine, until the tasks are known to be valid.
-    check_output_file("--junit", args.junit.as_deref())?;
-    check_output_file("--html", args.html.as_deref())?;
-    if args.jobs == 0 {
-        return Err(UsageError(
-            "--jobs 0: at least one container must run at a time\nfix: pass --jobs 1 or more".into(),
-        )
-        .into());
-    }
-    let flags = Flags {
-        cpus: args.cpus.clone(),
-        memory: args.memory.clone(),
-        memory_request: args.memory_request.clone(),
-        pids: args.pids_limit.clone(),
-        timeout: args.timeout.clone(),
-        disk: args.disk.clone(),
-        log_limit: args.log_limit.clone(),
-        salvage_max_file: args.salvage_max_file.clone(),
-        salvage_max_total: args.salvage_max_total.clone(),
-        max_cost: args.max_cost.clone(),
-        runtime: args.runtime.clone(),
-    };
+    check_flags(&args.flags)?;
     let prompts = PromptPolicy::for_run(
         args.repo.as_deref(),
         args.allow_outside_prompts,
         args.max_prompt_size,
     );
-    let mut plan = plan::load(&args.tasks, &flags, &Defaults::default(), &prompts)?;
+    let plan = plan::load(
+        &args.tasks,
+        &plan_flags(&args.flags),
+        &Defaults::default(),
+        &prompts,
+    )?;
+    let swarm_input = swarm::check_input(&args.swarm, &args.flags.network)?;
+    let target = RunTarget {
+        repo: args.repo.as_deref(),
+        base: &args.base,
+    };
+    prepare_plan(host, &args.flags, plan, target, swarm_input).await
+}
+
+/// The repository a plan runs in and where its tasks start.
+pub struct RunTarget<'a> {
+    pub repo: Option<&'a std::path::Path>,
+    pub base: &'a str,
+}
+
+/// A valid plan checked against the flags, the repository and the engine, and its image made.
+pub async fn prepare_plan(
+    host: Option<&str>,
+    args: &RunFlags,
+    mut plan: Plan,
+    target: RunTarget<'_>,
+    swarm_input: Option<swarm::SwarmInput>,
+) -> anyhow::Result<Prepared> {
     check_gateway_input(args, &plan)?;
-    let swarm_input = swarm::check_input(args)?;
     let prices = match &args.prices {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
@@ -149,8 +164,8 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         )
         .into());
     }
-    let repo = Repo::discover(args.repo.as_deref()).await?;
-    let base = repo.resolve(&args.base).await?;
+    let repo = Repo::discover(target.repo).await?;
+    let base = repo.resolve(target.base).await?;
 
     let engine = super::connect(host).await?;
     let info = engine.info().clone();
@@ -230,95 +245,49 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
     })
 }
 
-/// An output file named on the command line can be written: checked before anything starts.
-pub fn check_output_file(flag: &str, path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let Some(path) = path else { return Ok(()) };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let refused = |why: String| {
-        UsageError(format!(
-            "{flag} {}: {why}\nfix: name a file in a directory you can write",
-            path.display()
-        ))
-    };
-    if path.is_dir() {
-        return Err(refused("is a directory".into()).into());
-    }
-    tempfile::NamedTempFile::new_in(dir)
-        .map(drop)
-        .map_err(|e| refused(format!("cannot write in {} ({e})", dir.display())).into())
-}
-
-/// Every runtime the tasks name is one the engine has (and, for gVisor in gateway mode, one
-/// whose tasks can reach the gateway): refused before anything is made.
-fn check_runtimes(
-    info: &crate::engine::EngineInfo,
-    plan: &plan::Plan,
-    gateway_mode: bool,
-    on_swarm: bool,
-) -> anyhow::Result<()> {
-    let mut named: Vec<&str> = plan.tasks.iter().filter_map(|t| t.runtime.as_deref()).collect();
-    named.sort_unstable();
-    named.dedup();
-    if on_swarm && let Some(name) = named.first() {
-        return Err(UsageError(format!(
-            "runtime {name}: a Swarm service cannot choose its container runtime\nfix: make it \
-             the nodes' default (`\"default-runtime\"` in each node's daemon.json), or run on one \
-             engine (--backend local)"
-        ))
-        .into());
-    }
-    for name in named {
-        if let Some(why) = info.runtime_refusal(name, gateway_mode) {
-            return Err(UsageError(why).into());
-        }
-    }
-    Ok(())
-}
-
-async fn check_network(engine: &Engine, network: &runner::TaskNetwork) -> anyhow::Result<()> {
-    let runner::TaskNetwork::Named(name) = network else {
-        return Ok(());
-    };
-    if engine.network_exists(name).await? {
-        return Ok(());
-    }
-    Err(UsageError(format!(
-        "--network {network}: no such network on the engine\nfix: use gateway (the default), none, bridge, or create it with `docker network create {network}`"
-    ))
-    .into())
-}
-
-pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
+pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let run_id = runner::new_run_id();
     let layout = p.repo.run_dir(&run_id).await?;
     // Held until this process ends, however it ends: `gc` judges the run by it.
-    let _lease = Lease::take(&layout.lease())?;
+    let lease = Lease::take(&layout.lease())?;
+    let run = InRun {
+        run_id,
+        layout,
+        _lease: lease,
+        earlier: runner::Earlier::default(),
+        manifest: None,
+    };
+    execute_in(p, opts, run).await
+}
+
+/// The run a plan executes in: a new one, or (`rerun`) an earlier one, its lease taken.
+pub struct InRun {
+    pub run_id: String,
+    pub layout: RunDir,
+    /// Held until this process ends, however it ends: `gc` judges the run by it.
+    pub _lease: Lease,
+    pub earlier: runner::Earlier,
+    /// The manifest to write (a rerun's, which keeps what the run recorded); None: the plan's.
+    pub manifest: Option<Manifest>,
+}
+
+pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow::Result<i32> {
+    let (run_id, layout, earlier) = (run.run_id.clone(), run.layout.clone(), run.earlier.clone());
     write_agents(&layout)?;
-    Manifest {
-        run_id: run_id.clone(),
-        repo: p.repo.root.display().to_string(),
-        base: p.base.clone(),
-        image: p.image.clone(),
-        user: p.repo.task_user(),
-        limits_enforced: p.engine.dialect().cgroup_per_container(),
-        backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
-        tasks: p
-            .plan
-            .tasks
-            .iter()
-            .map(|t| ManifestTask {
-                id: t.id.clone(),
-                limits: t.limits,
-                memory_request_bytes: Some(t.memory_request_bytes.max(0) as u64),
-                salvage: t.salvage,
-                runtime: t.runtime.clone(),
-            })
-            .collect(),
-    }
-    .write(&layout.manifest())?;
+    let manifest = match run.manifest {
+        Some(m) => m,
+        None => Manifest {
+            run_id: run_id.clone(),
+            repo: p.repo.root.display().to_string(),
+            base: p.base.clone(),
+            image: p.image.clone(),
+            user: p.repo.task_user(),
+            limits_enforced: p.engine.dialect().cgroup_per_container(),
+            backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+            tasks: p.plan.tasks.iter().map(ManifestTask::of).collect(),
+        },
+    };
+    manifest.write(&layout.manifest())?;
     if opts.keep_containers
         && p.gateway.is_none()
         && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL")
@@ -352,10 +321,11 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         let (stop, events) = (stop.clone(), events.clone());
         move |request| obey(&stop, &events, request)
     }));
-    let gateway = p
-        .gateway
-        .as_ref()
-        .map(|g| start_gateway(&p, &owner, &layout, g, &opts, events.clone()));
+    let gateway = p.gateway.as_ref().map(|g| {
+        // The tasks that will use it: a rerun's kept tasks do not run.
+        let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
+        start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
+    });
     let cfg = RunConfig {
         run_id: run_id.clone(),
         owner,
@@ -371,37 +341,14 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
         engine_memory: p.engine_memory.max(0) as u64,
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         fail_fast: opts.fail_fast,
+        retries: opts.retries,
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
+        earlier,
     };
 
-    let mut report_paths = vec![layout.report()];
-    report_paths.extend(opts.report.clone());
-    let writer = ReportWriter::new(report_paths);
-    // What the writers could not write, said once the display has finished.
-    let mut write_errors = vec![writer.errors.clone()];
-    let mut consumers: Vec<Box<dyn Consumer>> = vec![Box::new(writer)];
-    // The files the user asked for, named at the end once written.
-    let mut asked_for = Vec::new();
-    if let Some(path) = &opts.junit {
-        let junit = JunitWriter::new(path.clone());
-        write_errors.push(junit.errors.clone());
-        asked_for.push(("junit: ", path.clone(), junit.errors.clone()));
-        consumers.push(Box::new(junit));
-    }
-    if let Some(path) = &opts.html {
-        let html = HtmlWriter::new(path.clone());
-        write_errors.push(html.errors.clone());
-        asked_for.push(("html:  ", path.clone(), html.errors.clone()));
-        consumers.push(Box::new(html));
-    }
-    if opts.json {
-        consumers.push(Box::new(Ndjson));
-    } else {
-        consumers.push(Box::new(LiveView::new(false, opts.color)));
-    }
-
+    let (consumers, written) = outputs::Outputs::new(&opts, &layout).split();
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
 
     let report = match p.swarm {
@@ -413,21 +360,7 @@ pub async fn execute(mut p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let _ = tokio::join!(signals, control);
     let _ = display.await;
 
-    for e in write_errors.iter().flat_map(|e| e.lock().unwrap().clone()) {
-        warn(&e);
-    }
-    note(&format!("report: {}", layout.report().display()));
-    if let Some(extra) = &opts.report
-        && write_errors[0].lock().unwrap().is_empty()
-    {
-        note(&format!("report: {}", extra.display()));
-    }
-    for (label, path, errors) in &asked_for {
-        if errors.lock().unwrap().is_empty() {
-            note(&format!("{label}{}", path.display()));
-        }
-    }
-    note(&format!("logs:   {}/<task>.log", layout.root.display()));
+    written.say(&layout);
     Ok(if report.cancelled {
         exit::INTERRUPTED
     } else if report.all_succeeded() {

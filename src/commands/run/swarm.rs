@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::signals::Signals;
-use crate::cli::{BackendArg, RunArgs};
+use crate::cli::{BackendArg, SwarmArgs};
 use crate::engine::Engine;
 use crate::exit::UsageError;
 use crate::swarm::{Capacity, Exchange, Placement, SwarmEngine};
@@ -28,8 +28,10 @@ pub struct OnSwarm {
 }
 
 /// The Swarm flags, or their absence: refused when they do not fit together.
-pub fn check_input(args: &RunArgs) -> anyhow::Result<Option<SwarmInput>> {
-    let s = &args.swarm;
+pub fn check_input(
+    s: &SwarmArgs,
+    network: &crate::runner::TaskNetwork,
+) -> anyhow::Result<Option<SwarmInput>> {
     if s.backend == BackendArg::Local {
         let stray = [
             ("--registry", s.registry.is_some()),
@@ -67,13 +69,13 @@ pub fn check_input(args: &RunArgs) -> anyhow::Result<Option<SwarmInput>> {
                 "--advertise-addr {addr:?} is not an IP address or IP:PORT\nfix: give an address of this machine, for example 10.0.0.5 or 10.0.0.5:7070"
             ))
         })?;
-    if args.network != crate::runner::TaskNetwork::Bridge {
+    if *network != crate::runner::TaskNetwork::Bridge {
         return Err(usage(format!(
             "--network {}: on a Swarm, tasks reach the network through their node's bridge, with \
              the credentials in their environment; the gateway (no route out but an allowlist, \
              keyless containers) is not available there yet\nfix: pass --network bridge to run \
              on the Swarm that way, or run on this engine (--backend local)",
-            args.network
+            network
         )));
     }
     Ok(Some(SwarmInput {

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 pub use page::render;
 pub use samples::{Samples, load as load_samples};
 
-use super::{Consumer, write_atomically};
+use super::Consumer;
+use crate::atomic_file::write_atomically;
 use crate::runner::{Event, RunReport};
 use crate::workspace::RunDir;
 

@@ -105,12 +105,37 @@ fn row(s: &mut String, t: &TaskResult) {
             esc(&t.stderr_tail.join("\n"))
         );
     }
+    message.push_str(&earlier_attempts(t));
     let _ = write!(
         s,
         r#"<tr class="st-{status}" data-task="{id}"><td class="id"><code>{id}</code></td><td><span class="badge st-{status}">{status}</span></td><td>{exit}</td><td>{time}</td><td>{turns}</td><td>{cost}</td><td>{}</td><td>{limits}</td><td>{memory}</td><td>{cpu}</td><td>{branch}</td><td class="paths">{logs}</td><td class="message">{message}</td></tr>"#,
         esc(&phases),
         id = esc(&t.id),
     );
+}
+
+/// A rerun task's earlier attempts, oldest first, under its message: each one's status, time,
+/// message and log (the row itself is the last attempt).
+fn earlier_attempts(t: &TaskResult) -> String {
+    let Some((_, earlier)) = t.attempts.split_last().filter(|(_, e)| !e.is_empty()) else {
+        return String::new();
+    };
+    let mut s = String::from(r#"<ol class="attempts" title="earlier attempts">"#);
+    for a in earlier {
+        let log = a.log.rsplit('/').next().unwrap_or(&a.log);
+        let _ = write!(
+            s,
+            r#"<li value="{}"><span class="badge st-{st}">{st}</span> {} {} <code title="{}">{}</code></li>"#,
+            a.number,
+            scale::secs(a.duration_s),
+            esc(a.message.as_deref().unwrap_or("")),
+            esc(&a.log),
+            esc(log),
+            st = a.status.as_str(),
+        );
+    }
+    s.push_str("</ol>");
+    s
 }
 
 #[cfg(test)]
@@ -154,5 +179,22 @@ mod tests {
         assert!(html.contains("1.50 CPUs, 1.0 GiB, 64 pids"), "{html}");
         assert!(html.contains("<code>sandpen/bad/r1</code>"), "{html}");
         assert!(table(&[]).contains("no tasks"));
+        assert!(!html.contains("attempts"), "one attempt, no list: {html}");
+
+        // A rerun task lists its earlier attempts under its message.
+        let mut t = TaskResult::new("again", "img", limits);
+        t.status = TaskStatus::TimedOut;
+        t.message = Some("<first>".into());
+        t.log = "/run/again.1.log".into();
+        t.attempts = vec![crate::runner::Attempt::of(&t, 1)];
+        t.status = TaskStatus::Succeeded;
+        t.attempts.push(crate::runner::Attempt::of(&t, 2));
+        let html = table(&[t]);
+        assert!(
+            html.contains(r#"<li value="1"><span class="badge st-timed_out">timed_out</span>"#)
+                && html.contains("&lt;first&gt;")
+                && html.contains(r#"<code title="/run/again.1.log">again.1.log</code>"#),
+            "{html}"
+        );
     }
 }
