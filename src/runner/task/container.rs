@@ -154,13 +154,30 @@ async fn watch_running<E: ContainerEngine>(
             return Instant::now() + CLEANUP_BUDGET;
         }
     };
+    // In gateway mode the token's admission goes to the gateway while the container starts.
+    let gate_opens = CancellationToken::new();
+    let gate = match (input, &ctx.admission, &ctx.cfg.gateway) {
+        (Some(input), Some(a), Some(g)) => Some(gate::open(
+            g.clone(),
+            ctx.task.id.clone(),
+            a.clone(),
+            ctx.task.allow_hosts.clone(),
+            ctx.task.max_cost,
+            input,
+            gate_opens.clone(),
+        )),
+        _ => None,
+    };
     // A Swarm's task may wait for its node to pull the image: a stop does not wait for that.
     let starting = tokio::select! {
         r = ctx.engine.start(id) => Some(r),
         _ = ctx.stop.graceful.cancelled() => None,
     };
+    if !matches!(starting, Some(Ok(()))) {
+        gate.iter().for_each(|g| g.abort());
+    }
     match starting {
-        Some(Ok(())) => {}
+        Some(Ok(())) => gate_opens.cancel(),
         Some(Err(e)) => {
             end.problems.push(e.to_string());
             end.settled = !matches!(e, EngineError::TimedOut { .. });
@@ -172,17 +189,6 @@ async fn watch_running<E: ContainerEngine>(
         }
     }
     let task = &ctx.task.id;
-    let gate = match (input, &ctx.admission, &ctx.cfg.gateway) {
-        (Some(input), Some(a), Some(g)) => Some(gate::open(
-            g.clone(),
-            task.clone(),
-            a.clone(),
-            ctx.task.allow_hosts.clone(),
-            ctx.task.max_cost,
-            input,
-        )),
-        _ => None,
-    };
     let started = Instant::now();
     end.started_at = Some(now_rfc3339());
     ctx.events.send(Event::TaskStarted {

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::Input;
 use crate::gateway::{Admission, GatewayHandle};
 
-/// Opens the gate in the background: the container starts meanwhile.
+/// Opens the gate in the background: the admission's round trip to the gateway overlaps the
+/// container's start, and what it came to is written once `started` (never to a container
+/// that has not started).
 pub fn open(
     gateway: GatewayHandle,
     task: String,
@@ -19,9 +22,11 @@ pub fn open(
     allow: Vec<String>,
     max_cost: Option<f64>,
     mut input: Input,
+    started: CancellationToken,
 ) -> JoinHandle<Result<(), String>> {
     tokio::spawn(async move {
         let admitted = gateway.gw.admit(&task, &admission, &allow, max_cost).await;
+        started.cancelled().await;
         let told = match &admitted {
             Ok(addr) => input.write_all(format!("{addr}\n").as_bytes()).await,
             Err(_) => Ok(()),

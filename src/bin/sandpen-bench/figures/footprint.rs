@@ -10,7 +10,7 @@ use crate::target::{Bound, Target};
 pub const FIGURE: &str = "5. footprint, concurrent sleeping tasks";
 
 pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
-    let (n, secs) = if ctx.quick { (8, 5) } else { (32, 30) };
+    let (n, secs) = if ctx.quick { (6, 3) } else { (32, 30) };
     let tasks = ctx.task_file(n, &format!("sleep {secs}"), "64m", 0.1);
     let mut time = Command::new("/usr/bin/time");
     time.args(["-f", "TIME %M %U %S %e"]);

@@ -28,15 +28,22 @@ pub const FIGURE: &str =
 type Http = Client<HttpConnector, Full<Bytes>>;
 
 pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
-    let n = if ctx.quick { 2 } else { 10 };
+    let n = if ctx.quick { 2 } else { 20 };
     // The gateway image is made once per sandpen build: not part of any run timed here.
     let image = run_ok(Command::new(&ctx.sandpen).args(["image", "build", "--target", "gateway"]))?;
     let image = image.lines().last().unwrap_or_default().trim().to_string();
     let tasks = ctx.task_file(1, "true", "256m", 0.5);
     let (mut gateway, mut bridge) = (vec![], vec![]);
-    for _ in 0..n {
-        gateway.push(ctx.sandpen_run(&tasks, 1, &["--network", "gateway"])?.0);
-        bridge.push(ctx.sandpen_run(&tasks, 1, &["--network", "bridge"])?.0);
+    // In pairs, each side first in every other pair: neither gains from going second (the
+    // engine's state, the page cache) or from a drift of the machine.
+    for round in 0..n {
+        let mut pair = [("gateway", &mut gateway), ("bridge", &mut bridge)];
+        if round % 2 == 1 {
+            pair.reverse();
+        }
+        for (network, times) in pair {
+            times.push(ctx.sandpen_run(&tasks, 1, &["--network", network])?.0);
+        }
     }
     let (gateway, bridge) = (Sample::new(gateway), Sample::new(bridge));
     let ratio = gateway.median() / bridge.median();

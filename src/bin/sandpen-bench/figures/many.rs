@@ -13,7 +13,7 @@ use crate::target::{Bound, Target};
 pub const FIGURE: &str = "11. 500 trivial tasks, -j 16 (tasks/s; peak RSS)";
 
 pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
-    let (n, jobs) = if ctx.quick { (50, 8) } else { (500, 16) };
+    let (n, jobs) = if ctx.quick { (16, 8) } else { (500, 16) };
     let tasks = ctx.task_file(n, "true", "256m", 0.5);
     let mut time = Command::new("/usr/bin/time");
     time.args(["-f", "TIME %M %U %S %e"]);
