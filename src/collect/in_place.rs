@@ -110,15 +110,15 @@ pub fn errors(out_dir: &Path) -> String {
 }
 
 /// The run's copy of the script, written once (renamed in: tasks prepare at once).
+/// The run's one copy of the script, written by whichever task prepares first. Tasks prepare
+/// at once, so each writes through a temporary file of its own (a name shared by the process's
+/// tasks lost renames, and the task lost its in-place collection: on a Swarm, its work).
 fn write_script(path: &Path) -> Result<(), CollectError> {
     if path.is_file() {
         return Ok(());
     }
-    let io = |e| crate::workspace::WorkspaceError::io(format!("writing {}", path.display()), e);
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&tmp, sandbox::SCRIPT).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    crate::atomic_file::write_atomically(path, sandbox::SCRIPT.as_bytes())
+        .map_err(|e| crate::workspace::WorkspaceError::io(format!("writing {}", path.display()), e).into())
 }
 
 /// One shell word.
@@ -129,6 +129,31 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_preparing_at_once_all_get_the_script() {
+        // Rounds of writers starting together: a lost rename shows in most rounds' worth.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("collect.sh");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(32));
+            let writers: Vec<_> = (0..32)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        write_script(&path).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for w in writers {
+                assert_eq!(w.join().unwrap(), Ok(()));
+            }
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), sandbox::SCRIPT);
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+            assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        }
+    }
 
     #[test]
     fn only_a_finished_successful_collection_counts() {
