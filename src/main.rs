@@ -3,6 +3,9 @@ use sandpen::cli::Cli;
 use sandpen::exit;
 
 fn main() {
+    // A shell asking for completions (`COMPLETE=bash sandpen -- ...`, from the script
+    // `sandpen completions` prints): answer and exit before anything else runs.
+    clap_complete::CompleteEnv::with_factory(sandpen::commands::completion_command).complete();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // The gateway serves one run's tasks from a small container: one thread is plenty, and a

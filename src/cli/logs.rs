@@ -6,11 +6,11 @@ use clap::Args;
 #[command(override_usage = "sandpen logs [OPTIONS] [RUN] TASK")]
 pub struct LogsArgs {
     /// The run (default: the latest run of the repository); with one argument, the task.
-    #[arg(value_name = "RUN")]
+    #[arg(value_name = "RUN", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::run_or_task))]
     pub first: String,
 
     /// The task whose session to show.
-    #[arg(value_name = "TASK")]
+    #[arg(value_name = "TASK", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::task))]
     pub second: Option<String>,
 
     /// The git repository of the run (default: the one around the working directory).

@@ -7,7 +7,7 @@ use clap::Args;
 pub struct MergeArgs {
     /// The run (its id, or a unique beginning of it; default: the latest run of the
     /// repository), then the tasks to take in (default: those that succeeded).
-    #[arg(value_name = "RUN|TASK")]
+    #[arg(value_name = "RUN|TASK", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::run_or_task))]
     pub args: Vec<String>,
 
     /// The git repository to merge into, on its current branch (default: the one around the

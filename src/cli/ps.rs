@@ -9,7 +9,7 @@ pub struct PsArgs {
 
     /// A run id: list its tasks (state, elapsed, CPU, memory, turns, phase). Without it, list
     /// the repository's runs.
-    #[arg(value_name = "RUN")]
+    #[arg(value_name = "RUN", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::run))]
     pub run: Option<String>,
 
     /// The git repository whose runs to list (default: the one around the working directory).

@@ -6,7 +6,7 @@ use clap::Args;
 pub struct ReportArgs {
     /// The run: its id as `sandpen ps` lists it, a unique beginning or end of it
     /// (default: the repository's latest run).
-    #[arg(value_name = "RUN")]
+    #[arg(value_name = "RUN", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::run))]
     pub run: Option<String>,
 
     /// Write the run as one self-contained HTML page to this file.

@@ -18,7 +18,7 @@ pub struct RerunArgs {
 
     /// The run (its id, or a unique beginning of it; default: the latest run of the
     /// repository), then the tasks to run again (default: every task that did not succeed).
-    #[arg(value_name = "RUN|TASK")]
+    #[arg(value_name = "RUN|TASK", add = clap_complete::engine::ArgValueCompleter::new(crate::runs::complete::run_or_task))]
     pub args: Vec<String>,
 
     /// The git repository of the run (default: the one around the working directory).

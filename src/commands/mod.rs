@@ -1,6 +1,7 @@
 //! One file per command: each turns parsed arguments into calls on the library.
 
 mod completions;
+pub use completions::completion_command;
 mod demo;
 mod diff;
 mod doctor;

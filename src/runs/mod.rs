@@ -3,6 +3,7 @@
 //! lease, else the containers' owner label), and described from whatever exists so far: the
 //! manifest, the report (partial while the run goes on), the logs, the engine's containers.
 
+pub mod complete;
 pub mod control;
 mod follow;
 pub mod results;

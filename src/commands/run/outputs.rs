@@ -2,7 +2,7 @@
 //! JUnit, HTML, NDJSON or the live view, as consumers of the run's events; and, once the
 //! display has finished, what could not be written and where the rest went.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{RunOptions, note, warn};
@@ -70,12 +70,43 @@ impl Written {
             }
         }
         // The run's own report.json is named even when it failed: the warning says why.
-        note(&format!("report: {}", layout.report().display()));
+        let cwd = std::env::current_dir().ok();
+        let shown = |p: &Path| near(p, cwd.as_deref()).display().to_string();
+        note(&format!("report: {}", shown(&layout.report())));
         for (label, path, errors) in self.files.iter().skip(1) {
             if errors.lock().unwrap().is_empty() {
-                note(&format!("{label}{}", path.display()));
+                note(&format!("{label}{}", shown(path)));
             }
         }
-        note(&format!("logs:   {}/<task>.log", layout.root.display()));
+        note(&format!("logs:   {}", shown(&layout.root.join("<task>.log"))));
+    }
+}
+
+/// `path` relative to the working directory when it lies under it (the run's files are under
+/// the repository's git directory, where the user usually stands), so the lines fit 80
+/// columns; as given otherwise.
+fn near<'a>(path: &'a Path, cwd: Option<&Path>) -> &'a Path {
+    match cwd.and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => rel,
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::near;
+    use std::path::Path;
+
+    #[test]
+    fn paths_under_the_working_directory_are_shown_relative() {
+        let cwd = Some(Path::new("/home/u/repo"));
+        let inside = Path::new("/home/u/repo/.git/sandpen/runs/r1/report.json");
+        assert_eq!(near(inside, cwd), Path::new(".git/sandpen/runs/r1/report.json"));
+        let outside = Path::new("/tmp/out/report.json");
+        assert_eq!(near(outside, cwd), outside);
+        // A sibling whose name merely starts with the same text is not under it.
+        let sibling = Path::new("/home/u/repo2/x.json");
+        assert_eq!(near(sibling, cwd), sibling);
+        assert_eq!(near(inside, None), inside);
     }
 }
