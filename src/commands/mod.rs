@@ -159,10 +159,9 @@ mod tests {
                         .strip_prefix("pub enum ")
                         .or_else(|| line.trim_start().strip_prefix("pub struct "));
                     let name = decl.and_then(|d| d.split(|c: char| !c.is_alphanumeric()).next());
-                    if let Some(name) = name.filter(|n| n.ends_with("Error")) {
-                        if !listed.contains(&format!("::{name}>")) {
-                            missing.push(format!("{name} ({})", path.display()));
-                        }
+                    let name = name.filter(|n| n.ends_with("Error"));
+                    if let Some(name) = name.filter(|n| !listed.contains(&format!("::{n}>"))) {
+                        missing.push(format!("{name} ({})", path.display()));
                     }
                 }
             }
