@@ -27,5 +27,6 @@ pub mod runner;
 pub mod runs;
 pub mod swarm;
 pub mod task_log;
+pub mod token;
 pub mod transcript;
 pub mod workspace;
