@@ -97,26 +97,6 @@ impl BindMount {
     }
 }
 
-/// What every container sandpen makes has, whatever it is for: hard CPU, memory (no swap) and
-/// pids limits, no capabilities, no privilege gain, an init that reaps and forwards signals,
-/// and a read-only root.
-pub fn hardened(limits: &Limits, dialect: &Dialect) -> HostConfig {
-    HostConfig {
-        ulimits: dialect.ulimits(),
-        userns_mode: dialect.userns_mode(),
-        nano_cpus: Some(limits.nano_cpus),
-        memory: Some(limits.memory_bytes),
-        memory_swap: Some(limits.memory_bytes),
-        pids_limit: Some(limits.pids),
-        cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges:true".into()]),
-        init: Some(true),
-        readonly_rootfs: Some(true),
-        privileged: Some(false),
-        ..Default::default()
-    }
-}
-
 /// Everything needed to create one task's container.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
@@ -166,7 +146,6 @@ impl ContainerSpec {
     /// stderr stay apart), and no Docker socket (only the checkout is mounted).
     pub fn to_body(&self, dialect: &Dialect) -> ContainerCreateBody {
         let (uid, gid) = self.user;
-        let tmpfs_opts = |size: &str| dialect.tmpfs_options(size, self.user);
         let mut mounts = vec![Mount {
             target: Some(WORKDIR.into()),
             source: Some(self.workspace.display().to_string()),
@@ -182,13 +161,7 @@ impl ContainerSpec {
                 .map(|(k, v)| format!("{k}={}", v.expose_secret())),
         );
         let host = HostConfig {
-            // $HOME/.claude is its own tmpfs so that it stays writable when a read-only agents
-            // directory is mounted inside it (the engine would create it root-owned otherwise).
-            tmpfs: Some(HashMap::from([
-                ("/tmp".to_string(), tmpfs_opts("1g")),
-                (HOME.to_string(), tmpfs_opts("512m")),
-                (format!("{HOME}/.claude"), tmpfs_opts("256m")),
-            ])),
+            tmpfs: Some(super::hardening::host_tmpfs(dialect, self.user)),
             mounts: Some(mounts),
             network_mode: Some(self.network.to_string()),
             log_config: (!self.engine_log).then(|| HostConfigLogConfig {
@@ -196,7 +169,7 @@ impl ContainerSpec {
                 config: None,
             }),
             runtime: self.runtime.clone(),
-            ..hardened(&self.limits, dialect)
+            ..super::hardening::host_config(&self.limits, dialect)
         };
         ContainerCreateBody {
             image: Some(self.image.clone()),

@@ -49,6 +49,9 @@ pub struct EntryArgs {
 /// Runs the entry step; the command's exit code.
 pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    // Before anything of the task: what the service could not set (`engine::hardening`).
+    crate::engine::hardening::in_container()
+        .map_err(|e| anyhow::anyhow!("forbidding privilege gain (no-new-privileges): {e}"))?;
     let url = std::env::var(EXCHANGE_ENV).map_err(|_| anyhow::anyhow!("{EXCHANGE_ENV} is not set"))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
     // From the container's start: the first reading, of a cgroup that has hardly run, is the
