@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(local.len(), swarm.len());
         for m in swarm {
             let (path, bytes) = (m.target.unwrap(), m.tmpfs_options.unwrap().size_bytes.unwrap());
-            assert!(local[&path].contains(&format!("size={}", size(bytes))), "{path}: {local:?}");
+            assert!(
+                local[&path].contains(&format!("size={}", size(bytes))),
+                "{path}: {local:?}"
+            );
         }
         assert_eq!(size(1 << 30), "1g");
         assert_eq!(size(256 << 20), "256m");

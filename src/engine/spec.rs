@@ -138,6 +138,9 @@ pub struct SelfCollect {
     pub shell: String,
     /// The task's timeout as sandpen counts it.
     pub deadline: std::time::Duration,
+    /// The task's disk limit, in bytes: watched in the container, since no watcher of
+    /// sandpen's can see the node's disk.
+    pub disk_limit: Option<u64>,
 }
 
 impl ContainerSpec {
