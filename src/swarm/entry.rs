@@ -403,4 +403,25 @@ mod tests {
         assert_eq!(code, 7);
         assert!(stopped.is_some());
     }
+
+    #[tokio::test]
+    async fn past_the_disk_limit_the_command_is_killed_without_a_grace() {
+        // Deaf to SIGTERM: only a kill ends it. Outside a container only the command is
+        // killed (this test's process is no container's init's child).
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30"])
+            .spawn()
+            .unwrap();
+        let over = CancellationToken::new();
+        let cancel = over.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cancel.cancel();
+        });
+        let (code, stopped) = tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child, &over))
+            .await
+            .expect("killed at once");
+        assert_eq!(code, 128 + 9, "SIGKILL");
+        assert!(stopped.is_none(), "not a stop: no grace counted");
+    }
 }
