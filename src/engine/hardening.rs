@@ -17,7 +17,14 @@ use bollard::models::{
 };
 
 use super::Dialect;
-use super::spec::{HOME, Limits};
+
+/// Hard limits, in the engine's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    pub pids: i64,
+}
 
 /// Capabilities every container drops: all of them.
 pub const CAP_DROP: &str = "ALL";
@@ -26,9 +33,10 @@ pub const CAP_DROP: &str = "ALL";
 pub const NO_NEW_PRIVILEGES: &str = "no-new-privileges:true";
 /// The task's writable places besides the checkout: memory, bounded. `$HOME/.claude` is its
 /// own so that it stays writable when a read-only agents directory is mounted inside it.
+/// (`/home/sandpen` is `spec::HOME`, checked there.)
 pub const TMPFS: [(&str, i64); 3] = [
     ("/tmp", 1 << 30),
-    (HOME, 512 << 20),
+    ("/home/sandpen", 512 << 20),
     ("/home/sandpen/.claude", 256 << 20),
 ];
 

@@ -58,14 +58,7 @@ pub const WORKDIR: &str = "/workspace";
 pub const HOME: &str = "/home/sandpen";
 
 pub use super::NetworkMode;
-
-/// Hard limits, in the engine's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
-    pub nano_cpus: i64,
-    pub memory_bytes: i64,
-    pub pids: i64,
-}
+pub use super::hardening::Limits;
 
 /// A file or directory from the host, mounted into the container.
 #[derive(Debug, Clone)]
@@ -245,6 +238,7 @@ mod tests {
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let tmpfs = host.tmpfs.as_ref().unwrap();
         assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME));
+        assert!(tmpfs.contains_key(&format!("{HOME}/.claude")));
     }
 
     #[test]

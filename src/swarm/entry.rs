@@ -418,9 +418,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(200)).await;
             cancel.cancel();
         });
-        let (code, stopped) = tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child, &over))
-            .await
-            .expect("killed at once");
+        let (code, stopped) =
+            tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child, &over))
+                .await
+                .expect("killed at once");
         assert_eq!(code, 128 + 9, "SIGKILL");
         assert!(stopped.is_none(), "not a stop: no grace counted");
     }
