@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod demo;
+pub mod disk_watch;
 pub mod engine;
 pub mod exit;
 pub mod gateway;

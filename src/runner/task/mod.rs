@@ -3,7 +3,6 @@
 
 mod classify;
 mod container;
-mod disk;
 mod gate;
 mod spec;
 mod watch;

@@ -84,6 +84,7 @@ fn with_credentials<E: ContainerEngine>(
             .map(|p| SelfCollect {
                 shell: p.collect.clone(),
                 deadline: task.timeout,
+                disk_limit: task.disk_bytes,
             }),
     }
 }

@@ -1,5 +1,6 @@
-//! The disk watcher: everything a task's container can write on the host (its checkout and its
-//! out directory) measured together against the task's disk limit.
+//! The disk watcher: everything a task's container can write (its checkout and its out
+//! directory) measured together against the task's disk limit: on the host for a local
+//! container (`runner::task`), in the container itself on a Swarm node (`swarm::entry`).
 //!
 //! A walk of the trees is the measure, and a walk costs time in proportion to the files, so it
 //! is not repeated blindly. Between walks the filesystems' used space is read (`statvfs`, a
