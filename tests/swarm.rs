@@ -37,6 +37,7 @@ fn spec(name: &str, image: &str, script: &str, memory_mib: i64) -> ContainerSpec
         gated: false,
         self_collect: None,
         runtime: None,
+        memory_request: None,
     }
 }
 

@@ -99,9 +99,12 @@ pub fn service_tmpfs() -> impl Iterator<Item = Mount> {
     })
 }
 
-/// A service's limits, reserved as much as they allow: the Swarm places by capacity and never
-/// puts more on a node than it holds. (`SwapBytes` is API 1.46: the node's setting decides.)
-pub fn service_resources(limits: &Limits) -> TaskSpecResources {
+/// A service's limits and what it reserves on its node, by which the Swarm places it: the
+/// task's memory reservation (`memory_request`, as admission counts it locally; `None`: the
+/// whole limit), no CPUs (as locally, tasks share the node's CPUs up to their limits; a
+/// reservation of the limit would run one 2-CPU task at a time on a 2-core node). (`SwapBytes`
+/// is API 1.46: the node's setting decides.)
+pub fn service_resources(limits: &Limits, memory_request: Option<i64>) -> TaskSpecResources {
     TaskSpecResources {
         limits: Some(Limit {
             nano_cpus: Some(limits.nano_cpus),
@@ -109,8 +112,7 @@ pub fn service_resources(limits: &Limits) -> TaskSpecResources {
             pids: Some(limits.pids),
         }),
         reservations: Some(ResourceObject {
-            nano_cpus: Some(limits.nano_cpus),
-            memory_bytes: Some(limits.memory_bytes),
+            memory_bytes: Some(memory_request.unwrap_or(limits.memory_bytes).min(limits.memory_bytes)),
             ..Default::default()
         }),
         ..Default::default()
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(host.cap_drop, service.capability_drop);
         assert_eq!(host.readonly_rootfs, service.read_only);
         assert_eq!(host.init, service.init);
-        let r = service_resources(&LIMITS).limits.unwrap();
+        let r = service_resources(&LIMITS, None).limits.unwrap();
         assert_eq!(
             (host.nano_cpus, host.memory, host.pids_limit),
             (r.nano_cpus, r.memory_bytes, r.pids)

@@ -121,6 +121,9 @@ pub struct ContainerSpec {
     /// The engine's OCI runtime for it (`--runtime`, e.g. gVisor's `runsc`); `None` is the
     /// engine's default.
     pub runtime: Option<String>,
+    /// The memory reserved for it when deciding what may start (`memory_request`): a Swarm
+    /// places by it; `None` reserves the whole limit.
+    pub memory_request: Option<i64>,
 }
 
 /// How a container far from sandpen's disk collects its work, after its command, whether that
@@ -214,6 +217,7 @@ mod tests {
             gated: false,
             self_collect: None,
             runtime: None,
+            memory_request: None,
         }
     }
 

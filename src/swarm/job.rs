@@ -113,7 +113,7 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
     });
     let task = TaskSpec {
         container_spec: Some(container),
-        resources: Some(hardening::service_resources(&spec.limits)),
+        resources: Some(hardening::service_resources(&spec.limits, spec.memory_request)),
         restart_policy: Some(TaskSpecRestartPolicy {
             condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
             max_attempts: Some(0),
@@ -171,6 +171,7 @@ mod tests {
             gated: false,
             self_collect: None,
             runtime: None,
+            memory_request: Some(128 << 20),
         }
     }
 
@@ -205,10 +206,8 @@ mod tests {
             (l.nano_cpus, l.memory_bytes, l.pids),
             (Some(1_500_000_000), Some(512 << 20), Some(256))
         );
-        assert_eq!(
-            (reserved.nano_cpus, reserved.memory_bytes),
-            (l.nano_cpus, l.memory_bytes)
-        );
+        // The reservation is the task's memory request, not its limit; no CPUs reserved.
+        assert_eq!((reserved.nano_cpus, reserved.memory_bytes), (None, Some(128 << 20)));
         assert_eq!(
             task.placement.unwrap().constraints.unwrap(),
             ["node.role==worker"]

@@ -72,6 +72,7 @@ fn with_credentials<E: ContainerEngine>(
         .collect(),
         limits: task.limits,
         runtime: task.runtime.clone(),
+        memory_request: Some(task.memory_request_bytes),
         network: network.clone(),
         engine_log: cfg.keep_containers,
         gated: false,
