@@ -28,4 +28,5 @@ pub mod runs;
 pub mod swarm;
 pub mod task_log;
 pub mod transcript;
+pub mod warm;
 pub mod workspace;

@@ -11,6 +11,7 @@ pub mod runtimes;
 mod service;
 pub mod spec;
 mod system;
+mod volumes;
 
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use dialect::{Dialect, EngineKind};
@@ -20,6 +21,7 @@ pub use networks::NetworkMode;
 pub use runtimes::RuntimeInfo;
 pub use service::{Input, ServiceSpec};
 pub use system::EngineInfo;
+pub use volumes::VolumeSummary;
 
 use std::time::Duration;
 

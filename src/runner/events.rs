@@ -128,6 +128,9 @@ pub struct TaskResult {
     #[serde(default)]
     pub node: Option<String>,
     pub image: String,
+    /// The warm environment (volume) its container started from; None: it started cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// The limits sandpen asked the engine for.
     pub limits: Limits,
     /// What admission reserved for it from the engine's memory (`memory_request`).
@@ -237,6 +240,7 @@ impl TaskResult {
             unreachable_commits: 0,
             unreachable_refs: Vec::new(),
             tags: Vec::new(),
+            environment: None,
             nested_repos: Vec::new(),
             gateway: None,
             left_for_gc: false,
@@ -308,6 +312,10 @@ pub enum Event {
         needs_bytes: u64,
         free_bytes: u64,
         total_bytes: u64,
+    },
+    /// The run's warm environment is ready, or its preparation failed (once per run).
+    Environment {
+        env: crate::warm::Environment,
     },
     /// The task's checkout is being made.
     TaskPreparing {
@@ -400,6 +408,9 @@ pub struct RunReport {
     /// The engine's memory held tasks back from `--jobs` (their reservations did not fit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_held: Option<super::MemoryHold>,
+    /// The project's warm environment: prepared, reused or failed (None: none was needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::warm::Environment>,
 }
 
 impl RunReport {
@@ -419,6 +430,7 @@ impl RunReport {
             tasks: Vec::new(),
             cleanup_failures: Vec::new(),
             memory_held: None,
+            environment: None,
         }
     }
 

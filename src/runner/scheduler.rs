@@ -79,6 +79,23 @@ pub async fn execute<E: ContainerEngine>(
         .filter(|t| !done.contains_key(&t.id))
         .cloned()
         .collect();
+    // The project's environment, once, before the first task; a failed one fails every task
+    // that would have started from it (said once, in its own event).
+    if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
+        let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
+        events.send(Event::Environment { env: env.clone() });
+        if env.failed() {
+            let msg = format!(
+                "its environment ({}, from {}) could not be prepared: see the run's `environment`",
+                env.volume, env.from
+            );
+            for t in pending.drain(..) {
+                let r = never_started(&cfg, &t, TaskStatus::Failed, msg.clone());
+                finish(&cfg, &retried, &mut done, &events, r);
+            }
+        }
+        warm.set(env);
+    }
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
     // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
@@ -307,6 +324,7 @@ pub async fn execute<E: ContainerEngine>(
         tasks,
         cleanup_failures,
         memory_held,
+        environment: cfg.warm.as_ref().and_then(|w| w.get().cloned()),
         ..RunReport::started(
             &cfg.run_id,
             &cfg.repo.root.display().to_string(),
@@ -379,6 +397,13 @@ fn finish(
 ) {
     let this_run = retried.get(&result.id).map_or(&[][..], Vec::as_slice);
     let mut result = cfg.earlier.with_attempts(result, this_run);
+    if result.container_id.is_some() && result.environment.is_none() {
+        result.environment = cfg
+            .warm
+            .as_ref()
+            .and_then(|w| w.usable())
+            .map(|e| e.volume.clone());
+    }
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
         result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);

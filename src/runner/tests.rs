@@ -109,6 +109,7 @@ async fn config(jobs: usize) -> (tempfile::TempDir, RunConfig) {
         credentials: vec![],
         gateway: None,
         earlier: Default::default(),
+        warm: None,
     };
     (dir, cfg)
 }
