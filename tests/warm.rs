@@ -227,6 +227,7 @@ async fn one_environment_per_lock_read_only_to_tasks() {
     )
     .await;
     let env = &r1["environment"];
+    let _volume = Volume(env["volume"].as_str().unwrap_or_default().to_string());
     assert_eq!(env["state"], "prepared", "{r1:#}");
     assert_eq!(env["from"], "uv.lock");
     assert!(env["bytes_fetched"].as_u64().unwrap() > 0, "{env}");
@@ -294,6 +295,17 @@ async fn one_environment_per_lock_read_only_to_tasks() {
         "nothing fetched"
     );
 
+    // doctor lists it; prune keeps one younger than --older-than.
+    let volume = env["volume"].as_str().unwrap();
+    let doctor = run_ok(sandpen().args(["doctor", "--json"]));
+    assert!(doctor.contains(&format!("\"volume\": \"{volume}\"")), "{doctor}");
+    let pruned = run_ok(
+        sandpen()
+            .current_dir(repo.path())
+            .args(["prune", "--envs", "--older-than", "1d"]),
+    );
+    assert!(pruned.contains(&format!("kept environment {volume}")), "{pruned}");
+
     // A bad lock: the preparation fails once, its tasks fail without running.
     let bad = make_repo();
     std::fs::write(bad.path().join("pyproject.toml"), pyproject(&index.host)).unwrap();
@@ -319,12 +331,21 @@ async fn one_environment_per_lock_read_only_to_tasks() {
 
     // No Python project: nothing prepared, no volume made.
     let plain = make_repo();
-    let volumes = env_volumes();
     let (r4, ev4) = run(plain.path(), &image, &server, &[("a", "")], &allow).await;
     assert!(r4["environment"].is_null(), "{r4:#}");
     assert!(ev4.iter().all(|e| e["event"] != "environment"));
-    assert_eq!(env_volumes(), volumes, "no volume made");
+    let made_by = format!("label=sandpen.env-run={}", field(&r4, "run_id"));
+    let made = stdout(&docker(&["volume", "ls", "-q", "--filter", &made_by]));
+    assert!(made.trim().is_empty(), "no volume made: {made}");
     server.stop().await;
-    let volume = env["volume"].as_str().unwrap();
-    let _ = docker(&["volume", "rm", volume]);
+}
+
+/// Removes the volume the test made, however the test ends (other test binaries' runs make
+/// their own: only this one's is named).
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = docker(&["volume", "rm", "-f", &self.0]);
+    }
 }

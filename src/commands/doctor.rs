@@ -20,6 +20,8 @@ struct Report {
     /// The variable whose credential a run would send the model API (never its value).
     credential_in_use: Option<String>,
     swarm: SwarmStatus,
+    /// The warm environments kept on the engine (`warm/`), with their sizes.
+    environments: Vec<crate::warm::stored::StoredEnv>,
 }
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
@@ -44,7 +46,9 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         .find(|v| set(v))
         .map(String::from);
     let swarm = crate::swarm::status(&engine).await?;
+    let environments = crate::warm::stored::list(&engine).await?;
     let report = Report {
+        environments,
         engine: info,
         base_image: base.into(),
         base_image_present,
@@ -120,6 +124,19 @@ fn print_text(r: &Report) {
         }
     };
     println!("swarm       {swarm}");
+    for env in &r.environments {
+        let size = env.size_bytes.map_or("size not told by the engine".into(), |b| {
+            indicatif::HumanBytes(b.max(0) as u64).to_string()
+        });
+        let made = env.created_at.as_deref().unwrap_or("?");
+        println!(
+            "environment {} (from {}, made {made}): {size}",
+            env.volume, env.from
+        );
+    }
+    if r.environments.is_empty() {
+        println!("environment none kept (a run on a uv project prepares one per lock)");
+    }
     for (var, set) in &r.credentials {
         println!(
             "{:<11} {var} {}",

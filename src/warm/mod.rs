@@ -11,6 +11,7 @@
 mod prepare;
 mod project;
 mod shell;
+pub mod stored;
 
 pub use prepare::Preparation;
 pub use project::Project;
@@ -28,6 +29,8 @@ pub const LABEL: &str = "sandpen.env";
 /// Which file the volume was made from (`uv.lock` or `pyproject.toml`), and the image's id.
 pub const LABEL_FROM: &str = "sandpen.env-from";
 pub const LABEL_IMAGE: &str = "sandpen.env-image";
+/// The run that made it.
+pub const LABEL_RUN: &str = "sandpen.env-run";
 /// Where a task sees the shared environment (read-only).
 pub const ENV_MOUNT: &str = "/run/sandpen/env";
 /// The name the preparation goes by in the gateway's audit (`egress.jsonl`'s `task`): a task id

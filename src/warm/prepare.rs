@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::shell::{PREP_MOUNT, prepare_shell};
 use super::{
-    AUDIT_NAME, EnvState, Environment, LABEL, LABEL_FROM, LABEL_IMAGE, Prepare, Project, volume_name,
+    AUDIT_NAME, EnvState, Environment, LABEL, LABEL_FROM, LABEL_IMAGE, LABEL_RUN, Prepare, Project,
+    volume_name,
 };
 use crate::engine::spec::{BindMount, ContainerSpec, HOME, Limits, NetworkMode, Owner, WORKDIR};
 use crate::engine::{ContainerEngine, Engine};
@@ -109,6 +110,7 @@ impl Preparation {
             (LABEL, key.to_string()),
             (LABEL_FROM, self.project.from().to_string()),
             (LABEL_IMAGE, self.image_id.clone()),
+            (LABEL_RUN, self.owner.run_id.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
