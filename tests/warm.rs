@@ -297,8 +297,17 @@ async fn one_environment_per_lock_read_only_to_tasks() {
 
     // doctor lists it; prune keeps one younger than --older-than.
     let volume = env["volume"].as_str().unwrap();
-    let doctor = run_ok(sandpen().args(["doctor", "--json"]));
-    assert!(doctor.contains(&format!("\"volume\": \"{volume}\"")), "{doctor}");
+    let doctor: Value = serde_json::from_str(&run_ok(sandpen().args(["doctor", "--json"]))).unwrap();
+    let listed = doctor["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["volume"] == volume);
+    let size = listed.and_then(|e| e["size_bytes"].as_i64());
+    assert!(
+        size.is_some_and(|s| s > 0),
+        "doctor lists it with its size: {doctor:#}"
+    );
     let pruned = run_ok(
         sandpen()
             .current_dir(repo.path())

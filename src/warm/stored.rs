@@ -4,8 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{LABEL, LABEL_FROM};
-use crate::engine::{Engine, EngineError};
+use futures_util::StreamExt;
+
+use super::{LABEL, LABEL_FROM, LABEL_IMAGE};
+use crate::engine::spec::{BindMount, ContainerSpec, Limits, NetworkMode};
+use crate::engine::{ContainerEngine, Engine, EngineError};
 
 /// One kept environment.
 #[derive(Debug, Clone, Serialize)]
@@ -26,21 +29,86 @@ impl StoredEnv {
     }
 }
 
-/// Every environment volume on the engine, oldest first.
+/// Every environment volume on the engine, oldest first, with its size.
 pub async fn list(engine: &Engine) -> Result<Vec<StoredEnv>, EngineError> {
-    let mut envs: Vec<StoredEnv> = engine
-        .volumes_with_label(LABEL)
-        .await?
+    let volumes = engine.volumes_with_label(LABEL).await?;
+    // Engines that do not say the sizes (`/system/df` of Engine 20.10): measured by `du`, in
+    // one container of the image each volume was made with.
+    let mut by_image: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for v in volumes.iter().filter(|v| v.size.is_none()) {
+        if let Some(image) = v.labels.get(LABEL_IMAGE) {
+            by_image.entry(image.clone()).or_default().push(v.name.clone());
+        }
+    }
+    let mut measured = std::collections::HashMap::new();
+    for (image, names) in by_image {
+        measured.extend(measure(engine, &image, &names).await.unwrap_or_default());
+    }
+    let mut envs: Vec<StoredEnv> = volumes
         .into_iter()
         .map(|v| StoredEnv {
             from: v.labels.get(LABEL_FROM).cloned().unwrap_or_default(),
             created_at: v.created_at,
-            size_bytes: v.size,
+            size_bytes: v.size.or_else(|| measured.get(&v.name).copied()),
             volume: v.name,
         })
         .collect();
     envs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(envs)
+}
+
+/// `du -sk` of each volume, read-only, in a container of `image` with no network.
+async fn measure(engine: &Engine, image: &str, names: &[String]) -> Option<Vec<(String, i64)>> {
+    engine.image_id(image).await.ok()??;
+    let empty = tempfile::tempdir().ok()?;
+    let spec = ContainerSpec {
+        name: format!("sandpen-env-measure-{}", std::process::id()),
+        image: image.to_string(),
+        cmd: ["sh", "-c", "cd /v && du -sk *"].map(String::from).to_vec(),
+        env: Vec::new(),
+        secrets: Vec::new(),
+        user: (65534, 65534),
+        labels: [("sandpen.role".to_string(), "measure".to_string())].into(),
+        workspace: empty.path().to_path_buf(),
+        mounts: names
+            .iter()
+            .map(|n| BindMount::volume(n, format!("/v/{n}"), true))
+            .collect(),
+        limits: Limits {
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 256 << 20,
+            pids: 64,
+        },
+        network: NetworkMode::None,
+        engine_log: false,
+        gated: false,
+        self_collect: None,
+        runtime: None,
+    };
+    let id = engine.create(&spec).await.ok()?;
+    let read = async {
+        let mut out = engine.attach(&id).await.ok()?;
+        engine.start(&id).await.ok()?;
+        let mut text = Vec::new();
+        while let Some(Ok((_, bytes))) = out.next().await {
+            text.extend_from_slice(&bytes);
+        }
+        Some(String::from_utf8_lossy(&text).into_owned())
+    };
+    let text = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .ok()
+        .flatten();
+    let _ = engine.remove(&id).await;
+    Some(
+        text?
+            .lines()
+            .filter_map(|l| {
+                let (kib, name) = l.split_once('\t')?;
+                Some((name.trim().to_string(), kib.trim().parse::<i64>().ok()? * 1024))
+            })
+            .collect(),
+    )
 }
 
 /// Removes the environments made longer ago than `older_than` (all: None); says what it did
