@@ -85,12 +85,18 @@ pub async fn execute<E: ContainerEngine>(
         let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
         events.send(Event::Environment { env: env.clone() });
         if env.failed() {
-            let msg = format!(
-                "its environment ({}, from {}) could not be prepared: see the run's `environment`",
-                env.volume, env.from
-            );
+            let (status, msg) = match run_stop.graceful.is_cancelled() {
+                true => (TaskStatus::Cancelled, "cancelled before it started".to_string()),
+                false => (
+                    TaskStatus::Failed,
+                    format!(
+                        "its environment ({}, from {}) could not be prepared: see the run's `environment`",
+                        env.volume, env.from
+                    ),
+                ),
+            };
             for t in pending.drain(..) {
-                let r = never_started(&cfg, &t, TaskStatus::Failed, msg.clone());
+                let r = never_started(&cfg, &t, status, msg.clone());
                 finish(&cfg, &retried, &mut done, &events, r);
             }
         }

@@ -58,7 +58,8 @@ impl Prepare for Preparation {
                 Ok(()) => self.run(&volume, gateway).await,
                 Err(e) => Err(e),
             };
-            let _ = crate::workspace::remove_tree(&self.dir);
+            let dir = self.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || crate::workspace::remove_tree(&dir)).await;
             let (state, output, bytes) = match ran {
                 Ok(r) if r.code == Some(0) => {
                     let reused = r.output.contains("the environment is ready");
