@@ -79,29 +79,8 @@ pub async fn execute<E: ContainerEngine>(
         .filter(|t| !done.contains_key(&t.id))
         .cloned()
         .collect();
-    // The project's environment, once, before the first task; a failed one fails every task
-    // that would have started from it (said once, in its own event).
-    if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
-        let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
-        events.send(Event::Environment { env: env.clone() });
-        if env.failed() {
-            let (status, msg) = match run_stop.graceful.is_cancelled() {
-                true => (TaskStatus::Cancelled, "cancelled before it started".to_string()),
-                false => (
-                    TaskStatus::Failed,
-                    format!(
-                        "its environment ({}, from {}) could not be prepared: see the run's `environment`",
-                        env.volume, env.from
-                    ),
-                ),
-            };
-            for t in pending.drain(..) {
-                let r = never_started(&cfg, &t, status, msg.clone());
-                finish(&cfg, &retried, &mut done, &events, r);
-            }
-        }
-        warm.set(env);
-    }
+    // The project's environment, once, before the first task.
+    warm_up(&cfg, &events, &run_stop, &retried, &mut done, &mut pending).await;
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
     // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
@@ -392,6 +371,39 @@ async fn sweep<E: ContainerEngine>(
         }
     }
     (failures, true)
+}
+
+/// The project's warm environment (`warm/`), prepared before the first task; a failed one
+/// fails every task that would have started from it, said once, in its own event.
+async fn warm_up(
+    cfg: &RunConfig,
+    events: &EventSender,
+    run_stop: &Stop,
+    retried: &HashMap<String, Vec<Attempt>>,
+    done: &mut HashMap<String, TaskResult>,
+    pending: &mut Vec<TaskSpec>,
+) {
+    if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
+        let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
+        events.send(Event::Environment { env: env.clone() });
+        if env.failed() {
+            let (status, msg) = match run_stop.graceful.is_cancelled() {
+                true => (TaskStatus::Cancelled, "cancelled before it started".to_string()),
+                false => (
+                    TaskStatus::Failed,
+                    format!(
+                        "its environment ({}, from {}) could not be prepared: see the run's `environment`",
+                        env.volume, env.from
+                    ),
+                ),
+            };
+            for t in pending.drain(..) {
+                let r = never_started(cfg, &t, status, msg.clone());
+                finish(cfg, retried, done, events, r);
+            }
+        }
+        warm.set(env);
+    }
 }
 
 fn finish(
