@@ -295,6 +295,22 @@ async fn one_environment_per_lock_read_only_to_tasks() {
         "nothing fetched"
     );
 
+    // --no-warm: nothing prepared, the task builds its own (fetching through the gateway).
+    let (r5, ev5) = run(
+        repo.path(),
+        &image,
+        &server,
+        &[("a", "")],
+        &[&allow[..], &["--no-warm"]].concat(),
+    )
+    .await;
+    assert!(
+        r5["environment"].is_null() && task(&r5, "a")["environment"].is_null(),
+        "{r5:#}"
+    );
+    assert!(ev5.iter().all(|e| e["event"] != "environment"));
+    assert!(log_has(&r5, "a", "IMPORTED tinya-ok"), "{}", log_of(&r5, "a"));
+
     // doctor lists it; prune keeps one younger than --older-than.
     let volume = env["volume"].as_str().unwrap();
     let doctor: Value = serde_json::from_str(&run_ok(sandpen().args(["doctor", "--json"]))).unwrap();

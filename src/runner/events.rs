@@ -313,6 +313,8 @@ pub enum Event {
         free_bytes: u64,
         total_bytes: u64,
     },
+    /// The run's warm environment is being prepared (or looked for) before the first task.
+    EnvironmentPreparing,
     /// The run's warm environment is ready, or its preparation failed (once per run).
     Environment {
         env: crate::warm::Environment,

@@ -384,6 +384,7 @@ async fn warm_up(
     pending: &mut Vec<TaskSpec>,
 ) {
     if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
+        events.send(Event::EnvironmentPreparing);
         let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
         events.send(Event::Environment { env: env.clone() });
         if env.failed() {
