@@ -30,4 +30,5 @@ pub mod swarm;
 pub mod task_log;
 pub mod token;
 pub mod transcript;
+pub mod warm;
 pub mod workspace;

@@ -153,6 +153,7 @@ fn report_md_documents_exactly_the_fields_report_json_has() {
     let mut task = TaskResult::new("t", "img", limits);
     // The fields left out when empty, filled so that they are serialized too.
     task.stderr_tail = vec!["error".into()];
+    task.environment = Some("sandpen-env-0123".into());
     task.attempts = vec![Attempt::of(&task, 1)];
     let mut run = RunReport::started("r", "/repo", "img", 1, "2026-12-05T00:00:00Z");
     run.memory_held = Some(MemoryHold {
@@ -163,6 +164,15 @@ fn report_md_documents_exactly_the_fields_report_json_has() {
         waited: 1,
     });
     run.cancel_reason = Some(sandpen::runner::CancelReason::FailFast);
+    run.environment = Some(sandpen::warm::Environment {
+        volume: "sandpen-env-0123".into(),
+        from: "uv.lock".into(),
+        state: sandpen::warm::EnvState::Prepared,
+        started_at: "2026-12-05T00:00:00Z".into(),
+        duration_s: 1.0,
+        bytes_fetched: 1,
+        output: None,
+    });
     run.tasks.push(task);
     let json = serde_json::to_value(&run).unwrap();
     for (level, heading, fields) in [

@@ -434,3 +434,56 @@ fn no_task_runs_code_on_the_host_or_changes_the_users_repository() {
     let left = containers(&format!("label=sandpen.run={run_id}"));
     assert!(left.is_empty(), "containers left: {left:?}");
 }
+
+/// The shared warm environment (`warm/`) is read-only to tasks: a task that tries to poison,
+/// delete or mark it changes nothing, and the task after it starts from it unchanged, with
+/// its own copy in its checkout. (Probe image: its `uv sync` stands in for the real one.)
+#[test]
+fn no_task_changes_the_shared_environment() {
+    let repo = make_repo();
+    let p = repo.path();
+    std::fs::write(
+        p.join("pyproject.toml"),
+        "[project]\nname = \"rt\"\nversion = \"0\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("uv.lock"),
+        format!("version = 1 # {:?}\n", std::time::SystemTime::now()),
+    )
+    .unwrap();
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    let env = "/run/sandpen/env";
+    let attack = format!(
+        "for w in 'touch {env}/.venv/poison' 'rm -rf {env}/.venv' 'rm -f {env}/.sandpen-ready' \
+         'chmod -R 777 {env}' 'ln -s /tmp {env}/.venv/bin/evil' 'mkdir {env}/x'; do\n\
+         if sh -c \"$w\" 2>/dev/null; then echo \"wrote: $w\"; exit 1; fi\ndone\n\
+         test -f .venv/probe-env\necho own >> .venv/probe-env\n"
+    );
+    let check = format!(
+        "test -f .venv/probe-env && test \"$(cat .venv/probe-env)\" = 'probe env'\n\
+         test -f {env}/.venv/probe-env && test ! -e {env}/.venv/poison\n"
+    );
+    let toml = format!(
+        "[[task]]\nid = \"attack\"\nprompt_text = '''\n{attack}'''\n\n\
+         [[task]]\nid = \"after\"\ndepends_on = [\"attack\"]\nprompt_text = '''\nset -e\n{check}'''\n"
+    );
+    let run = run_tasks(p, &toml, &["--deps-from", "base"]);
+    let report = run.report();
+    let volume = report["environment"]["volume"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let _ = docker(&["volume", "rm", "-f", &volume]);
+    assert_eq!(report["environment"]["state"], "prepared", "{}", run.dump());
+    for t in ["attack", "after"] {
+        assert_eq!(
+            field(task(&report, t), "status"),
+            "succeeded",
+            "{t}:\n{}",
+            run.dump()
+        );
+        assert_eq!(task(&report, t)["environment"], volume.as_str());
+    }
+}

@@ -26,6 +26,12 @@ pub struct PruneArgs {
     #[arg(long)]
     pub logs: bool,
 
+    /// Also remove the warm environments (volumes, `sandpen doctor` lists them) made longer
+    /// ago than --older-than (all without it), whatever repository made them; a run then
+    /// prepares its environment anew.
+    #[arg(long)]
+    pub envs: bool,
+
     /// The git repository of the runs (default: the one around the working directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,

@@ -170,6 +170,11 @@ pub struct RunFlags {
     #[arg(long)]
     pub keep_containers: bool,
 
+    /// Do not prepare the project's Python environment once per uv.lock: each task builds
+    /// its own (`uv run`), as without a lock.
+    #[arg(long)]
+    pub no_warm: bool,
+
     #[command(flatten)]
     pub ca: CaCerts,
 }

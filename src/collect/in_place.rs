@@ -58,6 +58,7 @@ pub async fn prepare(job: &Job<'_>, timeout: Duration) -> Result<InPlace, Collec
             source: out_dir,
             target: sandbox::OUT.into(),
             read_only: false,
+            volume: false,
         },
         BindMount::read_only(script, SCRIPT_MOUNT),
     ];

@@ -171,6 +171,7 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
             source: out_dir.to_path_buf(),
             target: OUT.into(),
             read_only: false,
+            volume: false,
         }]
         .into_iter()
         .chain(

@@ -97,6 +97,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         fail_fast: false,
         retries: 0,
         keep_containers: false,
+        warm: true,
         json: args.json,
         report: args.report.clone(),
         junit: args.junit.clone(),

@@ -24,6 +24,8 @@ struct Report {
     git: Option<String>,
     /// Whether it is new enough for `diff`, `merge` and tasks with several dependencies.
     git_new_enough: bool,
+    /// The warm environments kept on the engine (`warm/`), with their sizes.
+    environments: Vec<crate::warm::stored::StoredEnv>,
 }
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
@@ -50,7 +52,9 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     let swarm = crate::swarm::status(&engine).await?;
     let git = crate::workspace::git_version().await;
     let git_new_enough = git.as_ref().is_some_and(|(_, v)| *v >= crate::workspace::GIT_MIN);
+    let environments = crate::warm::stored::list(&engine).await?;
     let report = Report {
+        environments,
         engine: info,
         base_image: base.into(),
         base_image_present,
@@ -128,6 +132,19 @@ fn print_text(r: &Report) {
         }
     };
     println!("swarm       {swarm}");
+    for env in &r.environments {
+        let size = env.size_bytes.map_or("size not told by the engine".into(), |b| {
+            indicatif::HumanBytes(b.max(0) as u64).to_string()
+        });
+        let made = env.created_at.as_deref().unwrap_or("?");
+        println!(
+            "environment {} (from {}, made {made}): {size}",
+            env.volume, env.from
+        );
+    }
+    if r.environments.is_empty() {
+        println!("environment none kept (a run on a uv project prepares one per lock)");
+    }
     for (var, set) in &r.credentials {
         println!(
             "{:<11} {var} {}",

@@ -73,6 +73,13 @@ pub async fn run(host: Option<&str>, args: PruneArgs) -> anyhow::Result<i32> {
         HumanBytes(tally.freed),
         tally.kept
     );
+    if args.envs {
+        let (lines, all) = crate::warm::stored::prune(&engine, args.older_than, args.dry_run).await?;
+        for line in lines {
+            println!("{line}");
+        }
+        tally.failed |= !all;
+    }
     Ok(if tally.failed {
         exit::FAILURE
     } else {

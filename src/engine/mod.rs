@@ -12,6 +12,7 @@ pub mod runtimes;
 mod service;
 pub mod spec;
 mod system;
+mod volumes;
 
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use dialect::{Dialect, EngineKind};
@@ -21,6 +22,7 @@ pub use networks::NetworkMode;
 pub use runtimes::RuntimeInfo;
 pub use service::{Input, ServiceSpec};
 pub use system::EngineInfo;
+pub use volumes::VolumeSummary;
 
 use std::time::Duration;
 

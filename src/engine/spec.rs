@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Dialect;
@@ -66,17 +68,32 @@ pub struct BindMount {
     pub source: PathBuf,
     pub target: String,
     pub read_only: bool,
+    /// `source` names an engine volume, not a host path (a warm environment, `warm/`).
+    pub volume: bool,
 }
 
 impl BindMount {
     /// As the Engine API takes it: a bind mount (the source must exist; the engine makes
     /// none).
     pub fn to_mount(&self) -> Mount {
+        // A volume mounted read-only is never filled from the image (`nocopy`): what it holds
+        // is sandpen's. A writable one takes its top directory's owner and mode from the image.
+        let (typ, volume_options) = match self.volume {
+            true => (
+                MountType::VOLUME,
+                Some(MountVolumeOptions {
+                    no_copy: Some(self.read_only),
+                    ..Default::default()
+                }),
+            ),
+            false => (MountType::BIND, None),
+        };
         Mount {
             target: Some(self.target.clone()),
             source: Some(self.source.display().to_string()),
-            typ: Some(MountType::BIND),
+            typ: Some(typ),
             read_only: Some(self.read_only),
+            volume_options,
             ..Default::default()
         }
     }
@@ -86,6 +103,17 @@ impl BindMount {
             source: source.into(),
             target: target.into(),
             read_only: true,
+            volume: false,
+        }
+    }
+
+    /// The engine's volume `name` at `target`.
+    pub fn volume(name: &str, target: impl Into<String>, read_only: bool) -> Self {
+        Self {
+            source: name.into(),
+            target: target.into(),
+            read_only,
+            volume: true,
         }
     }
 }

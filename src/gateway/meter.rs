@@ -26,6 +26,9 @@ pub struct GatewayUsage {
     pub upstream_529: u32,
     /// Connections and requests through the proxy that were let through.
     pub egress_allowed: u32,
+    /// Bytes those brought back.
+    #[serde(default)]
+    pub egress_bytes_down: u64,
     /// Destinations refused (`host:port`), and model API calls refused (`METHOD /path`), each
     /// once.
     pub denied: Vec<String>,
@@ -52,7 +55,14 @@ impl GatewayUsage {
                     _ => {}
                 }
             }
-            Report::Egress { allowed: true, .. } => self.egress_allowed += 1,
+            Report::Egress {
+                allowed: true,
+                bytes_down,
+                ..
+            } => {
+                self.egress_allowed += 1;
+                self.egress_bytes_down += bytes_down;
+            }
             Report::Egress {
                 allowed: false,
                 host,

@@ -439,6 +439,19 @@ impl Consumer for LiveView {
             ),
             Event::CleanupFailed { message } => self.say_fitted(format!("cleanup: {message}"), true),
             Event::MemoryHold { hold } => self.say_fitted(format!("note: {}", hold.describe()), true),
+            Event::EnvironmentPreparing => self.say_fitted(
+                "preparing the project's environment (once per uv.lock)".into(),
+                true,
+            ),
+            Event::Environment { env } => {
+                self.say_fitted(env.describe(), true);
+                // A failure's last lines, once for every task that needed it.
+                let out = env.output.as_deref().unwrap_or_default();
+                let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+                for line in &lines[lines.len().saturating_sub(12)..] {
+                    self.say_fitted(format!("  {line}"), true);
+                }
+            }
             Event::RunFinished { report } => self.report = Some((**report).clone()),
         }
     }

@@ -85,6 +85,11 @@ impl Consumer for ReportWriter {
                 self.dirty = true;
                 return self.catch_up();
             }
+            Event::Environment { env } => {
+                if let Some(r) = self.report.as_mut() {
+                    r.environment = Some(env.clone());
+                }
+            }
             Event::RunCancelling { .. } => {
                 if let Some(r) = self.report.as_mut() {
                     r.cancelled = true;

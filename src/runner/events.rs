@@ -128,6 +128,9 @@ pub struct TaskResult {
     #[serde(default)]
     pub node: Option<String>,
     pub image: String,
+    /// The warm environment (volume) its container started from; None: it started cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// The limits sandpen asked the engine for.
     pub limits: Limits,
     /// What admission reserved for it from the engine's memory (`memory_request`).
@@ -237,6 +240,7 @@ impl TaskResult {
             unreachable_commits: 0,
             unreachable_refs: Vec::new(),
             tags: Vec::new(),
+            environment: None,
             nested_repos: Vec::new(),
             gateway: None,
             left_for_gc: false,
@@ -308,6 +312,12 @@ pub enum Event {
         needs_bytes: u64,
         free_bytes: u64,
         total_bytes: u64,
+    },
+    /// The run's warm environment is being prepared (or looked for) before the first task.
+    EnvironmentPreparing,
+    /// The run's warm environment is ready, or its preparation failed (once per run).
+    Environment {
+        env: crate::warm::Environment,
     },
     /// The task's checkout is being made.
     TaskPreparing {
@@ -403,6 +413,9 @@ pub struct RunReport {
     /// Why the run's remaining tasks were cancelled, when they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<CancelReason>,
+    /// The project's warm environment: prepared, reused or failed (None: none was needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::warm::Environment>,
 }
 
 /// What cancelled a run (as nextest's `CancelReason`): its tasks' entries say `cancelled`,
@@ -449,6 +462,7 @@ impl RunReport {
             cleanup_failures: Vec::new(),
             cancel_reason: None,
             memory_held: None,
+            environment: None,
         }
     }
 

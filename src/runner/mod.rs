@@ -72,6 +72,9 @@ pub struct RunConfig {
     pub gateway: Option<GatewayHandle>,
     /// A rerun's earlier attempts: the tasks kept as they were, and where the others continue.
     pub earlier: Earlier,
+    /// The project's warm environment, prepared before the first task (None: no Python project,
+    /// `--no-warm`, or a Swarm).
+    pub warm: Option<crate::warm::Warm>,
 }
 
 /// A run id that sorts by time and does not collide between runs started the same second.

@@ -79,6 +79,8 @@ pub async fn execute<E: ContainerEngine>(
         .filter(|t| !done.contains_key(&t.id))
         .cloned()
         .collect();
+    // The project's environment, once, before the first task.
+    warm_up(&cfg, &events, &run_stop, &retried, &mut done, &mut pending).await;
     let mut running = JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, TaskSpec> = HashMap::new();
     // When each task could have started but for the jobs limit or memory: the report's `queued_at`.
@@ -308,6 +310,7 @@ pub async fn execute<E: ContainerEngine>(
         tasks,
         cleanup_failures,
         memory_held,
+        environment: cfg.warm.as_ref().and_then(|w| w.get().cloned()),
         ..RunReport::started(
             &cfg.run_id,
             &cfg.repo.root.display().to_string(),
@@ -371,6 +374,40 @@ async fn sweep<E: ContainerEngine>(
     (failures, true)
 }
 
+/// The project's warm environment (`warm/`), prepared before the first task; a failed one
+/// fails every task that would have started from it, said once, in its own event.
+async fn warm_up(
+    cfg: &RunConfig,
+    events: &EventSender,
+    run_stop: &Stop,
+    retried: &HashMap<String, Vec<Attempt>>,
+    done: &mut HashMap<String, TaskResult>,
+    pending: &mut Vec<TaskSpec>,
+) {
+    if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
+        events.send(Event::EnvironmentPreparing);
+        let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
+        events.send(Event::Environment { env: env.clone() });
+        if env.failed() {
+            let (status, msg) = match run_stop.graceful.is_cancelled() {
+                true => (TaskStatus::Cancelled, "cancelled before it started".to_string()),
+                false => (
+                    TaskStatus::Failed,
+                    format!(
+                        "its environment ({}, from {}) could not be prepared: see the run's `environment`",
+                        env.volume, env.from
+                    ),
+                ),
+            };
+            for t in pending.drain(..) {
+                let r = never_started(cfg, &t, status, msg.clone());
+                finish(cfg, retried, done, events, r);
+            }
+        }
+        warm.set(env);
+    }
+}
+
 fn finish(
     cfg: &RunConfig,
     retried: &HashMap<String, Vec<Attempt>>,
@@ -380,6 +417,13 @@ fn finish(
 ) {
     let this_run = retried.get(&result.id).map_or(&[][..], Vec::as_slice);
     let mut result = cfg.earlier.with_attempts(result, this_run);
+    if result.container_id.is_some() && result.environment.is_none() {
+        result.environment = cfg
+            .warm
+            .as_ref()
+            .and_then(|w| w.usable())
+            .map(|e| e.volume.clone());
+    }
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {
         result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);

@@ -60,6 +60,12 @@ impl RunDir {
 
     /// Where the run's gateway listens (its socket), mounted into its container and, read-only,
     /// into every task's (`gateway::relay`).
+    /// The warm environment's preparation works here (the project's files, its `.venv`),
+    /// removed once it ended.
+    pub fn env_prepare(&self) -> PathBuf {
+        self.internal().join("env-prepare")
+    }
+
     pub fn gateway_dir(&self) -> PathBuf {
         self.internal().join("gateway")
     }

@@ -22,6 +22,7 @@ mod gateway;
 mod outputs;
 mod signals;
 mod swarm;
+mod warm;
 
 pub use checks::{check_flags, check_output_file, plan_flags};
 use checks::{check_network, check_runtimes};
@@ -54,6 +55,8 @@ pub struct RunOptions {
     /// How often a task whose attempt ended `error` runs again (`--retries`).
     pub retries: u32,
     pub keep_containers: bool,
+    /// Prepare the project's environment once per lock (`--no-warm`: no).
+    pub warm: bool,
     /// NDJSON on stdout instead of the live view.
     pub json: bool,
     /// Another place to write report.json.
@@ -77,6 +80,7 @@ impl From<&RunFlags> for RunOptions {
             fail_fast: a.fail_fast,
             retries: a.retries,
             keep_containers: a.keep_containers,
+            warm: !a.no_warm,
             json: a.json,
             report: a.report.clone(),
             junit: a.junit.clone(),
@@ -326,6 +330,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
         start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
     });
+    let warm = warm::for_run(&p, &opts, &owner, &layout, &stop).await?;
     let cfg = RunConfig {
         run_id: run_id.clone(),
         owner,
@@ -346,6 +351,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         grace: runner::STOP_GRACE,
         credentials: p.credentials,
         earlier,
+        warm,
     };
 
     let (consumers, written) = outputs::Outputs::new(&opts, &layout).split();

@@ -88,6 +88,7 @@ impl Placement {
             source: self.dir.clone(),
             target: GATEWAY_MOUNT.into(),
             read_only: false,
+            volume: false,
         }
     }
 

@@ -9,9 +9,23 @@ use crate::agent;
 use crate::engine::ContainerEngine;
 use crate::engine::NetworkMode;
 use crate::engine::spec::{BindMount, ContainerSpec, HOME, SelfCollect};
+use crate::warm;
 use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
+    let mut spec = network_and_credentials(ctx, checkout);
+    // A warm environment: the shared volume read-only (the one rule, `warm`), the task's own
+    // copy in its checkout, its package cache on that disk.
+    if let Some(env) = ctx.cfg.warm.as_ref().and_then(|w| w.usable()) {
+        spec.mounts
+            .push(BindMount::volume(&env.volume, warm::ENV_MOUNT, true));
+        spec.env.push(format!("UV_CACHE_DIR={}", warm::CACHE_DIR));
+        spec.cmd[2] = format!("{}{}", warm::task_shell(), spec.cmd[2]);
+    }
+    spec
+}
+
+fn network_and_credentials<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     // In gateway mode the task gets the gateway's settings and its own token, never the real
     // credentials, and no network: it mounts the gateway's socket and the relay to it.
     if let (true, Some(a), Some(g)) = (ctx.cfg.network.is_gateway(), &ctx.admission, &ctx.cfg.gateway) {

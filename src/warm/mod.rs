@@ -1,0 +1,136 @@
+//! Warm environments: a Python project's dependencies fetched once per lock, not once per task.
+//!
+//! When the run's base commit has `uv.lock` (or a `pyproject.toml` without one), a preparation
+//! container (the task image, the tasks' hardening, the run's network, no task token or
+//! credential) runs `uv sync` once into a named volume content-addressed by the image id and
+//! the lock (`sandpen-env-<hash>`, labelled [`LABEL`], kept between runs). Each task mounts it
+//! read-only at [`ENV_MOUNT`] and copies the environment into its own checkout before `uv run`
+//! (`shell`): it starts warm, may change its own copy (`uv add`), and never writes the shared
+//! one. The rule, named once: **the shared environment is read-only to tasks.**
+
+mod prepare;
+mod project;
+mod shell;
+pub mod stored;
+
+pub use prepare::Preparation;
+pub use project::Project;
+pub use shell::{CACHE_DIR, task_shell};
+
+use std::sync::{Arc, OnceLock};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::GatewayHandle;
+
+/// The label on every environment volume: its value is the key (`key`).
+pub const LABEL: &str = "sandpen.env";
+/// Which file the volume was made from (`uv.lock` or `pyproject.toml`), and the image's id.
+pub const LABEL_FROM: &str = "sandpen.env-from";
+pub const LABEL_IMAGE: &str = "sandpen.env-image";
+/// The run that made it.
+pub const LABEL_RUN: &str = "sandpen.env-run";
+/// Where a task sees the shared environment (read-only).
+pub const ENV_MOUNT: &str = "/run/sandpen/env";
+/// The name the preparation goes by in the gateway's audit (`egress.jsonl`'s `task`): a task id
+/// never holds `:`.
+pub const AUDIT_NAME: &str = "env:prepare";
+
+/// The volume of an environment: its name says what it holds.
+pub fn volume_name(key: &str) -> String {
+    format!("sandpen-env-{key}")
+}
+
+/// What became of the run's environment, for the live view, `--json` and the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// The volume tasks start from.
+    pub volume: String,
+    /// The file it was made from: `uv.lock`, or `pyproject.toml` when there is no lock.
+    pub from: String,
+    pub state: EnvState,
+    pub started_at: String,
+    pub duration_s: f64,
+    /// Bytes the preparation received through the gateway (0: nothing fetched, or no gateway).
+    pub bytes_fetched: u64,
+    /// The preparation's output (its last 16 KiB) when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvState {
+    /// Made in this run.
+    Prepared,
+    /// Made by an earlier run: nothing fetched.
+    Reused,
+    /// The preparation failed: the tasks that needed it did not run.
+    Failed,
+}
+
+impl Environment {
+    pub fn failed(&self) -> bool {
+        self.state == EnvState::Failed
+    }
+
+    /// One line for the live view.
+    pub fn describe(&self) -> String {
+        let what = match self.state {
+            EnvState::Prepared => "prepared",
+            EnvState::Reused => "reused",
+            EnvState::Failed => "FAILED",
+        };
+        format!(
+            "environment {} (from {}): {what} in {:.1}s, {} fetched",
+            self.volume,
+            self.from,
+            self.duration_s,
+            indicatif::HumanBytes(self.bytes_fetched)
+        )
+    }
+}
+
+/// The preparation as the runner uses it.
+pub trait Prepare: Send + Sync {
+    /// Makes the environment ready (or finds it ready), through the run's gateway when there
+    /// is one. Never fails: a failure is an `Environment` in the `Failed` state.
+    fn prepare<'a>(&'a self, gateway: Option<&'a GatewayHandle>) -> BoxFuture<'a, Environment>;
+}
+
+/// The run's environment: how to prepare it, and once prepared, what it is.
+#[derive(Clone)]
+pub struct Warm {
+    pub preparer: Arc<dyn Prepare>,
+    ready: Arc<OnceLock<Environment>>,
+}
+
+impl Warm {
+    pub fn new(preparer: Arc<dyn Prepare>) -> Self {
+        Self {
+            preparer,
+            ready: Default::default(),
+        }
+    }
+
+    pub fn set(&self, env: Environment) {
+        let _ = self.ready.set(env);
+    }
+
+    /// The environment, once prepared.
+    pub fn get(&self) -> Option<&Environment> {
+        self.ready.get()
+    }
+
+    /// The volume a task starts from: prepared, and not failed.
+    pub fn usable(&self) -> Option<&Environment> {
+        self.get().filter(|e| !e.failed())
+    }
+}
+
+impl std::fmt::Debug for Warm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Warm({:?})", self.get())
+    }
+}

@@ -1,0 +1,456 @@
+//! Warm environments (`warm/`), hermetic: two tiny wheels built by the test, served on the
+//! bridge by `python3 -m http.server` as a package index reachable through the run's gateway,
+//! the real agent image, `uv` and the real CLI driven by the scripted model server.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+use sandpen::model_server::{ModelServer, Script, TaskScript, Turn};
+
+/// A wheel `name-1.0-py3-none-any.whl` whose module says `VALUE = "<name>-ok"`.
+fn build_wheel(dir: &Path, name: &str) {
+    let py = format!(
+        "import zipfile,sys\n\
+         n='{name}'; di=n+'-1.0.dist-info'\n\
+         with zipfile.ZipFile(sys.argv[1]+'/'+n+'-1.0-py3-none-any.whl','w') as z:\n\
+         \x20   z.writestr(n+'/__init__.py', 'VALUE = \"'+n+'-ok\"\\n')\n\
+         \x20   z.writestr(di+'/METADATA', 'Metadata-Version: 2.1\\nName: '+n+'\\nVersion: 1.0\\n')\n\
+         \x20   z.writestr(di+'/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+         \x20   z.writestr(di+'/RECORD', '')\n"
+    );
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let ok = Command::new("python3")
+        .args(["-c", &py])
+        .arg(&files)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "building the wheel {name}");
+    let page = dir.join("simple").join(name);
+    std::fs::create_dir_all(&page).unwrap();
+    std::fs::write(
+        page.join("index.html"),
+        format!("<html><body><a href=\"/files/{name}-1.0-py3-none-any.whl\">{name}-1.0-py3-none-any.whl</a></body></html>\n"),
+    )
+    .unwrap();
+}
+
+/// The index: its server's process and its request log.
+struct Index {
+    child: Child,
+    log: std::path::PathBuf,
+    host: String,
+}
+
+impl Index {
+    fn start(dir: &Path, ip: std::net::IpAddr) -> Self {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("requests.log");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                &ip.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let host = format!("{ip}:{port}");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&host).ok()
+        });
+        assert!(up.is_some(), "the index did not listen");
+        Self { child, log, host }
+    }
+
+    /// How often `wheel` was fetched so far.
+    fn fetched(&self, wheel: &str) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(&format!("GET /files/{wheel}-")))
+            .count()
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pyproject(index: &str) -> String {
+    format!(
+        "[project]\nname = \"warmtest\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"tinya\"]\n\n[[tool.uv.index]]\nname = \"local\"\nurl = \"http://{index}/simple\"\ndefault = true\n"
+    )
+}
+
+/// A committed repository with the project; its `uv.lock` made by `uv lock` in the agent image.
+fn python_repo(image: &str, index: &str) -> tempfile::TempDir {
+    let dir = make_repo();
+    let p = dir.path();
+    std::fs::write(p.join("pyproject.toml"), pyproject(index)).unwrap();
+    let mount = format!("{}:/workspace", p.display());
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "0:0",
+        "-e",
+        "UV_CACHE_DIR=/tmp/c",
+        "-v",
+        &mount,
+        image,
+        "uv",
+        "lock",
+    ]);
+    assert!(out.status.success(), "uv lock: {}", stderr(&out));
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    dir
+}
+
+fn script(tasks: &[(&str, &str)]) -> Script {
+    Script {
+        tasks: tasks
+            .iter()
+            .map(|(id, cmd)| {
+                let turns = vec![Turn::bash(*cmd, "check the environment"), Turn::text("done")];
+                (id.to_string(), TaskScript { turns })
+            })
+            .collect(),
+        rate_limit: None,
+    }
+}
+
+/// Runs `tasks` (id, depends_on) with the agent image in `repo`; the report, NDJSON lines.
+async fn run(
+    repo: &Path,
+    image: &str,
+    server: &ModelServer,
+    tasks: &[(&str, &str)],
+    extra: &[&str],
+) -> (Value, Vec<Value>) {
+    let toml: String = tasks
+        .iter()
+        .map(|(id, dep)| {
+            let deps = if dep.is_empty() {
+                String::new()
+            } else {
+                format!("\"{dep}\"")
+            };
+            format!("[[task]]\nid = \"{id}\"\ndepends_on = [{deps}]\nprompt_text = \"check\"\n\n")
+        })
+        .collect();
+    let tf = task_file(&toml);
+    let mut cmd = sandpen();
+    cmd.current_dir(repo)
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env("ANTHROPIC_API_KEY", "sk-warm-test")
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{}/task/{{task}}", server.addr),
+        )
+        .args(["run", "--json", "--image", image, "--repo"])
+        .arg(repo)
+        .args(extra)
+        .arg("--report")
+        .arg(&tf.report)
+        .arg(&tf.path);
+    let out = tokio::task::spawn_blocking(move || output(&mut cmd))
+        .await
+        .unwrap();
+    let report = read_report(&tf.report).unwrap_or_else(|e| panic!("{e}\n{}", stderr(&out)));
+    let events = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (report, events)
+}
+
+fn log_has(report: &Value, id: &str, needle: &str) -> bool {
+    log_of(report, id).contains(needle)
+}
+
+fn env_volumes() -> Vec<String> {
+    let out = docker(&["volume", "ls", "-q", "--filter", "label=sandpen.env"]);
+    stdout(&out).lines().map(String::from).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_environment_per_lock_read_only_to_tasks() {
+    tokio::task::spawn_blocking(|| image("gateway")).await.unwrap();
+    let image = tokio::task::spawn_blocking(|| image("agent")).await.unwrap();
+
+    let ip = engine().await.bridge_gateway().await.unwrap();
+    let idx_dir = tempfile::tempdir().unwrap();
+    build_wheel(idx_dir.path(), "tinya");
+    build_wheel(idx_dir.path(), "tinyb");
+    let index = Index::start(idx_dir.path(), ip);
+    let repo = python_repo(&image, &index.host);
+    let before_a = index.fetched("tinya");
+    let server = ModelServer::start(
+        script(&[
+            ("a", "python -c 'import tinya; print(\"IMPORTED\", tinya.VALUE)'"),
+            ("b", "uv add tinyb >/dev/null 2>&1; python -c 'import tinyb; print(\"ADDED\", tinyb.VALUE)'; touch /run/sandpen/env/.venv/poison || echo SHARED-READ-ONLY"),
+            ("c", "python -c 'import tinya; print(\"IMPORTED\", tinya.VALUE)'; python -c 'import tinyb' 2>/dev/null || echo NO-TINYB; ls /run/sandpen/env/.venv/poison 2>/dev/null || echo NOT-POISONED"),
+        ]),
+        SocketAddr::new(ip, 0),
+        None,
+    )
+    .await
+    .unwrap();
+    let allow = ["--allow-host", index.host.as_str(), "--deps-from", "base"];
+    let (r1, ev1) = run(
+        repo.path(),
+        &image,
+        &server,
+        &[("a", ""), ("b", ""), ("c", "b")],
+        &allow,
+    )
+    .await;
+    let env = &r1["environment"];
+    let _volume = Volume(env["volume"].as_str().unwrap_or_default().to_string());
+    assert_eq!(env["state"], "prepared", "{r1:#}");
+    assert_eq!(env["from"], "uv.lock");
+    assert!(env["bytes_fetched"].as_u64().unwrap() > 0, "{env}");
+    assert_eq!(
+        ev1.iter().filter(|e| e["event"] == "environment").count(),
+        1,
+        "one event"
+    );
+    // Fetched by the preparation; the tasks that only use the environment fetch nothing (the
+    // one that adds a package resolves again: its own fetches, its own cache).
+    let run_dir = Path::new(field(task(&r1, "a"), "log"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let egress = std::fs::read_to_string(run_dir.join("egress.jsonl")).unwrap();
+    let lines_of = |t: &str| {
+        egress
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"egress\"") && l.contains(&format!("\"task\":\"{t}\"")))
+            .count()
+    };
+    assert!(
+        lines_of("env:prepare") >= 1,
+        "the preparation's requests are audited under its name:\n{egress}"
+    );
+    assert_eq!(
+        (lines_of("a"), lines_of("c")),
+        (0, 0),
+        "warm tasks fetch nothing:\n{egress}"
+    );
+    assert!(index.fetched("tinya") > before_a, "the preparation fetched tinya");
+    for t in ["a", "b", "c"] {
+        assert_eq!(
+            field(task(&r1, t), "status"),
+            "succeeded",
+            "{t}: {}",
+            log_of(&r1, t)
+        );
+        assert_eq!(task(&r1, t)["environment"], env["volume"], "{t} started from it");
+    }
+    assert!(log_has(&r1, "a", "IMPORTED tinya-ok"), "{}", log_of(&r1, "a"));
+    assert!(log_has(&r1, "b", "ADDED tinyb-ok"), "{}", log_of(&r1, "b"));
+    assert!(log_has(&r1, "b", "SHARED-READ-ONLY"));
+    assert!(
+        log_has(&r1, "c", "IMPORTED tinya-ok") && log_has(&r1, "c", "NO-TINYB"),
+        "{}",
+        log_of(&r1, "c")
+    );
+    assert!(log_has(&r1, "c", "NOT-POISONED"));
+
+    // Run 2, same lock: nothing fetched, the volume reused.
+    let (before_a, before_b) = (index.fetched("tinya"), index.fetched("tinyb"));
+    let (r2, _) = run(repo.path(), &image, &server, &[("a", "")], &allow).await;
+    assert_eq!(r2["environment"]["state"], "reused", "{r2:#}");
+    assert_eq!(r2["environment"]["bytes_fetched"], 0);
+    assert_eq!(
+        field(task(&r2, "a"), "status"),
+        "succeeded",
+        "{}",
+        log_of(&r2, "a")
+    );
+    assert_eq!(
+        (index.fetched("tinya"), index.fetched("tinyb")),
+        (before_a, before_b),
+        "nothing fetched"
+    );
+
+    // --no-warm: nothing prepared, the task builds its own (fetching through the gateway).
+    let (r5, ev5) = run(
+        repo.path(),
+        &image,
+        &server,
+        &[("a", "")],
+        &[&allow[..], &["--no-warm"]].concat(),
+    )
+    .await;
+    assert!(
+        r5["environment"].is_null() && task(&r5, "a")["environment"].is_null(),
+        "{r5:#}"
+    );
+    assert!(ev5.iter().all(|e| e["event"] != "environment"));
+    assert!(log_has(&r5, "a", "IMPORTED tinya-ok"), "{}", log_of(&r5, "a"));
+
+    // doctor lists it; prune keeps one younger than --older-than.
+    let volume = env["volume"].as_str().unwrap();
+    let doctor: Value = serde_json::from_str(&run_ok(sandpen().args(["doctor", "--json"]))).unwrap();
+    let listed = doctor["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["volume"] == volume);
+    let size = listed.and_then(|e| e["size_bytes"].as_i64());
+    assert!(
+        size.is_some_and(|s| s > 0),
+        "doctor lists it with its size: {doctor:#}"
+    );
+    let pruned = run_ok(
+        sandpen()
+            .current_dir(repo.path())
+            .args(["prune", "--envs", "--older-than", "1d"]),
+    );
+    assert!(pruned.contains(&format!("kept environment {volume}")), "{pruned}");
+
+    // A bad lock: the preparation fails once, its tasks fail without running.
+    let bad = make_repo();
+    std::fs::write(bad.path().join("pyproject.toml"), pyproject(&index.host)).unwrap();
+    std::fs::write(bad.path().join("uv.lock"), "this is not a lock\n").unwrap();
+    git(bad.path(), &["add", "-A"]);
+    git(bad.path(), &["commit", "--quiet", "-m", "bad lock"]);
+    let (r3, ev3) = run(bad.path(), &image, &server, &[("a", ""), ("b", "")], &allow).await;
+    assert_eq!(r3["environment"]["state"], "failed", "{r3:#}");
+    assert!(
+        r3["environment"]["output"].as_str().unwrap().contains("uv.lock"),
+        "{r3:#}"
+    );
+    assert_eq!(ev3.iter().filter(|e| e["event"] == "environment").count(), 1);
+    for t in ["a", "b"] {
+        assert_eq!(field(task(&r3, t), "status"), "failed");
+        assert!(task(&r3, t)["container_id"].is_null(), "{t} did not run");
+    }
+    let failed_volume = r3["environment"]["volume"].as_str().unwrap().to_string();
+    assert!(
+        !env_volumes().contains(&failed_volume),
+        "a failed preparation leaves no volume"
+    );
+
+    // No Python project: nothing prepared, no volume made.
+    let plain = make_repo();
+    let (r4, ev4) = run(plain.path(), &image, &server, &[("a", "")], &allow).await;
+    assert!(r4["environment"].is_null(), "{r4:#}");
+    assert!(ev4.iter().all(|e| e["event"] != "environment"));
+    let made_by = format!("label=sandpen.env-run={}", field(&r4, "run_id"));
+    let made = stdout(&docker(&["volume", "ls", "-q", "--filter", &made_by]));
+    assert!(made.trim().is_empty(), "no volume made: {made}");
+    server.stop().await;
+}
+
+/// Removes the volume the test made, however the test ends (other test binaries' runs make
+/// their own: only this one's is named).
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
+
+/// The issue's acceptance, against PyPI through the gateway (not in CI: `--ignored`; skipped
+/// when PyPI is out of reach): 4 tasks on numpy and requests fetch one set of wheels in the
+/// first run (under 40 MB) and nothing in the second, and every task imports both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fetches ~20 MB from PyPI; run with --ignored"]
+async fn numpy_and_requests_from_pypi_once_per_lock() {
+    tokio::task::spawn_blocking(|| image("gateway")).await.unwrap();
+    let image = tokio::task::spawn_blocking(|| image("agent")).await.unwrap();
+    let repo = make_repo();
+    let p = repo.path();
+    std::fs::write(
+        p.join("pyproject.toml"),
+        "[project]\nname = \"sci\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\n\
+         dependencies = [\"requests>=2.31\", \"numpy>=1.26\"]\n",
+    )
+    .unwrap();
+    let mount = format!("{}:/workspace", p.display());
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "0:0",
+        "-e",
+        "UV_CACHE_DIR=/tmp/c",
+        "-v",
+        &mount,
+        &image,
+        "uv",
+        "lock",
+    ]);
+    if !out.status.success() {
+        eprintln!("skipped: PyPI is out of reach ({})", stderr(&out).trim());
+        return;
+    }
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "--quiet", "-m", "numpy and requests"]);
+    let ip = engine().await.bridge_gateway().await.unwrap();
+    let check = "python -c 'import numpy, requests; print(\"IMPORTED\", numpy.__version__)'";
+    let ids = ["a", "b", "c", "d"];
+    let tasks: Vec<(&str, &str)> = ids.iter().map(|id| (*id, check)).collect();
+    let server = ModelServer::start(script(&tasks), SocketAddr::new(ip, 0), None)
+        .await
+        .unwrap();
+    let plan: Vec<(&str, &str)> = ids.iter().map(|id| (*id, "")).collect();
+    let (r1, _) = run(p, &image, &server, &plan, &["-j", "4"]).await;
+    let _volume = Volume(
+        r1["environment"]["volume"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let (r2, _) = run(p, &image, &server, &plan, &["-j", "4"]).await;
+    server.stop().await;
+    let fetched = |r: &Value| -> u64 {
+        let dir = Path::new(field(task(r, "a"), "log"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let egress = std::fs::read_to_string(dir.join("egress.jsonl")).unwrap();
+        egress
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == "egress")
+            .filter_map(|e| e["bytes_down"].as_u64())
+            .sum()
+    };
+    let (first, second) = (fetched(&r1), fetched(&r2));
+    eprintln!(
+        "pypi: run 1 fetched {first} bytes (prepared in {}s), run 2 {second} bytes",
+        r1["environment"]["duration_s"]
+    );
+    assert!(first < 40 << 20, "run 1 fetched {first} bytes");
+    assert!(second < 2 << 20, "run 2 fetched {second} bytes");
+    for r in [&r1, &r2] {
+        for id in ids {
+            assert!(log_has(r, id, "IMPORTED"), "{id}: {}", log_of(r, id));
+        }
+    }
+}
