@@ -3,6 +3,9 @@
 //! the definitions the run recorded. The earlier attempts' files are moved to numbered names
 //! (`runner::attempts::set_aside`) only once everything is checked and the image is ready.
 
+use std::collections::HashMap;
+
+use crate::agent::session::{self, Resume};
 use crate::cli::RerunArgs;
 use crate::exit;
 use crate::manifest::{Manifest, ManifestTask};
@@ -21,6 +24,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
         args,
         repo,
         force,
+        fresh,
         mut flags,
         ..
     } = args;
@@ -75,6 +79,9 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     };
     let prepared = super::run::prepare_plan(host, &flags, plan, target, None).await?;
     let mut earlier = set_aside(&prepared.repo, &layout, &report, &chosen).await?;
+    if !fresh {
+        earlier.resume = resumes(&layout, &earlier.attempts);
+    }
     attempts::save(&layout.earlier_attempts(), &earlier.attempts)?;
     // Tasks the run never started, not named now: kept as not started, so that nothing waits
     // for them.
@@ -170,6 +177,35 @@ async fn set_aside(
         }
     }
     Ok(earlier)
+}
+
+/// The sessions the tasks run again resume: each one's last attempt's, when it left one that
+/// can be (a note says why not otherwise).
+fn resumes(layout: &RunDir, all: &HashMap<String, Vec<Attempt>>) -> HashMap<String, Resume> {
+    let mut resume = HashMap::new();
+    for (task, attempts) in all {
+        let Some(last) = attempts.last() else { continue };
+        let Some(id) = last.session.as_ref().and_then(|s| s.id.clone()) else {
+            continue;
+        };
+        match session::resumable(&layout.session(task), &id) {
+            Ok(()) => {
+                let prompt =
+                    session::resume_prompt(last.number, last.status.as_str(), last.message.as_deref());
+                resume.insert(
+                    task.clone(),
+                    Resume {
+                        session_id: id,
+                        prompt,
+                    },
+                );
+            }
+            Err(why) => {
+                eprintln!("note: task {task} starts its agent over: its session cannot be resumed ({why})")
+            }
+        }
+    }
+    resume
 }
 
 /// Where a task continues from: its result branch as it stands (the salvage included), or the

@@ -175,6 +175,9 @@ pub struct TaskResult {
     /// makes more); empty in reports of older sandpens.
     #[serde(default)]
     pub attempts: Vec<super::Attempt>,
+    /// The agent's session in this attempt: its id, and the earlier one it resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::agent::session::SessionUse>,
 }
 
 /// For `#[serde(default)]` of flags that older reports did not have and were true then.
@@ -266,6 +269,7 @@ impl TaskResult {
             message: None,
             stderr_tail: Vec::new(),
             attempts: Vec::new(),
+            session: None,
         }
     }
 }
