@@ -434,3 +434,53 @@ fn no_task_runs_code_on_the_host_or_changes_the_users_repository() {
     let left = containers(&format!("label=sandpen.run={run_id}"));
     assert!(left.is_empty(), "containers left: {left:?}");
 }
+
+/// The agent's session directory is the task's to write, and sandpen reads it on the host: a
+/// link planted there (as a transcript, or as the folder) to a host file holding the key is
+/// neither scrubbed through nor resumed; the task's own file is scrubbed of the key.
+#[test]
+fn a_planted_session_link_is_never_followed_on_the_host() {
+    let repo = make_repo();
+    let host = tempfile::tempdir().unwrap();
+    let bait = host.path().join("bait.jsonl");
+    std::fs::write(&bait, format!("{TEST_API_KEY}\n")).unwrap();
+    let script = format!(
+        "d=$HOME/.claude/projects/-workspace; mkdir -p $d\n\
+         i=1; while [ $i -le 300 ]; do ln -s {b} $d/probe-$i.jsonl; i=$((i+1)); done\n\
+         ln -s {h} $HOME/.claude/projects/-host\n\
+         echo \"{{\\\"key\\\":\\\"$ANTHROPIC_API_KEY\\\"}}\" > $d/own.jsonl\nexit 1\n",
+        b = bait.display(),
+        h = host.path().display()
+    );
+    let toml = format!("[[task]]\nid = \"planter\"\nprompt_text = '''\n{script}'''\n");
+    let run = run_tasks(repo.path(), &toml, &["--network", "none"]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    let report = run.report();
+    let sessions = runs_dir(repo.path())
+        .join(field(&report, "run_id"))
+        .join("_sandpen/sessions/planter");
+    let own = std::fs::read_to_string(sessions.join("-workspace/own.jsonl")).unwrap();
+    assert!(
+        !own.contains(TEST_API_KEY) && own.contains("[redacted by sandpen]"),
+        "{own}"
+    );
+    let mut rerun = sandpen();
+    with_test_credentials(&mut rerun);
+    let out = output(
+        rerun
+            .current_dir(repo.path())
+            .args(["rerun", "--network", "none"]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot be resumed"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("unknown option"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&bait).unwrap(),
+        format!("{TEST_API_KEY}\n")
+    );
+    assert_eq!(
+        std::fs::read_dir(host.path()).unwrap().count(),
+        1,
+        "nothing written there"
+    );
+}
