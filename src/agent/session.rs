@@ -91,10 +91,13 @@ pub fn resumable(dir: &Path, id: &str) -> Result<(), String> {
     if !valid_id(id) {
         return Err(format!("{id:?} is not a session id"));
     }
+    let none = || Err(format!("no transcript of its session {id} was kept"));
     let project = dir.join(project());
     for p in [dir, &project] {
-        if !std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
-            return Err(format!("{} is not a directory", p.display()));
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a directory", p.display())),
+            Err(_) => return none(),
         }
     }
     let path = transcript(dir, id);
@@ -102,7 +105,7 @@ pub fn resumable(dir: &Path, id: &str) -> Result<(), String> {
         Ok(m) if m.is_file() && m.len() <= LIMIT => Ok(()),
         Ok(m) if m.is_file() => Err(format!("its transcript is over {} MiB", LIMIT >> 20)),
         Ok(_) => Err(format!("{} is not a regular file", path.display())),
-        Err(e) => Err(format!("no transcript at {} ({e})", path.display())),
+        Err(_) => none(),
     }
 }
 
@@ -218,7 +221,10 @@ mod tests {
     fn only_a_plain_id_and_a_regular_transcript_are_resumed() {
         let dir = tempfile::tempdir().unwrap();
         let id = "e0f13148-a9d5-4c83-a15e-fcc8deb5c0bb";
+        assert!(resumable(dir.path(), id).unwrap_err().contains("no transcript"));
+        std::fs::write(dir.path().join("-workspace"), "").unwrap();
         assert!(resumable(dir.path(), id).unwrap_err().contains("not a directory"));
+        std::fs::remove_file(dir.path().join("-workspace")).unwrap();
         std::fs::create_dir_all(dir.path().join("-workspace")).unwrap();
         assert!(resumable(dir.path(), id).unwrap_err().contains("no transcript"));
         std::fs::write(transcript(dir.path(), id), "{}\n").unwrap();

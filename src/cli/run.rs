@@ -109,8 +109,9 @@ pub struct RunFlags {
     /// sandpen's gateway (its model API, with a token instead of the real key, and a proxy to
     /// the allowlisted hosts); no route to the host, other tasks or DNS. `none` (no model API),
     /// `bridge`, `host` or a network name opt out: the real key then goes into every container.
-    #[arg(long, default_value = "gateway")]
-    pub network: crate::runner::TaskNetwork,
+    /// [default: gateway; for rerun, the run's]
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<crate::runner::TaskNetwork>,
 
     /// The engine's OCI runtime for the tasks' containers and their collection, e.g. `runsc`
     /// (gVisor: a user-space kernel between the task and the host's); the engine must have it
@@ -132,9 +133,9 @@ pub struct RunFlags {
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
 
-    /// The CLI's --max-turns.
-    #[arg(long, value_name = "N", default_value = "50", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
-    pub max_turns: u32,
+    /// The CLI's --max-turns [default: 50; for rerun, the run's]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
+    pub max_turns: Option<u32>,
 
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
@@ -172,6 +173,20 @@ pub struct RunFlags {
 
     #[command(flatten)]
     pub ca: CaCerts,
+}
+
+/// `--max-turns` when not given.
+pub const DEFAULT_MAX_TURNS: u32 = 50;
+
+impl RunFlags {
+    /// `--network`, or the default (the gateway).
+    pub fn network(&self) -> crate::runner::TaskNetwork {
+        self.network.clone().unwrap_or_default()
+    }
+
+    pub fn max_turns(&self) -> u32 {
+        self.max_turns.unwrap_or(DEFAULT_MAX_TURNS)
+    }
 }
 
 /// Where tasks run: this engine's containers, or a Docker Swarm's services.

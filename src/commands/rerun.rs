@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::agent::session::{self, Resume};
-use crate::cli::RerunArgs;
+use crate::cli::{RerunArgs, RunFlags};
 use crate::exit;
 use crate::manifest::{Manifest, ManifestTask};
 use crate::owner::Lease;
@@ -71,8 +71,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     }
     // Held from here: a second rerun of the same run is refused while this one goes on.
     let lease = Lease::take(&layout.lease()).map_err(|_| RerunError::Live { run: run_id.clone() })?;
-    // The image the run used, unless another is named.
-    flags.image.get_or_insert_with(|| manifest.image.clone());
+    recorded_settings(&mut flags, &manifest);
     let target = RunTarget {
         repo: Some(&repo_handle.root),
         base: &manifest.base,
@@ -96,6 +95,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     }
     let manifest = Manifest {
         image: prepared.image.clone(),
+        settings: None,
         tasks: manifest
             .tasks
             .iter()
@@ -114,6 +114,29 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
         manifest: Some(manifest),
     };
     super::run::execute_in(prepared, opts, run).await
+}
+
+/// What the run recorded where no flag says otherwise: its image, network, turns, allowlist
+/// (each task's limits and runtime come with its definition). Says what the rerun uses.
+fn recorded_settings(flags: &mut RunFlags, manifest: &Manifest) {
+    flags.image.get_or_insert_with(|| manifest.image.clone());
+    if let Some(s) = &manifest.settings {
+        // Any name parses (a named network is checked against the engine later).
+        flags
+            .network
+            .get_or_insert_with(|| s.network.parse().unwrap_or_default());
+        flags.max_turns.get_or_insert(s.max_turns);
+        if flags.allow_hosts.is_empty() {
+            flags.allow_hosts = s.allow_hosts.clone();
+        }
+    }
+    eprintln!(
+        "rerun of run {}: image {}, --network {}, --max-turns {} (the run's, unless given)",
+        manifest.run_id,
+        flags.image.as_deref().unwrap_or_default(),
+        flags.network(),
+        flags.max_turns()
+    );
 }
 
 /// The run's tasks as its manifest recorded them, in its order (a topological one).
