@@ -158,10 +158,16 @@ pub struct RunFlags {
     pub color: super::ColorArg,
 
     /// Run a task again, as a new attempt in the same run, when an attempt ends `error` (an
-    /// engine or set-up failure, not the agent's), up to N times (0 to 10), after a backoff
-    /// of 2 s, then 4 s, 8 s, ... (at most 60 s).
+    /// engine or set-up failure, not the agent's) or its model requests ran out of retries on
+    /// 529 overloaded, up to N times (0 to 10), after a backoff of 2 s, then 4 s, 8 s, ... (at
+    /// most 60 s).
     #[arg(long, value_name = "N", default_value = "0", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub retries: u32,
+
+    /// What else --retries runs again, beyond `error` and `overloaded` (always): `failed`
+    /// (the agent failed), `timed_out`. Repeatable, or a comma-separated list.
+    #[arg(long, value_name = "KIND", value_enum, value_delimiter = ',')]
+    pub retry_on: Vec<crate::runner::retry::RetryOn>,
 
     /// Cancel the remaining tasks after the first failure.
     #[arg(long)]

@@ -48,6 +48,10 @@ pub struct AgentSummary {
     pub output_tokens: u64,
     pub is_error: bool,
     pub subtype: String,
+    /// The API error's HTTP status when the session ended on one (529: the model API was
+    /// overloaded past the CLI's retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_error_status: Option<u16>,
 }
 
 /// One task's entry in the report.

@@ -11,6 +11,7 @@ use super::base;
 use super::channel::EventSender;
 use super::events::{Event, RunReport, TaskResult, TaskStatus, now_rfc3339};
 use super::not_run::{never_started, not_run};
+use super::retry;
 use super::task::{Stop, container_name};
 use crate::engine::spec::LABEL_RUN;
 use crate::engine::{ContainerEngine, EngineError, left_for_gc, short};
@@ -396,8 +397,8 @@ const RETRY_BACKOFF: Duration = match cfg!(test) {
     false => Duration::from_secs(2),
 };
 
-/// Whether the task of `r` runs again: its attempt ended `error` (not one whose work was left
-/// for gc, nor a task that was stopped), and it has retries left.
+/// Whether the task of `r` runs again: its attempt ended as `retry` retries (`error`,
+/// `overloaded`, what `--retry-on` adds), it was not stopped, and it has retries left.
 fn retry_wanted(
     cfg: &RunConfig,
     stop: &Stop,
@@ -405,8 +406,7 @@ fn retry_wanted(
     r: &TaskResult,
 ) -> bool {
     let used = retried.get(&r.id).map_or(0, Vec::len);
-    r.status == TaskStatus::Error
-        && !r.left_for_gc
+    retry::kind(r).is_some_and(|k| retry::wanted(k, &cfg.retry_on))
         && used < cfg.retries as usize
         && !stop.task_stopped(&r.id)
 }

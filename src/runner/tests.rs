@@ -104,6 +104,7 @@ async fn config(jobs: usize) -> (tempfile::TempDir, RunConfig) {
         limits_enforced: true,
         fail_fast: false,
         retries: 0,
+        retry_on: Vec::new(),
         keep_containers: false,
         grace: Duration::from_secs(1),
         credentials: vec![],

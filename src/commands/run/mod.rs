@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// How often a task whose attempt ended `error` runs again (`--retries`).
     pub retries: u32,
+    /// What else `retries` covers (`--retry-on`).
+    pub retry_on: Vec<runner::retry::RetryOn>,
     pub keep_containers: bool,
     /// NDJSON on stdout instead of the live view.
     pub json: bool,
@@ -76,6 +78,7 @@ impl From<&RunFlags> for RunOptions {
             deps_from: runner::DepsFrom::default(),
             fail_fast: a.fail_fast,
             retries: a.retries,
+            retry_on: a.retry_on.clone(),
             keep_containers: a.keep_containers,
             json: a.json,
             report: a.report.clone(),
@@ -351,6 +354,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         fail_fast: opts.fail_fast,
         retries: opts.retries,
+        retry_on: opts.retry_on.clone(),
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,

@@ -424,5 +424,6 @@ fn agent_summary(p: &AgentProgress) -> Option<AgentSummary> {
         output_tokens: r.output_tokens,
         is_error: r.is_error,
         subtype: r.subtype.clone(),
+        api_error_status: r.api_error_status,
     })
 }

@@ -1,7 +1,8 @@
-//! The agent's session carries over a rerun: the real Claude CLI in the agent image, against
-//! sandpen's scripted model server, through the gateway. A task that timed out in its third
-//! turn is rerun: resumed, the server's first request of the new attempt holds the earlier
-//! turns; with `--fresh`, it holds the prompt alone.
+//! Rerun and retries with the real Claude CLI in the agent image, against sandpen's scripted
+//! model server. The agent's session carries over a rerun: a task that timed out in its third
+//! turn is rerun, and resumed, the server's first request of the new attempt holds the earlier
+//! turns; with `--fresh`, it holds the prompt alone. `--retries` runs again a task whose model
+//! requests ran out of retries on 529 overloaded.
 
 mod common;
 
@@ -36,8 +37,8 @@ fn script(third: &str) -> Script {
     )
 }
 
-/// Serves `script`, runs `sandpen ARGS` in `repo` against it; the exit code, the report and
-/// what the server saw.
+/// Serves `script`, runs `sandpen ARGS` in `repo` against it; the exit code, the report, what
+/// the server saw, and what sandpen said (its stdout last).
 async fn sandpen_against(repo: &Path, script: Script, args: &[&str]) -> (i32, Value, Vec<Recorded>, String) {
     let ip = engine()
         .await
@@ -156,4 +157,62 @@ async fn a_timed_out_task_resumes_its_session_and_fresh_starts_over() {
         attempts[2]
     );
     eprintln!("resume: three sandpen processes in {:?}", started.elapsed());
+}
+
+/// The model API answers 529 until the CLI's retries (1, through the task's environment) run
+/// out: the attempt fails as overloaded, and `--retries 2` runs it again, as attempt 2 of 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_overloaded_past_the_clis_retries_is_retried() {
+    let image = tokio::task::spawn_blocking(|| image("agent")).await.unwrap();
+    let repo = repo_with(
+        &[(
+            "tasks/busy.toml",
+            "[[task]]\nid = \"busy\"\nprompt_text = \"Write done.txt.\"\n\
+             env = { CLAUDE_CODE_MAX_RETRIES = \"1\" }\n",
+        )],
+        &[],
+    );
+    let script = Script {
+        overloaded: Some(2),
+        ..Script::one(
+            "busy",
+            vec![Turn::bash("echo done > done.txt", "write"), Turn::text("Done.")],
+        )
+    };
+    // Bridge: the CLI meets the 529s itself (the gateway would hold and resend them first).
+    let args = [
+        "run",
+        "--image",
+        &image,
+        "--network",
+        "bridge",
+        "--retries",
+        "2",
+        "--json",
+        "tasks/busy.toml",
+    ];
+    let started = Instant::now();
+    let (code, report, seen, said) = sandpen_against(repo.path(), script, &args).await;
+    assert_eq!(code, 0, "{said}");
+    let t = task(&report, "busy");
+    let attempts = t["attempts"].as_array().unwrap();
+    assert!(attempts.len() >= 2, "{t:#}");
+    assert_eq!(attempts[0]["agent"]["api_error_status"], 529, "{:#}", attempts[0]);
+    assert_eq!(field(attempts.last().unwrap(), "status"), "succeeded");
+    let overloaded = seen.iter().filter(|r| r.answer.starts_with("529")).count();
+    assert_eq!(overloaded, 2, "{said}");
+    let retrying = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "task_retrying")
+        .unwrap_or_else(|| panic!("no task_retrying event: {said}"));
+    assert_eq!(
+        (retrying["attempt"].as_u64(), retrying["of"].as_u64()),
+        (Some(2), Some(3))
+    );
+    eprintln!(
+        "overloaded: {} attempts in {:?}",
+        attempts.len(),
+        started.elapsed()
+    );
 }
