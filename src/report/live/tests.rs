@@ -77,7 +77,11 @@ fn a_retried_task_says_which_attempt_runs() {
         after_s: 2.0,
         message: "the model API was overloaded".into(),
     });
-    assert!(view.line("t1").contains("attempt 2/3 in 2s"), "{}", view.line("t1"));
+    assert!(
+        view.line("t1").contains("attempt 2/3 in 2s"),
+        "{}",
+        view.line("t1")
+    );
     view.on_event(&preparing("t1"));
     view.on_event(&Event::Agent {
         task: "t1".into(),
@@ -86,7 +90,11 @@ fn a_retried_task_says_which_attempt_runs() {
         tool: Some("Bash".into()),
         api_retries: 0,
     });
-    assert!(view.line("t1").ends_with("attempt 2/3 · Bash: ls"), "{}", view.line("t1"));
+    assert!(
+        view.line("t1").ends_with("attempt 2/3 · Bash: ls"),
+        "{}",
+        view.line("t1")
+    );
 }
 
 #[test]
