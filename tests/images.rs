@@ -340,6 +340,15 @@ fn doctor_describes_the_engine_and_the_images() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+    // The host's git, as `git --version` says it (this machine's is new enough).
+    let git = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let git = String::from_utf8_lossy(&git.stdout)
+        .trim()
+        .replace("git version ", "");
+    assert!(text.contains(&format!("\ngit         {git}\n")), "{text}");
     assert!(text.contains(&format!("built and current ({probe})")), "{text}");
 
     let secret = "sk-ant-test-do-not-print";
@@ -352,6 +361,7 @@ fn doctor_describes_the_engine_and_the_images() {
     assert!(!text.contains(secret), "never prints the key");
     let v: serde_json::Value = serde_json::from_str(&text).expect("doctor --json is JSON");
     assert!(v["engine"]["api_version"].as_str().is_some());
+    assert_eq!(v["git_new_enough"], true, "{v}");
     assert!(
         v["credentials"]
             .to_string()

@@ -121,6 +121,16 @@ pub enum CollectError {
     Workspace(#[from] WorkspaceError),
 }
 
+impl crate::exit::HasExitCode for CollectError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Engine(e) => e.exit_code(),
+            Self::Workspace(e) => e.exit_code(),
+            _ => crate::exit::FAILURE,
+        }
+    }
+}
+
 /// One task to collect: all plain data, so `gc` can collect a run whose sandpen died.
 pub struct Job<'a> {
     pub repo: &'a Repo,

@@ -64,6 +64,24 @@ mkdir -p .git/info && printf '* -filter\n' > "$attrs"
 aside=.sandpen-nested-git-$run
 : > "$out/moved"
 find . -name .git -prune -print 2>/dev/null | head -n 1000 > "$out/nested"
+# The common case first: a task that left its checkout as it got it. No object in its own
+# store (every commit, stash or tag writes one there: the borrowed store is read-only), its refs
+# as sandpen recorded them, nothing changed, new or nested in its tree (seen without filters, as
+# `add` would see it), HEAD on a branch. Then nothing is salvaged, bundled or lost: said in a
+# handful of processes instead of some forty.
+if [ "$(cat "$out/nested")" = ./.git ] \
+    && [ -z "$(find .git/objects -type f ! -path '.git/objects/info/*' 2>/dev/null | head -n 1)" ] \
+    && g for-each-ref --format='%(objectname) %(refname)' 2>/dev/null | cmp -s - "$out/start-refs" \
+    && [ -z "$(g status --porcelain --untracked-files=all 2>/dev/null | head -c 1)" ] \
+    && head=$(g rev-parse --verify --quiet 'HEAD^{commit}') \
+    && hb=$(g symbolic-ref --quiet HEAD) && [ "${hb#refs/heads/}" != "$hb" ]; then
+    rm -f "$attrs"
+    [ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
+    say head "$head"
+    say head-branch "${hb#refs/heads/}"
+    say unreachable-commits 0
+    exit 0
+fi
 while IFS= read -r p; do
     [ "$p" = ./.git ] && continue
     d=${p%/.git}; d=${d#./}

@@ -20,6 +20,10 @@ struct Report {
     /// The variable whose credential a run would send the model API (never its value).
     credential_in_use: Option<String>,
     swarm: SwarmStatus,
+    /// The host's git version; None when git cannot be run.
+    git: Option<String>,
+    /// Whether it is new enough for `diff`, `merge` and tasks with several dependencies.
+    git_new_enough: bool,
 }
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
@@ -44,6 +48,8 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         .find(|v| set(v))
         .map(String::from);
     let swarm = crate::swarm::status(&engine).await?;
+    let git = crate::workspace::git_version().await;
+    let git_new_enough = git.as_ref().is_some_and(|(_, v)| *v >= crate::workspace::GIT_MIN);
     let report = Report {
         engine: info,
         base_image: base.into(),
@@ -53,6 +59,8 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
         credentials,
         credential_in_use,
         swarm,
+        git: git.map(|(text, _)| text),
+        git_new_enough,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -134,6 +142,15 @@ fn print_text(r: &Report) {
         None => "a run would have no credential for the model API".to_string(),
     };
     println!("{:<11} {used}", "credentials");
+    let (major, minor) = crate::workspace::GIT_MIN;
+    match &r.git {
+        Some(v) if r.git_new_enough => println!("{:<11} {v}", "git"),
+        Some(v) => println!(
+            "warning     git {v} is older than {major}.{minor}: `sandpen diff`, `sandpen merge` and \
+             tasks with several dependencies need {major}.{minor} or newer\nfix: install a newer git"
+        ),
+        None => println!("warning     git cannot be run: sandpen needs git {major}.{minor} or newer"),
+    }
 }
 
 /// The engine's runtimes, whether gVisor is among them, and what it lacks for sandpen.

@@ -52,42 +52,34 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// The exit code of a failed command: the first error in the chain that knows its code.
+/// The exit code of the first error in `err`'s chain that has one (`HasExitCode`), else 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    fn known(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
-        if let Some(e) = e.downcast_ref::<crate::engine::EngineError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::image::ImageError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::exit::UsageError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::plan::PlanError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::workspace::WorkspaceError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::runs::RunsError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::runner::rerun::RerunError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::swarm::RegistryError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::swarm::SwarmError>() {
-            return Some(e.exit_code());
-        }
-        if let Some(e) = e.downcast_ref::<crate::swarm::ReachError>() {
-            return Some(e.exit_code());
-        }
-        None
-    }
+    let known = |e: &(dyn std::error::Error + 'static)| CODED.iter().find_map(|code| code(e));
     err.chain().find_map(known).unwrap_or(crate::exit::FAILURE)
+}
+
+type Coded = fn(&(dyn std::error::Error + 'static)) -> Option<i32>;
+
+/// Every library error type that can reach the edge. `error_types_all_have_codes` fails when
+/// a `pub enum ...Error` of src/ is missing here.
+const CODED: &[Coded] = &[
+    code::<crate::engine::EngineError>,
+    code::<crate::image::ImageError>,
+    code::<crate::exit::UsageError>,
+    code::<crate::plan::PlanError>,
+    code::<crate::workspace::WorkspaceError>,
+    code::<crate::runs::RunsError>,
+    code::<crate::runner::rerun::RerunError>,
+    code::<crate::swarm::RegistryError>,
+    code::<crate::swarm::SwarmError>,
+    code::<crate::swarm::ReachError>,
+    code::<crate::swarm::JobError>,
+    code::<crate::gateway::GatewayError>,
+    code::<crate::collect::CollectError>,
+];
+
+fn code<E: HasExitCode + std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    e.downcast_ref::<E>().map(HasExitCode::exit_code)
 }
 
 /// An error and its causes on one line, each cause once: a message that already says its
@@ -139,5 +131,44 @@ mod tests {
         // A cause the message does not hold is still said.
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(render(&err), "outer: inner");
+    }
+
+    /// Every `pub enum NameError` / `pub struct NameError` in src/ is in `CODED`, so no error
+    /// type reaches the edge without its exit code.
+    #[test]
+    fn error_types_all_have_codes() {
+        let listed = include_str!("mod.rs");
+        let listed = &listed[listed.find("const CODED").unwrap()..];
+        let listed = &listed[..listed.find("];").unwrap()];
+        let mut missing = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in text.lines() {
+                    let decl = line
+                        .trim_start()
+                        .strip_prefix("pub enum ")
+                        .or_else(|| line.trim_start().strip_prefix("pub struct "));
+                    let name = decl.and_then(|d| d.split(|c: char| !c.is_alphanumeric()).next());
+                    let name = name.filter(|n| n.ends_with("Error"));
+                    if let Some(name) = name.filter(|n| !listed.contains(&format!("::{n}>"))) {
+                        missing.push(format!("{name} ({})", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "error types with no exit code in CODED: {missing:?}"
+        );
     }
 }

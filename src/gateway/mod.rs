@@ -47,6 +47,15 @@ pub enum GatewayError {
     Failed(String),
 }
 
+impl crate::exit::HasExitCode for GatewayError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Engine(e) => e.exit_code(),
+            _ => crate::exit::FAILURE,
+        }
+    }
+}
+
 /// The model API limits the run (429 or 529): the gateway holds `task`'s request, and the run
 /// should start no new task, for `resume_in`.
 #[derive(Debug, Clone, PartialEq)]

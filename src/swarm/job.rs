@@ -60,6 +60,13 @@ pub enum JobError {
     NotDeliverable { target: String },
 }
 
+impl crate::exit::HasExitCode for JobError {
+    /// Refused before anything started: a mount the user asked for cannot reach a node.
+    fn exit_code(&self) -> i32 {
+        crate::exit::INVALID_INPUT
+    }
+}
+
 fn delivered_roots() -> String {
     let tmpfs = TMPFS.iter().map(|(p, _)| *p);
     VOLUMES.into_iter().chain(tmpfs).collect::<Vec<_>>().join(", ")

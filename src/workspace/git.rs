@@ -99,3 +99,18 @@ pub fn failed<S: AsRef<OsStr>>(dir: &Path, args: &[S], out: &std::process::Outpu
         reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     }
 }
+
+/// The oldest git sandpen's merges work with: `merge-tree --write-tree` (2.38) with
+/// `--attr-source` (2.42), used by `diff`, `merge` and tasks with several dependencies.
+pub const GIT_MIN: (u32, u32) = (2, 42);
+
+/// The host's git version (`git --version`): its text and (major, minor); None when git
+/// cannot be run.
+pub async fn git_version() -> Option<(String, (u32, u32))> {
+    let out = git(Path::new("/"), ["--version"]).await.ok()?;
+    let text = out.trim().trim_start_matches("git version ").to_string();
+    let mut parts = text.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((text, (major, minor)))
+}

@@ -17,6 +17,7 @@ mod results;
 mod take_in;
 
 pub use checkout::{Checkout, hand_back, task_branch};
+pub use git::{GIT_MIN, git_version};
 pub use home::RunsHome;
 pub use inert::{GIT_ASIDE, HEAD_ASIDE, Inert, make_inert, revive};
 pub use layout::RunDir;

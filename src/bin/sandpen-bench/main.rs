@@ -2,7 +2,8 @@
 //! the docker CLI one at a time, `xargs -P N docker run --rm`, and the Python Docker SDK with
 //! threads (the stack of the orchestrator sandpen replaces). Prints a table and writes
 //! docs/BENCHMARKS.md (or `--out FILE`). `--quick` runs a few small rounds of each, to prove
-//! the harness works (CI), without judging timings. `--only N` runs the figures numbered N.
+//! the harness works (CI), without judging timings. `--only N` runs the figures numbered N and rewrites
+//! their rows of the page in place (each row says the day it was measured).
 //!
 //! Run: `cargo build --release --bins && target/release/sandpen-bench` (or `just bench`).
 
@@ -77,9 +78,14 @@ fn main() {
         // Small rounds prove the harness works; their figures are not held to the targets.
         rows.iter_mut().for_each(|r| r.target = target::Target::none());
     }
-    let table = page::table(&rows);
-    println!("{table}");
-    let doc = page::markdown(&ctx, &table, &notes);
+    println!("{}", page::table(&rows));
+    // `--only` on a page written earlier: its rows in place, the others kept.
+    let earlier = std::fs::read_to_string(&out).ok().filter(|_| !quick);
+    let rewritten = match (&only, earlier) {
+        (Some(only), Some(page)) => page::rewrite(&page, &rows, &notes, only),
+        _ => None,
+    };
+    let doc = rewritten.unwrap_or_else(|| page::markdown(&ctx, &page::table(&rows), &notes));
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

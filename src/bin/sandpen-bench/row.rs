@@ -8,6 +8,14 @@ pub struct Row {
     pub other: String,
     pub ratio: Option<f64>,
     pub target: Target,
+    /// The day it was measured (UTC): `--only` rewrites some rows and leaves the others.
+    pub measured: String,
+}
+
+/// Today, as the table's dates say it.
+pub fn today() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    now[..10].to_string()
 }
 
 impl Row {
@@ -18,6 +26,7 @@ impl Row {
             other,
             ratio,
             target,
+            measured: today(),
         }
     }
 
