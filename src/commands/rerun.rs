@@ -13,7 +13,7 @@ use crate::owner::Lease;
 use crate::plan::{self, Plan};
 use crate::runner::attempts::{self, Attempt};
 use crate::runner::rerun::{self, RerunError};
-use crate::runner::{Earlier, RunReport, TaskResult};
+use crate::runner::{Earlier, RunReport, TaskResult, TaskStatus};
 use crate::runs::{self, results};
 use crate::workspace::{Repo, RunDir};
 
@@ -207,7 +207,10 @@ async fn set_aside(
 fn resumes(layout: &RunDir, all: &HashMap<String, Vec<Attempt>>) -> HashMap<String, Resume> {
     let mut resume = HashMap::new();
     for (task, attempts) in all {
-        let Some(last) = attempts.last() else { continue };
+        // A task that succeeded, run again (`--force`), starts over: nothing stopped it.
+        let Some(last) = attempts.last().filter(|a| a.status != TaskStatus::Succeeded) else {
+            continue;
+        };
         let Some(id) = last.session.as_ref().and_then(|s| s.id.clone()) else {
             continue;
         };

@@ -2,7 +2,11 @@
 //! `error` of the engine or the set-up, and a session whose model requests ran out of retries
 //! on 529 overloaded), the agent's own only when `--retry-on` names them.
 
+use std::sync::Arc;
+
+use super::RunConfig;
 use super::events::{TaskResult, TaskStatus};
+use crate::agent::session::{self, Resume};
 
 /// What an ended attempt was, as far as retrying goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -43,6 +47,30 @@ pub fn kind(r: &TaskResult) -> Option<RetryOn> {
 /// `on` (`--retry-on`) names them.
 pub fn wanted(kind: RetryOn, on: &[RetryOn]) -> bool {
     matches!(kind, RetryOn::Error | RetryOn::Overloaded) || on.contains(&kind)
+}
+
+/// The run's settings for the attempt after `r`'s (attempt `ended`): it resumes the agent's
+/// session `r` left, told why that attempt stopped, when its transcript is there; it starts
+/// over otherwise (never with a resume meant for an earlier attempt).
+pub fn next_config(cfg: &Arc<RunConfig>, r: &TaskResult, ended: u32) -> Arc<RunConfig> {
+    let resume = r
+        .session
+        .as_ref()
+        .and_then(|s| s.id.clone())
+        .filter(|id| session::resumable(&cfg.layout.session(&r.id), id).is_ok())
+        .map(|id| Resume {
+            session_id: id,
+            prompt: session::resume_prompt(ended, r.status.as_str(), r.message.as_deref()),
+        });
+    if resume.is_none() && !cfg.earlier.resume.contains_key(&r.id) {
+        return cfg.clone();
+    }
+    let mut next = (**cfg).clone();
+    match resume {
+        Some(resume) => next.earlier.resume.insert(r.id.clone(), resume),
+        None => next.earlier.resume.remove(&r.id),
+    };
+    Arc::new(next)
 }
 
 #[cfg(test)]

@@ -219,9 +219,11 @@ pub async fn execute<E: ContainerEngine>(
             }
             let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
             let from = base::continued(own.as_ref(), from, |d| holds_all || cfg.earlier.is_kept(d));
+            let ended =
+                cfg.earlier.attempts.get(&t.id).map_or(0, Vec::len) + retried.get(&t.id).map_or(0, Vec::len);
             let again = base::run_from(
                 engine.clone(),
-                cfg.clone(),
+                retry::next_config(&cfg, &result, ended as u32),
                 t.clone(),
                 from,
                 events.clone(),

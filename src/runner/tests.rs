@@ -424,3 +424,37 @@ async fn without_retries_an_error_attempt_ends_the_task() {
     assert_eq!(status(&r, "a"), TaskStatus::Error);
     assert_eq!(r.tasks[0].attempts.len(), 1);
 }
+
+#[tokio::test]
+async fn a_retry_resumes_the_session_its_attempt_left_and_never_an_older_one() {
+    use crate::agent::session::{self, Resume, SessionUse};
+    let (_dir, mut cfg) = config(1).await;
+    let stale = Resume {
+        session_id: "old".into(),
+        prompt: "attempt 1 stopped".into(),
+    };
+    cfg.earlier.resume.insert("a".into(), stale);
+    let cfg = std::sync::Arc::new(cfg);
+    let mut ended = super::TaskResult::new("a", "fake", task("a", &[], 1).limits);
+    ended.status = TaskStatus::Failed;
+    ended.message = Some("overloaded".into());
+    ended.session = Some(SessionUse {
+        id: Some("s-2".into()),
+        resumed_from: Some("old".into()),
+    });
+    // No transcript of s-2: the next attempt starts over, the stale resume gone.
+    let next = super::retry::next_config(&cfg, &ended, 2);
+    assert!(!next.earlier.resume.contains_key("a"));
+    // Its transcript there: resumed, told which attempt stopped and why.
+    let path = session::transcript(&cfg.layout.session("a"), "s-2");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{}\n").unwrap();
+    let next = super::retry::next_config(&cfg, &ended, 2);
+    let r = &next.earlier.resume["a"];
+    assert_eq!(r.session_id, "s-2");
+    assert!(
+        r.prompt.contains("attempt 2") && r.prompt.contains("failed: overloaded"),
+        "{}",
+        r.prompt
+    );
+}
