@@ -199,6 +199,9 @@ async fn a_task_overloaded_past_the_clis_retries_is_retried() {
     assert!(attempts.len() >= 2, "{t:#}");
     assert_eq!(attempts[0]["agent"]["api_error_status"], 529, "{:#}", attempts[0]);
     assert_eq!(field(attempts.last().unwrap(), "status"), "succeeded");
+    // The retry resumed the session the overloaded attempt left.
+    let first_session = attempts[0]["session"]["id"].as_str().expect("a session");
+    assert_eq!(attempts[1]["session"]["resumed_from"], first_session, "{t:#}");
     let overloaded = seen.iter().filter(|r| r.answer.starts_with("529")).count();
     assert_eq!(overloaded, 2, "{said}");
     let retrying = said
