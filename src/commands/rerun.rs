@@ -130,8 +130,12 @@ fn recorded_settings(flags: &mut RunFlags, manifest: &Manifest) {
             flags.allow_hosts = s.allow_hosts.clone();
         }
     }
+    let whose = match manifest.settings {
+        Some(_) => "the run's, unless given",
+        None => "the run recorded no network nor turns: the defaults, unless given",
+    };
     eprintln!(
-        "rerun of run {}: image {}, --network {}, --max-turns {} (the run's, unless given)",
+        "rerun of run {}: image {}, --network {}, --max-turns {} ({whose})",
         manifest.run_id,
         flags.image.as_deref().unwrap_or_default(),
         flags.network(),
