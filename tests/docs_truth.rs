@@ -163,6 +163,7 @@ fn report_md_documents_exactly_the_fields_report_json_has() {
         total_bytes: 1,
         waited: 1,
     });
+    run.cancel_reason = Some(sandpen::runner::CancelReason::FailFast);
     run.tasks.push(task);
     let json = serde_json::to_value(&run).unwrap();
     for (level, heading, fields) in [

@@ -91,3 +91,32 @@ fn an_unwritable_junit_path_is_refused_before_anything_starts() {
     );
     assert!(!runs_dir(repo.path()).exists(), "nothing made");
 }
+
+/// A JUnit file that cannot be written when the run ends (its directory went away meanwhile)
+/// fails the run, said, instead of being lost behind a success.
+#[test]
+fn a_junit_file_that_cannot_be_written_fails_the_run() {
+    let repo = make_repo();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("gone");
+    std::fs::create_dir(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let mut bg = spawn_run(
+        repo.path(),
+        "[[task]]\nid = \"ok\"\nprompt_text = \"sleep 3\"\n",
+        &["--junit", junit.to_str().unwrap()],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::remove_dir(&dir).unwrap();
+    let status = bg
+        .wait_exit(std::time::Duration::from_secs(90))
+        .expect("the run ends");
+    let said = bg.stderr();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the task succeeded, the file is lost: {said}"
+    );
+    assert!(said.contains("junit.xml"), "the warning names the file: {said}");
+    assert!(!junit.exists());
+}

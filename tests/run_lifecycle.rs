@@ -325,6 +325,13 @@ prompt_text = "sleep 1; exit 1"
         run.elapsed
     );
     assert_eq!(run.code, 1, "a failure, not an interruption: {}", run.dump());
+    assert_eq!(report["cancel_reason"], "fail_fast", "{report:#}");
+    let said = format!("{}{}", stdout(&run.out), stderr(&run.out));
+    assert!(
+        said.contains("--fail-fast: a task did not succeed"),
+        "{}",
+        run.dump()
+    );
     let left = containers(&format!("label=sandpen.run={}", field(&report, "run_id")));
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }

@@ -54,6 +54,7 @@ fn sigint_stops_every_task_and_exits_130() {
     assert!(left.is_empty(), "containers left behind: {left:?}");
     let report = read_report(&run.tasks.report).unwrap_or_else(|e| panic!("{e}\n{}", run.stderr()));
     assert_eq!(report["cancelled"], true, "{report:#}");
+    assert_eq!(report["cancel_reason"], "interrupted", "{report:#}");
     let mut started = 0;
     for id in ["x", "y", "z", "w"] {
         let t = task(&report, id);

@@ -63,6 +63,10 @@ fn stopping_one_task_cancels_it_alone_and_stopping_the_run_ends_it_as_ctrl_c_doe
     assert_eq!(status.code(), Some(1), "{}", bg.stderr());
     let report = read_report(&runs_dir(repo.path()).join(format!("{run}/report.json"))).unwrap();
     assert_eq!(report["cancelled"], false);
+    assert!(
+        report.get("cancel_reason").is_none(),
+        "one task stopped: {report:#}"
+    );
     assert_eq!(field(task(&report, "long"), "status"), "cancelled");
     assert_eq!(
         field(task(&report, "short"), "status"),
@@ -97,6 +101,7 @@ fn stopping_one_task_cancels_it_alone_and_stopping_the_run_ends_it_as_ctrl_c_doe
     assert_eq!(status.code(), Some(130), "as Ctrl-C: {}", bg.stderr());
     let report = read_report(&runs_dir(repo.path()).join(format!("{second}/report.json"))).unwrap();
     assert_eq!(report["cancelled"], true);
+    assert_eq!(report["cancel_reason"], "stopped", "{report:#}");
     for id in ["long", "short", "after"] {
         assert_eq!(field(task(&report, id), "status"), "cancelled", "{report:#}");
     }

@@ -37,6 +37,7 @@ fn spec(name: &str, image: &str, script: &str, memory_mib: i64) -> ContainerSpec
         gated: false,
         self_collect: None,
         runtime: None,
+        memory_request: None,
     }
 }
 
@@ -237,7 +238,11 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
          [[task]]\nid = \"limited\"\nprompt_text = '''\ncat /sys/fs/cgroup/memory/memory.limit_in_bytes > limit.txt\ntimeout 3 sh -c 'while :; do :; done' || true\n'''\n\
          [[task]]\nid = \"failing\"\nprompt_text = '''\necho partial > partial.txt\nexit 3\n'''\n\
          [[task]]\nid = \"hog\"\nmemory = \"96m\"\nprompt_text = '''\nhead -c 400000000 /dev/zero | tail\n'''\n\
-         [[task]]\nid = \"slow\"\ntimeout = \"3s\"\nprompt_text = '''\necho started > slow.txt\nsleep 60\n'''\n",
+         [[task]]\nid = \"slow\"\ntimeout = \"3s\"\nprompt_text = '''\necho started > slow.txt\nsleep 60\n'''\n\
+         [[task]]\nid = \"sealed\"\nprompt_text = 'grep NoNewPrivs /proc/self/status > nnp.txt'\n\
+         [[task]]\nid = \"filler\"\ndisk = \"50m\"\nprompt_text = '''\n\
+         echo small > small.txt && git add small.txt && git commit -qm small\n\
+         dd if=/dev/zero of=big bs=1M count=200 2>&1 | tail -1\nsleep 120\n'''\n",
     );
     // `sandpen run --backend swarm` at the manager, in the repository, nodes reaching `addr`.
     let swarm_run = |addr: &str| {
@@ -260,7 +265,7 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
     let started = Instant::now();
     let out = output(
         swarm_run(&cluster.host_addr)
-            .args(["--memory", "256m", "-j", "6"])
+            .args(["--memory", "256m", "-j", "8"])
             .arg("--repo")
             .arg(repo.path())
             .arg("--report")
@@ -284,6 +289,8 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
         ("failing", "failed"),
         ("hog", "oom_killed"),
         ("slow", "timed_out"),
+        ("sealed", "succeeded"),
+        ("filler", "disk_exceeded"),
     ] {
         let t = common::task(&report, id);
         assert_eq!(common::field(t, "status"), status, "{id}: {t:#}\n{dump}");
@@ -294,6 +301,19 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
             "{id}: stats: {t:#}"
         );
     }
+    // The same hardening as a local container: no privilege gain for the task's processes.
+    assert_eq!(show("sealed", "nnp.txt"), "NoNewPrivs:\t1");
+    // Its disk limit held on its node: stopped on passing it, the work up to then back.
+    let filler = common::task(&report, "filler");
+    assert!(
+        filler["peak_disk_bytes"].as_u64().unwrap_or(0) > 50 << 20,
+        "over its limit when stopped: {filler:#}"
+    );
+    assert!(
+        filler["duration_s"].as_f64().unwrap_or(999.0) < 90.0,
+        "stopped at its limit, not at its sleep's end: {filler:#}"
+    );
+    assert_eq!(show("filler", "small.txt"), "small");
     let limited = common::task(&report, "limited");
     let samples = std::fs::read_to_string(common::field(limited, "stats_log")).unwrap();
     assert!(samples.lines().count() >= 3, "a sample a second: {samples}");

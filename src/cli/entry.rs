@@ -16,6 +16,10 @@ pub struct EntryArgs {
     #[arg(long, value_name = "SHELL")]
     pub collect: Option<String>,
 
+    /// The task's disk limit: its checkout and out directory are stopped past this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub disk_bytes: Option<u64>,
+
     /// The task's command.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -187,6 +187,7 @@ pub(super) async fn run_sandbox<E: ContainerEngine>(
         self_collect: None,
         // The task's own runtime: what the task planted runs behind the same wall.
         runtime: job.runtime.map(str::to_string),
+        memory_request: None,
     };
     let deadline = Instant::now() + TIME_LIMIT;
     let id = engine.create(&spec).await?;

@@ -10,6 +10,7 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         deadline: Duration::from_secs(args.deadline_secs),
         grace: Duration::from_secs(args.grace_secs),
         collect: args.collect,
+        disk_limit: args.disk_bytes,
         command: args.command,
     })
     .await

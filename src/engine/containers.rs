@@ -34,6 +34,9 @@ pub struct ExitState {
     pub exit_code: i64,
     pub oom_killed: bool,
     pub error: Option<String>,
+    /// What a container that watches its own disk (on an engine far from sandpen's disk) held
+    /// when it stopped its task for passing the disk limit, in bytes.
+    pub disk_over: Option<u64>,
 }
 
 /// A container as listed by label.
@@ -305,6 +308,7 @@ impl ContainerEngine for Engine {
                     .unwrap_or_else(|e| e.into_inner())
                     .contains(id),
             error: state.error.filter(|e| !e.is_empty()),
+            disk_over: None,
         })
     }
 

@@ -5,6 +5,7 @@ mod cgroup;
 pub(crate) mod containers;
 pub mod dialect;
 pub(crate) mod error;
+pub mod hardening;
 mod images;
 mod networks;
 pub mod runtimes;

@@ -47,7 +47,7 @@ impl ServiceSpec {
                     typ: Some("none".into()),
                     config: None,
                 }),
-                ..super::spec::hardened(&self.limits, dialect)
+                ..super::hardening::host_config(&self.limits, dialect)
             }),
             ..Default::default()
         }

@@ -58,14 +58,7 @@ pub const WORKDIR: &str = "/workspace";
 pub const HOME: &str = "/home/sandpen";
 
 pub use super::NetworkMode;
-
-/// Hard limits, in the engine's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
-    pub nano_cpus: i64,
-    pub memory_bytes: i64,
-    pub pids: i64,
-}
+pub use super::hardening::Limits;
 
 /// A file or directory from the host, mounted into the container.
 #[derive(Debug, Clone)]
@@ -94,26 +87,6 @@ impl BindMount {
             target: target.into(),
             read_only: true,
         }
-    }
-}
-
-/// What every container sandpen makes has, whatever it is for: hard CPU, memory (no swap) and
-/// pids limits, no capabilities, no privilege gain, an init that reaps and forwards signals,
-/// and a read-only root.
-pub fn hardened(limits: &Limits, dialect: &Dialect) -> HostConfig {
-    HostConfig {
-        ulimits: dialect.ulimits(),
-        userns_mode: dialect.userns_mode(),
-        nano_cpus: Some(limits.nano_cpus),
-        memory: Some(limits.memory_bytes),
-        memory_swap: Some(limits.memory_bytes),
-        pids_limit: Some(limits.pids),
-        cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges:true".into()]),
-        init: Some(true),
-        readonly_rootfs: Some(true),
-        privileged: Some(false),
-        ..Default::default()
     }
 }
 
@@ -148,6 +121,9 @@ pub struct ContainerSpec {
     /// The engine's OCI runtime for it (`--runtime`, e.g. gVisor's `runsc`); `None` is the
     /// engine's default.
     pub runtime: Option<String>,
+    /// The memory reserved for it when deciding what may start (`memory_request`): a Swarm
+    /// places by it; `None` reserves the whole limit.
+    pub memory_request: Option<i64>,
 }
 
 /// How a container far from sandpen's disk collects its work, after its command, whether that
@@ -158,6 +134,9 @@ pub struct SelfCollect {
     pub shell: String,
     /// The task's timeout as sandpen counts it.
     pub deadline: std::time::Duration,
+    /// The task's disk limit, in bytes: watched in the container, since no watcher of
+    /// sandpen's can see the node's disk.
+    pub disk_limit: Option<u64>,
 }
 
 impl ContainerSpec {
@@ -166,7 +145,6 @@ impl ContainerSpec {
     /// stderr stay apart), and no Docker socket (only the checkout is mounted).
     pub fn to_body(&self, dialect: &Dialect) -> ContainerCreateBody {
         let (uid, gid) = self.user;
-        let tmpfs_opts = |size: &str| dialect.tmpfs_options(size, self.user);
         let mut mounts = vec![Mount {
             target: Some(WORKDIR.into()),
             source: Some(self.workspace.display().to_string()),
@@ -182,13 +160,7 @@ impl ContainerSpec {
                 .map(|(k, v)| format!("{k}={}", v.expose_secret())),
         );
         let host = HostConfig {
-            // $HOME/.claude is its own tmpfs so that it stays writable when a read-only agents
-            // directory is mounted inside it (the engine would create it root-owned otherwise).
-            tmpfs: Some(HashMap::from([
-                ("/tmp".to_string(), tmpfs_opts("1g")),
-                (HOME.to_string(), tmpfs_opts("512m")),
-                (format!("{HOME}/.claude"), tmpfs_opts("256m")),
-            ])),
+            tmpfs: Some(super::hardening::host_tmpfs(dialect, self.user)),
             mounts: Some(mounts),
             network_mode: Some(self.network.to_string()),
             log_config: (!self.engine_log).then(|| HostConfigLogConfig {
@@ -196,7 +168,7 @@ impl ContainerSpec {
                 config: None,
             }),
             runtime: self.runtime.clone(),
-            ..hardened(&self.limits, dialect)
+            ..super::hardening::host_config(&self.limits, dialect)
         };
         ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -245,6 +217,7 @@ mod tests {
             gated: false,
             self_collect: None,
             runtime: None,
+            memory_request: None,
         }
     }
 
@@ -269,6 +242,7 @@ mod tests {
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let tmpfs = host.tmpfs.as_ref().unwrap();
         assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME));
+        assert!(tmpfs.contains_key(&format!("{HOME}/.claude")));
     }
 
     #[test]

@@ -409,13 +409,9 @@ impl Gateway {
     }
 }
 
-/// A fresh secret token: 32 bytes from the kernel's generator, as hex.
+/// A fresh secret token for a task.
 pub(super) fn new_token() -> Result<String, GatewayError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .map_err(|e| GatewayError::Start(format!("reading /dev/urandom: {e}")))?;
-    Ok(hex::encode(bytes))
+    crate::token::new_token().map_err(|e| GatewayError::Start(format!("reading /dev/urandom: {e}")))
 }
 
 /// The signal that `task`'s budget is spent, made by whichever side asks first.

@@ -97,6 +97,9 @@ pub fn summary_table(report: &RunReport, style: &Style) -> String {
     if let Some(hold) = &report.memory_held {
         say(hold.describe(), 2);
     }
+    if let Some(why) = report.cancel_reason {
+        say(why.describe().to_string(), 2);
+    }
     if let Some(pointer) = super::failure::pointer(report) {
         say(pointer.trim_end().to_string(), 2);
     }

@@ -408,6 +408,35 @@ pub struct RunReport {
     /// The engine's memory held tasks back from `--jobs` (their reservations did not fit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_held: Option<super::MemoryHold>,
+    /// Why the run's remaining tasks were cancelled, when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
+}
+
+/// What cancelled a run (as nextest's `CancelReason`): its tasks' entries say `cancelled`,
+/// and this says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// Ctrl-C, SIGTERM or SIGHUP in the run's own terminal.
+    Interrupted,
+    /// `sandpen stop RUN` from another terminal.
+    Stopped,
+    /// `--fail-fast`, after a task did not succeed.
+    FailFast,
+}
+
+impl CancelReason {
+    /// In words, for the summary and the HTML page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Interrupted => {
+                "the run was interrupted (Ctrl-C or a signal): its remaining tasks were cancelled"
+            }
+            Self::Stopped => "the run was stopped by `sandpen stop`: its remaining tasks were cancelled",
+            Self::FailFast => "--fail-fast: a task did not succeed, so the remaining tasks were cancelled",
+        }
+    }
 }
 
 impl RunReport {
@@ -426,6 +455,7 @@ impl RunReport {
             complete: false,
             tasks: Vec::new(),
             cleanup_failures: Vec::new(),
+            cancel_reason: None,
             memory_held: None,
         }
     }

@@ -200,6 +200,7 @@ impl ContainerEngine for FakeEngine {
             exit_code: if stopped { 143 } else { b.code },
             oom_killed: false,
             error: None,
+            disk_over: None,
         })
     }
 

@@ -22,7 +22,7 @@ pub use admission::MemoryHold;
 pub use attempts::{Attempt, Earlier};
 pub use base::DepsFrom;
 pub use channel::{EventReceiver, EventSender, Received};
-pub use events::{Event, RunReport, TaskResult, TaskStatus};
+pub use events::{CancelReason, Event, RunReport, TaskResult, TaskStatus};
 pub use network::TaskNetwork;
 pub use scheduler::execute;
 pub use task::{STOP_MARGIN, Stop};

@@ -242,7 +242,7 @@ pub async fn execute<E: ContainerEngine>(
             TaskStatus::Succeeded | TaskStatus::Cancelled | TaskStatus::Skipped
         );
         if cfg.fail_fast && failed {
-            run_stop.graceful.cancel();
+            run_stop.cancel(super::CancelReason::FailFast);
         }
         finish(&cfg, &retried, &mut done, &events, result);
     }
@@ -306,6 +306,7 @@ pub async fn execute<E: ContainerEngine>(
         wall_s,
         concurrency: if wall_s > 0.0 { busy / wall_s } else { 0.0 },
         cancelled: stop.graceful.is_cancelled(),
+        cancel_reason: run_stop.reason(),
         complete: true,
         tasks,
         cleanup_failures,

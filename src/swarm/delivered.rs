@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 
-use super::entry::OOM_KILLS;
+use super::entry::{DISK_OVER, OOM_KILLS};
 use super::job::OUT_DIR;
 use super::{Delivery, EXCHANGE_ENV, SwarmEngine};
 use crate::engine::StatsStream;
@@ -54,6 +54,9 @@ impl SwarmEngine {
         .to_vec();
         if let Some(c) = &spec.self_collect {
             cmd.extend(["--collect".to_string(), c.shell.clone()]);
+            if let Some(bytes) = c.disk_limit {
+                cmd.extend(["--disk-bytes".to_string(), bytes.to_string()]);
+            }
         }
         cmd.push("--".into());
         cmd.append(&mut spec.cmd);
@@ -64,13 +67,21 @@ impl SwarmEngine {
     /// Whether the task's entry step counted an OOM kill in its container (sent back with
     /// its out directory, so known once its work came back).
     pub(super) fn oom_killed(&self, service: &str) -> bool {
-        let Some(url) = self.urls.lock().unwrap().get(service).cloned() else {
-            return false;
-        };
-        let dir = self.exchange.as_ref().and_then(|e| e.returned_to(&url));
-        let read = dir.and_then(|d| crate::collect::read_small_file(&d.join(OOM_KILLS), 64));
-        read.and_then(|t| t.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
+        self.returned_count(service, OOM_KILLS).is_some_and(|n| n > 0)
+    }
+
+    /// What the task's disk held when its entry step stopped it at its disk limit (sent back
+    /// with its out directory), in bytes.
+    pub(super) fn disk_over(&self, service: &str) -> Option<u64> {
+        self.returned_count(service, DISK_OVER)
+    }
+
+    /// A number the entry step wrote in a file of the out directory it sent back.
+    fn returned_count(&self, service: &str, file: &str) -> Option<u64> {
+        let url = self.urls.lock().unwrap().get(service).cloned()?;
+        let dir = self.exchange.as_ref().and_then(|e| e.returned_to(&url))?;
+        let read = crate::collect::read_small_file(&dir.join(file), 64)?;
+        read.trim().parse::<u64>().ok()
     }
 
     pub(super) fn forget(&self, url: &str) {

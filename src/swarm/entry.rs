@@ -5,7 +5,10 @@
 //! stopped: there is no sandbox to fall back on), and send the out directory back.
 //!
 //! A stop reaches it as SIGTERM (the service's removal): it passes it on to the command and
-//! collects within what is left of the grace.
+//! collects within what is left of the grace. No watcher of sandpen's sees the node's disk, so
+//! the entry step watches the task's checkout and out directory itself (`disk_watch`, as the
+//! host does for a local task): past the limit it kills every process of the task at once,
+//! collects, and says so in the out directory (`DISK_OVER`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +20,10 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+
+use crate::disk_watch;
+use crate::engine::spec::WORKDIR;
 
 /// The variable that names the task's exchange URL (kept from the command's environment).
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
@@ -26,6 +33,9 @@ pub const LEFT_ENV: &str = "left";
 const OUT: &str = "/sandpen-out";
 /// The file of the out directory that counts the container's OOM kills.
 pub const OOM_KILLS: &str = "oom-kills";
+/// The file of the out directory that holds the bytes on disk when the task was stopped at
+/// its disk limit (absent when it was not).
+pub const DISK_OVER: &str = "disk-over";
 /// How often the container's cgroup is read and sent.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// A reading the exchange does not take within this is dropped.
@@ -43,12 +53,22 @@ pub struct EntryArgs {
     pub grace: Duration,
     /// Shell lines that collect the work (they read `$left`).
     pub collect: Option<String>,
+    /// The task's disk limit, in bytes.
+    pub disk_limit: Option<u64>,
     pub command: Vec<String>,
 }
 
 /// Runs the entry step; the command's exit code.
 pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    // Before anything of the task: what the service could not set (`engine::hardening`).
+    crate::engine::hardening::in_container()
+        .map_err(|e| anyhow::anyhow!("forbidding privilege gain (no-new-privileges): {e}"))?;
+    // The task runs as this step's uid: not dumpable, it cannot be traced or have its memory
+    // (the exchange's URL, with the task's token) read by the task, nor its watch undone.
+    use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| anyhow::anyhow!("making the entry step untraceable: {e}"))?;
     let url = std::env::var(EXCHANGE_ENV).map_err(|_| anyhow::anyhow!("{EXCHANGE_ENV} is not set"))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
     // From the container's start: the first reading, of a cgroup that has hardly run, is the
@@ -60,12 +80,24 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         .command
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("no command to run"))?;
+    // What the task can write, watched while its command runs (the collection after it is
+    // sandpen's own work).
+    let (over, watched) = (CancellationToken::new(), CancellationToken::new());
+    let trees = vec![WORKDIR.into(), OUT.into()];
+    let watching = tokio::spawn(disk_watch::watch(
+        trees,
+        args.disk_limit,
+        over.clone(),
+        watched.clone(),
+    ));
     let mut child = tokio::process::Command::new(program)
         .args(rest)
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
-    let (code, stopped_at) = wait_passing_stops(&mut child).await;
+    let (code, stopped_at) = wait_passing_stops(&mut child, &over).await;
+    watched.cancel();
+    let disk = watching.await.unwrap_or_default();
     sampling.abort();
     // The last reading, at the command's end: the task's figures run to here.
     send_reading(&client, &url).await;
@@ -97,15 +129,23 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     if let Some(kills) = oom_kills() {
         let _ = std::fs::write(Path::new(OUT).join(OOM_KILLS), format!("{kills}\n"));
     }
+    if over.is_cancelled() {
+        let bytes = disk.peak_bytes.unwrap_or_default();
+        let _ = std::fs::write(Path::new(OUT).join(DISK_OVER), format!("{bytes}\n"));
+    }
     if let Err(e) = send_out(&client, &url).await {
         eprintln!("sandpen entry: sending the result back: {e:#}");
     }
     Ok(code)
 }
 
-/// Waits for the command, passing SIGTERM, SIGINT and SIGHUP on to it; its exit code (128 +
-/// the signal that ended it) and when the first stop came.
-async fn wait_passing_stops(child: &mut tokio::process::Child) -> (i32, Option<Instant>) {
+/// Waits for the command, passing SIGTERM, SIGINT and SIGHUP on to it, and killing every
+/// process of the task once `over` (its disk limit passed); its exit code (128 + the signal
+/// that ended it) and when the first stop came.
+async fn wait_passing_stops(
+    child: &mut tokio::process::Child,
+    over: &CancellationToken,
+) -> (i32, Option<Instant>) {
     use tokio::signal::unix::{SignalKind, signal};
     let pid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
     let mut stopped_at = None;
@@ -116,9 +156,16 @@ async fn wait_passing_stops(child: &mut tokio::process::Child) -> (i32, Option<I
     ) else {
         return (status_code(child.wait().await), None);
     };
+    let mut killed = false;
     loop {
         let sig = tokio::select! {
             status = child.wait() => return (status_code(status), stopped_at),
+            // No grace to write more, as for a local task at its disk limit.
+            _ = over.cancelled(), if !killed => {
+                killed = true;
+                kill_the_task(pid);
+                continue;
+            }
             _ = term.recv() => rustix::process::Signal::TERM,
             _ = int.recv() => rustix::process::Signal::INT,
             _ = hup.recv() => rustix::process::Signal::HUP,
@@ -127,6 +174,37 @@ async fn wait_passing_stops(child: &mut tokio::process::Child) -> (i32, Option<I
         if let Some(pid) = pid {
             let _ = rustix::process::kill_process(pid, sig);
         }
+    }
+}
+
+/// Kills every process of the container but this one and its init (the task's command and
+/// whatever it started, in any process group), a few times over to catch a fork in flight.
+/// Only as the child of a container's init: anywhere else, the command alone.
+fn kill_the_task(command: Option<rustix::process::Pid>) {
+    use rustix::process::{Pid, Signal, getppid, kill_process};
+    if getppid() != Pid::from_raw(1) {
+        if let Some(pid) = command {
+            let _ = kill_process(pid, Signal::KILL);
+        }
+        return;
+    }
+    let me = std::process::id();
+    for _ in 0..5 {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let pids: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| *p != me && *p != 1)
+            .filter_map(|p| i32::try_from(p).ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids.into_iter().filter_map(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::KILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -317,10 +395,34 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let _ = rustix::process::kill_process(me, rustix::process::Signal::TERM);
         });
-        let (code, stopped) = tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child))
-            .await
-            .unwrap();
+        let never = CancellationToken::new();
+        let (code, stopped) =
+            tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child, &never))
+                .await
+                .unwrap();
         assert_eq!(code, 7);
         assert!(stopped.is_some());
+    }
+
+    #[tokio::test]
+    async fn past_the_disk_limit_the_command_is_killed_without_a_grace() {
+        // Deaf to SIGTERM: only a kill ends it. Outside a container only the command is
+        // killed (this test's process is no container's init's child).
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30"])
+            .spawn()
+            .unwrap();
+        let over = CancellationToken::new();
+        let cancel = over.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cancel.cancel();
+        });
+        let (code, stopped) =
+            tokio::time::timeout(Duration::from_secs(10), wait_passing_stops(&mut child, &over))
+                .await
+                .expect("killed at once");
+        assert_eq!(code, 128 + 9, "SIGKILL");
+        assert!(stopped.is_none(), "not a stop: no grace counted");
     }
 }

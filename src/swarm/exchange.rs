@@ -163,11 +163,7 @@ fn token_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or_default()
 }
 
-fn new_token() -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
-}
+use crate::token::new_token;
 
 fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
     (status, why.into()).into_response()

@@ -7,22 +7,22 @@
 //! service is removed (moby/moby#44312, fixed in Engine 24), and removal is how a stop, a
 //! timeout and Ctrl-C end a task on a Swarm.
 //!
-//! What the service API cannot say that a local container has (docs/SCALE-OUT.md): a swap
-//! limit equal to the memory limit (the node's own setting decides), `no-new-privileges`
-//! (`Privileges.NoNewPrivileges` needs API 1.44; 20.10 speaks 1.41), and the engine's log
-//! turned off (the service's log stream is how its output comes back).
+//! The hardening and limits are `engine::hardening`'s, the same as a local container's; what
+//! the service API cannot say is named there and in docs/SCALE-OUT.md. The engine's log stays
+//! on: the service's log stream is how its output comes back.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    Limit, Mount, MountTmpfsOptions, MountType, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    Mount, MountType, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use secrecy::ExposeSecret;
 
-use crate::engine::spec::{ContainerSpec, HOME, WORKDIR};
+use crate::engine::hardening;
+use crate::engine::spec::{ContainerSpec, WORKDIR};
 
 /// Where a node keeps what sandpen delivers: the task's files arrive over the network into
 /// these writable places (the root is read-only). Volumes of the node for what may be large
@@ -31,11 +31,7 @@ use crate::engine::spec::{ContainerSpec, HOME, WORKDIR};
 /// (`swarm::image`), and a new volume takes its mode from the image.
 pub const VOLUMES: [&str; 3] = [WORKDIR, "/run/sandpen", OUT_DIR];
 /// The rest is memory, bounded, as for a local container.
-pub const TMPFS: [(&str, i64); 3] = [
-    ("/tmp", 1 << 30),
-    (HOME, 512 << 20),
-    ("/home/sandpen/.claude", 256 << 20),
-];
+pub const TMPFS: [(&str, i64); 3] = hardening::TMPFS;
 
 /// The out directory of the collection (`collect::sandbox::OUT`): sent back to sandpen.
 pub const OUT_DIR: &str = "/sandpen-out";
@@ -95,25 +91,14 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
             ..Default::default()
         })
         .collect();
-    mounts.extend(TMPFS.iter().map(|(path, size)| Mount {
-        target: Some(path.to_string()),
-        typ: Some(MountType::TMPFS),
-        tmpfs_options: Some(MountTmpfsOptions {
-            size_bytes: Some(*size),
-            // Sticky and open to all, as /tmp: the task's uid is not known to the image.
-            mode: Some(0o1777),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }));
+    mounts.extend(hardening::service_tmpfs());
     let mut env = spec.env.clone();
     env.extend(
         spec.secrets
             .iter()
             .map(|(k, v)| format!("{k}={}", v.expose_secret())),
     );
-    let limits = &spec.limits;
-    let container = TaskSpecContainerSpec {
+    let container = hardening::service_container(TaskSpecContainerSpec {
         image: Some(spec.image.clone()),
         labels: Some(spec.labels.clone()),
         command: Some(spec.cmd.clone()),
@@ -122,31 +107,13 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
         user: Some(format!("{uid}:{gid}")),
         tty: Some(false),
         open_stdin: Some(false),
-        read_only: Some(true),
         mounts: Some(mounts),
         stop_grace_period: Some(placement.grace.as_nanos() as i64),
-        init: Some(true),
-        capability_drop: Some(vec!["ALL".into()]),
         ..Default::default()
-    };
+    });
     let task = TaskSpec {
         container_spec: Some(container),
-        resources: Some(TaskSpecResources {
-            limits: Some(Limit {
-                nano_cpus: Some(limits.nano_cpus),
-                memory_bytes: Some(limits.memory_bytes),
-                pids: Some(limits.pids),
-            }),
-            // Reserved as much as it may use: the Swarm places by capacity and never puts more
-            // on a node than it holds.
-            reservations: Some(ResourceObject {
-                nano_cpus: Some(limits.nano_cpus),
-                memory_bytes: Some(limits.memory_bytes),
-                ..Default::default()
-            }),
-            // `SwapBytes` is API 1.46: on older engines the node's own setting decides.
-            ..Default::default()
-        }),
+        resources: Some(hardening::service_resources(&spec.limits, spec.memory_request)),
         restart_policy: Some(TaskSpecRestartPolicy {
             condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
             max_attempts: Some(0),
@@ -178,7 +145,7 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::{BindMount, Limits};
+    use crate::engine::spec::{BindMount, HOME, Limits};
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
@@ -204,6 +171,7 @@ mod tests {
             gated: false,
             self_collect: None,
             runtime: None,
+            memory_request: Some(128 << 20),
         }
     }
 
@@ -238,10 +206,8 @@ mod tests {
             (l.nano_cpus, l.memory_bytes, l.pids),
             (Some(1_500_000_000), Some(512 << 20), Some(256))
         );
-        assert_eq!(
-            (reserved.nano_cpus, reserved.memory_bytes),
-            (l.nano_cpus, l.memory_bytes)
-        );
+        // The reservation is the task's memory request, not its limit; no CPUs reserved.
+        assert_eq!((reserved.nano_cpus, reserved.memory_bytes), (None, Some(128 << 20)));
         assert_eq!(
             task.placement.unwrap().constraints.unwrap(),
             ["node.role==worker"]

@@ -325,6 +325,8 @@ impl ContainerEngine for SwarmEngine {
             // The Swarm does not say: the entry step counted the cgroup's kills.
             oom_killed: self.oom_killed(id),
             error,
+            // Nor does it watch a disk: the entry step stopped the task and said so.
+            disk_over: self.disk_over(id),
         })
     }
 

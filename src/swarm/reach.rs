@@ -74,6 +74,7 @@ pub async fn check(
         gated: false,
         self_collect: None,
         runtime: None,
+        memory_request: None,
     };
     let id = swarm.create(&spec).await?;
     // Stopped (Ctrl-C, say) while it runs: the probe goes before sandpen does.

@@ -24,7 +24,7 @@ pub use layout::RunDir;
 pub use merge::Merged;
 pub use objects::OBJECTS_MOUNT;
 pub use owner::{chown_tree, owner_of};
-pub use remove::{disk_usage, remove_tree};
+pub use remove::{disk_usage, disk_usage_all, remove_tree};
 pub use results::{CommitLine, DiffStat, FileChange, printable};
 pub use take_in::{TakeIn, Taken};
 

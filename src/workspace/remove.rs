@@ -9,11 +9,19 @@ use std::path::{Path, PathBuf};
 /// The disk the tree at `root` takes (allocated blocks, each inode once), not following links;
 /// what cannot be read is not counted.
 pub fn disk_usage(root: &Path) -> u64 {
+    disk_usage_all(&[root.to_path_buf()])
+}
+
+/// The disk the trees at `roots` take together (like `du -s`): each inode once across them (a
+/// hard link counts where it is first met, not again), never following symlinks; files that
+/// vanish during the walk are skipped. The one measure of a task's disk, for its limit and for
+/// `prune`.
+pub fn disk_usage_all(roots: &[PathBuf]) -> u64 {
     let mut seen = HashSet::new();
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
+    roots
+        .iter()
+        .flat_map(|r| walkdir::WalkDir::new(r).follow_links(false))
+        .filter_map(Result::ok)
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.nlink() <= 1 || seen.insert((m.dev(), m.ino())))
         .map(|m| m.blocks() * 512)

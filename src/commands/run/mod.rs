@@ -373,10 +373,10 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
     let _ = tokio::join!(signals, control);
     let _ = display.await;
 
-    written.say(&layout);
+    let unwritten = written.say(&layout);
     Ok(if report.cancelled {
         exit::INTERRUPTED
-    } else if report.all_succeeded() {
+    } else if report.all_succeeded() && !unwritten {
         exit::SUCCESS
     } else {
         exit::FAILURE
@@ -387,7 +387,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
 fn obey(stop: &Stop, events: &EventSender, request: crate::runs::control::StopRequest) {
     match request.task {
         None if !stop.graceful.is_cancelled() => {
-            stop.graceful.cancel();
+            stop.cancel(runner::CancelReason::Stopped);
             events.send(Event::RunCancelling { kill: false });
         }
         None => {}

@@ -59,7 +59,8 @@ pub(super) struct Written {
 
 impl Written {
     /// What could not be written (each error once), then where the files and the logs are.
-    pub fn say(&self, layout: &RunDir) {
+    /// True when a file could not be written: the run then fails (exit 1) rather than lose it.
+    pub fn say(&self, layout: &RunDir) -> bool {
         let mut said: Vec<String> = Vec::new();
         for (_, _, errors) in &self.files {
             for e in errors.lock().unwrap().iter() {
@@ -79,6 +80,7 @@ impl Written {
             }
         }
         note(&format!("logs:   {}", shown(&layout.root.join("<task>.log"))));
+        !said.is_empty()
     }
 }
 

@@ -50,7 +50,7 @@ pub async fn watch(signals: Option<Signals>, stop: Stop, events: EventSender, la
     for count in 1.. {
         signals.next().await;
         if count == 1 {
-            stop.graceful.cancel();
+            stop.cancel(crate::runner::CancelReason::Interrupted);
             events.send(Event::RunCancelling { kill: false });
             continue;
         }

@@ -124,8 +124,12 @@ fn header(s: &mut String, run: &RunReport) {
     if !run.complete {
         s.push_str(r#"<p class="note">This report is incomplete: the run was still going, or its sandpen died (<code>sandpen gc</code> completes it).</p>"#);
     }
-    if run.cancelled {
-        s.push_str(r#"<p class="note">The run was interrupted.</p>"#);
+    match run.cancel_reason {
+        Some(why) => {
+            let _ = write!(s, r#"<p class="note">{}.</p>"#, esc(why.describe()));
+        }
+        None if run.cancelled => s.push_str(r#"<p class="note">The run was interrupted.</p>"#),
+        None => {}
     }
     for f in &run.cleanup_failures {
         let _ = write!(s, r#"<p class="note">Cleanup: {}</p>"#, esc(f));

@@ -158,6 +158,7 @@ mod tests {
             exit_code: code,
             oom_killed: oom,
             error: None,
+            disk_over: None,
         })
     }
 
@@ -269,6 +270,7 @@ mod tests {
             exit: Some(ExitState {
                 exit_code: 127,
                 oom_killed: false,
+                disk_over: None,
                 error: Some("exec: no such file".into()),
             }),
             ..Default::default()

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::disk::{self, DiskSummary};
 use super::watch::{self, OutputSummary};
 use super::{Ctx, gate, spec};
 use crate::capped_log::{CappedLog, Marker};
+use crate::disk_watch::{self as disk, DiskSummary};
 use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
@@ -89,7 +89,14 @@ pub async fn run<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &std::path::Path) -
     }
     if end.settled && end.started_at.is_some() {
         match within(deadline, "inspecting the container", ctx.engine.exit_state(&id)).await {
-            Ok(s) => end.exit = Some(s),
+            Ok(s) => {
+                // A container far from sandpen's disk stopped its own task at the limit.
+                if let (Some(bytes), None) = (s.disk_over, end.stopped_for) {
+                    end.stopped_for = Some(StopReason::Disk);
+                    end.disk.peak_bytes = end.disk.peak_bytes.max(Some(bytes));
+                }
+                end.exit = Some(s)
+            }
             Err(e) => end.problems.push(e.to_string()),
         }
     }

@@ -3,7 +3,6 @@
 
 mod classify;
 mod container;
-mod disk;
 mod gate;
 mod session;
 mod spec;
@@ -38,6 +37,8 @@ pub struct Stop {
     pub graceful: CancellationToken,
     pub kill: CancellationToken,
     tasks: Arc<std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>>,
+    /// Why the run was cancelled: the first to cancel it says.
+    reason: Arc<std::sync::OnceLock<crate::runner::CancelReason>>,
 }
 
 impl Stop {
@@ -48,6 +49,7 @@ impl Stop {
             graceful: self.graceful.child_token(),
             kill: self.kill.clone(),
             tasks: self.tasks.clone(),
+            reason: self.reason.clone(),
         };
         let mut known = self.tasks.lock().unwrap();
         for id in tasks {
@@ -64,7 +66,20 @@ impl Stop {
             graceful: graceful.unwrap_or_else(|| self.graceful.child_token()),
             kill: self.kill.clone(),
             tasks: self.tasks.clone(),
+            reason: self.reason.clone(),
         }
+    }
+
+    /// Cancels the run (its containers stop with the grace), saying why; the first reason
+    /// given is the run's.
+    pub fn cancel(&self, why: crate::runner::CancelReason) {
+        let _ = self.reason.set(why);
+        self.graceful.cancel();
+    }
+
+    /// Why the run was cancelled, if it was.
+    pub fn reason(&self) -> Option<crate::runner::CancelReason> {
+        self.reason.get().copied()
     }
 
     /// Stops one task as Ctrl-C stops them all. False for a task the run does not have.

@@ -73,6 +73,7 @@ fn with_credentials<E: ContainerEngine>(
         .collect(),
         limits: task.limits,
         runtime: task.runtime.clone(),
+        memory_request: Some(task.memory_request_bytes),
         network: network.clone(),
         engine_log: cfg.keep_containers,
         gated: false,
@@ -85,6 +86,7 @@ fn with_credentials<E: ContainerEngine>(
             .map(|p| SelfCollect {
                 shell: p.collect.clone(),
                 deadline: task.timeout,
+                disk_limit: task.disk_bytes,
             }),
     }
 }

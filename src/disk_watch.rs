@@ -1,5 +1,6 @@
-//! The disk watcher: everything a task's container can write on the host (its checkout and its
-//! out directory) measured together against the task's disk limit.
+//! The disk watcher: everything a task's container can write (its checkout and its out
+//! directory) measured together against the task's disk limit: on the host for a local
+//! container (`runner::task`), in the container itself on a Swarm node (`swarm::entry`).
 //!
 //! A walk of the trees is the measure, and a walk costs time in proportion to the files, so it
 //! is not repeated blindly. Between walks the filesystems' used space is read (`statvfs`, a
@@ -12,8 +13,6 @@
 //! container stopped the trees are measured once more, so the peak includes what it wrote
 //! while it was being stopped.
 
-use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,19 +147,8 @@ fn fs_used(trees: &[PathBuf]) -> Option<u64> {
         .sum()
 }
 
-/// Bytes allocated on disk under `roots` (like `du -s`), each inode once, never following
-/// symlinks. Files that vanish while it walks are skipped.
-pub fn disk_usage(roots: &[PathBuf]) -> u64 {
-    let mut linked = HashSet::new();
-    roots
-        .iter()
-        .flat_map(|r| walkdir::WalkDir::new(r).follow_links(false))
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.nlink() <= 1 || m.is_dir() || linked.insert((m.dev(), m.ino())))
-        .map(|m| m.blocks() * 512)
-        .sum()
-}
+/// Bytes allocated on disk under `roots`: the one measure, shared with `prune`.
+pub use crate::workspace::disk_usage_all as disk_usage;
 
 #[cfg(test)]
 mod tests {
