@@ -26,7 +26,20 @@ pub struct Manifest {
     /// services, whose work `gc` can only take from what came back, never from a sandbox).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// How the run ran, for `rerun` to do the same unless told otherwise: `--network`,
+    /// `--max-turns`, `--allow-host` (none in manifests of older sandpens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<RunSettings>,
     pub tasks: Vec<ManifestTask>,
+}
+
+/// The run-wide choices of `run` that `rerun` takes over when not given again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub network: String,
+    pub max_turns: u32,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -154,6 +154,7 @@ fn report_md_documents_exactly_the_fields_report_json_has() {
     // The fields left out when empty, filled so that they are serialized too.
     task.stderr_tail = vec!["error".into()];
     task.environment = Some("sandpen-env-0123".into());
+    task.session = Some(Default::default());
     task.attempts = vec![Attempt::of(&task, 1)];
     let mut run = RunReport::started("r", "/repo", "img", 1, "2026-12-05T00:00:00Z");
     run.memory_held = Some(MemoryHold {

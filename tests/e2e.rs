@@ -179,6 +179,7 @@ async fn three_tasks_in_parallel_through_the_workflow_manager() {
             .map(|id| (id.to_string(), full.tasks[*id].clone()))
             .collect(),
         rate_limit: None,
+        overloaded: None,
     };
     let prompts: Vec<(&str, &str)> = samples.iter().map(|t| (t.id, t.prompt)).collect();
     let repo = repo_with(&[], &prompts);
@@ -726,6 +727,7 @@ async fn a_task_over_its_budget_ends_budget_exceeded_and_sends_nothing_more() {
     let script = Script {
         tasks: [(sample.id.to_string(), full.tasks[sample.id].clone())].into(),
         rate_limit: None,
+        overloaded: None,
     };
     let repo = repo_with(&[], &[(sample.id, sample.prompt)]);
     let server = start_server(script).await;
@@ -793,6 +795,7 @@ async fn a_rate_limited_run_resumes_with_fewer_upstream_requests_through_the_gat
             for_ms: 8_000,
             retry_after_s: Some(3),
         }),
+        overloaded: None,
     };
     let prompts: Vec<(&str, &str)> = ids
         .iter()

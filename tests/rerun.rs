@@ -29,11 +29,7 @@ fn tasks() -> String {
 fn rerun(repo: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = sandpen();
     with_test_credentials(&mut cmd);
-    output(
-        cmd.current_dir(repo)
-            .args(["rerun", "--network", "none", "--json"])
-            .args(extra),
-    )
+    output(cmd.current_dir(repo).args(["rerun", "--json"]).args(extra))
 }
 
 fn report_of(repo: &Path, run: &str) -> serde_json::Value {
@@ -98,6 +94,11 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
         "a refused rerun moved nothing"
     );
 
+    // The task file changes on disk: the rerun runs what the run recorded, and says so.
+    let mut changed = std::fs::read_to_string(&first.tasks.path).unwrap();
+    changed.push_str("\n# edited after the run\n");
+    std::fs::write(&first.tasks.path, changed).unwrap();
+
     let start = Instant::now();
     let out = rerun(dir, &[]);
     let took = start.elapsed();
@@ -108,6 +109,14 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
         dump(out.status.code().unwrap_or(-1), took, &out)
     );
     eprintln!("rerun took {took:?}");
+    // Without flags, the run's own network (none) and image.
+    let said = stderr(&out);
+    assert!(
+        said.contains("--network none, --max-turns 50 (the run's"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("image {}", image("probe"))), "{said}");
+    assert!(said.contains("changed since run"), "{said}");
     let report = report_of(dir, &run);
     assert_eq!(report["complete"], true);
 

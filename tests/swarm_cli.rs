@@ -44,6 +44,7 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let script = Script {
         tasks: [(id.to_string(), want.clone())].into_iter().collect(),
         rate_limit: None,
+        overloaded: None,
     };
     let host: std::net::IpAddr = cluster.host_addr.parse().unwrap();
     let server = ModelServer::start(script, SocketAddr::new(host, 0), None)

@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod phases;
+pub mod session;
 
 use std::path::Path;
 use std::time::Duration;
@@ -88,6 +89,13 @@ pub fn command(
     .to_vec()
 }
 
+/// `cmd` (from `command`) continuing the CLI's session `id` (`session::Resume`): its last
+/// arguments are the CLI's, so the flag goes at the end.
+pub fn resumed(mut cmd: Vec<String>, id: &str) -> Vec<String> {
+    cmd.extend(["--resume".to_string(), id.to_string()]);
+    cmd
+}
+
 /// Where a repository's own definition lives; the CLI prefers it to sandpen's.
 pub const REPO_DEFINITION: &str = ".claude/agents/workflow-manager.md";
 
@@ -161,6 +169,9 @@ mod tests {
         );
         assert!(cmd.windows(2).any(|w| w == ["--max-turns", "7"]));
         assert!(cmd.windows(2).any(|w| w == ["--output-format", "stream-json"]));
+        assert!(!cmd.contains(&"--resume".to_string()));
+        let again = resumed(cmd, "5f1c-77");
+        assert_eq!(&again[again.len() - 2..], ["--resume", "5f1c-77"]);
     }
 
     /// The command's shell as the container runs it, with `program` in place of the CLI.

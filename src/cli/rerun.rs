@@ -29,6 +29,11 @@ pub struct RerunArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Start each task's agent over: without it, a task whose last attempt left an agent
+    /// session resumes it (`claude --resume`), told why that attempt stopped.
+    #[arg(long)]
+    pub fresh: bool,
+
     /// The flags `run` takes. A limit given here replaces the one the run recorded for each
     /// task run again; one not given keeps the recorded value.
     #[command(flatten)]

@@ -109,8 +109,9 @@ pub struct RunFlags {
     /// sandpen's gateway (its model API, with a token instead of the real key, and a proxy to
     /// the allowlisted hosts); no route to the host, other tasks or DNS. `none` (no model API),
     /// `bridge`, `host` or a network name opt out: the real key then goes into every container.
-    #[arg(long, default_value = "gateway")]
-    pub network: crate::runner::TaskNetwork,
+    /// [default: gateway; for rerun, the run's]
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<crate::runner::TaskNetwork>,
 
     /// The engine's OCI runtime for the tasks' containers and their collection, e.g. `runsc`
     /// (gVisor: a user-space kernel between the task and the host's); the engine must have it
@@ -132,9 +133,9 @@ pub struct RunFlags {
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
 
-    /// The CLI's --max-turns.
-    #[arg(long, value_name = "N", default_value = "50", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
-    pub max_turns: u32,
+    /// The CLI's --max-turns [default: 50; for rerun, the run's]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = crate::plan::parse_turns)]
+    pub max_turns: Option<u32>,
 
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
@@ -157,10 +158,16 @@ pub struct RunFlags {
     pub color: super::ColorArg,
 
     /// Run a task again, as a new attempt in the same run, when an attempt ends `error` (an
-    /// engine or set-up failure, not the agent's), up to N times (0 to 10), after a backoff
-    /// of 2 s, then 4 s, 8 s, ... (at most 60 s).
+    /// engine or set-up failure, not the agent's) or its model requests ran out of retries on
+    /// 529 overloaded, up to N times (0 to 10), after a backoff of 2 s, then 4 s, 8 s, ... (at
+    /// most 60 s).
     #[arg(long, value_name = "N", default_value = "0", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub retries: u32,
+
+    /// What else --retries runs again, beyond `error` and `overloaded` (always): `failed`
+    /// (the agent failed), `timed_out`. Repeatable, or a comma-separated list.
+    #[arg(long, value_name = "KIND", value_enum, value_delimiter = ',')]
+    pub retry_on: Vec<crate::runner::retry::RetryOn>,
 
     /// Cancel the remaining tasks after the first failure.
     #[arg(long)]
@@ -177,6 +184,20 @@ pub struct RunFlags {
 
     #[command(flatten)]
     pub ca: CaCerts,
+}
+
+/// `--max-turns` when not given.
+pub const DEFAULT_MAX_TURNS: u32 = 50;
+
+impl RunFlags {
+    /// `--network`, or the default (the gateway).
+    pub fn network(&self) -> crate::runner::TaskNetwork {
+        self.network.clone().unwrap_or_default()
+    }
+
+    pub fn max_turns(&self) -> u32 {
+        self.max_turns.unwrap_or(DEFAULT_MAX_TURNS)
+    }
 }
 
 /// Where tasks run: this engine's containers, or a Docker Swarm's services.

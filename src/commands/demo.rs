@@ -96,6 +96,7 @@ pub async fn run(host: Option<&str>, args: DemoArgs) -> anyhow::Result<i32> {
         deps_from: Default::default(),
         fail_fast: false,
         retries: 0,
+        retry_on: Vec::new(),
         keep_containers: false,
         warm: true,
         json: args.json,

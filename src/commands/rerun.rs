@@ -3,14 +3,17 @@
 //! the definitions the run recorded. The earlier attempts' files are moved to numbered names
 //! (`runner::attempts::set_aside`) only once everything is checked and the image is ready.
 
-use crate::cli::RerunArgs;
+use std::collections::HashMap;
+
+use crate::agent::session::{self, Resume};
+use crate::cli::{RerunArgs, RunFlags};
 use crate::exit;
 use crate::manifest::{Manifest, ManifestTask};
 use crate::owner::Lease;
 use crate::plan::{self, Plan};
 use crate::runner::attempts::{self, Attempt};
 use crate::runner::rerun::{self, RerunError};
-use crate::runner::{Earlier, RunReport, TaskResult};
+use crate::runner::{Earlier, RunReport, TaskResult, TaskStatus};
 use crate::runs::{self, results};
 use crate::workspace::{Repo, RunDir};
 
@@ -21,6 +24,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
         args,
         repo,
         force,
+        fresh,
         mut flags,
         ..
     } = args;
@@ -67,14 +71,16 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     }
     // Held from here: a second rerun of the same run is refused while this one goes on.
     let lease = Lease::take(&layout.lease()).map_err(|_| RerunError::Live { run: run_id.clone() })?;
-    // The image the run used, unless another is named.
-    flags.image.get_or_insert_with(|| manifest.image.clone());
+    recorded_settings(&mut flags, &manifest);
     let target = RunTarget {
         repo: Some(&repo_handle.root),
         base: &manifest.base,
     };
     let prepared = super::run::prepare_plan(host, &flags, plan, target, None).await?;
     let mut earlier = set_aside(&prepared.repo, &layout, &report, &chosen).await?;
+    if !fresh {
+        earlier.resume = resumes(&layout, &earlier.attempts);
+    }
     attempts::save(&layout.earlier_attempts(), &earlier.attempts)?;
     // Tasks the run never started, not named now: kept as not started, so that nothing waits
     // for them.
@@ -89,6 +95,7 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
     }
     let manifest = Manifest {
         image: prepared.image.clone(),
+        settings: None,
         tasks: manifest
             .tasks
             .iter()
@@ -107,6 +114,33 @@ pub async fn run(host: Option<&str>, args: RerunArgs) -> anyhow::Result<i32> {
         manifest: Some(manifest),
     };
     super::run::execute_in(prepared, opts, run).await
+}
+
+/// What the run recorded where no flag says otherwise: its image, network, turns, allowlist
+/// (each task's limits and runtime come with its definition). Says what the rerun uses.
+fn recorded_settings(flags: &mut RunFlags, manifest: &Manifest) {
+    flags.image.get_or_insert_with(|| manifest.image.clone());
+    if let Some(s) = &manifest.settings {
+        // Any name parses (a named network is checked against the engine later).
+        flags
+            .network
+            .get_or_insert_with(|| s.network.parse().unwrap_or_default());
+        flags.max_turns.get_or_insert(s.max_turns);
+        if flags.allow_hosts.is_empty() {
+            flags.allow_hosts = s.allow_hosts.clone();
+        }
+    }
+    let whose = match manifest.settings {
+        Some(_) => "the run's, unless given",
+        None => "the run recorded no network nor turns: the defaults, unless given",
+    };
+    eprintln!(
+        "rerun of run {}: image {}, --network {}, --max-turns {} ({whose})",
+        manifest.run_id,
+        flags.image.as_deref().unwrap_or_default(),
+        flags.network(),
+        flags.max_turns()
+    );
 }
 
 /// The run's tasks as its manifest recorded them, in its order (a topological one).
@@ -170,6 +204,38 @@ async fn set_aside(
         }
     }
     Ok(earlier)
+}
+
+/// The sessions the tasks run again resume: each one's last attempt's, when it left one that
+/// can be (a note says why not otherwise).
+fn resumes(layout: &RunDir, all: &HashMap<String, Vec<Attempt>>) -> HashMap<String, Resume> {
+    let mut resume = HashMap::new();
+    for (task, attempts) in all {
+        // A task that succeeded, run again (`--force`), starts over: nothing stopped it.
+        let Some(last) = attempts.last().filter(|a| a.status != TaskStatus::Succeeded) else {
+            continue;
+        };
+        let Some(id) = last.session.as_ref().and_then(|s| s.id.clone()) else {
+            continue;
+        };
+        match session::resumable(&layout.session(task), &id) {
+            Ok(()) => {
+                let prompt =
+                    session::resume_prompt(last.number, last.status.as_str(), last.message.as_deref());
+                resume.insert(
+                    task.clone(),
+                    Resume {
+                        session_id: id,
+                        prompt,
+                    },
+                );
+            }
+            Err(why) => {
+                eprintln!("note: task {task} starts its agent over: its session cannot be resumed ({why})")
+            }
+        }
+    }
+    resume
 }
 
 /// Where a task continues from: its result branch as it stands (the salvage included), or the

@@ -111,6 +111,7 @@ pub fn script() -> Script {
     Script {
         tasks: TASKS.iter().map(|t| (t.id.to_string(), task_script(t))).collect(),
         rate_limit: None,
+        overloaded: None,
     }
 }
 

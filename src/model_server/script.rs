@@ -15,6 +15,10 @@ pub struct Script {
     /// limits are handled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Answer the first N requests of each task's conversation (side requests aside) with 529
+    /// `overloaded_error` (testing what a task does when the API stays overloaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overloaded: Option<u32>,
 }
 
 /// A window of 429 answers.
@@ -134,6 +138,7 @@ impl Script {
         Self {
             tasks: [(task.to_string(), TaskScript { turns })].into(),
             rate_limit: None,
+            overloaded: None,
         }
     }
 

@@ -86,6 +86,8 @@ struct Shared {
     first_request: std::sync::OnceLock<std::time::Instant>,
     record: Option<Mutex<std::fs::File>>,
     recorded: Mutex<Vec<Recorded>>,
+    /// Each task's conversation requests answered 529 so far (`Script::overloaded`).
+    overloaded: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// A running server. Dropping it does not stop it; call `stop`.
@@ -111,6 +113,7 @@ impl ModelServer {
             first_request: std::sync::OnceLock::new(),
             record,
             recorded: Mutex::default(),
+            overloaded: Mutex::default(),
         });
         let app = Router::new()
             .route("/task/{task}/v1/messages", post(messages).fallback(not_found))
@@ -274,6 +277,16 @@ async fn messages(
         }
         return r;
     }
+    if !side_request && shared.overloaded(&task) {
+        rec.answer = "529 overloaded".into();
+        shared.note(rec);
+        let status = StatusCode::from_u16(529).expect("a valid status");
+        return api_error(
+            status,
+            "overloaded_error",
+            "sandpen model server: overloaded (scripted)",
+        );
+    }
     let outcome: Result<Turn, String> = if side_request {
         // Not part of the agent's conversation (titles, summaries): a short answer.
         Ok(Turn::text("ok"))
@@ -312,6 +325,17 @@ async fn messages(
 }
 
 impl Shared {
+    /// Whether this request of `task`'s conversation is one of its first `overloaded`.
+    fn overloaded(&self, task: &str) -> bool {
+        let Some(n) = self.script.overloaded else {
+            return false;
+        };
+        let mut seen = self.overloaded.lock().unwrap_or_else(|e| e.into_inner());
+        let count = seen.entry(task.to_string()).or_default();
+        *count += 1;
+        *count <= n
+    }
+
     fn note(&self, rec: Recorded) {
         if let Some(f) = &self.record
             && let Ok(line) = serde_json::to_string(&rec)

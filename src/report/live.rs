@@ -41,6 +41,8 @@ struct Row {
     stats: Option<StatsSample>,
     phase: String,
     activity: String,
+    /// `(n, of)` once `--retries` runs the task again: shown while attempt n runs.
+    attempt: Option<(u32, u32)>,
 }
 
 struct Screen {
@@ -163,6 +165,10 @@ impl LiveView {
             (true, _) => row.activity.clone(),
             (false, true) => row.phase.clone(),
             (false, false) => format!("{} · {}", row.phase, row.activity),
+        };
+        let doing = match row.attempt {
+            Some((n, of)) if !doing.starts_with("attempt") => format!("attempt {n}/{of} · {doing}"),
+            _ => doing,
         };
         let state = self.style.state(row.state, &format!("{:<10}", row.state));
         let id = style::fit(task, id_width);
@@ -425,6 +431,7 @@ impl Consumer for LiveView {
                 let text = format!("attempt {attempt}/{of} in {after_s:.0}s (the last: {message})");
                 if let Some(r) = self.enter(task, "waiting") {
                     r.activity.clone_from(&text);
+                    r.attempt = Some((*attempt, *of));
                 }
                 self.update(task, Some(text));
             }

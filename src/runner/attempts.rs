@@ -41,6 +41,9 @@ pub struct Attempt {
     pub api_retries: u32,
     pub gateway: Option<crate::gateway::GatewayUsage>,
     pub timings: Timings,
+    /// Its agent session, and the one it resumed (`agent::session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::agent::session::SessionUse>,
 }
 
 impl Attempt {
@@ -70,6 +73,7 @@ impl Attempt {
             api_retries: r.api_retries,
             gateway: r.gateway.clone(),
             timings: r.timings.clone(),
+            session: r.session.clone(),
         }
     }
 
@@ -97,6 +101,8 @@ pub struct Earlier {
     pub attempts: HashMap<String, Vec<Attempt>>,
     /// Each task run again that has a result: the commit it continues from.
     pub from: HashMap<String, String>,
+    /// Each task run again that resumes its agent's session (not `rerun --fresh`).
+    pub resume: HashMap<String, crate::agent::session::Resume>,
 }
 
 impl Earlier {

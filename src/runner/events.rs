@@ -48,6 +48,10 @@ pub struct AgentSummary {
     pub output_tokens: u64,
     pub is_error: bool,
     pub subtype: String,
+    /// The API error's HTTP status when the session ended on one (529: the model API was
+    /// overloaded past the CLI's retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_error_status: Option<u16>,
 }
 
 /// One task's entry in the report.
@@ -178,6 +182,9 @@ pub struct TaskResult {
     /// makes more); empty in reports of older sandpens.
     #[serde(default)]
     pub attempts: Vec<super::Attempt>,
+    /// The agent's session in this attempt: its id, and the earlier one it resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::agent::session::SessionUse>,
 }
 
 /// For `#[serde(default)]` of flags that older reports did not have and were true then.
@@ -270,6 +277,7 @@ impl TaskResult {
             message: None,
             stderr_tail: Vec::new(),
             attempts: Vec::new(),
+            session: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod events;
 mod network;
 mod not_run;
 pub mod rerun;
+pub mod retry;
 mod scheduler;
 mod task;
 
@@ -61,6 +62,8 @@ pub struct RunConfig {
     pub fail_fast: bool,
     /// How often a task whose attempt ended `error` runs again, as a new attempt (`--retries`).
     pub retries: u32,
+    /// The agent's own endings that `retries` covers too (`--retry-on`).
+    pub retry_on: Vec<retry::RetryOn>,
     pub keep_containers: bool,
     pub grace: Duration,
     /// Credentials passed from the host, by name; never logged.

@@ -11,6 +11,7 @@ use super::base;
 use super::channel::EventSender;
 use super::events::{Event, RunReport, TaskResult, TaskStatus, now_rfc3339};
 use super::not_run::{never_started, not_run};
+use super::retry;
 use super::task::{Stop, container_name};
 use crate::engine::spec::LABEL_RUN;
 use crate::engine::{ContainerEngine, EngineError, left_for_gc, short};
@@ -220,9 +221,11 @@ pub async fn execute<E: ContainerEngine>(
             }
             let from = base::start_points(&cfg.base, cfg.deps_from, &t.depends_on, &done);
             let from = base::continued(own.as_ref(), from, |d| holds_all || cfg.earlier.is_kept(d));
+            let ended =
+                cfg.earlier.attempts.get(&t.id).map_or(0, Vec::len) + retried.get(&t.id).map_or(0, Vec::len);
             let again = base::run_from(
                 engine.clone(),
-                cfg.clone(),
+                retry::next_config(&cfg, &result, ended as u32),
                 t.clone(),
                 from,
                 events.clone(),
@@ -441,8 +444,8 @@ const RETRY_BACKOFF: Duration = match cfg!(test) {
     false => Duration::from_secs(2),
 };
 
-/// Whether the task of `r` runs again: its attempt ended `error` (not one whose work was left
-/// for gc, nor a task that was stopped), and it has retries left.
+/// Whether the task of `r` runs again: its attempt ended as `retry` retries (`error`,
+/// `overloaded`, what `--retry-on` adds), it was not stopped, and it has retries left.
 fn retry_wanted(
     cfg: &RunConfig,
     stop: &Stop,
@@ -450,8 +453,7 @@ fn retry_wanted(
     r: &TaskResult,
 ) -> bool {
     let used = retried.get(&r.id).map_or(0, Vec::len);
-    r.status == TaskStatus::Error
-        && !r.left_for_gc
+    retry::kind(r).is_some_and(|k| retry::wanted(k, &cfg.retry_on))
         && used < cfg.retries as usize
         && !stop.task_stopped(&r.id)
 }

@@ -104,6 +104,7 @@ async fn config(jobs: usize) -> (tempfile::TempDir, RunConfig) {
         limits_enforced: true,
         fail_fast: false,
         retries: 0,
+        retry_on: Vec::new(),
         keep_containers: false,
         grace: Duration::from_secs(1),
         credentials: vec![],
@@ -425,61 +426,5 @@ async fn without_retries_an_error_attempt_ends_the_task() {
     assert_eq!(r.tasks[0].attempts.len(), 1);
 }
 
-/// A preparation that says `state` at once, counting its calls.
-struct FakePrep(crate::warm::EnvState, std::sync::atomic::AtomicUsize);
-
-impl crate::warm::Prepare for FakePrep {
-    fn prepare<'a>(
-        &'a self,
-        _: Option<&'a crate::gateway::GatewayHandle>,
-    ) -> futures_util::future::BoxFuture<'a, crate::warm::Environment> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(std::future::ready(crate::warm::Environment {
-            volume: "sandpen-env-0123".into(),
-            from: "uv.lock".into(),
-            state: self.0,
-            started_at: String::new(),
-            duration_s: 0.1,
-            bytes_fetched: 0,
-            output: None,
-        }))
-    }
-}
-
-#[tokio::test]
-async fn the_environment_is_prepared_once_and_a_failed_one_fails_its_tasks_without_containers() {
-    use crate::warm::{EnvState, Warm};
-    for state in [EnvState::Prepared, EnvState::Failed] {
-        let b = Behaviour { secs: 0.0, code: 0 };
-        let engine = FakeEngine::new([("a", b), ("b", b)]);
-        let prep = std::sync::Arc::new(FakePrep(state, 0.into()));
-        let (_dir, mut cfg) = config(2).await;
-        cfg.warm = Some(Warm::new(prep.clone()));
-        let (tx, _rx) = EventSender::channel();
-        let tasks = vec![task("a", &[], 60), task("b", &["a"], 60)];
-        let r = execute(engine.clone(), Plan { tasks }, cfg, tx, Stop::default()).await;
-        assert_eq!(
-            prep.1.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "once per run"
-        );
-        assert_eq!(r.environment.as_ref().map(|e| e.state), Some(state));
-        for id in ["a", "b"] {
-            let t = r.tasks.iter().find(|t| t.id == id).unwrap();
-            match state {
-                EnvState::Failed => {
-                    assert_eq!(t.status, TaskStatus::Failed);
-                    assert!(t.message.as_deref().unwrap().contains("could not be prepared"));
-                    assert_eq!(t.environment, None);
-                }
-                _ => {
-                    assert_eq!(t.status, TaskStatus::Succeeded);
-                    assert_eq!(t.environment.as_deref(), Some("sandpen-env-0123"));
-                }
-            }
-        }
-        if state == EnvState::Failed {
-            assert!(engine.created_tasks().is_empty(), "no container made");
-        }
-    }
-}
+// The warm environment and the retries' resume, apart: this file stays under 500 lines.
+mod warm_and_retry;

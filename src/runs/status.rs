@@ -336,6 +336,7 @@ mod tests {
             user: (1000, 1000),
             limits_enforced: true,
             backend: None,
+            settings: None,
             tasks: vec![task("done"), task("busy"), task("waiting")],
         }
         .write(&layout.manifest())

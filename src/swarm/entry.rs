@@ -384,8 +384,12 @@ mod tests {
         assert_eq!(names, ["done"]);
     }
 
+    /// Signals reach the whole test process: the tests that wait for them take turns.
+    static SIGNALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test]
     async fn a_stop_is_passed_on_and_the_command_ends_with_its_own_code() {
+        let _turn = SIGNALS.lock().await;
         let mut child = tokio::process::Command::new("sh")
             .args(["-c", "trap 'exit 7' TERM; sleep 30 & wait"])
             .spawn()
@@ -406,6 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_disk_limit_the_command_is_killed_without_a_grace() {
+        let _turn = SIGNALS.lock().await;
         // Deaf to SIGTERM: only a kill ends it. Outside a container only the command is
         // killed (this test's process is no container's init's child).
         let mut child = tokio::process::Command::new("sh")

@@ -95,6 +95,12 @@ impl RunDir {
         self.internal().join("prompts").join(format!("{task}.md"))
     }
 
+    /// The task's agent session (`agent::session`): mounted writable into each of its
+    /// attempts' containers, kept across them.
+    pub fn session(&self, task: &str) -> PathBuf {
+        self.internal().join("sessions").join(task)
+    }
+
     /// Where the collection sandbox writes the task's result bundle.
     pub fn collect_out(&self, task: &str) -> PathBuf {
         self.internal().join("out").join(task)

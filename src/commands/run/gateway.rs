@@ -42,10 +42,10 @@ pub(super) fn check_gateway_input(args: &RunFlags, plan: &Plan) -> anyhow::Resul
             .into());
         }
     }
-    if args.network.is_gateway() {
+    let network = args.network();
+    if network.is_gateway() {
         return Ok(());
     }
-    let network = &args.network;
     let fix = "fix: use the default --network gateway, or drop the allowlist and budget";
     if !args.allow_hosts.is_empty() {
         return Err(UsageError(format!(

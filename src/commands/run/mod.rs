@@ -10,7 +10,7 @@ use crate::engine::spec::Owner;
 use crate::exit::{self, UsageError};
 use crate::gateway::price::PriceTable;
 use crate::image::{ImageRequest, Target};
-use crate::manifest::{Manifest, ManifestTask};
+use crate::manifest::{Manifest, ManifestTask, RunSettings};
 use crate::owner::{self, Lease};
 use crate::plan::{self, Defaults, Plan, PromptPolicy};
 use crate::report;
@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// How often a task whose attempt ended `error` runs again (`--retries`).
     pub retries: u32,
+    /// What else `retries` covers (`--retry-on`).
+    pub retry_on: Vec<runner::retry::RetryOn>,
     pub keep_containers: bool,
     /// Prepare the project's environment once per lock (`--no-warm`: no).
     pub warm: bool,
@@ -73,12 +75,13 @@ impl From<&RunFlags> for RunOptions {
     fn from(a: &RunFlags) -> Self {
         Self {
             jobs: a.jobs,
-            network: a.network.clone(),
+            network: a.network(),
             allow_hosts: a.allow_hosts.clone(),
-            max_turns: a.max_turns,
+            max_turns: a.max_turns(),
             deps_from: runner::DepsFrom::default(),
             fail_fast: a.fail_fast,
             retries: a.retries,
+            retry_on: a.retry_on.clone(),
             keep_containers: a.keep_containers,
             warm: !a.no_warm,
             json: a.json,
@@ -122,7 +125,7 @@ pub async fn prepare(host: Option<&str>, args: &RunArgs) -> anyhow::Result<Prepa
         &Defaults::default(),
         &prompts,
     )?;
-    let swarm_input = swarm::check_input(&args.swarm, &args.flags.network)?;
+    let swarm_input = swarm::check_input(&args.swarm, &args.flags.network())?;
     let target = RunTarget {
         repo: args.repo.as_deref(),
         base: &args.base,
@@ -204,8 +207,8 @@ pub async fn prepare_plan(
             engine.address()
         );
     }
-    check_network(&engine, &args.network).await?;
-    check_runtimes(&info, &plan, args.network.is_gateway(), on_swarm.is_some())?;
+    check_network(&engine, &args.network()).await?;
+    check_runtimes(&info, &plan, args.network().is_gateway(), on_swarm.is_some())?;
     let image = match &args.image {
         Some(tag) => {
             if engine.image_id(tag).await?.is_none() {
@@ -226,7 +229,7 @@ pub async fn prepare_plan(
         (Some(on), Some(input)) => swarm::ready(on, input, &image).await?,
         _ => image,
     };
-    let gateway = match args.network.is_gateway() {
+    let gateway = match args.network().is_gateway() {
         true => Some((gateway_image(&engine).await?, prices)),
         false => None,
     };
@@ -288,8 +291,17 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
             user: p.repo.task_user(),
             limits_enforced: p.engine.dialect().cgroup_per_container(),
             backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+            settings: None,
             tasks: p.plan.tasks.iter().map(ManifestTask::of).collect(),
         },
+    };
+    let manifest = Manifest {
+        settings: Some(RunSettings {
+            network: opts.network.to_string(),
+            max_turns: opts.max_turns,
+            allow_hosts: opts.allow_hosts.clone(),
+        }),
+        ..manifest
     };
     manifest.write(&layout.manifest())?;
     if opts.keep_containers
@@ -347,6 +359,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         limits_enforced: p.engine.dialect().cgroup_per_container(),
         fail_fast: opts.fail_fast,
         retries: opts.retries,
+        retry_on: opts.retry_on.clone(),
         keep_containers: opts.keep_containers,
         grace: runner::STOP_GRACE,
         credentials: p.credentials,

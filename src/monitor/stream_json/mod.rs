@@ -72,6 +72,8 @@ pub struct AgentResult {
     pub cache_read_input_tokens: u64,
     /// The final text, at most 2000 characters.
     pub result: Option<String>,
+    /// The API error's HTTP status when the session ended on one (529: overloaded).
+    pub api_error_status: Option<u16>,
 }
 
 /// Parses one stdout line. `None` for anything that is not an event of interest (non-JSON text,
@@ -158,6 +160,7 @@ fn result(raw: RawLine) -> AgentResult {
         cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
         cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
         result: raw.result.map(|r| truncate_chars(r, RESULT_CHARS)),
+        api_error_status: raw.api_error_status.and_then(|s| u16::try_from(s).ok()),
     }
 }
 

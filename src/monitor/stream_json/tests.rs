@@ -138,6 +138,7 @@ fn parses_result() {
             cache_creation_input_tokens: 5,
             cache_read_input_tokens: 7,
             result: Some("All tests pass.".into()),
+            api_error_status: None,
         }))
     );
     let long = "x".repeat(5000);
@@ -164,6 +165,7 @@ fn result_with_missing_and_odd_fields() {
             cache_creation_input_tokens: 0,
             cache_read_input_tokens: 0,
             result: None,
+            api_error_status: None,
         }))
     );
     let Some(AgentEvent::Result(r)) = parse(r#"{"type":"result"}"#) else {
@@ -264,6 +266,7 @@ fn activity_for_failures() {
             cache_creation_input_tokens: 0,
             cache_read_input_tokens: 0,
             result: None,
+            api_error_status: None,
         })
     };
     p.apply(&result("error_max_turns", true, 30));

@@ -49,6 +49,9 @@ pub struct RawLine {
     pub usage: Option<RawUsage>,
     #[serde(deserialize_with = "lenient::string")]
     pub result: Option<String>,
+    /// The HTTP status of the API error the session ended on (the CLI's retries spent).
+    #[serde(deserialize_with = "lenient::u64")]
+    pub api_error_status: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -66,6 +66,38 @@ fn a_task_line_shows_its_phase_and_its_activity() {
 }
 
 #[test]
+fn a_retried_task_says_which_attempt_runs() {
+    let mut view = LiveView::with_target(None, false);
+    started(&mut view, &["t1".into()]);
+    view.on_event(&preparing("t1"));
+    view.on_event(&Event::TaskRetrying {
+        task: "t1".into(),
+        attempt: 2,
+        of: 3,
+        after_s: 2.0,
+        message: "the model API was overloaded".into(),
+    });
+    assert!(
+        view.line("t1").contains("attempt 2/3 in 2s"),
+        "{}",
+        view.line("t1")
+    );
+    view.on_event(&preparing("t1"));
+    view.on_event(&Event::Agent {
+        task: "t1".into(),
+        activity: "Bash: ls".into(),
+        turns: 1,
+        tool: Some("Bash".into()),
+        api_retries: 0,
+    });
+    assert!(
+        view.line("t1").ends_with("attempt 2/3 · Bash: ls"),
+        "{}",
+        view.line("t1")
+    );
+}
+
+#[test]
 fn five_hundred_tasks_keep_a_line_each_only_while_they_run() {
     let mut view = LiveView::with_target(Some(ProgressDrawTarget::hidden()), false);
     let tasks: Vec<String> = (0..500).map(|i| format!("t{i:03}")).collect();

@@ -239,8 +239,14 @@ async fn watch_running<E: ContainerEngine>(
         watchers_stop.clone(),
         state_file_seen,
     ));
-    // The out directory is mounted writable for the in-place collection: it counts too.
-    let trees = vec![checkout.to_path_buf(), ctx.cfg.layout.collect_out(task)];
+    // The out directory is mounted writable for the in-place collection, the session directory
+    // for the agent's transcript: they count too.
+    let layout = &ctx.cfg.layout;
+    let trees = vec![
+        checkout.to_path_buf(),
+        layout.collect_out(task),
+        layout.session(task),
+    ];
     let disk = tokio::spawn(disk::watch(
         trees,
         ctx.task.disk_bytes,

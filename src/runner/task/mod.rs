@@ -4,6 +4,7 @@
 mod classify;
 mod container;
 mod gate;
+mod session;
 mod spec;
 mod watch;
 
@@ -172,7 +173,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         let msg = "cancelled before it started".to_string();
         return finish(result, TaskStatus::Cancelled, Some(msg), started);
     }
-    if let Err(e) = write_prompt(&ctx) {
+    if let Err(e) = session::prepare(&ctx, checkout.handed_to()).and_then(|()| write_prompt(&ctx)) {
         return finish(result, TaskStatus::Error, Some(e), started);
     }
     let runtime = ctx.task.runtime.clone();
@@ -227,6 +228,9 @@ pub(crate) async fn run<E: ContainerEngine>(
     }
     if usage.is_none() {
         usage = release_gateway(&ctx, settled, &mut gateway_use).await;
+    }
+    if settled {
+        session::scrub(&ctx).await;
     }
     if let Some(usage) = usage {
         if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
@@ -365,17 +369,19 @@ async fn state_at(repo: &Repo, rev: &str, id: &str) -> Option<phases::PhaseState
     phases::parse_state(&text)
 }
 
-/// The prompt, as a file mounted read-only into the container (it reaches the CLI on stdin).
-fn write_prompt<E>(ctx: &Ctx<E>) -> Result<(), String> {
+/// The prompt, as a file mounted read-only into the container (it reaches the CLI on stdin):
+/// the task's, or a resumed session's short one.
+fn write_prompt<E: ContainerEngine>(ctx: &Ctx<E>) -> Result<(), String> {
     let path = ctx.cfg.layout.prompt(&ctx.task.id);
     let dir = path.parent().expect("prompts live in a directory");
+    let prompt = session::resume(ctx).map_or(&ctx.task.prompt, |r| &r.prompt);
     std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&path, &ctx.task.prompt))
+        .and_then(|()| std::fs::write(&path, prompt))
         .map_err(|e| format!("writing the prompt to {}: {e}", path.display()))
 }
 
 /// The container's end into the task's report entry: what was measured, and the verdict.
-fn apply_end<E>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
+fn apply_end<E: ContainerEngine>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
     result.container_id = end.id;
     result.node = end.node;
     result.started_at = end.started_at;
@@ -389,6 +395,7 @@ fn apply_end<E>(result: &mut TaskResult, ctx: &Ctx<E>, end: ContainerEnd) {
     let progress: &AgentProgress = &end.output.progress;
     result.agent = agent_summary(progress);
     result.api_retries = progress.api_retries;
+    result.session = session::used(ctx, progress);
     // The state file, read after the container, overrides this when there is one.
     let marker = end.output.marker_phase;
     if marker > 0 {
@@ -432,5 +439,6 @@ fn agent_summary(p: &AgentProgress) -> Option<AgentSummary> {
         output_tokens: r.output_tokens,
         is_error: r.is_error,
         subtype: r.subtype.clone(),
+        api_error_status: r.api_error_status,
     })
 }

@@ -83,6 +83,7 @@ fn with_credentials<E: ContainerEngine>(
                 .map(|o| BindMount::read_only(o, OBJECTS_MOUNT)),
         )
         .chain(ctx.in_place.iter().flat_map(|p| p.mounts.iter().cloned()))
+        .chain(super::session::mount(ctx))
         .collect(),
         limits: task.limits,
         runtime: task.runtime.clone(),
@@ -110,7 +111,11 @@ fn command<E: ContainerEngine>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
         true => ctx.in_place.as_ref().map_or("", |p| p.shell.as_str()),
         false => "",
     };
-    agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then)
+    let cmd = agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then);
+    match super::session::resume(ctx) {
+        Some(r) => agent::resumed(cmd, &r.session_id),
+        None => cmd,
+    }
 }
 
 /// A task's container's name: what the engine shows, and what sandpen names as left behind.

@@ -36,6 +36,7 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
             })
             .collect(),
         rate_limit: None,
+        overloaded: None,
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let server = rt

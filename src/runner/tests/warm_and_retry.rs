@@ -1,0 +1,96 @@
+//! The scheduler with a warm environment to prepare, and a retry's resume of its session.
+
+use super::*;
+
+/// A preparation that says `state` at once, counting its calls.
+struct FakePrep(crate::warm::EnvState, std::sync::atomic::AtomicUsize);
+
+impl crate::warm::Prepare for FakePrep {
+    fn prepare<'a>(
+        &'a self,
+        _: Option<&'a crate::gateway::GatewayHandle>,
+    ) -> futures_util::future::BoxFuture<'a, crate::warm::Environment> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::ready(crate::warm::Environment {
+            volume: "sandpen-env-0123".into(),
+            from: "uv.lock".into(),
+            state: self.0,
+            started_at: String::new(),
+            duration_s: 0.1,
+            bytes_fetched: 0,
+            output: None,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn the_environment_is_prepared_once_and_a_failed_one_fails_its_tasks_without_containers() {
+    use crate::warm::{EnvState, Warm};
+    for state in [EnvState::Prepared, EnvState::Failed] {
+        let b = Behaviour { secs: 0.0, code: 0 };
+        let engine = FakeEngine::new([("a", b), ("b", b)]);
+        let prep = std::sync::Arc::new(FakePrep(state, 0.into()));
+        let (_dir, mut cfg) = config(2).await;
+        cfg.warm = Some(Warm::new(prep.clone()));
+        let (tx, _rx) = EventSender::channel();
+        let tasks = vec![task("a", &[], 60), task("b", &["a"], 60)];
+        let r = execute(engine.clone(), Plan { tasks }, cfg, tx, Stop::default()).await;
+        assert_eq!(
+            prep.1.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "once per run"
+        );
+        assert_eq!(r.environment.as_ref().map(|e| e.state), Some(state));
+        for id in ["a", "b"] {
+            let t = r.tasks.iter().find(|t| t.id == id).unwrap();
+            match state {
+                EnvState::Failed => {
+                    assert_eq!(t.status, TaskStatus::Failed);
+                    assert!(t.message.as_deref().unwrap().contains("could not be prepared"));
+                    assert_eq!(t.environment, None);
+                }
+                _ => {
+                    assert_eq!(t.status, TaskStatus::Succeeded);
+                    assert_eq!(t.environment.as_deref(), Some("sandpen-env-0123"));
+                }
+            }
+        }
+        if state == EnvState::Failed {
+            assert!(engine.created_tasks().is_empty(), "no container made");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_retry_resumes_the_session_its_attempt_left_and_never_an_older_one() {
+    use crate::agent::session::{self, Resume, SessionUse};
+    let (_dir, mut cfg) = config(1).await;
+    let stale = Resume {
+        session_id: "old".into(),
+        prompt: "attempt 1 stopped".into(),
+    };
+    cfg.earlier.resume.insert("a".into(), stale);
+    let cfg = std::sync::Arc::new(cfg);
+    let mut ended = super::TaskResult::new("a", "fake", task("a", &[], 1).limits);
+    ended.status = TaskStatus::Failed;
+    ended.message = Some("overloaded".into());
+    ended.session = Some(SessionUse {
+        id: Some("s-2".into()),
+        resumed_from: Some("old".into()),
+    });
+    // No transcript of s-2: the next attempt starts over, the stale resume gone.
+    let next = super::retry::next_config(&cfg, &ended, 2);
+    assert!(!next.earlier.resume.contains_key("a"));
+    // Its transcript there: resumed, told which attempt stopped and why.
+    let path = session::transcript(&cfg.layout.session("a"), "s-2");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{}\n").unwrap();
+    let next = super::retry::next_config(&cfg, &ended, 2);
+    let r = &next.earlier.resume["a"];
+    assert_eq!(r.session_id, "s-2");
+    assert!(
+        r.prompt.contains("attempt 2") && r.prompt.contains("failed: overloaded"),
+        "{}",
+        r.prompt
+    );
+}
