@@ -137,6 +137,7 @@ fn script(tasks: &[(&str, &str)]) -> Script {
             })
             .collect(),
         rate_limit: None,
+        overloaded: None,
     }
 }
 

@@ -112,7 +112,11 @@ pub fn service_resources(limits: &Limits, memory_request: Option<i64>) -> TaskSp
             pids: Some(limits.pids),
         }),
         reservations: Some(ResourceObject {
-            memory_bytes: Some(memory_request.unwrap_or(limits.memory_bytes).min(limits.memory_bytes)),
+            memory_bytes: Some(
+                memory_request
+                    .unwrap_or(limits.memory_bytes)
+                    .min(limits.memory_bytes),
+            ),
             ..Default::default()
         }),
         ..Default::default()

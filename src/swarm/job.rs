@@ -207,7 +207,10 @@ mod tests {
             (Some(1_500_000_000), Some(512 << 20), Some(256))
         );
         // The reservation is the task's memory request, not its limit; no CPUs reserved.
-        assert_eq!((reserved.nano_cpus, reserved.memory_bytes), (None, Some(128 << 20)));
+        assert_eq!(
+            (reserved.nano_cpus, reserved.memory_bytes),
+            (None, Some(128 << 20))
+        );
         assert_eq!(
             task.placement.unwrap().constraints.unwrap(),
             ["node.role==worker"]

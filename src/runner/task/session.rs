@@ -38,6 +38,7 @@ pub(super) fn mount<E: ContainerEngine>(ctx: &Ctx<E>) -> Option<BindMount> {
         source: ctx.cfg.layout.session(&ctx.task.id),
         target: session::mount_target(),
         read_only: false,
+        volume: false,
     })
 }
 

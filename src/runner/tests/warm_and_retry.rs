@@ -71,7 +71,7 @@ async fn a_retry_resumes_the_session_its_attempt_left_and_never_an_older_one() {
     };
     cfg.earlier.resume.insert("a".into(), stale);
     let cfg = std::sync::Arc::new(cfg);
-    let mut ended = super::TaskResult::new("a", "fake", task("a", &[], 1).limits);
+    let mut ended = crate::runner::TaskResult::new("a", "fake", task("a", &[], 1).limits);
     ended.status = TaskStatus::Failed;
     ended.message = Some("overloaded".into());
     ended.session = Some(SessionUse {
@@ -79,13 +79,13 @@ async fn a_retry_resumes_the_session_its_attempt_left_and_never_an_older_one() {
         resumed_from: Some("old".into()),
     });
     // No transcript of s-2: the next attempt starts over, the stale resume gone.
-    let next = super::retry::next_config(&cfg, &ended, 2);
+    let next = crate::runner::retry::next_config(&cfg, &ended, 2);
     assert!(!next.earlier.resume.contains_key("a"));
     // Its transcript there: resumed, told which attempt stopped and why.
     let path = session::transcript(&cfg.layout.session("a"), "s-2");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, "{}\n").unwrap();
-    let next = super::retry::next_config(&cfg, &ended, 2);
+    let next = crate::runner::retry::next_config(&cfg, &ended, 2);
     let r = &next.earlier.resume["a"];
     assert_eq!(r.session_id, "s-2");
     assert!(
