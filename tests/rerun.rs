@@ -226,3 +226,49 @@ fn a_killed_run_finished_by_gc_is_rerun_from_what_gc_brought_back() {
     assert_eq!(git(dir, &["log", "--format=%s", "-2", branch]), "two\none\n");
     assert!(Path::new(field(&slow["attempts"][0], "log")).is_file());
 }
+
+/// Ctrl-C mid-run, then `sandpen rerun`: the cancelled task runs again from what its first
+/// attempt left (its commit, brought back at the interrupt), and the task that had not started
+/// runs for the first time.
+#[test]
+fn an_interrupted_run_is_rerun_from_what_the_interrupt_brought_back() {
+    let repo = make_repo();
+    let dir = repo.path();
+    let toml = "[[task]]\nid = \"slow\"\ntimeout = \"2m\"\nprompt_text = '''\nset -e\n\
+        if test -f one.txt; then echo two > two.txt; git add two.txt; git commit -qm two; exit 0; fi\n\
+        echo one > one.txt; git add one.txt; git commit -qm one; sleep 60\n'''\n\n\
+        [[task]]\nid = \"later\"\ndepends_on = [\"slow\"]\nprompt_text = \"true\"\n";
+    let mut run = spawn_run(dir, toml, &["--network", "none"]);
+    let pid = run.pid();
+    let running = wait_for(std::time::Duration::from_secs(60), || {
+        (!task_containers(&owner_filter(pid)).is_empty()).then_some(())
+    });
+    assert!(running.is_some(), "the task never ran: {}", run.stderr());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    run.signal("INT");
+    let status = run
+        .wait_exit(std::time::Duration::from_secs(60))
+        .expect("Ctrl-C ends the run");
+    assert_eq!(status.code(), Some(130), "{}", run.stderr());
+
+    let out = rerun(dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_id = std::fs::read_dir(runs_dir(dir))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let report = report_of(dir, &run_id.to_string_lossy());
+    assert_eq!(
+        report["cancelled"], false,
+        "the rerun completed the run: {report:#}"
+    );
+    let slow = task(&report, "slow");
+    assert_eq!(statuses(slow), ["cancelled", "succeeded"], "{slow:#}");
+    assert_eq!(
+        git(dir, &["log", "--format=%s", "-2", field(slow, "branch")]),
+        "two\none\n"
+    );
+    assert_eq!(field(task(&report, "later"), "status"), "succeeded");
+}
