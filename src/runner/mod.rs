@@ -11,6 +11,7 @@ mod not_run;
 pub mod rerun;
 pub mod retry;
 mod scheduler;
+mod sweep;
 mod task;
 
 #[cfg(test)]
