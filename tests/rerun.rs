@@ -36,6 +36,32 @@ fn report_of(repo: &Path, run: &str) -> serde_json::Value {
     read_report(&runs_dir(repo).join(run).join("report.json")).unwrap()
 }
 
+/// Commits `one` and sleeps on its first attempt; commits `two` and ends on the next.
+const SLOW: &str = "[[task]]\nid = \"slow\"\ntimeout = \"2m\"\nprompt_text = '''\nset -e\n\
+    if test -f one.txt; then echo two > two.txt; git add two.txt; git commit -qm two; exit 0; fi\n\
+    echo one > one.txt; git add one.txt; git commit -qm one; sleep 60\n'''\n";
+
+/// Starts a run of `SLOW` (and `more` tasks) and returns once its first attempt has had time to
+/// commit, its container running.
+fn start_slow(dir: &Path, more: &str) -> Background {
+    let run = spawn_run(dir, &format!("{SLOW}{more}"), &["--network", "none"]);
+    let pid = run.pid();
+    let running = wait_for(std::time::Duration::from_secs(60), || {
+        (!task_containers(&owner_filter(pid)).is_empty()).then_some(())
+    });
+    assert!(running.is_some(), "the task never ran: {}", run.stderr());
+    // Let it commit before the signal.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    run
+}
+
+/// The report of the repository's one run.
+fn only_report(dir: &Path) -> serde_json::Value {
+    let mut runs = std::fs::read_dir(runs_dir(dir)).unwrap();
+    let run_id = runs.next().unwrap().unwrap().file_name();
+    report_of(dir, &run_id.to_string_lossy())
+}
+
 fn statuses(t: &serde_json::Value) -> Vec<String> {
     t["attempts"]
         .as_array()
@@ -184,17 +210,7 @@ fn a_rerun_runs_what_failed_from_its_result_and_keeps_every_attempt() {
 fn a_killed_run_finished_by_gc_is_rerun_from_what_gc_brought_back() {
     let repo = make_repo();
     let dir = repo.path();
-    let toml = "[[task]]\nid = \"slow\"\ntimeout = \"2m\"\nprompt_text = '''\nset -e\n\
-        if test -f one.txt; then echo two > two.txt; git add two.txt; git commit -qm two; exit 0; fi\n\
-        echo one > one.txt; git add one.txt; git commit -qm one; sleep 60\n'''\n";
-    let mut run = spawn_run(dir, toml, &["--network", "none"]);
-    let pid = run.pid();
-    let running = wait_for(std::time::Duration::from_secs(60), || {
-        (!task_containers(&owner_filter(pid)).is_empty()).then_some(())
-    });
-    assert!(running.is_some(), "the task never ran: {}", run.stderr());
-    // Let it commit before the kill.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut run = start_slow(dir, "");
     run.signal("KILL");
     run.wait_exit(std::time::Duration::from_secs(10))
         .expect("SIGKILL ends sandpen");
@@ -213,13 +229,7 @@ fn a_killed_run_finished_by_gc_is_rerun_from_what_gc_brought_back() {
         "{}",
         dump(out.status.code().unwrap_or(-1), took, &out)
     );
-    let run_id = std::fs::read_dir(runs_dir(dir))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name();
-    let report = report_of(dir, &run_id.to_string_lossy());
+    let report = only_report(dir);
     let slow = task(&report, "slow");
     assert_eq!(statuses(slow), ["error", "succeeded"], "{slow:#}");
     let branch = field(slow, "branch");
@@ -234,17 +244,8 @@ fn a_killed_run_finished_by_gc_is_rerun_from_what_gc_brought_back() {
 fn an_interrupted_run_is_rerun_from_what_the_interrupt_brought_back() {
     let repo = make_repo();
     let dir = repo.path();
-    let toml = "[[task]]\nid = \"slow\"\ntimeout = \"2m\"\nprompt_text = '''\nset -e\n\
-        if test -f one.txt; then echo two > two.txt; git add two.txt; git commit -qm two; exit 0; fi\n\
-        echo one > one.txt; git add one.txt; git commit -qm one; sleep 60\n'''\n\n\
-        [[task]]\nid = \"later\"\ndepends_on = [\"slow\"]\nprompt_text = \"true\"\n";
-    let mut run = spawn_run(dir, toml, &["--network", "none"]);
-    let pid = run.pid();
-    let running = wait_for(std::time::Duration::from_secs(60), || {
-        (!task_containers(&owner_filter(pid)).is_empty()).then_some(())
-    });
-    assert!(running.is_some(), "the task never ran: {}", run.stderr());
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let later = "\n[[task]]\nid = \"later\"\ndepends_on = [\"slow\"]\nprompt_text = \"true\"\n";
+    let mut run = start_slow(dir, later);
     run.signal("INT");
     let status = run
         .wait_exit(std::time::Duration::from_secs(60))
@@ -253,13 +254,7 @@ fn an_interrupted_run_is_rerun_from_what_the_interrupt_brought_back() {
 
     let out = rerun(dir, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let run_id = std::fs::read_dir(runs_dir(dir))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name();
-    let report = report_of(dir, &run_id.to_string_lossy());
+    let report = only_report(dir);
     assert_eq!(
         report["cancelled"], false,
         "the rerun completed the run: {report:#}"

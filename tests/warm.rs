@@ -102,13 +102,10 @@ fn pyproject(index: &str) -> String {
     )
 }
 
-/// A committed repository with the project; its `uv.lock` made by `uv lock` in the agent image.
-fn python_repo(image: &str, index: &str) -> tempfile::TempDir {
-    let dir = make_repo();
-    let p = dir.path();
-    std::fs::write(p.join("pyproject.toml"), pyproject(index)).unwrap();
-    let mount = format!("{}:/workspace", p.display());
-    let out = docker(&[
+/// `uv lock` of the project in `dir`, in the agent image (as root: the test's files are root's).
+fn uv_lock(dir: &Path, image: &str) -> std::process::Output {
+    let mount = format!("{}:/workspace", dir.display());
+    let args = [
         "run",
         "--rm",
         "--user",
@@ -117,10 +114,16 @@ fn python_repo(image: &str, index: &str) -> tempfile::TempDir {
         "UV_CACHE_DIR=/tmp/c",
         "-v",
         &mount,
-        image,
-        "uv",
-        "lock",
-    ]);
+    ];
+    docker(&[&args[..], &[image, "uv", "lock"]].concat())
+}
+
+/// A committed repository with the project; its `uv.lock` made by `uv lock` in the agent image.
+fn python_repo(image: &str, index: &str) -> tempfile::TempDir {
+    let dir = make_repo();
+    let p = dir.path();
+    std::fs::write(p.join("pyproject.toml"), pyproject(index)).unwrap();
+    let out = uv_lock(p, image);
     assert!(out.status.success(), "uv lock: {}", stderr(&out));
     git(p, &["add", "-A"]);
     git(p, &["commit", "--quiet", "-m", "a uv project"]);
@@ -392,20 +395,7 @@ async fn numpy_and_requests_from_pypi_once_per_lock() {
          dependencies = [\"requests>=2.31\", \"numpy>=1.26\"]\n",
     )
     .unwrap();
-    let mount = format!("{}:/workspace", p.display());
-    let out = docker(&[
-        "run",
-        "--rm",
-        "--user",
-        "0:0",
-        "-e",
-        "UV_CACHE_DIR=/tmp/c",
-        "-v",
-        &mount,
-        &image,
-        "uv",
-        "lock",
-    ]);
+    let out = uv_lock(p, &image);
     if !out.status.success() {
         eprintln!("skipped: PyPI is out of reach ({})", stderr(&out).trim());
         return;

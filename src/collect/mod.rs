@@ -170,22 +170,32 @@ pub async fn collect<E: ContainerEngine>(engine: &E, job: &Job<'_>) -> Result<Co
     let hints = match in_place {
         Some(hints) => Ok(hints),
         None if remote => Err(CollectError::NotReturned(in_place::errors(&out_dir))),
-        None => {
-            let (start_refs, since) = start_refs(job).await?;
-            // Collected once already by a sandpen that died before it said so.
-            crate::workspace::revive(&job.run.checkout(job.task))
-                .map_err(|e| WorkspaceError::io("making the checkout a repository again", e))?;
-            sandbox::prepare_out_dir(&out_dir, job, &start_refs)?;
-            sandbox::run_sandbox(engine, job, &out_dir, since).await
-        }
+        // Its failure too is returned only once the files are handed back below.
+        None => in_sandbox(engine, job, &out_dir).await,
     };
     // Whatever the sandbox did, the files go back to their owner, and no git on the host may
     // read the task's repository from now on.
     let checkout = job.run.checkout(job.task);
-    crate::workspace::hand_back(&checkout, job.handed, job.repo.owner).await?;
-    crate::workspace::hand_back(&out_dir, job.handed, job.repo.owner).await?;
+    // Both are tried: a checkout that could not be handed back must not keep the out directory.
+    let checkout_back = crate::workspace::hand_back(&checkout, job.handed, job.repo.owner).await;
+    let out_back = crate::workspace::hand_back(&out_dir, job.handed, job.repo.owner).await;
+    checkout_back.and(out_back)?;
     make_inert(checkout).await?;
     import::import(job, &out_dir, hints?).await
+}
+
+/// The sandbox's collection: the refs the checkout started from, the out directory, the run.
+async fn in_sandbox<E: ContainerEngine>(
+    engine: &E,
+    job: &Job<'_>,
+    out_dir: &std::path::Path,
+) -> Result<sandbox::Hints, CollectError> {
+    let (start_refs, since) = start_refs(job).await?;
+    // Collected once already by a sandpen that died before it said so.
+    crate::workspace::revive(&job.run.checkout(job.task))
+        .map_err(|e| WorkspaceError::io("making the checkout a repository again", e))?;
+    sandbox::prepare_out_dir(out_dir, job, &start_refs)?;
+    sandbox::run_sandbox(engine, job, out_dir, since).await
 }
 
 /// `workspace::make_inert`, off the async workers.

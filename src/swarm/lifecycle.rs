@@ -22,6 +22,8 @@ use crate::engine::{
 
 /// How long a task may take to start: its node pulls the image, or waits for room.
 const START_LIMIT: Duration = Duration::from_secs(600);
+/// How long a new service may be without a task (the Swarm's orchestrator makes it at once).
+const TASK_LIMIT: Duration = Duration::from_secs(60);
 /// How often a task's state is asked for while it runs.
 const POLL: Duration = Duration::from_millis(500);
 /// The log stream of a task never ends by itself (the Swarm keeps following it): once the task
@@ -258,12 +260,17 @@ impl ContainerEngine for SwarmEngine {
     /// once the task is down and its output has stopped coming.
     async fn attach(&self, id: &str) -> Result<OutputStream, EngineError> {
         let context = format!("reading the output of service {}", short(id));
-        let task = loop {
-            match self.task_of(id).await? {
-                Some(t) => break t,
-                None => tokio::time::sleep(POLL).await,
+        // The Swarm gives a new service its task within moments; one that never does (the
+        // service was removed meanwhile) must not hold the runner.
+        let first_task = async {
+            loop {
+                match self.task_of(id).await? {
+                    Some(t) => return Ok(t),
+                    None => tokio::time::sleep(POLL).await,
+                }
             }
         };
+        let task = EngineError::limited(context.clone(), TASK_LIMIT, first_task).await?;
         let opts = LogsOptionsBuilder::default()
             .follow(true)
             .stdout(true)

@@ -23,7 +23,7 @@ use row::Row;
 type Figure = (&'static str, fn(&Ctx, &mut Vec<String>) -> Measured<Vec<Row>>);
 
 /// In the page's order; a figure that fails is a row that says why.
-const FIGURES: [Figure; 11] = [
+const FIGURES: [Figure; 12] = [
     (lifecycle::FIGURE, lifecycle::measure),
     (throughput::FIGURE, throughput::measure),
     (speedup::FIGURE, speedup::measure),
@@ -35,6 +35,7 @@ const FIGURES: [Figure; 11] = [
     (gateway::FIGURE, gateway::measure),
     (checkouts::FIGURE, checkouts::measure),
     (many::FIGURE, many::measure),
+    (warm::FIGURE, warm::measure),
 ];
 
 /// sandpen's benchmarks, side by side with what users would use instead; writes the page.

@@ -256,7 +256,7 @@ pub async fn execute(p: Prepared, opts: RunOptions) -> anyhow::Result<i32> {
     let run_id = runner::new_run_id();
     let layout = p.repo.run_dir(&run_id).await?;
     // Held until this process ends, however it ends: `gc` judges the run by it.
-    let lease = Lease::take(&layout.lease())?;
+    let lease = Lease::take(&layout.lease()).inspect_err(|_| discard_new_run(&layout))?;
     let run = InRun {
         run_id,
         layout,
@@ -280,30 +280,14 @@ pub struct InRun {
 
 pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow::Result<i32> {
     let (run_id, layout, earlier) = (run.run_id.clone(), run.layout.clone(), run.earlier.clone());
-    write_agents(&layout)?;
-    let manifest = match run.manifest {
-        Some(m) => m,
-        None => Manifest {
-            run_id: run_id.clone(),
-            repo: p.repo.root.display().to_string(),
-            base: p.base.clone(),
-            image: p.image.clone(),
-            user: p.repo.task_user(),
-            limits_enforced: p.engine.dialect().cgroup_per_container(),
-            backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
-            settings: None,
-            tasks: p.plan.tasks.iter().map(ManifestTask::of).collect(),
-        },
-    };
-    let manifest = Manifest {
-        settings: Some(RunSettings {
-            network: opts.network.to_string(),
-            max_turns: opts.max_turns,
-            allow_hosts: opts.allow_hosts.clone(),
-        }),
-        ..manifest
-    };
-    manifest.write(&layout.manifest())?;
+    // A new run whose directory cannot be written leaves none behind (it holds only this).
+    let fresh = run.manifest.is_none();
+    if let Err(e) = record(&p, &opts, &run) {
+        if fresh {
+            discard_new_run(&layout);
+        }
+        return Err(e);
+    }
     if opts.keep_containers
         && p.gateway.is_none()
         && p.credentials.iter().any(|(k, _)| k != "ANTHROPIC_BASE_URL")
@@ -401,6 +385,42 @@ fn obey(stop: &Stop, events: &EventSender, request: crate::runs::control::StopRe
             tracing::warn!("sandpen stop: this run has no task {task}");
         }
         Some(_) => {}
+    }
+}
+
+/// Writes the run's agents and its manifest (a rerun's, or one of the plan).
+fn record(p: &Prepared, opts: &RunOptions, run: &InRun) -> anyhow::Result<()> {
+    write_agents(&run.layout)?;
+    let manifest = match &run.manifest {
+        Some(m) => m.clone(),
+        None => Manifest {
+            run_id: run.run_id.clone(),
+            repo: p.repo.root.display().to_string(),
+            base: p.base.clone(),
+            image: p.image.clone(),
+            user: p.repo.task_user(),
+            limits_enforced: p.engine.dialect().cgroup_per_container(),
+            backend: p.swarm.as_ref().map(|_| "swarm".to_string()),
+            settings: None,
+            tasks: p.plan.tasks.iter().map(ManifestTask::of).collect(),
+        },
+    };
+    let manifest = Manifest {
+        settings: Some(RunSettings {
+            network: opts.network.to_string(),
+            max_turns: opts.max_turns,
+            allow_hosts: opts.allow_hosts.clone(),
+        }),
+        ..manifest
+    };
+    Ok(manifest.write(&run.layout.manifest())?)
+}
+
+/// Removes the directory of a run that never started: sandpen made it a moment ago and it
+/// holds nothing but what sandpen wrote.
+fn discard_new_run(layout: &RunDir) {
+    if let Err(e) = std::fs::remove_dir_all(&layout.root) {
+        tracing::warn!("removing {}: {e}", layout.root.display());
     }
 }
 

@@ -2,6 +2,8 @@
 
 use super::fit::extra_rows;
 use super::*;
+use crate::report::Consumer;
+use crate::runner::Event;
 
 fn started(view: &mut LiveView, tasks: &[String]) {
     view.on_event(&Event::RunStarted {

@@ -4,20 +4,18 @@
 //! engine ends the task as `error` within its timeout plus the grace plus `STOP_MARGIN`.
 
 use std::fs::File;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{self, OutputSummary};
+use super::watch::OutputSummary;
+use super::watchers::{LogFiles, Watchers};
 use super::{Ctx, gate, spec};
 use crate::capped_log::{CappedLog, Marker};
-use crate::disk_watch::{self as disk, DiskSummary};
-use crate::engine::{ContainerEngine, EngineError, ExitState, left_for_gc, short};
+use crate::disk_watch::DiskSummary;
+use crate::engine::{ContainerEngine, EngineError, ExitState, OutputStream, left_for_gc, short};
 use crate::monitor::StatsSummary;
 use crate::runner::events::{Event, StopReason, now_rfc3339};
-use crate::task_log::streams::StreamOrder;
 
 /// How a task's logs are given more room, named in their marker.
 const LOG_MARKER: Marker = Marker::Text("--log-limit");
@@ -31,8 +29,6 @@ const STOP_CALLS_MARGIN: Duration = Duration::from_secs(2);
 const MIN_CALL: Duration = Duration::from_secs(1);
 /// The budget of the calls after a container ended by itself (drain, inspect, remove).
 const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
-/// How long output may keep arriving after the container stopped.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the container ended, as far as the engine and the watchers could tell.
 #[derive(Debug, Default)]
@@ -132,33 +128,115 @@ async fn watch_running<E: ContainerEngine>(
     checkout: &std::path::Path,
     end: &mut ContainerEnd,
 ) -> Instant {
+    let Started {
+        files,
+        attached,
+        gate,
+    } = match attach_and_start(ctx, id, end).await {
+        Ok(started) => started,
+        Err(deadline) => return deadline,
+    };
+    let task = &ctx.task.id;
+    let started = Instant::now();
+    end.started_at = Some(now_rfc3339());
+    ctx.events.send(Event::TaskStarted {
+        task: task.clone(),
+        container_id: id.to_string(),
+        at: now_rfc3339(),
+    });
+    test_hooks::after_start(task);
+    let watchers = Watchers::spawn(ctx, id, checkout, files, attached, started);
+
+    let waited = tokio::select! {
+        r = ctx.engine.wait(id) => Some(r),
+        _ = tokio::time::sleep(ctx.task.timeout) => { end.stopped_for = Some(StopReason::Timeout); None }
+        _ = ctx.stop.graceful.cancelled() => { end.stopped_for = Some(StopReason::Cancelled); None }
+        _ = watchers.violation.cancelled() => { end.stopped_for = Some(StopReason::Governance); None }
+        _ = watchers.disk_over.cancelled() => { end.stopped_for = Some(StopReason::Disk); None }
+        _ = budget_spent(ctx) => { end.stopped_for = Some(StopReason::Budget); None }
+    };
+    let deadline = match waited {
+        Some(Ok(code)) => {
+            end.waited_code = Some(code);
+            end.settled = true;
+            ctx.exited.cancel();
+            Instant::now() + CLEANUP_BUDGET
+        }
+        Some(Err(e)) => {
+            // The engine failed while the task ran: the task may still be running.
+            end.problems.push(e.to_string());
+            stop(ctx, id, None, end).await
+        }
+        None => stop(ctx, id, end.stopped_for, end).await,
+    };
+    end.finished_at = Some(now_rfc3339());
+    if let Some(refused) = match gate {
+        Some(gate) => gate::outcome(gate).await,
+        None => None,
+    } {
+        end.problems.push(refused);
+    }
+    tracing::debug!(task = %ctx.task.id, settled = end.settled, "the container ended or was given up");
+    let found = watchers.finish(task, end.settled, deadline).await;
+    (end.output, end.log_dropped) = (found.output, found.log_dropped);
+    (end.stats, end.disk) = (found.stats, found.disk);
+    end.problems.extend(found.problems);
+    deadline
+}
+
+/// A container that started: its log files, its output, and its gateway admission.
+struct Started {
+    files: LogFiles,
+    attached: OutputStream,
+    gate: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+/// Makes the task's log files, attaches (before start: output is read from the container's
+/// first byte), hands the task's admission to the gateway while the container starts, and
+/// starts it. On failure, or a stop before it started, returns the deadline of the calls after.
+async fn attach_and_start<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    id: &str,
+    end: &mut ContainerEnd,
+) -> Result<Started, Instant> {
     let limit = ctx.task.log_limit_bytes;
     let files = (
         CappedLog::create(&ctx.log, limit, LOG_MARKER),
         CappedLog::create(&ctx.stderr_log, limit, LOG_MARKER),
         File::create(ctx.cfg.layout.stats_log(&ctx.task.id)),
     );
-    let (log, stderr_log, stats_log) = match files {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+    let files = match files {
+        (Ok(log), Ok(stderr_log), Ok(stats_log)) => LogFiles {
+            log,
+            stderr_log,
+            stats_log,
+        },
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             end.problems.push(format!("creating the task's log files: {e}"));
             end.settled = true; // never started
-            return Instant::now() + CLEANUP_BUDGET;
+            return Err(Instant::now() + CLEANUP_BUDGET);
         }
     };
-    // Attached before start: output is read from the container's first byte.
     let attaching = async {
         match &ctx.admission {
             Some(_) => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
             None => ctx.engine.attach(id).await.map(|o| (o, None)),
         }
     };
-    let (attached, input) = match attaching.await {
+    // A Swarm's service may be slow to get its task: a stop does not wait for that.
+    let attached = tokio::select! {
+        r = attaching => r,
+        _ = ctx.stop.graceful.cancelled() => {
+            end.stopped_for = Some(StopReason::Cancelled);
+            return Err(stop(ctx, id, end.stopped_for, end).await);
+        }
+    };
+    let (attached, input) = match attached {
         Ok(a) => a,
         Err(e) => {
             end.problems.push(e.to_string());
             end.settled = true;
-            return Instant::now() + CLEANUP_BUDGET;
+            return Err(Instant::now() + CLEANUP_BUDGET);
         }
     };
     // In gateway mode the token's admission goes to the gateway while the container starts.
@@ -184,137 +262,24 @@ async fn watch_running<E: ContainerEngine>(
         gate.iter().for_each(|g| g.abort());
     }
     match starting {
-        Some(Ok(())) => gate_opens.cancel(),
+        Some(Ok(())) => {
+            gate_opens.cancel();
+            Ok(Started {
+                files,
+                attached,
+                gate,
+            })
+        }
         Some(Err(e)) => {
             end.problems.push(e.to_string());
             end.settled = !matches!(e, EngineError::TimedOut { .. });
-            return Instant::now() + STOP_MARGIN;
+            Err(Instant::now() + STOP_MARGIN)
         }
         None => {
             end.stopped_for = Some(StopReason::Cancelled);
-            return stop(ctx, id, end.stopped_for, end).await;
+            Err(stop(ctx, id, end.stopped_for, end).await)
         }
     }
-    let task = &ctx.task.id;
-    let started = Instant::now();
-    end.started_at = Some(now_rfc3339());
-    ctx.events.send(Event::TaskStarted {
-        task: task.clone(),
-        container_id: id.to_string(),
-        at: now_rfc3339(),
-    });
-    test_hooks::after_start(task);
-
-    let violation = CancellationToken::new();
-    let disk_over = CancellationToken::new();
-    let watchers_stop = CancellationToken::new();
-    let state_file_seen = Arc::new(AtomicBool::new(false));
-    // Read once the watcher has ended, however it ended (the logs finish as they drop).
-    let dropped = (log.dropped(), stderr_log.dropped());
-    let mut output = tokio::spawn(watch::output(
-        attached,
-        watch::OutputFiles {
-            log,
-            stderr_log,
-            order: StreamOrder::create(&ctx.cfg.layout.streams_log(&ctx.task.id)).ok(),
-        },
-        task.clone(),
-        ctx.events.clone(),
-        violation.clone(),
-        state_file_seen.clone(),
-    ));
-    // Subscribed at once: the engine's first sample comes at its next tick, within a second.
-    let stats = tokio::spawn(watch::stats(
-        ctx.engine.stats(id),
-        started,
-        stats_log,
-        task.clone(),
-        ctx.events.clone(),
-        watchers_stop.clone(),
-    ));
-    let phases = tokio::spawn(watch::phases(
-        checkout.to_path_buf(),
-        task.clone(),
-        ctx.events.clone(),
-        watchers_stop.clone(),
-        state_file_seen,
-    ));
-    // The out directory is mounted writable for the in-place collection, the session directory
-    // for the agent's transcript: they count too.
-    let layout = &ctx.cfg.layout;
-    let trees = vec![
-        checkout.to_path_buf(),
-        layout.collect_out(task),
-        layout.session(task),
-    ];
-    let disk = tokio::spawn(disk::watch(
-        trees,
-        ctx.task.disk_bytes,
-        disk_over.clone(),
-        watchers_stop.clone(),
-    ));
-
-    let waited = tokio::select! {
-        r = ctx.engine.wait(id) => Some(r),
-        _ = tokio::time::sleep(ctx.task.timeout) => { end.stopped_for = Some(StopReason::Timeout); None }
-        _ = ctx.stop.graceful.cancelled() => { end.stopped_for = Some(StopReason::Cancelled); None }
-        _ = violation.cancelled() => { end.stopped_for = Some(StopReason::Governance); None }
-        _ = disk_over.cancelled() => { end.stopped_for = Some(StopReason::Disk); None }
-        _ = budget_spent(ctx) => { end.stopped_for = Some(StopReason::Budget); None }
-    };
-    let deadline = match waited {
-        Some(Ok(code)) => {
-            end.waited_code = Some(code);
-            end.settled = true;
-            ctx.exited.cancel();
-            Instant::now() + CLEANUP_BUDGET
-        }
-        Some(Err(e)) => {
-            // The engine failed while the task ran: the task may still be running.
-            end.problems.push(e.to_string());
-            stop(ctx, id, None, end).await
-        }
-        None => stop(ctx, id, end.stopped_for, end).await,
-    };
-    end.finished_at = Some(now_rfc3339());
-    if let Some(refused) = match gate {
-        Some(gate) => gate::outcome(gate).await,
-        None => None,
-    } {
-        end.problems.push(refused);
-    }
-    tracing::debug!(task = %ctx.task.id, settled = end.settled, "the container ended or was given up");
-    watchers_stop.cancel();
-
-    // Output of a container the engine lost may never end: a short look, then on.
-    let drain = match end.settled {
-        true => DRAIN_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())),
-        false => Duration::ZERO,
-    };
-    match tokio::time::timeout(drain.max(Duration::from_millis(500)), &mut output).await {
-        Ok(Ok(Ok(sum))) => end.output = sum,
-        Ok(Ok(Err(e))) => end.problems.push(e),
-        Ok(Err(join)) => end.problems.push(format!("reading output failed: {join}")),
-        Err(_) if end.settled => end.problems.push(format!(
-            "output kept coming {}s after the container stopped",
-            drain.as_secs()
-        )),
-        Err(_) => {}
-    }
-    // A stream the engine never ends must not outlive the task (it holds an event sender).
-    output.abort();
-    end.log_dropped = (
-        dropped.0.load(Ordering::Relaxed),
-        dropped.1.load(Ordering::Relaxed),
-    );
-    tracing::debug!(task = %ctx.task.id, "output drained");
-    end.stats = stats.await.unwrap_or_default();
-    end.disk = disk.await.unwrap_or_default();
-    let (walks, walking) = (end.disk.walks, end.disk.walking);
-    tracing::debug!(task = %ctx.task.id, walks, ?walking, peak = ?end.disk.peak_bytes, "disk measured");
-    let _ = phases.await;
-    tracing::debug!(task = %ctx.task.id, "watchers ended");
-    deadline
 }
 
 /// How long a task whose budget is spent has to end by itself before it is stopped. The CLI

@@ -7,6 +7,7 @@ mod gate;
 mod session;
 mod spec;
 mod watch;
+mod watchers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,18 +147,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         stop,
     };
     let id = ctx.task.id.clone();
-    let mut result = TaskResult {
-        log: ctx.log.display().to_string(),
-        stderr_log: ctx.stderr_log.display().to_string(),
-        stats_log: Some(layout.stats_log(&id).display().to_string()),
-        began_at: Some(now_rfc3339()),
-        checkout: layout.checkout(&id).display().to_string(),
-        disk_limit_bytes: ctx.task.disk_bytes,
-        base_commit: Some(base.clone()),
-        limits_enforced: cfg.limits_enforced,
-        memory_request_bytes: Some(ctx.task.memory_request_bytes.max(0) as u64),
-        ..TaskResult::new(&id, &cfg.image, ctx.task.limits)
-    };
+    let mut result = new_result(&ctx, &base);
     ctx.events.send(Event::TaskPreparing {
         task: id.clone(),
         base_commit: base.clone(),
@@ -169,12 +159,14 @@ pub(crate) async fn run<E: ContainerEngine>(
     };
     result.timings.checkout_s = started.elapsed().as_secs_f64();
     // Cancelled while its checkout was made: no container.
-    if ctx.stop.graceful.is_cancelled() {
-        let msg = "cancelled before it started".to_string();
-        return finish(result, TaskStatus::Cancelled, Some(msg), started);
-    }
-    if let Err(e) = session::prepare(&ctx, checkout.handed_to()).and_then(|()| write_prompt(&ctx)) {
-        return finish(result, TaskStatus::Error, Some(e), started);
+    let early = match ctx.stop.graceful.is_cancelled() {
+        true => Err((TaskStatus::Cancelled, "cancelled before it started".to_string())),
+        false => session::prepare(&ctx, checkout.handed_to())
+            .and_then(|()| write_prompt(&ctx))
+            .map_err(|e| (TaskStatus::Error, e)),
+    };
+    if let Err((status, msg)) = early {
+        return end_before_container(&cfg, &checkout, result, status, msg, started).await;
     }
     let runtime = ctx.task.runtime.clone();
     let mut job = collect::Job {
@@ -197,27 +189,14 @@ pub(crate) async fn run<E: ContainerEngine>(
         .inspect_err(|e| tracing::warn!(task = %id, "collecting in place: {e}; the sandbox will"))
         .ok();
 
-    let end = match agent::check_definition(&checkout.path) {
-        Ok(()) => match admit(&mut ctx).await {
-            Ok(()) => {
-                let t = Instant::now();
-                let end = run_container(&ctx, &checkout.path, &mut gateway_use, &mut usage).await;
-                result.timings.container_s = Some(t.elapsed().as_secs_f64());
-                Some(end)
-            }
-            Err(e) => {
-                result.status = TaskStatus::Error;
-                result.message = Some(format!("{e}; the task was not started"));
-                None
-            }
-        },
-        Err(why) => {
-            let msg = format!("governance violation: {why}; the task was not started");
-            result.status = TaskStatus::Failed;
-            result.message = Some(msg);
-            None
-        }
-    };
+    let end = start_container(
+        &mut ctx,
+        &checkout.path,
+        &mut result,
+        &mut gateway_use,
+        &mut usage,
+    )
+    .await;
     let settled = end.as_ref().is_none_or(|e| e.settled);
     // Not when sandpen stopped it: for a reason, or because the engine failed while it ran.
     job.ended_by_itself = end
@@ -233,16 +212,7 @@ pub(crate) async fn run<E: ContainerEngine>(
         session::scrub(&ctx).await;
     }
     if let Some(usage) = usage {
-        if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
-            result.status = TaskStatus::BudgetExceeded;
-            result.message = Some(format!(
-                "its model requests reached the budget of ${:.4} (${:.4} metered at the gateway); \
-                 the gateway refused the next one",
-                usage.max_cost_usd.unwrap_or_default(),
-                usage.cost_usd
-            ));
-        }
-        result.gateway = Some(usage);
+        apply_usage(&mut result, usage);
     }
     // A container on this machine wrote its state file into the checkout here; one elsewhere
     // left this checkout as it was made (its state is read from the work that comes back).
@@ -267,21 +237,101 @@ pub(crate) async fn run<E: ContainerEngine>(
         let (status, message) = (result.status, result.message.take());
         return finish(result, status, message, started);
     }
-    // The work comes back whatever happened to the container, cancelled runs included.
+    bring_back(&ctx, &job, result, started).await
+}
+
+/// The task's result before anything ran: its files, limits and base.
+fn new_result<E>(ctx: &Ctx<E>, base: &str) -> TaskResult {
+    let (cfg, id) = (&ctx.cfg, &ctx.task.id);
+    TaskResult {
+        log: ctx.log.display().to_string(),
+        stderr_log: ctx.stderr_log.display().to_string(),
+        stats_log: Some(cfg.layout.stats_log(id).display().to_string()),
+        began_at: Some(now_rfc3339()),
+        checkout: cfg.layout.checkout(id).display().to_string(),
+        disk_limit_bytes: ctx.task.disk_bytes,
+        base_commit: Some(base.to_string()),
+        limits_enforced: cfg.limits_enforced,
+        memory_request_bytes: Some(ctx.task.memory_request_bytes.max(0) as u64),
+        ..TaskResult::new(id, &cfg.image, ctx.task.limits)
+    }
+}
+
+/// A task that ends before its container was made: its checkout, which no task touched, goes
+/// back to the repository's owner.
+async fn end_before_container(
+    cfg: &RunConfig,
+    checkout: &Checkout,
+    result: TaskResult,
+    status: TaskStatus,
+    mut msg: String,
+    started: Instant,
+) -> TaskResult {
+    let handed = checkout.handed_to().is_some();
+    if let Err(e) = crate::workspace::hand_back(&checkout.path, handed, cfg.repo.owner).await {
+        msg = format!("{msg}; and {e}");
+    }
+    finish(result, status, Some(msg), started)
+}
+
+/// Checks the task's agent definition, admits it at the gateway and runs its container; None
+/// when it never started (the reason is in `result`).
+async fn start_container<E: ContainerEngine>(
+    ctx: &mut Ctx<E>,
+    checkout: &std::path::Path,
+    result: &mut TaskResult,
+    gateway_use: &mut Option<crate::gateway::GatewayUser>,
+    usage: &mut Option<crate::gateway::GatewayUsage>,
+) -> Option<container::ContainerEnd> {
+    if let Err(why) = agent::check_definition(checkout) {
+        result.status = TaskStatus::Failed;
+        result.message = Some(format!("governance violation: {why}; the task was not started"));
+        return None;
+    }
+    if let Err(e) = admit(ctx).await {
+        result.status = TaskStatus::Error;
+        result.message = Some(format!("{e}; the task was not started"));
+        return None;
+    }
+    let t = Instant::now();
+    let end = run_container(ctx, checkout, gateway_use, usage).await;
+    result.timings.container_s = Some(t.elapsed().as_secs_f64());
+    Some(end)
+}
+
+/// The gateway's meter of the task; past its budget, a task that did not succeed ended for it.
+fn apply_usage(result: &mut TaskResult, usage: crate::gateway::GatewayUsage) {
+    if usage.budget_exceeded && result.status != TaskStatus::Succeeded {
+        result.status = TaskStatus::BudgetExceeded;
+        result.message = Some(format!(
+            "its model requests reached the budget of ${:.4} (${:.4} metered at the gateway); \
+             the gateway refused the next one",
+            usage.max_cost_usd.unwrap_or_default(),
+            usage.cost_usd
+        ));
+    }
+    result.gateway = Some(usage);
+}
+
+/// The work comes back whatever happened to the container, cancelled runs included.
+async fn bring_back<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    job: &collect::Job<'_>,
+    mut result: TaskResult,
+    started: Instant,
+) -> TaskResult {
     let collecting = Instant::now();
-    let collected = collect::collect(&ctx.engine, &job).await;
+    let collected = collect::collect(&ctx.engine, job).await;
     result.timings.collect_s = collecting.elapsed().as_secs_f64();
     let (status, message) = (result.status, result.message.take());
     match collected {
         Ok(c) => {
             result.set_collected(c);
-            result.changes = cfg
-                .repo
-                .report_changes(&base, result.head_commit.as_deref())
-                .await;
+            let repo = &ctx.cfg.repo;
+            result.changes = repo.report_changes(job.base, result.head_commit.as_deref()).await;
             if !ctx.engine.shares_disk()
                 && let Some(head) = result.head_commit.clone()
-                && let Some(state) = state_at(&cfg.repo, &head, &id).await
+                && let Some(state) = state_at(repo, &head, job.task).await
             {
                 set_state(&mut result, state);
             }

@@ -11,3 +11,4 @@ pub mod plan;
 pub mod real_cli;
 pub mod speedup;
 pub mod throughput;
+pub mod warm;
