@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo build --release --bins && target/release/sandpen-bench` (or `just bench`).
 
+mod cpu;
 mod ctx;
 mod figures;
 mod page;

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use crate::cpu::Cpu;
 use crate::ctx::{Ctx, Measured, argv, shell_quote, timed};
 use crate::row::Row;
 use crate::stats::Sample;
@@ -30,10 +31,16 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (64, 16, 3) };
     let tasks = ctx.task_file(n, "true", "256m", 0.5);
     let (mut ours, mut xargs, mut python) = (vec![], vec![], vec![]);
+    // Where the time goes: the CPU of each side's first round, per task.
+    let (mut ours_cpu, mut xargs_cpu) = (None, None);
     for _ in 0..rounds {
+        let before = Cpu::now();
         let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
+        ours_cpu.get_or_insert(before.since());
         ours.push(n as f64 / wall);
+        let before = Cpu::now();
         xargs.push(n as f64 / timed(&mut xargs_docker_run(ctx, n, jobs))?);
+        xargs_cpu.get_or_insert(before.since());
         if let Some(py) = &ctx.python {
             python.push(n as f64 / timed(&mut ctx.python_sdk(py, n, jobs, "true"))?);
         }
@@ -42,8 +49,16 @@ pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let ratio = ours.median() / xargs.median();
     let mut rows = vec![Row::new(
         FIGURE,
-        format!("{} ({n} tasks, -j {jobs})", ours.show(2)),
-        format!("xargs -P {jobs} docker run --rm: {}", xargs.show(2)),
+        format!(
+            "{} ({n} tasks, -j {jobs}); {}",
+            ours.show(2),
+            ours_cpu.unwrap_or_default().per_task(n, "sandpen and its git")
+        ),
+        format!(
+            "xargs -P {jobs} docker run --rm: {}; {}",
+            xargs.show(2),
+            xargs_cpu.unwrap_or_default().per_task(n, "the docker CLIs")
+        ),
         Some(ratio),
         Target::of(Bound::AtLeast(1.2, "x"), ratio),
     )];

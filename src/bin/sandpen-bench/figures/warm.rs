@@ -79,9 +79,9 @@ pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     Ok(vec![
         Row::new(
             &format!("{FIGURE}: bytes"),
-            format!("{:.1} MB ({n} tasks, one preparation)", warm.bytes as f64 / MB),
+            format!("{:.2} MB ({n} tasks, one preparation)", warm.bytes as f64 / MB),
             format!(
-                "one uv sync {:.1} MB; --no-warm {:.1} MB",
+                "one uv sync {:.2} MB; --no-warm {:.2} MB",
                 floor.bytes as f64 / MB,
                 cold.bytes as f64 / MB
             ),
