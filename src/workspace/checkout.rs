@@ -38,48 +38,21 @@ impl Checkout {
         user: (u32, u32),
     ) -> Result<Self, WorkspaceError> {
         let path = run_dir.checkout(task_id);
-        // --shared borrows the user's objects (read-only in the container). Without a store
-        // to borrow, --no-hardlinks: hard-linked objects would let a task that owns them
-        // rewrite the user's own object files.
-        // --single-branch with borrowed objects: every object is there anyway, and the refs
-        // of the user's other branches would only be copied and then removed with the remote
-        // (2.0 s per checkout with 3,000 branches, against 17 ms).
-        let borrowed = repo.objects.is_some();
-        let copy = if borrowed {
-            ["--shared", "--single-branch"]
-        } else {
-            ["--no-hardlinks", "--no-single-branch"]
-        };
-        git(
-            &repo.root,
-            [
-                "clone",
-                "--quiet",
-                // No template: the sample hooks would be most of a small checkout's metadata.
-                "--template=",
-                copy[0],
-                copy[1],
-                "--no-checkout",
-                "--",
-                &repo.root.display().to_string(),
-                &path.display().to_string(),
-            ],
-        )
-        .await?;
         let branch = format!("{TASK_BRANCH_PREFIX}{task_id}");
-        git(&path, ["checkout", "--quiet", "-B", &branch, base]).await?;
-        // The task has no business with the host path of the user's repository.
-        git(&path, ["remote", "remove", "origin"]).await?;
-        if borrowed {
-            // A single-branch clone's origin/HEAD outlives its remote, pointing at nothing
-            // (`git fsck` would fail in the task).
-            let _ = git(
-                &path,
-                ["symbolic-ref", "--delete", "--quiet", "refs/remotes/origin/HEAD"],
-            )
-            .await;
+        match &repo.objects {
+            Some(objects) => init_borrowing(repo, &path, objects).await?,
+            None => clone_copy(repo, &path).await?,
         }
-        let refs = git(&path, ["for-each-ref", "--format=%(objectname) %(refname)"]).await?;
+        git(&path, ["checkout", "--quiet", "-B", &branch, base]).await?;
+        let borrowed = repo.objects.is_some();
+        let refs = match borrowed {
+            true => borrowed_refs(repo, &path, &branch, base)?,
+            false => None,
+        };
+        let refs = match refs {
+            Some(refs) => refs,
+            None => git(&path, ["for-each-ref", "--format=%(objectname) %(refname)"]).await?,
+        };
         let start_refs = run_dir.start_refs(task_id);
         std::fs::create_dir_all(start_refs.parent().expect("in a directory"))
             .and_then(|()| std::fs::write(&start_refs, refs))
@@ -138,6 +111,68 @@ impl Checkout {
     }
 }
 
+/// A checkout that borrows the user's objects: a new repository whose alternates name the
+/// user's store (`checkout -B` then finds every object there). Two processes where a `clone
+/// --shared` took five (clone, its upload-pack and shell, removing the remote and its HEAD),
+/// and the task's repository never names the user's path as a remote or in its reflog.
+async fn init_borrowing(repo: &Repo, path: &Path, objects: &Path) -> Result<(), WorkspaceError> {
+    // No template: the sample hooks would be most of a small checkout's metadata.
+    let dir = path.display().to_string();
+    git(&repo.root, ["init", "--quiet", "--template=", "--", &dir]).await?;
+    let info = path.join(".git/objects/info");
+    std::fs::create_dir_all(&info)
+        .and_then(|()| std::fs::write(info.join("alternates"), format!("{}\n", objects.display())))
+        .map_err(|e| WorkspaceError::io("borrowing the repository's objects", e))
+}
+
+/// A borrowing checkout's refs, without asking git: the task's branch at the base, and the
+/// user's current branch at its commit, as a clone would have had it (a task may check it
+/// out); as `for-each-ref` lists them. None when the base is not a full commit id.
+fn borrowed_refs(
+    repo: &Repo,
+    path: &Path,
+    branch: &str,
+    base: &str,
+) -> Result<Option<String>, WorkspaceError> {
+    if base.len() != 40 || !base.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let task = format!("refs/heads/{branch}");
+    let mut refs = vec![(task.clone(), base.to_string())];
+    if let Some((name, oid)) = repo.head_branch.as_ref().filter(|(name, _)| *name != task) {
+        let file = path.join(".git").join(name);
+        std::fs::create_dir_all(file.parent().expect("under refs/heads"))
+            .and_then(|()| std::fs::write(&file, format!("{oid}\n")))
+            .map_err(|e| WorkspaceError::io("giving the checkout the repository's branch", e))?;
+        refs.push((name.clone(), oid.clone()));
+    }
+    refs.sort();
+    Ok(Some(
+        refs.iter().map(|(name, oid)| format!("{oid} {name}\n")).collect(),
+    ))
+}
+
+/// A checkout with its own copy of the objects (`--no-hardlinks`: hard-linked objects would
+/// let a task that owns them rewrite the user's own object files), its remote removed (the
+/// task has no business with the host path of the user's repository).
+async fn clone_copy(repo: &Repo, path: &Path) -> Result<(), WorkspaceError> {
+    let (from, to) = (repo.root.display().to_string(), path.display().to_string());
+    let args = [
+        "clone",
+        "--quiet",
+        "--template=",
+        "--no-hardlinks",
+        "--no-single-branch",
+        "--no-checkout",
+    ];
+    git(
+        &repo.root,
+        args.iter().copied().chain(["--", from.as_str(), to.as_str()]),
+    )
+    .await?;
+    git(path, ["remote", "remove", "origin"]).await.map(|_| ())
+}
+
 /// Gives `dir` and everything in it to `to` when it was handed to a task's user.
 pub async fn hand_back(dir: &Path, was_handed: bool, to: (u32, u32)) -> Result<(), WorkspaceError> {
     if !was_handed {
@@ -194,12 +229,21 @@ mod tests {
             assert_eq!(git_in(&c.path, &["diff-files", "--name-only"]), "", "settled");
             assert_eq!(git_in(&c.path, &["rev-parse", "HEAD"]).trim(), base);
             assert_eq!(git_in(&c.path, &["show", "HEAD:src/b.txt"]), "b\n");
-            let refs = git_in(&c.path, &["for-each-ref", "--format=%(refname)"]);
-            assert_eq!(
-                refs.lines().count(),
-                2,
-                "the user's branch and the task's: {refs}"
-            );
+            let refs = git_in(&c.path, &["for-each-ref", "--format=%(objectname) %(refname)"]);
+            let recorded = std::fs::read_to_string(runs.start_refs("t")).unwrap();
+            assert_eq!(refs, recorded, "the refs recorded are the checkout's");
+            if repo.objects.is_some() {
+                let user = git_in(&root, &["rev-parse", "HEAD"]);
+                let branch = git_in(&root, &["branch", "--show-current"]);
+                let (user, branch) = (user.trim(), branch.trim());
+                let expected = format!("{user} refs/heads/{branch}\n{base} refs/heads/sandpen/t\n");
+                assert_eq!(refs, expected, "the user's branch and the task's");
+                let logs = std::fs::read_to_string(c.path.join(".git/logs/HEAD")).unwrap_or_default();
+                let config = std::fs::read_to_string(c.path.join(".git/config")).unwrap();
+                for text in [&logs, &config] {
+                    assert!(!text.contains(&*root.to_string_lossy()), "no host path: {text}");
+                }
+            }
             git_in(&c.path, &["fsck", "--no-progress"]);
         }
     }

@@ -92,6 +92,9 @@ pub struct Repo {
     /// The object store checkouts borrow (read-only, through alternates); None when they
     /// get a full copy (`objects::shareable`).
     pub objects: Option<PathBuf>,
+    /// The user's current branch and its commit, given to borrowing checkouts as a clone
+    /// would have had it (`objects::Borrowed::head`).
+    pub head_branch: Option<(String, String)>,
     /// Where the repository's runs are.
     pub runs: RunsHome,
     /// Serialises writes to the user's repository (refs, objects) from parallel tasks.
@@ -143,10 +146,13 @@ impl Repo {
             root,
             owner,
             objects: None,
+            head_branch: None,
             runs,
             lock: Arc::default(),
         };
-        repo.objects = objects::shareable(&repo.root, repo.task_user() == owner).await;
+        let borrowed = objects::shareable(&repo.root, repo.task_user() == owner).await;
+        repo.head_branch = borrowed.as_ref().and_then(|b| b.head.clone());
+        repo.objects = borrowed.map(|b| b.objects);
         Ok(repo)
     }
 

@@ -14,15 +14,40 @@ use super::git::git;
 /// Where a task's container sees the user's object store (read-only).
 pub const OBJECTS_MOUNT: &str = "/run/sandpen/objects";
 
+/// What a borrowing checkout takes from the user's repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Borrowed {
+    /// The object store the checkout's alternates name.
+    pub objects: PathBuf,
+    /// The user's current branch and its commit (`refs/heads/...`), which a clone of the
+    /// repository would have had too; None when HEAD is detached.
+    pub head: Option<(String, String)>,
+}
+
 /// The user's object store, when a checkout can borrow it: not when the repository borrows
 /// from another store itself (its alternates name host paths a container cannot see), nor
 /// when tasks run as another user (root's repositories) and the store is not readable by all.
-/// Those repositories get a full copy, as before.
-pub async fn shareable(root: &Path, tasks_run_as_owner: bool) -> Option<PathBuf> {
-    let common = git(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"])
-        .await
-        .ok()?;
-    let objects = PathBuf::from(common.trim()).join("objects");
+/// Those repositories get a full copy, as before; so do repositories of another object format
+/// than SHA-1 (a borrowing checkout is made by `git init`, which would need to be told it).
+pub async fn shareable(root: &Path, tasks_run_as_owner: bool) -> Option<Borrowed> {
+    let args = [
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-common-dir",
+        "--show-object-format",
+        "HEAD",
+        "--symbolic-full-name",
+        "HEAD",
+    ];
+    let out = git(root, args).await.ok()?;
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let [common, format, oid, name] = lines[..] else {
+        return None;
+    };
+    if format != "sha1" {
+        return None;
+    }
+    let objects = PathBuf::from(common).join("objects");
     if !objects.is_dir() {
         return None;
     }
@@ -33,7 +58,10 @@ pub async fn shareable(root: &Path, tasks_run_as_owner: bool) -> Option<PathBuf>
     if borrows || !(tasks_run_as_owner || readable_by_all(&objects)) {
         return None;
     }
-    Some(objects)
+    let head = name
+        .starts_with("refs/heads/")
+        .then(|| (name.to_string(), oid.to_string()));
+    Some(Borrowed { objects, head })
 }
 
 /// Whether the store's directories and pack files are open to every user (git makes them so

@@ -25,6 +25,8 @@ const MB: f64 = 1e6;
 struct Cost {
     bytes: u64,
     secs: f64,
+    /// The preparation's own time, from the report (sandpen's warm run only).
+    prepared_s: Option<f64>,
 }
 
 pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
@@ -90,7 +92,11 @@ pub fn measure(ctx: &Ctx, notes: &mut Vec<String>) -> Measured<Vec<Row>> {
         ),
         Row::new(
             &format!("{FIGURE}: time"),
-            format!("{:.1} s to the last task's first request", warm.secs),
+            format!(
+                "{:.1} s to the last task's first request (the preparation {:.1} s of it)",
+                warm.secs,
+                warm.prepared_s.unwrap_or(f64::NAN)
+            ),
             format!(
                 "one uv sync in one container {:.1} s; --no-warm {:.1} s",
                 floor.secs, cold.secs
@@ -169,7 +175,11 @@ fn one_sync(agent: &str, repo: &Path) -> Measured<Cost> {
         .last()
         .and_then(|l| l.trim().parse().ok())
         .ok_or("no byte count")?;
-    Ok(Cost { bytes, secs })
+    Ok(Cost {
+        bytes,
+        secs,
+        prepared_s: None,
+    })
 }
 
 /// A `sandpen run` of `n` tasks at -j n through the gateway: what it fetched, when the last task
@@ -212,7 +222,15 @@ fn run(
     let bytes = egress_bytes(&dir.join("egress.jsonl"));
     let secs = last_first_request(server, began, n)?;
     let volume = r["environment"]["volume"].as_str().map(String::from);
-    Ok((Cost { bytes, secs }, volume))
+    let prepared_s = r["environment"]["duration_s"].as_f64();
+    Ok((
+        Cost {
+            bytes,
+            secs,
+            prepared_s,
+        },
+        volume,
+    ))
 }
 
 fn log_has(task: &serde_json::Value, needle: &str) -> bool {
