@@ -5,8 +5,9 @@
 //! credential) runs `uv sync` once into a named volume content-addressed by the image id and
 //! the lock (`sandpen-env-<hash>`, labelled [`LABEL`], kept between runs). Each task mounts it
 //! read-only at [`ENV_MOUNT`] and copies the environment into its own checkout before `uv run`
-//! (`shell`): it starts warm, may change its own copy (`uv add`), and never writes the shared
-//! one. The rule, named once: **the shared environment is read-only to tasks.**
+//! (`shell`: its own directories, links to the shared files): it starts warm, may change its
+//! own copy (`uv add`), and never writes the shared one (a write through a link meets the
+//! read-only mount). The rule, named once: **the shared environment is read-only to tasks.**
 
 mod prepare;
 mod project;
