@@ -233,12 +233,26 @@ async fn a_task_cancelled_while_its_checkout_is_made_gets_no_container() {
             }
         }
     });
-    let r = run_with(engine.clone(), vec![task("t", &[], 60)], 1, false, tx, stop).await;
+    // The repository is kept while the checkout is looked at.
+    let (_dir, cfg) = config(1).await;
+    let plan = Plan {
+        tasks: vec![task("t", &[], 60)],
+    };
+    let r = execute(engine.clone(), plan, cfg, tx, stop).await;
     display.abort();
     assert_eq!(status(&r, "t"), TaskStatus::Cancelled);
     assert!(engine.created_tasks().is_empty(), "{:?}", engine.created_tasks());
     let t = &r.tasks[0];
     assert!(t.container_id.is_none(), "{t:?}");
+    // Its checkout, handed to the task's user when sandpen runs as root, came back.
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &Path| std::fs::metadata(p).map(|m| (m.uid(), m.gid())).unwrap();
+    let checkout = Path::new(&t.checkout);
+    let root = checkout.ancestors().nth(5).unwrap();
+    assert!(root.join(".git").is_dir(), "{}", root.display());
+    for p in [checkout.to_path_buf(), checkout.join(".git/HEAD")] {
+        assert_eq!(owner(&p), owner(root), "{}", p.display());
+    }
 }
 
 #[tokio::test]
