@@ -40,8 +40,8 @@ fn walk(path: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
     total
 }
 
-/// The figures of the exchange's `delivered` lines (one per task), ANSI colours taken out.
-fn delivered(log: &str) -> Vec<u64> {
+/// The figures of the exchange's `delivered` lines of `task`, ANSI colours taken out.
+fn delivered(log: &str, task: &str) -> Vec<u64> {
     let mut plain = String::new();
     let mut chars = log.chars();
     while let Some(c) = chars.next() {
@@ -53,7 +53,7 @@ fn delivered(log: &str) -> Vec<u64> {
     }
     plain
         .lines()
-        .filter(|l| l.contains(" delivered"))
+        .filter(|l| l.contains(" delivered task=") && l.contains(&format!("-{task} bytes=")))
         .filter_map(|l| l.split("bytes=").nth(1)?.split_whitespace().next()?.parse().ok())
         .collect()
 }
@@ -92,6 +92,8 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     }
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-qm", "the tree"]);
+    std::fs::write(dir.join("README"), "changed lately\n").unwrap();
+    git(dir, &["commit", "-qam", "lately"]);
     let tree = walk(dir, &|p| !p.ends_with(".git"));
     let history = du(&dir.join(".git/objects"));
     assert!(history > 200 << 20, "{history}");
@@ -121,8 +123,9 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     let tasks = common::task_file(
         "[[task]]\nid = \"looks\"\nprompt_text = '''\nset -e\n\
          git log --format=%s > log.txt\n\
-         git diff --name-status HEAD~1 HEAD | cut -c1 | sort | uniq -c | tr -s ' ' > diff.txt\n\
-         if git cat-file -e HEAD~1:old/big0 2>/dev/null; then echo here; else echo absent; fi > old.txt\n\
+         git diff --no-renames --name-status HEAD~2 HEAD~1 | cut -c1 | sort | uniq -c | tr -s ' ' > diff.txt\n\
+         git show HEAD > show.txt\n\
+         if git cat-file -e HEAD~2:old/big0 2>/dev/null; then echo here; else echo absent; fi > old.txt\n\
          git status --porcelain > status.txt\n\
          git add -A && git commit -qm looked\n'''\n",
     );
@@ -130,7 +133,7 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     let out = output(&mut swarm_run(&tasks));
     let dump = common::dump(out.status.code().unwrap_or(-1), started.elapsed(), &out);
     assert_eq!(out.status.code(), Some(0), "{dump}");
-    let sent = delivered(&stderr(&out));
+    let sent = delivered(&stderr(&out), "looks");
     assert_eq!(sent.len(), 1, "one delivery, counted: {dump}");
     eprintln!(
         "delivered {} bytes to the task; its tree {tree} bytes, the history {history} bytes",
@@ -142,11 +145,15 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     let show = |task: &str, file: &str| git(dir, &["show", &format!("sandpen/{task}/{run}:{file}")]);
     assert_eq!(
         show("looks", "log.txt"),
-        "the tree\nbig 3\nbig 2\nbig 1\nbig 0\ninitial commit\n",
+        "lately\nthe tree\nbig 3\nbig 2\nbig 1\nbig 0\ninitial commit\n",
         "the whole history's commits"
     );
     assert_eq!(show("looks", "diff.txt"), " 16 A\n 4 D\n", "the history's trees");
     assert_eq!(show("looks", "old.txt"), "absent\n", "the old blobs stay home");
+    assert!(
+        show("looks", "show.txt").contains("+changed lately"),
+        "recent small blobs came"
+    );
     let status = show("looks", "status.txt");
     assert!(
         status.lines().all(|l| l.starts_with("?? ")),

@@ -96,6 +96,9 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     Ok(exit::SUCCESS)
 }
 
+/// The label the Swarm puts on the containers of its services' tasks.
+const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.id";
+
 /// Removes the containers (or a Swarm's services) of runs whose sandpen is gone and finishes
 /// those runs; the containers removed and kept. With `take_offered` (a Swarm's services), the
 /// run's exchange listens again meanwhile, to take the work its tasks still offer.
@@ -105,7 +108,12 @@ async fn collect_runs<E: ContainerEngine>(
     take_offered: bool,
     finished: &mut Vec<std::path::PathBuf>,
 ) -> anyhow::Result<(usize, usize)> {
-    let containers = engine.list(LABEL_OWNER, None).await?;
+    let mut containers = engine.list(LABEL_OWNER, None).await?;
+    // On a manager, a task's container of a Swarm service is listed among the engine's own:
+    // the Swarm's pass (`take_offered`) removes its service, which takes its work first.
+    if !take_offered {
+        containers.retain(|c| !c.labels.contains_key(SWARM_SERVICE_LABEL));
+    }
     let (mut removed, mut kept) = (0, 0);
     for run in gc::by_run(containers) {
         match gc::claim(&run) {

@@ -35,7 +35,9 @@ impl SwarmEngine {
                 out,
             })
             .map_err(|e| format!("registering its files: {e}"))?;
-        if let (Some(dir), Some(task)) = (spec.labels.get(LABEL_RUN_DIR), spec.labels.get(LABEL_TASK)) {
+        // (Not the reach probe's: it belongs to no run.)
+        let run_dir = spec.labels.get(LABEL_RUN_DIR).filter(|d| !d.is_empty());
+        if let (Some(dir), Some(task)) = (run_dir, spec.labels.get(LABEL_TASK)) {
             let tokens = crate::workspace::RunDir::new(dir).swarm_tokens();
             // Without it the task's work dies with sandpen, as before: not a reason to stop it.
             if let Err(e) = keep_token(&tokens, &url, task) {

@@ -1,8 +1,10 @@
 //! What a task on a Swarm gets of the user's object store: not the store (its history's size
 //! per task, over the network) but one pack of what the checkout needs: every commit and tree
 //! its refs reach (so `git log`, `git diff BASE~3 --stat`, `git blame`'s walk and a bundle
-//! against the base work) and the blobs of its refs' trees alone (so `status`, `diff`,
-//! `commit` and `checkout` of those refs work). Older blobs are left out: the pack is marked a
+//! against the base work), the blobs of its refs' trees (so `status`, `diff`, `commit` and
+//! `checkout` of those refs work), and the blobs of the last `RECENT` commits up to
+//! `RECENT_BLOB` bytes each (so `git show`, `log -p` and `diff HEAD~3` work on what changed
+//! lately, large files aside). Older blobs are left out: the pack is marked a
 //! promisor pack and the checkout a partial clone of a remote that is nowhere, so git knows
 //! they are missing on purpose (`fsck`, `gc` and `repack` work) and a command that needs one
 //! fails at once, naming that remote, instead of reading garbage or hanging.
@@ -20,6 +22,10 @@ use std::sync::Mutex;
 /// The promisor remote the delivered checkout names: nothing answers there, and its name says
 /// why to whoever reads git's error.
 pub const REMOTE: &str = "sandpen-history-not-delivered";
+
+/// How many of the latest commits keep their small blobs, and how small.
+const RECENT: &str = "--max-count=20";
+const RECENT_BLOB: &str = "--filter=blob:limit=256k";
 
 /// The packs made for a run's tasks, by the refs they hold.
 pub struct Packs {
@@ -63,6 +69,9 @@ impl Packs {
         let mut args = vec!["rev-list", "--objects", "--filter=blob:none"];
         args.extend(tips.iter().map(String::as_str));
         let mut wanted = git(&args, None)?;
+        let mut args = vec!["rev-list", "--objects", RECENT, RECENT_BLOB];
+        args.extend(tips.iter().map(String::as_str));
+        wanted.extend(git(&args, None)?);
         for tip in &tips {
             let listed = git(&["ls-tree", "-r", tip], None)?;
             for line in String::from_utf8_lossy(&listed).lines() {
