@@ -212,11 +212,27 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
         "the tasks wait: {:?}",
         cluster.services()
     );
+    let run = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let logs = output(Command::new("docker").env("DOCKER_HOST", &manager).args([
+        "service",
+        "logs",
+        "--raw",
+        &format!("sandpen-{run}-short"),
+    ]));
+    let logs = format!("{}{}", stdout(&logs), stderr(&logs));
+    assert!(logs.contains("offering the work again"), "{logs}");
+    let kept = std::fs::read_to_string(&tokens).unwrap();
+    for line in kept.lines() {
+        let token = line.split(' ').next().unwrap().rsplit('/').next().unwrap();
+        assert!(
+            token.len() >= 32 && !logs.contains(token),
+            "no token in a log: {line}"
+        );
+    }
 
     let gc = output(sandpen().arg("gc").env("DOCKER_HOST", &manager).current_dir(dir));
     assert!(gc.status.success(), "{}\n{}", stdout(&gc), stderr(&gc));
     let said = stdout(&gc);
-    let run = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     for (task, file, text) in [
         ("short", "s.txt", "s\n"),
         ("short", "after.txt", "after\n"),

@@ -131,10 +131,7 @@ fn run_git(git_dir: &Path, store: &Path, args: &[&str], input: Option<&[u8]>) ->
     let out = child.wait_with_output()?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
-        let why = why
-            .lines()
-            .filter(|l| !l.contains("alternate object path"))
-            .last();
+        let why = why.lines().rfind(|l| !l.contains("alternate object path"));
         return Err(std::io::Error::other(format!(
             "git {}: {}",
             args[0],
