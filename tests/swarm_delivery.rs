@@ -142,6 +142,8 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     assert!(sent[0] < 3 * tree, "{} bytes for a tree of {tree}", sent[0]);
     let report = common::read_report(&tasks.report).unwrap_or_else(|e| panic!("{e}: {dump}"));
     let run = report["run_id"].as_str().unwrap().to_string();
+    let tokens = runs_dir(dir).join(&run).join("_sandpen/swarm-tokens");
+    assert!(!tokens.exists(), "a run that ended keeps no token");
     let show = |task: &str, file: &str| git(dir, &["show", &format!("sandpen/{task}/{run}:{file}")]);
     assert_eq!(
         show("looks", "log.txt"),
