@@ -1,7 +1,7 @@
 //! What a task on a Swarm gets of the user's object store: not the store (its history's size
 //! per task, over the network) but one pack of what the checkout needs: every commit and tree
-//! its refs reach (so `git log`, `git diff BASE~3 --stat`, `git blame`'s walk and a bundle
-//! against the base work), the blobs of its refs' trees (so `status`, `diff`, `commit` and
+//! its refs reach (so `git log`, `git log -- PATH`, `git diff --name-status OLD NEW` and a
+//! bundle against the base work), the blobs of its refs' trees (so `status`, `diff`, `commit` and
 //! `checkout` of those refs work), and the blobs of the last `RECENT` commits up to
 //! `RECENT_BLOB` bytes each (so `git show`, `log -p` and `diff HEAD~3` work on what changed
 //! lately, large files aside). Older blobs are left out: the pack is marked a
