@@ -8,8 +8,9 @@
 //!   what the checkout needs (`history.rs`), not the whole store. Its size is logged
 //!   (`delivered`, at info).
 //! - `PUT /v1/TOKEN/out`: a tar of the out directory after the collection ran in the task's
-//!   container. Taken once. Only plain regular files at its top, within a size bound, each
-//!   written anew without following links; the host then reads them as it reads what a local
+//!   container. Taken once (a sending refused or cut short may come again). Only plain
+//!   regular files at its top, within a size bound, each written anew without following
+//!   links; the host then reads them as it reads what a local
 //!   container collected in place (untrusted data: a task that forges them forges only its
 //!   own result, which it controls anyway).
 //! - `POST /v1/TOKEN/stats`: one reading of the container's cgroup (`sample.rs`), about once a
@@ -272,11 +273,16 @@ async fn out(
     };
     // Unpacked as it comes (a result bundle may be large), within the bound.
     let from = bounded(body, OUT_LIMIT);
-    match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
-        Ok(Ok(n)) => (StatusCode::OK, format!("{n} files\n")).into_response(),
+    let answer = match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
+        Ok(Ok(n)) => return (StatusCode::OK, format!("{n} files\n")).into_response(),
         Ok(Err(e)) => refuse(StatusCode::BAD_REQUEST, e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    // Not taken: a sending cut short (sandpen's or the node's network) may be offered again.
+    if let Some(slot) = slots.lock().unwrap().get_mut(&token) {
+        slot.returned = false;
     }
+    answer
 }
 
 /// A request body as a blocking reader (for a blocking thread) that fails once more than
@@ -431,6 +437,8 @@ mod tests {
                 .unwrap();
             client.request(req)
         };
+        assert_eq!(put(tar_of(&[("../x", b"x")])).await.unwrap().status(), 400);
+        assert!(!ex.returned(&url), "a refused result is not taken");
         assert_eq!(put(tar_of(&[("done", b"0\n")])).await.unwrap().status(), 200);
         assert!(ex.returned(&url));
         assert_eq!(std::fs::read_to_string(out.join("done")).unwrap(), "0\n");
