@@ -24,11 +24,11 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let swarm = SwarmEngine::new(engine.clone(), Placement::default()).await.ok();
     let (mut removed, mut kept) = (0, 0);
     let mut finished = Vec::new();
-    let local = collect_runs(&engine, args.dry_run, &mut finished).await?;
+    let local = collect_runs(&engine, args.dry_run, false, &mut finished).await?;
     removed += local.0;
     kept += local.1;
     if let Some(swarm) = &swarm {
-        let services = collect_runs(swarm, args.dry_run, &mut finished).await?;
+        let services = collect_runs(swarm, args.dry_run, true, &mut finished).await?;
         removed += services.0;
         kept += services.1;
     }
@@ -96,23 +96,42 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     Ok(exit::SUCCESS)
 }
 
+/// The label the Swarm puts on the containers of its services' tasks.
+const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.id";
+
 /// Removes the containers (or a Swarm's services) of runs whose sandpen is gone and finishes
-/// those runs; the containers removed and kept.
+/// those runs; the containers removed and kept. With `take_offered` (a Swarm's services), the
+/// run's exchange listens again meanwhile, to take the work its tasks still offer.
 async fn collect_runs<E: ContainerEngine>(
     engine: &E,
     dry_run: bool,
+    take_offered: bool,
     finished: &mut Vec<std::path::PathBuf>,
 ) -> anyhow::Result<(usize, usize)> {
-    let containers = engine.list(LABEL_OWNER, None).await?;
+    let mut containers = engine.list(LABEL_OWNER, None).await?;
+    // On a manager, a task's container of a Swarm service is listed among the engine's own:
+    // the Swarm's pass (`take_offered`) removes its service, which takes its work first.
+    if !take_offered {
+        containers.retain(|c| !c.labels.contains_key(SWARM_SERVICE_LABEL));
+    }
     let (mut removed, mut kept) = (0, 0);
     for run in gc::by_run(containers) {
         match gc::claim(&run) {
             Ok(_lease) => {
                 removed += run.containers.len();
+                let layout = run.run_dir.as_ref().map(RunDir::new);
+                // Removing a service stops its task, which then sends its work at once.
+                let exchange = match (&layout, take_offered && !dry_run) {
+                    (Some(layout), true) => crate::swarm::reopen(layout).await,
+                    _ => None,
+                };
                 let exits = remove_containers(engine, &run, dry_run).await?;
                 if let Some(dir) = &run.run_dir {
                     finish(engine, dir, &exits, dry_run).await;
                     finished.push(dir.clone());
+                }
+                if let (Some(layout), Some(_)) = (&layout, exchange) {
+                    let _ = std::fs::remove_file(layout.swarm_tokens());
                 }
             }
             Err(state) => {

@@ -7,7 +7,7 @@ use super::entry::{DISK_OVER, OOM_KILLS};
 use super::job::OUT_DIR;
 use super::{Delivery, EXCHANGE_ENV, SwarmEngine};
 use crate::engine::StatsStream;
-use crate::engine::spec::ContainerSpec;
+use crate::engine::spec::{ContainerSpec, LABEL_RUN_DIR, LABEL_TASK};
 
 /// Where the entry step is in a task's image (`swarm::image`).
 pub const ENTRY: &str = "/usr/local/bin/sandpen";
@@ -35,6 +35,15 @@ impl SwarmEngine {
                 out,
             })
             .map_err(|e| format!("registering its files: {e}"))?;
+        // (Not the reach probe's: it belongs to no run.)
+        let run_dir = spec.labels.get(LABEL_RUN_DIR).filter(|d| !d.is_empty());
+        if let (Some(dir), Some(task)) = (run_dir, spec.labels.get(LABEL_TASK)) {
+            let tokens = crate::workspace::RunDir::new(dir).swarm_tokens();
+            // Without it the task's work dies with sandpen, as before: not a reason to stop it.
+            if let Err(e) = keep_token(&tokens, &url, task) {
+                tracing::warn!(task = %spec.name, "keeping its token for `sandpen gc` in {}: {e}", tokens.display());
+            }
+        }
         let mut spec = spec.clone();
         // The URL holds the task's token: a secret, kept out of logs like the credentials.
         spec.secrets.push((EXCHANGE_ENV.to_string(), url.clone().into()));
@@ -104,4 +113,16 @@ impl SwarmEngine {
         })
         .boxed()
     }
+}
+
+/// Appends the task's URL (its token) to the run's list for `gc`, readable by its owner alone.
+fn keep_token(tokens: &std::path::Path, url: &str, task: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(tokens)?;
+    file.write_all(format!("{url} {task}\n").as_bytes())
 }

@@ -8,7 +8,8 @@
 //! collects within what is left of the grace. No watcher of sandpen's sees the node's disk, so
 //! the entry step watches the task's checkout and out directory itself (`disk_watch`, as the
 //! host does for a local task): past the limit it kills every process of the task at once,
-//! collects, and says so in the out directory (`DISK_OVER`).
+//! collects, and says so in the out directory (`DISK_OVER`). When sandpen is gone (killed), the
+//! work is offered again for a while, for `sandpen gc` to take (`offer_out`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,6 +45,10 @@ const SAMPLE_SEND_LIMIT: Duration = Duration::from_secs(2);
 const SEND_MARGIN: u64 = 3;
 /// The least the collection gets.
 const MIN_COLLECT: u64 = 3;
+/// How long the work is offered to an exchange that cannot be reached, and the longest wait
+/// between two offers.
+const OFFER_FOR: Duration = Duration::from_secs(15 * 60);
+const OFFER_EVERY_MAX: Duration = Duration::from_secs(5);
 
 /// What `sandpen entry` is told.
 #[derive(Debug, Clone)]
@@ -133,10 +138,52 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         let bytes = disk.peak_bytes.unwrap_or_default();
         let _ = std::fs::write(Path::new(OUT).join(DISK_OVER), format!("{bytes}\n"));
     }
-    if let Err(e) = send_out(&client, &url).await {
-        eprintln!("sandpen entry: sending the result back: {e:#}");
-    }
+    offer_out(&client, &url).await;
     Ok(code)
+}
+
+/// Sends the out directory back; while the exchange cannot be reached (sandpen died), offers
+/// it again, more and more seldom, for up to `OFFER_FOR`: `sandpen gc` listens again at the
+/// same address with the run's tokens and takes it. An answer of the exchange, whatever it
+/// is, ends the offer.
+async fn offer_out(client: &Http, url: &str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let until = Instant::now() + OFFER_FOR;
+    let mut wait = Duration::from_millis(500);
+    // A stop (gc removing the service) cuts a wait short: the exchange may be back.
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut said = false;
+    loop {
+        let Err(e) = send_out(client, url).await else {
+            return;
+        };
+        let unreachable = e
+            .chain()
+            .any(|c| c.downcast_ref::<hyper_util::client::legacy::Error>().is_some());
+        if !unreachable || Instant::now() >= until {
+            eprintln!("sandpen entry: sending the result back: {e:#}");
+            return;
+        }
+        if !std::mem::replace(&mut said, true) {
+            eprintln!(
+                "sandpen entry: the exchange at {} cannot be reached ({e:#}); offering the work \
+                 again for up to {} min, for `sandpen gc`",
+                host_of(url),
+                OFFER_FOR.as_secs() / 60
+            );
+        }
+        let stopped = async {
+            match term.as_mut() {
+                Some(t) => drop(t.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped => {}
+        }
+        wait = (wait * 2).min(OFFER_EVERY_MAX);
+    }
 }
 
 /// Waits for the command, passing SIGTERM, SIGINT and SIGHUP on to it, and killing every

@@ -3,11 +3,14 @@
 //! (`--advertise-addr`). Each task has a random token, which is its whole authority:
 //!
 //! - `GET /v1/TOKEN/files`: a tar of what its container would have had mounted: the checkout
-//!   at `workspace/`, every other mount at its target (the prompt, the agents, the borrowed
-//!   objects, the collection script and its out directory as sandpen prepared it).
+//!   at `workspace/`, every other mount at its target (the prompt, the agents, the collection
+//!   script and its out directory as sandpen prepared it), the borrowed objects as one pack of
+//!   what the checkout needs (`history.rs`), not the whole store. Its size is logged
+//!   (`delivered`, at info).
 //! - `PUT /v1/TOKEN/out`: a tar of the out directory after the collection ran in the task's
-//!   container. Taken once. Only plain regular files at its top, within a size bound, each
-//!   written anew without following links; the host then reads them as it reads what a local
+//!   container. Taken once (a sending refused or cut short may come again). Only plain
+//!   regular files at its top, within a size bound, each written anew without following
+//!   links; the host then reads them as it reads what a local
 //!   container collected in place (untrusted data: a task that forges them forges only its
 //!   own result, which it controls anyway).
 //! - `POST /v1/TOKEN/stats`: one reading of the container's cgroup (`sample.rs`), about once a
@@ -16,7 +19,7 @@
 //! The checkout read here is sandpen's own fresh one: a task on a Swarm never touches it.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,6 +33,8 @@ use axum::routing::{get, post, put};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
+use super::files_tar::{Counted, pack};
+use super::history::Packs;
 use super::sample::Reading;
 use crate::engine::spec::BindMount;
 
@@ -66,6 +71,13 @@ struct Slot {
 
 type Slots = Arc<Mutex<HashMap<String, Slot>>>;
 
+/// What the handlers share: the tasks, and the history packs made for them.
+#[derive(Clone)]
+struct Shared {
+    slots: Slots,
+    packs: Option<Arc<Packs>>,
+}
+
 /// The run's exchange; dropped, it stops serving.
 pub struct Exchange {
     addr: SocketAddr,
@@ -85,6 +97,18 @@ impl Exchange {
         let listener = tokio::net::TcpListener::bind(advertise).await?;
         let addr = listener.local_addr()?;
         let slots: Slots = Default::default();
+        // Without a place for packs, the whole borrowed store goes, as it did before.
+        let packs = match Packs::new_in(&std::env::temp_dir()) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!("no place to pack tasks' history ({e}): each task gets the whole store");
+                None
+            }
+        };
+        let shared = Shared {
+            slots: slots.clone(),
+            packs,
+        };
         let app = Router::new()
             .route("/v1/{token}/files", get(files))
             .route(
@@ -95,7 +119,7 @@ impl Exchange {
                 "/v1/{token}/stats",
                 post(stats).layer(DefaultBodyLimit::max(READING_LIMIT)),
             )
-            .with_state(slots.clone());
+            .with_state(shared);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -119,6 +143,19 @@ impl Exchange {
         };
         self.slots.lock().unwrap().insert(token.clone(), slot);
         Ok(format!("http://{}/v1/{token}", self.addr))
+    }
+
+    /// Serves a task under the token of `url`, one a dead run's exchange made (`reopen.rs`).
+    pub fn adopt(&self, url: &str, delivery: Delivery) {
+        let (readings, follower) = mpsc::channel(READINGS_KEPT);
+        let slot = Slot {
+            delivery: Some(delivery),
+            fetched: false,
+            returned: false,
+            readings,
+            follower: Some(follower),
+        };
+        self.slots.lock().unwrap().insert(token_of(url).to_string(), slot);
     }
 
     /// Ends a task's token: nothing more is served to it or taken from it.
@@ -169,9 +206,9 @@ fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
     (status, why.into()).into_response()
 }
 
-async fn files(State(slots): State<Slots>, UrlPath(token): UrlPath<String>) -> Response {
+async fn files(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
     let delivery = {
-        let mut slots = slots.lock().unwrap();
+        let mut slots = shared.slots.lock().unwrap();
         match slots.get_mut(&token) {
             Some(slot) => {
                 slot.fetched = true;
@@ -185,35 +222,22 @@ async fn files(State(slots): State<Slots>, UrlPath(token): UrlPath<String>) -> R
     };
     // Streamed as it is packed: a checkout of gigabytes never sits in sandpen's memory. A
     // failure cuts the stream short, and the entry step's unpacking says so.
+    let packs = shared.packs.clone();
     let (sent, _) = super::pipe::packed(move |into| {
-        if let Err(e) = pack(&delivery, into) {
-            tracing::warn!(task = %delivery.task, "sending the task's files: {e}");
+        let mut counted = Counted { into, bytes: 0 };
+        match pack(&delivery, packs.as_deref(), &mut counted) {
+            Ok(_) => tracing::info!(task = %delivery.task, bytes = counted.bytes, "delivered"),
+            Err(e) => tracing::warn!(task = %delivery.task, "sending the task's files: {e}"),
         }
     });
     Response::new(Body::from_stream(sent))
 }
 
-/// The tar the entry step unpacks at `/`, written into `into`.
-fn pack<W: Write>(d: &Delivery, into: W) -> std::io::Result<W> {
-    let mut tar = tar::Builder::new(into);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Complete);
-    let workdir = crate::engine::spec::WORKDIR.trim_start_matches('/');
-    tar.append_dir_all(workdir, &d.workspace)?;
-    for m in &d.mounts {
-        let target = m.target.trim_start_matches('/');
-        if m.source.is_dir() {
-            tar.append_dir_all(target, &m.source)?;
-        } else {
-            tar.append_path_with_name(&m.source, target)?;
-        }
-    }
-    let mut into = tar.into_inner()?;
-    into.flush()?;
-    Ok(into)
-}
-
-async fn stats(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Bytes) -> Response {
+async fn stats(
+    State(Shared { slots, .. }): State<Shared>,
+    UrlPath(token): UrlPath<String>,
+    body: Bytes,
+) -> Response {
     let Some(readings) = slots.lock().unwrap().get(&token).map(|s| s.readings.clone()) else {
         return refuse(StatusCode::NOT_FOUND, "no such task");
     };
@@ -226,7 +250,11 @@ async fn stats(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: Body) -> Response {
+async fn out(
+    State(Shared { slots, .. }): State<Shared>,
+    UrlPath(token): UrlPath<String>,
+    body: Body,
+) -> Response {
     let dir = {
         let mut slots = slots.lock().unwrap();
         match slots.get_mut(&token) {
@@ -245,11 +273,16 @@ async fn out(State(slots): State<Slots>, UrlPath(token): UrlPath<String>, body: 
     };
     // Unpacked as it comes (a result bundle may be large), within the bound.
     let from = bounded(body, OUT_LIMIT);
-    match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
-        Ok(Ok(n)) => (StatusCode::OK, format!("{n} files\n")).into_response(),
+    let answer = match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
+        Ok(Ok(n)) => return (StatusCode::OK, format!("{n} files\n")).into_response(),
         Ok(Err(e)) => refuse(StatusCode::BAD_REQUEST, e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    // Not taken: a sending cut short (sandpen's or the node's network) may be offered again.
+    if let Some(slot) = slots.lock().unwrap().get_mut(&token) {
+        slot.returned = false;
     }
+    answer
 }
 
 /// A request body as a blocking reader (for a blocking thread) that fails once more than
@@ -404,6 +437,8 @@ mod tests {
                 .unwrap();
             client.request(req)
         };
+        assert_eq!(put(tar_of(&[("../x", b"x")])).await.unwrap().status(), 400);
+        assert!(!ex.returned(&url), "a refused result is not taken");
         assert_eq!(put(tar_of(&[("done", b"0\n")])).await.unwrap().status(), 200);
         assert!(ex.returned(&url));
         assert_eq!(std::fs::read_to_string(out.join("done")).unwrap(), "0\n");

@@ -9,12 +9,15 @@
 mod delivered;
 mod entry;
 mod exchange;
+mod files_tar;
+mod history;
 mod image;
 mod job;
 mod lifecycle;
 mod pipe;
 mod reach;
 mod registry;
+mod reopen;
 mod sample;
 
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
@@ -23,6 +26,7 @@ pub use image::with_entry;
 pub use job::{JobError, Placement, deliverable, service_spec};
 pub use reach::{ReachError, check as check_reach};
 pub use registry::{RegistryError, check_address, publish};
+pub use reopen::reopen;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

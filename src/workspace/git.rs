@@ -10,7 +10,7 @@ use tokio::process::Command;
 use super::WorkspaceError;
 
 /// Config that neutralises what a task could have planted in its checkout's git metadata.
-const SAFE_CONFIG: [&str; 10] = [
+pub(crate) const SAFE_CONFIG: [&str; 10] = [
     "-c",
     "core.hooksPath=/dev/null",
     "-c",

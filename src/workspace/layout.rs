@@ -106,6 +106,12 @@ impl RunDir {
         self.internal().join("out").join(task)
     }
 
+    /// Each task's exchange URL on a Swarm (`<url> <task>` lines; mode 0600, for a URL holds
+    /// the task's token), so that `gc` can take the work a task sends after sandpen died.
+    pub fn swarm_tokens(&self) -> PathBuf {
+        self.internal().join("swarm-tokens")
+    }
+
     /// The collection script, mounted read-only into task containers that collect in place.
     pub fn collect_script(&self) -> PathBuf {
         self.internal().join("collect.sh")

@@ -4,6 +4,7 @@
 
 mod checkout;
 mod git;
+pub(crate) use git::SAFE_CONFIG as SAFE_GIT_CONFIG;
 mod home;
 mod index_stat;
 mod inert;

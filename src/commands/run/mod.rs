@@ -355,7 +355,14 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
     let display = tokio::task::spawn_blocking(move || report::consume(rx, consumers));
 
     let report = match p.swarm {
-        Some(on) => runner::execute(on.engine, p.plan, cfg, events, stop.clone()).await,
+        Some(on) => {
+            let report = runner::execute(on.engine, p.plan, cfg, events, stop.clone()).await;
+            // Every task's work came back or never will: the tokens `gc` would need go.
+            if report.complete {
+                let _ = std::fs::remove_file(layout.swarm_tokens());
+            }
+            report
+        }
         None => runner::execute(p.engine.clone(), p.plan, cfg, events, stop.clone()).await,
     };
     signals.abort();
