@@ -8,7 +8,7 @@ use crate::atomic_file::write_atomically;
 use crate::collect::{self, Job};
 use crate::engine::ContainerEngine;
 use crate::engine::spec::Owner;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestTask};
 use crate::runner::events::now_rfc3339;
 use crate::runner::{RunReport, TaskResult, TaskStatus};
 use crate::workspace::{Repo, RunDir};
@@ -63,62 +63,24 @@ pub async fn finish_run<E: ContainerEngine>(
             result.status = TaskStatus::Cancelled;
             result.message = Some("sandpen ended before the task started".into());
         } else {
-            // The task's own base: its dependencies' results, perhaps, not the run's.
-            let base = collect::recorded_base(layout, &task.id).unwrap_or_else(|| manifest.base.clone());
-            result.base_commit = Some(base.clone());
-            let job = Job {
+            let dead = DeadRun {
                 repo: &repo,
-                run: layout,
+                layout,
                 owner: &owner,
-                task: &task.id,
-                base: &base,
-                image: &manifest.image,
-                user: manifest.user,
-                handed: true,
-                limits: task.limits,
-                runtime: task.runtime.as_deref(),
-                salvage: task.salvage,
-                // gc may have removed the container while it ran: the sandbox collects.
-                ended_by_itself: false,
+                manifest: &manifest,
             };
-            let ended = match exit_codes.get(&task.id) {
-                Some(124) => " (its container stopped itself at its deadline)".to_string(),
-                Some(c) => format!(" (its container exited with code {c})"),
-                None => String::new(),
-            };
-            result.status = TaskStatus::Error;
-            match collect::collect(engine, &job).await {
-                Ok(c) => {
-                    result.message = Some(match result.message.take() {
-                        Some(m) => format!("{m}; `sandpen gc` brought its work back{ended}"),
-                        None => format!(
-                            "sandpen ended while the task ran{ended}; `sandpen gc` brought its work back"
-                        ),
-                    });
-                    result.set_collected(c);
-                    result.changes = repo.report_changes(&base, result.head_commit.as_deref()).await;
-                }
-                Err(e) => {
-                    result.message = Some(format!(
-                        "sandpen ended while the task ran{ended}; bringing its work back failed: {e}; the checkout is kept"
-                    ));
-                }
-            }
+            bring_back(
+                engine,
+                &dead,
+                task,
+                &mut result,
+                exit_codes.get(&task.id).copied(),
+            )
+            .await;
         }
         result.stderr_tail = crate::task_log::tail::failure_tail(&result.stderr_log, &result.log);
         let result = crate::runner::attempts::completed(result, &saved);
-        lines.push(format!(
-            "task {}: {}{}",
-            task.id,
-            result
-                .branch
-                .as_deref()
-                .map_or("no new commits".to_string(), |b| format!("branch {b}")),
-            result
-                .message
-                .as_deref()
-                .map_or(String::new(), |m| format!(" ({m})")),
-        ));
+        lines.push(line_of(&result));
         report.tasks.push(result);
     }
     // In the manifest's order, as a live run writes them.
@@ -137,4 +99,80 @@ pub async fn finish_run<E: ContainerEngine>(
     let json = serde_json::to_vec_pretty(&report)?;
     write_atomically(&layout.report(), &json)?;
     Ok(lines)
+}
+
+/// What a dead run's tasks share.
+struct DeadRun<'a> {
+    repo: &'a Repo,
+    layout: &'a RunDir,
+    owner: &'a Owner,
+    manifest: &'a Manifest,
+}
+
+/// Collects the work of a task that has a checkout (in the sandbox, as a live run does) into
+/// its result, which ends `error` either way: its sandpen did not finish it.
+async fn bring_back<E: ContainerEngine>(
+    engine: &E,
+    dead: &DeadRun<'_>,
+    task: &ManifestTask,
+    result: &mut TaskResult,
+    exit_code: Option<i64>,
+) {
+    // The task's own base: its dependencies' results, perhaps, not the run's.
+    let base = collect::recorded_base(dead.layout, &task.id).unwrap_or_else(|| dead.manifest.base.clone());
+    result.base_commit = Some(base.clone());
+    let job = Job {
+        repo: dead.repo,
+        run: dead.layout,
+        owner: dead.owner,
+        task: &task.id,
+        base: &base,
+        image: &dead.manifest.image,
+        user: dead.manifest.user,
+        handed: true,
+        limits: task.limits,
+        runtime: task.runtime.as_deref(),
+        salvage: task.salvage,
+        // gc may have removed the container while it ran: the sandbox collects.
+        ended_by_itself: false,
+    };
+    let ended = match exit_code {
+        Some(124) => " (its container stopped itself at its deadline)".to_string(),
+        Some(c) => format!(" (its container exited with code {c})"),
+        None => String::new(),
+    };
+    result.status = TaskStatus::Error;
+    match collect::collect(engine, &job).await {
+        Ok(c) => {
+            result.message = Some(match result.message.take() {
+                Some(m) => format!("{m}; `sandpen gc` brought its work back{ended}"),
+                None => {
+                    format!("sandpen ended while the task ran{ended}; `sandpen gc` brought its work back")
+                }
+            });
+            result.set_collected(c);
+            result.changes = dead
+                .repo
+                .report_changes(&base, result.head_commit.as_deref())
+                .await;
+        }
+        Err(e) => {
+            result.message = Some(format!(
+                "sandpen ended while the task ran{ended}; bringing its work back failed: {e}; the checkout is kept"
+            ));
+        }
+    }
+}
+
+/// "task ID: branch B (message)", for gc's output.
+fn line_of(result: &TaskResult) -> String {
+    let branch = result
+        .branch
+        .as_deref()
+        .map_or("no new commits".to_string(), |b| format!("branch {b}"));
+    let message = result
+        .message
+        .as_deref()
+        .map_or(String::new(), |m| format!(" ({m})"));
+    format!("task {}: {branch}{message}", result.id)
 }
