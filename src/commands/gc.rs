@@ -24,11 +24,18 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let swarm = SwarmEngine::new(engine.clone(), Placement::default()).await.ok();
     let (mut removed, mut kept) = (0, 0);
     let mut finished = Vec::new();
-    let local = collect_runs(&engine, args.dry_run, &mut finished).await?;
+    let local = collect_runs(&engine, args.dry_run, &mut finished, &mut Vec::new()).await?;
     removed += local.0;
     kept += local.1;
     if let Some(swarm) = &swarm {
-        let services = collect_runs(swarm, args.dry_run, &mut finished).await?;
+        let mut dead = Vec::new();
+        let services = collect_runs(swarm, args.dry_run, &mut finished, &mut dead).await?;
+        // Their gateways' secrets and overlays (the services went with the rest).
+        for run_id in dead.iter().filter(|_| !args.dry_run) {
+            for left in swarm.sweep_gateways(run_id).await {
+                eprintln!("warning: {left}");
+            }
+        }
         removed += services.0;
         kept += services.1;
     }
@@ -102,6 +109,7 @@ async fn collect_runs<E: ContainerEngine>(
     engine: &E,
     dry_run: bool,
     finished: &mut Vec<std::path::PathBuf>,
+    dead: &mut Vec<String>,
 ) -> anyhow::Result<(usize, usize)> {
     let containers = engine.list(LABEL_OWNER, None).await?;
     let (mut removed, mut kept) = (0, 0);
@@ -109,6 +117,7 @@ async fn collect_runs<E: ContainerEngine>(
         match gc::claim(&run) {
             Ok(_lease) => {
                 removed += run.containers.len();
+                dead.push(run.run_id.clone());
                 let exits = remove_containers(engine, &run, dry_run).await?;
                 if let Some(dir) = &run.run_dir {
                     finish(engine, dir, &exits, dry_run).await;

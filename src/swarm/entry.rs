@@ -27,6 +27,8 @@ use crate::engine::spec::WORKDIR;
 
 /// The variable that names the task's exchange URL (kept from the command's environment).
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
+/// Set on a task behind its gateway (gateway mode on a Swarm): the gateway's `HOST:PORT`.
+pub const GATEWAY_ENV: &str = "SANDPEN_GATEWAY";
 /// The variable the collection line reads its time budget from, in seconds.
 pub const LEFT_ENV: &str = "left";
 /// The out directory, sent back once the collection ran.
@@ -92,6 +94,7 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     ));
     let mut child = tokio::process::Command::new(program)
         .args(rest)
+        .envs(gateway_settings())
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
@@ -137,6 +140,17 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         eprintln!("sandpen entry: sending the result back: {e:#}");
     }
     Ok(code)
+}
+
+/// Behind a gateway: what a local task's gate sets (`gateway::gate`), naming the gateway.
+fn gateway_settings() -> Vec<(String, String)> {
+    match (
+        std::env::var(GATEWAY_ENV),
+        std::env::var(crate::gateway::gate::TOKEN),
+    ) {
+        (Ok(gw), Ok(token)) => crate::gateway::gate::settings(&gw, &token),
+        _ => Vec::new(),
+    }
 }
 
 /// Waits for the command, passing SIGTERM, SIGINT and SIGHUP on to it, and killing every

@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    Mount, MountType, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
+    Mount, MountType, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
 };
 use secrecy::ExposeSecret;
 
+use crate::engine::NetworkMode;
 use crate::engine::hardening;
 use crate::engine::spec::{ContainerSpec, WORKDIR};
 
@@ -123,6 +124,14 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
             constraints: (!placement.constraints.is_empty()).then(|| placement.constraints.clone()),
             ..Default::default()
         }),
+        // Gateway mode (no network of its own): the task's internal overlay alone, where its
+        // gateway is its one way out (`swarm::gateway`). Else its node's bridge.
+        networks: (spec.network == NetworkMode::None).then(|| {
+            vec![NetworkAttachmentConfig {
+                target: Some(super::parts::Names::of_service(&spec.name).network),
+                ..Default::default()
+            }]
+        }),
         // The service's log stream is how output comes back: the nodes keep it in json-file.
         log_driver: Some(TaskSpecLogDriver {
             name: Some("json-file".into()),
@@ -215,6 +224,18 @@ mod tests {
             task.placement.unwrap().constraints.unwrap(),
             ["node.role==worker"]
         );
+    }
+
+    #[test]
+    fn in_gateway_mode_a_task_is_on_its_internal_overlay_alone() {
+        let s = service_spec(&spec(), &placement()).unwrap();
+        assert!(s.task_template.unwrap().networks.is_none(), "bridge: its node's");
+        let mut gated = spec();
+        gated.network = NetworkMode::None;
+        let s = service_spec(&gated, &placement()).unwrap();
+        let nets = s.task_template.unwrap().networks.unwrap();
+        let targets: Vec<_> = nets.iter().map(|n| n.target.clone().unwrap()).collect();
+        assert_eq!(targets, ["sandpen-r-t-net"]);
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl SwarmEngine {
 
     /// Removes the service, once its task is known: a removed service's task is found only
     /// by its own id.
-    async fn create_service(
+    pub(super) async fn create_service(
         &self,
         service: bollard::models::ServiceSpec,
         context: &str,
@@ -196,12 +196,19 @@ impl ContainerEngine for SwarmEngine {
             context: context.clone(),
             reason,
         };
-        let (spec, url) = self.delivered(spec).map_err(refused)?;
+        let (mut spec, url) = self.delivered(spec).map_err(refused)?;
+        let behind_gateway = spec.network == crate::engine::NetworkMode::None;
+        if behind_gateway {
+            super::gateway::behind(&mut spec);
+        }
         let service = service_spec(&spec, &self.placement).map_err(|e| refused(e.to_string()));
         let created = match service {
             Ok(service) => self.create_service(service, &context).await,
             Err(e) => Err(e),
         };
+        if let (Ok(id), true) = (&created, behind_gateway) {
+            self.gated.lock().unwrap().insert(id.clone(), spec.name.clone());
+        }
         match (&created, url) {
             (Ok(id), Some(url)) => {
                 self.urls.lock().unwrap().insert(id.clone(), url);
@@ -349,6 +356,13 @@ impl ContainerEngine for SwarmEngine {
         EngineError::limited(&context, CALL_TIMEOUT, self.until_down(id)).await?;
         if let Some(url) = self.urls.lock().unwrap().remove(id) {
             self.forget(&url);
+        }
+        // Its gateway's parts, whatever the gateway's release left (its overlay, which this
+        // service held until now).
+        let gated = self.gated.lock().unwrap().remove(id);
+        if let Some(name) = gated {
+            let names = super::parts::Names::of_service(&name);
+            super::parts::remove_all(&self.engine, &names).await;
         }
         Ok(())
     }

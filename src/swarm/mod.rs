@@ -9,9 +9,11 @@
 mod delivered;
 mod entry;
 mod exchange;
+mod gateway;
 mod image;
 mod job;
 mod lifecycle;
+mod parts;
 mod pipe;
 mod reach;
 mod registry;
@@ -19,6 +21,7 @@ mod sample;
 
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
 pub use exchange::{Delivery, Exchange};
+pub use gateway::SwarmGateway;
 pub use image::with_entry;
 pub use job::{JobError, Placement, deliverable, service_spec};
 pub use reach::{ReachError, check as check_reach};
@@ -38,6 +41,9 @@ pub struct SwarmEngine {
     /// Where tasks' files are served and their work received; each service's URL there.
     exchange: Option<Arc<Exchange>>,
     urls: Arc<Mutex<HashMap<String, String>>>,
+    /// Services of tasks behind a gateway (gateway mode), by id: their names, whose gateway
+    /// parts go when they do.
+    gated: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// Why an engine cannot run sandpen's tasks as services.
@@ -128,6 +134,7 @@ impl SwarmEngine {
             tasks: Default::default(),
             exchange: None,
             urls: Default::default(),
+            gated: Default::default(),
         })
     }
 
@@ -178,6 +185,12 @@ impl SwarmEngine {
             (Some(exchange), Some(url)) => exchange.fetched(&url),
             _ => false,
         }
+    }
+
+    /// Removes what is left of run `run_id`'s gateways (services, secrets, overlays); what
+    /// could not be removed, said.
+    pub async fn sweep_gateways(&self, run_id: &str) -> Vec<String> {
+        parts::sweep(&self.engine, run_id).await
     }
 
     /// Where the exchange serves, for messages.

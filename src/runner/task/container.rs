@@ -148,9 +148,10 @@ async fn watch_running<E: ContainerEngine>(
     };
     // Attached before start: output is read from the container's first byte.
     let attaching = async {
+        let gated = ctx.cfg.gateway.as_ref().is_some_and(|g| g.gw.gated());
         match &ctx.admission {
-            Some(_) => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
-            None => ctx.engine.attach(id).await.map(|o| (o, None)),
+            Some(_) if gated => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
+            _ => ctx.engine.attach(id).await.map(|o| (o, None)),
         }
     };
     let (attached, input) = match attaching.await {
