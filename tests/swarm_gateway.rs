@@ -93,7 +93,7 @@ async fn in_the_default_mode_a_task_on_the_swarm_has_no_key_and_no_way_out_but_i
         eprintln!("skipped: set SANDPEN_TEST_SWARM=1 (as root, with docker-registry installed)");
         return;
     }
-    let cluster = tokio::task::spawn_blocking(|| Swarm::start(1, 3)).await.unwrap();
+    let cluster = tokio::task::spawn_blocking(|| Swarm::start(1, 7)).await.unwrap();
     let manager = cluster.manager().to_string();
     let probe = {
         let manager = manager.clone();

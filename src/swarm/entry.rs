@@ -29,6 +29,8 @@ use crate::engine::spec::WORKDIR;
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
 /// Set on a task behind its gateway (gateway mode on a Swarm): the gateway's `HOST:PORT`.
 pub const GATEWAY_ENV: &str = "SANDPEN_GATEWAY";
+/// How long the entry step waits for its gateway to take a connection.
+const GATEWAY_WAIT: Duration = Duration::from_secs(30);
 /// The variable the collection line reads its time budget from, in seconds.
 pub const LEFT_ENV: &str = "left";
 /// The out directory, sent back once the collection ran.
@@ -76,6 +78,7 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     // From the container's start: the first reading, of a cgroup that has hardly run, is the
     // baseline of the CPU figures (the runner counts the first one against its own clock).
     let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
+    until_gateway_answers().await;
     fetch(&client, &url).await?;
 
     let (program, rest) = args
@@ -140,6 +143,18 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         eprintln!("sandpen entry: sending the result back: {e:#}");
     }
     Ok(code)
+}
+
+/// Behind a gateway, until its name resolves and it takes a connection (its address reaches
+/// the task's node through the overlay's gossip, a moment after it serves), within a limit.
+async fn until_gateway_answers() {
+    let Ok(gw) = std::env::var(GATEWAY_ENV) else {
+        return;
+    };
+    let until = Instant::now() + GATEWAY_WAIT;
+    while tokio::net::TcpStream::connect(&gw).await.is_err() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Behind a gateway: what a local task's gate sets (`gateway::gate`), naming the gateway.

@@ -197,7 +197,9 @@ impl SwarmGateway {
                     };
                     match &report {
                         Report::Ready { .. } => {
-                            tx.take().map(|t| t.send(()));
+                            if let Some(tx) = tx.take() {
+                                let _ = tx.send(());
+                            }
                             continue;
                         }
                         Report::Admitted { .. } | Report::Released { .. } => continue,

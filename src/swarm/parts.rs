@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::models::{
-    NetworkAttachmentConfig, NetworkCreateRequest, SecretSpec, ServiceSpec, ServiceSpecMode,
+    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest, SecretSpec, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
     TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
@@ -182,6 +182,12 @@ pub fn gateway_service(
         name: Some(names.service.clone()),
         labels: Some(labels.clone()),
         task_template: Some(task),
+        // Its name resolves to its container's address on the overlay: no virtual address,
+        // no load balancer between a task and its one gateway.
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ..Default::default()
+        }),
         mode: Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
             ..Default::default()
