@@ -9,10 +9,10 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::swarm::{self, Swarm};
-use common::{output, sandpen, stderr, stdout};
+use common::{output, sandpen, stderr, stdout, wait_for};
 use sandpen::model_server::{ModelServer, Script, Turn};
 
 /// The host's key: it must reach the model server, and no task's container.
@@ -210,4 +210,67 @@ async fn in_the_default_mode_a_task_on_the_swarm_has_no_key_and_no_way_out_but_i
     // Nothing left on the Swarm: services, secrets, overlays.
     assert_eq!(leftovers(&manager), Vec::<String>::new(), "left on the Swarm");
     cluster.assert_clean("after the run");
+    tokio::task::spawn_blocking(move || interrupted_and_killed_runs_leave_nothing(&cluster, repo.path()))
+        .await
+        .unwrap();
+}
+
+/// Ctrl-C while a task runs behind its gateway: the task's service and its gateway's, the
+/// secret and the overlays go. SIGKILL leaves them; `sandpen gc` at the manager removes them.
+fn interrupted_and_killed_runs_leave_nothing(cluster: &Swarm, repo: &std::path::Path) {
+    let manager = cluster.manager();
+    let long = "[[task]]\nid = \"long\"\nprompt_text = 'sleep 300'\n";
+    let extra = [
+        "--backend",
+        "swarm",
+        "--registry",
+        &cluster.registry,
+        "--advertise-addr",
+        &cluster.host_addr,
+        "--memory",
+        "64m",
+    ];
+    let env = [("DOCKER_HOST", manager), ("ANTHROPIC_API_KEY", KEY)];
+    let running = || {
+        wait_for(Duration::from_secs(120), || {
+            let service = cluster.services().into_iter().find(|s| s.ends_with("-long"))?;
+            let o = output(
+                std::process::Command::new("docker")
+                    .env("DOCKER_HOST", manager)
+                    .args(["service", "ps", "--format", "{{.CurrentState}}", &service]),
+            );
+            stdout(&o).starts_with("Running").then_some(())
+        })
+    };
+    let mut bg = common::spawn_run_with(repo, long, &extra, &env);
+    assert!(running().is_some(), "the task never ran: {}", bg.stderr());
+    assert!(
+        cluster.services().iter().any(|s| s.ends_with("-long-gw")),
+        "its gateway runs beside it: {:?}",
+        cluster.services()
+    );
+    bg.signal("INT");
+    let status = bg
+        .wait_exit(Duration::from_secs(90))
+        .expect("sandpen ends after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", bg.stderr());
+    assert_eq!(leftovers(manager), Vec::<String>::new(), "left after Ctrl-C");
+
+    let mut bg = common::spawn_run_with(repo, long, &extra, &env);
+    assert!(running().is_some(), "the task never ran: {}", bg.stderr());
+    bg.signal("KILL");
+    bg.wait_exit(Duration::from_secs(10)).expect("killed");
+    assert!(
+        !leftovers(manager).is_empty(),
+        "the dead run's services are still there"
+    );
+    let gc = output(sandpen().env("DOCKER_HOST", manager).current_dir(repo).arg("gc"));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_eq!(
+        leftovers(manager),
+        Vec::<String>::new(),
+        "left after gc: {}",
+        stdout(&gc)
+    );
+    cluster.assert_clean("after gc");
 }
