@@ -95,9 +95,11 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         over.clone(),
         watched.clone(),
     ));
+    let secrets = task_secrets();
     let mut child = tokio::process::Command::new(program)
         .args(rest)
-        .envs(gateway_settings())
+        .envs(&secrets)
+        .envs(gateway_settings(&secrets))
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
@@ -157,13 +159,23 @@ async fn until_gateway_answers() {
     }
 }
 
+/// The task's credentials or token, from its service's secret (`job::SECRETS_FILE`): for its
+/// command's environment, as a local container has them. None without a secret.
+fn task_secrets() -> std::collections::HashMap<String, String> {
+    let file = Path::new("/run/secrets").join(super::job::SECRETS_FILE);
+    std::fs::read(file)
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or_default()
+}
+
 /// Behind a gateway: what a local task's gate sets (`gateway::gate`), naming the gateway.
-fn gateway_settings() -> Vec<(String, String)> {
+fn gateway_settings(secrets: &std::collections::HashMap<String, String>) -> Vec<(String, String)> {
     match (
         std::env::var(GATEWAY_ENV),
-        std::env::var(crate::gateway::gate::TOKEN),
+        secrets.get(crate::gateway::gate::TOKEN),
     ) {
-        (Ok(gw), Ok(token)) => crate::gateway::gate::settings(&gw, &token),
+        (Ok(gw), Some(token)) => crate::gateway::gate::settings(&gw, token),
         _ => Vec::new(),
     }
 }

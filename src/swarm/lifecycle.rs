@@ -11,7 +11,7 @@ use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::{SwarmEngine, service_spec};
+use super::{SwarmEngine, job, parts, service_spec};
 use crate::engine::containers::output_stream;
 use crate::engine::error::is_not_found;
 use crate::engine::spec::ContainerSpec;
@@ -201,13 +201,28 @@ impl ContainerEngine for SwarmEngine {
         if behind_gateway {
             super::gateway::behind(&mut spec);
         }
-        let service = service_spec(&spec, &self.placement).map_err(|e| refused(e.to_string()));
+        let secret = match job::secrets_data(&spec) {
+            Some(data) => {
+                let name = job::secret_name(&spec.name);
+                let made = parts::make_secret(&self.engine, &name, &data, &spec.labels).await;
+                Some(made)
+            }
+            None => None,
+        }
+        .transpose();
+        let service = secret.and_then(|secret| {
+            service_spec(&spec, &self.placement, secret.as_deref()).map_err(|e| refused(e.to_string()))
+        });
         let created = match service {
             Ok(service) => self.create_service(service, &context).await,
             Err(e) => Err(e),
         };
-        if let (Ok(id), true) = (&created, behind_gateway) {
-            self.gated.lock().unwrap().insert(id.clone(), spec.name.clone());
+        match &created {
+            Ok(id) => {
+                let made = (spec.name.clone(), behind_gateway);
+                self.made.lock().unwrap().insert(id.clone(), made);
+            }
+            Err(_) => parts::remove_secret(&self.engine, &job::secret_name(&spec.name)).await,
         }
         match (&created, url) {
             (Ok(id), Some(url)) => {
@@ -357,12 +372,14 @@ impl ContainerEngine for SwarmEngine {
         if let Some(url) = self.urls.lock().unwrap().remove(id) {
             self.forget(&url);
         }
-        // Its gateway's parts, whatever the gateway's release left (its overlay, which this
-        // service held until now).
-        let gated = self.gated.lock().unwrap().remove(id);
-        if let Some(name) = gated {
-            let names = super::parts::Names::of_service(&name);
-            super::parts::remove_all(&self.engine, &names).await;
+        // Its secret, and its gateway's parts, whatever the gateway's release left (its
+        // overlay, which this service held until now).
+        let made = self.made.lock().unwrap().remove(id);
+        if let Some((name, behind_gateway)) = made {
+            parts::remove_secret(&self.engine, &job::secret_name(&name)).await;
+            if behind_gateway {
+                parts::remove_all(&self.engine, &parts::Names::of_service(&name)).await;
+            }
         }
         Ok(())
     }

@@ -41,9 +41,9 @@ pub struct SwarmEngine {
     /// Where tasks' files are served and their work received; each service's URL there.
     exchange: Option<Arc<Exchange>>,
     urls: Arc<Mutex<HashMap<String, String>>>,
-    /// Services of tasks behind a gateway (gateway mode), by id: their names, whose gateway
-    /// parts go when they do.
-    gated: Arc<Mutex<HashMap<String, String>>>,
+    /// The services sandpen made, by id: their names and whether they are behind a gateway
+    /// (gateway mode); their secrets and gateway parts go when they do.
+    made: Arc<Mutex<HashMap<String, (String, bool)>>>,
 }
 
 /// Why an engine cannot run sandpen's tasks as services.
@@ -134,7 +134,7 @@ impl SwarmEngine {
             tasks: Default::default(),
             exchange: None,
             urls: Default::default(),
-            gated: Default::default(),
+            made: Default::default(),
         })
     }
 

@@ -244,8 +244,8 @@ pub async fn remove_all(engine: &Engine, names: &Names) {
     }
 }
 
-/// Everything of the run's gateways left on the Swarm (services, secrets, overlays), removed;
-/// what could not be, said.
+/// Everything of the run's gateways left on the Swarm (services, secrets, overlays) and its
+/// tasks' secrets, removed; what could not be, said.
 pub async fn sweep(engine: &Engine, run_id: &str) -> Vec<String> {
     let labels = vec![
         format!("{LABEL_RUN}={run_id}"),
@@ -263,8 +263,10 @@ pub async fn sweep(engine: &Engine, run_id: &str) -> Vec<String> {
             failures.push(e.to_string());
         }
     }
+    // Every secret of the run: its gateways' and its tasks' (`job::SECRETS_FILE`).
+    let of_run = HashMap::from([("label".to_string(), vec![format!("{LABEL_RUN}={run_id}")])]);
     let opts = bollard::query_parameters::ListSecretsOptionsBuilder::default()
-        .filters(&filters)
+        .filters(&of_run)
         .build();
     for s in docker.list_secrets(Some(opts)).await.unwrap_or_default() {
         let name = s.spec.and_then(|s| s.name).unwrap_or_default();
