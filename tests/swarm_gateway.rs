@@ -210,9 +210,51 @@ async fn in_the_default_mode_a_task_on_the_swarm_has_no_key_and_no_way_out_but_i
     // Nothing left on the Swarm: services, secrets, overlays.
     assert_eq!(leftovers(&manager), Vec::<String>::new(), "left on the Swarm");
     cluster.assert_clean("after the run");
-    tokio::task::spawn_blocking(move || interrupted_and_killed_runs_leave_nothing(&cluster, repo.path()))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        a_gateway_that_does_not_come_up_fails_its_task_and_leaves_nothing(&cluster, repo.path(), &probe);
+        interrupted_and_killed_runs_leave_nothing(&cluster, repo.path());
+    })
+    .await
+    .unwrap();
+}
+
+/// A task's gateway whose image its node cannot pull (test builds only: the gateway's image
+/// replaced): the task ends `error`, the message names its gateway, nothing of it is left.
+fn a_gateway_that_does_not_come_up_fails_its_task_and_leaves_nothing(
+    cluster: &Swarm,
+    repo: &std::path::Path,
+    probe: &str,
+) {
+    let manager = cluster.manager();
+    let tasks = common::task_file("[[task]]\nid = \"lonely\"\nprompt_text = 'echo ran > ran.txt'\n");
+    let nowhere = format!("{}/sandpen-no-such-image:1", cluster.registry);
+    let mut cmd = sandpen();
+    common::with_test_credentials(&mut cmd);
+    cmd.env("DOCKER_HOST", manager)
+        .env("SANDPEN_TEST_GATEWAY_IMAGE", &nowhere)
+        .current_dir(repo)
+        .args(["run", "--backend", "swarm", "--registry", &cluster.registry])
+        .args(["--advertise-addr", &cluster.host_addr, "--image", probe])
+        .arg("--report")
+        .arg(&tasks.report)
+        .arg(&tasks.path);
+    let started = Instant::now();
+    let out = output(&mut cmd);
+    let dump = common::dump(out.status.code().unwrap_or(-1), started.elapsed(), &out);
+    assert_eq!(out.status.code(), Some(1), "{dump}");
+    let report = common::read_report(&tasks.report).unwrap_or_else(|e| panic!("{e}: {dump}"));
+    let t = common::task(&report, "lonely");
+    assert_eq!(common::field(t, "status"), "error", "{t:#}");
+    let message = common::field(t, "message");
+    assert!(
+        message.contains("the gateway of task lonely") && message.contains("nothing of it is left"),
+        "{message}"
+    );
+    eprintln!(
+        "a gateway that did not come up: {message} ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(leftovers(manager), Vec::<String>::new(), "left on the Swarm");
 }
 
 /// Ctrl-C while a task runs behind its gateway: the task's service and its gateway's, the
@@ -249,6 +291,26 @@ fn interrupted_and_killed_runs_leave_nothing(cluster: &Swarm, repo: &std::path::
         "its gateway runs beside it: {:?}",
         cluster.services()
     );
+    // No credential, no task token in any service's environment (`docker service inspect`).
+    for service in cluster.services() {
+        let o = output(
+            std::process::Command::new("docker")
+                .env("DOCKER_HOST", manager)
+                .args([
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+                    &service,
+                ]),
+        );
+        let env = stdout(&o);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            !env.contains(KEY) && !env.contains("ANTHROPIC_API_KEY"),
+            "{service}: {env}"
+        );
+    }
     bg.signal("INT");
     let status = bg
         .wait_exit(Duration::from_secs(90))
