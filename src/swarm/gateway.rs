@@ -152,13 +152,9 @@ impl SwarmGateway {
                 Ok(()) => return Ok(()),
                 Err(_) => "its reports ended before it served".to_string(),
             },
-            code = self.swarm.wait(&id) => {
-                let said = self.swarm.exit_state(&id).await.ok().and_then(|s| s.error);
-                format!("it ended before it served (exit {}{})", code.unwrap_or(-1), said.map(|s| format!(": {s}")).unwrap_or_default())
-            }
+            _ = self.swarm.wait(&id) => format!("it ended before it served ({})", self.said(&id).await),
             _ = tokio::time::sleep(READY_LIMIT) => {
-                let said = self.swarm.exit_state(&id).await.ok().and_then(|s| s.error);
-                format!("it did not serve within {}s{}", READY_LIMIT.as_secs(), said.map(|s| format!(" ({s})")).unwrap_or_default())
+                format!("it did not serve within {}s ({})", READY_LIMIT.as_secs(), self.said(&id).await)
             }
         };
         self.end(task).await;
@@ -238,6 +234,25 @@ impl SwarmGateway {
             }
         });
         (rx, reader)
+    }
+
+    /// What the Swarm says of the gateway's task: its state and its error or message.
+    async fn said(&self, id: &str) -> String {
+        let task = self.swarm.task_of(id).await.ok().flatten().unwrap_or_default();
+        let status = task.status.unwrap_or_default();
+        let state = status
+            .state
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+        let code = status.container_status.and_then(|c| c.exit_code);
+        let why = status
+            .err
+            .filter(|e| !e.is_empty())
+            .or(status.message)
+            .unwrap_or_default();
+        match code {
+            Some(code) => format!("state {state}, exit {code}: {why}"),
+            None => format!("state {state}: {why}"),
+        }
     }
 
     /// Removes the task's gateway service and waits for its last reports.
