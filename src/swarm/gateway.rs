@@ -243,7 +243,10 @@ impl SwarmGateway {
         let state = status
             .state
             .map_or_else(|| "unknown".to_string(), |s| s.to_string());
-        let code = status.container_status.and_then(|c| c.exit_code);
+        // A task whose container never ran (rejected) has no exit code worth telling.
+        let ran =
+            |c: &bollard::models::ContainerStatus| c.container_id.as_deref().is_some_and(|i| !i.is_empty());
+        let code = status.container_status.filter(ran).and_then(|c| c.exit_code);
         let why = status
             .err
             .filter(|e| !e.is_empty())
@@ -352,7 +355,7 @@ impl TaskGateway for SwarmGateway {
                 for task in tasks {
                     self.end(&task).await;
                 }
-                failures = parts::sweep(self.swarm.engine(), &self.owner.run_id).await;
+                failures = parts::sweep(self.swarm.engine(), &self.owner.run_id, false).await;
             } else {
                 failures.push(format!(
                     "not removed: the gateways of run {} (services, secrets, overlays); `sandpen gc` with DOCKER_HOST at the manager removes them",

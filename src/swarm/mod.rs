@@ -187,10 +187,10 @@ impl SwarmEngine {
         }
     }
 
-    /// Removes what is left of run `run_id`'s gateways (services, secrets, overlays); what
-    /// could not be removed, said.
+    /// Removes what is left of run `run_id`'s gateways (services, secrets, overlays) and its
+    /// tasks' secrets, once its services are gone (`gc`); what could not be removed, said.
     pub async fn sweep_gateways(&self, run_id: &str) -> Vec<String> {
-        parts::sweep(&self.engine, run_id).await
+        parts::sweep(&self.engine, run_id, true).await
     }
 
     /// Where the exchange serves, for messages.

@@ -244,9 +244,10 @@ pub async fn remove_all(engine: &Engine, names: &Names) {
     }
 }
 
-/// Everything of the run's gateways left on the Swarm (services, secrets, overlays) and its
-/// tasks' secrets, removed; what could not be, said.
-pub async fn sweep(engine: &Engine, run_id: &str) -> Vec<String> {
+/// Everything of the run's gateways left on the Swarm (services, secrets, overlays), removed;
+/// `tasks_too`: its tasks' secrets as well (once their services are gone: `gc`). What could not
+/// be removed, said.
+pub async fn sweep(engine: &Engine, run_id: &str, tasks_too: bool) -> Vec<String> {
     let labels = vec![
         format!("{LABEL_RUN}={run_id}"),
         format!("{LABEL_ROLE}={ROLE_GATEWAY}"),
@@ -263,10 +264,10 @@ pub async fn sweep(engine: &Engine, run_id: &str) -> Vec<String> {
             failures.push(e.to_string());
         }
     }
-    // Every secret of the run: its gateways' and its tasks' (`job::SECRETS_FILE`).
+    // A running task's secret (`job::SECRETS_FILE`) goes with its service, not here.
     let of_run = HashMap::from([("label".to_string(), vec![format!("{LABEL_RUN}={run_id}")])]);
     let opts = bollard::query_parameters::ListSecretsOptionsBuilder::default()
-        .filters(&of_run)
+        .filters(if tasks_too { &of_run } else { &filters })
         .build();
     for s in docker.list_secrets(Some(opts)).await.unwrap_or_default() {
         let name = s.spec.and_then(|s| s.name).unwrap_or_default();
