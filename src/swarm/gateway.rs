@@ -370,3 +370,51 @@ impl TaskGateway for SwarmGateway {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::spec::ContainerSpec;
+
+    #[test]
+    fn behind_its_gateway_a_task_fetches_through_it_and_names_it() {
+        let mut spec = ContainerSpec {
+            name: "sandpen-r1-t".into(),
+            image: "img".into(),
+            cmd: vec![],
+            env: vec![],
+            secrets: vec![
+                (
+                    super::super::EXCHANGE_ENV.into(),
+                    "http://10.0.0.5:7070/v1/abc".into(),
+                ),
+                ("ANTHROPIC_API_KEY".into(), "tok".into()),
+            ],
+            user: (1000, 1000),
+            labels: HashMap::new(),
+            workspace: "/nonexistent".into(),
+            mounts: vec![],
+            limits: crate::engine::spec::Limits {
+                nano_cpus: 1_000_000_000,
+                memory_bytes: 64 << 20,
+                pids: 64,
+            },
+            network: crate::engine::NetworkMode::None,
+            engine_log: false,
+            gated: false,
+            self_collect: None,
+            runtime: None,
+            memory_request: None,
+        };
+        behind(&mut spec);
+        let url = spec.secrets[0].1.expose_secret().to_string();
+        assert_eq!(url, format!("http://sandpen-r1-t-gw:{}/v1/abc", parts::PORT));
+        assert_eq!(spec.secrets[1].1.expose_secret(), "tok", "the token is kept");
+        let gw = format!(
+            "{}=sandpen-r1-t-gw:{}",
+            super::super::entry::GATEWAY_ENV,
+            parts::PORT
+        );
+        assert!(spec.env.contains(&gw), "{:?}", spec.env);
+    }
+}
