@@ -452,7 +452,10 @@ fn bad_swarm_input_is_refused_before_anything_is_made() {
             [&swarm[..], &bridge, &reg, &["--advertise-addr", "node-a"]].concat(),
             "not an IP address",
         ),
-        ([&swarm[..], &reg, &addr].concat(), "--network bridge"),
+        (
+            [&swarm[..], &reg, &addr, &["--network", "none"]].concat(),
+            "--network none: on a Swarm",
+        ),
         ([&reg[..]].concat(), "add --backend swarm"),
         ([&swarm[..], &bridge, &reg, &addr].concat(), "not a Swarm manager"),
     ];

@@ -3,7 +3,8 @@
 //! phases, against sandpen's scripted model server at the address the nodes reach. The Swarm,
 //! the registry and the server are the test's own; the agent image is built on the system
 //! engine (the nodes have no way out to PyPI) and loaded into the manager, as a user who
-//! builds where the network is would.
+//! builds where the network is would. In the default mode: the CLI reaches the model server
+//! through its task's gateway, which holds the host's key; the task holds its token alone.
 
 mod common;
 
@@ -16,6 +17,15 @@ use common::swarm::{self, Swarm};
 use common::{dump, field, git, read_report, sandpen, task};
 use sandpen::demo;
 use sandpen::model_server::{ModelServer, Script};
+
+/// The host's key: the model server must get it, through the task's gateway.
+const KEY: &str = "sk-sandpen-swarm-not-a-real-key";
+
+/// As the model server records a key: the first 16 hex digits of its sha256.
+fn key_digest(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))[..16].to_string()
+}
 
 /// The run, the image's push and its pull by the worker included.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -59,13 +69,13 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let mut cmd = sandpen();
     cmd.current_dir(p)
         .env("DOCKER_HOST", cluster.manager())
-        .env("ANTHROPIC_API_KEY", "sk-sandpen-swarm-not-a-real-key")
+        .env("ANTHROPIC_API_KEY", KEY)
         .env(
             "ANTHROPIC_BASE_URL",
             format!("http://{}/task/{{task}}", server.addr),
         )
         .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .args(["run", "--backend", "swarm", "--network", "bridge"])
+        .args(["run", "--backend", "swarm"])
         .args([
             "--registry",
             &cluster.registry,
@@ -124,7 +134,18 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
             );
         }
         assert!(r.api_key_present, "step {}: no credentials sent", r.step);
+        // Through the gateway: the host's key arrives upstream, swapped in for the token.
+        assert_eq!(
+            r.api_key_sha256.as_deref(),
+            Some(&key_digest(KEY)[..]),
+            "step {}: the upstream did not get the host's key",
+            r.step
+        );
     }
+    // The gateway metered the task's model requests, as locally.
+    let g = &t["gateway"];
+    let metered = g["requests"].as_u64().unwrap_or(0) as usize;
+    assert!(metered >= requests.len(), "{t:#}");
     eprintln!(
         "swarm e2e {id}: on {worker}, {} turns, {} requests, run {:.1}s (task {:.1}s), peak memory {} MiB",
         a["num_turns"],

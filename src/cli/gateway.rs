@@ -13,4 +13,8 @@ pub struct GatewayArgs {
     /// Unix socket to listen on, as a run's gateway does.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Reads its commands from this file (a Swarm secret) instead of stdin, and serves until
+    /// it is stopped.
+    #[arg(long, value_name = "FILE")]
+    pub commands: Option<PathBuf>,
 }

@@ -9,6 +9,11 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<i32> {
         (None, Some(path)) => Some(Endpoint::Unix(path)),
         (None, None) => None,
     };
-    crate::gateway::serve::run(on).await?;
+    // A Swarm's gateway (a service: nothing set no-new-privileges for it) sets it on itself.
+    if args.commands.is_some() {
+        crate::engine::hardening::in_container()
+            .map_err(|e| anyhow::anyhow!("forbidding privilege gain (no-new-privileges): {e}"))?;
+    }
+    crate::gateway::serve::run(on, args.commands).await?;
     Ok(crate::exit::SUCCESS)
 }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::cli::GcArgs;
-use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK};
+use crate::engine::spec::{LABEL_OWNER, LABEL_ROLE, LABEL_TASK, ROLE_GATEWAY};
 use crate::engine::{ContainerEngine, ListedContainer, short};
 use crate::exit;
 use crate::gc::{self, RunOnEngine};
@@ -24,11 +24,18 @@ pub async fn run(host: Option<&str>, args: GcArgs) -> anyhow::Result<i32> {
     let swarm = SwarmEngine::new(engine.clone(), Placement::default()).await.ok();
     let (mut removed, mut kept) = (0, 0);
     let mut finished = Vec::new();
-    let local = collect_runs(&engine, args.dry_run, false, &mut finished).await?;
+    let local = collect_runs(&engine, args.dry_run, false, &mut finished, &mut Vec::new()).await?;
     removed += local.0;
     kept += local.1;
     if let Some(swarm) = &swarm {
-        let services = collect_runs(swarm, args.dry_run, true, &mut finished).await?;
+        let mut dead = Vec::new();
+        let services = collect_runs(swarm, args.dry_run, true, &mut finished, &mut dead).await?;
+        // Their gateways' secrets and overlays (the services went with the rest).
+        for run_id in dead.iter().filter(|_| !args.dry_run) {
+            for left in swarm.sweep_gateways(run_id).await {
+                eprintln!("warning: {left}");
+            }
+        }
         removed += services.0;
         kept += services.1;
     }
@@ -107,6 +114,7 @@ async fn collect_runs<E: ContainerEngine>(
     dry_run: bool,
     take_offered: bool,
     finished: &mut Vec<std::path::PathBuf>,
+    dead: &mut Vec<String>,
 ) -> anyhow::Result<(usize, usize)> {
     let mut containers = engine.list(LABEL_OWNER, None).await?;
     // On a manager, a task's container of a Swarm service is listed among the engine's own:
@@ -119,6 +127,7 @@ async fn collect_runs<E: ContainerEngine>(
         match gc::claim(&run) {
             Ok(_lease) => {
                 removed += run.containers.len();
+                dead.push(run.run_id.clone());
                 let layout = run.run_dir.as_ref().map(RunDir::new);
                 // Removing a service stops its task, which then sends its work at once.
                 let exchange = match (&layout, take_offered && !dry_run) {
@@ -161,7 +170,10 @@ async fn remove_containers<E: ContainerEngine>(
     dry_run: bool,
 ) -> anyhow::Result<HashMap<String, i64>> {
     let mut exits = HashMap::new();
-    for c in &run.containers {
+    // A task stopped on a Swarm sends its work back through its gateway: gateways go last.
+    let mut containers: Vec<&ListedContainer> = run.containers.iter().collect();
+    containers.sort_by_key(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == ROLE_GATEWAY));
+    for c in containers {
         let label = |k: &str| c.labels.get(k).map(String::as_str).unwrap_or("?");
         let what = format!(
             "{} (run {}, task {}, {})",

@@ -27,6 +27,18 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     PROXY.into_iter().chain(NO_PROXY).chain([BASE_URL, TOKEN])
 }
 
+/// The settings the gate's script makes, for a task that reaches its gateway at `gw`
+/// (`host:port`) directly (on a Swarm, where the entry step sets them for the task).
+pub fn settings(gw: &str, token: &str) -> Vec<(String, String)> {
+    let host = gw.rsplit_once(':').map_or(gw, |(h, _)| h);
+    let proxy = format!("http://sandpen:{token}@{gw}");
+    let no_proxy = format!("localhost,127.0.0.1,{host}");
+    let mut set = vec![(BASE_URL.to_string(), format!("http://{gw}"))];
+    set.extend(PROXY.map(|n| (n.to_string(), proxy.clone())));
+    set.extend(NO_PROXY.map(|n| (n.to_string(), no_proxy.clone())));
+    set
+}
+
 /// The shell lines before the task's `exec`: `gw` is `host:port`.
 pub fn script() -> String {
     script_with(RELAY_MOUNT, &socket_in_container())
@@ -122,6 +134,15 @@ mod tests {
         std::fs::set_permissions(&relay, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let (code, env) = run_with(relay.to_str().unwrap(), Some("127.0.0.1:41733\n"));
         assert_eq!(code, 0, "{env}");
+    }
+
+    #[test]
+    fn direct_settings_name_the_gateway_and_bypass_it_for_the_model_api() {
+        let set: std::collections::HashMap<_, _> = settings("gw-svc:41733", "tok").into_iter().collect();
+        assert_eq!(set[BASE_URL], "http://gw-svc:41733");
+        assert_eq!(set["HTTPS_PROXY"], "http://sandpen:tok@gw-svc:41733");
+        assert_eq!(set["no_proxy"], "localhost,127.0.0.1,gw-svc");
+        assert_eq!(set.len(), names().count() - 1, "every name but the token's");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 pub mod allow;
 pub mod budget;
-mod files;
+pub(crate) mod files;
 pub mod gate;
 mod host;
 pub mod meter;
@@ -106,6 +106,12 @@ impl Admission {
 pub trait TaskGateway: Send + Sync {
     /// What every task container mounts to reach the gateway (its network is none).
     fn task_mounts(&self) -> Vec<crate::engine::spec::BindMount>;
+    /// Whether a task's container waits at its gate for the gateway's address (`gate.rs`).
+    /// False: the task is admitted before its container is made (on a Swarm, where a service
+    /// has no input to write to and its gateway must serve before it starts), and runs ungated.
+    fn gated(&self) -> bool {
+        true
+    }
     /// Waits until a task may start (its mounts exist; the upstream does not limit the run)
     /// and gives it a new token, not yet live.
     fn prepare<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Result<Admission, GatewayError>>;

@@ -35,6 +35,10 @@ pub enum Command {
     },
     /// The task has ended: its token dies.
     Release { task: String },
+    /// On a Swarm (a gateway per task): the run's exchange, at `addr` (`HOST:PORT`). The
+    /// task's entry step fetches its files and sends its work back through the gateway, its
+    /// only way out; the gateway passes the exchange's paths there and nothing else.
+    Exchange { addr: String },
 }
 
 /// Where the gateway listens: in a run, a Unix socket in the run's gateway directory, which

@@ -28,6 +28,10 @@ use crate::engine::spec::WORKDIR;
 
 /// The variable that names the task's exchange URL (kept from the command's environment).
 pub const EXCHANGE_ENV: &str = "SANDPEN_EXCHANGE";
+/// Set on a task behind its gateway (gateway mode on a Swarm): the gateway's `HOST:PORT`.
+pub const GATEWAY_ENV: &str = "SANDPEN_GATEWAY";
+/// How long the entry step waits for its gateway to take a connection.
+const GATEWAY_WAIT: Duration = Duration::from_secs(30);
 /// The variable the collection line reads its time budget from, in seconds.
 pub const LEFT_ENV: &str = "left";
 /// The out directory, sent back once the collection ran.
@@ -79,6 +83,7 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
     // From the container's start: the first reading, of a cgroup that has hardly run, is the
     // baseline of the CPU figures (the runner counts the first one against its own clock).
     let sampling = tokio::spawn(send_readings(client.clone(), url.clone()));
+    until_gateway_answers().await;
     fetch(&client, &url).await?;
 
     let (program, rest) = args
@@ -95,8 +100,11 @@ pub async fn run(args: EntryArgs) -> anyhow::Result<i32> {
         over.clone(),
         watched.clone(),
     ));
+    let secrets = task_secrets();
     let mut child = tokio::process::Command::new(program)
         .args(rest)
+        .envs(&secrets)
+        .envs(gateway_settings(&secrets))
         .env_remove(EXCHANGE_ENV)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {program}: {e}"))?;
@@ -183,6 +191,39 @@ async fn offer_out(client: &Http, url: &str) {
             _ = stopped => {}
         }
         wait = (wait * 2).min(OFFER_EVERY_MAX);
+    }
+}
+
+/// Behind a gateway, until its name resolves and it takes a connection (its address reaches
+/// the task's node through the overlay's gossip, a moment after it serves), within a limit.
+async fn until_gateway_answers() {
+    let Ok(gw) = std::env::var(GATEWAY_ENV) else {
+        return;
+    };
+    let until = Instant::now() + GATEWAY_WAIT;
+    while tokio::net::TcpStream::connect(&gw).await.is_err() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The task's credentials or token, from its service's secret (`job::SECRETS_FILE`): for its
+/// command's environment, as a local container has them. None without a secret.
+fn task_secrets() -> std::collections::HashMap<String, String> {
+    let file = Path::new("/run/secrets").join(super::job::SECRETS_FILE);
+    std::fs::read(file)
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Behind a gateway: what a local task's gate sets (`gateway::gate`), naming the gateway.
+fn gateway_settings(secrets: &std::collections::HashMap<String, String>) -> Vec<(String, String)> {
+    match (
+        std::env::var(GATEWAY_ENV),
+        secrets.get(crate::gateway::gate::TOKEN),
+    ) {
+        (Ok(gw), Some(token)) => crate::gateway::gate::settings(&gw, token),
+        _ => Vec::new(),
     }
 }
 

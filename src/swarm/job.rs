@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    Mount, MountType, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    Mount, MountType, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use secrecy::ExposeSecret;
 
+use crate::engine::NetworkMode;
 use crate::engine::hardening;
 use crate::engine::spec::{ContainerSpec, WORKDIR};
 
@@ -32,6 +33,29 @@ use crate::engine::spec::{ContainerSpec, WORKDIR};
 pub const VOLUMES: [&str; 3] = [WORKDIR, "/run/sandpen", OUT_DIR];
 /// The rest is memory, bounded, as for a local container.
 pub const TMPFS: [(&str, i64); 3] = hardening::TMPFS;
+
+/// The file, under `/run/secrets`, of a task's credentials or token (`ContainerSpec::secrets`
+/// but the exchange's URL): a Swarm secret of the task's service, readable by the task's uid
+/// alone, never an environment variable of the service (`docker service inspect` shows those).
+/// The entry step gives them to the command's environment, as a local container has them.
+pub const SECRETS_FILE: &str = "sandpen-env";
+
+/// The name of that secret, from the service's.
+pub fn secret_name(service: &str) -> String {
+    format!("{service}-env")
+}
+
+/// What goes in the secret: the spec's secrets but the exchange's URL (kept from the task by
+/// its entry step: `entry::EXCHANGE_ENV`), as a JSON object; None when there are none.
+pub fn secrets_data(spec: &ContainerSpec) -> Option<String> {
+    let map: HashMap<&str, &str> = spec
+        .secrets
+        .iter()
+        .filter(|(k, _)| k != super::EXCHANGE_ENV)
+        .map(|(k, v)| (k.as_str(), v.expose_secret()))
+        .collect();
+    (!map.is_empty()).then(|| serde_json::to_string(&map).unwrap_or_default())
+}
 
 /// The out directory of the collection (`collect::sandbox::OUT`): sent back to sandpen.
 pub const OUT_DIR: &str = "/sandpen-out";
@@ -76,7 +100,12 @@ pub fn deliverable(target: &str) -> bool {
 }
 
 /// The service of one task. Its bind mounts are not mounts here: each must be deliverable.
-pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<ServiceSpec, JobError> {
+/// `secret`: the id of its secret (`secrets_data`), made beforehand.
+pub fn service_spec(
+    spec: &ContainerSpec,
+    placement: &Placement,
+    secret: Option<&str>,
+) -> Result<ServiceSpec, JobError> {
     if let Some(m) = spec.mounts.iter().find(|m| !deliverable(&m.target)) {
         return Err(JobError::NotDeliverable {
             target: m.target.clone(),
@@ -92,12 +121,27 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
         })
         .collect();
     mounts.extend(hardening::service_tmpfs());
+    // The exchange's URL alone stays in the environment: the entry step takes it out of the
+    // task's, and the task's uid could read a secret's file.
     let mut env = spec.env.clone();
     env.extend(
         spec.secrets
             .iter()
+            .filter(|(k, _)| k == super::EXCHANGE_ENV)
             .map(|(k, v)| format!("{k}={}", v.expose_secret())),
     );
+    let secrets = secret.map(|id| {
+        vec![TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(SECRETS_FILE.into()),
+                uid: Some(uid.to_string()),
+                gid: Some(gid.to_string()),
+                mode: Some(0o400),
+            }),
+            secret_id: Some(id.to_string()),
+            secret_name: Some(secret_name(&spec.name)),
+        }]
+    });
     let container = hardening::service_container(TaskSpecContainerSpec {
         image: Some(spec.image.clone()),
         labels: Some(spec.labels.clone()),
@@ -108,6 +152,7 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
         tty: Some(false),
         open_stdin: Some(false),
         mounts: Some(mounts),
+        secrets,
         stop_grace_period: Some(placement.grace.as_nanos() as i64),
         ..Default::default()
     });
@@ -122,6 +167,14 @@ pub fn service_spec(spec: &ContainerSpec, placement: &Placement) -> Result<Servi
         placement: Some(TaskSpecPlacement {
             constraints: (!placement.constraints.is_empty()).then(|| placement.constraints.clone()),
             ..Default::default()
+        }),
+        // Gateway mode (no network of its own): the task's internal overlay alone, where its
+        // gateway is its one way out (`swarm::gateway`). Else its node's bridge.
+        networks: (spec.network == NetworkMode::None).then(|| {
+            vec![NetworkAttachmentConfig {
+                target: Some(super::parts::Names::of_service(&spec.name).network),
+                ..Default::default()
+            }]
         }),
         // The service's log stream is how output comes back: the nodes keep it in json-file.
         log_driver: Some(TaskSpecLogDriver {
@@ -184,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_task_is_one_hardened_limited_replica_that_never_restarts() {
-        let s = service_spec(&spec(), &placement()).unwrap();
+        let s = service_spec(&spec(), &placement(), None).unwrap();
         assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(1));
         let task = s.task_template.unwrap();
         let restart = task.restart_policy.unwrap();
@@ -195,11 +248,20 @@ mod tests {
         assert_eq!(c.init, Some(true));
         assert_eq!(c.capability_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(c.stop_grace_period, Some(10_000_000_000));
-        assert!(
-            c.env
-                .unwrap()
-                .contains(&"ANTHROPIC_API_KEY=sk-canary".to_string())
+        // The credential is not in the service's environment: in its secret's file.
+        assert!(!c.env.unwrap().iter().any(|e| e.contains("sk-canary")));
+        assert!(c.secrets.is_none(), "no secret made for it here");
+        assert_eq!(
+            secrets_data(&spec()).as_deref(),
+            Some(r#"{"ANTHROPIC_API_KEY":"sk-canary"}"#)
         );
+        let s = service_spec(&spec(), &placement(), Some("sec1")).unwrap();
+        let c = s.task_template.unwrap().container_spec.unwrap();
+        let secret = &c.secrets.unwrap()[0];
+        let file = secret.file.as_ref().unwrap();
+        assert_eq!(file.name.as_deref(), Some(SECRETS_FILE));
+        assert_eq!((file.uid.as_deref(), file.mode), (Some("1000"), Some(0o400)));
+        assert_eq!(secret.secret_name.as_deref(), Some("sandpen-r-t-env"));
         let r = task.resources.unwrap();
         let (l, reserved) = (r.limits.unwrap(), r.reservations.unwrap());
         assert_eq!(
@@ -218,8 +280,20 @@ mod tests {
     }
 
     #[test]
+    fn in_gateway_mode_a_task_is_on_its_internal_overlay_alone() {
+        let s = service_spec(&spec(), &placement(), None).unwrap();
+        assert!(s.task_template.unwrap().networks.is_none(), "bridge: its node's");
+        let mut gated = spec();
+        gated.network = NetworkMode::None;
+        let s = service_spec(&gated, &placement(), None).unwrap();
+        let nets = s.task_template.unwrap().networks.unwrap();
+        let targets: Vec<_> = nets.iter().map(|n| n.target.clone().unwrap()).collect();
+        assert_eq!(targets, ["sandpen-r-t-net"]);
+    }
+
+    #[test]
     fn nothing_is_bind_mounted_from_this_machine() {
-        let s = service_spec(&spec(), &placement()).unwrap();
+        let s = service_spec(&spec(), &placement(), None).unwrap();
         let mounts = s.task_template.unwrap().container_spec.unwrap().mounts.unwrap();
         assert!(
             mounts
@@ -237,7 +311,7 @@ mod tests {
     fn a_mount_outside_the_delivered_places_is_refused() {
         let mut s = spec();
         s.mounts.push(BindMount::read_only("/x", "/etc/passwd"));
-        let err = service_spec(&s, &placement()).unwrap_err();
+        let err = service_spec(&s, &placement(), None).unwrap_err();
         assert_eq!(
             err,
             JobError::NotDeliverable {

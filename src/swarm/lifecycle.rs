@@ -11,7 +11,7 @@ use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::{SwarmEngine, service_spec};
+use super::{SwarmEngine, job, parts, service_spec};
 use crate::engine::containers::output_stream;
 use crate::engine::error::is_not_found;
 use crate::engine::spec::ContainerSpec;
@@ -146,7 +146,7 @@ impl SwarmEngine {
 
     /// Removes the service, once its task is known: a removed service's task is found only
     /// by its own id.
-    async fn create_service(
+    pub(super) async fn create_service(
         &self,
         service: bollard::models::ServiceSpec,
         context: &str,
@@ -198,12 +198,34 @@ impl ContainerEngine for SwarmEngine {
             context: context.clone(),
             reason,
         };
-        let (spec, url) = self.delivered(spec).map_err(refused)?;
-        let service = service_spec(&spec, &self.placement).map_err(|e| refused(e.to_string()));
+        let (mut spec, url) = self.delivered(spec).map_err(refused)?;
+        let behind_gateway = spec.network == crate::engine::NetworkMode::None;
+        if behind_gateway {
+            super::gateway::behind(&mut spec);
+        }
+        let secret = match job::secrets_data(&spec) {
+            Some(data) => {
+                let name = job::secret_name(&spec.name);
+                let made = parts::make_secret(&self.engine, &name, &data, &spec.labels).await;
+                Some(made)
+            }
+            None => None,
+        }
+        .transpose();
+        let service = secret.and_then(|secret| {
+            service_spec(&spec, &self.placement, secret.as_deref()).map_err(|e| refused(e.to_string()))
+        });
         let created = match service {
             Ok(service) => self.create_service(service, &context).await,
             Err(e) => Err(e),
         };
+        match &created {
+            Ok(id) => {
+                let made = (spec.name.clone(), behind_gateway);
+                self.made.lock().unwrap().insert(id.clone(), made);
+            }
+            Err(_) => parts::remove_secret(&self.engine, &job::secret_name(&spec.name)).await,
+        }
         match (&created, url) {
             (Ok(id), Some(url)) => {
                 self.urls.lock().unwrap().insert(id.clone(), url);
@@ -356,6 +378,15 @@ impl ContainerEngine for SwarmEngine {
         EngineError::limited(&context, CALL_TIMEOUT, self.until_down(id)).await?;
         if let Some(url) = self.urls.lock().unwrap().remove(id) {
             self.forget(&url);
+        }
+        // Its secret, and its gateway's parts, whatever the gateway's release left (its
+        // overlay, which this service held until now).
+        let made = self.made.lock().unwrap().remove(id);
+        if let Some((name, behind_gateway)) = made {
+            parts::remove_secret(&self.engine, &job::secret_name(&name)).await;
+            if behind_gateway {
+                parts::remove_all(&self.engine, &parts::Names::of_service(&name)).await;
+            }
         }
         Ok(())
     }

@@ -10,10 +10,12 @@ mod delivered;
 mod entry;
 mod exchange;
 mod files_tar;
+mod gateway;
 mod history;
 mod image;
 mod job;
 mod lifecycle;
+mod parts;
 mod pipe;
 mod reach;
 mod registry;
@@ -22,6 +24,7 @@ mod sample;
 
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
 pub use exchange::{Delivery, Exchange};
+pub use gateway::SwarmGateway;
 pub use image::with_entry;
 pub use job::{JobError, Placement, deliverable, service_spec};
 pub use reach::{ReachError, check as check_reach};
@@ -42,6 +45,9 @@ pub struct SwarmEngine {
     /// Where tasks' files are served and their work received; each service's URL there.
     exchange: Option<Arc<Exchange>>,
     urls: Arc<Mutex<HashMap<String, String>>>,
+    /// The services sandpen made, by id: their names and whether they are behind a gateway
+    /// (gateway mode); their secrets and gateway parts go when they do.
+    made: Arc<Mutex<HashMap<String, (String, bool)>>>,
 }
 
 /// Why an engine cannot run sandpen's tasks as services.
@@ -132,6 +138,7 @@ impl SwarmEngine {
             tasks: Default::default(),
             exchange: None,
             urls: Default::default(),
+            made: Default::default(),
         })
     }
 
@@ -182,6 +189,12 @@ impl SwarmEngine {
             (Some(exchange), Some(url)) => exchange.fetched(&url),
             _ => false,
         }
+    }
+
+    /// Removes what is left of run `run_id`'s gateways (services, secrets, overlays) and its
+    /// tasks' secrets, once its services are gone (`gc`); what could not be removed, said.
+    pub async fn sweep_gateways(&self, run_id: &str) -> Vec<String> {
+        parts::sweep(&self.engine, run_id, true).await
     }
 
     /// Where the exchange serves, for messages.

@@ -64,7 +64,9 @@ fn system_networks() -> String {
 
 impl Swarm {
     /// Starts `workers + 1` engines, makes the first the manager and joins the others, and
-    /// starts the registry. `slot` keeps the Swarms of two test binaries apart.
+    /// starts the registry. `slot` keeps the Swarms of two test binaries apart (the nodes'
+    /// network is 10.213.(100 + slot).0/24): swarm.rs takes 0 and 1, swarm_cli.rs 2,
+    /// swarm_gateway.rs 7.
     pub fn start(workers: usize, slot: u8) -> Self {
         let tag = format!("sw{}{slot}", std::process::id() % 10_000);
         let dir = PathBuf::from(format!("/tmp/sandpen-swarm-{tag}"));

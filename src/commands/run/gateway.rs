@@ -16,6 +16,7 @@ use crate::gateway::{GatewayHandle, GatewayOptions, Starting};
 use crate::image::{ImageRequest, Target};
 use crate::plan::Plan;
 use crate::runner::EventSender;
+use crate::swarm::SwarmGateway;
 use crate::workspace::RunDir;
 
 /// The gateway image: sandpen's own executable on the base, made once per sandpen build (and
@@ -71,7 +72,8 @@ pub(super) fn check_gateway_input(args: &RunFlags, plan: &Plan) -> anyhow::Resul
     Ok(())
 }
 
-/// The run's gateway, started now and made beside the run's first checkouts: its upstream is
+/// The run's gateway, started now and made beside the run's first checkouts (on a Swarm, a
+/// gateway per task, made before the task's service): its upstream is
 /// the host's `ANTHROPIC_BASE_URL` or the real API, with the host's key (or token), which goes
 /// to the gateway alone.
 pub(super) fn start_gateway(
@@ -82,7 +84,7 @@ pub(super) fn start_gateway(
     opts: &RunOptions,
     events: EventSender,
     users: usize,
-) -> GatewayHandle {
+) -> anyhow::Result<GatewayHandle> {
     let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
         || "https://api.anthropic.com".to_string(),
@@ -117,8 +119,12 @@ pub(super) fn start_gateway(
             })
         })),
     };
-    let starting = Starting::spawn(p.engine.clone(), owner.clone(), options);
-    GatewayHandle::new(std::sync::Arc::new(starting), users)
+    // On a Swarm, a gateway per task, made with it; here, the run's one, made now.
+    let gw: std::sync::Arc<dyn crate::gateway::TaskGateway> = match &p.swarm {
+        Some(on) => std::sync::Arc::new(SwarmGateway::new(on.engine.clone(), owner.clone(), options)?),
+        None => std::sync::Arc::new(Starting::spawn(p.engine.clone(), owner.clone(), options)),
+    };
+    Ok(GatewayHandle::new(gw, users))
 }
 
 /// The credentials set on the host.

@@ -229,9 +229,11 @@ pub async fn prepare_plan(
         (Some(on), Some(input)) => swarm::ready(on, input, &image).await?,
         _ => image,
     };
-    let gateway = match args.network().is_gateway() {
-        true => Some((gateway_image(&engine).await?, prices)),
-        false => None,
+    // On a Swarm the gateways run the task image, which holds sandpen (pushed, by digest).
+    let gateway = match (args.network().is_gateway(), &on_swarm) {
+        (true, Some(_)) => Some((image.clone(), prices)),
+        (true, None) => Some((gateway_image(&engine).await?, prices)),
+        (false, _) => None,
     };
     // Failure injection for the test of a gateway that dies before it serves: test builds only.
     #[cfg(feature = "fault-injection")]
@@ -321,11 +323,15 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
         let (stop, events) = (stop.clone(), events.clone());
         move |request| obey(&stop, &events, request)
     }));
-    let gateway = p.gateway.as_ref().map(|g| {
-        // The tasks that will use it: a rerun's kept tasks do not run.
-        let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
-        start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
-    });
+    let gateway = p
+        .gateway
+        .as_ref()
+        .map(|g| {
+            // The tasks that will use it: a rerun's kept tasks do not run.
+            let users = p.plan.tasks.len().saturating_sub(earlier.kept.len());
+            start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
+        })
+        .transpose()?;
     let warm = warm::for_run(&p, &opts, &owner, &layout, &stop).await?;
     let cfg = RunConfig {
         run_id: run_id.clone(),

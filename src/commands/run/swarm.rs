@@ -69,13 +69,16 @@ pub fn check_input(
                 "--advertise-addr {addr:?} is not an IP address or IP:PORT\nfix: give an address of this machine, for example 10.0.0.5 or 10.0.0.5:7070"
             ))
         })?;
-    if *network != crate::runner::TaskNetwork::Bridge {
+    // The gateway (the default) and the node's bridge: no task on a Swarm can be without a
+    // network of its own choosing otherwise.
+    if !matches!(
+        network,
+        crate::runner::TaskNetwork::Gateway | crate::runner::TaskNetwork::Bridge
+    ) {
         return Err(usage(format!(
-            "--network {}: on a Swarm, tasks reach the network through their node's bridge, with \
-             the credentials in their environment; the gateway (no route out but an allowlist, \
-             keyless containers) is not available there yet\nfix: pass --network bridge to run \
-             on the Swarm that way, or run on this engine (--backend local)",
-            network
+            "--network {network}: on a Swarm a task runs behind its gateway (the default: no route \
+             but to it, no key in its container) or on its node's bridge\nfix: leave --network out \
+             for the gateway, pass --network bridge, or run on this engine (--backend local)"
         )));
     }
     Ok(Some(SwarmInput {

@@ -5,6 +5,7 @@
 
 mod api;
 mod body;
+mod exchange;
 mod limits;
 mod out;
 mod proxy;
@@ -26,7 +27,9 @@ use self::state::State;
 use super::protocol::{Command, Endpoint, Report};
 
 /// Serves until stdin ends. `listen` None: where arrives as the first `listen` command.
-pub async fn run(listen: Option<Endpoint>) -> anyhow::Result<()> {
+/// `commands`: a file of the commands instead (a Swarm secret: a service has no stdin); the
+/// gateway then serves until it is stopped.
+pub async fn run(listen: Option<Endpoint>, commands: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let state = Arc::new(State::new(std::io::stdout()));
     let clients = Arc::new(upstream::Upstream::default());
     let warm = clients.clone();
@@ -36,7 +39,15 @@ pub async fn run(listen: Option<Endpoint>) -> anyhow::Result<()> {
         }
     });
     let (told, where_to) = tokio::sync::oneshot::channel();
-    let mut commands = tokio::spawn(read_commands(state.clone(), told));
+    let mut commands = match commands {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("reading its commands from {}: {e}", file.display()))?;
+            text.lines().for_each(|l| apply_line(&state, l, &mut None));
+            tokio::spawn(std::future::pending())
+        }
+        None => tokio::spawn(read_commands(state.clone(), told)),
+    };
     let listen = match listen {
         Some(on) => on,
         None => tokio::select! {
@@ -155,24 +166,29 @@ async fn read_commands(state: Arc<State>, told: tokio::sync::oneshot::Sender<End
     let mut told = Some(told);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        match serde_json::from_str::<Command>(&line) {
-            Ok(Command::Listen { on }) => match told.take() {
-                Some(t) => drop(t.send(on)),
-                None => eprintln!("sandpen gateway: already listening; {on} ignored"),
-            },
-            Ok(cmd) => {
-                let ack = match &cmd {
-                    Command::Admit { task, .. } => Some(Report::Admitted { task: task.clone() }),
-                    Command::Release { task } => Some(Report::Released { task: task.clone() }),
-                    Command::Config { .. } | Command::Listen { .. } => None,
-                };
-                match state.apply(cmd) {
-                    Ok(()) => ack.into_iter().for_each(|a| state.report(&a)),
-                    Err(e) => eprintln!("sandpen gateway: {e}"),
-                }
+        apply_line(&state, &line, &mut told);
+    }
+}
+
+fn apply_line(state: &State, line: &str, told: &mut Option<tokio::sync::oneshot::Sender<Endpoint>>) {
+    match serde_json::from_str::<Command>(line) {
+        Ok(Command::Listen { on }) => match told.take() {
+            Some(t) => drop(t.send(on)),
+            None => eprintln!("sandpen gateway: already listening; {on} ignored"),
+        },
+        Ok(Command::Exchange { addr }) => exchange::set(addr),
+        Ok(cmd) => {
+            let ack = match &cmd {
+                Command::Admit { task, .. } => Some(Report::Admitted { task: task.clone() }),
+                Command::Release { task } => Some(Report::Released { task: task.clone() }),
+                _ => None,
+            };
+            match state.apply(cmd) {
+                Ok(()) => ack.into_iter().for_each(|a| state.report(&a)),
+                Err(e) => eprintln!("sandpen gateway: {e}"),
             }
-            Err(e) => eprintln!("sandpen gateway: an unreadable command ({e})"),
         }
+        Err(e) => eprintln!("sandpen gateway: an unreadable command ({e})"),
     }
 }
 
@@ -185,6 +201,8 @@ async fn handle(
         proxy::connect(&state, req).await
     } else if req.uri().scheme().is_some() {
         proxy::forward(&state, req).await
+    } else if exchange::passes(req.uri().path()) {
+        exchange::forward(req).await
     } else {
         api::forward(&state, &clients, req).await
     })

@@ -105,7 +105,7 @@ impl State {
 
     pub fn apply(&self, cmd: Command) -> Result<(), String> {
         match cmd {
-            Command::Listen { .. } => {}
+            Command::Listen { .. } | Command::Exchange { .. } => {}
             Command::Config {
                 upstream,
                 credential_kind,

@@ -218,9 +218,10 @@ async fn attach_and_start<E: ContainerEngine>(
         }
     };
     let attaching = async {
+        let gated = ctx.cfg.gateway.as_ref().is_some_and(|g| g.gw.gated());
         match &ctx.admission {
-            Some(_) => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
-            None => ctx.engine.attach(id).await.map(|o| (o, None)),
+            Some(_) if gated => (ctx.engine.attach_with_input(id).await).map(|(o, i)| (o, Some(i))),
+            _ => ctx.engine.attach(id).await.map(|o| (o, None)),
         }
     };
     // A Swarm's service may be slow to get its task: a stop does not wait for that.

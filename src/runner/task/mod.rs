@@ -389,7 +389,13 @@ async fn release_gateway<E>(
 /// limit the run. The gateway makes it live later, while the container starts (`gate`).
 async fn admit<E>(ctx: &mut Ctx<E>) -> Result<(), crate::gateway::GatewayError> {
     if let Some(g) = &ctx.cfg.gateway {
-        ctx.admission = Some(g.gw.prepare(&ctx.task.id).await?);
+        let admission = g.gw.prepare(&ctx.task.id).await?;
+        // Ungated (a Swarm): live before the container is made, as no gate waits for it.
+        if !g.gw.gated() {
+            let (task, allow) = (&ctx.task.id, &ctx.task.allow_hosts);
+            g.gw.admit(task, &admission, allow, ctx.task.max_cost).await?;
+        }
+        ctx.admission = Some(admission);
     }
     Ok(())
 }

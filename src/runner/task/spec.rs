@@ -32,8 +32,8 @@ fn network_and_credentials<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) ->
         let mut spec = with_credentials(ctx, checkout, a.secrets(), &NetworkMode::None);
         spec.mounts.extend(g.gw.task_mounts());
         spec.env.extend(a.env().iter().map(|(k, v)| format!("{k}={v}")));
-        spec.gated = true;
-        spec.cmd = command(ctx, true);
+        spec.gated = g.gw.gated();
+        spec.cmd = command(ctx, spec.gated);
         return spec;
     }
     let (cfg, task) = (&ctx.cfg, &ctx.task);
