@@ -21,6 +21,7 @@ mod reach;
 mod registry;
 mod reopen;
 mod sample;
+mod transfer;
 
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
 pub use exchange::{Delivery, Exchange};
