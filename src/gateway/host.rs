@@ -15,15 +15,16 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
-use super::meter::{GatewayUsage, task_of};
+use super::meter::GatewayUsage;
 use super::price::PriceTable;
 use tokio_util::sync::CancellationToken;
 
 use super::files::{self, GatewayLine};
 use super::protocol::{Command, CredentialKind, Endpoint, Report};
 use super::relay::{self, Placement};
+use super::reports::{Reports, spent_signal};
 use super::window::Window;
-use super::{Admission, GatewayError, OnRateLimit, RateLimit, TaskGateway};
+use super::{Admission, GatewayError, OnRateLimit, TaskGateway};
 use crate::engine::spec::{BindMount, Limits, NetworkMode, Owner};
 use crate::engine::{Engine, EngineError, Input, OutputStream, ServiceSpec, Stream, left_for_gc, short};
 use crate::monitor::LineAssembler;
@@ -276,9 +277,13 @@ impl Gateway {
         .await?;
         let files = files::open(&opts.audit, &opts.log)?;
         files.send(GatewayLine::Log(stderr.into())).await;
-        let (meters, waiters) = (self.meters.clone(), self.waiters.clone());
-        let spent = self.spent.clone();
-        let (paused, on_rate_limit) = (self.paused.clone(), opts.on_rate_limit.clone());
+        let waiters = self.waiters.clone();
+        let reports = Reports {
+            meters: self.meters.clone(),
+            spent: self.spent.clone(),
+            paused: self.paused.clone(),
+            on_rate_limit: opts.on_rate_limit.clone(),
+        };
         let reader = tokio::spawn(async move {
             while let Some(Ok((stream, bytes))) = output.next().await {
                 if stream == Stream::Stderr {
@@ -294,39 +299,9 @@ impl Gateway {
                             if let Some(w) = waiters.lock().unwrap().remove(task) {
                                 let _ = w.send(());
                             }
-                            continue;
                         }
-                        Report::Ready { .. } => continue,
-                        Report::BudgetExceeded { task, .. } => spent_signal(&spent, task).cancel(),
-                        Report::RateLimited {
-                            task,
-                            status,
-                            retry_after_ms,
-                            ..
-                        } => {
-                            let wait = Duration::from_millis(*retry_after_ms);
-                            paused.extend(wait);
-                            if let Some(tell) = &on_rate_limit {
-                                tell(RateLimit {
-                                    task: task.clone(),
-                                    status: *status,
-                                    resume_in: wait,
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
-                    // One write per line: the cap keeps whole lines.
-                    let mut line = line;
-                    line.push(b'\n');
-                    files.send(GatewayLine::Audit(line)).await;
-                    if let Some(task) = task_of(&report) {
-                        meters
-                            .lock()
-                            .unwrap()
-                            .entry(task.to_string())
-                            .or_default()
-                            .add(&report);
+                        Report::Ready { .. } => {}
+                        _ => reports.take(&report, line, &files).await,
                     }
                 }
             }
@@ -412,11 +387,6 @@ impl Gateway {
 /// A fresh secret token for a task.
 pub(super) fn new_token() -> Result<String, GatewayError> {
     crate::token::new_token().map_err(|e| GatewayError::Start(format!("reading /dev/urandom: {e}")))
-}
-
-/// The signal that `task`'s budget is spent, made by whichever side asks first.
-fn spent_signal(spent: &Mutex<HashMap<String, CancellationToken>>, task: &str) -> CancellationToken {
-    spent.lock().unwrap().entry(task.to_string()).or_default().clone()
 }
 
 impl TaskGateway for Gateway {

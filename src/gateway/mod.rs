@@ -20,6 +20,7 @@ pub mod meter;
 pub mod price;
 pub mod protocol;
 pub mod relay;
+pub mod reports;
 pub mod serve;
 mod starting;
 pub mod usage;

@@ -4,13 +4,11 @@
 use futures_util::StreamExt;
 
 use super::entry::{DISK_OVER, OOM_KILLS};
+use super::image::ENTRY;
 use super::job::OUT_DIR;
 use super::{Delivery, EXCHANGE_ENV, SwarmEngine};
 use crate::engine::StatsStream;
 use crate::engine::spec::{ContainerSpec, LABEL_RUN_DIR, LABEL_TASK};
-
-/// Where the entry step is in a task's image (`swarm::image`).
-pub const ENTRY: &str = "/usr/local/bin/sandpen";
 
 impl SwarmEngine {
     /// The spec as its service runs it: its files registered with the exchange, and its

@@ -18,6 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
+use super::job::OUT_DIR as OUT;
 use super::transfer::{Body, fetch, offer_out, send_reading, send_readings};
 
 use crate::disk_watch;
@@ -31,8 +32,6 @@ pub const GATEWAY_ENV: &str = "SANDPEN_GATEWAY";
 const GATEWAY_WAIT: Duration = Duration::from_secs(30);
 /// The variable the collection line reads its time budget from, in seconds.
 pub const LEFT_ENV: &str = "left";
-/// The out directory, sent back once the collection ran.
-pub(super) const OUT: &str = "/sandpen-out";
 /// The file of the out directory that counts the container's OOM kills.
 pub const OOM_KILLS: &str = "oom-kills";
 /// The file of the out directory that holds the bytes on disk when the task was stopped at

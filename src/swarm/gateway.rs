@@ -28,10 +28,10 @@ use crate::blocking_writer::BlockingWriter;
 use crate::engine::spec::Owner;
 use crate::engine::{ContainerEngine, Stream};
 use crate::gateway::files::{self, GatewayLine};
-use crate::gateway::meter::task_of;
 use crate::gateway::protocol::{Command, Report};
+use crate::gateway::reports::{Reports, spent_signal};
 use crate::gateway::window::Window;
-use crate::gateway::{Admission, GatewayError, GatewayOptions, GatewayUsage, RateLimit, TaskGateway};
+use crate::gateway::{Admission, GatewayError, GatewayOptions, GatewayUsage, TaskGateway};
 use crate::monitor::LineAssembler;
 
 /// How long a task's gateway may take to serve: its node may pull the image first.
@@ -174,8 +174,12 @@ impl SwarmGateway {
     ) -> (tokio::sync::oneshot::Receiver<()>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let files = self.files.lock().unwrap().clone();
-        let (meters, spent, paused) = (self.meters.clone(), self.spent.clone(), self.paused.clone());
-        let on_rate_limit = self.opts.on_rate_limit.clone();
+        let reports = Reports {
+            meters: self.meters.clone(),
+            spent: self.spent.clone(),
+            paused: self.paused.clone(),
+            on_rate_limit: self.opts.on_rate_limit.clone(),
+        };
         let logs = self.swarm.attach(id).await;
         let reader = tokio::spawn(async move {
             let (Ok(mut logs), Some(files)) = (logs, files) else {
@@ -196,39 +200,9 @@ impl SwarmGateway {
                             if let Some(tx) = tx.take() {
                                 let _ = tx.send(());
                             }
-                            continue;
                         }
-                        Report::Admitted { .. } | Report::Released { .. } => continue,
-                        Report::BudgetExceeded { task, .. } => spent_signal(&spent, task).cancel(),
-                        Report::RateLimited {
-                            task,
-                            status,
-                            retry_after_ms,
-                            ..
-                        } => {
-                            let wait = Duration::from_millis(*retry_after_ms);
-                            paused.extend(wait);
-                            if let Some(tell) = &on_rate_limit {
-                                let (task, status) = (task.clone(), *status);
-                                tell(RateLimit {
-                                    task,
-                                    status,
-                                    resume_in: wait,
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
-                    let mut line = line;
-                    line.push(b'\n');
-                    files.send(GatewayLine::Audit(line)).await;
-                    if let Some(task) = task_of(&report) {
-                        meters
-                            .lock()
-                            .unwrap()
-                            .entry(task.to_string())
-                            .or_default()
-                            .add(&report);
+                        Report::Admitted { .. } | Report::Released { .. } => {}
+                        _ => reports.take(&report, line, &files).await,
                     }
                 }
             }
@@ -286,11 +260,6 @@ pub(super) fn behind(spec: &mut crate::engine::spec::ContainerSpec) {
         }
     }
     spec.env.push(format!("{}={gateway}", super::entry::GATEWAY_ENV));
-}
-
-/// The signal that `task`'s budget is spent, made by whichever side asks first.
-fn spent_signal(spent: &Mutex<HashMap<String, CancellationToken>>, task: &str) -> CancellationToken {
-    spent.lock().unwrap().entry(task.to_string()).or_default().clone()
 }
 
 impl TaskGateway for SwarmGateway {

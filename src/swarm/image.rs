@@ -20,6 +20,9 @@ RUN mkdir -p /workspace /run/sandpen /sandpen-out \\
  && chmod 1777 /workspace /run/sandpen /sandpen-out
 ";
 
+/// Where the entry step is in a task's image (copied there by the Dockerfile above).
+pub const ENTRY: &str = "/usr/local/bin/sandpen";
+
 /// The tag of `task_image` with the entry step: reused when this executable already made it.
 pub async fn with_entry(
     engine: &Engine,

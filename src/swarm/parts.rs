@@ -12,7 +12,7 @@ use bollard::models::{
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 
-use super::delivered::ENTRY;
+use super::image::ENTRY;
 use crate::engine::error::is_not_found;
 use crate::engine::hardening::{self, Limits};
 use crate::engine::spec::{LABEL_ROLE, LABEL_RUN, ROLE_GATEWAY};

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 
-use super::entry::OUT;
+use super::job::OUT_DIR as OUT;
 
 /// How often the container's cgroup is read and sent.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
