@@ -8,7 +8,8 @@ use common::*;
 
 /// The shared warm environment (`warm/`) is read-only to tasks: a task that tries to poison,
 /// delete or mark it changes nothing, and the task after it starts from it unchanged, with
-/// its own copy in its checkout. (Probe image: its `uv sync` stands in for the real one.)
+/// its own copy in its checkout. The copy's files are links to the shared ones: appending
+/// through one fails at the read-only mount; replacing one (as an install does) is the task's. (Probe image: its `uv sync` stands in for the real one.)
 #[test]
 fn no_task_changes_the_shared_environment() {
     let repo = make_repo();
@@ -30,7 +31,9 @@ fn no_task_changes_the_shared_environment() {
         "for w in 'touch {env}/.venv/poison' 'rm -rf {env}/.venv' 'rm -f {env}/.sandpen-ready' \
          'chmod -R 777 {env}' 'ln -s /tmp {env}/.venv/bin/evil' 'mkdir {env}/x'; do\n\
          if sh -c \"$w\" 2>/dev/null; then echo \"wrote: $w\"; exit 1; fi\ndone\n\
-         test -f .venv/probe-env\necho own >> .venv/probe-env\n"
+         test -f .venv/probe-env\n\
+         if echo own >> .venv/probe-env 2>/dev/null; then echo 'wrote through a link'; exit 1; fi\n\
+         rm .venv/probe-env && echo own > .venv/probe-env && test \"$(cat .venv/probe-env)\" = own\n"
     );
     let check = format!(
         "test -f .venv/probe-env && test \"$(cat .venv/probe-env)\" = 'probe env'\n\
