@@ -16,6 +16,9 @@ fn main() {
         }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    // A task's whole life is one future of many nested steps: in a debug build its polls need
+    // more than the default 2 MiB of stack (a worker overflowed stopping a Swarm task).
+    builder.thread_stack_size(8 << 20);
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

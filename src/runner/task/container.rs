@@ -132,7 +132,7 @@ async fn watch_running<E: ContainerEngine>(
         files,
         attached,
         gate,
-    } = match attach_and_start(ctx, id, end).await {
+    } = match Box::pin(attach_and_start(ctx, id, end)).await {
         Ok(started) => started,
         Err(deadline) => return deadline,
     };
@@ -165,9 +165,9 @@ async fn watch_running<E: ContainerEngine>(
         Some(Err(e)) => {
             // The engine failed while the task ran: the task may still be running.
             end.problems.push(e.to_string());
-            stop(ctx, id, None, end).await
+            Box::pin(stop(ctx, id, None, end)).await
         }
-        None => stop(ctx, id, end.stopped_for, end).await,
+        None => Box::pin(stop(ctx, id, end.stopped_for, end)).await,
     };
     end.finished_at = Some(now_rfc3339());
     if let Some(refused) = match gate {
@@ -229,7 +229,7 @@ async fn attach_and_start<E: ContainerEngine>(
         r = attaching => r,
         _ = ctx.stop.graceful.cancelled() => {
             end.stopped_for = Some(StopReason::Cancelled);
-            return Err(stop(ctx, id, end.stopped_for, end).await);
+            return Err(Box::pin(stop(ctx, id, end.stopped_for, end)).await);
         }
     };
     let (attached, input) = match attached {
@@ -278,7 +278,7 @@ async fn attach_and_start<E: ContainerEngine>(
         }
         None => {
             end.stopped_for = Some(StopReason::Cancelled);
-            Err(stop(ctx, id, end.stopped_for, end).await)
+            Err(Box::pin(stop(ctx, id, end.stopped_for, end)).await)
         }
     }
 }
