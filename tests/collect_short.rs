@@ -13,7 +13,9 @@ fn an_untouched_checkout_takes_the_short_path_and_hidden_work_the_full_one() {
                 [[task]]\nid = \"hidden\"\nprompt_text = '''\n\
                 set -e\ngit config core.logAllRefUpdates false\n\
                 echo lost > lost.txt; git add lost.txt; git commit -qm lost\n\
-                git reset -q --hard HEAD~1\n'''\n";
+                git reset -q --hard HEAD~1\n'''\n\n\
+                [[task]]\nid = \"detached\"\nprompt_text = \"git checkout -q --detach\"\n\n\
+                [[task]]\nid = \"new-file\"\nprompt_text = \"echo new > new.txt\"\n";
     let run = run_tasks(repo.path(), toml, &[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let report = run.report();
@@ -45,4 +47,13 @@ fn an_untouched_checkout_takes_the_short_path_and_hidden_work_the_full_one() {
         &["ls-tree", "-r", "--name-only", kept[0].as_str().unwrap()],
     );
     assert!(tree.contains("lost.txt"), "the lost commit came back: {tree}");
+
+    // What the short path reads from `git status --porcelain=v2 --branch`: a HEAD on no branch,
+    // and a new file, each take the full path.
+    for t in ["detached", "new-file"] {
+        assert!(out(t).join("known").exists(), "{t} took the full path");
+    }
+    assert!(task(&report, "detached")["head_branch"].is_null(), "{report:#}");
+    let new = task(&report, "new-file");
+    assert_eq!(new["salvaged"], true, "{new:#}");
 }

@@ -30,8 +30,8 @@ pub const PROMPT_PATH: &str = "/run/sandpen/prompt.md";
 /// `gated`: in gateway mode, the shell first waits at the gate for the gateway's address.
 ///
 /// `then`: shell lines run after the CLI ended by itself (not when the container is stopped),
-/// before the container exits with the CLI's code; `started` (epoch seconds) and `code` are
-/// set for them. Empty: the CLI replaces the shell.
+/// before the container exits with the CLI's code; `started` (seconds, [`now_seconds`]) and
+/// `code` are set for them. Empty: the CLI replaces the shell.
 pub fn command(
     max_turns: u32,
     deadline: Duration,
@@ -53,14 +53,15 @@ pub fn command(
         // The shell stays, so it passes a stop on to the CLI (the init signals only the
         // shell), and runs `then` only when the CLI ended on its own.
         format!(
-            "started=$(date +%s) stopped=\n\
+            "{now}started=$now stopped=\n\
              \"$@\" < {PROMPT_PATH} &\n\
              pid=$!\n\
              trap 'stopped=1 again=1; kill -TERM $pid 2>/dev/null' TERM INT HUP\n\
              while :; do again=; wait $pid; code=$?; [ -n \"$again\" ] || break; done\n\
              trap - TERM INT HUP\n\
              if [ -z \"$stopped\" ]; then\n{then}\nfi\n\
-             exit $code"
+             exit $code",
+            now = now_seconds()
         )
     };
     [
@@ -87,6 +88,15 @@ pub fn command(
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Shell lines that set `now` to a count of seconds, for durations within one container: the
+/// machine's uptime, read by the shell itself (a short task's container runs few processes,
+/// and `date` was two of them); `date` where /proc/uptime cannot be read.
+pub fn now_seconds() -> String {
+    "now=; { read -r now _ < /proc/uptime; } 2>/dev/null; now=${now%%.*}\n\
+     case $now in ''|*[!0-9]*) now=$(date +%s) ;; esac\n"
+        .to_string()
 }
 
 /// `cmd` (from `command`) continuing the CLI's session `id` (`session::Resume`): its last

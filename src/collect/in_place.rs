@@ -22,7 +22,8 @@ use crate::engine::spec::BindMount;
 /// Where the script is mounted in the task's container.
 const SCRIPT_MOUNT: &str = "/run/sandpen/collect.sh";
 /// Files of the out directory: the script's hints, its errors, and its exit code (written
-/// last, renamed in: present only once the script ended).
+/// last, in one write: a container stopped before it leaves no file or an empty one, never
+/// "0", so the host reads "0" only from a script that ended well).
 const HINTS: &str = "hints";
 const DONE: &str = "done";
 /// The script starts only with this much time left before the task's timeout, and is stopped
@@ -68,17 +69,18 @@ pub async fn prepare(job: &Job<'_>, timeout: Duration) -> Result<InPlace, Collec
         .collect();
     let env: Vec<String> = sandbox::env().iter().map(|a| quote(a)).collect();
     let out = sandbox::OUT;
-    // Within `$left` seconds: the script, then its exit code, renamed in once it is there.
+    // Within `$left` seconds: the script, then its exit code.
     let collect = format!(
         "env -i PATH=\"$PATH\" {env} timeout -k 1 \"$left\" sh {SCRIPT_MOUNT} {args} > {out}/{HINTS} 2> {out}/errors < /dev/null\n\
-         echo $? > {out}/{DONE}.tmp && mv -f {out}/{DONE}.tmp {out}/{DONE}\n",
+         echo $? > {out}/{DONE}\n",
         env = env.join(" "),
         args = args.join(" "),
     );
     let shell = format!(
-        "left=$(({secs} - ($(date +%s) - started) - {MARGIN}))\n\
+        "{now}left=$(({secs} - (now - started) - {MARGIN}))\n\
          if [ \"$left\" -ge {MIN_LEFT} ]; then\n{collect}fi\n",
         secs = timeout.as_secs(),
+        now = crate::agent::now_seconds(),
     );
     Ok(InPlace {
         mounts,

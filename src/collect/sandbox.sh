@@ -16,6 +16,8 @@ base=$1 task=$2 run=$3 since=${4:-0} max_file=${5:-10485760} max_total=${6:-1048
 borrowed=/run/sandpen/objects
 out=/sandpen-out
 say() { printf 'sandpen-collect: %s %s\n' "$1" "$2"; }
+nl='
+'
 
 cd /workspace || { echo "the checkout is not mounted" >&2; exit 10; }
 if [ -L .git ] || [ ! -d .git ]; then
@@ -26,18 +28,18 @@ fi
 # Files that point git at other directories (`commondir` would make the checkout a worktree of
 # another repository, alternates would borrow other objects, a `core.worktree` would move the tree):
 # in here they point at nothing, so they go, and git is told where the repository is.
-rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates
+# A task stopped in the middle of a git command leaves its locks behind, and no git of the task
+# runs any more (its CLI ended, or its container is gone): they would fail the salvage commit.
+rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates \
+    .git/index.lock .git/HEAD.lock
 # The checkout borrows the user's objects from the read-only mount, whatever the task wrote
 # there. (Once collected, the host renames every .git of the checkout aside: no git on the
 # host ever reads this repository.)
 alternates=.git/objects/info/alternates
 if [ -d "$borrowed" ]; then
-    mkdir -p .git/objects/info && printf '%s\n' "$borrowed" > "$alternates"
+    { [ -d .git/objects/info ] || mkdir -p .git/objects/info; } && printf '%s\n' "$borrowed" > "$alternates"
 fi
 export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
-# A task stopped in the middle of a git command leaves its locks behind, and no git of the task
-# runs any more (its CLI ended, or its container is gone): they would fail the salvage commit.
-rm -f .git/index.lock .git/HEAD.lock
 
 g() {
     git --no-replace-objects -c core.hooksPath=/dev/null -c core.fsmonitor=false \
@@ -57,7 +59,7 @@ set -- ':(exclude,glob)**/.env' ':(exclude,glob)**/.env.*' ':(exclude,glob)**/*.
 # task's own is put back after the commit (which may hash files again).
 attrs=.git/info/attributes
 [ -e "$attrs" ] || [ -L "$attrs" ] && mv "$attrs" "$attrs.sandpen-saved"
-mkdir -p .git/info && printf '* -filter\n' > "$attrs"
+{ [ -d .git/info ] || mkdir -p .git/info; } && printf '* -filter\n' > "$attrs"
 # Nested repositories: `git add` would record a directory holding its own .git as a gitlink,
 # and its files would never reach the branch. Each one the repository does not already track
 # as a gitlink (a submodule) has its .git moved aside while its files are added, then put back.
@@ -67,20 +69,53 @@ find . -name .git -prune -print 2>/dev/null | head -n 1000 > "$out/nested"
 # The common case first: a task that left its checkout as it got it. No object in its own
 # store (every commit, stash or tag writes one there: the borrowed store is read-only), its refs
 # as sandpen recorded them, nothing changed, new or nested in its tree (seen without filters, as
-# `add` would see it), HEAD on a branch. Then nothing is salvaged, bundled or lost: said in a
-# handful of processes instead of some forty.
-if [ "$(cat "$out/nested")" = ./.git ] \
-    && [ -z "$(find .git/objects -type f ! -path '.git/objects/info/*' 2>/dev/null | head -n 1)" ] \
-    && g for-each-ref --format='%(objectname) %(refname)' 2>/dev/null | cmp -s - "$out/start-refs" \
-    && [ -z "$(g status --porcelain --untracked-files=all 2>/dev/null | head -c 1)" ] \
-    && head=$(g rev-parse --verify --quiet 'HEAD^{commit}') \
-    && hb=$(g symbolic-ref --quiet HEAD) && [ "${hb#refs/heads/}" != "$hb" ]; then
-    rm -f "$attrs"
-    [ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
-    say head "$head"
-    say head-branch "${hb#refs/heads/}"
-    say unreachable-commits 0
-    exit 0
+# `add` would see it), HEAD on a branch. Then nothing is salvaged, bundled or lost: said with
+# three processes (find, and git twice) and the shell's own built-ins, where the whole
+# collection runs some forty; it is most of what a short task costs in its container.
+# Files in the store's directories (loose objects, packs: where git looks) but info/.
+own_objects() {
+    for f in .git/objects/*/*; do
+        case $f in .git/objects/info/*) continue ;; esac
+        [ -e "$f" ] || [ -L "$f" ] && return 0
+    done
+    return 1
+}
+# The lines of a file, as `$(cat FILE)` gives them, without a process.
+lines_of() {
+    lines= line=
+    while IFS= read -r line || [ -n "$line" ]; do lines="$lines$line$nl"; line=; done < "$1"
+    lines=${lines%"$nl"}
+}
+n1= n2=
+{ IFS= read -r n1; IFS= read -r n2; } < "$out/nested"
+lines_of "$out/start-refs"
+# `git status --porcelain=v2 --branch`: "# branch.oid OID" and "# branch.head NAME" (the
+# branch's short name; "(detached)", or the full name of a symbolic HEAD outside refs/heads),
+# then one line per change. Only "# " lines: nothing changed.
+if [ "$n1" = ./.git ] && [ -z "$n2" ] && ! own_objects \
+    && [ "$(g for-each-ref --format='%(objectname) %(refname)' 2>/dev/null)" = "$lines" ] \
+    && st=$(g status --porcelain=v2 --branch --untracked-files=all 2>/dev/null); then
+    head= hb= changed=
+    while IFS= read -r line; do
+        case $line in
+        "# branch.oid "*) head=${line#"# branch.oid "} ;;
+        "# branch.head "*) hb=${line#"# branch.head "} ;;
+        "# "*) ;;
+        *) changed=1 ;;
+        esac
+    done <<EOF_STATUS
+$st
+EOF_STATUS
+    case $head in *[!0-9a-f]* | '') head= ;; esac
+    case $hb in '(detached)' | refs/* | '') hb= ;; esac
+    if [ -z "$changed" ] && [ ${#head} -ge 40 ] && [ -n "$hb" ]; then
+        rm -f "$attrs"
+        [ -e "$attrs.sandpen-saved" ] || [ -L "$attrs.sandpen-saved" ] && mv "$attrs.sandpen-saved" "$attrs"
+        say head "$head"
+        say head-branch "$hb"
+        say unreachable-commits 0
+        exit 0
+    fi
 fi
 while IFS= read -r p; do
     [ "$p" = ./.git ] && continue
@@ -103,8 +138,6 @@ set -- "$@" ":(exclude,glob)**/$aside" ":(exclude,glob)**/$aside/**"
 # What the host renamed aside when it last collected (workspace/inert.rs): never content.
 set -- "$@" ":(exclude,glob)**/.git.sandpen-inert*" ":(exclude,glob)**/.git.sandpen-inert*/**"
 # A name with a line break cannot be listed safely below: such paths stay out (named at the end).
-nl='
-'
 set -- "$@" ":(exclude,glob)**/*$nl*" ":(exclude,glob)**/*$nl*/**"
 # Large files stay out of the salvage (they stay in the checkout; the report names them with
 # their sizes): each one above max_file bytes, and, the smallest taken first, whatever would
