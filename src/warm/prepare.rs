@@ -92,6 +92,7 @@ impl Prepare for Preparation {
                 duration_s: t0.elapsed().as_secs_f64(),
                 bytes_fetched: bytes,
                 output,
+                image: None,
             }
         })
     }
