@@ -51,7 +51,7 @@ impl Prepare for Layered {
                     volume: volume_name(&self.prep.project.key(&self.prep.image_id)),
                     from: self.prep.project.from().to_string(),
                     state: EnvState::Reused,
-                    started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    started_at: super::prepare::now(),
                     duration_s: 0.0,
                     bytes_fetched: 0,
                     output: None,
