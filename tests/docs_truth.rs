@@ -173,6 +173,7 @@ fn report_md_documents_exactly_the_fields_report_json_has() {
         duration_s: 1.0,
         bytes_fetched: 1,
         output: None,
+        image: Some("registry:5000/sandpen-env@sha256:0123".into()),
     });
     run.tasks.push(task);
     let json = serde_json::to_value(&run).unwrap();

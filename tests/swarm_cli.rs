@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::{agent_requests, assert_a_commit_per_phase, bundled_sentences, repo_with};
 use common::swarm::{self, Swarm};
+use common::uv_index::{self, Index, build_wheel, python_repo};
 use common::{dump, field, git, read_report, sandpen, task};
 use sandpen::demo;
 use sandpen::model_server::{ModelServer, Script};
@@ -147,12 +148,225 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let metered = g["requests"].as_u64().unwrap_or(0) as usize;
     assert!(metered >= requests.len(), "{t:#}");
     eprintln!(
-        "swarm e2e {id}: on {worker}, {} turns, {} requests, run {:.1}s (task {:.1}s), peak memory {} MiB",
+        "swarm e2e {id}: on {worker}, {} turns, {} requests, run {:.1}s (task {:.1}s, its environment {} {:.1}s), peak memory {} MiB",
         a["num_turns"],
         requests.len(),
         started.elapsed().as_secs_f64(),
         t["duration_s"].as_f64().unwrap_or(0.0),
+        report["environment"]["state"],
+        report["environment"]["duration_s"].as_f64().unwrap_or(0.0),
         t["peak_memory_bytes"].as_u64().unwrap_or(0) >> 20,
     );
     cluster.assert_clean("after the run");
+    warm_environment_as_a_layer(&cluster, &agent).await;
+}
+
+/// Runs the tasks `ids` on the Swarm in `repo`; the report, the run's directory and the exit
+/// code.
+async fn swarm_run(
+    cluster: &Swarm,
+    agent: &str,
+    repo: &std::path::Path,
+    server: &ModelServer,
+    ids: &[&str],
+    allow: &str,
+) -> (serde_json::Value, std::path::PathBuf, i32) {
+    let toml: String = ids
+        .iter()
+        .map(|id| format!("[[task]]\nid = \"{id}\"\nprompt_text = \"check\"\n\n"))
+        .collect();
+    let tf = common::task_file(&toml);
+    let mut cmd = sandpen();
+    cmd.current_dir(repo)
+        .env("DOCKER_HOST", cluster.manager())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{}/task/{{task}}", server.addr),
+        )
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .args(["run", "--backend", "swarm", "-j", "2", "--allow-host", allow])
+        .args([
+            "--registry",
+            &cluster.registry,
+            "--advertise-addr",
+            &cluster.host_addr,
+        ])
+        .args(["--image", agent, "--report"])
+        .arg(&tf.report)
+        .arg(&tf.path);
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let started = Instant::now();
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("the run ends within its limit")
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let dump = dump(code, started.elapsed(), &out);
+    let report = read_report(&tf.report).unwrap_or_else(|e| panic!("{e}: {dump}"));
+    eprintln!(
+        "warm swarm run: exit {code} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        code == 0 || report["environment"]["state"] == "failed",
+        "{report:#}\n{dump}"
+    );
+    let dir = common::runs_dir(repo).join(field(&report, "run_id"));
+    (report, dir, code)
+}
+
+/// Issue 26 on the Swarm: the environment is prepared once on the manager, through a gateway
+/// of its own, and reaches the tasks as an image layer pulled by digest; they import from it
+/// (no index request of theirs), cannot write it, and a second run prepares nothing.
+async fn warm_environment_as_a_layer(cluster: &Swarm, agent: &str) {
+    let t0 = Instant::now();
+    let host: std::net::IpAddr = cluster.host_addr.parse().unwrap();
+    let idx_dir = tempfile::tempdir().unwrap();
+    build_wheel(idx_dir.path(), "tinya");
+    let index = Index::start(idx_dir.path(), host);
+    let repo = python_repo(agent, &index.host);
+    let before = index.fetched("tinya");
+    let check = "python -c 'import tinya; print(\"IMPORTED\", tinya.VALUE)'; \
+                 touch /run/sandpen/env/.venv/poison 2>/dev/null || echo SHARED-READ-ONLY; \
+                 (echo '#' >> .venv/pyvenv.cfg) 2>/dev/null || echo LINK-READ-ONLY; \
+                 echo OWNER=$(stat -c %u /run/sandpen/env/.venv/pyvenv.cfg)";
+    let server = ModelServer::start(
+        uv_index::script(&[("a", check), ("b", check)]),
+        SocketAddr::new(host, 0),
+        None,
+    )
+    .await
+    .unwrap();
+    let (r1, dir1, _) = swarm_run(cluster, agent, repo.path(), &server, &["a", "b"], &index.host).await;
+    let env = &r1["environment"];
+    assert_eq!(env["state"], "prepared", "{r1:#}");
+    assert!(
+        env["bytes_fetched"].as_u64().unwrap_or(0) > 0,
+        "through its gateway: {env}"
+    );
+    let image = env["image"].as_str().unwrap_or_default().to_string();
+    assert!(
+        image.starts_with(&format!("{}/sandpen-env@sha256:", cluster.registry)),
+        "by digest from the registry: {env}"
+    );
+    let audit = |dir: &std::path::Path, file: &str, t: &str| {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let needle = format!("\"task\":\"{t}\"");
+        text.lines()
+            .filter(|l| l.contains("\"kind\":\"egress\"") && l.contains(&needle))
+            .count()
+    };
+    assert!(
+        audit(&dir1, "env-egress.jsonl", "env:prepare") >= 1,
+        "the preparation's requests are audited"
+    );
+    for t in ["a", "b"] {
+        let task = task(&r1, t);
+        assert_eq!(
+            field(task, "status"),
+            "succeeded",
+            "{t}: {}",
+            common::log_of(&r1, t)
+        );
+        assert_eq!(task["environment"], env["volume"], "{t} started from it");
+        let log = common::log_of(&r1, t);
+        for said in [
+            "IMPORTED tinya-ok",
+            "SHARED-READ-ONLY",
+            "LINK-READ-ONLY",
+            "OWNER=0",
+        ] {
+            assert!(log.contains(said), "{t}: no {said}: {log}");
+        }
+        assert_eq!(audit(&dir1, "egress.jsonl", t), 0, "{t} fetched nothing");
+    }
+    assert_eq!(
+        index.fetched("tinya"),
+        before + 1,
+        "the preparation's one fetch, no task's"
+    );
+    eprintln!(
+        "warm run 1: prepared in {:.1}s (layer built and pushed included), {} fetched; tasks on {} and {}",
+        env["duration_s"].as_f64().unwrap_or(0.0),
+        env["bytes_fetched"],
+        task(&r1, "a")["node"],
+        task(&r1, "b")["node"]
+    );
+
+    // Run 2, the same lock: the layer is kept, nothing prepared, fetched or built.
+    let (r2, dir2, _) = swarm_run(cluster, agent, repo.path(), &server, &["a"], &index.host).await;
+    assert_eq!(r2["environment"]["state"], "reused", "{r2:#}");
+    assert_eq!(r2["environment"]["bytes_fetched"], 0);
+    assert_eq!(r2["environment"]["image"], image.as_str(), "the same layer");
+    assert!(
+        !dir2.join("env-egress.jsonl").exists(),
+        "no preparation, no gateway for it"
+    );
+    assert!(common::log_of(&r2, "a").contains("IMPORTED tinya-ok"), "{r2:#}");
+    assert_eq!(index.fetched("tinya"), before + 1, "nothing fetched");
+    cluster.assert_clean("after the warm runs");
+
+    // `prune --envs` removes the kept layer with the volume.
+    let pruned = common::run_ok(
+        sandpen()
+            .env("DOCKER_HOST", cluster.manager())
+            .current_dir(repo.path())
+            .args(["prune", "--envs"]),
+    );
+    assert!(
+        pruned.contains("removed environment image sandpen-env:"),
+        "{pruned}"
+    );
+    let ls = |what: &[&str]| {
+        let o = std::process::Command::new("docker")
+            .env("DOCKER_HOST", cluster.manager())
+            .args(what)
+            .output()
+            .unwrap();
+        common::stdout(&o)
+    };
+    assert!(
+        ls(&["image", "ls", "-q", "sandpen-env"]).trim().is_empty(),
+        "{pruned}"
+    );
+
+    // A bad lock: the preparation fails once, its tasks fail without a service, nothing kept.
+    let bad = common::make_repo();
+    std::fs::write(
+        bad.path().join("pyproject.toml"),
+        uv_index::pyproject(&index.host),
+    )
+    .unwrap();
+    std::fs::write(bad.path().join("uv.lock"), "this is not a lock\n").unwrap();
+    git(bad.path(), &["add", "-A"]);
+    git(bad.path(), &["commit", "--quiet", "-m", "bad lock"]);
+    let (r3, _, code) = swarm_run(cluster, agent, bad.path(), &server, &["a", "b"], &index.host).await;
+    server.stop().await;
+    let env = &r3["environment"];
+    assert_eq!((code, &env["state"]), (1, &"failed".into()), "{r3:#}");
+    assert!(
+        env["output"].as_str().unwrap_or_default().contains("uv.lock"),
+        "{env}"
+    );
+    assert!(env["image"].is_null(), "{env}");
+    for t in ["a", "b"] {
+        assert_eq!(field(task(&r3, t), "status"), "failed");
+        assert!(task(&r3, t)["container_id"].is_null(), "{t} did not run");
+    }
+    let volume = env["volume"].as_str().unwrap();
+    assert!(
+        !ls(&["volume", "ls", "-q"]).contains(volume),
+        "a failed preparation keeps no volume"
+    );
+    assert!(
+        ls(&["image", "ls", "-q", "sandpen-env"]).trim().is_empty(),
+        "and no layer"
+    );
+    cluster.assert_clean("after the failed preparation");
+    eprintln!(
+        "warm environment on the Swarm: {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
 }

@@ -58,7 +58,16 @@ impl Engine {
 
     /// Images carrying the label `key=value`.
     pub async fn images_with_label(&self, key: &str, value: &str) -> Result<Vec<ImageSummary>, EngineError> {
-        let filters = HashMap::from([("label", vec![format!("{key}={value}")])]);
+        self.images_labelled(format!("{key}={value}")).await
+    }
+
+    /// Images carrying the label `key`, whatever its value.
+    pub async fn images_with_label_key(&self, key: &str) -> Result<Vec<ImageSummary>, EngineError> {
+        self.images_labelled(key.to_string()).await
+    }
+
+    async fn images_labelled(&self, label: String) -> Result<Vec<ImageSummary>, EngineError> {
+        let filters = HashMap::from([("label", vec![label])]);
         let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
         let list = EngineError::limited("listing images", CALL_TIMEOUT, async {
             self.docker()

@@ -42,6 +42,9 @@ const FILES_LIMIT: Duration = Duration::from_secs(2);
 /// What a run's gateway needs to know.
 pub struct GatewayOptions {
     pub image: String,
+    /// Its command: empty for the gateway image (its entrypoint); a task image on a Swarm
+    /// names sandpen's own (`swarm::ENTRY gateway`).
+    pub cmd: Vec<String>,
     /// The model API: the real one, or the host's `ANTHROPIC_BASE_URL`.
     pub upstream: String,
     /// The real credential, and how it is sent upstream.
@@ -156,7 +159,7 @@ impl Gateway {
         let spec = ServiceSpec {
             name: container_name(&owner.run_id),
             image: opts.image.clone(),
-            cmd: vec![],
+            cmd: opts.cmd.clone(),
             labels: owner.labels("", crate::engine::spec::ROLE_GATEWAY),
             // Its directory's owner: it alone writes there.
             user: engine.dialect().user_owning(placement.owner),

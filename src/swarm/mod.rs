@@ -26,7 +26,7 @@ mod transfer;
 pub use entry::{EXCHANGE_ENV, EntryArgs, run as entry};
 pub use exchange::{Delivery, Exchange};
 pub use gateway::SwarmGateway;
-pub use image::with_entry;
+pub use image::{ENTRY, with_entry};
 pub use job::{JobError, Placement, deliverable, service_spec};
 pub use reach::{ReachError, check as check_reach};
 pub use registry::{RegistryError, check_address, publish};

@@ -9,11 +9,13 @@
 //! own copy (`uv add`), and never writes the shared one (a write through a link meets the
 //! read-only mount). The rule, named once: **the shared environment is read-only to tasks.**
 
+mod layer;
 mod prepare;
 mod project;
 mod shell;
 pub mod stored;
 
+pub use layer::{GatewayMaker, Layered};
 pub use prepare::Preparation;
 pub use project::Project;
 pub use shell::{CACHE_DIR, task_shell};
@@ -58,6 +60,9 @@ pub struct Environment {
     /// The preparation's output (its last 16 KiB) when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// On a Swarm: the image tasks run, the environment as a layer (`layer.rs`), by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,8 +88,12 @@ impl Environment {
             EnvState::Reused => "reused",
             EnvState::Failed => "FAILED",
         };
+        let layer = self
+            .image
+            .as_deref()
+            .map_or(String::new(), |i| format!(", as image {i}"));
         format!(
-            "environment {} (from {}): {what} in {:.1}s, {} fetched",
+            "environment {} (from {}): {what} in {:.1}s, {} fetched{layer}",
             self.volume,
             self.from,
             self.duration_s,

@@ -92,6 +92,7 @@ impl Prepare for Preparation {
                 duration_s: t0.elapsed().as_secs_f64(),
                 bytes_fetched: bytes,
                 output,
+                image: None,
             }
         })
     }
@@ -233,6 +234,6 @@ impl Preparation {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

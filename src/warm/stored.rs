@@ -145,7 +145,40 @@ pub async fn prune(
             }
         }
     }
+    all &= prune_images(engine, older_than, dry_run, now, &mut lines).await?;
     Ok((lines, all))
+}
+
+/// The environments made for a Swarm's tasks (`layer.rs`): images, whose tags go the same way
+/// (what a registry was sent stays there).
+async fn prune_images(
+    engine: &Engine,
+    older_than: Option<Duration>,
+    dry_run: bool,
+    now: SystemTime,
+    lines: &mut Vec<String>,
+) -> Result<bool, EngineError> {
+    let mut all = true;
+    for image in engine.images_with_label_key(LABEL).await? {
+        let made = SystemTime::UNIX_EPOCH + Duration::from_secs(image.created.max(0) as u64);
+        let old = older_than.is_none_or(|limit| now.duration_since(made).is_ok_and(|a| a > limit));
+        let prefix = format!("{}:", super::layer::REPOSITORY);
+        for tag in image.tags.iter().filter(|t| t.starts_with(&prefix)) {
+            let line = match (old, dry_run) {
+                (false, _) => format!("kept environment image {tag}: younger than --older-than"),
+                (true, true) => format!("would remove environment image {tag}"),
+                (true, false) => match engine.remove_image(tag).await {
+                    Ok(()) => format!("removed environment image {tag}"),
+                    Err(e) => {
+                        all = false;
+                        format!("kept environment image {tag}: {e}")
+                    }
+                },
+            };
+            lines.push(line);
+        }
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod podman;
 pub mod refused;
 pub mod runsc;
 pub mod swarm;
+pub mod uv_index;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

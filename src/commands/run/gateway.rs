@@ -80,11 +80,57 @@ pub(super) fn start_gateway(
     p: &Prepared,
     owner: &Owner,
     layout: &RunDir,
-    (image, prices): &(String, PriceTable),
+    g: &(String, PriceTable),
     opts: &RunOptions,
     events: EventSender,
     users: usize,
 ) -> anyhow::Result<GatewayHandle> {
+    if opts.allow_hosts.iter().any(|h| h.trim() == "*") {
+        warn("--allow-host '*': tasks may reach any host through the gateway (still metered and logged)");
+    }
+    let options = gateway_options(p, layout, g, opts, events);
+    // On a Swarm, a gateway per task, made with it; here, the run's one, made now.
+    let gw: std::sync::Arc<dyn crate::gateway::TaskGateway> = match &p.swarm {
+        Some(on) => std::sync::Arc::new(SwarmGateway::new(on.engine.clone(), owner.clone(), options)?),
+        None => std::sync::Arc::new(Starting::spawn(p.engine.clone(), owner.clone(), options)),
+    };
+    Ok(GatewayHandle::new(gw, users))
+}
+
+/// On a Swarm, the warm environment's preparation's own gateway (`warm::Layered`): on the
+/// manager's engine, from `image` (the task image's local tag with the entry step, which holds
+/// sandpen: the pinned reference is the registry's), started only when a preparation runs.
+/// Its audit and log are files of their own (the Swarm's gateways hold `egress.jsonl` and
+/// `gateway.log` open): `env-egress.jsonl`, `env-gateway.log`.
+pub(super) fn preparation_gateway(
+    p: &Prepared,
+    owner: &Owner,
+    layout: &RunDir,
+    (image, prices): (&str, &PriceTable),
+    opts: &RunOptions,
+    events: EventSender,
+) -> crate::warm::GatewayMaker {
+    let g = (image.to_string(), prices.clone());
+    let mut options = gateway_options(p, layout, &g, opts, events);
+    options.cmd = vec![crate::swarm::ENTRY.to_string(), "gateway".to_string()];
+    options.audit = layout.root.join("env-egress.jsonl");
+    options.log = layout.root.join("env-gateway.log");
+    let (engine, owner) = (p.engine.clone(), owner.clone());
+    let options = std::sync::Mutex::new(Some(options));
+    Box::new(move || {
+        let options = options.lock().ok()?.take()?;
+        let gw = Starting::spawn(engine.clone(), owner.clone(), options);
+        Some(GatewayHandle::new(std::sync::Arc::new(gw), 1))
+    })
+}
+
+fn gateway_options(
+    p: &Prepared,
+    layout: &RunDir,
+    (image, prices): &(String, PriceTable),
+    opts: &RunOptions,
+    events: EventSender,
+) -> GatewayOptions {
     let cred = |k: &str| p.credentials.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let upstream = cred("ANTHROPIC_BASE_URL").map_or_else(
         || "https://api.anthropic.com".to_string(),
@@ -98,11 +144,9 @@ pub(super) fn start_gateway(
         .map(|s| s.to_string())
         .collect();
     allow.extend(opts.allow_hosts.iter().cloned());
-    if opts.allow_hosts.iter().any(|h| h.trim() == "*") {
-        warn("--allow-host '*': tasks may reach any host through the gateway (still metered and logged)");
-    }
-    let options = GatewayOptions {
+    GatewayOptions {
         image: image.clone(),
+        cmd: Vec::new(),
         upstream,
         credential,
         prices: prices.clone(),
@@ -118,13 +162,7 @@ pub(super) fn start_gateway(
                 resume_in_s: r.resume_in.as_secs_f64(),
             })
         })),
-    };
-    // On a Swarm, a gateway per task, made with it; here, the run's one, made now.
-    let gw: std::sync::Arc<dyn crate::gateway::TaskGateway> = match &p.swarm {
-        Some(on) => std::sync::Arc::new(SwarmGateway::new(on.engine.clone(), owner.clone(), options)?),
-        None => std::sync::Arc::new(Starting::spawn(p.engine.clone(), owner.clone(), options)),
-    };
-    Ok(GatewayHandle::new(gw, users))
+    }
 }
 
 /// The credentials set on the host.

@@ -332,7 +332,7 @@ pub async fn execute_in(mut p: Prepared, opts: RunOptions, run: InRun) -> anyhow
             start_gateway(&p, &owner, &layout, g, &opts, events.clone(), users)
         })
         .transpose()?;
-    let warm = warm::for_run(&p, &opts, &owner, &layout, &stop).await?;
+    let warm = warm::for_run(&p, &opts, &owner, &layout, &stop, &events).await?;
     let cfg = RunConfig {
         run_id: run_id.clone(),
         owner,

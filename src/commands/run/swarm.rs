@@ -25,6 +25,11 @@ pub struct OnSwarm {
     pub capacity: Capacity,
     /// Listening since the reach probe, for the run to take over.
     pub signals: Option<Signals>,
+    /// Where the nodes pull from (`--registry`).
+    pub registry: String,
+    /// Once `ready`: the task image as given and its local tag with the entry step (the warm
+    /// environment's layer builds on it, `warm::Layered`).
+    pub images: Option<(String, String)>,
 }
 
 /// The Swarm flags, or their absence: refused when they do not fit together.
@@ -105,6 +110,8 @@ pub async fn connect(engine: &Engine, input: &SwarmInput, grace: Duration) -> an
         engine,
         capacity,
         signals: None,
+        registry: input.registry.clone(),
+        images: None,
     })
 }
 
@@ -115,7 +122,9 @@ pub async fn ready(on: &mut OnSwarm, input: &SwarmInput, task_image: &str) -> an
     let mut display = crate::report::build::BuildDisplay::stderr();
     let tag = crate::swarm::with_entry(&manager, task_image, &mut |e| display.on_event(e)).await;
     display.finish();
-    let pinned = crate::swarm::publish(&manager, &tag?, &input.registry).await?;
+    let tag = tag?;
+    let pinned = crate::swarm::publish(&manager, &tag, &input.registry).await?;
+    on.images = Some((task_image.to_string(), tag));
     let exchange = Exchange::start(input.advertise).await.map_err(|e| {
         usage(format!(
             "--advertise-addr {}: cannot listen there ({e})\nfix: give an address of this machine that the Swarm's nodes reach",

@@ -14,11 +14,16 @@ use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     let mut spec = network_and_credentials(ctx, checkout);
-    // A warm environment: the shared volume read-only (the one rule, `warm`), the task's own
-    // copy in its checkout, its package cache on that disk.
+    // A warm environment: the shared volume read-only (the one rule, `warm`), or on a Swarm
+    // the image holding it as root's files; the task's own copy in its checkout, its package
+    // cache on that disk.
     if let Some(env) = ctx.cfg.warm.as_ref().and_then(|w| w.usable()) {
-        spec.mounts
-            .push(BindMount::volume(&env.volume, warm::ENV_MOUNT, true));
+        match &env.image {
+            Some(image) => spec.image = image.clone(),
+            None => spec
+                .mounts
+                .push(BindMount::volume(&env.volume, warm::ENV_MOUNT, true)),
+        }
         spec.env.push(format!("UV_CACHE_DIR={}", warm::CACHE_DIR));
         spec.cmd[2] = format!("{}{}", warm::task_shell(), spec.cmd[2]);
     }

@@ -19,6 +19,7 @@ impl crate::warm::Prepare for FakePrep {
             duration_s: 0.1,
             bytes_fetched: 0,
             output: None,
+            image: None,
         }))
     }
 }

@@ -112,6 +112,7 @@ async fn round_trips(ctx: &Ctx, image: &str) -> Measured<(Sample, Sample, f64)> 
         &owner,
         &GatewayOptions {
             image: image.to_string(),
+            cmd: Vec::new(),
             upstream: format!("http://{}/task/{{task}}", server.addr),
             credential: Some((
                 sandpen::gateway::protocol::CredentialKind::ApiKey,

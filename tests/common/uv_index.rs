@@ -1,0 +1,140 @@
+//! A hermetic uv project for the warm-environment tests (`tests/warm.rs`, the Swarm's in
+//! `tests/swarm_cli.rs`): tiny wheels built by the test, served by `python3 -m http.server` as
+//! a package index whose request log says what was fetched, and a repository locked to it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{docker, git, make_repo, stderr, wait_for};
+use sandpen::model_server::{Script, TaskScript, Turn};
+
+/// A wheel `name-1.0-py3-none-any.whl` whose module says `VALUE = "<name>-ok"`.
+pub fn build_wheel(dir: &Path, name: &str) {
+    let py = format!(
+        "import zipfile,sys\n\
+         n='{name}'; di=n+'-1.0.dist-info'\n\
+         with zipfile.ZipFile(sys.argv[1]+'/'+n+'-1.0-py3-none-any.whl','w') as z:\n\
+         \x20   z.writestr(n+'/__init__.py', 'VALUE = \"'+n+'-ok\"\\n')\n\
+         \x20   z.writestr(di+'/METADATA', 'Metadata-Version: 2.1\\nName: '+n+'\\nVersion: 1.0\\n')\n\
+         \x20   z.writestr(di+'/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+         \x20   z.writestr(di+'/RECORD', '')\n"
+    );
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let ok = Command::new("python3")
+        .args(["-c", &py])
+        .arg(&files)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "building the wheel {name}");
+    let page = dir.join("simple").join(name);
+    std::fs::create_dir_all(&page).unwrap();
+    std::fs::write(
+        page.join("index.html"),
+        format!("<html><body><a href=\"/files/{name}-1.0-py3-none-any.whl\">{name}-1.0-py3-none-any.whl</a></body></html>\n"),
+    )
+    .unwrap();
+}
+
+/// The index: its server's process and its request log.
+pub struct Index {
+    child: Child,
+    log: std::path::PathBuf,
+    pub host: String,
+}
+
+impl Index {
+    pub fn start(dir: &Path, ip: std::net::IpAddr) -> Self {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("requests.log");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                &ip.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let host = format!("{ip}:{port}");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&host).ok()
+        });
+        assert!(up.is_some(), "the index did not listen");
+        Self { child, log, host }
+    }
+
+    /// How often `wheel` was fetched so far.
+    pub fn fetched(&self, wheel: &str) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(&format!("GET /files/{wheel}-")))
+            .count()
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn pyproject(index: &str) -> String {
+    format!(
+        "[project]\nname = \"warmtest\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"tinya\"]\n\n[[tool.uv.index]]\nname = \"local\"\nurl = \"http://{index}/simple\"\ndefault = true\n"
+    )
+}
+
+/// `uv lock` of the project in `dir`, in the agent image (as root: the test's files are root's).
+pub fn uv_lock(dir: &Path, image: &str) -> std::process::Output {
+    let mount = format!("{}:/workspace", dir.display());
+    let args = [
+        "run",
+        "--rm",
+        "--user",
+        "0:0",
+        "-e",
+        "UV_CACHE_DIR=/tmp/c",
+        "-v",
+        &mount,
+    ];
+    docker(&[&args[..], &[image, "uv", "lock"]].concat())
+}
+
+/// A committed repository with the project; its `uv.lock` made by `uv lock` in the agent image.
+pub fn python_repo(image: &str, index: &str) -> tempfile::TempDir {
+    let dir = make_repo();
+    let p = dir.path();
+    std::fs::write(p.join("pyproject.toml"), pyproject(index)).unwrap();
+    let out = uv_lock(p, image);
+    assert!(out.status.success(), "uv lock: {}", stderr(&out));
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    dir
+}
+
+pub fn script(tasks: &[(&str, &str)]) -> Script {
+    Script {
+        tasks: tasks
+            .iter()
+            .map(|(id, cmd)| {
+                let turns = vec![Turn::bash(*cmd, "check the environment"), Turn::text("done")];
+                (id.to_string(), TaskScript { turns })
+            })
+            .collect(),
+        rate_limit: None,
+        overloaded: None,
+    }
+}
