@@ -3,12 +3,16 @@
 #![allow(dead_code)]
 
 pub mod agent;
+mod background;
 pub mod frozen;
 pub mod podman;
 pub mod refused;
 pub mod runsc;
 pub mod swarm;
 pub mod uv_index;
+
+#[allow(unused_imports)] // each test binary uses some of the helpers
+pub use background::{Background, spawn_run, spawn_run_with};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -167,8 +171,6 @@ pub fn wait_for<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> 
 
 // ---------------------------------------------------------------------------------------------
 // Helpers for `sandpen run` tests.
-
-use std::process::{Child, Stdio};
 
 use tempfile::TempDir;
 
@@ -390,74 +392,6 @@ pub fn hostname() -> String {
 /// The `sandpen.owner=<host>:<pid>` filter for the containers of the sandpen process `pid`.
 pub fn owner_filter(pid: u32) -> String {
     format!("label=sandpen.owner={}:{pid}", hostname())
-}
-
-/// A `sandpen run` started in the background (stdout discarded, stderr to a file).
-pub struct Background {
-    pub child: Child,
-    pub tasks: TaskFile,
-    pub stderr_path: PathBuf,
-}
-
-impl Background {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(st.success(), "kill -{sig} {} failed", self.pid());
-    }
-
-    /// Waits up to `deadline` for the process to exit; its exit status, None if still running.
-    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
-        wait_for(deadline, || self.child.try_wait().expect("waiting for sandpen"))
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        // A test that failed half-way must not leave its sandpen (or its containers) behind.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let pid = self.child.id();
-        for id in containers(&owner_filter(pid)) {
-            let _ = docker(&["rm", "-f", &id]);
-        }
-    }
-}
-
-pub fn spawn_run(repo: &Path, toml: &str, extra: &[&str]) -> Background {
-    spawn_run_with(repo, toml, extra, &[])
-}
-
-/// `spawn_run` with extra environment variables for sandpen.
-pub fn spawn_run_with(repo: &Path, toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Background {
-    let tasks = task_file(toml);
-    let stderr_path = tasks.dir.path().join("sandpen.stderr");
-    let err = std::fs::File::create(&stderr_path).unwrap();
-    let mut cmd = run_command(repo, &tasks, extra);
-    cmd.envs(env.iter().copied());
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("starting sandpen run");
-    Background {
-        child,
-        tasks,
-        stderr_path,
-    }
 }
 
 /// [`from`, `to`] of every task of a report (e.g. started_at to finished_at), in seconds since
