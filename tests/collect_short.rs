@@ -15,19 +15,22 @@ fn an_untouched_checkout_takes_the_short_path_and_hidden_work_the_full_one() {
                 echo lost > lost.txt; git add lost.txt; git commit -qm lost\n\
                 git reset -q --hard HEAD~1\n'''\n\n\
                 [[task]]\nid = \"detached\"\nprompt_text = \"git checkout -q --detach\"\n\n\
-                [[task]]\nid = \"new-file\"\nprompt_text = \"echo new > new.txt\"\n";
+                [[task]]\nid = \"new-file\"\nprompt_text = \"echo new > new.txt\"\n\n\
+                [[task]]\nid = \"nested\"\nprompt_text = \"mkdir sub && git -C sub init -q\"\n";
     let run = run_tasks(repo.path(), toml, &[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let report = run.report();
     let run_dir = runs_dir(repo.path()).join(field(&report, "run_id"));
-    // The full path writes what the user's repository already knows (`known`); the short one
-    // gets no further than the tree's nested repositories.
+    // The full path looks for nested repositories (`nested`) and writes what the user's
+    // repository already knows (`known`); the short one does neither.
     let out = |t: &str| run_dir.join("_sandpen/out").join(t);
-    assert!(out("idle").join("nested").exists(), "the script ran");
-    assert!(
-        !out("idle").join("known").exists(),
-        "an untouched checkout took the short path"
-    );
+    assert!(out("idle").join("hints").exists(), "the script ran");
+    for file in ["nested", "known"] {
+        assert!(
+            !out("idle").join(file).exists(),
+            "an untouched checkout took the short path ({file})"
+        );
+    }
     let idle = task(&report, "idle");
     assert_eq!(idle["commits"], 0, "{idle:#}");
     assert_eq!(idle["unreachable_commits"], 0, "{idle:#}");
@@ -50,10 +53,16 @@ fn an_untouched_checkout_takes_the_short_path_and_hidden_work_the_full_one() {
 
     // What the short path reads from `git status --porcelain=v2 --branch`: a HEAD on no branch,
     // and a new file, each take the full path.
-    for t in ["detached", "new-file"] {
+    for t in ["detached", "new-file", "nested"] {
         assert!(out(t).join("known").exists(), "{t} took the full path");
     }
     assert!(task(&report, "detached")["head_branch"].is_null(), "{report:#}");
     let new = task(&report, "new-file");
     assert_eq!(new["salvaged"], true, "{new:#}");
+    // A new repository in the tree is a new directory to `git status`: the full path finds it.
+    let nested = task(&report, "nested");
+    assert!(
+        nested["nested_repos"].as_array().is_some_and(|r| !r.is_empty()),
+        "{nested:#}"
+    );
 }

@@ -30,14 +30,25 @@ fi
 # in here they point at nothing, so they go, and git is told where the repository is.
 # A task stopped in the middle of a git command leaves its locks behind, and no git of the task
 # runs any more (its CLI ended, or its container is gone): they would fail the salvage commit.
-rm -f .git/commondir .git/gitdir .git/objects/info/alternates .git/objects/info/http-alternates \
-    .git/index.lock .git/HEAD.lock
+alternates=.git/objects/info/alternates
+# Only what is there is removed (most often nothing: no `rm` process); sandpen's own alternates,
+# a plain file, is written over in place below.
+keep=
+[ -d "$borrowed" ] && [ -f "$alternates" ] && [ ! -L "$alternates" ] && keep=1
+stale=
+for f in .git/commondir .git/gitdir "$alternates" .git/objects/info/http-alternates \
+    .git/index.lock .git/HEAD.lock; do
+    [ "$f" = "$alternates" ] && [ -n "$keep" ] && continue
+    if [ -e "$f" ] || [ -L "$f" ]; then stale="$stale $f"; fi
+done
+[ -z "$stale" ] || rm -f $stale
 # The checkout borrows the user's objects from the read-only mount, whatever the task wrote
 # there. (Once collected, the host renames every .git of the checkout aside: no git on the
 # host ever reads this repository.)
-alternates=.git/objects/info/alternates
 if [ -d "$borrowed" ]; then
-    { [ -d .git/objects/info ] || mkdir -p .git/objects/info; } && printf '%s\n' "$borrowed" > "$alternates"
+    { [ -d .git/objects/info ] || mkdir -p .git/objects/info; } \
+        && { printf '%s\n' "$borrowed" > "$alternates" \
+            || { rm -f "$alternates" && printf '%s\n' "$borrowed" > "$alternates"; }; } 2>/dev/null
 fi
 export GIT_DIR=/workspace/.git GIT_WORK_TREE=/workspace GIT_CEILING_DIRECTORIES=/
 
@@ -60,18 +71,14 @@ set -- ':(exclude,glob)**/.env' ':(exclude,glob)**/.env.*' ':(exclude,glob)**/*.
 attrs=.git/info/attributes
 [ -e "$attrs" ] || [ -L "$attrs" ] && mv "$attrs" "$attrs.sandpen-saved"
 { [ -d .git/info ] || mkdir -p .git/info; } && printf '* -filter\n' > "$attrs"
-# Nested repositories: `git add` would record a directory holding its own .git as a gitlink,
-# and its files would never reach the branch. Each one the repository does not already track
-# as a gitlink (a submodule) has its .git moved aside while its files are added, then put back.
-aside=.sandpen-nested-git-$run
-: > "$out/moved"
-find . -name .git -prune -print 2>/dev/null | head -n 1000 > "$out/nested"
 # The common case first: a task that left its checkout as it got it. No object in its own
 # store (every commit, stash or tag writes one there: the borrowed store is read-only), its refs
-# as sandpen recorded them, nothing changed, new or nested in its tree (seen without filters, as
-# `add` would see it), HEAD on a branch. Then nothing is salvaged, bundled or lost: said with
-# three processes (find, and git twice) and the shell's own built-ins, where the whole
-# collection runs some forty; it is most of what a short task costs in its container.
+# as sandpen recorded them, nothing changed or new in its tree (seen without filters, as `add`
+# would see it; a new nested repository shows as a new directory), HEAD on a branch. Then
+# nothing is salvaged, bundled or lost: said with two git processes and the shell's own
+# built-ins, where the whole collection runs some forty. In a short task's container every
+# process counts (on an engine whose storage is fuse-overlayfs, each reads its executable
+# through FUSE anew).
 # Files in the store's directories (loose objects, packs: where git looks) but info/.
 own_objects() {
     for f in .git/objects/*/*; do
@@ -86,13 +93,11 @@ lines_of() {
     while IFS= read -r line || [ -n "$line" ]; do lines="$lines$line$nl"; line=; done < "$1"
     lines=${lines%"$nl"}
 }
-n1= n2=
-{ IFS= read -r n1; IFS= read -r n2; } < "$out/nested"
 lines_of "$out/start-refs"
 # `git status --porcelain=v2 --branch`: "# branch.oid OID" and "# branch.head NAME" (the
 # branch's short name; "(detached)", or the full name of a symbolic HEAD outside refs/heads),
 # then one line per change. Only "# " lines: nothing changed.
-if [ "$n1" = ./.git ] && [ -z "$n2" ] && ! own_objects \
+if ! own_objects \
     && [ "$(g for-each-ref --format='%(objectname) %(refname)' 2>/dev/null)" = "$lines" ] \
     && st=$(g status --porcelain=v2 --branch --untracked-files=all 2>/dev/null); then
     head= hb= changed=
@@ -117,6 +122,12 @@ EOF_STATUS
         exit 0
     fi
 fi
+# Nested repositories: `git add` would record a directory holding its own .git as a gitlink,
+# and its files would never reach the branch. Each one the repository does not already track
+# as a gitlink (a submodule) has its .git moved aside while its files are added, then put back.
+aside=.sandpen-nested-git-$run
+: > "$out/moved"
+find . -name .git -prune -print 2>/dev/null | head -n 1000 > "$out/nested"
 while IFS= read -r p; do
     [ "$p" = ./.git ] && continue
     d=${p%/.git}; d=${d#./}
