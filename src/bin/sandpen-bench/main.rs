@@ -24,9 +24,10 @@ use row::Row;
 type Figure = (&'static str, fn(&Ctx, &mut Vec<String>) -> Measured<Vec<Row>>);
 
 /// In the page's order; a figure that fails is a row that says why.
-const FIGURES: [Figure; 12] = [
+const FIGURES: [Figure; 13] = [
     (lifecycle::FIGURE, lifecycle::measure),
     (throughput::FIGURE, throughput::measure),
+    (throughput::FIGURE_BARE, throughput::measure_bare),
     (speedup::FIGURE, speedup::measure),
     (logs::FIGURE, logs::measure),
     (footprint::FIGURE, footprint::measure),

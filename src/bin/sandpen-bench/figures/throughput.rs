@@ -11,6 +11,7 @@ use crate::target::{Bound, Target};
 
 pub const FIGURE: &str = "2a. throughput, trivial tasks (tasks/s)";
 pub const FIGURE_SDK: &str = "2b. throughput vs the Python SDK (tasks/s)";
+pub const FIGURE_BARE: &str = "2c. trivial tasks against a bare `docker run true` (tasks/s)";
 
 /// `seq n | xargs -P jobs docker run --rm ...` of the trivial task: what a user would script.
 pub fn xargs_docker_run(ctx: &Ctx, n: usize, jobs: usize) -> Command {
@@ -25,6 +26,55 @@ pub fn xargs_docker_run(ctx: &Ctx, n: usize, jobs: usize) -> Command {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &script]);
     cmd
+}
+
+/// `seq n | xargs -P jobs docker run --rm` of `true` alone, with the repository mounted: the
+/// container and nothing in it, what sandpen's whole per-task cost is measured against.
+fn xargs_bare_true(ctx: &Ctx, n: usize, jobs: usize) -> Command {
+    let script = format!(
+        "seq {n} | xargs -P {jobs} -I{{}} docker run --rm --memory 1g --network bridge -v {}:/workspace {} true",
+        shell_quote(&ctx.repo.display().to_string()),
+        shell_quote(&ctx.probe)
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    cmd
+}
+
+/// Figure 2c: 48 tasks of `true` at -j 16 (1 GiB each), sandpen's whole process against xargs
+/// of bare containers: everything a task costs beyond its container (the probe CLI, the
+/// collection, the checkout, the engine calls), on each side's CPU too.
+pub fn measure_bare(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
+    let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (48, 16, 3) };
+    let tasks = ctx.task_file(n, "true", "1g", 2.0);
+    let (mut ours, mut bare) = (vec![], vec![]);
+    let (mut ours_cpu, mut bare_cpu) = (None, None);
+    for _ in 0..rounds {
+        let before = Cpu::now();
+        let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
+        ours_cpu.get_or_insert(before.since());
+        ours.push(n as f64 / wall);
+        let before = Cpu::now();
+        bare.push(n as f64 / timed(&mut xargs_bare_true(ctx, n, jobs))?);
+        bare_cpu.get_or_insert(before.since());
+    }
+    let (ours, bare) = (Sample::new(ours), Sample::new(bare));
+    let ratio = ours.median() / bare.median();
+    Ok(vec![Row::new(
+        FIGURE_BARE,
+        format!(
+            "{} ({n} tasks of `true`, -j {jobs}); {}",
+            ours.show(2),
+            ours_cpu.unwrap_or_default().per_task(n, "sandpen and its git")
+        ),
+        format!(
+            "xargs -P {jobs} docker run --rm IMAGE true: {}; {}",
+            bare.show(2),
+            bare_cpu.unwrap_or_default().per_task(n, "the docker CLIs")
+        ),
+        Some(ratio),
+        Target::of(Bound::AtLeast(0.85, "x"), ratio),
+    )])
 }
 
 pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
