@@ -28,6 +28,8 @@ pub mod runner;
 pub mod runs;
 pub mod swarm;
 pub mod task_log;
+#[cfg(test)]
+mod test_git;
 pub mod token;
 pub mod transcript;
 pub mod warm;

@@ -84,19 +84,7 @@ async fn services_run_on_every_node_under_their_limits_and_leave_nothing_behind(
     assert!(refused.to_string().contains("a worker"), "{refused}");
 
     // The probe image, pushed by sandpen through the manager and named by digest.
-    common::image("probe");
-    swarm::load_into("sandpen-base:bookworm", &manager);
-    let push = output(sandpen().env("DOCKER_HOST", &manager).args([
-        "image",
-        "push",
-        "--target",
-        "probe",
-        "--bootstrap-base",
-        "--registry",
-        &cluster.registry,
-    ]));
-    assert!(push.status.success(), "{}", stderr(&push));
-    let pinned = stdout(&push).lines().last().unwrap_or_default().to_string();
+    let pinned = cluster.probe(&["push", "--registry", &cluster.registry]);
     assert!(
         pinned.starts_with(&format!("{}/sandpen-swarm@sha256:", cluster.registry)),
         "{pinned}"
@@ -219,17 +207,7 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
     );
     let said = doctor(&cluster.nodes[1].host);
     assert!(said.contains("swarm       not a manager (a worker"), "{said}");
-    common::image("probe");
-    swarm::load_into("sandpen-base:bookworm", &manager);
-    let built = output(sandpen().env("DOCKER_HOST", &manager).args([
-        "image",
-        "build",
-        "--target",
-        "probe",
-        "--bootstrap-base",
-    ]));
-    assert!(built.status.success(), "{}", stderr(&built));
-    let probe = stdout(&built).lines().last().unwrap_or_default().to_string();
+    let probe = cluster.probe(&["build"]);
 
     let repo = common::make_repo();
     let tasks = common::task_file(

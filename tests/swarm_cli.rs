@@ -67,23 +67,8 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     let base = git(p, &["rev-parse", "HEAD"]).trim().to_string();
 
     let report_path = p.join("report.json");
-    let mut cmd = sandpen();
-    cmd.current_dir(p)
-        .env("DOCKER_HOST", cluster.manager())
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env(
-            "ANTHROPIC_BASE_URL",
-            format!("http://{}/task/{{task}}", server.addr),
-        )
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .args(["run", "--backend", "swarm"])
-        .args([
-            "--registry",
-            &cluster.registry,
-            "--advertise-addr",
-            &cluster.host_addr,
-        ])
-        .args(["--constraint", "node.role==worker", "--image", &agent])
+    let mut cmd = run_on(&cluster, p, &server);
+    cmd.args(["--constraint", "node.role==worker", "--image", &agent])
         .arg("--report")
         .arg(&report_path)
         .arg(format!("tasks/{id}.md"));
@@ -161,6 +146,28 @@ async fn a_real_cli_task_goes_through_the_workflow_manager_on_a_worker_node() {
     warm_environment_as_a_layer(&cluster, &agent).await;
 }
 
+/// `sandpen run --backend swarm` in `repo`, on the test's Swarm (its registry, the host's
+/// address), with the scripted model server as the CLI's API and the test's key.
+fn run_on(cluster: &Swarm, repo: &std::path::Path, server: &ModelServer) -> std::process::Command {
+    let mut cmd = sandpen();
+    cmd.current_dir(repo)
+        .env("DOCKER_HOST", cluster.manager())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{}/task/{{task}}", server.addr),
+        )
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .args(["run", "--backend", "swarm"])
+        .args([
+            "--registry",
+            &cluster.registry,
+            "--advertise-addr",
+            &cluster.host_addr,
+        ]);
+    cmd
+}
+
 /// Runs the tasks `ids` on the Swarm in `repo`; the report, the run's directory and the exit
 /// code.
 async fn swarm_run(
@@ -176,22 +183,8 @@ async fn swarm_run(
         .map(|id| format!("[[task]]\nid = \"{id}\"\nprompt_text = \"check\"\n\n"))
         .collect();
     let tf = common::task_file(&toml);
-    let mut cmd = sandpen();
-    cmd.current_dir(repo)
-        .env("DOCKER_HOST", cluster.manager())
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env(
-            "ANTHROPIC_BASE_URL",
-            format!("http://{}/task/{{task}}", server.addr),
-        )
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .args(["run", "--backend", "swarm", "-j", "2", "--allow-host", allow])
-        .args([
-            "--registry",
-            &cluster.registry,
-            "--advertise-addr",
-            &cluster.host_addr,
-        ])
+    let mut cmd = run_on(cluster, repo, server);
+    cmd.args(["-j", "2", "--allow-host", allow])
         .args(["--image", agent, "--report"])
         .arg(&tf.report)
         .arg(&tf.path);

@@ -66,17 +66,7 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     }
     let cluster = Swarm::start(1, 3);
     let manager = cluster.manager().to_string();
-    common::image("probe");
-    swarm::load_into("sandpen-base:bookworm", &manager);
-    let built = output(sandpen().env("DOCKER_HOST", &manager).args([
-        "image",
-        "build",
-        "--target",
-        "probe",
-        "--bootstrap-base",
-    ]));
-    assert!(built.status.success(), "{}", stderr(&built));
-    let probe = stdout(&built).lines().last().unwrap_or_default().to_string();
+    let probe = cluster.probe(&["build"]);
 
     // 200 MB of history in old commits (since removed), a tree of 2 MB.
     let repo = common::make_repo();

@@ -97,21 +97,9 @@ async fn in_the_default_mode_a_task_on_the_swarm_has_no_key_and_no_way_out_but_i
     let manager = cluster.manager().to_string();
     let probe = {
         let manager = manager.clone();
-        tokio::task::spawn_blocking(move || {
-            common::image("probe");
-            swarm::load_into("sandpen-base:bookworm", &manager);
-            let built = output(sandpen().env("DOCKER_HOST", &manager).args([
-                "image",
-                "build",
-                "--target",
-                "probe",
-                "--bootstrap-base",
-            ]));
-            assert!(built.status.success(), "{}", stderr(&built));
-            stdout(&built).lines().last().unwrap_or_default().to_string()
-        })
-        .await
-        .unwrap()
+        tokio::task::spawn_blocking(move || swarm::probe_on(&manager, &["build"]))
+            .await
+            .unwrap()
     };
     let host_ip: std::net::IpAddr = cluster.host_addr.parse().unwrap();
     let script = Script::one("probe", vec![Turn::text("done")]);

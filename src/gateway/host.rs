@@ -288,26 +288,14 @@ impl Gateway {
             on_rate_limit: opts.on_rate_limit.clone(),
         };
         let reader = tokio::spawn(async move {
-            while let Some(Ok((stream, bytes))) = output.next().await {
-                if stream == Stream::Stderr {
-                    files.send(GatewayLine::Log(bytes)).await;
-                    continue;
+            let admitted = |report: &Report| {
+                if let Report::Admitted { task } | Report::Released { task } = report
+                    && let Some(w) = waiters.lock().unwrap().remove(task)
+                {
+                    let _ = w.send(());
                 }
-                for line in lines.push(&bytes) {
-                    let Ok(report) = serde_json::from_slice::<Report>(&line) else {
-                        continue;
-                    };
-                    match &report {
-                        Report::Admitted { task } | Report::Released { task } => {
-                            if let Some(w) = waiters.lock().unwrap().remove(task) {
-                                let _ = w.send(());
-                            }
-                        }
-                        Report::Ready { .. } => {}
-                        _ => reports.take(&report, line, &files).await,
-                    }
-                }
-            }
+            };
+            reports.follow(output, lines, &files, admitted).await;
             let _ = files.finish().await;
         });
         *self.reader.lock().unwrap() = Some(reader);

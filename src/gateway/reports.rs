@@ -9,12 +9,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use futures_util::StreamExt;
+
 use super::files::GatewayLine;
 use super::meter::{GatewayUsage, task_of};
 use super::protocol::Report;
 use super::window::Window;
 use super::{OnRateLimit, RateLimit};
 use crate::blocking_writer::BlockingWriter;
+use crate::engine::{OutputStream, Stream};
+use crate::monitor::LineAssembler;
 
 /// Each task's metered use, as its gateway reported it.
 pub type Meters = Arc<Mutex<HashMap<String, GatewayUsage>>>;
@@ -32,6 +36,33 @@ pub struct Reports {
 }
 
 impl Reports {
+    /// Follows a gateway's output to its end: its stderr goes to its log, and each line of its
+    /// stdout is a report; the gateway's own (ready, admitted, released) go to `own`, the rest
+    /// are taken. `lines` holds what came before (a line begun while sandpen waited for it).
+    pub async fn follow(
+        &self,
+        mut output: OutputStream,
+        mut lines: LineAssembler,
+        files: &BlockingWriter<GatewayLine>,
+        mut own: impl FnMut(&Report),
+    ) {
+        while let Some(Ok((stream, bytes))) = output.next().await {
+            if stream == Stream::Stderr {
+                files.send(GatewayLine::Log(bytes)).await;
+                continue;
+            }
+            for line in lines.push(&bytes) {
+                let Ok(report) = serde_json::from_slice::<Report>(&line) else {
+                    continue;
+                };
+                match &report {
+                    Report::Ready { .. } | Report::Admitted { .. } | Report::Released { .. } => own(&report),
+                    _ => self.take(&report, line, files).await,
+                }
+            }
+        }
+    }
+
     /// Takes one report, `line` as the gateway wrote it (without its newline).
     pub async fn take(&self, report: &Report, mut line: Vec<u8>, files: &BlockingWriter<GatewayLine>) {
         match report {

@@ -10,15 +10,7 @@ use crate::plan::{Plan, TaskSpec};
 use crate::workspace::Repo;
 
 fn git(dir: &Path, args: &[&str]) {
-    let ok = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
+    crate::test_git::git(dir, args);
 }
 
 fn task(id: &str, deps: &[&str], timeout_s: u64) -> TaskSpec {

@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +25,7 @@ use super::SwarmEngine;
 use super::parts::{self, Names};
 use crate::blocking_writer::BlockingWriter;
 use crate::engine::spec::Owner;
-use crate::engine::{ContainerEngine, Stream};
+use crate::engine::ContainerEngine;
 use crate::gateway::files::{self, GatewayLine};
 use crate::gateway::protocol::{Command, Report};
 use crate::gateway::reports::{Reports, spent_signal};
@@ -182,30 +181,18 @@ impl SwarmGateway {
         };
         let logs = self.swarm.attach(id).await;
         let reader = tokio::spawn(async move {
-            let (Ok(mut logs), Some(files)) = (logs, files) else {
+            let (Ok(logs), Some(files)) = (logs, files) else {
                 return;
             };
-            let (mut tx, mut lines) = (Some(tx), LineAssembler::new());
-            while let Some(Ok((stream, bytes))) = logs.next().await {
-                if stream == Stream::Stderr {
-                    files.send(GatewayLine::Log(bytes)).await;
-                    continue;
+            let mut tx = Some(tx);
+            let ready = |report: &Report| {
+                if matches!(report, Report::Ready { .. })
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
                 }
-                for line in lines.push(&bytes) {
-                    let Ok(report) = serde_json::from_slice::<Report>(&line) else {
-                        continue;
-                    };
-                    match &report {
-                        Report::Ready { .. } => {
-                            if let Some(tx) = tx.take() {
-                                let _ = tx.send(());
-                            }
-                        }
-                        Report::Admitted { .. } | Report::Released { .. } => {}
-                        _ => reports.take(&report, line, &files).await,
-                    }
-                }
-            }
+            };
+            reports.follow(logs, LineAssembler::new(), &files, ready).await;
         });
         (rx, reader)
     }

@@ -145,20 +145,7 @@ fn run_git(git_dir: &Path, store: &Path, args: &[&str], input: Option<&[u8]>) ->
 mod tests {
     use super::*;
 
-    fn git_in(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+    use crate::test_git::git as git_in;
 
     #[test]
     fn the_pack_holds_the_refs_trees_and_the_history_without_its_old_blobs() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{ip, output, run_ok, stderr, wait_for};
+use super::{image, ip, output, run_ok, sandpen, stderr, stdout, wait_for};
 
 /// Whether the Swarm tests are asked for (CI sets it after installing the registry).
 pub fn wanted() -> bool {
@@ -207,6 +207,11 @@ impl Swarm {
         &self.nodes[0].host
     }
 
+    /// The probe image on the manager ([`probe_on`]).
+    pub fn probe(&self, args: &[&str]) -> String {
+        probe_on(self.manager(), args)
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
@@ -260,6 +265,24 @@ impl Swarm {
 }
 
 /// `docker save IMAGE | DOCKER_HOST=host docker load`.
+/// `sandpen image ARGS --target probe --bootstrap-base` on the engine at `host`, from the base
+/// the system engine has (made there first when missing): its last line, the image's name there
+/// (`build`: a tag; `push`: a reference by digest). Never the system engine's tag: another
+/// engine's image is its own build.
+pub fn probe_on(host: &str, args: &[&str]) -> String {
+    image("probe");
+    load_into("sandpen-base:bookworm", host);
+    let built = output(
+        sandpen()
+            .env("DOCKER_HOST", host)
+            .args(["image"])
+            .args(args)
+            .args(["--target", "probe", "--bootstrap-base"]),
+    );
+    assert!(built.status.success(), "{}", stderr(&built));
+    stdout(&built).lines().last().unwrap_or_default().to_string()
+}
+
 pub fn load_into(image: &str, host: &str) {
     load_all_into(&[image], host)
 }

@@ -41,36 +41,64 @@ fn xargs_bare_true(ctx: &Ctx, n: usize, jobs: usize) -> Command {
     cmd
 }
 
+/// Rounds of sandpen's run of `tasks` and of `theirs`, one after the other: each side's tasks/s,
+/// and the CPU per task of each side's first round (where the time goes). `also` runs after
+/// each round (a third side).
+struct Sides {
+    ours: Sample,
+    theirs: Sample,
+    ours_cpu: String,
+    theirs_cpu: String,
+}
+
+fn side_by_side(
+    ctx: &Ctx,
+    (n, jobs, rounds): (usize, usize, usize),
+    tasks: &std::path::Path,
+    mut theirs: impl FnMut() -> Command,
+    theirs_whose: &str,
+    mut also: impl FnMut() -> Measured<()>,
+) -> Measured<Sides> {
+    let (mut ours, mut their) = (vec![], vec![]);
+    let (mut ours_cpu, mut theirs_cpu) = (None, None);
+    for _ in 0..rounds {
+        let before = Cpu::now();
+        let (wall, _, _) = ctx.sandpen_run(tasks, jobs, &[])?;
+        ours_cpu.get_or_insert(before.since());
+        ours.push(n as f64 / wall);
+        let before = Cpu::now();
+        their.push(n as f64 / timed(&mut theirs())?);
+        theirs_cpu.get_or_insert(before.since());
+        also()?;
+    }
+    Ok(Sides {
+        ours: Sample::new(ours),
+        theirs: Sample::new(their),
+        ours_cpu: ours_cpu.unwrap_or_default().per_task(n, "sandpen and its git"),
+        theirs_cpu: theirs_cpu.unwrap_or_default().per_task(n, theirs_whose),
+    })
+}
+
 /// Figure 2c: 48 tasks of `true` at -j 16 (1 GiB each), sandpen's whole process against xargs
 /// of bare containers: everything a task costs beyond its container (the probe CLI, the
 /// collection, the checkout, the engine calls), on each side's CPU too.
 pub fn measure_bare(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (48, 16, 3) };
     let tasks = ctx.task_file(n, "true", "1g", 2.0);
-    let (mut ours, mut bare) = (vec![], vec![]);
-    let (mut ours_cpu, mut bare_cpu) = (None, None);
-    for _ in 0..rounds {
-        let before = Cpu::now();
-        let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
-        ours_cpu.get_or_insert(before.since());
-        ours.push(n as f64 / wall);
-        let before = Cpu::now();
-        bare.push(n as f64 / timed(&mut xargs_bare_true(ctx, n, jobs))?);
-        bare_cpu.get_or_insert(before.since());
-    }
-    let (ours, bare) = (Sample::new(ours), Sample::new(bare));
-    let ratio = ours.median() / bare.median();
+    let bare = || xargs_bare_true(ctx, n, jobs);
+    let s = side_by_side(ctx, (n, jobs, rounds), &tasks, bare, "the docker CLIs", || Ok(()))?;
+    let ratio = s.ours.median() / s.theirs.median();
     Ok(vec![Row::new(
         FIGURE_BARE,
         format!(
             "{} ({n} tasks of `true`, -j {jobs}); {}",
-            ours.show(2),
-            ours_cpu.unwrap_or_default().per_task(n, "sandpen and its git")
+            s.ours.show(2),
+            s.ours_cpu
         ),
         format!(
             "xargs -P {jobs} docker run --rm IMAGE true: {}; {}",
-            bare.show(2),
-            bare_cpu.unwrap_or_default().per_task(n, "the docker CLIs")
+            s.theirs.show(2),
+            s.theirs_cpu
         ),
         Some(ratio),
         Target::of(Bound::AtLeast(0.85, "x"), ratio),
@@ -80,34 +108,24 @@ pub fn measure_bare(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
 pub fn measure(ctx: &Ctx, _notes: &mut Vec<String>) -> Measured<Vec<Row>> {
     let (n, jobs, rounds) = if ctx.quick { (16, 8, 1) } else { (64, 16, 3) };
     let tasks = ctx.task_file(n, "true", "256m", 0.5);
-    let (mut ours, mut xargs, mut python) = (vec![], vec![], vec![]);
-    // Where the time goes: the CPU of each side's first round, per task.
-    let (mut ours_cpu, mut xargs_cpu) = (None, None);
-    for _ in 0..rounds {
-        let before = Cpu::now();
-        let (wall, _, _) = ctx.sandpen_run(&tasks, jobs, &[])?;
-        ours_cpu.get_or_insert(before.since());
-        ours.push(n as f64 / wall);
-        let before = Cpu::now();
-        xargs.push(n as f64 / timed(&mut xargs_docker_run(ctx, n, jobs))?);
-        xargs_cpu.get_or_insert(before.since());
+    let mut python = vec![];
+    let sdk = || -> Measured<()> {
         if let Some(py) = &ctx.python {
             python.push(n as f64 / timed(&mut ctx.python_sdk(py, n, jobs, "true"))?);
         }
-    }
-    let (ours, xargs) = (Sample::new(ours), Sample::new(xargs));
-    let ratio = ours.median() / xargs.median();
+        Ok(())
+    };
+    let xargs = || xargs_docker_run(ctx, n, jobs);
+    let s = side_by_side(ctx, (n, jobs, rounds), &tasks, xargs, "the docker CLIs", sdk)?;
+    let ours = s.ours;
+    let ratio = ours.median() / s.theirs.median();
     let mut rows = vec![Row::new(
         FIGURE,
-        format!(
-            "{} ({n} tasks, -j {jobs}); {}",
-            ours.show(2),
-            ours_cpu.unwrap_or_default().per_task(n, "sandpen and its git")
-        ),
+        format!("{} ({n} tasks, -j {jobs}); {}", ours.show(2), s.ours_cpu),
         format!(
             "xargs -P {jobs} docker run --rm: {}; {}",
-            xargs.show(2),
-            xargs_cpu.unwrap_or_default().per_task(n, "the docker CLIs")
+            s.theirs.show(2),
+            s.theirs_cpu
         ),
         Some(ratio),
         Target::of(Bound::AtLeast(1.2, "x"), ratio),
