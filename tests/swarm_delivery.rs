@@ -157,7 +157,7 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     // still running when gc comes (gc's stop makes it collect).
     let tasks = common::task_file(
         "[[task]]\nid = \"short\"\nprompt_text = '''\necho s > s.txt && git add s.txt && git commit -qm short\n\
-         echo committed\nsleep 4\necho after > after.txt\n'''\n\
+         echo committed\nsleep 10\necho after > after.txt\n'''\n\
          [[task]]\nid = \"long\"\nprompt_text = '''\necho l > l.txt && git add l.txt && git commit -qm long\n\
          echo committed\nsleep 300\n'''\n",
     );
@@ -196,23 +196,31 @@ fn deliveries_cost_the_tree_and_gc_brings_a_dead_sandpens_work_back() {
     let tokens = run_dir.join("_sandpen/swarm-tokens");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&tokens).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "the tokens are the owner's alone");
-    // The short task ends meanwhile, and its entry step finds nobody to send its work to.
-    std::thread::sleep(Duration::from_secs(12));
+    // The short task ends meanwhile (it sleeps 10 s after its commit: long enough for the other
+    // task's node to pull the image and say so too), and its entry step finds nobody to send
+    // its work to.
+    let run = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let short_logs = || {
+        let logs = output(Command::new("docker").env("DOCKER_HOST", &manager).args([
+            "service",
+            "logs",
+            "--raw",
+            &format!("sandpen-{run}-short"),
+        ]));
+        format!("{}{}", stdout(&logs), stderr(&logs))
+    };
+    let offered = wait_for(Duration::from_secs(60), || {
+        let logs = short_logs();
+        logs.contains("offering the work again").then_some(logs)
+    });
+    let logs =
+        offered.unwrap_or_else(|| panic!("the short task never offered its work again: {}", short_logs()));
     assert_eq!(
         cluster.services().len(),
         2,
         "the tasks wait: {:?}",
         cluster.services()
     );
-    let run = run_dir.file_name().unwrap().to_str().unwrap().to_string();
-    let logs = output(Command::new("docker").env("DOCKER_HOST", &manager).args([
-        "service",
-        "logs",
-        "--raw",
-        &format!("sandpen-{run}-short"),
-    ]));
-    let logs = format!("{}{}", stdout(&logs), stderr(&logs));
-    assert!(logs.contains("offering the work again"), "{logs}");
     let kept = std::fs::read_to_string(&tokens).unwrap();
     for line in kept.lines() {
         let token = line.split(' ').next().unwrap().rsplit('/').next().unwrap();
