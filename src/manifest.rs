@@ -150,7 +150,7 @@ impl ManifestTask {
 fn file_sha256(path: &Path) -> Option<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).ok()?;
-    Some(format!("{:x}", sha2::Sha256::digest(bytes)))
+    Some(hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 impl Manifest {
