@@ -301,7 +301,18 @@ async fn warm_environment_as_a_layer(cluster: &Swarm, agent: &str) {
     assert_eq!(index.fetched("tinya"), before + 1, "nothing fetched");
     cluster.assert_clean("after the warm runs");
 
-    // `prune --envs` removes the kept layer with the volume.
+    // `doctor` lists the kept layer with its size; `prune --envs` removes it with the volume.
+    let said = common::run_ok(
+        sandpen()
+            .env("DOCKER_HOST", cluster.manager())
+            .current_dir(repo.path())
+            .arg("doctor"),
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("environment image sandpen-env:") && l.contains("B")),
+        "{said}"
+    );
     let pruned = common::run_ok(
         sandpen()
             .env("DOCKER_HOST", cluster.manager())

@@ -26,6 +26,8 @@ struct Report {
     git_new_enough: bool,
     /// The warm environments kept on the engine (`warm/`), with their sizes.
     environments: Vec<crate::warm::stored::StoredEnv>,
+    /// The same made for a Swarm's tasks: images, one per lock (`warm/layer.rs`).
+    environment_images: Vec<crate::warm::stored::StoredImage>,
 }
 
 pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
@@ -53,8 +55,10 @@ pub async fn run(host: Option<&str>, args: DoctorArgs) -> anyhow::Result<i32> {
     let git = crate::workspace::git_version().await;
     let git_new_enough = git.as_ref().is_some_and(|(_, v)| *v >= crate::workspace::GIT_MIN);
     let environments = crate::warm::stored::list(&engine).await?;
+    let environment_images = crate::warm::stored::list_images(&engine).await?;
     let report = Report {
         environments,
+        environment_images,
         engine: info,
         base_image: base.into(),
         base_image_present,
@@ -142,7 +146,14 @@ fn print_text(r: &Report) {
             env.volume, env.from
         );
     }
-    if r.environments.is_empty() {
+    for image in &r.environment_images {
+        let size = indicatif::HumanBytes(image.size_bytes.max(0) as u64);
+        println!(
+            "environment image {} (for a Swarm, made {}): {size}",
+            image.tag, image.created_at
+        );
+    }
+    if r.environments.is_empty() && r.environment_images.is_empty() {
         println!("environment none kept (a run on a uv project prepares one per lock)");
     }
     for (var, set) in &r.credentials {

@@ -29,6 +29,34 @@ impl StoredEnv {
     }
 }
 
+/// One kept environment image: a Swarm's tasks' environment (`layer.rs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredImage {
+    pub tag: String,
+    /// RFC 3339, to the second.
+    pub created_at: String,
+    pub size_bytes: i64,
+}
+
+/// Every environment image on the engine (tagged in `layer::REPOSITORY`), oldest first.
+pub async fn list_images(engine: &Engine) -> Result<Vec<StoredImage>, EngineError> {
+    let prefix = format!("{}:", super::layer::REPOSITORY);
+    let mut images: Vec<(i64, StoredImage)> = Vec::new();
+    for image in engine.images_with_label_key(LABEL).await? {
+        let made = SystemTime::UNIX_EPOCH + Duration::from_secs(image.created.max(0) as u64);
+        for tag in image.tags.iter().filter(|t| t.starts_with(&prefix)) {
+            let stored = StoredImage {
+                tag: tag.clone(),
+                created_at: humantime::format_rfc3339_seconds(made).to_string(),
+                size_bytes: image.size,
+            };
+            images.push((image.created, stored));
+        }
+    }
+    images.sort_by_key(|(created, _)| *created);
+    Ok(images.into_iter().map(|(_, i)| i).collect())
+}
+
 /// Every environment volume on the engine, oldest first, with its size.
 pub async fn list(engine: &Engine) -> Result<Vec<StoredEnv>, EngineError> {
     let volumes = engine.volumes_with_label(LABEL).await?;
@@ -159,24 +187,22 @@ async fn prune_images(
     lines: &mut Vec<String>,
 ) -> Result<bool, EngineError> {
     let mut all = true;
-    for image in engine.images_with_label_key(LABEL).await? {
-        let made = SystemTime::UNIX_EPOCH + Duration::from_secs(image.created.max(0) as u64);
+    for image in list_images(engine).await? {
+        let made = humantime::parse_rfc3339(&image.created_at).unwrap_or(now);
         let old = older_than.is_none_or(|limit| now.duration_since(made).is_ok_and(|a| a > limit));
-        let prefix = format!("{}:", super::layer::REPOSITORY);
-        for tag in image.tags.iter().filter(|t| t.starts_with(&prefix)) {
-            let line = match (old, dry_run) {
-                (false, _) => format!("kept environment image {tag}: younger than --older-than"),
-                (true, true) => format!("would remove environment image {tag}"),
-                (true, false) => match engine.remove_image(tag).await {
-                    Ok(()) => format!("removed environment image {tag}"),
-                    Err(e) => {
-                        all = false;
-                        format!("kept environment image {tag}: {e}")
-                    }
-                },
-            };
-            lines.push(line);
-        }
+        let tag = &image.tag;
+        let line = match (old, dry_run) {
+            (false, _) => format!("kept environment image {tag}: younger than --older-than"),
+            (true, true) => format!("would remove environment image {tag}"),
+            (true, false) => match engine.remove_image(tag).await {
+                Ok(()) => format!("removed environment image {tag}"),
+                Err(e) => {
+                    all = false;
+                    format!("kept environment image {tag}: {e}")
+                }
+            },
+        };
+        lines.push(line);
     }
     Ok(all)
 }

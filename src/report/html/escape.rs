@@ -104,7 +104,11 @@ mod tests {
     fn the_corpus_comes_out_as_text() {
         for s in CORPUS {
             let escaped = esc(s);
-            assert_eq!(read_back(&escaped).as_deref(), Some(kept(s).as_str()), "{s:?} -> {escaped:?}");
+            assert_eq!(
+                read_back(&escaped).as_deref(),
+                Some(kept(s).as_str()),
+                "{s:?} -> {escaped:?}"
+            );
         }
     }
 
