@@ -25,7 +25,9 @@ fn session_script() -> String {
             {"type":"tool_use","id":"tu1","name":"Bash","input":{"command":"ls -la"}}]},"parent_tool_use_id":null})),
         json_line(serde_json::json!({"type":"user","message":{"content":[
             {"type":"tool_result","tool_use_id":"tu1","content":"README"}]},"parent_tool_use_id":null})),
-        "echo to-stderr >&2\n".to_string(),
+        // A moment before the result line: the two streams are two pipes, and the probe now
+        // prints its result line within a millisecond of the prompt's end.
+        "echo to-stderr >&2\nsleep 0.3\n".to_string(),
     ]
     .concat()
 }
