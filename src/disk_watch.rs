@@ -17,8 +17,8 @@
 //! while it was being stopped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -54,23 +54,68 @@ pub async fn watch(
     stop: CancellationToken,
 ) -> DiskSummary {
     let sum = Arc::new(Tally::default());
-    // Ends the blocking loop at `stop`, or when this watcher is dropped (a runtime shutting
-    // down waits for its blocking threads).
-    let quit = stop.child_token();
-    let _quit_on_drop = quit.clone().drop_guard();
-    let (t, s, e) = (trees.clone(), sum.clone(), exceeded);
+    // Ends the blocking loop at `stop`, or when this watcher is dropped, at once: a runtime
+    // shutting down waits for its blocking threads (a thread asleep between reads held every
+    // run's exit up to 200 ms).
+    let quit = Quit::new(stop.child_token());
+    let (t, s, e, q) = (trees.clone(), sum.clone(), exceeded, quit.clone());
     // One blocking thread for the task's life: the walks and the polls block, and a stuck
-    // filesystem must not hold an async worker. Abandoned at `stop`; it ends within a poll
-    // (or at the end of the walk it is in).
-    let watching = tokio::task::spawn_blocking(move || watch_blocking(&t, limit, &e, &quit, &s));
+    // filesystem must not hold an async worker. Abandoned at `stop`; it ends at once, or at
+    // the end of the walk it is in.
+    let watching = tokio::task::spawn_blocking(move || watch_blocking(&t, limit, &e, &q, &s));
     tokio::select! {
         _ = watching => stop.cancelled().await,
         _ = stop.cancelled() => {}
     }
+    drop(quit);
     let (t, s) = (trees, sum.clone());
     let last = tokio::task::spawn_blocking(move || s.walk(&t));
     let _ = tokio::time::timeout(FINAL_LIMIT, last).await;
     sum.summary()
+}
+
+/// The end of a watcher's blocking loop: cancelled (with `stop`, its parent, too) and its
+/// sleep woken when either side's handle is dropped: the watcher's, or the thread's own when
+/// the loop ended by itself.
+#[derive(Clone)]
+struct Quit(Arc<QuitInner>);
+
+struct QuitInner {
+    token: CancellationToken,
+    woken: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Quit {
+    fn new(token: CancellationToken) -> Self {
+        Self(Arc::new(QuitInner {
+            token,
+            woken: Mutex::new(false),
+            wake: Condvar::new(),
+        }))
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.token.is_cancelled()
+    }
+
+    /// Sleeps `d`, or less if the watcher quits meanwhile.
+    fn sleep(&self, d: Duration) {
+        let woken = self.0.woken.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.0.wake.wait_timeout_while(woken, d, |w| !*w);
+    }
+
+    fn quit(&self) {
+        self.0.token.cancel();
+        *self.0.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.wake.notify_all();
+    }
+}
+
+impl Drop for Quit {
+    fn drop(&mut self) {
+        self.quit();
+    }
 }
 
 /// The watcher's findings, shared with its blocking thread.
@@ -108,7 +153,7 @@ fn watch_blocking(
     trees: &[PathBuf],
     limit: Option<u64>,
     exceeded: &CancellationToken,
-    stop: &CancellationToken,
+    stop: &Quit,
     sum: &Tally,
 ) {
     while !stop.is_cancelled() {
@@ -127,7 +172,7 @@ fn watch_blocking(
         let latest = began + BACKSTOP.max(took * COST_FACTOR);
         let poll = poll_interval(headroom);
         loop {
-            std::thread::sleep(
+            stop.sleep(
                 poll.min(latest.saturating_duration_since(Instant::now()))
                     .max(POLL),
             );
@@ -243,6 +288,26 @@ mod tests {
         stop.cancel();
         let sum = watching.await.unwrap();
         assert!(sum.peak_bytes.unwrap() >= 2 << 20, "{sum:?}");
+    }
+
+    /// The watcher's thread, asleep between reads, wakes as soon as the watcher's handle goes
+    /// (its end, or a drop): without the wake this test would wait an hour.
+    #[test]
+    fn a_sleeping_watcher_thread_wakes_when_the_watcher_goes() {
+        let stop = CancellationToken::new();
+        let quit = Quit::new(stop.child_token());
+        let thread = quit.clone();
+        let sleeper = std::thread::spawn(move || {
+            thread.sleep(Duration::from_secs(3600));
+            thread.is_cancelled()
+        });
+        std::thread::sleep(POLL);
+        drop(quit);
+        assert!(sleeper.join().unwrap(), "woken, and told to end");
+        assert!(
+            !stop.is_cancelled(),
+            "the task's own stop is not the watcher's to cancel"
+        );
     }
 
     /// This process's CPU time (user and system), from /proc (in ticks of 10 ms).

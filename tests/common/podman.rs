@@ -96,6 +96,11 @@ impl Podman {
 
         let user = rootless.then(test_user);
         let socket = dir.join("podman.sock");
+        // Podman stages a loaded or imported image under TMPDIR (default /var/tmp, a small
+        // filesystem on some machines: CI's load failed there with ENOSPC). Keep it in the
+        // test's own directory, on the disk that holds the storage anyway.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/var/run/netns/{netns}"));
         let log = std::fs::File::create(dir.join("service.log")).unwrap();
@@ -127,11 +132,12 @@ impl Podman {
             .arg("--runroot")
             .arg(dir.join("run"))
             .arg("--tmpdir")
-            .arg(dir.join("tmp"))
+            .arg(&tmp)
             .arg("--network-config-dir")
             .arg(dir.join("networks"));
         // Not the test's own directory: a fresh clone's may be closed to the rootless user.
         cmd.current_dir(&dir)
+            .env("TMPDIR", &tmp)
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdin(Stdio::null())
@@ -178,6 +184,7 @@ impl Podman {
             .arg("--url")
             .arg(&self.host)
             .args(["load", "-q"])
+            .env("TMPDIR", self.dir.join("tmp"))
             .stdin(save.stdout.take().unwrap())
             .output()
             .expect("podman load");
