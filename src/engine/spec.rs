@@ -55,6 +55,29 @@ impl Owner {
 }
 
 /// Where the task's checkout appears inside the container.
+/// The longest name a task's container takes: a Swarm service, overlay or secret name may
+/// have 63 characters, and its parts add a suffix of up to 4 (`-gw`, `-net`, `-env`).
+const NAME_MAX: usize = 59;
+
+/// A task's container's name (on a Swarm, its service's, and the stem of its parts' names):
+/// `sandpen-RUN-TASK`. A task id too long for that keeps its start and ends in 8 hex digits
+/// of its hash, so two ids never share a name.
+pub fn task_container_name(run_id: &str, task: &str) -> String {
+    let full = format!("sandpen-{run_id}-{task}");
+    if full.len() <= NAME_MAX {
+        return full;
+    }
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(&Sha256::digest(task.as_bytes())[..4]);
+    // Task ids are ASCII (`plan::is_valid_id`); a cut elsewhere falls back to fewer bytes.
+    let room = NAME_MAX.saturating_sub(full.len() - task.len() + 1 + hash.len());
+    let cut = (0..=room.min(task.len()))
+        .rev()
+        .find(|&i| task.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("sandpen-{run_id}-{}-{hash}", &task[..cut])
+}
+
 pub const WORKDIR: &str = "/workspace";
 /// The task user's home inside the container (a tmpfs).
 pub const HOME: &str = "/home/sandpen";
@@ -220,6 +243,21 @@ impl ContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_names_fit_a_swarm_and_stay_apart() {
+        let run = "20261205-210931-7bf5";
+        assert_eq!(task_container_name(run, "fix-1"), format!("sandpen-{run}-fix-1"));
+        let long = "a".repeat(63);
+        let (a, b) = (
+            task_container_name(run, &long),
+            task_container_name(run, &format!("{}b", "a".repeat(62))),
+        );
+        assert!(a.len() <= NAME_MAX && b.len() <= NAME_MAX, "{a} {b}");
+        assert!(a.starts_with(&format!("sandpen-{run}-aaaa")), "{a}");
+        assert_ne!(a, b, "ids that share their start keep names of their own");
+        assert_eq!(a, task_container_name(run, &long), "the same id, the same name");
+    }
 
     fn spec() -> ContainerSpec {
         ContainerSpec {

@@ -38,7 +38,7 @@ pub struct Names {
 
 impl Names {
     pub fn of(run_id: &str, task: &str) -> Self {
-        Self::of_service(&format!("sandpen-{run_id}-{task}"))
+        Self::of_service(&crate::engine::spec::task_container_name(run_id, task))
     }
 
     pub fn of_service(task_service: &str) -> Self {

@@ -125,5 +125,5 @@ fn command<E: ContainerEngine>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
 
 /// A task's container's name: what the engine shows, and what sandpen names as left behind.
 pub fn container_name(run_id: &str, task: &str) -> String {
-    format!("sandpen-{run_id}-{task}")
+    crate::engine::spec::task_container_name(run_id, task)
 }
