@@ -8,6 +8,20 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::error::{describe, is_not_found};
+
+/// A build's context, a tar archive: whole, or streamed as it is made (an environment layer
+/// weighs what the environment does, gigabytes with some projects). An error in the stream
+/// aborts the upload, and so the build: a context cut short is never built.
+pub enum BuildContext {
+    Whole(Vec<u8>),
+    Streamed(futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>),
+}
+
+impl From<Vec<u8>> for BuildContext {
+    fn from(tar: Vec<u8>) -> Self {
+        Self::Whole(tar)
+    }
+}
 use super::{CALL_TIMEOUT, Engine, EngineError};
 
 /// Uploads (a build context, a root filesystem) count against bollard's request timeout until
@@ -92,7 +106,7 @@ impl Engine {
     /// to `on_line`; the result is the new image id, or the failing step and its output.
     pub async fn build_image(
         &self,
-        context: Vec<u8>,
+        context: impl Into<BuildContext>,
         tag: &str,
         build_args: &HashMap<String, String>,
         labels: &HashMap<String, String>,
@@ -109,7 +123,11 @@ impl Engine {
             .labels(labels)
             .build();
         let docker = self.docker().clone().with_timeout(UPLOAD_TIMEOUT);
-        let mut stream = docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(context))));
+        let body = match context.into() {
+            BuildContext::Whole(tar) => bollard::body_full(Bytes::from(tar)),
+            BuildContext::Streamed(chunks) => bollard::body_try_stream(chunks),
+        };
+        let mut stream = docker.build_image(opts, None, Some(body));
         let mut log = String::new();
         let mut step: Option<String> = None;
         let mut step_output = String::new();

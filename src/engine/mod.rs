@@ -17,7 +17,7 @@ mod volumes;
 pub use containers::{ContainerEngine, ExitState, ListedContainer, OutputStream, StatsStream, Stream, short};
 pub use dialect::{Dialect, EngineKind};
 pub use error::{EngineError, left_for_gc};
-pub use images::{BuildFailure, BuildLine, ImageSummary};
+pub use images::{BuildContext, BuildFailure, BuildLine, ImageSummary};
 pub use networks::NetworkMode;
 pub use runtimes::RuntimeInfo;
 pub use service::{Input, ServiceSpec};
