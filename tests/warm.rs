@@ -6,6 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -56,6 +57,10 @@ async fn run(
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     (report, events)
+}
+
+fn volume_of(report: &Value) -> &str {
+    report["environment"]["volume"].as_str().unwrap_or_default()
 }
 
 fn log_has(report: &Value, id: &str, needle: &str) -> bool {
@@ -167,6 +172,30 @@ async fn one_environment_per_lock_read_only_to_tasks() {
         (before_a, before_b),
         "nothing fetched"
     );
+
+    // Two runs at once on the same lock, the environment gone: one prepares it, the other
+    // waits for it (a lock in the volume) and finds it ready; tinya is fetched once.
+    docker(&["volume", "rm", "-f", volume_of(&r1)]);
+    let twin = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(repo.path())
+            .arg(twin.path()),
+    );
+    let before = index.fetched("tinya");
+    let ((ra, _), (rb, _)) = tokio::join!(
+        run(repo.path(), &image, &server, &[("a", "")], &allow),
+        run(twin.path(), &image, &server, &[("a", "")], &allow)
+    );
+    let mut states = [&ra, &rb].map(|r| r["environment"]["state"].as_str().unwrap_or("").to_string());
+    states.sort();
+    assert_eq!(states, ["prepared", "reused"], "{ra:#}\n{rb:#}");
+    for r in [&ra, &rb] {
+        assert!(log_has(r, "a", "IMPORTED tinya-ok"), "{}", log_of(r, "a"));
+    }
+    assert_eq!(index.fetched("tinya"), before + 1, "one preparation fetched");
 
     // --no-warm: nothing prepared, the task builds its own (fetching through the gateway).
     let (r5, ev5) = run(

@@ -27,14 +27,22 @@ pub fn task_shell() -> String {
     )
 }
 
-/// The preparation's script: nothing to do when the volume is ready; else `uv sync` (frozen
-/// with a lock) into the workspace's `.venv`, copied into the volume, then the mark.
+/// Held by the preparation that makes the environment: two runs on the same lock at once
+/// share its volume, and the second waits for the first, then finds the environment ready.
+pub const LOCK: &str = ".sandpen-lock";
+
+/// The preparation's script: nothing to do when the volume is ready; else, holding the
+/// volume's lock, `uv sync` (frozen with a lock) into the workspace's `.venv`, copied into the
+/// volume, then the mark.
 pub fn prepare_shell(frozen: bool) -> String {
     let frozen = if frozen { " --frozen" } else { "" };
     format!(
         "set -e\n\
          if [ -f {PREP_MOUNT}/{READY} ]; then echo 'sandpen: the environment is ready'; exit 0; fi\n\
          [ -w {PREP_MOUNT} ] || {{ echo 'sandpen: the environment volume is not writable by the task user (does the image have a world-writable {PREP_MOUNT}?)' >&2; exit 3; }}\n\
+         exec 9> {PREP_MOUNT}/{LOCK}\n\
+         if command -v flock > /dev/null 2>&1; then flock 9; fi\n\
+         if [ -f {PREP_MOUNT}/{READY} ]; then echo 'sandpen: the environment is ready'; exit 0; fi\n\
          uv sync{frozen} --no-install-project\n\
          rm -rf {PREP_MOUNT}/.venv\n\
          cp -a {WORKDIR}/.venv {PREP_MOUNT}/.venv\n\
@@ -59,6 +67,12 @@ mod tests {
             "on disk, ignored by git"
         );
         assert!(prepare_shell(true).contains("uv sync --frozen --no-install-project"));
+        let p = prepare_shell(true);
+        let (locked, synced) = (p.find("flock 9").unwrap(), p.find("uv sync").unwrap());
+        assert!(
+            locked < synced && p[locked..synced].contains(READY),
+            "ready looked at again once locked"
+        );
         assert!(prepare_shell(false).contains("uv sync --no-install-project"));
     }
 }
