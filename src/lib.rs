@@ -16,6 +16,7 @@ pub mod engine;
 pub mod exit;
 pub mod gateway;
 pub mod gc;
+pub mod http_serve;
 pub mod image;
 pub mod manifest;
 pub mod model_server;

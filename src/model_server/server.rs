@@ -5,17 +5,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::script::{Block, Script, Turn};
+use crate::http_serve::{self, Body};
+
+type Response = hyper::Response<Body>;
+
+/// Large prompts are part of what the tests prove arrives whole.
+const BODY_LIMIT: usize = 64 << 20;
 
 fn key_header(headers: &HeaderMap) -> Option<String> {
     ["x-api-key", "authorization"]
@@ -31,7 +34,7 @@ fn beta(headers: &HeaderMap) -> Option<String> {
         .map(String::from)
 }
 
-fn key_digest(headers: &axum::http::HeaderMap) -> Option<String> {
+fn key_digest(headers: &HeaderMap) -> Option<String> {
     use sha2::Digest;
     let key = match headers.get("x-api-key") {
         Some(k) => k.as_bytes().to_vec(),
@@ -115,21 +118,13 @@ impl ModelServer {
             recorded: Mutex::default(),
             overloaded: Mutex::default(),
         });
-        let app = Router::new()
-            .route("/task/{task}/v1/messages", post(messages).fallback(not_found))
-            .fallback(not_found)
-            // Large prompts are part of what the tests prove arrives whole.
-            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
-            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-        });
+        let served = shared.clone();
+        let handle = move |req| route(served.clone(), req);
+        let task = tokio::spawn(http_serve::serve(listener, handle, token.cancelled_owned()));
         Ok(Self {
             addr,
             shared,
@@ -174,13 +169,30 @@ fn first_user_texts(messages: &Value) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// `POST /task/{task}/v1/messages` is the one endpoint; anything else is `not_found`.
+async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response {
+    let task = req
+        .uri()
+        .path()
+        .strip_prefix("/task/")
+        .and_then(|p| p.strip_suffix("/v1/messages"))
+        .filter(|t| !t.is_empty() && !t.contains('/'));
+    let task = match task {
+        Some(task) if req.method() == Method::POST => task,
+        _ => return not_found(&shared, req.method(), req.uri(), req.headers()),
+    };
+    let Some(task) = http_serve::decoded(task) else {
+        return http_serve::text(StatusCode::BAD_REQUEST, "Invalid URL: the task is not UTF-8");
+    };
+    let (parts, body) = req.into_parts();
+    match http_serve::bytes_within(body, BODY_LIMIT).await {
+        Ok(body) => messages(&shared, task, &parts.uri, &parts.headers, body).await,
+        Err(refused) => refused,
+    }
+}
+
 /// Any other request: recorded (so that a test sees all that arrived), answered 404.
-async fn not_found(
-    State(shared): State<Arc<Shared>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
+fn not_found(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     shared.note(Recorded {
         at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         task: String::new(),
@@ -192,13 +204,13 @@ async fn not_found(
         messages: 0,
         tools: Vec::new(),
         api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
-        api_key_sha256: key_digest(&headers),
+        api_key_sha256: key_digest(headers),
         first_user_texts: Vec::new(),
         answer: "404 no such endpoint".into(),
         method: method.to_string(),
         target: uri.path_and_query().map_or("", |p| p.as_str()).to_string(),
-        key_header: key_header(&headers),
-        anthropic_beta: beta(&headers),
+        key_header: key_header(headers),
+        anthropic_beta: beta(headers),
     });
     api_error(
         StatusCode::NOT_FOUND,
@@ -207,13 +219,7 @@ async fn not_found(
     )
 }
 
-async fn messages(
-    State(shared): State<Arc<Shared>>,
-    Path(task): Path<String>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn messages(shared: &Shared, task: String, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -251,13 +257,13 @@ async fn messages(
         messages,
         tools,
         api_key_present: headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION),
-        api_key_sha256: key_digest(&headers),
+        api_key_sha256: key_digest(headers),
         first_user_texts: first_user_texts(&req["messages"]),
         answer: String::new(),
         method: "POST".into(),
         target: uri.path_and_query().map_or("", |p| p.as_str()).to_string(),
-        key_header: key_header(&headers),
-        anthropic_beta: beta(&headers),
+        key_header: key_header(headers),
+        anthropic_beta: beta(headers),
     };
 
     // The rate-limit window: a 429 (recorded, so a test can count what reached the server).
@@ -316,11 +322,7 @@ async fn messages(
     if stream {
         sse_response(&id, &model, &task, step, &turn)
     } else {
-        (
-            StatusCode::OK,
-            axum::Json(full_message(&id, &model, &task, step, &turn)),
-        )
-            .into_response()
+        http_serve::json(StatusCode::OK, &full_message(&id, &model, &task, step, &turn))
     }
 }
 
@@ -441,19 +443,18 @@ fn sse_response(id: &str, model: &str, task: &str, step: usize, turn: &Turn) -> 
         .into_iter()
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
         .collect();
-    let chunks = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(body)) });
-    Response::builder()
+    let chunks = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from(body))));
+    hyper::Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(chunks))
+        .body(http_serve::stream(chunks))
         .expect("valid response")
 }
 
 fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    (
+    http_serve::json(
         status,
-        axum::Json(json!({ "type": "error", "error": { "type": kind, "message": message } })),
+        &json!({ "type": "error", "error": { "type": kind, "message": message } }),
     )
-        .into_response()
 }

@@ -24,19 +24,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue};
+use hyper::{Method, Request, StatusCode};
 use tokio::sync::mpsc;
 
 use super::files_tar::{Counted, pack};
 use super::history::Packs;
 use super::sample::Reading;
 use crate::engine::spec::BindMount;
+use crate::http_serve::{self, Body};
 
 /// The most a task's out directory may weigh (its result bundle is most of it).
 pub const OUT_LIMIT: usize = 2 << 30;
@@ -109,20 +108,8 @@ impl Exchange {
             slots: slots.clone(),
             packs,
         };
-        let app = Router::new()
-            .route("/v1/{token}/files", get(files))
-            .route(
-                "/v1/{token}/out",
-                put(out).layer(DefaultBodyLimit::max(OUT_LIMIT)),
-            )
-            .route(
-                "/v1/{token}/stats",
-                post(stats).layer(DefaultBodyLimit::max(READING_LIMIT)),
-            )
-            .with_state(shared);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let handle = move |req| route(shared.clone(), req);
+        let server = tokio::spawn(http_serve::serve(listener, handle, std::future::pending()));
         Ok(Self { addr, slots, server })
     }
 
@@ -202,11 +189,50 @@ fn token_of(url: &str) -> &str {
 
 use crate::token::new_token;
 
+type Response = hyper::Response<Body>;
+
 fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
-    (status, why.into()).into_response()
+    http_serve::text(status, why)
 }
 
-async fn files(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
+/// The three paths, each with its method (GET also answers HEAD); another method on one of
+/// them is 405 with what it takes, any other path 404.
+async fn route(shared: Shared, req: Request<Incoming>) -> Response {
+    let Some((token, what)) = req
+        .uri()
+        .path()
+        .strip_prefix("/v1/")
+        .and_then(|p| p.split_once('/'))
+        .filter(|(token, _)| !token.is_empty())
+    else {
+        return http_serve::status(StatusCode::NOT_FOUND);
+    };
+    let (method, allow) = match what {
+        "files" => (Method::GET, "GET,HEAD"),
+        "out" => (Method::PUT, "PUT"),
+        "stats" => (Method::POST, "POST"),
+        _ => return http_serve::status(StatusCode::NOT_FOUND),
+    };
+    let passes = req.method() == method || (method == Method::GET && req.method() == Method::HEAD);
+    if !passes {
+        let mut r = http_serve::status(StatusCode::METHOD_NOT_ALLOWED);
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        return r;
+    }
+    let Some(token) = http_serve::decoded(token) else {
+        return refuse(StatusCode::BAD_REQUEST, "Invalid URL: the token is not UTF-8");
+    };
+    match what {
+        "files" => files(shared, token),
+        "out" => out(shared, token, req.into_body()).await,
+        _ => match http_serve::bytes_within(req.into_body(), READING_LIMIT).await {
+            Ok(body) => stats(shared, token, body),
+            Err(refused) => refused,
+        },
+    }
+}
+
+fn files(shared: Shared, token: String) -> Response {
     let delivery = {
         let mut slots = shared.slots.lock().unwrap();
         match slots.get_mut(&token) {
@@ -230,14 +256,10 @@ async fn files(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) ->
             Err(e) => tracing::warn!(task = %delivery.task, "sending the task's files: {e}"),
         }
     });
-    Response::new(Body::from_stream(sent))
+    hyper::Response::new(http_serve::stream(sent))
 }
 
-async fn stats(
-    State(Shared { slots, .. }): State<Shared>,
-    UrlPath(token): UrlPath<String>,
-    body: Bytes,
-) -> Response {
+fn stats(Shared { slots, .. }: Shared, token: String, body: Bytes) -> Response {
     let Some(readings) = slots.lock().unwrap().get(&token).map(|s| s.readings.clone()) else {
         return refuse(StatusCode::NOT_FOUND, "no such task");
     };
@@ -247,14 +269,10 @@ async fn stats(
     };
     // A runner that is not keeping up loses readings, never blocks the node.
     let _ = readings.try_send(reading);
-    StatusCode::NO_CONTENT.into_response()
+    http_serve::status(StatusCode::NO_CONTENT)
 }
 
-async fn out(
-    State(Shared { slots, .. }): State<Shared>,
-    UrlPath(token): UrlPath<String>,
-    body: Body,
-) -> Response {
+async fn out(Shared { slots, .. }: Shared, token: String, body: Incoming) -> Response {
     let dir = {
         let mut slots = slots.lock().unwrap();
         match slots.get_mut(&token) {
@@ -274,7 +292,7 @@ async fn out(
     // Unpacked as it comes (a result bundle may be large), within the bound.
     let from = bounded(body, OUT_LIMIT);
     let answer = match tokio::task::spawn_blocking(move || unpack_out(from, &dir)).await {
-        Ok(Ok(n)) => return (StatusCode::OK, format!("{n} files\n")).into_response(),
+        Ok(Ok(n)) => return http_serve::text(StatusCode::OK, format!("{n} files\n")),
         Ok(Err(e)) => refuse(StatusCode::BAD_REQUEST, e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -287,7 +305,11 @@ async fn out(
 
 /// A request body as a blocking reader (for a blocking thread) that fails once more than
 /// `limit` bytes came.
-fn bounded(body: Body, limit: usize) -> impl Read + Send + 'static {
+fn bounded<B>(body: B, limit: usize) -> impl Read + Send + 'static
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<http_serve::Error>,
+{
     let body = http_body_util::Limited::new(body, limit)
         .map_err(move |e| format!("{e} (the most is {limit} bytes)"));
     super::pipe::reader(body)
@@ -383,7 +405,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_its_bound_fails_as_it_is_read() {
         let read = |len: usize| {
-            let mut from = bounded(Body::from(vec![7u8; len]), 1000);
+            let mut from = bounded(http_serve::full(vec![7u8; len]), 1000);
             tokio::task::spawn_blocking(move || {
                 let mut all = Vec::new();
                 from.read_to_end(&mut all).map(|_| all.len())

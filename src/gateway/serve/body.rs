@@ -1,22 +1,13 @@
-//! The one body type the gateway answers with, and a body that watches what passes through
+//! The one body type the gateway answers with (every sandpen server's, `http_serve`), and a body that watches what passes through
 //! it (for metering) and says when it is done.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
 use hyper::body::{Frame, SizeHint};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-pub type Body = BoxBody<Bytes, Error>;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|e| match e {})
-        .boxed()
-}
+pub use crate::http_serve::{Body, full};
 
 type OnData = Box<dyn FnMut(&[u8]) + Send + Sync>;
 type OnEnd = Box<dyn FnOnce() + Send + Sync>;
