@@ -54,7 +54,6 @@ impl Owner {
     }
 }
 
-/// Where the task's checkout appears inside the container.
 /// The longest name a task's container takes: a Swarm service, overlay or secret name may
 /// have 63 characters, and its parts add a suffix of up to 4 (`-gw`, `-net`, `-env`).
 const NAME_MAX: usize = 59;
@@ -78,6 +77,7 @@ pub fn task_container_name(run_id: &str, task: &str) -> String {
     format!("sandpen-{run_id}-{}-{hash}", &task[..cut])
 }
 
+/// Where the task's checkout appears inside the container.
 pub const WORKDIR: &str = "/workspace";
 /// The task user's home inside the container (a tmpfs).
 pub const HOME: &str = "/home/sandpen";

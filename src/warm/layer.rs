@@ -199,7 +199,14 @@ async fn forward(
     exited: impl Future<Output = Result<i64, EngineError>>,
 ) -> Result<(), String> {
     let mut said = Vec::new();
-    while let Some(chunk) = output.next().await {
+    loop {
+        // A build that went away (failed, or the run stopped) ends this at once, even while
+        // the tar writes nothing.
+        let chunk = tokio::select! {
+            chunk = output.next() => chunk,
+            _ = tx.closed() => return Err("the build stopped reading the environment".into()),
+        };
+        let Some(chunk) = chunk else { break };
         match chunk.map_err(|e| e.to_string())? {
             (Stream::Stdout, b) => {
                 if tx.send(Ok(b)).await.is_err() {
