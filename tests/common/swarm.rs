@@ -64,9 +64,9 @@ fn system_networks() -> String {
 
 impl Swarm {
     /// Starts `workers + 1` engines, makes the first the manager and joins the others, and
-    /// starts the registry. `slot` keeps the Swarms of two test binaries apart (the nodes'
-    /// network is 10.213.(100 + slot).0/24): swarm.rs takes 0 and 1, swarm_cli.rs 2,
-    /// swarm_gateway.rs 7.
+    /// starts the registry. `slot` keeps Swarms that run at once apart (the nodes' network is
+    /// 10.213.(100 + slot).0/24; the tests of tests/swarm/ run side by side): services.rs takes
+    /// 0 and 1, cli.rs 2, delivery.rs 3, gateway.rs 7.
     pub fn start(workers: usize, slot: u8) -> Self {
         let tag = format!("sw{}{slot}", std::process::id() % 10_000);
         let dir = PathBuf::from(format!("/tmp/sandpen-swarm-{tag}"));

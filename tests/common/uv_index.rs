@@ -1,5 +1,5 @@
 //! A hermetic uv project for the warm-environment tests (`tests/warm.rs`, the Swarm's in
-//! `tests/swarm_cli.rs`): tiny wheels built by the test, served by `python3 -m http.server` as
+//! `tests/swarm/cli.rs`): tiny wheels built by the test, served by `python3 -m http.server` as
 //! a package index whose request log says what was fetched, and a repository locked to it.
 
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! builds where the network is would. In the default mode: the CLI reaches the model server
 //! through its task's gateway, which holds the host's key; the task holds its token alone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 //! sandpen's scripted model server on the host's address on the nodes' network. Runs when CI
 //! asks (`SANDPEN_TEST_SWARM=1`, as root).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

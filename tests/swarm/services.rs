@@ -4,7 +4,7 @@
 //! services driven through `SwarmEngine`, the `ContainerEngine` the runner will use. Runs when
 //! CI asks (`SANDPEN_TEST_SWARM=1`, as root).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -295,9 +295,11 @@ fn a_task_file_runs_on_the_swarm_and_its_work_comes_back_as_branches() {
     let limited = common::task(&report, "limited");
     let samples = std::fs::read_to_string(common::field(limited, "stats_log")).unwrap();
     assert!(samples.lines().count() >= 3, "a sample a second: {samples}");
+    // Busy against idle (an idle shell reads under 1%): the loop shares 2 cores with the
+    // run's 7 other tasks, and in CI with another Swarm's test (25% was seen under that load).
     let cpu = limited["peak_cpu_percent"].as_f64().unwrap_or(0.0);
     assert!(
-        cpu > 30.0,
+        cpu > 10.0,
         "a busy loop shows as busy on its node: {cpu}%: {limited:#}"
     );
     let hostnames: HashSet<String> = cluster.nodes.iter().map(|n| n.hostname.clone()).collect();

@@ -4,7 +4,7 @@
 //! brings it back as branches, leaving nothing on any node. Runs when CI asks
 //! (`SANDPEN_TEST_SWARM=1`, as root).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;
