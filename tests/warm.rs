@@ -1,5 +1,5 @@
 //! Warm environments (`warm/`), hermetic: two tiny wheels built by the test, served on the
-//! bridge by `python3 -m http.server` as a package index reachable through the run's gateway,
+//! bridge by Python's `http.server` as a package index reachable through the run's gateway,
 //! the real agent image, `uv` and the real CLI driven by the scripted model server.
 
 mod common;
@@ -96,6 +96,9 @@ async fn one_environment_per_lock_read_only_to_tasks() {
     .await
     .unwrap();
     let allow = ["--allow-host", index.host.as_str(), "--deps-from", "base"];
+    // The first preparation takes 6 s more (the index holds each wheel): the tasks start
+    // beside it, and their tools wait for it.
+    index.slow(Some(6.0));
     let (r1, ev1) = run(
         repo.path(),
         &image,
@@ -104,9 +107,25 @@ async fn one_environment_per_lock_read_only_to_tasks() {
         &allow,
     )
     .await;
+    index.slow(None);
     let env = &r1["environment"];
     let _volume = Volume(env["volume"].as_str().unwrap_or_default().to_string());
     assert_eq!(env["state"], "prepared", "{r1:#}");
+    // a and b sent their first requests while it was prepared (their tools then waited: a's
+    // import below needs it); c, after b, started once it was ready.
+    let at = |t: &str| humantime::parse_rfc3339_weak(t).unwrap();
+    let env_end = at(env["started_at"].as_str().unwrap())
+        + std::time::Duration::from_secs_f64(env["duration_s"].as_f64().unwrap());
+    let first = |t: &str| {
+        let seen = server.recorded();
+        let r = seen.iter().find(|r| r.task == t && !r.side_request);
+        at(&r.unwrap_or_else(|| panic!("{t} sent no request")).at.clone())
+    };
+    assert!(env["duration_s"].as_f64().unwrap() > 6.0, "{env}");
+    for t in ["a", "b"] {
+        assert!(first(t) < env_end, "{t} started beside the preparation: {r1:#}");
+    }
+    assert!(first("c") > env_end, "{r1:#}");
     assert_eq!(env["from"], "uv.lock");
     assert!(env["bytes_fetched"].as_u64().unwrap() > 0, "{env}");
     assert_eq!(
@@ -247,8 +266,10 @@ async fn one_environment_per_lock_read_only_to_tasks() {
     );
     assert_eq!(ev3.iter().filter(|e| e["event"] == "environment").count(), 1);
     for t in ["a", "b"] {
-        assert_eq!(field(task(&r3, t), "status"), "failed");
-        assert!(task(&r3, t)["container_id"].is_null(), "{t} did not run");
+        // Started beside the preparation, or not yet: stopped or never run, failed for it.
+        assert_eq!(field(task(&r3, t), "status"), "failed", "{r3:#}");
+        let message = field(task(&r3, t), "message");
+        assert!(message.contains("could not be prepared"), "{message}");
     }
     let failed_volume = r3["environment"]["volume"].as_str().unwrap().to_string();
     assert!(

@@ -20,8 +20,20 @@ pub const DEFINITION: &str = include_str!("workflow-manager.md");
 /// whole (one argument is limited to 128 KiB by the kernel).
 pub const PROMPT_PATH: &str = "/run/sandpen/prompt.md";
 
-/// The command of every task container: the WorkflowManager delegation, through `uv run` so
-/// the task lives in the checkout's uv environment. There is deliberately no other variant.
+/// Where the CLI finds the project's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Venv<'a> {
+    /// `uv run`: uv makes or updates the checkout's environment before the CLI starts.
+    Uv,
+    /// A warm environment (`warm/`): `lines` make the task's own copy of it beside the CLI,
+    /// which starts in it at once; `settings` (`--settings`) hold its tools until the copy is
+    /// ready, so the model's first turn runs while the environment is still being prepared.
+    Warm { lines: &'a str, settings: &'a str },
+}
+
+/// The command of every task container: the WorkflowManager delegation, in the checkout's uv
+/// environment (`venv`: through `uv run`, or a warm environment's copy). There is deliberately
+/// no other variant.
 ///
 /// `timeout` is the container's own deadline: it stops the CLI at `deadline` (SIGTERM, then
 /// SIGKILL after `kill_after`) even when sandpen itself is gone, so an orphan ends itself.
@@ -37,6 +49,7 @@ pub fn command(
     deadline: Duration,
     kill_after: Duration,
     gated: bool,
+    venv: Venv,
     then: &str,
 ) -> Vec<String> {
     let secs = |d: Duration| format!("{}s", d.as_secs().max(1));
@@ -64,30 +77,41 @@ pub fn command(
             now = now_seconds()
         )
     };
-    [
+    let (lines, runner, settings) = match venv {
+        Venv::Uv => ("", &["uv", "run", "--"][..], None),
+        Venv::Warm { lines, settings } => (lines, &[][..], Some(settings)),
+    };
+    let mut cmd: Vec<String> = [
         "sh",
         "-c",
-        &format!("{gate}{run}"),
+        &format!("{gate}{lines}{run}"),
         "sandpen-task",
         "timeout",
-        &format!("--kill-after={}", secs(kill_after)),
-        &secs(deadline),
-        "uv",
-        "run",
-        "--",
-        "claude",
-        "--agent",
-        AGENT_NAME,
-        "-p",
-        "--dangerously-skip-permissions",
-        "--max-turns",
-        &max_turns.to_string(),
-        "--verbose",
-        "--output-format",
-        "stream-json",
     ]
     .map(String::from)
-    .to_vec()
+    .to_vec();
+    cmd.push(format!("--kill-after={}", secs(kill_after)));
+    cmd.push(secs(deadline));
+    cmd.extend(runner.iter().map(|a| a.to_string()));
+    cmd.push("claude".into());
+    if let Some(settings) = settings {
+        cmd.extend(["--settings".to_string(), settings.to_string()]);
+    }
+    cmd.extend(
+        [
+            "--agent",
+            AGENT_NAME,
+            "-p",
+            "--dangerously-skip-permissions",
+            "--max-turns",
+            &max_turns.to_string(),
+            "--verbose",
+            "--output-format",
+            "stream-json",
+        ]
+        .map(String::from),
+    );
+    cmd
 }
 
 /// Shell lines that set `now` to a count of seconds, for durations within one container: the
@@ -165,7 +189,14 @@ mod tests {
 
     #[test]
     fn every_task_runs_the_workflow_manager_with_its_prompt_on_stdin() {
-        let cmd = command(7, Duration::from_secs(70), Duration::from_secs(10), false, "");
+        let cmd = command(
+            7,
+            Duration::from_secs(70),
+            Duration::from_secs(10),
+            false,
+            Venv::Uv,
+            "",
+        );
         let claude = cmd.iter().position(|a| a == "claude").unwrap();
         assert_eq!(&cmd[claude - 3..=claude], ["uv", "run", "--", "claude"]);
         let agent = cmd.iter().position(|a| a == "--agent").unwrap();
@@ -184,9 +215,45 @@ mod tests {
         assert_eq!(&again[again.len() - 2..], ["--resume", "5f1c-77"]);
     }
 
+    #[test]
+    fn in_a_warm_environment_the_cli_starts_in_it_directly_with_its_tools_gated() {
+        let venv = Venv::Warm {
+            lines: "WARM LINES\n",
+            settings: "{\"hooks\":{}}",
+        };
+        let cmd = command(
+            7,
+            Duration::from_secs(70),
+            Duration::from_secs(10),
+            true,
+            venv,
+            "",
+        );
+        let claude = cmd.iter().position(|a| a == "claude").unwrap();
+        assert_eq!(&cmd[claude - 1], "70s", "no `uv run`: {cmd:?}");
+        assert_eq!(&cmd[claude + 1..=claude + 2], ["--settings", "{\"hooks\":{}}"]);
+        assert!(cmd.windows(2).any(|w| w == ["--agent", "workflow-manager"]));
+        let (gate, lines, run) = (
+            cmd[2].find("IFS= read -r gw").unwrap(),
+            cmd[2].find("WARM LINES").unwrap(),
+            cmd[2].find("exec \"$@\"").unwrap(),
+        );
+        assert!(
+            gate < lines && lines < run,
+            "after the gate (its proxy), before the CLI"
+        );
+    }
+
     /// The command's shell as the container runs it, with `program` in place of the CLI.
     fn shell(then: &str, program: &str) -> std::process::Child {
-        let cmd = command(1, Duration::from_secs(60), Duration::from_secs(1), false, then);
+        let cmd = command(
+            1,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            false,
+            Venv::Uv,
+            then,
+        );
         let script = cmd[2].replace(PROMPT_PATH, "/dev/null");
         std::process::Command::new("sh")
             .args(["-c", &script, "sandpen-task", "sh", "-c", program])

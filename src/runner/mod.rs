@@ -13,6 +13,7 @@ pub mod retry;
 mod scheduler;
 mod sweep;
 mod task;
+mod warm_up;
 
 #[cfg(test)]
 mod fake;

@@ -51,22 +51,24 @@ pub async fn execute<E: ContainerEngine>(
     }
 
     let mut s = Scheduler::new(engine, cfg.clone(), events.clone(), &stop, &plan);
-    // The project's environment, once, before the first task.
-    warm_up(
-        &cfg,
-        &events,
-        &s.run_stop,
-        &s.retried,
-        &mut s.done,
-        &mut s.pending,
-    )
-    .await;
+    // The project's environment, once: prepared beside the tasks where they can start
+    // without it (`warm_up`), polled in the same loop.
+    let prep_cfg = cfg.clone();
+    let mut preparing = super::warm_up::begin(&prep_cfg, &events, !s.pending.is_empty()).await;
     loop {
         s.start_ready();
-        let Some(joined) = s.running.join_next_with_id().await else {
-            break;
-        };
-        s.on_joined(joined);
+        tokio::select! {
+            env = async { preparing.as_mut().expect("polled while there").await }, if preparing.is_some() => {
+                preparing = None;
+                s.on_environment(env);
+            }
+            Some(joined) = s.running.join_next_with_id(), if !s.running.is_empty() => s.on_joined(joined),
+            else => break,
+        }
+    }
+    if let Some(env) = cfg.warm.as_ref().and_then(|w| w.get()).filter(|e| e.failed()) {
+        // What the tasks that started beside it mounted: gone now that they are.
+        cfg.warm.as_ref().unwrap().preparer.discard(env).await;
     }
 
     let cleanup_failures = super::sweep::cleanup(&s.engine, &cfg, &plan, &s.done).await;
@@ -133,6 +135,8 @@ struct Scheduler<E> {
     told: Option<(String, u64)>,
     /// The tasks that waited for memory at some point.
     waited: HashSet<String>,
+    /// The tasks stopped because the environment they started beside failed: how they end.
+    env_stopped: HashMap<String, (TaskStatus, String)>,
 }
 
 impl<E: ContainerEngine> Scheduler<E> {
@@ -168,6 +172,7 @@ impl<E: ContainerEngine> Scheduler<E> {
             admission,
             told: None,
             waited: HashSet::new(),
+            env_stopped: HashMap::new(),
         }
     }
 
@@ -175,6 +180,9 @@ impl<E: ContainerEngine> Scheduler<E> {
     /// memory. One place decides. A ready task waiting for memory holds back the ready tasks
     /// after it, so a large task is not starved by smaller ones overtaking it.
     fn start_ready(&mut self) {
+        if self.cfg.warm.as_ref().is_some_and(|w| !w.may_start()) {
+            return; // until its volume is open, or it is prepared
+        }
         let mut held = false;
         let mut i = 0;
         while i < self.pending.len() {
@@ -298,6 +306,11 @@ impl<E: ContainerEngine> Scheduler<E> {
             }
         };
         result.queued_at = self.ready_at.get(&result.id).cloned();
+        if let Some((status, msg)) = self.env_stopped.remove(&result.id)
+            && result.status == TaskStatus::Cancelled
+        {
+            (result.status, result.message) = (status, Some(msg));
+        }
         if let Some(t) = spec.filter(|_| retry_wanted(&self.cfg, &self.run_stop, &self.retried, &result))
             && let Some(delay) = retry(&self.cfg, &self.events, &mut self.retried, &result)
         {
@@ -334,42 +347,28 @@ impl<E: ContainerEngine> Scheduler<E> {
         self.spawn(t, from, next, Some(delay));
     }
 
-    fn finish(&mut self, result: TaskResult) {
-        finish(&self.cfg, &self.retried, &mut self.done, &self.events, result);
-    }
-}
-
-/// The project's warm environment (`warm/`), prepared before the first task; a failed one
-/// fails every task that would have started from it, said once, in its own event.
-async fn warm_up(
-    cfg: &RunConfig,
-    events: &EventSender,
-    run_stop: &Stop,
-    retried: &HashMap<String, Vec<Attempt>>,
-    done: &mut HashMap<String, TaskResult>,
-    pending: &mut Vec<TaskSpec>,
-) {
-    if let Some(warm) = cfg.warm.as_ref().filter(|_| !pending.is_empty()) {
-        events.send(Event::EnvironmentPreparing);
-        let env = warm.preparer.prepare(cfg.gateway.as_ref()).await;
-        events.send(Event::Environment { env: env.clone() });
+    /// The preparation ended. Failed: the tasks that needed it fail, said once (its own
+    /// event); those not started never start, those started beside it are stopped.
+    fn on_environment(&mut self, env: crate::warm::Environment) {
+        self.events.send(Event::Environment { env: env.clone() });
         if env.failed() {
-            let (status, msg) = match run_stop.graceful.is_cancelled() {
-                true => (TaskStatus::Cancelled, "cancelled before it started".to_string()),
-                false => (
-                    TaskStatus::Failed,
-                    format!(
-                        "its environment ({}, from {}) could not be prepared: see the run's `environment`",
-                        env.volume, env.from
-                    ),
-                ),
-            };
-            for t in pending.drain(..) {
-                let r = never_started(cfg, &t, status, msg.clone());
-                finish(cfg, retried, done, events, r);
+            let (status, msg) = super::warm_up::failure(&env, self.run_stop.graceful.is_cancelled());
+            for t in std::mem::take(&mut self.pending) {
+                let r = never_started(&self.cfg, &t, status, msg.clone());
+                self.finish(r);
+            }
+            for t in self.running_ids.values() {
+                self.run_stop.stop_task(&t.id);
+                self.env_stopped.insert(t.id.clone(), (status, msg.clone()));
             }
         }
-        warm.set(env);
+        if let Some(warm) = &self.cfg.warm {
+            warm.set(env);
+        }
+    }
+
+    fn finish(&mut self, result: TaskResult) {
+        finish(&self.cfg, &self.retried, &mut self.done, &self.events, result);
     }
 }
 

@@ -4,10 +4,14 @@
 //! container (the task image, the tasks' hardening, the run's network, no task token or
 //! credential) runs `uv sync` once into a named volume content-addressed by the image id and
 //! the lock (`sandpen-env-<hash>`, labelled [`LABEL`], kept between runs). Each task mounts it
-//! read-only at [`ENV_MOUNT`] and copies the environment into its own checkout before `uv run`
-//! (`shell`: its own directories, links to the shared files): it starts warm, may change its
-//! own copy (`uv add`), and never writes the shared one (a write through a link meets the
-//! read-only mount). The rule, named once: **the shared environment is read-only to tasks.**
+//! read-only at [`ENV_MOUNT`] and copies the environment into its own checkout (`shell`: its
+//! own directories, links to the shared files): it starts warm, may change its own copy (`uv
+//! add`), and never writes the shared one (a write through a link meets the read-only mount).
+//! The rule, named once: **the shared environment is read-only to tasks.**
+//!
+//! Tasks need not wait for the preparation: the volume is made first (`Prepare::open`), the
+//! tasks start beside the preparation, their CLIs send their first requests, and their tools
+//! wait until the task's copy is made (`shell::tool_gate`). A failed preparation stops them.
 
 mod layer;
 mod prepare;
@@ -18,7 +22,7 @@ pub mod stored;
 pub use layer::{GatewayMaker, Layered};
 pub use prepare::Preparation;
 pub use project::Project;
-pub use shell::{CACHE_DIR, task_shell};
+pub use shell::{CACHE_DIR, task_shell, tool_gate};
 
 use std::sync::{Arc, OnceLock};
 
@@ -104,15 +108,38 @@ impl Environment {
 
 /// The preparation as the runner uses it.
 pub trait Prepare: Send + Sync {
+    /// Makes what a task mounts before the environment is in it (a local volume), so that
+    /// tasks start while it is prepared: the volume's name. None (the default, as for a layer
+    /// on a Swarm, which the task's image is made of): tasks wait for the preparation's end.
+    fn open(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
+
     /// Makes the environment ready (or finds it ready), through the run's gateway when there
     /// is one. Never fails: a failure is an `Environment` in the `Failed` state.
     fn prepare<'a>(&'a self, gateway: Option<&'a GatewayHandle>) -> BoxFuture<'a, Environment>;
+
+    /// Removes what a failed preparation left, once no task uses it any more.
+    fn discard<'a>(&'a self, _env: &'a Environment) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// What a task starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom<'a> {
+    /// The volume, mounted read-only at [`ENV_MOUNT`] (ready, or still being prepared).
+    Volume(&'a str),
+    /// The task image with the environment in it (a Swarm's layer).
+    Image(&'a str),
 }
 
 /// The run's environment: how to prepare it, and once prepared, what it is.
 #[derive(Clone)]
 pub struct Warm {
     pub preparer: Arc<dyn Prepare>,
+    /// The volume tasks may mount while it is prepared (`Prepare::open`).
+    opened: Arc<OnceLock<String>>,
     ready: Arc<OnceLock<Environment>>,
 }
 
@@ -120,7 +147,17 @@ impl Warm {
     pub fn new(preparer: Arc<dyn Prepare>) -> Self {
         Self {
             preparer,
+            opened: Default::default(),
             ready: Default::default(),
+        }
+    }
+
+    /// Opens the environment's volume for tasks to start with (`Prepare::open`): whether they
+    /// may start before the preparation ends.
+    pub async fn open(&self) -> bool {
+        match self.preparer.open().await {
+            Some(volume) => self.opened.set(volume).is_ok(),
+            None => false,
         }
     }
 
@@ -133,9 +170,27 @@ impl Warm {
         self.ready.get()
     }
 
-    /// The volume a task starts from: prepared, and not failed.
+    /// The volume a task started from: prepared, and not failed.
     pub fn usable(&self) -> Option<&Environment> {
         self.get().filter(|e| !e.failed())
+    }
+
+    /// Whether a task may start now: the environment is prepared, or its volume is open.
+    pub fn may_start(&self) -> bool {
+        self.get().is_some() || self.opened.get().is_some()
+    }
+
+    /// What a task starting now starts from: the prepared environment, or the volume being
+    /// prepared; None once the preparation failed (no task starts then).
+    pub fn start_from(&self) -> Option<StartFrom<'_>> {
+        match self.get() {
+            Some(e) if e.failed() => None,
+            Some(e) => Some(match &e.image {
+                Some(image) => StartFrom::Image(image),
+                None => StartFrom::Volume(&e.volume),
+            }),
+            None => self.opened.get().map(|v| StartFrom::Volume(v)),
+        }
     }
 }
 

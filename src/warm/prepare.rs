@@ -49,6 +49,21 @@ struct Ran {
 }
 
 impl Prepare for Preparation {
+    fn open(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let key = self.project.key(&self.image_id);
+            let volume = volume_name(&key);
+            // Not made: the preparation makes it, says why it could not, and tasks wait.
+            self.volume(&volume, &key).await.ok().map(|()| volume)
+        })
+    }
+
+    fn discard<'a>(&'a self, env: &'a Environment) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.engine.remove_volume(&env.volume).await;
+        })
+    }
+
     fn prepare<'a>(&'a self, gateway: Option<&'a GatewayHandle>) -> BoxFuture<'a, Environment> {
         Box::pin(async move {
             let (t0, started_at) = (Instant::now(), now());
@@ -81,7 +96,8 @@ impl Prepare for Preparation {
                 Err(e) => (EnvState::Failed, Some(e), 0),
             };
             if state == EnvState::Failed {
-                // Half made: gone, so the next run prepares it anew (one in use stays).
+                // Half made: gone, so the next run prepares it anew. Tasks that started beside
+                // the preparation still mount it: the runner discards it once they are gone.
                 let _ = self.engine.remove_volume(&volume).await;
             }
             Environment {

@@ -13,18 +13,44 @@ pub const READY: &str = ".sandpen-ready";
 /// tmpfs in its memory), inside its `.venv`, which uv keeps out of git.
 pub const CACHE_DIR: &str = "/workspace/.venv/.uv-cache";
 
-/// The lines a task's shell runs first: its own copy of the shared environment in its
-/// checkout (where `uv run` finds it, at the path it was made for), unless it has one. The
-/// copy's directories are its own and its files are links to the shared ones (`cp -s`): a
-/// few hundred kilobytes of links where a whole copy wrote hundreds of megabytes per task
-/// (numpy, scipy and pandas: 8 tasks at once spent most of their start copying). What the
-/// task installs, removes or compiles lands in its own directories; a write through a link
-/// reaches the read-only mount and fails, so the shared environment stays as it was made.
+/// The mark a task's own environment is ready at (in its container's /tmp): its tools wait
+/// for it ([`tool_gate`]).
+pub const TASK_READY: &str = "/tmp/.sandpen-env-ready";
+
+/// The lines a task's shell runs before the CLI (after the gateway's gate, so they have its
+/// proxy). In the background: wait for the shared environment (the task may start while it is
+/// being prepared), make the task's own copy of it in its checkout (where uv finds it, at the
+/// path it was made for) unless it has one, sync the project into it as `uv run` would (the
+/// project itself, a lock changed since), then the mark. Meanwhile the CLI starts in that
+/// environment (`VIRTUAL_ENV`, `PATH`) and sends its first request; its first tool waits for
+/// the mark. The copy's directories are its own and its files are links to the shared ones
+/// (`cp -s`): a few hundred kilobytes of links where a whole copy wrote hundreds of megabytes
+/// per task. What the task installs, removes or compiles lands in its own directories; a write
+/// through a link reaches the read-only mount and fails, so the shared environment stays as it
+/// was made. The job writes to stderr: stdout is the CLI's stream.
 pub fn task_shell() -> String {
     format!(
-        "if [ -f {ENV_MOUNT}/{READY} ] && [ ! -e {WORKDIR}/.venv ]; then \
-         cp -as {ENV_MOUNT}/.venv {WORKDIR}/.venv || echo 'sandpen: could not copy the warm environment; uv makes one' >&2; fi\n"
+        "( until [ -f {ENV_MOUNT}/{READY} ]; do sleep 0.1; done\n\
+         if [ ! -e {WORKDIR}/.venv ]; then cp -as {ENV_MOUNT}/.venv {WORKDIR}/.venv || echo 'sandpen: could not copy the warm environment; uv makes one' >&2; fi\n\
+         uv sync --inexact --quiet || echo 'sandpen: uv sync in the task failed; its tools run in the environment as it is' >&2\n\
+         : > {TASK_READY} ) >&2 &\n\
+         export VIRTUAL_ENV={WORKDIR}/.venv PATH={WORKDIR}/.venv/bin:$PATH\n"
     )
+}
+
+/// The CLI's settings (`--settings`) that hold each tool call until the task's environment is
+/// ready: a `PreToolUse` hook on every tool. The model's first turn runs meanwhile. The hook
+/// is a convenience, never a wall: a task that removes it only runs its tools early, in its
+/// own checkout.
+pub fn tool_gate() -> String {
+    let wait = format!("until [ -e {TASK_READY} ]; do sleep 0.1; done");
+    serde_json::json!({
+        "hooks": {"PreToolUse": [{"matcher": "*", "hooks": [
+            // A day: as long as a preparation may take, and longer than any task's first turn.
+            {"type": "command", "command": wait, "timeout": 86400}
+        ]}]}
+    })
+    .to_string()
 }
 
 /// Held by the preparation that makes the environment: two runs on the same lock at once
@@ -57,11 +83,22 @@ mod tests {
     #[test]
     fn a_task_copies_the_ready_environment_into_its_checkout_and_never_writes_it() {
         let s = task_shell();
+        let (waited, copied) = (
+            s.find("until [ -f /run/sandpen/env/.sandpen-ready ]").unwrap(),
+            s.find("cp -as /run/sandpen/env/.venv /workspace/.venv").unwrap(),
+        );
+        let marked = s.find(&format!(": > {TASK_READY}")).unwrap();
+        assert!(waited < copied && copied < marked, "{s}");
         assert!(
-            s.contains("cp -as /run/sandpen/env/.venv /workspace/.venv"),
-            "{s}"
+            s.contains(") >&2 &"),
+            "in the background, never on the CLI's stdout: {s}"
         );
         assert!(s.contains("[ ! -e /workspace/.venv ]"), "its own .venv is kept");
+        assert!(s.contains("export VIRTUAL_ENV=/workspace/.venv PATH=/workspace/.venv/bin:$PATH"));
+        let gate: serde_json::Value = serde_json::from_str(&tool_gate()).unwrap();
+        let hook = &gate["hooks"]["PreToolUse"][0];
+        assert_eq!(hook["matcher"], "*");
+        assert!(hook["hooks"][0]["command"].as_str().unwrap().contains(TASK_READY));
         assert!(
             CACHE_DIR.starts_with("/workspace/.venv/"),
             "on disk, ignored by git"

@@ -1,5 +1,5 @@
 //! A hermetic uv project for the warm-environment tests (`tests/warm.rs`, the Swarm's in
-//! `tests/swarm/cli.rs`): tiny wheels built by the test, served by `python3 -m http.server` as
+//! `tests/swarm/cli.rs`): tiny wheels built by the test, served by Python's `http.server` as
 //! a package index whose request log says what was fetched, and a repository locked to it.
 
 use std::path::Path;
@@ -42,6 +42,7 @@ pub struct Index {
     child: Child,
     log: std::path::PathBuf,
     pub host: String,
+    dir: std::path::PathBuf,
 }
 
 impl Index {
@@ -52,16 +53,23 @@ impl Index {
             .unwrap()
             .port();
         let log = dir.join("requests.log");
+        // `python3 -m http.server`, but a wheel waits first while the file `slow` says so
+        // (its seconds): a preparation that takes as long as a real one.
+        let server = format!(
+            "import functools, http.server, os, time\n\
+             class H(http.server.SimpleHTTPRequestHandler):\n\
+             \x20   def do_GET(self):\n\
+             \x20       slow = os.path.join(self.directory, 'slow')\n\
+             \x20       if self.path.endswith('.whl') and os.path.exists(slow):\n\
+             \x20           time.sleep(float(open(slow).read()))\n\
+             \x20       super().do_GET()\n\
+             h = functools.partial(H, directory={dir:?})\n\
+             http.server.ThreadingHTTPServer(({ip:?}, {port}), h).serve_forever()\n",
+            dir = dir.display().to_string(),
+            ip = ip.to_string(),
+        );
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                &ip.to_string(),
-                "--directory",
-            ])
-            .arg(dir)
+            .args(["-c", &server])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -71,7 +79,23 @@ impl Index {
             std::net::TcpStream::connect(&host).ok()
         });
         assert!(up.is_some(), "the index did not listen");
-        Self { child, log, host }
+        Self {
+            child,
+            log,
+            host,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Makes every wheel wait `secs` before it is sent (None: sent at once).
+    pub fn slow(&self, secs: Option<f64>) {
+        let path = self.dir.join("slow");
+        match secs {
+            Some(s) => std::fs::write(path, s.to_string()).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 
     /// How often `wheel` was fetched so far.

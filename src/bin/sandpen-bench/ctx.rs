@@ -83,7 +83,14 @@ impl Ctx {
         let file = self.work.path().join(format!("prompt-{}.md", self.next()));
         std::fs::write(&file, prompt).unwrap();
         let day = std::time::Duration::from_secs(86_400);
-        let cmd = sandpen::agent::command(50, day, std::time::Duration::from_secs(10), false, "");
+        let cmd = sandpen::agent::command(
+            50,
+            day,
+            std::time::Duration::from_secs(10),
+            false,
+            sandpen::agent::Venv::Uv,
+            "",
+        );
         let mounts = vec![
             format!("{}:/home/sandpen/.claude/agents:ro", self.agents.display()),
             format!("{}:{}:ro", file.display(), sandpen::agent::PROMPT_PATH),

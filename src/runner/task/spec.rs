@@ -14,18 +14,17 @@ use crate::workspace::OBJECTS_MOUNT;
 
 pub fn task_container<E: ContainerEngine>(ctx: &Ctx<E>, checkout: &Path) -> ContainerSpec {
     let mut spec = network_and_credentials(ctx, checkout);
-    // A warm environment: the shared volume read-only (the one rule, `warm`), or on a Swarm
-    // the image holding it as root's files; the task's own copy in its checkout, its package
-    // cache on that disk.
-    if let Some(env) = ctx.cfg.warm.as_ref().and_then(|w| w.usable()) {
-        match &env.image {
-            Some(image) => spec.image = image.clone(),
-            None => spec
-                .mounts
-                .push(BindMount::volume(&env.volume, warm::ENV_MOUNT, true)),
+    // A warm environment: the shared volume read-only (the one rule, `warm`), ready or still
+    // being prepared, or on a Swarm the image holding it as root's files; the task's own copy
+    // in its checkout (`command`), its package cache on that disk.
+    if let Some(from) = ctx.cfg.warm.as_ref().and_then(|w| w.start_from()) {
+        match from {
+            warm::StartFrom::Image(image) => spec.image = image.to_string(),
+            warm::StartFrom::Volume(volume) => {
+                spec.mounts.push(BindMount::volume(volume, warm::ENV_MOUNT, true))
+            }
         }
         spec.env.push(format!("UV_CACHE_DIR={}", warm::CACHE_DIR));
-        spec.cmd[2] = format!("{}{}", warm::task_shell(), spec.cmd[2]);
     }
     spec
 }
@@ -116,7 +115,22 @@ fn command<E: ContainerEngine>(ctx: &Ctx<E>, gated: bool) -> Vec<String> {
         true => ctx.in_place.as_ref().map_or("", |p| p.shell.as_str()),
         false => "",
     };
-    let cmd = agent::command(cfg.max_turns, task.timeout + cfg.grace, cfg.grace, gated, then);
+    let (lines, settings) = (warm::task_shell(), warm::tool_gate());
+    let venv = match cfg.warm.as_ref().and_then(|w| w.start_from()) {
+        Some(_) => agent::Venv::Warm {
+            lines: &lines,
+            settings: &settings,
+        },
+        None => agent::Venv::Uv,
+    };
+    let cmd = agent::command(
+        cfg.max_turns,
+        task.timeout + cfg.grace,
+        cfg.grace,
+        gated,
+        venv,
+        then,
+    );
     match super::session::resume(ctx) {
         Some(r) => agent::resumed(cmd, &r.session_id),
         None => cmd,

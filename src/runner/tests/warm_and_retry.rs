@@ -62,6 +62,82 @@ async fn the_environment_is_prepared_once_and_a_failed_one_fails_its_tasks_witho
     }
 }
 
+/// A preparation whose volume opens at once and that ends as `state` after `delay`.
+struct BesidePrep(crate::warm::EnvState, Duration);
+
+impl crate::warm::Prepare for BesidePrep {
+    fn open(&self) -> futures_util::future::BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(Some("sandpen-env-0123".to_string())))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        g: Option<&'a crate::gateway::GatewayHandle>,
+    ) -> futures_util::future::BoxFuture<'a, crate::warm::Environment> {
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            FakePrep(self.0, 0.into()).prepare(g).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn tasks_start_beside_the_preparation_and_a_failed_one_stops_them_as_failed() {
+    use crate::warm::{EnvState, Warm};
+    for state in [EnvState::Prepared, EnvState::Failed] {
+        let b = Behaviour { secs: 1.0, code: 0 };
+        let engine = FakeEngine::new([("a", b), ("b", b), ("c", b)]);
+        let (_dir, mut cfg) = config(2).await;
+        cfg.warm = Some(Warm::new(std::sync::Arc::new(BesidePrep(
+            state,
+            Duration::from_millis(300),
+        ))));
+        let (tx, mut rx) = EventSender::channel();
+        let seen = tokio::spawn(async move {
+            let mut order = Vec::new();
+            while let Some(e) = rx.recv().await {
+                match e {
+                    Event::TaskStarted { task, .. } => order.push(task),
+                    Event::Environment { .. } => order.push("environment".into()),
+                    _ => {}
+                }
+            }
+            order
+        });
+        // c depends on a: it starts after the environment's end, or never when that failed.
+        let tasks = vec![task("a", &[], 60), task("b", &[], 60), task("c", &["a"], 60)];
+        let r = execute(engine.clone(), Plan { tasks }, cfg, tx, Stop::default()).await;
+        let order = seen.await.unwrap();
+        let env_at = order.iter().position(|e| e == "environment").unwrap();
+        let before: std::collections::BTreeSet<_> = order[..env_at].iter().cloned().collect();
+        assert_eq!(before, ["a".to_string(), "b".into()].into(), "{order:?}");
+        let ended = |id: &str| r.tasks.iter().find(|t| t.id == id).unwrap().clone();
+        match state {
+            EnvState::Failed => {
+                for id in ["a", "b"] {
+                    let t = ended(id);
+                    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+                    assert!(t.message.as_deref().unwrap().contains("could not be prepared"));
+                    assert_eq!(t.environment, None);
+                }
+                let mut stopped = engine.stopped_tasks();
+                stopped.sort();
+                assert_eq!(stopped.len(), 2, "both stopped: {stopped:?}");
+                let c = ended("c");
+                assert_eq!(c.status, TaskStatus::Failed, "not started, failed for it: {c:?}");
+                assert!(c.container_id.is_none());
+            }
+            _ => {
+                for id in ["a", "b", "c"] {
+                    let t = ended(id);
+                    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+                    assert_eq!(t.environment.as_deref(), Some("sandpen-env-0123"));
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_retry_resumes_the_session_its_attempt_left_and_never_an_older_one() {
     use crate::agent::session::{self, Resume, SessionUse};
