@@ -1,4 +1,4 @@
-//! What the real-CLI tests share (tests/e2e.rs on one engine, tests/swarm/cli.rs on a Swarm):
+//! What the real-CLI tests share (tests/e2e/ on one engine, tests/swarm/cli.rs on a Swarm):
 //! the bundled WorkflowManager's sentences the model must see, the demo's repository with
 //! prompts, and the agent's own requests among what the scripted server recorded.
 
