@@ -53,6 +53,7 @@ fn rootful_podman_runs_the_core_suite() {
     sigint_leaves_nothing();
     sigkill_then_gc_leaves_nothing();
     gateway_mode(&pm);
+    warm_environment();
     let left = containers("label=sandpen.run");
     assert!(left.is_empty(), "containers left on Podman: {left:?}");
 }
@@ -103,6 +104,46 @@ printf 'exact:\001\377 tab\tend\n'
         "the output arrives byte for byte:\n{log}"
     );
     assert!(t["peak_memory_bytes"].as_u64().is_some(), "stats: {t:#}");
+}
+
+/// A uv project's warm environment on Podman: its volume made first, the tasks mounting it
+/// read-only beside the preparation (Podman fills and chowns a volume on its first mount, where
+/// Docker fills an empty one), the probe's `uv sync` writing it, each task's own copy.
+fn warm_environment() {
+    let repo = make_repo();
+    let p = repo.path();
+    std::fs::write(
+        p.join("pyproject.toml"),
+        "[project]\nname = \"pm\"\nversion = \"0\"\n",
+    )
+    .unwrap();
+    let lock = format!("version = 1 # {:?}\n", std::time::SystemTime::now());
+    std::fs::write(p.join("uv.lock"), lock).unwrap();
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    let check = "set -e\ntest \"$(cat .venv/probe-env)\" = 'probe env'\n\
+                 ! touch /run/sandpen/env/.venv/poison 2>/dev/null\n";
+    let toml = format!(
+        "[[task]]\nid = \"a\"\nprompt_text = '''\n{check}'''\n\n\
+         [[task]]\nid = \"b\"\nprompt_text = '''\n{check}'''\n"
+    );
+    let run = run_tasks(p, &toml, &[]);
+    let report = run.report();
+    let volume = report["environment"]["volume"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let _ = docker(&["volume", "rm", "-f", &volume]);
+    assert_eq!(report["environment"]["state"], "prepared", "{}", run.dump());
+    for t in ["a", "b"] {
+        assert_eq!(
+            field(task(&report, t), "status"),
+            "succeeded",
+            "{t}: {}",
+            run.dump()
+        );
+        assert_eq!(task(&report, t)["environment"], volume.as_str());
+    }
 }
 
 /// The hog lives on 2 s after its OOM kill. Podman on cgroup v1 never sets OOMKilled; sandpen

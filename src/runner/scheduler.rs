@@ -385,8 +385,8 @@ fn finish(
         result.environment = cfg
             .warm
             .as_ref()
-            .and_then(|w| w.usable())
-            .map(|e| e.volume.clone());
+            .and_then(|w| w.task_environment())
+            .map(String::from);
     }
     // Once, at its end, so every reporter shows the same lines (bounded reads of its logs).
     if !matches!(result.status, TaskStatus::Succeeded | TaskStatus::Skipped) {

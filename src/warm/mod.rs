@@ -170,9 +170,15 @@ impl Warm {
         self.ready.get()
     }
 
-    /// The volume a task started from: prepared, and not failed.
-    pub fn usable(&self) -> Option<&Environment> {
-        self.get().filter(|e| !e.failed())
+    /// The volume a task that got a container started from (its report's `environment`): the
+    /// one being prepared when it started, which a task that ended quickly may end before the
+    /// preparation is said done; None once the preparation failed.
+    pub fn task_environment(&self) -> Option<&str> {
+        match self.get() {
+            Some(e) if e.failed() => None,
+            Some(e) => Some(&e.volume),
+            None => self.opened.get().map(String::as_str),
+        }
     }
 
     /// Whether a task may start now: the environment is prepared, or its volume is open.

@@ -85,13 +85,14 @@ impl crate::warm::Prepare for BesidePrep {
 async fn tasks_start_beside_the_preparation_and_a_failed_one_stops_them_as_failed() {
     use crate::warm::{EnvState, Warm};
     for state in [EnvState::Prepared, EnvState::Failed] {
-        let b = Behaviour { secs: 1.0, code: 0 };
+        // Prepared: the tasks end before the preparation is said done, and still name the
+        // environment they started from. Failed: they run until stopped.
+        let secs = if state == EnvState::Failed { 5.0 } else { 0.05 };
+        let b = Behaviour { secs, code: 0 };
         let engine = FakeEngine::new([("a", b), ("b", b), ("c", b)]);
         let (_dir, mut cfg) = config(2).await;
-        cfg.warm = Some(Warm::new(std::sync::Arc::new(BesidePrep(
-            state,
-            Duration::from_millis(300),
-        ))));
+        let prep = BesidePrep(state, Duration::from_millis(500));
+        cfg.warm = Some(Warm::new(std::sync::Arc::new(prep)));
         let (tx, mut rx) = EventSender::channel();
         let seen = tokio::spawn(async move {
             let mut order = Vec::new();
@@ -110,7 +111,7 @@ async fn tasks_start_beside_the_preparation_and_a_failed_one_stops_them_as_faile
         let order = seen.await.unwrap();
         let env_at = order.iter().position(|e| e == "environment").unwrap();
         let before: std::collections::BTreeSet<_> = order[..env_at].iter().cloned().collect();
-        assert_eq!(before, ["a".to_string(), "b".into()].into(), "{order:?}");
+        assert!(before.contains("a") && before.contains("b"), "{order:?}");
         let ended = |id: &str| r.tasks.iter().find(|t| t.id == id).unwrap().clone();
         match state {
             EnvState::Failed => {
