@@ -111,39 +111,15 @@ printf 'exact:\001\377 tab\tend\n'
 /// Docker fills an empty one), the probe's `uv sync` writing it, each task's own copy.
 fn warm_environment() {
     let repo = make_repo();
-    let p = repo.path();
-    std::fs::write(
-        p.join("pyproject.toml"),
-        "[project]\nname = \"pm\"\nversion = \"0\"\n",
-    )
-    .unwrap();
-    let lock = format!("version = 1 # {:?}\n", std::time::SystemTime::now());
-    std::fs::write(p.join("uv.lock"), lock).unwrap();
-    git(p, &["add", "-A"]);
-    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    uv_index::probe_project(repo.path(), "pm");
     let check = "set -e\ntest \"$(cat .venv/probe-env)\" = 'probe env'\n\
                  ! touch /run/sandpen/env/.venv/poison 2>/dev/null\n";
     let toml = format!(
         "[[task]]\nid = \"a\"\nprompt_text = '''\n{check}'''\n\n\
          [[task]]\nid = \"b\"\nprompt_text = '''\n{check}'''\n"
     );
-    let run = run_tasks(p, &toml, &[]);
-    let report = run.report();
-    let volume = report["environment"]["volume"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let _ = docker(&["volume", "rm", "-f", &volume]);
-    assert_eq!(report["environment"]["state"], "prepared", "{}", run.dump());
-    for t in ["a", "b"] {
-        assert_eq!(
-            field(task(&report, t), "status"),
-            "succeeded",
-            "{t}: {}",
-            run.dump()
-        );
-        assert_eq!(task(&report, t)["environment"], volume.as_str());
-    }
+    let run = run_tasks(repo.path(), &toml, &[]);
+    uv_index::assert_prepared_for(&run, &["a", "b"]);
 }
 
 /// The hog lives on 2 s after its OOM kill. Podman on cgroup v1 never sets OOMKilled; sandpen

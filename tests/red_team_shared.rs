@@ -14,18 +14,7 @@ use common::*;
 fn no_task_changes_the_shared_environment() {
     let repo = make_repo();
     let p = repo.path();
-    std::fs::write(
-        p.join("pyproject.toml"),
-        "[project]\nname = \"rt\"\nversion = \"0\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        p.join("uv.lock"),
-        format!("version = 1 # {:?}\n", std::time::SystemTime::now()),
-    )
-    .unwrap();
-    git(p, &["add", "-A"]);
-    git(p, &["commit", "--quiet", "-m", "a uv project"]);
+    uv_index::probe_project(p, "rt");
     let env = "/run/sandpen/env";
     let attack = format!(
         "for w in 'touch {env}/.venv/poison' 'rm -rf {env}/.venv' 'rm -f {env}/.sandpen-ready' \
@@ -44,22 +33,7 @@ fn no_task_changes_the_shared_environment() {
          [[task]]\nid = \"after\"\ndepends_on = [\"attack\"]\nprompt_text = '''\nset -e\n{check}'''\n"
     );
     let run = run_tasks(p, &toml, &["--deps-from", "base"]);
-    let report = run.report();
-    let volume = report["environment"]["volume"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let _ = docker(&["volume", "rm", "-f", &volume]);
-    assert_eq!(report["environment"]["state"], "prepared", "{}", run.dump());
-    for t in ["attack", "after"] {
-        assert_eq!(
-            field(task(&report, t), "status"),
-            "succeeded",
-            "{t}:\n{}",
-            run.dump()
-        );
-        assert_eq!(task(&report, t)["environment"], volume.as_str());
-    }
+    uv_index::assert_prepared_for(&run, &["attack", "after"]);
 }
 
 /// The agent's session directory is the task's to write, and sandpen reads it on the host: a

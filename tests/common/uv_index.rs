@@ -162,3 +162,31 @@ pub fn script(tasks: &[(&str, &str)]) -> Script {
         overloaded: None,
     }
 }
+
+/// A committed uv project for the probe image, whose `uv sync` stands in for the real one
+/// (nothing fetched): a lock of its own each time, so its environment is new.
+pub fn probe_project(dir: &Path, name: &str) {
+    let pyproject = format!("[project]\nname = \"{name}\"\nversion = \"0\"\n");
+    std::fs::write(dir.join("pyproject.toml"), pyproject).unwrap();
+    let lock = format!("version = 1 # {:?}\n", std::time::SystemTime::now());
+    std::fs::write(dir.join("uv.lock"), lock).unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "--quiet", "-m", "a uv project"]);
+}
+
+/// The run prepared its environment and each of `tasks` succeeded from it; its volume is
+/// removed (first, whatever the assertions say).
+pub fn assert_prepared_for(run: &super::Run, tasks: &[&str]) {
+    let report = run.report();
+    let volume = report["environment"]["volume"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let _ = docker(&["volume", "rm", "-f", &volume]);
+    assert_eq!(report["environment"]["state"], "prepared", "{}", run.dump());
+    for t in tasks {
+        let entry = super::task(&report, t);
+        assert_eq!(super::field(entry, "status"), "succeeded", "{t}:\n{}", run.dump());
+        assert_eq!(entry["environment"], volume.as_str(), "{t} started from it");
+    }
+}
