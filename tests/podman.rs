@@ -58,7 +58,9 @@ fn rootful_podman_runs_the_core_suite() {
     assert!(left.is_empty(), "containers left on Podman: {left:?}");
 }
 
-/// Limits visible in the container's cgroup, the hardening, the output byte for byte.
+/// Limits visible in the container's cgroup, the hardening, the output byte for byte. The
+/// task lives 2 s, so its stats are read at least once (it ended in 0.36 s once in CI, before
+/// its first reading, and the stats check failed).
 fn limits_hardening_and_exact_output() {
     let repo = make_repo();
     let script = r#"
@@ -73,6 +75,7 @@ echo "uid=$(id -u)"
 grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t' | sed 's/:/=/'
 touch /etc/x 2>/dev/null && echo root=writable || echo root=read-only
 printf 'exact:\001\377 tab\tend\n'
+sleep 2
 "#;
     let toml = format!(
         "[[task]]\nid = \"limits\"\ncpus = 1.5\nmemory = \"200m\"\npids = 300\ntimeout = \"1m\"\nprompt_text = '''{script}'''\n"
